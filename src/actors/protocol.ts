@@ -1,0 +1,191 @@
+/**
+ * Every message that crosses a thread boundary, in one place.
+ *
+ * Hot frames (admit, tokens, done, cancel, pause) are short arrays with a numeric tag in slot 0,
+ * packed with msgpackr into a Uint8Array and posted with the buffer transferred. Control calls
+ * (init, status, shutdown) are comlink RPC on a separate port and use the object types at the end.
+ * `PROTOCOL_VERSION` travels in every worker's init reply; a mismatch stops the spawn.
+ *
+ * Switch on `m[0]` with a `never` default so a new message kind breaks the build wherever it is
+ * not handled.
+ */
+import { Packr } from 'msgpackr';
+import type { WireError } from '../errors.js';
+import type { FinishReason } from './gateway-types.js';
+
+export const PROTOCOL_VERSION = 1;
+
+export type RequestId = string & { readonly __brand: 'RequestId' };
+export type TokenId = number & { readonly __brand: 'TokenId' };
+
+export const T = {
+  Admit: 1,
+  Cancel: 2,
+  Pause: 3,
+  Resume: 4,
+  Started: 5,
+  Text: 6,
+  Done: 7,
+  Fail: 8,
+  Released: 9,
+  QueueDepth: 10,
+  EngineUp: 11,
+  EngineDown: 12,
+  Audit: 13,
+} as const;
+
+/** Sampling as the engine consumes it (already validated on the main thread). */
+export interface EngineSampling {
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  minP: number;
+  /** Always set: the gateway picks a random seed when the request gave none. */
+  seed: number;
+  stop: string[];
+  presencePenalty: number;
+  frequencyPenalty: number;
+  repeatPenalty: number;
+  /** Parallel arrays: token ids and biases (-Infinity bans). */
+  biasTokens: number[];
+  biasValues: number[];
+  ignoreEos: boolean;
+  minTokens: number;
+}
+
+/** What the scheduler and engine need to run one choice of one request. */
+export interface AdmitBody {
+  id: RequestId;
+  model: string;
+  tokens: number[];
+  sampling: EngineSampling;
+  /** Performance.timeOrigin-relative ms when the main thread enqueued it. */
+  enqueuedAt: number;
+  priority: number;
+}
+
+/** Timings (ms) and counts an engine reports when a choice ends. */
+export interface DoneStats {
+  promptTokens: number;
+  completionTokens: number;
+  queueMs: number;
+  prefillMs: number;
+  decodeMs: number;
+  /** Wall-clock ms between enqueue and the first generated token. */
+  ttftMs: number;
+}
+
+// ---- main -> scheduler (on the scheduler's hot port; the request port rides in the transfer list)
+export type AdmitFrame = [typeof T.Admit, AdmitBody];
+export type CancelFrame = [typeof T.Cancel, RequestId];
+export type EngineUpFrame = [typeof T.EngineUp, { model: string; worker: number; sequences: number }];
+export type EngineDownFrame = [typeof T.EngineDown, { model: string; worker: number }];
+export type ToScheduler = AdmitFrame | CancelFrame | EngineUpFrame | EngineDownFrame;
+
+// ---- scheduler -> main
+export type QueueDepthFrame = [typeof T.QueueDepth, { model: string; queued: number; active: number }];
+export type FromScheduler = QueueDepthFrame;
+
+// ---- scheduler -> engine (on the engine's link port; request port in the transfer list)
+export type ToEngine = AdmitFrame;
+
+// ---- engine -> scheduler (link port)
+export type ReleasedFrame = [typeof T.Released, RequestId];
+export type FromEngine = ReleasedFrame;
+
+// ---- engine -> main (on the request port)
+export type StartedFrame = [typeof T.Started, { queueMs: number }];
+/** Text released for the client, and how many tokens produced it. */
+export type TextFrame = [typeof T.Text, string, number];
+export type DoneFrame = [typeof T.Done, FinishReason, DoneStats];
+export type FailFrame = [typeof T.Fail, WireError];
+export type OnRequestPortFromEngine = StartedFrame | TextFrame | DoneFrame | FailFrame;
+
+// ---- main -> engine (on the request port)
+export type PauseFrame = [typeof T.Pause];
+export type ResumeFrame = [typeof T.Resume];
+export type OnRequestPortToEngine = CancelFrame | PauseFrame | ResumeFrame;
+
+// ---- main -> audit writer
+export interface AuditEvent {
+  ts: string;
+  event: 'completion' | 'error' | 'auth' | 'denial' | 'admin' | 'lifecycle';
+  requestId?: string | undefined;
+  keyId?: string | undefined;
+  tenant?: string | undefined;
+  model?: string | undefined;
+  adapter?: string | undefined;
+  route?: string | undefined;
+  status?: number | undefined;
+  decision?: string | undefined;
+  promptTokens?: number | undefined;
+  completionTokens?: number | undefined;
+  latencyMs?: number | undefined;
+  finishReason?: string | undefined;
+  /** SHA-256 hex of the prompt / response text, or the raw text in debug mode. */
+  prompt?: string | undefined;
+  response?: string | undefined;
+  traceparent?: string | undefined;
+  detail?: string | undefined;
+}
+export type AuditFrame = [typeof T.Audit, AuditEvent];
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+export function pack(frame: unknown): Uint8Array {
+  return packr.pack(frame);
+}
+
+export function unpack<F>(data: Uint8Array): F {
+  return packr.unpack(data) as F;
+}
+
+// ---- control RPC (comlink) ----
+
+export interface WorkerHello {
+  protocolVersion: number;
+}
+
+export interface EngineInit {
+  model: string;
+  modelPath: string;
+  worker: number;
+  threads: number;
+  sequences: number;
+  contextSize: number;
+  batchSize: number;
+  prefillChunk: number;
+}
+
+export interface EngineReady extends WorkerHello {
+  model: string;
+  worker: number;
+  sequences: number;
+  contextSize: number;
+  vocabSize: number;
+  trainContextSize: number;
+  architecture: string;
+  parameterCount: number;
+}
+
+export interface EngineStatus {
+  active: number;
+  paused: number;
+  steps: number;
+  /** Total tokens decoded in batches since start (prefill + generated). */
+  batchedTokens: number;
+  cancelled: number;
+}
+
+/** Tokenizer pool task (piscina; structured clone, not msgpack: it is request/response). */
+export interface TokenizeTask {
+  modelPath: string;
+  prompt:
+    | { kind: 'chat'; messages: { role: string; content: string; name?: string }[] }
+    | { kind: 'text'; text: string };
+}
+
+export interface TokenizeResult {
+  tokens: number[];
+}

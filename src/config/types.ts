@@ -1,0 +1,87 @@
+/**
+ * The validated, typed server configuration. Built once at start-up by `loadConfig()` from the
+ * embedded default, `config/server.yaml` (or `INFERFLUX_CONFIG`) and `INFERFLUX_*` overrides.
+ * Every field is resolved: no `auto` survives validation.
+ */
+
+export interface ModelEntry {
+  /** Id clients name in `model`. */
+  id: string;
+  /** Absolute path of the GGUF file. */
+  path: string;
+  /** Served when a request names no model. Exactly one entry is the default. */
+  default: boolean;
+  /** Backend label for metrics. Only `cpu` exists today. Defaults to `cpu`. */
+  backend: string;
+  /**
+   * When true and the file is missing, the server generates the demo model there at start.
+   * Only the built-in demo entry sets this.
+   */
+  generateIfMissing: boolean;
+}
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  /** Largest accepted request body. Defaults to 1 MiB. */
+  maxBodyBytes: number;
+  /** Seconds an idle keep-alive connection stays open (uWS default is 10). */
+  idleTimeoutSeconds: number;
+  /** Seconds between SSE heartbeat comment lines on an idle stream. Defaults to 15. */
+  sseHeartbeatSeconds: number;
+  /** Bytes buffered for a slow SSE reader before the stream is paused. Defaults to 256 KiB. */
+  sseMaxBufferedBytes: number;
+}
+
+export interface RuntimeConfig {
+  /** llama.cpp threads per engine worker. */
+  threadsPerWorker: number;
+  /** Sequences (parallel requests) per engine worker context. */
+  sequencesPerWorker: number;
+  /** Context length per sequence, in tokens. */
+  contextSize: number;
+  /** llama.cpp batch size (tokens per decode step, all sequences together). */
+  batchSize: number;
+  /** Largest chunk of one prompt evaluated in a single step, so running streams keep flowing. */
+  prefillChunk: number;
+  /** Cores the server may use; the sum of llama.cpp threads never exceeds it. */
+  cores: number;
+}
+
+export interface SchedulerConfig {
+  /** Engine (decode) workers per model. Each runs its own prefill in unified mode. */
+  decodePoolSize: number;
+  /** 0 = unified mode (prefill inside decode workers). Disaggregated mode arrives later. */
+  prefillPoolSize: number;
+  /** Requests waiting for a sequence, per model, before new ones get 429. */
+  maxQueue: number;
+  /** Tokenizer (chat template + tokenize) pool threads. */
+  tokenizerWorkers: number;
+}
+
+export interface LimitsConfig {
+  /** Upper bound for `max_tokens`. */
+  maxTokens: number;
+  /** Upper bound for `n`. */
+  maxN: number;
+  /** Upper bound for the number of stop sequences. */
+  maxStop: number;
+}
+
+export interface AuditConfig {
+  /** JSON-lines audit log path. */
+  path: string;
+  /** Log raw prompt and response text instead of their SHA-256. Defaults to false. */
+  debugMode: boolean;
+}
+
+export interface InferFluxConfig {
+  server: ServerConfig;
+  models: ModelEntry[];
+  runtime: RuntimeConfig;
+  scheduler: SchedulerConfig;
+  limits: LimitsConfig;
+  audit: AuditConfig;
+  /** Where the config came from, for the start-up log. */
+  source: string;
+}

@@ -1,0 +1,112 @@
+/**
+ * The one table of client-visible errors. Every error a client can see has an entry here; the
+ * HTTP edge renders it in OpenAI's shape (`{"error": {message, type, param, code}}`), and errors
+ * crossing threads travel as `WireError` data and are rebuilt from this table on the main thread,
+ * so nothing depends on `instanceof` across workers or on matching message text.
+ */
+
+export interface ErrorSpec {
+  readonly status: number;
+  /** OpenAI's `type` string. */
+  readonly type: string;
+  /** Stable machine code; equals the key of the table entry. */
+  readonly code: string;
+  /** Default message when the thrower gives none. */
+  readonly message: string;
+}
+
+function spec<const C extends string>(code: C, status: number, type: string, message: string) {
+  return { code, status, type, message } as const;
+}
+
+export const ERRORS = {
+  invalid_json: spec('invalid_json', 400, 'invalid_request_error', 'The request body is not valid JSON.'),
+  invalid_request: spec('invalid_request', 400, 'invalid_request_error', 'The request is invalid.'),
+  context_length_exceeded: spec(
+    'context_length_exceeded',
+    400,
+    'invalid_request_error',
+    "The prompt plus max_tokens exceeds the model's context length.",
+  ),
+  unauthorized: spec('unauthorized', 401, 'authentication_error', 'Missing or invalid credentials.'),
+  forbidden: spec('forbidden', 403, 'permission_error', 'The credentials lack the scope this route needs.'),
+  not_found: spec('not_found', 404, 'invalid_request_error', 'No such route.'),
+  model_not_found: spec('model_not_found', 404, 'invalid_request_error', 'The model does not exist.'),
+  method_not_allowed: spec('method_not_allowed', 405, 'invalid_request_error', 'Method not allowed on this route.'),
+  request_too_large: spec('request_too_large', 413, 'invalid_request_error', 'The request body is too large.'),
+  unsupported_media_type: spec(
+    'unsupported_media_type',
+    415,
+    'invalid_request_error',
+    'The request body must be application/json.',
+  ),
+  queue_full: spec('queue_full', 429, 'rate_limit_error', 'The server is at capacity; retry later.'),
+  internal_error: spec('internal_error', 500, 'server_error', 'Internal server error.'),
+  model_not_loaded: spec('model_not_loaded', 503, 'service_unavailable', 'No model is loaded.'),
+  worker_crashed: spec(
+    'worker_crashed',
+    503,
+    'service_unavailable',
+    'The engine worker serving this request stopped; the request was not completed. Retry it.',
+  ),
+  shutting_down: spec('shutting_down', 503, 'service_unavailable', 'The server is shutting down.'),
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error as it crosses a thread boundary: plain data, rebuilt on the other side. */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  param?: string | null;
+}
+
+export class InferFluxError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly type: string;
+  readonly param: string | null;
+  /** Seconds a client should wait before retrying (429/503); becomes `Retry-After`. */
+  readonly retryAfter: number | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    opts: { param?: string | null; cause?: unknown; retryAfter?: number } = {},
+  ) {
+    const entry = ERRORS[code];
+    super(message ?? entry.message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'InferFluxError';
+    this.code = code;
+    this.status = entry.status;
+    this.type = entry.type;
+    this.param = opts.param ?? null;
+    this.retryAfter = opts.retryAfter;
+  }
+
+  toWire(): WireError {
+    return { code: this.code, message: this.message, param: this.param };
+  }
+
+  static fromWire(wire: WireError): InferFluxError {
+    const code: ErrorCode = wire.code in ERRORS ? wire.code : 'internal_error';
+    return new InferFluxError(code, wire.message, { param: wire.param ?? null });
+  }
+
+  /** Anything thrown becomes an InferFluxError; unknown errors are internal and keep their cause. */
+  static from(err: unknown): InferFluxError {
+    if (err instanceof InferFluxError) return err;
+    return new InferFluxError('internal_error', undefined, { cause: err });
+  }
+}
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERRORS, code);
+}
+
+/** OpenAI's error envelope. */
+export function openAIErrorBody(err: InferFluxError): {
+  error: { message: string; type: string; param: string | null; code: string };
+} {
+  return { error: { message: err.message, type: err.type, param: err.param, code: err.code } };
+}

@@ -1,0 +1,143 @@
+/**
+ * Prometheus metrics, on the main thread. Names follow the seeds' "Required Prometheus Metrics"
+ * table; only metrics something actually measures are registered (a metric that can never move
+ * would lie on a dashboard). Workers report timings in their Done frames and the gateway observes
+ * them here; `/metrics` renders the registry at scrape time.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Latency buckets in seconds, from sub-millisecond steps to long generations. */
+const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly requestsTotal = new Counter({
+    name: 'inferflux_requests_total',
+    help: 'HTTP requests by route, model, backend and status code',
+    labelNames: ['route', 'model', 'backend', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly errorsTotal = new Counter({
+    name: 'inferflux_errors_total',
+    help: 'Requests that ended in an error, by model and error code',
+    labelNames: ['model', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly promptTokensTotal = new Counter({
+    name: 'inferflux_model_prompt_tokens_total',
+    help: 'Prompt tokens processed, by model',
+    labelNames: ['model', 'backend'] as const,
+    registers: [this.registry],
+  });
+
+  readonly completionTokensTotal = new Counter({
+    name: 'inferflux_model_completion_tokens_total',
+    help: 'Completion tokens generated, by model',
+    labelNames: ['model', 'backend'] as const,
+    registers: [this.registry],
+  });
+
+  readonly streamTokensTotal = new Counter({
+    name: 'inferflux_stream_tokens_total',
+    help: 'Tokens delivered over SSE streams',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly cancelledTotal = new Counter({
+    name: 'inferflux_cancelled_requests_total',
+    help: 'Generations stopped because the client went away',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly requestLatency = new Histogram({
+    name: 'inferflux_request_latency_seconds',
+    help: 'End-to-end request latency',
+    labelNames: ['model'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly ttft = new Histogram({
+    name: 'inferflux_ttft_seconds',
+    help: 'Time from request arrival to the first generated token',
+    labelNames: ['model'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly queueWait = new Histogram({
+    name: 'inferflux_queue_wait_seconds',
+    help: 'Time from enqueue to the first batch that includes the request',
+    labelNames: ['model'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly batchExec = new Histogram({
+    name: 'inferflux_batch_exec_seconds',
+    help: 'Total time the request spent in engine batches (prefill + decode)',
+    labelNames: ['model'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly prefillDuration = new Histogram({
+    name: 'inferflux_prefill_duration_seconds',
+    help: 'Prefill phase duration per request',
+    labelNames: ['model'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly decodeDuration = new Histogram({
+    name: 'inferflux_decode_duration_seconds',
+    help: 'Decode phase duration per request',
+    labelNames: ['model'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly queueDepth = new Gauge({
+    name: 'inferflux_scheduler_queue_depth',
+    help: 'Requests waiting in the scheduler queue for a free sequence',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly activeSequences = new Gauge({
+    name: 'inferflux_active_sequences',
+    help: 'Sequences currently generating, by model',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly workerRestarts = new Counter({
+    name: 'inferflux_worker_restarts_total',
+    help: 'Actor worker threads restarted after exiting unexpectedly, by pool',
+    labelNames: ['pool'] as const,
+    registers: [this.registry],
+  });
+
+  readonly auditDropped = new Counter({
+    name: 'inferflux_audit_write_errors_total',
+    help: 'Audit batches that failed to write (each is retried; nonzero means a disk problem)',
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'inferflux_process_' });
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
