@@ -1,0 +1,87 @@
+/**
+ * The embedded default configuration: the same text as `config/server.yaml` (a unit test keeps them
+ * identical), so `node dist/main.js` starts with no file on disk. Kept as YAML rather than an object
+ * so the documented file and the built-in default cannot drift in meaning.
+ */
+
+/** Path of the built-in demo model; only an entry with this raw path may be generated at start. */
+export const DEMO_MODEL_PATH = 'models/demo.gguf';
+
+/** Top-level sections owned by later work (auth, guardrails, rate limits, policy); accepted, ignored. */
+export const RESERVED_SECTIONS = ['auth', 'guardrails', 'rate_limit', 'policy'] as const;
+
+export const DEFAULT_CONFIG_YAML = `# InferFlux server configuration: the documented default.
+#
+# The same text is embedded in src/config/defaults.ts, so the server starts without this file; a
+# unit test keeps the two identical. Load order: embedded default, then this file (or the file named
+# by INFERFLUX_CONFIG), then INFERFLUX_* environment overrides. A bad value stops the server at
+# start with the key's path. \`auto\` values are sized from the machine.
+
+server:
+  # Interface to bind. 0.0.0.0 exposes the server to the network. Env: INFERFLUX_HOST.
+  host: 127.0.0.1
+  # TCP port; 0 picks a free one (tests). Env: INFERFLUX_PORT.
+  port: 8080
+  # Largest request body in bytes; larger bodies get 413 request_too_large. Env: INFERFLUX_MAX_BODY_BYTES.
+  max_body_bytes: 1048576
+  # Seconds an idle keep-alive connection stays open. uWebSockets.js fixes this at 10 s in its
+  # native layer, so this documents the effective value and must stay 10 until uWS exposes it.
+  idle_timeout_seconds: 10
+  # Seconds between \`: ping\` comment lines on an idle SSE stream (keeps proxies from closing it).
+  sse_heartbeat_seconds: 15
+  # Bytes buffered for a slow SSE reader before its generation is paused.
+  sse_max_buffered_bytes: 262144
+
+# Legacy single-model form. When set, it replaces \`models\` with one default entry whose id is the
+# file name without \`.gguf\`. Env: INFERFLUX_MODEL_PATH.
+model:
+  path: ""
+
+# Models to serve. Exactly one is the default (the first one if none says so).
+# Env: INFERFLUX_MODELS="id=llama3,path=/models/llama3.gguf,backend=cpu,default=true;id=..."
+models:
+  # The demo model is generated on first start if the file is missing.
+  - id: demo
+    path: models/demo.gguf
+    default: true
+    backend: cpu
+
+runtime:
+  # llama.cpp threads per engine worker; auto = cores / (models x decode workers).
+  # Env: INFERFLUX_THREADS_PER_WORKER.
+  threads_per_worker: auto
+  # Parallel sequences per engine worker context; auto = 4. Env: INFERFLUX_SEQUENCES_PER_WORKER.
+  sequences_per_worker: auto
+  # Context length per sequence, in tokens. Env: INFERFLUX_CONTEXT_SIZE.
+  context_size: 2048
+  # llama.cpp batch size: tokens per decode step over all sequences.
+  batch_size: 512
+  # Largest piece of one prompt evaluated per step, so running streams keep flowing.
+  prefill_chunk: 256
+  # Cores the server may use; auto = os.availableParallelism(). Env: INFERFLUX_CORES.
+  cores: auto
+
+scheduler:
+  # Engine (decode) workers per model; auto = cores / models. Env: INFERFLUX_DECODE_POOL_SIZE.
+  decode_pool_size: auto
+  # 0 = unified mode (prefill inside decode workers). Env: INFERFLUX_PREFILL_POOL_SIZE.
+  prefill_pool_size: 0
+  # Requests waiting for a sequence, per model, before new ones get 429.
+  max_queue: 256
+  # Tokenizer (chat template + tokenize) pool threads.
+  tokenizer_workers: 1
+
+limits:
+  # Upper bound for max_tokens / max_completion_tokens.
+  max_tokens: 4096
+  # Upper bound for n (choices per request).
+  max_n: 8
+  # Upper bound for the number of stop sequences.
+  max_stop: 4
+
+audit:
+  # JSON-lines audit log. Env: INFERFLUX_AUDIT_LOG.
+  path: logs/audit.log
+  # Log raw prompt and response text instead of their SHA-256. Env: INFERFLUX_AUDIT_DEBUG.
+  debug_mode: false
+`;

@@ -1,0 +1,308 @@
+/**
+ * Builds the typed `InferFluxConfig` once at start-up: embedded default, then `INFERFLUX_CONFIG`
+ * (or `config/server.yaml` under cwd), then `INFERFLUX_*` env overrides. Every leaf remembers
+ * which layer set it, so a bad value fails with its key path, the value and where it came from.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_CONFIG_YAML, DEMO_MODEL_PATH, RESERVED_SECTIONS } from './defaults.js';
+import { CONFIG_SCHEMA, RULES, SECTION_EXPECT } from './schema.js';
+import type { InferFluxConfig, ModelEntry } from './types.js';
+
+export class ConfigError extends Error {
+  /** Dotted key path of the offending value, e.g. `server.port`. */
+  readonly key: string;
+  constructor(key: string, message: string) {
+    super(`${key}: ${message}`);
+    this.name = 'ConfigError';
+    this.key = key;
+  }
+}
+
+type Raw = Record<string, unknown>;
+/** Dotted path -> where its value came from (`built-in default`, a file path, or an env name). */
+type Provenance = Map<string, string>;
+
+// Compiled once per process: the schema is static.
+const validate = new Ajv({ allErrors: false, strict: true }).compile(CONFIG_SCHEMA);
+
+function isMap(v: unknown): v is Raw {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function modelIdFromPath(p: string): string {
+  return path.basename(p).replace(/\.gguf$/i, '');
+}
+
+/** Turns one layer's legacy `model.path` into a model list and drops sections owned by later work. */
+function normaliseLayer(layer: unknown, source: string): Raw {
+  if (layer === null || layer === undefined) return {};
+  if (!isMap(layer)) throw new ConfigError('(root)', `${SECTION_EXPECT['']} (in ${source})`);
+  const out: Raw = { ...layer };
+  for (const s of RESERVED_SECTIONS) delete out[s];
+  const legacy = isMap(out.model) ? out.model.path : undefined;
+  if (typeof legacy === 'string' && legacy !== '') {
+    if (out.models !== undefined) {
+      throw new ConfigError('model.path', `set either model.path or models, not both (in ${source})`);
+    }
+    out.models = [{ id: modelIdFromPath(legacy), path: legacy, default: true }];
+  }
+  return out;
+}
+
+/** Objects merge key by key; arrays and scalars replace (a model list is one value). */
+function merge(target: Raw, layer: Raw, source: string, prov: Provenance, prefix = ''): void {
+  for (const [k, v] of Object.entries(layer)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (isMap(v) && isMap(target[k])) {
+      merge(target[k] as Raw, v, source, prov, key);
+    } else {
+      target[k] = isMap(v) ? structuredClone(v) : v;
+      markSource(v, key, source, prov);
+    }
+  }
+}
+
+function markSource(v: unknown, key: string, source: string, prov: Provenance): void {
+  prov.set(key, source);
+  if (isMap(v)) for (const [k, child] of Object.entries(v)) markSource(child, `${key}.${k}`, source, prov);
+}
+
+function readYamlFile(file: string): unknown {
+  try {
+    return parseYaml(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError('(file)', `cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+// ---- environment -------------------------------------------------------------------------------
+
+/** Env values stay strings unless they look like the target type, so errors show what was given. */
+function envInt(v: string): unknown {
+  const t = v.trim();
+  if (t === 'auto') return 'auto';
+  return /^-?\d+$/.test(t) ? Number(t) : v;
+}
+
+function envBool(v: string): unknown {
+  const t = v.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(t)) return true;
+  if (['0', 'false', 'no', 'off'].includes(t)) return false;
+  return v;
+}
+
+const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] = [
+  ['INFERFLUX_HOST', 'server.host', (v) => v],
+  ['INFERFLUX_PORT', 'server.port', envInt],
+  ['INFERFLUX_MAX_BODY_BYTES', 'server.max_body_bytes', envInt],
+  ['INFERFLUX_AUDIT_LOG', 'audit.path', (v) => v],
+  ['INFERFLUX_AUDIT_DEBUG', 'audit.debug_mode', envBool],
+  ['INFERFLUX_DECODE_POOL_SIZE', 'scheduler.decode_pool_size', envInt],
+  ['INFERFLUX_PREFILL_POOL_SIZE', 'scheduler.prefill_pool_size', envInt],
+  ['INFERFLUX_THREADS_PER_WORKER', 'runtime.threads_per_worker', envInt],
+  ['INFERFLUX_SEQUENCES_PER_WORKER', 'runtime.sequences_per_worker', envInt],
+  ['INFERFLUX_CONTEXT_SIZE', 'runtime.context_size', envInt],
+  ['INFERFLUX_CORES', 'runtime.cores', envInt],
+];
+
+/** `id=llama3,path=/m/a.gguf,backend=cpu,default=true;id=...` -> raw model entries. */
+export function parseModelsEnv(value: string): Raw[] {
+  const entries = value.split(';').map((s) => s.trim()).filter((s) => s !== '');
+  if (entries.length === 0) throw new ConfigError('models', 'INFERFLUX_MODELS names no model');
+  return entries.map((entry, i) => {
+    const out: Raw = {};
+    for (const part of entry.split(',')) {
+      const eq = part.indexOf('=');
+      const k = (eq < 0 ? part : part.slice(0, eq)).trim();
+      const v = eq < 0 ? '' : part.slice(eq + 1).trim();
+      if (!['id', 'path', 'backend', 'default'].includes(k)) {
+        throw new ConfigError(`models[${i}]`, `unknown field "${k}" in INFERFLUX_MODELS entry ${i + 1} (fields: id, path, backend, default)`);
+      }
+      out[k] = k === 'default' ? envBool(v) : v;
+    }
+    if (typeof out.path !== 'string' || out.path === '') {
+      throw new ConfigError(`models[${i}].path`, `is required (INFERFLUX_MODELS entry ${i + 1})`);
+    }
+    out.id ??= modelIdFromPath(out.path);
+    return out;
+  });
+}
+
+/** One override per set env var, as a one-key layer so provenance names the variable. */
+function envOverrides(env: NodeJS.ProcessEnv): { env: string; layer: Raw }[] {
+  const out: { env: string; layer: Raw }[] = [];
+  for (const [name, key, coerce] of ENV_SCALARS) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    const [section, leaf] = key.split('.') as [string, string];
+    out.push({ env: name, layer: { [section]: { [leaf]: coerce(v) } } });
+  }
+  const modelPath = env.INFERFLUX_MODEL_PATH;
+  const models = env.INFERFLUX_MODELS;
+  if (modelPath && models) throw new ConfigError('models', 'set INFERFLUX_MODEL_PATH or INFERFLUX_MODELS, not both');
+  if (modelPath) {
+    out.push({ env: 'INFERFLUX_MODEL_PATH', layer: { models: [{ id: modelIdFromPath(modelPath), path: modelPath, default: true }] } });
+  } else if (models) {
+    out.push({ env: 'INFERFLUX_MODELS', layer: { models: parseModelsEnv(models) } });
+  }
+  return out;
+}
+
+// ---- validation --------------------------------------------------------------------------------
+
+function valueAt(root: Raw, parts: string[]): unknown {
+  let cur: unknown = root;
+  for (const p of parts) cur = isMap(cur) || Array.isArray(cur) ? (cur as Record<string, unknown>)[p] : undefined;
+  return cur;
+}
+
+function sourceOf(prov: Provenance, parts: string[]): string {
+  // Model entries are one value per layer, so `models.0.id` comes from wherever `models` came from.
+  for (let n = parts.length; n > 0; n--) {
+    const s = prov.get(parts.slice(0, n).join('.'));
+    if (s) return s;
+  }
+  return 'built-in default';
+}
+
+function schemaError(e: ErrorObject, raw: Raw, prov: Provenance): ConfigError {
+  const parts = e.instancePath.split('/').slice(1);
+  const display = (ps: string[]) => ps.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : (i ? '.' : '') + p)).join('') || '(root)';
+  const ruleKey = parts.map((p) => (/^\d+$/.test(p) ? '[]' : p)).join('.').replace(/\.\[\]/g, '[]');
+  if (e.keyword === 'additionalProperties') {
+    const extra = String((e.params as { additionalProperty: string }).additionalProperty);
+    return new ConfigError(display([...parts, extra]), `unknown key (in ${sourceOf(prov, [...parts, extra])})`);
+  }
+  if (e.keyword === 'required') {
+    const missing = String((e.params as { missingProperty: string }).missingProperty);
+    return new ConfigError(display([...parts, missing]), `is required (in ${sourceOf(prov, parts)})`);
+  }
+  const expect = RULES[ruleKey]?.expect ?? SECTION_EXPECT[ruleKey] ?? (e.message ?? 'is invalid');
+  const got = JSON.stringify(valueAt(raw, parts));
+  return new ConfigError(display(parts), `${expect} (got ${got} from ${sourceOf(prov, parts)})`);
+}
+
+// ---- resolution --------------------------------------------------------------------------------
+
+interface RawModel {
+  id: string;
+  path: string;
+  default?: boolean;
+  backend?: string;
+}
+
+function resolveModels(list: RawModel[], cwd: string): ModelEntry[] {
+  const seen = new Set<string>();
+  for (const [i, m] of list.entries()) {
+    if (seen.has(m.id)) throw new ConfigError(`models[${i}].id`, `duplicate model id "${m.id}"`);
+    seen.add(m.id);
+  }
+  const marked = list.filter((m) => m.default === true);
+  if (marked.length > 1) {
+    throw new ConfigError('models', `exactly one model may be default (got ${marked.map((m) => m.id).join(', ')})`);
+  }
+  const defaultId = (marked[0] ?? list[0]!).id;
+  return list.map((m) => ({
+    id: m.id,
+    path: path.resolve(cwd, m.path),
+    default: m.id === defaultId,
+    backend: m.backend ?? 'cpu',
+    generateIfMissing: m.path === DEMO_MODEL_PATH,
+  }));
+}
+
+function autoOr(v: unknown, fallback: number): number {
+  return v === 'auto' ? fallback : (v as number);
+}
+
+export interface LoadConfigOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export function loadConfig({ env = process.env, cwd = process.cwd() }: LoadConfigOptions = {}): InferFluxConfig {
+  const prov: Provenance = new Map();
+  const raw: Raw = {};
+  merge(raw, normaliseLayer(parseYaml(DEFAULT_CONFIG_YAML), 'built-in default'), 'built-in default', prov);
+
+  let source = 'built-in default';
+  const explicit = env.INFERFLUX_CONFIG;
+  const file = explicit ? path.resolve(cwd, explicit) : path.join(cwd, 'config', 'server.yaml');
+  if (explicit && !existsSync(file)) throw new ConfigError('INFERFLUX_CONFIG', `file not found: ${file}`);
+  if (existsSync(file)) {
+    merge(raw, normaliseLayer(readYamlFile(file), file), file, prov);
+    source = file;
+  }
+
+  const overrides = envOverrides(env);
+  for (const o of overrides) merge(raw, o.layer, o.env, prov);
+  if (overrides.length > 0) source += ` + env (${overrides.map((o) => o.env).join(', ')})`;
+
+  if (!validate(raw)) throw schemaError(validate.errors![0]!, raw, prov);
+  return resolve(raw, cwd, source, prov);
+}
+
+function resolve(raw: Raw, cwd: string, source: string, prov: Provenance): InferFluxConfig {
+  const s = raw.server as Raw;
+  const r = raw.runtime as Raw;
+  const sch = raw.scheduler as Raw;
+  const lim = raw.limits as Raw;
+  const aud = raw.audit as Raw;
+  const models = resolveModels(raw.models as RawModel[], cwd);
+
+  const cores = autoOr(r.cores, os.availableParallelism());
+  // An explicit thread count shapes the auto pool size (not the other way round), so setting only
+  // INFERFLUX_THREADS_PER_WORKER never trips the budget check by itself.
+  const threadsSet = r.threads_per_worker !== 'auto';
+  const decodeSet = sch.decode_pool_size !== 'auto';
+  const decodePoolSize = autoOr(
+    sch.decode_pool_size,
+    Math.max(1, Math.floor(cores / (models.length * (threadsSet ? (r.threads_per_worker as number) : 1)))),
+  );
+  const threadsPerWorker = autoOr(r.threads_per_worker, Math.max(1, Math.floor(cores / (models.length * decodePoolSize))));
+  const explicitThreads = threadsSet || decodeSet;
+  const used = models.length * decodePoolSize * threadsPerWorker;
+  if (explicitThreads && used > cores) {
+    // llama.cpp threads spin-wait; oversubscribing cores made decode ~100x slower on small machines.
+    throw new ConfigError(
+      'runtime.threads_per_worker',
+      `${models.length} model(s) x ${decodePoolSize} decode worker(s) x ${threadsPerWorker} thread(s) = ${used} llama.cpp threads > ${cores} cores ` +
+        `(threads_per_worker ${threadsSet ? `from ${sourceOf(prov, ['runtime', 'threads_per_worker'])}` : 'auto'}, ` +
+        `decode_pool_size ${decodeSet ? `from ${sourceOf(prov, ['scheduler', 'decode_pool_size'])}` : 'auto'}); ` +
+        'lower them or raise runtime.cores',
+    );
+  }
+
+  return {
+    server: {
+      host: s.host as string,
+      port: s.port as number,
+      maxBodyBytes: s.max_body_bytes as number,
+      idleTimeoutSeconds: s.idle_timeout_seconds as number,
+      sseHeartbeatSeconds: s.sse_heartbeat_seconds as number,
+      sseMaxBufferedBytes: s.sse_max_buffered_bytes as number,
+    },
+    models,
+    runtime: {
+      threadsPerWorker,
+      sequencesPerWorker: autoOr(r.sequences_per_worker, 4),
+      contextSize: r.context_size as number,
+      batchSize: r.batch_size as number,
+      prefillChunk: r.prefill_chunk as number,
+      cores,
+    },
+    scheduler: {
+      decodePoolSize,
+      prefillPoolSize: sch.prefill_pool_size as number,
+      maxQueue: sch.max_queue as number,
+      tokenizerWorkers: sch.tokenizer_workers as number,
+    },
+    limits: { maxTokens: lim.max_tokens as number, maxN: lim.max_n as number, maxStop: lim.max_stop as number },
+    audit: { path: path.resolve(cwd, aud.path as string), debugMode: aud.debug_mode as boolean },
+    source,
+  };
+}

@@ -1,0 +1,180 @@
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_CONFIG_YAML } from '../../src/config/defaults.js';
+import { ConfigError, loadConfig, parseModelsEnv } from '../../src/config/load.js';
+
+/** A scratch cwd with an optional config/server.yaml. */
+function makeCwd(yaml?: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ifx-config-'));
+  if (yaml !== undefined) {
+    mkdirSync(path.join(dir, 'config'));
+    writeFileSync(path.join(dir, 'config', 'server.yaml'), yaml);
+  }
+  return dir;
+}
+
+/** Base env that pins the core count so thread sizing is deterministic on any machine. */
+const ENV = { INFERFLUX_CORES: '8' };
+
+function loadError(env: NodeJS.ProcessEnv, yaml?: string): ConfigError {
+  try {
+    loadConfig({ env, cwd: makeCwd(yaml) });
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected loadConfig to throw');
+}
+
+describe('config', () => {
+  it('loads the built-in default with every auto resolved', () => {
+    const cwd = makeCwd();
+    const cfg = loadConfig({ env: ENV, cwd });
+    expect(cfg).to.deep.equal({
+      server: {
+        host: '127.0.0.1',
+        port: 8080,
+        maxBodyBytes: 1048576,
+        idleTimeoutSeconds: 10,
+        sseHeartbeatSeconds: 15,
+        sseMaxBufferedBytes: 262144,
+      },
+      models: [{ id: 'demo', path: path.join(cwd, 'models/demo.gguf'), default: true, backend: 'cpu', generateIfMissing: true }],
+      runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, contextSize: 2048, batchSize: 512, prefillChunk: 256, cores: 8 },
+      scheduler: { decodePoolSize: 8, prefillPoolSize: 0, maxQueue: 256, tokenizerWorkers: 1 },
+      limits: { maxTokens: 4096, maxN: 8, maxStop: 4 },
+      audit: { path: path.join(cwd, 'logs/audit.log'), debugMode: false },
+      source: 'built-in default + env (INFERFLUX_CORES)',
+    });
+  });
+
+  it('cores auto = os.availableParallelism()', () => {
+    expect(loadConfig({ env: {}, cwd: makeCwd() }).runtime.cores).to.equal(os.availableParallelism());
+  });
+
+  it('config/server.yaml in the repo equals the embedded default', () => {
+    const file = readFileSync(new URL('../../config/server.yaml', import.meta.url), 'utf8');
+    expect(file).to.equal(DEFAULT_CONFIG_YAML);
+    expect(parseYaml(file)).to.be.an('object');
+  });
+
+  it('a YAML file under cwd overrides the default, deep-merged', () => {
+    const cwd = makeCwd('server:\n  port: 9000\nlimits:\n  max_n: 2\nauth:\n  api_keys: []\n');
+    const cfg = loadConfig({ env: ENV, cwd });
+    expect(cfg.server.port).to.equal(9000);
+    expect(cfg.server.host).to.equal('127.0.0.1');
+    expect(cfg.limits).to.deep.equal({ maxTokens: 4096, maxN: 2, maxStop: 4 });
+    expect(cfg.source).to.equal(`${path.join(cwd, 'config', 'server.yaml')} + env (INFERFLUX_CORES)`);
+  });
+
+  it('INFERFLUX_CONFIG names the file, and a missing one is an error', () => {
+    const dir = makeCwd();
+    const file = path.join(dir, 'other.yaml');
+    writeFileSync(file, 'models:\n  - id: a\n    path: /m/a.gguf\n  - id: b\n    path: m/b.gguf\n    default: true\n');
+    const cfg = loadConfig({ env: { ...ENV, INFERFLUX_CONFIG: file }, cwd: dir });
+    expect(cfg.models).to.deep.equal([
+      { id: 'a', path: '/m/a.gguf', default: false, backend: 'cpu', generateIfMissing: false },
+      { id: 'b', path: path.join(dir, 'm/b.gguf'), default: true, backend: 'cpu', generateIfMissing: false },
+    ]);
+    expect(loadError({ INFERFLUX_CONFIG: path.join(dir, 'nope.yaml') }).key).to.equal('INFERFLUX_CONFIG');
+  });
+
+  it('legacy model.path becomes the single default model', () => {
+    const cfg = loadConfig({ env: ENV, cwd: makeCwd('model:\n  path: /m/Llama-3.Q4.gguf\n') });
+    expect(cfg.models).to.deep.equal([
+      { id: 'Llama-3.Q4', path: '/m/Llama-3.Q4.gguf', default: true, backend: 'cpu', generateIfMissing: false },
+    ]);
+  });
+
+  it('applies each scalar env override', () => {
+    const cwd = makeCwd();
+    const cfg = loadConfig({
+      cwd,
+      env: {
+        INFERFLUX_HOST: '0.0.0.0',
+        INFERFLUX_PORT: '0',
+        INFERFLUX_MAX_BODY_BYTES: '2048',
+        INFERFLUX_AUDIT_LOG: 'var/a.log',
+        INFERFLUX_AUDIT_DEBUG: 'true',
+        INFERFLUX_CORES: '6',
+        INFERFLUX_DECODE_POOL_SIZE: '3',
+        INFERFLUX_PREFILL_POOL_SIZE: '1',
+        INFERFLUX_THREADS_PER_WORKER: '2',
+        INFERFLUX_SEQUENCES_PER_WORKER: '16',
+        INFERFLUX_CONTEXT_SIZE: '4096',
+      },
+    });
+    expect(cfg.server.host).to.equal('0.0.0.0');
+    expect(cfg.server.port).to.equal(0);
+    expect(cfg.server.maxBodyBytes).to.equal(2048);
+    expect(cfg.audit).to.deep.equal({ path: path.join(cwd, 'var/a.log'), debugMode: true });
+    expect(cfg.runtime).to.include({ cores: 6, threadsPerWorker: 2, sequencesPerWorker: 16, contextSize: 4096 });
+    expect(cfg.scheduler).to.include({ decodePoolSize: 3, prefillPoolSize: 1 });
+  });
+
+  it('INFERFLUX_MODEL_PATH replaces the model list with one default entry', () => {
+    const cfg = loadConfig({ env: { ...ENV, INFERFLUX_MODEL_PATH: '/models/tiny.gguf' }, cwd: makeCwd() });
+    expect(cfg.models).to.deep.equal([
+      { id: 'tiny', path: '/models/tiny.gguf', default: true, backend: 'cpu', generateIfMissing: false },
+    ]);
+  });
+
+  it('parses INFERFLUX_MODELS', () => {
+    expect(parseModelsEnv('id=llama3,path=/m/a.gguf,backend=cpu,default=true; path=/m/qwen.gguf ;')).to.deep.equal([
+      { id: 'llama3', path: '/m/a.gguf', backend: 'cpu', default: true },
+      { id: 'qwen', path: '/m/qwen.gguf' },
+    ]);
+    const cfg = loadConfig({ env: { INFERFLUX_CORES: '8', INFERFLUX_MODELS: 'id=a,path=/m/a.gguf;id=b,path=/m/b.gguf,default=true' }, cwd: makeCwd() });
+    expect(cfg.models.map((m) => [m.id, m.default])).to.deep.equal([['a', false], ['b', true]]);
+    // Two models share 8 cores: 4 decode workers each, 1 thread each.
+    expect(cfg.scheduler.decodePoolSize).to.equal(4);
+    expect(cfg.runtime.threadsPerWorker).to.equal(1);
+    expect(loadError({ INFERFLUX_MODELS: 'id=a,path=/a.gguf,colour=red' }).message).to.match(/^models\[0\]: unknown field "colour"/);
+    expect(loadError({ INFERFLUX_MODELS: 'id=a' }).key).to.equal('models[0].path');
+  });
+
+  it('bad values name the key, the value and its source', () => {
+    expect(loadError({ INFERFLUX_PORT: 'abc' }).message).to.equal(
+      'server.port: must be an integer 0..65535 (got "abc" from INFERFLUX_PORT)',
+    );
+    expect(loadError({ INFERFLUX_AUDIT_DEBUG: 'maybe' }).message).to.equal(
+      'audit.debug_mode: must be true or false (got "maybe" from INFERFLUX_AUDIT_DEBUG)',
+    );
+    const cwd = makeCwd('runtime:\n  context_size: 0\n');
+    try {
+      loadConfig({ env: ENV, cwd });
+      expect.fail('should throw');
+    } catch (err) {
+      expect((err as Error).message).to.equal(
+        `runtime.context_size: must be an integer 64..1048576 (got 0 from ${path.join(cwd, 'config', 'server.yaml')})`,
+      );
+    }
+    expect(loadError(ENV, 'models:\n  - id: "bad id"\n    path: x.gguf\n').key).to.equal('models[0].id');
+    expect(loadError(ENV, 'models:\n  - id: a\n    path: x.gguf\n    backend: cuda\n').key).to.equal('models[0].backend');
+  });
+
+  it('rejects unknown keys but accepts sections owned by later work', () => {
+    expect(loadError(ENV, 'server:\n  prot: 1\n').message).to.match(/^server\.prot: unknown key/);
+    expect(loadError(ENV, 'telemetry: {}\n').key).to.equal('telemetry');
+    expect(loadError(ENV, 'models:\n  - id: a\n    path: a.gguf\n    lora: x\n').key).to.equal('models[0].lora');
+    const cfg = loadConfig({ env: ENV, cwd: makeCwd('auth: {api_keys: []}\nguardrails: {}\nrate_limit: {}\npolicy: {}\n') });
+    expect(cfg.server.port).to.equal(8080);
+  });
+
+  it('rejects duplicate ids and several defaults', () => {
+    expect(loadError({ INFERFLUX_MODELS: 'id=a,path=/a.gguf;id=a,path=/b.gguf' }).message).to.equal('models[1].id: duplicate model id "a"');
+    expect(loadError({ INFERFLUX_MODELS: 'id=a,path=/a.gguf,default=1;id=b,path=/b.gguf,default=1' }).key).to.equal('models');
+  });
+
+  it('refuses an explicit thread budget above the cores', () => {
+    const err = loadError({ INFERFLUX_CORES: '4', INFERFLUX_DECODE_POOL_SIZE: '2', INFERFLUX_THREADS_PER_WORKER: '4' });
+    expect(err.key).to.equal('runtime.threads_per_worker');
+    expect(err.message).to.contain('= 8 llama.cpp threads > 4 cores');
+    // Threads alone shrink the auto pool instead of failing.
+    const cfg = loadConfig({ env: { INFERFLUX_CORES: '4', INFERFLUX_THREADS_PER_WORKER: '2' }, cwd: makeCwd() });
+    expect(cfg.scheduler.decodePoolSize).to.equal(2);
+  });
+});
