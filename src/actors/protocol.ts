@@ -79,13 +79,20 @@ export interface DoneStats {
 // ---- main -> scheduler (on the scheduler's hot port; the request port rides in the transfer list)
 export type AdmitFrame = [typeof T.Admit, AdmitBody];
 export type CancelFrame = [typeof T.Cancel, RequestId];
-export type EngineUpFrame = [typeof T.EngineUp, { model: string; worker: number; sequences: number }];
+/** An engine joined (or re-joined after a scheduler restart with `active` requests running). */
+export type EngineUpFrame = [typeof T.EngineUp, { model: string; worker: number; sequences: number; active: number }];
 export type EngineDownFrame = [typeof T.EngineDown, { model: string; worker: number }];
 export type ToScheduler = AdmitFrame | CancelFrame | EngineUpFrame | EngineDownFrame;
 
 // ---- scheduler -> main
 export type QueueDepthFrame = [typeof T.QueueDepth, { model: string; queued: number; active: number }];
 export type FromScheduler = QueueDepthFrame;
+
+/** How hot frames travel on a port: the packed frame, plus a transferred port where one rides along. */
+export interface Envelope {
+  f: Uint8Array;
+  port?: import('node:worker_threads').MessagePort;
+}
 
 // ---- scheduler -> engine (on the engine's link port; request port in the transfer list)
 export type ToEngine = AdmitFrame;
@@ -133,8 +140,26 @@ export type AuditFrame = [typeof T.Audit, AuditEvent];
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
+/**
+ * Pack a frame into its own right-sized buffer. msgpackr returns a view into a reused working
+ * buffer: transferring that would detach msgpackr's buffer, and cloning it would copy all of it.
+ */
 export function pack(frame: unknown): Uint8Array {
-  return packr.pack(frame);
+  return new Uint8Array(packr.pack(frame));
+}
+
+interface FramePort {
+  postMessage(value: unknown, transfer?: readonly (ArrayBuffer | import('node:worker_threads').MessagePort)[]): void;
+}
+
+/**
+ * Post a hot frame as an `Envelope`, transferring its bytes (no copy on the receiving side) and
+ * the port that rides along, if any.
+ */
+export function postFrame(port: FramePort, frame: unknown, ride?: import('node:worker_threads').MessagePort): void {
+  const f = pack(frame);
+  if (ride) port.postMessage({ f, port: ride }, [f.buffer as ArrayBuffer, ride]);
+  else port.postMessage({ f }, [f.buffer as ArrayBuffer]);
 }
 
 export function unpack<F>(data: Uint8Array): F {

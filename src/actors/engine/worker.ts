@@ -1,0 +1,315 @@
+/**
+ * Engine worker shell: one llama.cpp context of N sequences, driven one batch per step.
+ *
+ * Frames in: Admit from the scheduler on the link port (the request's MessagePort rides in the
+ * transfer list); Cancel/Pause/Resume from the main thread on each request port.
+ * Frames out: Started/Text/Done/Fail on the request port (straight to the main thread, no hop
+ * through the scheduler), Released on the link port so the scheduler can place the next request.
+ * Control (init, status, shutdown) is comlink RPC on `parentPort`.
+ */
+import { parentPort, type MessagePort } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { exposeRpc } from '../rpc.js';
+import { LlamaLogLevel, getLlama, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
+import { InferFluxError } from '../../errors.js';
+import {
+  PROTOCOL_VERSION,
+  T,
+  postFrame,
+  unpack,
+  type AdmitBody,
+  type EngineInit,
+  type Envelope,
+  type EngineReady,
+  type EngineStatus,
+  type OnRequestPortFromEngine,
+  type OnRequestPortToEngine,
+  type RequestId,
+  type ToEngine,
+} from '../protocol.js';
+import { BatchContext, type AddonSampler, type AddonSamplerConfig } from '../../runtime/llama/batch-adapter.js';
+import { EngineCore, type Emission, type SlotSampler } from './core.js';
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+/** Tokens of history the repetition penalties look at (llama.cpp's default penalty_last_n). */
+const PENALTY_WINDOW = 64;
+
+class LlamaSlotSampler implements SlotSampler {
+  private readonly history: number[] = [];
+  private readonly usesPenalty: boolean;
+
+  constructor(
+    readonly native: AddonSampler,
+    private readonly base: AddonSamplerConfig,
+    private readonly eog: Uint32Array,
+  ) {
+    this.usesPenalty = base.repeatPenaltyTokens !== undefined;
+  }
+
+  setEogBan(banned: boolean): void {
+    const cfg: AddonSamplerConfig = { ...this.base };
+    if (banned) {
+      const keys = new Uint32Array((this.base.tokenBiasKeys?.length ?? 0) + this.eog.length);
+      const values = new Float32Array(keys.length);
+      if (this.base.tokenBiasKeys) keys.set(this.base.tokenBiasKeys);
+      if (this.base.tokenBiasValues) values.set(this.base.tokenBiasValues);
+      keys.set(this.eog, this.base.tokenBiasKeys?.length ?? 0);
+      values.fill(-Infinity, this.base.tokenBiasKeys?.length ?? 0);
+      cfg.tokenBiasKeys = keys;
+      cfg.tokenBiasValues = values;
+    }
+    // Re-applying must hand the sampler its own history back, or llama.cpp rebuilds the
+    // penalty sampler empty (AddonSampler compares the given history with its ring buffer).
+    if (this.usesPenalty) cfg.repeatPenaltyTokens = Uint32Array.from(this.history.slice(-PENALTY_WINDOW));
+    this.native.applyConfig(cfg);
+  }
+
+  record(token: number): void {
+    if (!this.usesPenalty) return;
+    this.history.push(token);
+    if (this.history.length > PENALTY_WINDOW * 2) this.history.splice(0, this.history.length - PENALTY_WINDOW);
+  }
+
+  dispose(): void {
+    this.native.dispose();
+  }
+}
+
+function samplerConfig(req: AdmitBody): AddonSamplerConfig {
+  const s = req.sampling;
+  const cfg: AddonSamplerConfig = { temperature: s.temperature, seed: s.seed >>> 0 };
+  // Disabled filters are left out entirely: top_k 0 would otherwise sort the whole vocabulary.
+  if (s.topK > 0) cfg.topK = s.topK;
+  if (s.topP < 1) cfg.topP = s.topP;
+  if (s.minP > 0) cfg.minP = s.minP;
+  if (s.repeatPenalty !== 1 || s.presencePenalty !== 0 || s.frequencyPenalty !== 0) {
+    cfg.repeatPenalty = s.repeatPenalty;
+    cfg.repeatPenaltyPresencePenalty = s.presencePenalty;
+    cfg.repeatPenaltyFrequencyPenalty = s.frequencyPenalty;
+    cfg.repeatPenaltyMaxTokens = PENALTY_WINDOW;
+    cfg.repeatPenaltyTokens = new Uint32Array(0);
+  }
+  if (s.biasTokens.length > 0) {
+    cfg.tokenBiasKeys = Uint32Array.from(s.biasTokens);
+    cfg.tokenBiasValues = Float32Array.from(s.biasValues);
+  }
+  return cfg;
+}
+
+class EngineShell {
+  private llama!: Llama;
+  private model!: LlamaModel;
+  private context!: LlamaContext;
+  private batch!: BatchContext;
+  private core!: EngineCore<MessagePort>;
+  private eog!: Uint32Array;
+  private samplers = new Map<RequestId, LlamaSlotSampler>();
+  private seqSampler: (LlamaSlotSampler | null)[] = [];
+  private wake: (() => void) | null = null;
+  private stopping = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private init!: EngineInit;
+
+  /** Link to the scheduler; replaced when the scheduler restarts. */
+  private link: MessagePort | null = null;
+
+  async start(init: EngineInit): Promise<EngineReady> {
+    this.init = init;
+    this.llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: init.threads });
+    this.model = await this.llama.loadModel({ modelPath: init.modelPath, useMmap: true, gpuLayers: 0 });
+    this.context = await this.model.createContext({
+      contextSize: init.contextSize,
+      sequences: init.sequences,
+      batchSize: init.batchSize,
+      threads: init.threads,
+    });
+    this.batch = new BatchContext(this.llama, this.model, this.context);
+    const vocabSize = vocabSizeOf(this.model);
+    const eog: number[] = [];
+    for (let t = 0; t < vocabSize; t++) if (this.model.isEogToken(t as never)) eog.push(t);
+    this.eog = Uint32Array.from(eog);
+    const eogSet = new Set(eog);
+    this.core = new EngineCore<MessagePort>({
+      sequences: init.sequences,
+      contextSize: init.contextSize,
+      batchSize: this.context.batchSize,
+      prefillChunk: Math.min(init.prefillChunk, this.context.batchSize),
+      detokenize: (tokens, last) => this.model.detokenize(tokens as never[], false, last as never[]),
+      isEog: (t) => eogSet.has(t),
+    });
+    this.seqSampler = new Array(init.sequences).fill(null);
+    this.loopDone = this.loop();
+    const info = this.model.fileInfo;
+    return {
+      protocolVersion: PROTOCOL_VERSION,
+      model: init.model,
+      worker: init.worker,
+      sequences: init.sequences,
+      contextSize: init.contextSize,
+      vocabSize,
+      trainContextSize: this.model.trainContextSize,
+      architecture: String(info.metadata.general?.architecture ?? 'unknown'),
+      parameterCount: this.model.fileInsights.totalParameters ?? 0,
+    };
+  }
+
+  /** (Re)connect to the scheduler. In-flight requests carry on; their releases go to the new link. */
+  attach(link: MessagePort): void {
+    this.link?.close();
+    this.link = link;
+    link.on('message', (env: Envelope) => this.onLink(env));
+  }
+
+  status(): EngineStatus {
+    return this.core.status();
+  }
+
+  async shutdown(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.loopDone;
+    this.post(this.core.drain(now()));
+    await this.context.dispose();
+    await this.model.dispose();
+    await this.llama.dispose();
+  }
+
+  private onLink(env: Envelope): void {
+    const frame = unpack<ToEngine>(env.f);
+    switch (frame[0]) {
+      case T.Admit:
+        this.admit(frame[1], env.port!);
+        break;
+      default: {
+        const never: never = frame[0];
+        throw new Error(`engine: unknown link frame ${String(never)}`);
+      }
+    }
+  }
+
+  private admit(req: AdmitBody, port: MessagePort): void {
+    if (this.stopping) {
+      this.fail(port, new InferFluxError('shutting_down'));
+      return;
+    }
+    const sampler = new LlamaSlotSampler(this.batch.createSampler(), samplerConfig(req), this.eog);
+    if (!this.core.admit(req, port, sampler, now())) {
+      sampler.dispose();
+      this.fail(port, new InferFluxError('queue_full', 'No free sequence on this engine worker.', { retryAfter: 1 }));
+      this.released(req.id);
+      return;
+    }
+    this.samplers.set(req.id, sampler);
+    port.on('message', (env: Envelope) => {
+      const f = unpack<OnRequestPortToEngine>(env.f);
+      switch (f[0]) {
+        case T.Cancel:
+          this.core.cancel(req.id);
+          break;
+        case T.Pause:
+          this.core.setPaused(req.id, true);
+          break;
+        case T.Resume:
+          this.core.setPaused(req.id, false);
+          break;
+        default: {
+          const never: never = f[0];
+          throw new Error(`engine: unknown request frame ${String(never)}`);
+        }
+      }
+      this.wake?.();
+    });
+    // The main thread closing its end means the client is gone for good.
+    port.on('close', () => this.core.cancel(req.id));
+    this.wake?.();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      this.post(this.core.reapCancelled(now()));
+      const plan = this.core.plan(now());
+      if (plan.items.length === 0) {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = null;
+        continue;
+      }
+      const items = plan.items;
+      const logitIndexes = await this.batch.decode(items);
+      const sampled = new Int32Array(items.length).fill(-1);
+      const draws: Promise<void>[] = [];
+      for (let i = 0; i < items.length; i++) {
+        const idx = logitIndexes[i]!;
+        if (idx < 0) continue;
+        const sampler = this.samplers.get(this.requestIdAt(items[i]!.slot))!;
+        draws.push(
+          this.batch.sample(idx, sampler.native).then((tok) => {
+            sampled[i] = tok;
+            sampler.record(tok);
+          }),
+        );
+      }
+      await Promise.all(draws);
+      this.post(this.core.apply(plan, sampled, now()));
+      // Let port messages (admits, cancels) in before the next step.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private requestIdAt(seq: number): RequestId {
+    return this.core.requestAt(seq)!;
+  }
+
+  private post(emissions: Emission<MessagePort>[]): void {
+    for (const e of emissions) {
+      switch (e.kind) {
+        case 'started':
+          send(e.ref, [T.Started, { queueMs: e.queueMs }]);
+          break;
+        case 'text':
+          send(e.ref, [T.Text, e.text, e.tokens]);
+          break;
+        case 'done':
+          send(e.ref, [T.Done, e.reason, e.stats]);
+          e.ref.close();
+          this.samplers.delete(e.id);
+          this.batch.clearSequence(e.seq);
+          this.released(e.id);
+          break;
+        default: {
+          const never: never = e;
+          throw new Error(`engine: unknown emission ${String(never)}`);
+        }
+      }
+    }
+  }
+
+  private released(id: RequestId): void {
+    if (this.link) postFrame(this.link, [T.Released, id]);
+  }
+
+  private fail(port: MessagePort, err: InferFluxError): void {
+    send(port, [T.Fail, err.toWire()]);
+    port.close();
+  }
+}
+
+function send(port: MessagePort, frame: OnRequestPortFromEngine): void {
+  postFrame(port, frame);
+}
+
+function vocabSizeOf(model: LlamaModel): number {
+  const tokens = model.fileInfo.metadata.tokenizer?.ggml?.tokens;
+  if (Array.isArray(tokens)) return tokens.length;
+  throw new Error('model has no tokenizer.ggml.tokens');
+}
+
+const shell = new EngineShell();
+const api = {
+  start: (init: EngineInit) => shell.start(init),
+  attach: (link: MessagePort) => shell.attach(link),
+  status: () => shell.status(),
+  shutdown: () => shell.shutdown(),
+};
+export type EngineApi = typeof api;
+exposeRpc(api, parentPort!);

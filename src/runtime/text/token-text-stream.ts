@@ -1,0 +1,41 @@
+/**
+ * Turns generated token ids into text deltas. A token can end in the middle of a UTF-8
+ * character (byte-fallback tokens), and detokenizing it alone yields U+FFFD; such tokens are held
+ * until the character completes (or a small limit passes, for genuinely invalid bytes).
+ * SentencePiece vocabularies also need the previous tokens to place leading spaces correctly,
+ * so a short tail of released tokens is passed as context.
+ */
+export type Detokenize = (tokens: readonly number[], lastTokens: readonly number[]) => string;
+
+/** Tokens held at most before invalid bytes are released as U+FFFD (a UTF-8 char is <= 4 bytes). */
+const MAX_HELD_TOKENS = 4;
+/** Released tokens kept as detokenizer context. */
+const CONTEXT_TOKENS = 4;
+
+export class TokenTextStream {
+  private held: number[] = [];
+  private released: number[] = [];
+
+  constructor(private readonly detokenize: Detokenize) {}
+
+  /** Add one token; returns the text it completes ('' while it is held). */
+  push(token: number): string {
+    this.held.push(token);
+    const text = this.detokenize(this.held, this.released);
+    if (text.endsWith('\uFFFD') && this.held.length < MAX_HELD_TOKENS) return '';
+    return this.release(text);
+  }
+
+  /** Release whatever is held (generation ended). */
+  flush(): string {
+    if (this.held.length === 0) return '';
+    return this.release(this.detokenize(this.held, this.released));
+  }
+
+  private release(text: string): string {
+    this.released.push(...this.held);
+    if (this.released.length > CONTEXT_TOKENS) this.released = this.released.slice(-CONTEXT_TOKENS);
+    this.held = [];
+    return text;
+  }
+}

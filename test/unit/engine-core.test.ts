@@ -1,0 +1,161 @@
+import { expect } from 'chai';
+import { EngineCore, type Emission, type SlotSampler } from '../../src/actors/engine/core.js';
+import type { AdmitBody, EngineSampling, RequestId } from '../../src/actors/protocol.js';
+
+const EOG = 0;
+/** Token t renders as the letter at index t-1 ('a' = 1); EOG (0) renders empty. */
+const detok = (tokens: readonly number[]): string => tokens.map((t) => (t === EOG ? '' : String.fromCharCode(96 + t))).join('');
+
+function makeCore(opts: Partial<{ sequences: number; contextSize: number; batchSize: number; prefillChunk: number }> = {}) {
+  return new EngineCore<string>({
+    sequences: opts.sequences ?? 4,
+    contextSize: opts.contextSize ?? 64,
+    batchSize: opts.batchSize ?? 32,
+    prefillChunk: opts.prefillChunk ?? 8,
+    detokenize: (t) => detok(t),
+    isEog: (t) => t === EOG,
+  });
+}
+
+function sampling(over: Partial<EngineSampling> = {}): EngineSampling {
+  return {
+    maxTokens: 16, temperature: 0, topP: 1, topK: 0, minP: 0, seed: 1, stop: [],
+    presencePenalty: 0, frequencyPenalty: 0, repeatPenalty: 1, biasTokens: [], biasValues: [],
+    ignoreEos: false, minTokens: 0, ...over,
+  };
+}
+
+function req(id: string, promptLen: number, over: Partial<EngineSampling> = {}): AdmitBody {
+  return { id: id as RequestId, model: 'm', tokens: Array.from({ length: promptLen }, (_, i) => (i % 20) + 1), sampling: sampling(over), enqueuedAt: 0, priority: 0 };
+}
+
+class FakeSampler implements SlotSampler {
+  bans: boolean[] = [];
+  disposed = false;
+  setEogBan(b: boolean): void { this.bans.push(b); }
+  dispose(): void { this.disposed = true; }
+}
+
+function texts(ems: Emission<string>[], ref: string): string {
+  return ems.filter((e) => e.kind === 'text' && e.ref === ref).map((e) => (e as { text: string }).text).join('');
+}
+
+describe('EngineCore', () => {
+  it('prefills in chunks and puts every running sequence in each step', () => {
+    const core = makeCore({ prefillChunk: 8, batchSize: 32 });
+    core.admit(req('a', 3), 'A', new FakeSampler(), 0);
+    let plan = core.plan(1);
+    expect(plan.items).to.deep.equal([{ slot: 0, sequenceId: 0, position: 0, tokens: Uint32Array.of(1, 2, 3), wantLogits: true }]);
+    let ems = core.apply(plan, [5], 2);
+    expect(ems.map((e) => e.kind)).to.deep.equal(['started', 'text']);
+    expect(texts(ems, 'A')).to.equal('e');
+
+    // b arrives with a 20-token prompt: a decodes 1 token, b prefills a chunk of 8 in the same step
+    core.admit(req('b', 20), 'B', new FakeSampler(), 3);
+    plan = core.plan(4);
+    expect(plan.items.map((i) => [i.slot, i.position, i.tokens.length, i.wantLogits])).to.deep.equal([
+      [0, 3, 1, true],
+      [1, 0, 8, false],
+    ]);
+    ems = core.apply(plan, [6, -1], 5);
+    expect(texts(ems, 'A')).to.equal('f');
+    plan = core.plan(6);
+    expect(plan.items.map((i) => [i.slot, i.position, i.tokens.length, i.wantLogits])).to.deep.equal([
+      [0, 4, 1, true],
+      [1, 8, 8, false],
+    ]);
+    core.apply(plan, [7, -1], 7);
+    plan = core.plan(8);
+    expect(plan.items.map((i) => [i.slot, i.position, i.tokens.length, i.wantLogits])).to.deep.equal([
+      [0, 5, 1, true],
+      [1, 16, 4, true],
+    ]);
+  });
+
+  it('respects the batch budget: decodes first, prefill gets what is left', () => {
+    const core = makeCore({ batchSize: 4, prefillChunk: 8 });
+    core.admit(req('a', 2), 'A', new FakeSampler(), 0);
+    core.apply(core.plan(0), [3], 0);
+    core.admit(req('b', 10), 'B', new FakeSampler(), 0);
+    const plan = core.plan(1);
+    expect(plan.tokens).to.equal(4);
+    expect(plan.items.map((i) => i.tokens.length)).to.deep.equal([1, 3]);
+  });
+
+  it('finishes on EOG with reason stop, and on max_tokens with reason length', () => {
+    const core = makeCore();
+    core.admit(req('a', 2, { maxTokens: 3 }), 'A', new FakeSampler(), 0);
+    core.admit(req('b', 2), 'B', new FakeSampler(), 0);
+    let ems = core.apply(core.plan(0), [1, 1], 1);
+    ems = ems.concat(core.apply(core.plan(1), [2, EOG], 2));
+    const doneB = ems.find((e) => e.kind === 'done' && e.ref === 'B');
+    expect(doneB).to.include({ reason: 'stop' });
+    ems = core.apply(core.plan(2), [3], 3);
+    const doneA = ems.find((e) => e.kind === 'done');
+    expect(doneA).to.deep.include({ reason: 'length', ref: 'A' });
+    expect((doneA as { stats: { completionTokens: number } }).stats.completionTokens).to.equal(3);
+    expect(core.active).to.equal(0);
+  });
+
+  it('stops at a stop string without leaking any part of it', () => {
+    const core = makeCore();
+    core.admit(req('a', 1, { stop: ['cd'] }), 'A', new FakeSampler(), 0);
+    const out: Emission<string>[] = [];
+    for (const t of [1, 2, 3, 4, 5]) {
+      out.push(...core.apply(core.plan(0), [t], 0));
+      if (core.active === 0) break;
+    }
+    expect(texts(out, 'A')).to.equal('ab');
+    expect(out.at(-1)).to.deep.include({ kind: 'done', reason: 'stop' });
+  });
+
+  it('bans EOG until min_tokens, then lifts the ban', () => {
+    const core = makeCore();
+    const s = new FakeSampler();
+    core.admit(req('a', 1, { minTokens: 2 }), 'A', s, 0);
+    core.apply(core.plan(0), [1], 0);
+    core.apply(core.plan(0), [2], 0);
+    expect(s.bans).to.deep.equal([true, false]);
+  });
+
+  it('ignore_eos keeps the ban for the whole request', () => {
+    const core = makeCore();
+    const s = new FakeSampler();
+    core.admit(req('a', 1, { ignoreEos: true, maxTokens: 3 }), 'A', s, 0);
+    for (let i = 0; i < 3; i++) core.apply(core.plan(0), [1], 0);
+    expect(s.bans).to.deep.equal([true]);
+    expect(core.active).to.equal(0);
+  });
+
+  it('skips paused sequences and reaps cancelled ones without another batch', () => {
+    const core = makeCore();
+    const s = new FakeSampler();
+    core.admit(req('a', 1), 'A', s, 0);
+    core.admit(req('b', 1), 'B', new FakeSampler(), 0);
+    core.apply(core.plan(0), [1, 1], 0);
+    core.setPaused('a' as RequestId, true);
+    expect(core.plan(0).items.map((i) => i.slot)).to.deep.equal([1]);
+    core.setPaused('a' as RequestId, false);
+    core.cancel('a' as RequestId);
+    expect(core.plan(0).items.map((i) => i.slot)).to.deep.equal([1]);
+    const reaped = core.reapCancelled(1);
+    expect(reaped).to.have.length(1);
+    expect(reaped[0]).to.deep.include({ kind: 'done', reason: 'cancelled', ref: 'A', seq: 0 });
+    expect(s.disposed).to.equal(true);
+    expect(core.status().cancelled).to.equal(1);
+  });
+
+  it('ends with length when the context is full', () => {
+    const core = makeCore({ contextSize: 4 });
+    core.admit(req('a', 2, { maxTokens: 100 }), 'A', new FakeSampler(), 0);
+    core.apply(core.plan(0), [1], 0);
+    const ems = core.apply(core.plan(0), [2], 0);
+    expect(ems.at(-1)).to.deep.include({ kind: 'done', reason: 'length' });
+  });
+
+  it('refuses admission when every sequence is busy', () => {
+    const core = makeCore({ sequences: 1 });
+    expect(core.admit(req('a', 1), 'A', new FakeSampler(), 0)).to.equal(true);
+    expect(core.admit(req('b', 1), 'B', new FakeSampler(), 0)).to.equal(false);
+  });
+});
