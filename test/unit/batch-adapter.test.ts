@@ -1,0 +1,130 @@
+/**
+ * Contract test for the one module that drives node-llama-cpp internals. If an upgrade of
+ * node-llama-cpp changes `_ctx`, `_bindings.AddonSampler` or their behaviour, this fails loudly.
+ */
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LlamaLogLevel, getLlama, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
+import { BatchContext, PINNED_NODE_LLAMA_CPP } from '../../src/runtime/llama/batch-adapter.js';
+import { generateModel } from '../../src/runtime/gguf/generate.js';
+
+describe('BatchContext (node-llama-cpp internals contract)', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let llama: Llama;
+  let model: LlamaModel;
+  let context: LlamaContext;
+  let batch: BatchContext;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ifx-batch-'));
+    const { path } = await generateModel({ shape: 'tiny', seed: 7, outPath: join(dir, 'tiny.gguf') });
+    llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: 1 });
+    model = await llama.loadModel({ modelPath: path });
+    context = await model.createContext({ contextSize: 256, sequences: 2, threads: 1, batchSize: 64 });
+    batch = new BatchContext(llama, model, context);
+  });
+
+  after(async () => {
+    await context?.dispose();
+    await model?.dispose();
+    await llama?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is built against the pinned node-llama-cpp version', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../node_modules/node-llama-cpp/package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(pkg.version).to.equal(PINNED_NODE_LLAMA_CPP);
+    const own = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> };
+    expect(own.dependencies['node-llama-cpp']).to.equal(PINNED_NODE_LLAMA_CPP);
+  });
+
+  async function greedy(seq: number, prompt: number[], n: number): Promise<number[]> {
+    const sampler = batch.createSampler();
+    sampler.applyConfig({ temperature: 0 });
+    const out: number[] = [];
+    let [idx] = await batch.decode([{ sequenceId: seq, position: 0, tokens: Uint32Array.from(prompt), wantLogits: true }]);
+    for (let i = 0; i < n; i++) {
+      const tok = await batch.sample(idx!, sampler);
+      out.push(tok);
+      [idx] = await batch.decode([{ sequenceId: seq, position: prompt.length + i, tokens: Uint32Array.of(tok), wantLogits: true }]);
+    }
+    sampler.dispose();
+    return out;
+  }
+
+  it('greedy decoding through the batch API matches the public evaluate() path', async () => {
+    const prompt = model.tokenize('Hello there, how are you today?', false);
+    const ours = await greedy(0, [model.tokens.bos!, ...prompt], 12);
+    batch.clearSequence(0);
+
+    const ctx2 = await model.createContext({ contextSize: 256, threads: 1 });
+    const seq = ctx2.getSequence();
+    const theirs: number[] = [];
+    for await (const t of seq.evaluate([model.tokens.bos!, ...prompt], { temperature: 0 })) {
+      theirs.push(t);
+      if (theirs.length === 12) break;
+    }
+    await ctx2.dispose();
+    expect(ours).to.deep.equal(theirs);
+  });
+
+  it('two sequences in one batch give the same tokens as each alone', async () => {
+    const a = [model.tokens.bos!, ...model.tokenize('first prompt', false)];
+    const b = [model.tokens.bos!, ...model.tokenize('a different second prompt', false)];
+    const aloneA = await greedy(0, a, 8);
+    batch.clearSequence(0);
+    const aloneB = await greedy(1, b, 8);
+    batch.clearSequence(1);
+
+    const sa = batch.createSampler();
+    const sb = batch.createSampler();
+    sa.applyConfig({ temperature: 0 });
+    sb.applyConfig({ temperature: 0 });
+    let idx = await batch.decode([
+      { sequenceId: 0, position: 0, tokens: Uint32Array.from(a), wantLogits: true },
+      { sequenceId: 1, position: 0, tokens: Uint32Array.from(b), wantLogits: true },
+    ]);
+    const outA: number[] = [];
+    const outB: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const [ta, tb] = await Promise.all([batch.sample(idx[0]!, sa), batch.sample(idx[1]!, sb)]);
+      outA.push(ta);
+      outB.push(tb);
+      idx = await batch.decode([
+        { sequenceId: 0, position: a.length + i, tokens: Uint32Array.of(ta), wantLogits: true },
+        { sequenceId: 1, position: b.length + i, tokens: Uint32Array.of(tb), wantLogits: true },
+      ]);
+    }
+    sa.dispose();
+    sb.dispose();
+    batch.clearSequence(0);
+    batch.clearSequence(1);
+    expect(outA).to.deep.equal(aloneA);
+    expect(outB).to.deep.equal(aloneB);
+  });
+
+  it('a fixed seed reproduces sampled tokens; items without logits get index -1', async () => {
+    const prompt = [model.tokens.bos!, ...model.tokenize('seeded sampling', false)];
+    const run = async (): Promise<number[]> => {
+      const s = batch.createSampler();
+      s.applyConfig({ temperature: 1, seed: 42 });
+      const out: number[] = [];
+      let [idx] = await batch.decode([{ sequenceId: 0, position: 0, tokens: Uint32Array.from(prompt), wantLogits: true }]);
+      for (let i = 0; i < 10; i++) {
+        const t = await batch.sample(idx!, s);
+        out.push(t);
+        [idx] = await batch.decode([{ sequenceId: 0, position: prompt.length + i, tokens: Uint32Array.of(t), wantLogits: true }]);
+      }
+      s.dispose();
+      batch.clearSequence(0);
+      return out;
+    };
+    expect(await run()).to.deep.equal(await run());
+    const idx = await batch.decode([{ sequenceId: 1, position: 0, tokens: Uint32Array.from(prompt), wantLogits: false }]);
+    expect(Array.from(idx)).to.deep.equal([-1]);
+    batch.clearSequence(1);
+  });
+});
