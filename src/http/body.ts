@@ -1,0 +1,72 @@
+/**
+ * Reads a JSON request body. uWS has no body limit, so bytes are counted as they arrive and the
+ * request is answered 413 the moment the limit is passed, without buffering the rest. The caller
+ * must already have an abort handler attached (the dispatcher does it before calling any route).
+ */
+import type { HttpResponse } from 'uWebSockets.js';
+import { InferFluxError } from '../errors.js';
+import { exchangeOf } from './exchange.js';
+import { sendError } from './respond.js';
+import type { RequestContext } from './types.js';
+
+/**
+ * JSON, or no content-type, or curl's default: `curl -d '{...}'` without
+ * `-H 'content-type: application/json'` sends `application/x-www-form-urlencoded`.
+ */
+function isJsonType(contentType: string): boolean {
+  if (contentType === '') return true;
+  const mime = contentType.split(';', 1)[0]!.trim();
+  if (mime === 'application/json' || mime === 'application/x-www-form-urlencoded') return true;
+  return mime.startsWith('application/') && mime.endsWith('+json');
+}
+
+function tooLarge(limit: number): InferFluxError {
+  return new InferFluxError('request_too_large', `The request body exceeds ${limit} bytes.`);
+}
+
+/**
+ * Resolves with the parsed body. On a bad body it answers the client itself (413/415/400) and
+ * rejects with the same error, so the route just returns; it also rejects if the client leaves.
+ */
+export function readJsonBody(res: HttpResponse, ctx: RequestContext, limit: number): Promise<unknown> {
+  const ex = exchangeOf(res);
+  const fail = (err: InferFluxError, close = false): InferFluxError => {
+    sendError(res, err, { closeConnection: close });
+    return err;
+  };
+  if (!isJsonType(ctx.contentType)) {
+    // The body is never read, so the connection cannot be reused for the next request.
+    return Promise.reject(fail(new InferFluxError('unsupported_media_type'), true));
+  }
+  if (ctx.contentLength !== undefined && ctx.contentLength > limit) {
+    return Promise.reject(fail(tooLarge(limit), true));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    ex.abortHandlers.push(() => {
+      if (!settled) reject(new InferFluxError('invalid_request', 'The client closed the connection.'));
+      settled = true;
+    });
+    res.onData((chunk, isLast) => {
+      if (settled) return;
+      size += chunk.byteLength;
+      if (size > limit) {
+        settled = true;
+        reject(fail(tooLarge(limit), true));
+        return;
+      }
+      // uWS reuses (neuters) the ArrayBuffer after this callback returns: copy it.
+      chunks.push(Buffer.from(chunk.slice(0)));
+      if (!isLast) return;
+      settled = true;
+      const text = Buffer.concat(chunks, size).toString('utf8');
+      try {
+        resolve(JSON.parse(text));
+      } catch (err) {
+        reject(fail(new InferFluxError('invalid_json', `The request body is not valid JSON: ${(err as Error).message}`)));
+      }
+    });
+  });
+}

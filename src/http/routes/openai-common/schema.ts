@@ -1,0 +1,91 @@
+/**
+ * Sampling fields shared by `/v1/chat/completions` and `/v1/completions`, and their mapping onto
+ * the gateway's `SamplingParams`. Every numeric and array field is bounded: unbounded `n`,
+ * `max_tokens` and `stop` took vLLM down, and any NaN or out-of-range value reaching llama.cpp can
+ * abort the whole process. Unknown extra fields are allowed (clients send many).
+ */
+import type { SamplingParams } from '../../../actors/gateway-types.js';
+import type { LimitsConfig } from '../../../config/types.js';
+
+export interface SamplingBody {
+  model?: string;
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  seed?: number;
+  stop?: string | string[];
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  repeat_penalty?: number;
+  logit_bias?: Record<string, number>;
+  n?: number;
+  stream?: boolean;
+  stream_options?: { include_usage?: boolean } | null;
+  ignore_eos?: boolean;
+  min_tokens?: number;
+  user?: string;
+}
+
+const num = (minimum: number, maximum: number) => ({ type: 'number', minimum, maximum });
+const int = (minimum: number, maximum: number) => ({ type: 'integer', minimum, maximum });
+
+/** Property schemas for the shared fields, bounded by the configured limits. */
+export function samplingProperties(limits: LimitsConfig): Record<string, object> {
+  const stopString = { type: 'string', minLength: 1, maxLength: 256 };
+  return {
+    model: { type: 'string', minLength: 1, maxLength: 256 },
+    max_tokens: { anyOf: [int(1, limits.maxTokens), { type: 'null' }] },
+    max_completion_tokens: { anyOf: [int(1, limits.maxTokens), { type: 'null' }] },
+    temperature: num(0, 2),
+    top_p: num(0, 1),
+    // llama.cpp extension; 0 disables it.
+    top_k: int(0, 1000),
+    min_p: num(0, 1),
+    // llama.cpp seeds are uint32; -1 is llama.cpp's "random".
+    seed: int(-1, 4294967295),
+    stop: { anyOf: [stopString, { type: 'array', maxItems: limits.maxStop, items: stopString }, { type: 'null' }] },
+    presence_penalty: num(-2, 2),
+    frequency_penalty: num(-2, 2),
+    repeat_penalty: num(0, 2),
+    logit_bias: {
+      type: 'object',
+      maxProperties: 1024,
+      propertyNames: { pattern: '^(0|[1-9][0-9]{0,9})$' },
+      additionalProperties: num(-100, 100),
+    },
+    n: int(1, limits.maxN),
+    stream: { type: 'boolean' },
+    stream_options: {
+      anyOf: [{ type: 'object', properties: { include_usage: { type: 'boolean' } } }, { type: 'null' }],
+    },
+    ignore_eos: { type: 'boolean' },
+    min_tokens: int(0, limits.maxTokens),
+    user: { type: 'string', maxLength: 256 },
+  };
+}
+
+/**
+ * Defaults follow OpenAI's semantics: temperature 1, top_p 1, no top_k/min_p, no penalties;
+ * repeat_penalty 1 is llama.cpp's "off". `defaultMaxTokens` differs per route (see callers).
+ */
+export function toSamplingParams(body: SamplingBody, defaultMaxTokens: number | undefined): SamplingParams {
+  const stop = body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+  return {
+    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? defaultMaxTokens,
+    temperature: body.temperature ?? 1,
+    topP: body.top_p ?? 1,
+    topK: body.top_k ?? 0,
+    minP: body.min_p ?? 0,
+    seed: body.seed === undefined || body.seed === -1 ? undefined : body.seed,
+    stop,
+    presencePenalty: body.presence_penalty ?? 0,
+    frequencyPenalty: body.frequency_penalty ?? 0,
+    repeatPenalty: body.repeat_penalty ?? 1,
+    logitBias: body.logit_bias ?? {},
+    ignoreEos: body.ignore_eos ?? false,
+    minTokens: body.min_tokens ?? 0,
+  };
+}

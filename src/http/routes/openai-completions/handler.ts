@@ -1,0 +1,51 @@
+/**
+ * `POST /v1/completions`: parse, validate, map to a `GenerateInput`, run it. No engine logic.
+ */
+import type { HttpResponse } from 'uWebSockets.js';
+import type { PromptInput } from '../../../actors/gateway-types.js';
+import { InferFluxError } from '../../../errors.js';
+import { readJsonBody } from '../../body.js';
+import type { HttpDeps, RequestContext } from '../../types.js';
+import type { Validator } from '../../validate.js';
+import { toSamplingParams } from '../openai-common/schema.js';
+import { runGeneration, type Shape } from '../openai-common/run.js';
+import type { CompletionRequest } from './schema.js';
+
+/** OpenAI's (and vLLM's) default `max_tokens` for legacy completions. */
+export const DEFAULT_COMPLETION_MAX_TOKENS = 16;
+
+const completionShape: Shape = {
+  object: 'text_completion',
+  chunkObject: 'text_completion',
+  idPrefix: 'cmpl-',
+  textChoice: (index, text) => ({ index, text, logprobs: null, finish_reason: null }),
+  endChoice: (index, reason) => ({ index, text: '', logprobs: null, finish_reason: reason }),
+  finalChoice: (index, text, reason) => ({ index, text, logprobs: null, finish_reason: reason }),
+};
+
+function toPrompt(p: CompletionRequest['prompt']): PromptInput {
+  if (typeof p === 'string') return { kind: 'text', text: p };
+  const strings = p.filter((x) => typeof x === 'string').length;
+  if (strings === 0) return { kind: 'tokens', tokens: p as number[] };
+  if (strings === 1 && p.length === 1) return { kind: 'text', text: p[0] as string };
+  const why = strings === p.length ? 'batched prompts are not supported; send one prompt per request' : 'mixes text and token ids';
+  throw new InferFluxError('invalid_request', `Invalid value for 'prompt': ${why}.`, { param: 'prompt' });
+}
+
+export function completionHandler(deps: HttpDeps, validate: Validator<CompletionRequest>) {
+  return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
+    const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    runGeneration(res, deps, {
+      input: {
+        requestId: ctx.requestId,
+        model: body.model,
+        prompt: toPrompt(body.prompt),
+        params: toSamplingParams(body, DEFAULT_COMPLETION_MAX_TOKENS),
+        n: body.n ?? 1,
+      },
+      stream: body.stream === true,
+      includeUsage: body.stream_options?.include_usage === true,
+      shape: completionShape,
+    });
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * The HTTP edge on uWebSockets.js. One catch-all uWS handler copies what it needs from the
+ * stack-allocated request, attaches the abort handler before anything else (uWS #1296), normalises
+ * the path once and dispatches through our own router. Route families register themselves.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
+import { InferFluxError } from '../errors.js';
+import { attachExchange, type Exchange } from './exchange.js';
+import { sendError } from './respond.js';
+import { normalisePath, pathText, Router } from './router.js';
+import { register as registerChat } from './routes/openai-chat/index.js';
+import { register as registerCompletions } from './routes/openai-completions/index.js';
+import { register as registerModels } from './routes/models/index.js';
+import { register as registerOps } from './routes/ops/index.js';
+import type { HttpDeps, RequestContext } from './types.js';
+
+export interface HttpServer {
+  /** Starts listening; resolves with the bound port (config port 0 picks a free one). */
+  listen(): Promise<number>;
+  /**
+   * Stops accepting connections, lets in-flight requests finish for up to `deadlineMs`, then
+   * closes what is left (their generations are cancelled through the abort path).
+   */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+/** Client request ids are echoed only when short and plain, so logs and headers stay safe. */
+const SANE_REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+function requestIdFrom(header: string): string {
+  return SANE_REQUEST_ID.test(header) ? header : randomUUID();
+}
+
+export function buildRouter(deps: HttpDeps): Router {
+  const router = new Router();
+  registerOps(router, deps);
+  registerModels(router, deps);
+  registerChat(router, deps);
+  registerCompletions(router, deps);
+  return router;
+}
+
+export function createHttpServer(deps: HttpDeps): HttpServer {
+  const log = deps.log ?? (() => {});
+  const router = buildRouter(deps);
+  const inflight = new Set<HttpResponse>();
+  let listenSocket: us_listen_socket | undefined;
+  let closing = false;
+
+  const record = (ex: Exchange, startedAt: number, res: HttpResponse) => {
+    inflight.delete(res);
+    const model = ex.model || 'none';
+    deps.metrics.requestsTotal.inc({ route: ex.route, model, backend: 'cpu', status: String(ex.status) });
+    if (ex.errorCode) deps.metrics.errorsTotal.inc({ model, code: ex.errorCode });
+    deps.metrics.requestLatency.observe({ model }, (performance.now() - startedAt) / 1000);
+  };
+
+  const dispatch = (res: HttpResponse, req: HttpRequest): void => {
+    const startedAt = performance.now();
+    // Everything needed later is copied now: `req` is invalid after this function returns.
+    const method = req.getMethod();
+    const rawPath = req.getUrl();
+    const query = req.getQuery() ?? '';
+    const contentType = req.getHeader('content-type').toLowerCase();
+    const lengthHeader = req.getHeader('content-length');
+    const ex = attachExchange(res, requestIdFrom(req.getHeader('x-request-id')));
+    ex.onFinish = () => record(ex, startedAt, res);
+    inflight.add(res);
+
+    if (closing) return sendError(res, new InferFluxError('shutting_down'), { closeConnection: true });
+    const segments = normalisePath(rawPath);
+    if (segments === null) {
+      return sendError(res, new InferFluxError('invalid_request', 'The request path is not valid percent-encoding.'));
+    }
+    const path = pathText(segments);
+    const found = router.match(method, segments);
+    if (found.kind === 'not_found') {
+      return sendError(res, new InferFluxError('not_found', `No route for ${method.toUpperCase()} ${path}.`));
+    }
+    if (found.kind === 'method_not_allowed') {
+      ex.route = path;
+      const err = new InferFluxError('method_not_allowed', `${method.toUpperCase()} is not allowed on ${path}; use ${found.allow.join(', ')}.`);
+      // RFC 9110 requires Allow on a 405.
+      return sendError(res, err, { headers: { allow: found.allow.join(', ') } });
+    }
+    ex.route = found.route.pattern;
+    const ctx: RequestContext = {
+      method,
+      path,
+      params: found.params,
+      query,
+      contentType,
+      contentLength: /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined,
+      requestId: ex.requestId,
+      startedAt,
+    };
+    const onError = (err: unknown) => {
+      const e = InferFluxError.from(err);
+      if (e.code === 'internal_error') log(`request ${ex.requestId} ${method.toUpperCase()} ${path} failed: ${String(err)}`);
+      sendError(res, e);
+    };
+    try {
+      const ret = found.route.handler(res, ctx);
+      if (ret instanceof Promise) ret.catch(onError);
+    } catch (err) {
+      onError(err);
+    }
+  };
+
+  const app = uWS.App().any('/*', dispatch);
+
+  return {
+    listen() {
+      const { host, port } = deps.config.server;
+      return new Promise((resolve, reject) => {
+        app.listen(host, port, (socket) => {
+          if (!socket) return reject(new Error(`cannot listen on ${host}:${port}`));
+          listenSocket = socket;
+          const actual = uWS.us_socket_local_port(socket as unknown as uWS.us_socket);
+          log(`listening on http://${host}:${actual}`);
+          resolve(actual);
+        });
+      });
+    },
+    async close(deadlineMs = 5000) {
+      closing = true;
+      if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+      listenSocket = undefined;
+      const until = Date.now() + deadlineMs;
+      while (inflight.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      // What is still running past the deadline is cut; onAborted cancels its generation.
+      for (const res of [...inflight]) res.close();
+      inflight.clear();
+    },
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * Types shared by the HTTP edge: what a route handler receives. Handlers never touch `HttpRequest`
+ * (uWS stack-allocates it; it is dead after the first `await`), only this copied context.
+ */
+import type { HttpResponse } from 'uWebSockets.js';
+import type { Gateway } from '../actors/gateway-types.js';
+import type { InferFluxConfig } from '../config/types.js';
+import type { Metrics } from '../metrics.js';
+
+export interface HttpDeps {
+  config: InferFluxConfig;
+  gateway: Gateway;
+  metrics: Metrics;
+  log?: (msg: string) => void;
+}
+
+export interface RequestContext {
+  method: string;
+  /** Normalised path (see router.ts); the one form every later check sees. */
+  path: string;
+  /** Decoded path parameters by name, e.g. `{id: 'llama3'}` for `/v1/models/:id`. */
+  params: Record<string, string>;
+  query: string;
+  /** Lower-cased `content-type` header, '' when absent. */
+  contentType: string;
+  /** Declared `content-length`, or undefined (chunked bodies). */
+  contentLength: number | undefined;
+  requestId: string;
+  /** `performance.now()` at arrival. */
+  startedAt: number;
+}
+
+export type Handler = (res: HttpResponse, ctx: RequestContext) => void | Promise<void>;
+
+export type Method = 'get' | 'post';

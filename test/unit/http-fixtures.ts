@@ -1,0 +1,187 @@
+/**
+ * Shared pieces for the HTTP edge unit tests: a scripted fake Gateway, a test config, a server
+ * factory on port 0 and a raw-socket client (fetch normalises `..` and `%2e%2e` itself, so the
+ * path tests need bytes on the wire).
+ */
+import net from 'node:net';
+import type {
+  Gateway,
+  GenerateInput,
+  GenerationHandle,
+  ModelInfo,
+  ReadyReport,
+  TokenSink,
+} from '../../src/actors/gateway-types.js';
+import type { InferFluxConfig } from '../../src/config/types.js';
+import { Metrics } from '../../src/metrics.js';
+import { createHttpServer, type HttpServer } from '../../src/http/server.js';
+
+export const CREATED = 1_700_000_000;
+
+export function testConfig(server: Partial<InferFluxConfig['server']> = {}): InferFluxConfig {
+  return {
+    server: {
+      host: '127.0.0.1',
+      port: 0,
+      maxBodyBytes: 64 * 1024,
+      idleTimeoutSeconds: 10,
+      sseHeartbeatSeconds: 15,
+      sseMaxBufferedBytes: 256 * 1024,
+      ...server,
+    },
+    models: [{ id: 'tiny', path: '/m/tiny.gguf', default: true, backend: 'cpu', generateIfMissing: false }],
+    runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, contextSize: 2048, batchSize: 512, prefillChunk: 256, cores: 1 },
+    scheduler: { decodePoolSize: 1, prefillPoolSize: 0, maxQueue: 16, tokenizerWorkers: 1 },
+    limits: { maxTokens: 4096, maxN: 8, maxStop: 4 },
+    audit: { path: '/tmp/audit.log', debugMode: false },
+    source: 'test',
+  };
+}
+
+export type Script = (input: GenerateInput, sink: TokenSink, handle: FakeHandle) => void;
+
+export class FakeHandle implements GenerationHandle {
+  cancelled = false;
+  paused = false;
+  pauses = 0;
+  resumes = 0;
+  private waiters: (() => void)[] = [];
+  cancel(): void {
+    this.cancelled = true;
+    this.wake();
+  }
+  pause(): void {
+    this.paused = true;
+    this.pauses++;
+    this.wake();
+  }
+  resume(): void {
+    this.paused = false;
+    this.resumes++;
+    this.wake();
+  }
+  /** Resolves at the next cancel/pause/resume. */
+  changed(): Promise<void> {
+    return new Promise((r) => this.waiters.push(r));
+  }
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
+/** Emits `pieces` for every choice on later ticks, then ends with 'stop'. */
+export function emitText(pieces: string[], reason: 'stop' | 'length' = 'stop'): Script {
+  return (input, sink, handle) => {
+    const steps: (() => void)[] = [() => sink.onStart({ model: input.model ?? 'tiny', promptTokens: 5, created: CREATED })];
+    for (let c = 0; c < input.n; c++) {
+      for (const p of pieces) steps.push(() => sink.onText(c, p));
+      steps.push(() => sink.onChoiceEnd(c, reason, pieces.length));
+    }
+    steps.push(() => sink.onEnd({ promptTokens: 5, completionTokens: pieces.length * input.n }));
+    const next = () => {
+      if (handle.cancelled) return;
+      const step = steps.shift();
+      if (!step) return;
+      step();
+      setImmediate(next);
+    };
+    setImmediate(next);
+  };
+}
+
+export class FakeGateway implements Gateway {
+  script: Script = emitText(['Hello', ' world']);
+  ready = true;
+  inputs: GenerateInput[] = [];
+  handles: FakeHandle[] = [];
+
+  generate(input: GenerateInput, sink: TokenSink): GenerationHandle {
+    this.inputs.push(input);
+    const handle = new FakeHandle();
+    this.handles.push(handle);
+    this.script(input, sink, handle);
+    return handle;
+  }
+
+  models(): ModelInfo[] {
+    return [
+      {
+        id: 'tiny',
+        path: '/m/tiny.gguf',
+        created: CREATED,
+        ownedBy: 'inferflux',
+        isDefault: true,
+        contextSize: 2048,
+        architecture: 'llama',
+        trainContextSize: 4096,
+        parameterCount: 1000,
+        vocabSize: 256,
+        ready: this.ready,
+      },
+    ];
+  }
+
+  readiness(): ReadyReport {
+    return {
+      ready: this.ready,
+      models: [{ id: 'tiny', ready: this.ready }],
+      pools: [{ name: 'decode:tiny', workers: 1, ready: this.ready ? 1 : 0, restarts: 0 }],
+    };
+  }
+}
+
+export interface TestServer {
+  gateway: FakeGateway;
+  metrics: Metrics;
+  server: HttpServer;
+  port: number;
+  base: string;
+}
+
+export async function startServer(server: Partial<InferFluxConfig['server']> = {}): Promise<TestServer> {
+  const gateway = new FakeGateway();
+  const metrics = new Metrics({ defaultMetrics: false });
+  const srv = createHttpServer({ config: testConfig(server), gateway, metrics });
+  const port = await srv.listen();
+  return { gateway, metrics, server: srv, port, base: `http://127.0.0.1:${port}` };
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Sends raw bytes (connection: close) and parses the one response that comes back. */
+export function rawRequest(port: number, head: string, body = ''): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => sock.end(head + body));
+    const chunks: Buffer[] = [];
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('error', reject);
+    sock.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const [headText = '', ...rest] = text.split('\r\n\r\n');
+      const lines = headText.split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const l of lines.slice(1)) {
+        const i = l.indexOf(':');
+        headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+      }
+      resolve({ status: Number(lines[0]!.split(' ')[1]), headers, body: rest.join('\r\n\r\n') });
+    });
+  });
+}
+
+export function get(path: string): string {
+  return `GET ${path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n`;
+}
+
+/** Parses an SSE body into its `data:` payloads (JSON-decoded except `[DONE]`). */
+export function sseEvents(body: string): unknown[] {
+  return body
+    .split('\n\n')
+    .map((block) => block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n'))
+    .filter((d) => d !== '')
+    .map((d) => (d === '[DONE]' ? d : JSON.parse(d)));
+}
