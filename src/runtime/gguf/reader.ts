@@ -110,25 +110,31 @@ class Cursor {
     return at;
   }
 
-  async u8(what: string): Promise<number> {
-    return this.buf[await this.need(1, what)]!;
-  }
+  // Await `need` before touching `this.buf`: it may swap the buffer, and `this.buf.read(await …)`
+  // would evaluate the old buffer first.
   async u32(what: string): Promise<number> {
-    return this.buf.readUInt32LE(await this.need(4, what));
+    const o = await this.need(4, what);
+    return this.buf.readUInt32LE(o);
   }
   async u64(what: string): Promise<bigint> {
-    return this.buf.readBigUInt64LE(await this.need(8, what));
+    const o = await this.need(8, what);
+    return this.buf.readBigUInt64LE(o);
   }
-  /** A u64 that must fit a safe JS number and be at most `max`. */
-  async count(what: string, max: number, reason: GgufProblem = 'limit_exceeded'): Promise<number> {
+  /**
+   * A u64 count of items, each at least `minBytes` long: it must be at most `cap` (a sanity limit
+   * against huge allocations) and fit in the bytes left after it (else the file is truncated).
+   */
+  async count(what: string, cap: number, minBytes: number): Promise<number> {
     const at = this.pos;
     const v = await this.u64(what);
-    if (v > BigInt(max)) this.fail(reason, `${what} ${v} exceeds the limit ${max}`, at);
-    return Number(v);
+    if (v > BigInt(cap)) this.fail('limit_exceeded', `${what} ${v} exceeds the limit ${cap}`, at);
+    const n = Number(v);
+    if (n * minBytes > this.remaining()) this.fail('truncated', `${what} ${n} needs at least ${n * minBytes} bytes, only ${this.remaining()} left`, at);
+    return n;
   }
   async string(what: string): Promise<string> {
     const at = this.pos;
-    const len = await this.count(`${what} length`, Math.min(GGUF_LIMITS.maxStringBytes, Math.max(0, this.remaining() - 8)));
+    const len = await this.count(`${what} length`, GGUF_LIMITS.maxStringBytes, 1);
     const off = await this.need(len, what);
     try {
       return this.utf8.decode(this.buf.subarray(off, off + len));
@@ -184,9 +190,10 @@ async function parse(c: Cursor): Promise<GgufInfo> {
     const hint = version > 0xffff ? ' (big-endian files are not supported)' : '';
     c.fail('unsupported_version', `version ${version} is not 2 or 3${hint}`, 4);
   }
-  // Each tensor info takes >= 32 bytes and each kv >= 13, so the file size bounds the counts too.
-  const nTensors = await c.count('tensor_count', Math.min(GGUF_LIMITS.maxTensors, Math.floor(c.remaining() / 32)));
-  const nKv = await c.count('kv_count', Math.min(GGUF_LIMITS.maxKv, Math.floor(c.remaining() / 13)));
+  // A tensor info takes >= 33 bytes (8+1 name, 4 n_dims, 8 ne, 4 type, 8 offset) and a kv >= 14
+  // (8+1 key, 4 type, 1 value), so the file size alone rules out most absurd counts cheaply.
+  const nTensors = await c.count('tensor_count', GGUF_LIMITS.maxTensors, 33);
+  const nKv = await c.count('kv_count', GGUF_LIMITS.maxKv, 14);
 
   const metadata: Record<string, GgufMetaValue> = Object.create(null);
   const metadataTypes: Record<string, number> = Object.create(null);
@@ -203,7 +210,7 @@ async function parse(c: Cursor): Promise<GgufInfo> {
       if (elemType === GgufValueType.ARRAY) c.fail('bad_value', `"${key}" is a nested array`);
       const minSize = elemType === GgufValueType.STRING ? 8 : GGUF_SCALAR_SIZE[elemType];
       if (minSize === undefined) c.fail('bad_value', `"${key}" has unknown element type ${elemType}`);
-      const n = await c.count(`length of "${key}"`, Math.min(GGUF_LIMITS.maxArrayLength, Math.floor(c.remaining() / minSize)));
+      const n = await c.count(`length of "${key}"`, GGUF_LIMITS.maxArrayLength, minSize);
       const arr: GgufScalar[] = new Array(n);
       for (let j = 0; j < n; j++) arr[j] = await c.scalar(elemType, `"${key}"[${j}]`);
       arrayTypes[key] = elemType;
