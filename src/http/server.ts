@@ -131,7 +131,13 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       const until = Date.now() + deadlineMs;
       while (inflight.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       // What is still running past the deadline is cut; onAborted cancels its generation.
-      for (const res of [...inflight]) res.close();
+      for (const res of [...inflight]) {
+        try {
+          res.close();
+        } catch {
+          // Already gone: uWS freed it between our bookkeeping and now.
+        }
+      }
       inflight.clear();
     },
   };

@@ -44,7 +44,7 @@ function valueAt(body: unknown, instancePath: string): unknown {
   return cur;
 }
 
-function describe(v: unknown): string {
+function preview(v: unknown): string {
   const s = JSON.stringify(v);
   return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
@@ -78,10 +78,10 @@ export function toInvalidRequest(errors: ErrorObject[], body: unknown): InferFlu
   if (first.keyword === 'required') {
     message = `Missing required parameter: '${param}'.`;
   } else if (first.keyword === 'propertyNames') {
-    message = `Invalid key in '${paramOf(first.instancePath, body)}': ${describe((first.params as { propertyName: string }).propertyName)} (must be a token id).`;
+    message = `Invalid key in '${paramOf(first.instancePath, body)}': ${preview((first.params as { propertyName: string }).propertyName)} (must be a token id).`;
   } else {
     const what = [...new Set(chosen.map((e) => e.message ?? 'is invalid'))].join(' or ');
-    message = `Invalid value for '${param}': ${what} (got ${describe(valueAt(body, at))}).`;
+    message = `Invalid value for '${param}': ${what} (got ${preview(valueAt(body, at))}).`;
   }
   if (at === '') return new InferFluxError('invalid_request', `The request body ${first.message ?? 'is invalid'}.`);
   return new InferFluxError('invalid_request', message, {

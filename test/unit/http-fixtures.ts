@@ -152,10 +152,13 @@ export interface RawResponse {
   body: string;
 }
 
-/** Sends raw bytes (connection: close) and parses the one response that comes back. */
+/**
+ * Sends raw bytes (with `connection: close`) and parses the one response that comes back. The
+ * socket is not half-closed: uWS treats a client FIN as the client leaving.
+ */
 export function rawRequest(port: number, head: string, body = ''): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1', () => sock.end(head + body));
+    const sock = net.connect(port, '127.0.0.1', () => sock.write(head + body));
     const chunks: Buffer[] = [];
     sock.on('data', (d) => chunks.push(d));
     sock.on('error', reject);
@@ -184,4 +187,10 @@ export function sseEvents(body: string): unknown[] {
     .map((block) => block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n'))
     .filter((d) => d !== '')
     .map((d) => (d === '[DONE]' ? d : JSON.parse(d)));
+}
+
+/** `Response.json()` is typed `unknown`; tests inspect bodies freely. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function json(r: Response): Promise<any> {
+  return r.json();
 }

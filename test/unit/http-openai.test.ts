@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import OpenAI from 'openai';
 import { InferFluxError } from '../../src/errors.js';
-import { CREATED, emitText, sseEvents, startServer, type TestServer } from './http-fixtures.js';
+import { CREATED, json, sseEvents, startServer, type TestServer } from './http-fixtures.js';
 
 function post(t: TestServer, path: string, body: unknown, headers: Record<string, string> = {}) {
   return fetch(t.base + path, {
@@ -44,7 +44,7 @@ describe('http: OpenAI routes', () => {
     expect(r.status).to.equal(200);
     expect(r.headers.get('content-type')).to.equal('application/json');
     expect(r.headers.get('x-request-id')).to.match(/^[0-9a-f-]{36}$/);
-    expect(withoutId(await r.json(), 'chatcmpl-')).to.deep.equal({
+    expect(withoutId(await json(r), 'chatcmpl-')).to.deep.equal({
       object: 'chat.completion',
       created: CREATED,
       model: 'tiny',
@@ -91,7 +91,7 @@ describe('http: OpenAI routes', () => {
     for (const path of ['/v1/completions', '/api/v0/completions']) {
       const r = await post(t, path, { prompt: ['Once'], max_tokens: 3 });
       expect(r.status).to.equal(200);
-      expect(withoutId(await r.json(), 'cmpl-')).to.deep.equal({
+      expect(withoutId(await json(r), 'cmpl-')).to.deep.equal({
         object: 'text_completion',
         created: CREATED,
         model: 'tiny',
@@ -103,7 +103,7 @@ describe('http: OpenAI routes', () => {
     expect(t.gateway.inputs[0]!.prompt).to.deep.equal({ kind: 'text', text: 'Once' });
     expect(t.gateway.inputs[0]!.model).to.equal(undefined);
     // Token-id prompts pass through; the default max_tokens for completions is OpenAI's 16.
-    await (await post(t, '/v1/completions', { prompt: [1, 2, 3] })).json();
+    await json(await post(t, '/v1/completions', { prompt: [1, 2, 3] }));
     expect(t.gateway.inputs[2]!.prompt).to.deep.equal({ kind: 'tokens', tokens: [1, 2, 3] });
     expect(t.gateway.inputs[2]!.params.maxTokens).to.equal(16);
   });
@@ -174,7 +174,7 @@ describe('http: OpenAI routes', () => {
   it('malformed JSON is 400 invalid_json', async () => {
     const r = await post(t, '/v1/chat/completions', '{"messages": [');
     expect(r.status).to.equal(400);
-    const body = await r.json();
+    const body = await json(r);
     expect(body.error).to.include({ type: 'invalid_request_error', code: 'invalid_json', param: null });
   });
 
@@ -197,13 +197,13 @@ describe('http: OpenAI routes', () => {
     for (const [body, param] of cases) {
       const r = await post(t, '/v1/chat/completions', body);
       expect(r.status, JSON.stringify(body).slice(0, 80)).to.equal(400);
-      const { error } = await r.json();
+      const { error } = await json(r);
       expect(error.code).to.equal('invalid_request');
       expect(error.param, JSON.stringify(body).slice(0, 80)).to.equal(param);
       expect(error.message).to.be.a('string').and.contain(param);
     }
     const r = await post(t, '/v1/completions', { prompt: ['a', 'b'] });
-    expect((await r.json()).error.param).to.equal('prompt');
+    expect((await json(r)).error.param).to.equal('prompt');
     expect(t.gateway.inputs).to.have.length(0);
   });
 
@@ -219,7 +219,7 @@ describe('http: OpenAI routes', () => {
       for (const stream of [false, true]) {
         const r = await post(t, '/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], stream });
         expect(r.status).to.equal(status);
-        expect(await r.json()).to.deep.equal({ error: { message: err.message, type: err.type, param: err.param, code: err.code } });
+        expect(await json(r)).to.deep.equal({ error: { message: err.message, type: err.type, param: err.param, code: err.code } });
         expect(r.headers.get('retry-after')).to.equal(err.retryAfter === undefined ? null : '2');
       }
     }
@@ -229,7 +229,7 @@ describe('http: OpenAI routes', () => {
     };
     const r = await post(t, '/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }] });
     expect(r.status).to.equal(500);
-    expect((await r.json()).error.code).to.equal('internal_error');
+    expect((await json(r)).error.code).to.equal('internal_error');
   });
 
   it('openai client sees 404 model_not_found and 429 as APIErrors', async () => {
