@@ -170,6 +170,17 @@ describe('gguf writer/reader round trip', () => {
     }
   });
 
+  it('reads arrays that straddle the reader\'s 1 MiB window', async () => {
+    const strings = Array.from({ length: 100_000 }, (_, i) => `piece-${i}-${'x'.repeat(i % 17)}`);
+    const floats = Float32Array.from({ length: 400_000 }, (_, i) => i / 4);
+    const path = join(dir, 'big-arrays.gguf');
+    await writeGguf(path, [['s', gv.strings(strings)], ['f', gv.f32s(floats)], ['after', gv.string('end')]], []);
+    const info = await readGgufHeader(path);
+    expect(info.metadata['s']).to.deep.equal(strings);
+    expect(info.metadata['f']).to.deep.equal([...floats]);
+    expect(info.metadata['after']).to.equal('end');
+  });
+
   it('refuses a producer that yields the wrong byte count and leaves no file behind', async () => {
     const path = join(dir, 'short', 'x.gguf');
     await mkdir(join(dir, 'short'));

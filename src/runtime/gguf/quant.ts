@@ -24,7 +24,7 @@ export function f32ToF16Bits(x: number): number {
   const e = exp - 127 + 15;
   if (e >= 0x1f) return sign | 0x7c00;
   if (e <= 0) {
-    // Result is a half subnormal: value = m * 2^-24 with m = (1.mant) * 2^(e - 1) * 2^10.
+    // Half subnormal: result m = value / 2^-24 = (implicit 1 | mant) >> (14 - e), rounded to even.
     if (e < -10) return sign;
     mant |= 0x800000;
     const shift = 14 - e;

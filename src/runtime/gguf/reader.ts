@@ -136,18 +136,56 @@ class Cursor {
     const at = this.pos;
     const len = await this.count(`${what} length`, GGUF_LIMITS.maxStringBytes, 1);
     const off = await this.need(len, what);
+    return this.decodeUtf8(off, len, what, at);
+  }
+
+  /**
+   * Synchronous fast path for string arrays (a vocabulary is 10^5 strings and an await per field
+   * dominated parse time): decodes the next string if it lies wholly inside the buffered window,
+   * else returns undefined without moving, and the caller takes the checked async path.
+   */
+  stringIfBuffered(what: () => string): string | undefined {
+    const off = this.pos - this.bufStart;
+    if (off < 0 || off + 8 > this.buf.length) return undefined;
+    const len = this.buf.readBigUInt64LE(off);
+    if (len > BigInt(GGUF_LIMITS.maxStringBytes) || off + 8 + Number(len) > this.buf.length) return undefined;
+    const at = this.pos;
+    this.pos += 8 + Number(len);
+    return this.decodeUtf8(off + 8, Number(len), what(), at);
+  }
+
+  private decodeUtf8(off: number, len: number, what: string, at: number): string {
     try {
       return this.utf8.decode(this.buf.subarray(off, off + len));
     } catch {
       return this.fail('bad_value', `${what} is not valid UTF-8`, at);
     }
   }
+
   async scalar(type: number, what: string): Promise<GgufScalar> {
-    const size = GGUF_SCALAR_SIZE[type];
     if (type === GgufValueType.STRING) return this.string(what);
+    const size = GGUF_SCALAR_SIZE[type];
     if (size === undefined) return this.fail('bad_value', `${what} has unknown value type ${type}`);
-    const at = this.pos;
     const o = await this.need(size, what);
+    return this.decodeScalar(type, o, what);
+  }
+
+  /** An array of `n` values of type `elemType`, already checked to fit in the file. */
+  async array(elemType: number, n: number, key: string): Promise<GgufScalar[]> {
+    const arr: GgufScalar[] = new Array(n);
+    if (elemType === GgufValueType.STRING) {
+      for (let j = 0; j < n; j++) arr[j] = this.stringIfBuffered(() => `"${key}"[${j}]`) ?? (await this.string(`"${key}"[${j}]`));
+      return arr;
+    }
+    // Fixed-size elements: one bounds check and one read for the whole array.
+    const size = GGUF_SCALAR_SIZE[elemType]!;
+    const o = await this.need(n * size, `"${key}"`);
+    for (let j = 0; j < n; j++) arr[j] = this.decodeScalar(elemType, o + j * size, `"${key}"[${j}]`);
+    return arr;
+  }
+
+  /** Decodes a fixed-size value at window offset `o` (already range-checked by `need`). */
+  private decodeScalar(type: number, o: number, what: string): GgufScalar {
     const b = this.buf;
     switch (type) {
       case GgufValueType.UINT8: return b.readUInt8(o);
@@ -162,10 +200,10 @@ class Cursor {
       case GgufValueType.FLOAT64: return b.readDoubleLE(o);
       case GgufValueType.BOOL: {
         const v = b.readUInt8(o);
-        if (v > 1) this.fail('bad_value', `${what} bool is ${v}, not 0 or 1`, at);
+        if (v > 1) this.fail('bad_value', `${what} bool is ${v}, not 0 or 1`, this.bufStart + o);
         return v === 1;
       }
-      default: return this.fail('bad_value', `${what} has unknown value type ${type}`, at);
+      default: return this.fail('bad_value', `${what} has unknown value type ${type}`, this.bufStart + o);
     }
   }
 }
@@ -211,10 +249,8 @@ async function parse(c: Cursor): Promise<GgufInfo> {
       const minSize = elemType === GgufValueType.STRING ? 8 : GGUF_SCALAR_SIZE[elemType];
       if (minSize === undefined) c.fail('bad_value', `"${key}" has unknown element type ${elemType}`);
       const n = await c.count(`length of "${key}"`, GGUF_LIMITS.maxArrayLength, minSize);
-      const arr: GgufScalar[] = new Array(n);
-      for (let j = 0; j < n; j++) arr[j] = await c.scalar(elemType, `"${key}"[${j}]`);
       arrayTypes[key] = elemType;
-      metadata[key] = arr;
+      metadata[key] = await c.array(elemType, n, key);
     } else {
       metadata[key] = await c.scalar(type, `"${key}"`);
     }
