@@ -1,0 +1,321 @@
+/**
+ * `npm run bench`: server throughput and latency against the raw node-llama-cpp ceiling, measured
+ * in the same run, on the same model file, with the same worker count, threads per worker,
+ * sequences per worker, context and batch size.
+ *
+ *   1. models/bench.gguf is generated once (random weights, SmolLM-135M shape) and reused.
+ *   2. Raw workers load the model; prompts are fitted to ~PROMPT_TOKENS tokens with its tokenizer.
+ *   3. The real server (`node dist/main.js`) starts on 127.0.0.1, port 0.
+ *   4. For each repetition, for each level c: server load at c, then raw at c (interleaved, so slow
+ *      phases of a noisy machine hit both sides alike). Per level the best repetition of each side
+ *      is reported: noise on a shared machine only ever slows a run down.
+ *   5. The server gets SIGTERM; raw workers dispose their native objects; a table is printed.
+ *
+ * Loopback only; every loop is bounded in count (requests per client) and time (level cap).
+ * Exit code 0 whatever the ratio (it is a measurement); 1 if the run failed or requests errored.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../src/config/load.js';
+import { ensureModel } from '../src/runtime/gguf/generate.js';
+import { sizeThreadPool } from '../src/runtime/threadpool.js';
+import { runLevel, streamCompletion, type LevelResult } from './load.js';
+import { RawCeiling, type RawLevelResult } from './raw-ceiling.js';
+import { summarize } from './stats.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const MODEL_PATH = path.join(ROOT, 'models', 'bench.gguf');
+const PROMPT_TOKENS = 128;
+const MAX_TOKENS = 64;
+/** Concurrency levels and requests per client at each (bounded load). */
+const LEVELS: readonly { clients: number; requestsPerClient: number }[] = [
+  { clients: 1, requestsPerClient: 3 },
+  { clients: 4, requestsPerClient: 2 },
+  { clients: 8, requestsPerClient: 2 },
+];
+const REPEATS = positiveInt(process.env.BENCH_REPEATS, 2);
+/** Hard cap per level and side. */
+const LEVEL_TIMEOUT_MS = positiveInt(process.env.BENCH_LEVEL_TIMEOUT_S, 180) * 1000;
+const SERVER_START_TIMEOUT_MS = 120_000;
+const SERVER_STOP_TIMEOUT_MS = 15_000;
+const TARGET = 0.9;
+
+function positiveInt(v: string | undefined, fallback: number): number {
+  const n = v === undefined ? Number.NaN : Number(v);
+  return Number.isInteger(n) && n > 0 ? n : fallback;
+}
+
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+
+// ---- prompts -----------------------------------------------------------------------------------
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Deterministic lowercase pseudo-words; a different seed per request makes every prompt unique. */
+function words(seed: number, count = 400): string[] {
+  const rnd = mulberry32(seed);
+  const letters = 'abcdefghijklmnopqrstuvwxyz';
+  return Array.from({ length: count }, () => {
+    const len = 2 + Math.floor(rnd() * 6);
+    let w = '';
+    for (let i = 0; i < len; i++) w += letters[Math.floor(rnd() * letters.length)];
+    return w;
+  });
+}
+
+// ---- server ------------------------------------------------------------------------------------
+
+interface Server {
+  child: ChildProcess;
+  baseUrl: string;
+  log: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+async function startServer(env: NodeJS.ProcessEnv): Promise<Server> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const log: string[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not log "listening on" within ${SERVER_START_TIMEOUT_MS} ms`)), SERVER_START_TIMEOUT_MS);
+    let partial = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (s: string) => {
+      partial += s;
+      const lines = partial.split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        log.push(line);
+        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(line);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited during start-up (code ${code}, signal ${signal})`));
+    });
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + SERVER_START_TIMEOUT_MS;
+  for (;;) {
+    try {
+      const res = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(5000) });
+      await res.arrayBuffer();
+      if (res.status === 200) break;
+    } catch {
+      // not accepting yet
+    }
+    if (Date.now() > deadline) throw new Error(`/readyz was not 200 within ${SERVER_START_TIMEOUT_MS} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return { child, baseUrl, log, exited };
+}
+
+async function stopServer(s: Server): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
+  const t0 = Date.now();
+  if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGTERM');
+  const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), SERVER_STOP_TIMEOUT_MS).unref());
+  const res = await Promise.race([s.exited, timeout]);
+  if (res === 'timeout') {
+    s.child.kill('SIGKILL');
+    const after = await s.exited;
+    return { ...after, ms: Date.now() - t0 };
+  }
+  return { ...res, ms: Date.now() - t0 };
+}
+
+// ---- reporting ---------------------------------------------------------------------------------
+
+interface Side {
+  tokPerSec: number;
+  ttftP50: number;
+  ttftP95: number;
+  promptTokens: number;
+  errors: number;
+}
+
+function fromServer(r: LevelResult): Side {
+  const ok = r.requests.filter((q) => q.ok);
+  const gen = r.requests.reduce((a, q) => a + q.completionTokens, 0);
+  const ttft = summarize(ok.map((q) => q.ttftMs));
+  return {
+    tokPerSec: gen / (r.wallMs / 1000),
+    ttftP50: ttft.p50,
+    ttftP95: ttft.p95,
+    promptTokens: summarize(ok.map((q) => q.promptTokens)).mean,
+    errors: r.errors.length,
+  };
+}
+
+function fromRaw(r: RawLevelResult): Side {
+  const gen = r.requests.reduce((a, q) => a + q.completionTokens, 0);
+  const ttft = summarize(r.requests.map((q) => q.ttftMs));
+  return {
+    tokPerSec: gen / (r.wallMs / 1000),
+    ttftP50: ttft.p50,
+    ttftP95: ttft.p95,
+    promptTokens: summarize(r.requests.map((q) => q.promptTokens)).mean,
+    errors: 0,
+  };
+}
+
+const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '-');
+const f0 = (n: number): string => (Number.isFinite(n) ? n.toFixed(0) : '-');
+const pad = (s: string, n: number): string => s.padStart(n);
+
+// ---- main --------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  const tmp = mkdtempSync(path.join(tmpdir(), 'inferflux-bench-'));
+  const serverEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    INFERFLUX_MODEL_PATH: MODEL_PATH,
+    INFERFLUX_PORT: '0',
+    INFERFLUX_HOST: '127.0.0.1',
+    INFERFLUX_AUDIT_LOG: path.join(tmp, 'audit.log'),
+  };
+  delete serverEnv.INFERFLUX_MODELS;
+  // The server's own resolution of sizing (auto values included), so raw uses the very same.
+  const cfg = loadConfig({ env: serverEnv, cwd: ROOT });
+  const W = cfg.scheduler.decodePoolSize;
+  const rt = cfg.runtime;
+  // Same libuv pool as the server (it must be set before this process's first async native call).
+  const uvPool = sizeThreadPool(W);
+  const maxClients = Math.max(...LEVELS.map((l) => l.clients));
+  if (maxClients > W * rt.sequencesPerWorker) {
+    say(`note: c=${maxClients} > ${W} workers x ${rt.sequencesPerWorker} sequences; extra server requests queue, raw cannot run that level`);
+  }
+
+  const gen = await ensureModel('bench', MODEL_PATH);
+  say(`model: ${path.relative(ROOT, MODEL_PATH)} (${gen.created ? 'generated now' : 'reused'}; shape bench, random weights)`);
+  say(
+    `sizing (server and raw): ${W} worker(s) x ${rt.threadsPerWorker} thread(s) x ${rt.sequencesPerWorker} sequences, ` +
+      `context ${rt.contextSize}/sequence, batch ${rt.batchSize}, libuv pool ${uvPool}, ${rt.cores} core(s)`,
+  );
+  say(`workload: ~${PROMPT_TOKENS}-token unique prompts, ${MAX_TOKENS} generated (greedy, EOS ignored), streaming; ${REPEATS} repetition(s), best kept`);
+
+  let raw: RawCeiling | null = null;
+  let server: Server | null = null;
+  let failed = false;
+  const results = new Map<number, { server: Side[]; raw: Side[]; errors: string[] }>();
+  try {
+    raw = await RawCeiling.start(W, {
+      modelPath: MODEL_PATH,
+      threads: rt.threadsPerWorker,
+      sequences: rt.sequencesPerWorker,
+      contextSize: rt.contextSize,
+      batchSize: rt.batchSize,
+    });
+
+    // prompts[rep][level][client][i]; one fitting call for all of them.
+    const layout: { rep: number; li: number; c: number; i: number }[] = [];
+    for (let rep = 0; rep < REPEATS; rep++)
+      LEVELS.forEach((l, li) => {
+        for (let c = 0; c < l.clients; c++) for (let i = 0; i < l.requestsPerClient; i++) layout.push({ rep, li, c, i });
+      });
+    const fitted = await raw.fit(layout.map((_, k) => words(1000 + k)), PROMPT_TOKENS);
+    const prompts: string[][][][] = Array.from({ length: REPEATS }, () => LEVELS.map((l) => Array.from({ length: l.clients }, () => [])));
+    layout.forEach((p, k) => (prompts[p.rep]![p.li]![p.c]![p.i] = fitted.prompts[k]!));
+    const tok = summarize(fitted.tokens);
+    say(`prompt tokens (BOS included): min ${Math.min(...fitted.tokens)}, p50 ${tok.p50}, max ${Math.max(...fitted.tokens)}`);
+
+    const t0 = Date.now();
+    server = await startServer(serverEnv);
+    say(`server: ${server.baseUrl} ready in ${Date.now() - t0} ms`);
+    const sizing = server.log.find((l) => l.includes('engine worker(s)'));
+    if (sizing) say(`server says: ${sizing.replace(/^\S+ inferflux /, '')}`);
+
+    // Warm-up: one short request on the server, one short round on every raw worker.
+    const warm = await streamCompletion(server.baseUrl, 'warm up the engine', 8, AbortSignal.timeout(60_000));
+    if (warm.error !== undefined && !warm.error.startsWith('usage.completion_tokens')) throw new Error(`warm-up request failed: ${warm.error}`);
+    await raw.runLevel(W, 1, Array.from({ length: W }, () => ['warm up the engine']), 8);
+
+    for (let rep = 0; rep < REPEATS; rep++) {
+      for (const [li, level] of LEVELS.entries()) {
+        const p = prompts[rep]![li]!;
+        const s = await runLevel({
+          baseUrl: server.baseUrl,
+          clients: level.clients,
+          requestsPerClient: level.requestsPerClient,
+          prompts: p,
+          maxTokens: MAX_TOKENS,
+          timeoutMs: LEVEL_TIMEOUT_MS,
+        });
+        const r = level.clients <= W * rt.sequencesPerWorker ? await raw.runLevel(level.clients, level.requestsPerClient, p, MAX_TOKENS) : null;
+        const entry = results.get(level.clients) ?? { server: [], raw: [], errors: [] };
+        const ss = fromServer(s);
+        entry.server.push(ss);
+        entry.errors.push(...s.errors);
+        if (r) entry.raw.push(fromRaw(r));
+        results.set(level.clients, entry);
+        say(
+          `  rep ${rep + 1} c=${level.clients}: server ${f1(ss.tokPerSec)} tok/s in ${f0(s.wallMs)} ms (${s.requests.length} req, ${s.errors.length} err)` +
+            (r ? `, raw ${f1(fromRaw(r).tokPerSec)} tok/s in ${f0(r.wallMs)} ms` : ''),
+        );
+        for (const e of s.errors) say(`    error: ${e}`);
+      }
+    }
+  } catch (err) {
+    failed = true;
+    say(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+    if (server) for (const l of server.log.slice(-20)) say(`  server: ${l}`);
+  } finally {
+    if (server) {
+      const stop = await stopServer(server);
+      const clean = stop.code === 0 && stop.signal === null;
+      say(`server stopped in ${stop.ms} ms (exit code ${stop.code}, signal ${stop.signal})${clean ? '' : ' -- WARNING: unclean exit'}`);
+      if (!clean) for (const l of server.log.slice(-10)) say(`  server: ${l}`);
+    }
+    await raw?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+
+  const best = (xs: Side[]): Side | undefined => xs.reduce<Side | undefined>((b, x) => (b === undefined || x.tokPerSec > b.tokPerSec ? x : b), undefined);
+  say('');
+  say(`best of ${REPEATS} per side; tok/s = generated tokens / level wall time (prefill included); TTFT in ms`);
+  say(`${pad('c', 3)} | ${pad('server tok/s', 12)} | ${pad('raw tok/s', 10)} | ${pad('ratio', 6)} | ${pad('server TTFT p50/p95', 19)} | ${pad('raw TTFT p50/p95', 16)} | ${pad('prompt tok s/r', 14)} | errors`);
+  let ratio8 = Number.NaN;
+  let errors = 0;
+  for (const level of LEVELS) {
+    const e = results.get(level.clients);
+    if (!e) continue;
+    const s = best(e.server)!;
+    const r = best(e.raw);
+    const ratio = r ? s.tokPerSec / r.tokPerSec : Number.NaN;
+    if (level.clients === 8) ratio8 = ratio;
+    errors += e.errors.length;
+    say(
+      `${pad(String(level.clients), 3)} | ${pad(f1(s.tokPerSec), 12)} | ${pad(r ? f1(r.tokPerSec) : '-', 10)} | ${pad(Number.isFinite(ratio) ? ratio.toFixed(2) : '-', 6)} | ` +
+        `${pad(`${f0(s.ttftP50)} / ${f0(s.ttftP95)}`, 19)} | ${pad(r ? `${f0(r.ttftP50)} / ${f0(r.ttftP95)}` : '-', 16)} | ` +
+        `${pad(`${f0(s.promptTokens)}/${r ? f0(r.promptTokens) : '-'}`, 14)} | ${e.errors.length}`,
+    );
+  }
+  say(`ratio at c=8: ${Number.isFinite(ratio8) ? ratio8.toFixed(2) : 'n/a'} (target >= ${TARGET})`);
+  return failed || errors > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
