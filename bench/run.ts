@@ -42,6 +42,8 @@ const LEVEL_TIMEOUT_MS = positiveInt(process.env.BENCH_LEVEL_TIMEOUT_S, 180) * 1
 const SERVER_START_TIMEOUT_MS = 120_000;
 const SERVER_STOP_TIMEOUT_MS = 15_000;
 const TARGET = 0.9;
+/** BENCH_VERBOSE=1 prints every request's timings. */
+const VERBOSE = process.env.BENCH_VERBOSE === '1';
 
 function positiveInt(v: string | undefined, fallback: number): number {
   const n = v === undefined ? Number.NaN : Number(v);
@@ -241,9 +243,12 @@ async function main(): Promise<number> {
     const sizing = server.log.find((l) => l.includes('engine worker(s)'));
     if (sizing) say(`server says: ${sizing.replace(/^\S+ inferflux /, '')}`);
 
-    // Warm-up: one short request on the server, one short round on every raw worker.
-    const warm = await streamCompletion(server.baseUrl, 'warm up the engine', 8, AbortSignal.timeout(60_000));
-    if (warm.error !== undefined && !warm.error.startsWith('usage.completion_tokens')) throw new Error(`warm-up request failed: ${warm.error}`);
+    // Warm-up: W concurrent short requests (one per engine worker, if the scheduler spreads them),
+    // and one short round on every raw worker, so no side pays a cold first decode in a level.
+    const warm = await Promise.all(
+      Array.from({ length: W }, (_, i) => streamCompletion(server!.baseUrl, `warm up engine ${i}`, 8, AbortSignal.timeout(60_000))),
+    );
+    for (const w of warm) if (!w.ok) throw new Error(`warm-up request failed: ${w.error}`);
     await raw.runLevel(W, 1, Array.from({ length: W }, () => ['warm up the engine']), 8);
 
     for (let rep = 0; rep < REPEATS; rep++) {
@@ -269,6 +274,10 @@ async function main(): Promise<number> {
             (r ? `, raw ${f1(fromRaw(r).tokPerSec)} tok/s in ${f0(r.wallMs)} ms` : ''),
         );
         for (const e of s.errors) say(`    error: ${e}`);
+        if (VERBOSE) {
+          for (const q of s.requests) say(`    server req: start +${f0(q.startMs - s.requests[0]!.startMs)} ms, ttft ${f0(q.ttftMs)} ms, total ${f0(q.endMs - q.startMs)} ms, ${q.completionTokens} tok`);
+          if (r) say(`    raw ttft: ${r.requests.map((q) => f0(q.ttftMs)).join(' ')} ms`);
+        }
       }
     }
   } catch (err) {

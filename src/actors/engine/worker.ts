@@ -170,9 +170,40 @@ class EngineShell {
     this.wake?.();
     await this.loopDone;
     this.post(this.core.drain(now()));
-    await this.context.dispose();
-    await this.model.dispose();
-    await this.llama.dispose();
+    await this.disposeNative();
+  }
+
+  /**
+   * An uncaught error in this worker. Ending the thread while llama.cpp objects are alive aborts
+   * the whole process, so: let the current step finish, fail every running request with
+   * `worker_crashed`, dispose the native objects, and only then exit (the supervisor restarts us).
+   */
+  async crash(err: unknown): Promise<never> {
+    process.stderr.write(`engine worker fault: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    this.stopping = true;
+    this.wake?.();
+    await Promise.race([this.loopDone.catch(() => undefined), delay(2000)]);
+    if (this.core) {
+      for (const e of this.core.drain(now())) {
+        if (e.kind !== 'done') continue;
+        this.fail(e.ref, new InferFluxError('worker_crashed', undefined, { retryAfter: 1 }));
+      }
+    }
+    await this.disposeNative().catch(() => undefined);
+    process.exit(1);
+  }
+
+  /** Test hook for supervision tests: an asynchronous uncaught error, like a real bug would throw. */
+  injectFault(): void {
+    setImmediate(() => {
+      throw new Error('injected fault');
+    });
+  }
+
+  private async disposeNative(): Promise<void> {
+    await this.context?.dispose();
+    await this.model?.dispose();
+    await this.llama?.dispose();
   }
 
   private onLink(env: Envelope): void {
@@ -304,12 +335,29 @@ function vocabSizeOf(model: LlamaModel): number {
   throw new Error('model has no tokenizer.ggml.tokens');
 }
 
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 const shell = new EngineShell();
+let crashing = false;
+const onFault = (err: unknown): void => {
+  if (crashing) return;
+  crashing = true;
+  void shell.crash(err);
+};
+process.on('uncaughtException', onFault);
+process.on('unhandledRejection', onFault);
+
 const api = {
   start: (init: EngineInit) => shell.start(init),
   attach: (link: MessagePort) => shell.attach(link),
   status: () => shell.status(),
   shutdown: () => shell.shutdown(),
+  injectFault: () => {
+    if (process.env.INFERFLUX_FAULT_INJECTION !== '1') throw new Error('fault injection is disabled');
+    shell.injectFault();
+  },
 };
 export type EngineApi = typeof api;
 exposeRpc(api, parentPort!);

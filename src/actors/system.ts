@@ -1,0 +1,253 @@
+/**
+ * The actor tree, owned by the main thread: scheduler, engine workers per model, tokenizer pool,
+ * audit writer. Spawns them, checks protocol versions, restarts crashed workers (only ones that
+ * had reached Ready, so a broken model cannot start a crash loop), and shuts everything down in
+ * order, disposing native objects in every worker before the process exits.
+ */
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import type { InferFluxConfig, ModelEntry } from '../config/types.js';
+import type { Metrics } from '../metrics.js';
+import {
+  PROTOCOL_VERSION,
+  T,
+  postFrame,
+  unpack,
+  type EngineReady,
+  type Envelope,
+  type FromScheduler,
+  type ToScheduler,
+} from './protocol.js';
+import { connectRpc, type Remote } from './rpc.js';
+import type { EngineApi } from './engine/worker.js';
+import type { SchedulerApi } from './scheduler/worker.js';
+import { createTokenizerPool, type TokenizerPool } from './tokenizer/pool.js';
+import { startAuditWriter, type AuditWriter } from './audit/client.js';
+import type { PoolReport } from './gateway-types.js';
+
+export type Log = (msg: string) => void;
+
+interface EngineHandle {
+  model: ModelEntry;
+  index: number;
+  worker: Worker;
+  rpc: Remote<EngineApi>;
+  ready: EngineReady | null;
+  stopping: boolean;
+}
+
+export class ActorSystem {
+  private readonly engines: EngineHandle[] = [];
+  private scheduler!: { worker: Worker; rpc: Remote<SchedulerApi>; hot: MessagePort };
+  private readonly restarts = { decode: 0, scheduler: 0 };
+  private readonly failed = new Map<string, string>();
+  private stopping = false;
+  /** False between a scheduler crash and its replacement's hello. */
+  private schedulerUp = false;
+
+  private constructor(
+    private readonly config: InferFluxConfig,
+    private readonly metrics: Metrics,
+    private readonly log: Log,
+    readonly tokenizer: TokenizerPool,
+    readonly audit: AuditWriter,
+  ) {}
+
+  static async start(config: InferFluxConfig, metrics: Metrics, log: Log): Promise<ActorSystem> {
+    const audit = await startAuditWriter({
+      path: config.audit.path,
+      // A failed batch is retried until it lands; the metric tells operators the disk is in trouble.
+      onWriteError: (message: string) => {
+        metrics.auditDropped.inc();
+        log(`audit write failed (retrying): ${message}`);
+      },
+    });
+    const tokenizer = createTokenizerPool({ workers: config.scheduler.tokenizerWorkers });
+    const system = new ActorSystem(config, metrics, log, tokenizer, audit);
+    await system.spawnScheduler();
+    const warm = Promise.all(config.models.map((m) => tokenizer.warm(m.path).catch(() => undefined)));
+    const engines: Promise<void>[] = [];
+    for (const model of config.models) {
+      for (let i = 0; i < config.scheduler.decodePoolSize; i++) engines.push(system.spawnEngine(model, i));
+    }
+    await Promise.all([warm, ...engines]);
+    return system;
+  }
+
+  /** Ready engine info for a model (the first ready worker), or null when none is ready. */
+  engineInfo(modelId: string): EngineReady | null {
+    return this.engines.find((e) => e.model.id === modelId && e.ready)?.ready ?? null;
+  }
+
+  /** Why a model has no ready engine, if its workers failed to start. */
+  failure(modelId: string): string | undefined {
+    return this.failed.get(modelId);
+  }
+
+  pools(): PoolReport[] {
+    const decode = this.engines;
+    return [
+      { name: 'decode', workers: decode.length, ready: decode.filter((e) => e.ready).length, restarts: this.restarts.decode },
+      { name: 'scheduler', workers: 1, ready: this.schedulerUp ? 1 : 0, restarts: this.restarts.scheduler },
+    ];
+  }
+
+  /** The live worker threads of a pool (supervision tests stop them to simulate a crash). */
+  workers(pool: 'decode' | 'scheduler'): Worker[] {
+    return pool === 'scheduler' ? [this.scheduler.worker] : this.engines.map((e) => e.worker);
+  }
+
+  /**
+   * Make engine worker `index` of a model throw an uncaught error (supervision tests; refused
+   * unless INFERFLUX_FAULT_INJECTION=1). Terminating an engine thread from outside instead would
+   * abort the process, because its llama.cpp objects would still be alive.
+   */
+  async injectEngineFault(model: string, index: number): Promise<void> {
+    const e = this.engines.find((x) => x.model.id === model && x.index === index);
+    if (!e) throw new Error(`no engine ${model}#${index}`);
+    await e.rpc.injectFault();
+  }
+
+  get schedulerReady(): boolean {
+    return this.schedulerUp;
+  }
+
+  /**
+   * Hand a frame to the scheduler; `ride` is the request port transferred with an Admit.
+   * Returns false while the scheduler is restarting (the frame is not sent).
+   */
+  toScheduler(frame: ToScheduler, ride?: MessagePort): boolean {
+    if (!this.schedulerUp) return false;
+    postFrame(this.scheduler.hot, frame, ride);
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.engines.map(async (e) => {
+        e.stopping = true;
+        if (e.ready) await withTimeout(e.rpc.shutdown(), 3000).catch(() => undefined);
+        await e.worker.terminate();
+      }),
+    );
+    await this.scheduler.worker.terminate();
+    await this.tokenizer.destroy();
+    await this.audit.close();
+  }
+
+  private async spawnScheduler(): Promise<void> {
+    const { port1, port2 } = new MessageChannel();
+    const worker = new Worker(new URL('./scheduler/worker.js', import.meta.url), {
+      workerData: { hot: port2, maxQueue: this.config.scheduler.maxQueue },
+      transferList: [port2],
+    });
+    const rpc = connectRpc<SchedulerApi>(worker);
+    port1.on('message', (env: Envelope) => this.onSchedulerFrame(env));
+    worker.on('error', (err) => this.log(`scheduler error: ${err.stack ?? String(err)}`));
+    worker.once('exit', (code) => {
+      this.schedulerUp = false;
+      port1.close();
+      if (this.stopping) return;
+      this.restarts.scheduler++;
+      this.metrics.workerRestarts.inc({ pool: 'scheduler' });
+      this.log(`scheduler exited (code ${code}); restarting and re-linking engines`);
+      void this.spawnScheduler().then(() => Promise.all(this.engines.filter((e) => e.ready).map((e) => this.link(e))));
+    });
+    const hello = await rpc.hello();
+    if (hello.protocolVersion !== PROTOCOL_VERSION) {
+      await worker.terminate();
+      throw new Error(`scheduler speaks protocol ${hello.protocolVersion}, main speaks ${PROTOCOL_VERSION}`);
+    }
+    this.scheduler = { worker, rpc, hot: port1 };
+    this.schedulerUp = true;
+  }
+
+  private onSchedulerFrame(env: Envelope): void {
+    const frame = unpack<FromScheduler>(env.f);
+    switch (frame[0]) {
+      case T.QueueDepth:
+        this.metrics.queueDepth.set({ model: frame[1].model }, frame[1].queued);
+        this.metrics.activeSequences.set({ model: frame[1].model }, frame[1].active);
+        break;
+      default: {
+        const never: never = frame[0];
+        throw new Error(`main: unknown scheduler frame ${String(never)}`);
+      }
+    }
+  }
+
+  private async spawnEngine(model: ModelEntry, index: number, slot?: number): Promise<void> {
+    const worker = new Worker(new URL('./engine/worker.js', import.meta.url));
+    const handle: EngineHandle = { model, index, worker, rpc: connectRpc<EngineApi>(worker), ready: null, stopping: false };
+    if (slot === undefined) this.engines.push(handle);
+    else this.engines[slot] = handle;
+    worker.on('error', (err) => this.log(`engine ${model.id}#${index} error: ${err.stack ?? String(err)}`));
+    worker.once('exit', (code) => this.onEngineExit(handle, code));
+    const rt = this.config.runtime;
+    try {
+      const ready = await handle.rpc.start({
+        model: model.id,
+        modelPath: model.path,
+        worker: index,
+        threads: rt.threadsPerWorker,
+        sequences: rt.sequencesPerWorker,
+        contextSize: rt.contextSize,
+        batchSize: rt.batchSize,
+        prefillChunk: rt.prefillChunk,
+      });
+      if (ready.protocolVersion !== PROTOCOL_VERSION) {
+        throw new Error(`engine speaks protocol ${ready.protocolVersion}, main speaks ${PROTOCOL_VERSION}`);
+      }
+      handle.ready = ready;
+      this.failed.delete(model.id);
+      await this.link(handle);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      this.failed.set(model.id, msg);
+      this.log(`engine ${model.id}#${index} failed to start: ${msg}`);
+      handle.stopping = true;
+      await worker.terminate();
+    }
+  }
+
+  /** Connect an engine to the (current) scheduler with a fresh link channel. */
+  private async link(e: EngineHandle): Promise<void> {
+    const { port1, port2 } = new MessageChannel();
+    await e.rpc.attach(Comlink.transfer(port1, [port1 as never]));
+    const active = (await e.rpc.status()).active;
+    this.toScheduler(
+      [T.EngineUp, { model: e.model.id, worker: e.index, sequences: this.config.runtime.sequencesPerWorker, active }],
+      port2,
+    );
+  }
+
+  private onEngineExit(e: EngineHandle, code: number): void {
+    const wasReady = e.ready !== null;
+    e.ready = null;
+    if (this.stopping || e.stopping) return;
+    this.toScheduler([T.EngineDown, { model: e.model.id, worker: e.index }]);
+    this.log(`engine ${e.model.id}#${e.index} exited (code ${code})${wasReady ? '; restarting' : ''}`);
+    // Only restart workers that had reached Ready: one that dies while starting would loop.
+    if (!wasReady) return;
+    this.restarts.decode++;
+    this.metrics.workerRestarts.inc({ pool: 'decode' });
+    void this.spawnEngine(e.model, e.index, this.engines.indexOf(e));
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}

@@ -1,0 +1,65 @@
+/**
+ * Start-up: config -> models on disk -> actors -> HTTP; and graceful shutdown (< 5 s) that
+ * stops accepting, lets running requests finish until a deadline, then disposes every native
+ * object in every worker before the process exits (exiting with live llama.cpp objects aborts).
+ */
+import { loadConfig } from './config/load.js';
+import { sizeThreadPool } from './runtime/threadpool.js';
+import { prepareModels } from './runtime/model-files.js';
+import { Metrics } from './metrics.js';
+import { ActorSystem } from './actors/system.js';
+import { ActorGateway } from './actors/gateway.js';
+import { createHttpServer } from './http/server.js';
+
+/** Time running requests get to finish after SIGTERM before they are cut off. */
+const DRAIN_MS = 3000;
+
+const log = (msg: string): void => {
+  process.stderr.write(`${new Date().toISOString()} inferflux ${msg}\n`);
+};
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const engineWorkers = config.models.length * config.scheduler.decodePoolSize;
+  const pool = sizeThreadPool(engineWorkers);
+  log(
+    `config from ${config.source}: ${config.models.length} model(s), ${config.scheduler.decodePoolSize} engine worker(s) per model x ` +
+      `${config.runtime.threadsPerWorker} thread(s) x ${config.runtime.sequencesPerWorker} sequences, ` +
+      `context ${config.runtime.contextSize}/sequence, ${config.runtime.cores} core(s), libuv pool ${pool}`,
+  );
+  await prepareModels(config.models, log);
+  const metrics = new Metrics();
+  const system = await ActorSystem.start(config, metrics, log);
+  const gateway = new ActorGateway(config, system, metrics);
+  const http = createHttpServer({ config, gateway, metrics, log });
+  const port = await http.listen();
+  const ready = gateway.readiness();
+  log(`listening on http://${config.server.host}:${port} (models: ${ready.models.map((m) => `${m.id}${m.ready ? '' : ' NOT READY'}`).join(', ')})`);
+
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: shutting down`);
+    const closing = http.close();
+    await Promise.race([gateway.whenIdle(), delay(DRAIN_MS)]);
+    await system.stop();
+    await closing;
+    log('stopped');
+    process.exitCode = 0;
+    // Workers are terminated and native objects disposed; nothing should keep the loop alive,
+    // but a stray keep-alive socket must not hold shutdown past its budget.
+    setTimeout(() => process.exit(0), 500).unref();
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+main().catch((err: unknown) => {
+  log(`failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,87 @@
+/**
+ * Starts the real server (`node dist/main.js`) as a child process on an ephemeral port with the
+ * generated tiny model, and stops it with SIGTERM. Integration tests talk to it over loopback.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureModel } from '../../src/runtime/gguf/generate.js';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  dir: string;
+  proc: ChildProcess;
+  /** Everything the server wrote to stderr so far. */
+  logs(): string;
+  stop(): Promise<number | null>;
+}
+
+const MAIN = new URL('../../dist/main.js', import.meta.url).pathname;
+
+/** The tiny test model, generated once per machine into the OS temp dir. */
+export async function tinyModel(): Promise<string> {
+  const path = join(tmpdir(), 'inferflux-test-models', 'tiny-seed0.gguf');
+  await ensureModel('tiny', path, 0);
+  return path;
+}
+
+export async function startServer(env: Record<string, string> = {}, timeoutMs = 60_000): Promise<RunningServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'ifx-it-'));
+  const modelPath = await tinyModel();
+  const proc = spawn(process.execPath, [MAIN], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? dir,
+      INFERFLUX_HOST: '127.0.0.1',
+      INFERFLUX_PORT: '0',
+      INFERFLUX_MODEL_PATH: modelPath,
+      INFERFLUX_AUDIT_LOG: join(dir, 'audit.log'),
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  proc.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in ${timeoutMs} ms:\n${log}`)), timeoutMs);
+    const check = (): void => {
+      const m = /listening on http:\/\/[^:]+:(\d+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    };
+    proc.stderr!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n${log}`));
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    dir,
+    proc,
+    logs: () => log,
+    async stop() {
+      if (proc.exitCode === null) proc.kill('SIGTERM');
+      const code = await exited;
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
+/** Value of one Prometheus sample line, e.g. metric('inferflux_active_sequences{model="x"}'). */
+export async function metric(url: string, sample: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    if (line.startsWith(sample + ' ')) return Number(line.slice(sample.length + 1));
+  }
+  return 0;
+}
