@@ -277,6 +277,10 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance): Infer
     );
   }
 
+  if ((sch.prefill_pool_size as number) > 0) {
+    // Refuse rather than silently run unified: a setting that does nothing misleads capacity plans.
+    throw new ConfigError('scheduler.prefill_pool_size', 'disaggregated prefill/decode is not available in this build yet; use 0 (unified mode)');
+  }
   return {
     server: {
       host: s.host as string,

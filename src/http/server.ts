@@ -119,7 +119,6 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
           if (!socket) return reject(new Error(`cannot listen on ${host}:${port}`));
           listenSocket = socket;
           const actual = uWS.us_socket_local_port(socket as unknown as uWS.us_socket);
-          log(`listening on http://${host}:${actual}`);
           resolve(actual);
         });
       });

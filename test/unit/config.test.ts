@@ -101,7 +101,7 @@ describe('config', () => {
         INFERFLUX_AUDIT_DEBUG: 'true',
         INFERFLUX_CORES: '6',
         INFERFLUX_DECODE_POOL_SIZE: '3',
-        INFERFLUX_PREFILL_POOL_SIZE: '1',
+        INFERFLUX_PREFILL_POOL_SIZE: '0',
         INFERFLUX_THREADS_PER_WORKER: '2',
         INFERFLUX_SEQUENCES_PER_WORKER: '16',
         INFERFLUX_CONTEXT_SIZE: '4096',
@@ -112,7 +112,11 @@ describe('config', () => {
     expect(cfg.server.maxBodyBytes).to.equal(2048);
     expect(cfg.audit).to.deep.equal({ path: path.join(cwd, 'var/a.log'), debugMode: true });
     expect(cfg.runtime).to.include({ cores: 6, threadsPerWorker: 2, sequencesPerWorker: 16, contextSize: 4096 });
-    expect(cfg.scheduler).to.include({ decodePoolSize: 3, prefillPoolSize: 1 });
+    expect(cfg.scheduler).to.include({ decodePoolSize: 3, prefillPoolSize: 0 });
+  });
+
+  it('refuses a prefill pool until disaggregated mode exists, naming the key', () => {
+    expect(() => loadConfig({ env: { ...ENV, INFERFLUX_PREFILL_POOL_SIZE: '1' }, cwd: makeCwd() })).to.throw(/^scheduler\.prefill_pool_size: /);
   });
 
   it('INFERFLUX_MODEL_PATH replaces the model list with one default entry', () => {
