@@ -6,9 +6,10 @@
  *   1. models/bench.gguf is generated once (random weights, SmolLM-135M shape) and reused.
  *   2. Raw workers load the model; prompts are fitted to ~PROMPT_TOKENS tokens with its tokenizer.
  *   3. The real server (`node dist/main.js`) starts on 127.0.0.1, port 0.
- *   4. For each repetition, for each level c: server load at c, then raw at c (interleaved, so slow
- *      phases of a noisy machine hit both sides alike). Per level the best repetition of each side
- *      is reported: noise on a shared machine only ever slows a run down.
+ *   4. For each repetition (BENCH_REPEATS, default 3), for each level c: server load at c and raw at
+ *      c back to back, alternating which goes first, so slow phases of a noisy machine hit both
+ *      sides alike. Per level the best repetition of each side is reported (noise on a shared
+ *      machine only ever slows a run down), with the range over repetitions next to it.
  *   5. The server gets SIGTERM; raw workers dispose their native objects; a table is printed.
  *
  * Loopback only; every loop is bounded in count (requests per client) and time (level cap).
@@ -36,7 +37,7 @@ const LEVELS: readonly { clients: number; requestsPerClient: number }[] = [
   { clients: 4, requestsPerClient: 2 },
   { clients: 8, requestsPerClient: 2 },
 ];
-const REPEATS = positiveInt(process.env.BENCH_REPEATS, 2);
+const REPEATS = positiveInt(process.env.BENCH_REPEATS, 3);
 /** Hard cap per level and side. */
 const LEVEL_TIMEOUT_MS = positiveInt(process.env.BENCH_LEVEL_TIMEOUT_S, 180) * 1000;
 const SERVER_START_TIMEOUT_MS = 120_000;
@@ -180,6 +181,8 @@ function fromRaw(r: RawLevelResult): Side {
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '-');
 const f0 = (n: number): string => (Number.isFinite(n) ? n.toFixed(0) : '-');
 const pad = (s: string, n: number): string => s.padStart(n);
+const range = (xs: Side[]): string =>
+  xs.length === 0 ? '-' : `${f1(Math.min(...xs.map((x) => x.tokPerSec)))}-${f1(Math.max(...xs.map((x) => x.tokPerSec)))}`;
 
 // ---- main --------------------------------------------------------------------------------------
 
@@ -254,6 +257,10 @@ async function main(): Promise<number> {
     for (let rep = 0; rep < REPEATS; rep++) {
       for (const [li, level] of LEVELS.entries()) {
         const p = prompts[rep]![li]!;
+        const rawFits = level.clients <= W * rt.sequencesPerWorker;
+        // Alternate which side goes first, so neither always runs right after the other.
+        const rawFirst = rep % 2 === 1;
+        const rawBefore = rawFirst && rawFits ? await raw.runLevel(level.clients, level.requestsPerClient, p, MAX_TOKENS) : null;
         const s = await runLevel({
           baseUrl: server.baseUrl,
           clients: level.clients,
@@ -262,7 +269,7 @@ async function main(): Promise<number> {
           maxTokens: MAX_TOKENS,
           timeoutMs: LEVEL_TIMEOUT_MS,
         });
-        const r = level.clients <= W * rt.sequencesPerWorker ? await raw.runLevel(level.clients, level.requestsPerClient, p, MAX_TOKENS) : null;
+        const r = rawFirst ? rawBefore : rawFits ? await raw.runLevel(level.clients, level.requestsPerClient, p, MAX_TOKENS) : null;
         const entry = results.get(level.clients) ?? { server: [], raw: [], errors: [] };
         const ss = fromServer(s);
         entry.server.push(ss);
@@ -271,7 +278,8 @@ async function main(): Promise<number> {
         results.set(level.clients, entry);
         say(
           `  rep ${rep + 1} c=${level.clients}: server ${f1(ss.tokPerSec)} tok/s in ${f0(s.wallMs)} ms (${s.requests.length} req, ${s.errors.length} err)` +
-            (r ? `, raw ${f1(fromRaw(r).tokPerSec)} tok/s in ${f0(r.wallMs)} ms` : ''),
+            (r ? `, raw ${f1(fromRaw(r).tokPerSec)} tok/s in ${f0(r.wallMs)} ms, ratio ${(ss.tokPerSec / fromRaw(r).tokPerSec).toFixed(2)}` : '') +
+            (rawFirst ? ' (raw ran first)' : ''),
         );
         for (const e of s.errors) say(`    error: ${e}`);
         if (VERBOSE) {
@@ -298,7 +306,10 @@ async function main(): Promise<number> {
   const best = (xs: Side[]): Side | undefined => xs.reduce<Side | undefined>((b, x) => (b === undefined || x.tokPerSec > b.tokPerSec ? x : b), undefined);
   say('');
   say(`best of ${REPEATS} per side; tok/s = generated tokens / level wall time (prefill included); TTFT in ms`);
-  say(`${pad('c', 3)} | ${pad('server tok/s', 12)} | ${pad('raw tok/s', 10)} | ${pad('ratio', 6)} | ${pad('server TTFT p50/p95', 19)} | ${pad('raw TTFT p50/p95', 16)} | ${pad('prompt tok s/r', 14)} | errors`);
+  say(
+    `${pad('c', 3)} | ${pad('server tok/s', 12)} | ${pad('raw tok/s', 10)} | ${pad('ratio', 6)} | ${pad('server TTFT p50/p95', 19)} | ${pad('raw TTFT p50/p95', 16)} | ` +
+      `${pad('prompt tok s/r', 14)} | errors | ${pad('server range', 13)} | ${pad('raw range', 13)}`,
+  );
   let ratio8 = Number.NaN;
   let errors = 0;
   for (const level of LEVELS) {
@@ -312,7 +323,7 @@ async function main(): Promise<number> {
     say(
       `${pad(String(level.clients), 3)} | ${pad(f1(s.tokPerSec), 12)} | ${pad(r ? f1(r.tokPerSec) : '-', 10)} | ${pad(Number.isFinite(ratio) ? ratio.toFixed(2) : '-', 6)} | ` +
         `${pad(`${f0(s.ttftP50)} / ${f0(s.ttftP95)}`, 19)} | ${pad(r ? `${f0(r.ttftP50)} / ${f0(r.ttftP95)}` : '-', 16)} | ` +
-        `${pad(`${f0(s.promptTokens)}/${r ? f0(r.promptTokens) : '-'}`, 14)} | ${e.errors.length}`,
+        `${pad(`${f0(s.promptTokens)}/${r ? f0(r.promptTokens) : '-'}`, 14)} | ${pad(String(e.errors.length), 6)} | ${pad(range(e.server), 13)} | ${pad(range(e.raw), 13)}`,
     );
   }
   say(`ratio at c=8: ${Number.isFinite(ratio8) ? ratio8.toFixed(2) : 'n/a'} (target >= ${TARGET})`);
