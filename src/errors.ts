@@ -32,7 +32,20 @@ export const ERRORS = {
   forbidden: spec('forbidden', 403, 'permission_error', 'The credentials lack the scope this route needs.'),
   not_found: spec('not_found', 404, 'invalid_request_error', 'No such route.'),
   model_not_found: spec('model_not_found', 404, 'invalid_request_error', 'The model does not exist.'),
+  api_key_not_found: spec('api_key_not_found', 404, 'invalid_request_error', 'No API key with this id.'),
   method_not_allowed: spec('method_not_allowed', 405, 'invalid_request_error', 'Method not allowed on this route.'),
+  api_key_read_only: spec(
+    'api_key_read_only',
+    409,
+    'invalid_request_error',
+    'This API key comes from the server configuration or environment; change it there, not through the admin API.',
+  ),
+  policy_conflict: spec(
+    'policy_conflict',
+    409,
+    'invalid_request_error',
+    'The policy was changed by another replica at the same time; the newer policy is being loaded. Retry the change.',
+  ),
   request_too_large: spec('request_too_large', 413, 'invalid_request_error', 'The request body is too large.'),
   unsupported_media_type: spec(
     'unsupported_media_type',

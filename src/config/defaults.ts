@@ -7,8 +7,8 @@
 /** Path of the built-in demo model; only an entry with this raw path may be generated at start. */
 export const DEMO_MODEL_PATH = 'models/demo.gguf';
 
-/** Top-level sections owned by later work (auth, guardrails, rate limits, policy); accepted, ignored. */
-export const RESERVED_SECTIONS = ['auth', 'guardrails', 'rate_limit', 'policy'] as const;
+/** Top-level sections owned by later work (auth, guardrails, rate limits); accepted, ignored. */
+export const RESERVED_SECTIONS = ['auth', 'guardrails', 'rate_limit'] as const;
 
 export const DEFAULT_CONFIG_YAML = `# InferFlux server configuration: the documented default.
 #
@@ -84,4 +84,14 @@ audit:
   path: logs/audit.log
   # Log raw prompt and response text instead of their SHA-256. Env: INFERFLUX_AUDIT_DEBUG.
   debug_mode: false
+
+policy:
+  # The policy store: API keys created through the admin API (as SHA-256 hashes), admin changes to
+  # guardrails and rate limits, versioned. Relative paths resolve against the working directory.
+  # AES-256-GCM encrypted when INFERFLUX_POLICY_PASSPHRASE is set (env only, never in this file).
+  # Env: INFERFLUX_POLICY_STORE.
+  store_path: config/policy_store.conf
+  # Seconds between checks for changes written by another replica sharing the file (a file watch
+  # usually reports them sooner).
+  watch_interval_seconds: 5
 `;

@@ -101,6 +101,7 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_MAX_BODY_BYTES', 'server.max_body_bytes', envInt],
   ['INFERFLUX_AUDIT_LOG', 'audit.path', (v) => v],
   ['INFERFLUX_AUDIT_DEBUG', 'audit.debug_mode', envBool],
+  ['INFERFLUX_POLICY_STORE', 'policy.store_path', (v) => v],
   ['INFERFLUX_DECODE_POOL_SIZE', 'scheduler.decode_pool_size', envInt],
   ['INFERFLUX_PREFILL_POOL_SIZE', 'scheduler.prefill_pool_size', envInt],
   ['INFERFLUX_THREADS_PER_WORKER', 'runtime.threads_per_worker', envInt],
@@ -252,6 +253,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance): Infer
   const sch = raw.scheduler as Raw;
   const lim = raw.limits as Raw;
   const aud = raw.audit as Raw;
+  const pol = raw.policy as Raw;
   const models = resolveModels(raw.models as RawModel[], cwd);
 
   const cores = autoOr(r.cores, os.availableParallelism());
@@ -307,6 +309,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance): Infer
     },
     limits: { maxTokens: lim.max_tokens as number, maxN: lim.max_n as number, maxStop: lim.max_stop as number },
     audit: { path: path.resolve(cwd, aud.path as string), debugMode: aud.debug_mode as boolean },
+    policy: { storePath: path.resolve(cwd, pol.store_path as string), watchIntervalSeconds: pol.watch_interval_seconds as number },
     source,
   };
 }

@@ -62,6 +62,8 @@ export const RULES: Record<string, Rule> = {
   'limits.max_stop': int(0, 64),
   'audit.path': str(1, 4096),
   'audit.debug_mode': bool,
+  'policy.store_path': str(1, 4096),
+  'policy.watch_interval_seconds': int(1, 3600),
 };
 
 /** Messages for structural (non-leaf) keys. */

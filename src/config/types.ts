@@ -75,6 +75,16 @@ export interface AuditConfig {
   debugMode: boolean;
 }
 
+export interface PolicyStoreConfig {
+  /**
+   * Absolute path of the policy store file (resolved against the working directory). Encrypted
+   * when `INFERFLUX_POLICY_PASSPHRASE` is set. Defaults to `config/policy_store.conf`.
+   */
+  storePath: string;
+  /** Seconds between checks for changes other replicas wrote to the store. Defaults to `5`. */
+  watchIntervalSeconds: number;
+}
+
 export interface InferFluxConfig {
   server: ServerConfig;
   models: ModelEntry[];
@@ -82,6 +92,7 @@ export interface InferFluxConfig {
   scheduler: SchedulerConfig;
   limits: LimitsConfig;
   audit: AuditConfig;
+  policy: PolicyStoreConfig;
   /** Where the config came from, for the start-up log. */
   source: string;
 }

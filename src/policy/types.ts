@@ -24,6 +24,8 @@ export interface ApiKeyRecord {
   hash: string;
   /** Short label shown in listings (`key:<first 12 hex>` by default). */
   id: string;
+  /** Free text an admin gave at creation (never the key). */
+  label?: string;
   scopes: Scope[];
   tenant: string;
   priority?: number;
@@ -63,4 +65,10 @@ export interface PolicyDocument {
   apiKeys: ApiKeyRecord[];
   rateLimit: RateLimitPolicy;
   guardrails: GuardrailPolicy;
+  /**
+   * Sections an admin changed through the admin API (ISO time of the last change). A changed
+   * section is taken from the store and wins over the config; an unchanged one follows the config
+   * (see `initialPolicy` in src/policy/store).
+   */
+  overrides?: { rateLimit?: string; guardrails?: string };
 }

@@ -47,6 +47,7 @@ describe('config', () => {
       scheduler: { decodePoolSize: 8, prefillPoolSize: 0, maxQueue: 256, tokenizerWorkers: 1 },
       limits: { maxTokens: 4096, maxN: 8, maxStop: 4 },
       audit: { path: path.join(cwd, 'logs/audit.log'), debugMode: false },
+      policy: { storePath: path.join(cwd, 'config/policy_store.conf'), watchIntervalSeconds: 5 },
       source: 'built-in default + env (INFERFLUX_CORES)',
     });
   });
@@ -105,8 +106,10 @@ describe('config', () => {
         INFERFLUX_THREADS_PER_WORKER: '2',
         INFERFLUX_SEQUENCES_PER_WORKER: '16',
         INFERFLUX_CONTEXT_SIZE: '4096',
+        INFERFLUX_POLICY_STORE: 'var/policy.conf',
       },
     });
+    expect(cfg.policy).to.deep.equal({ storePath: path.join(cwd, 'var/policy.conf'), watchIntervalSeconds: 5 });
     expect(cfg.server.host).to.equal('0.0.0.0');
     expect(cfg.server.port).to.equal(0);
     expect(cfg.server.maxBodyBytes).to.equal(2048);

@@ -1,0 +1,253 @@
+/**
+ * The policy store: one file holding the whole `PolicyDocument` (see envelope.ts for the format).
+ *
+ * Writes are atomic and crash-safe: a temp file in the same directory is written, fsync'd and
+ * renamed over the store, then the directory is fsync'd, so a reader (or a restart after a crash
+ * at any point) sees either the old file or the new one, never a torn one. Leftover temp files of
+ * a crashed writer are ignored (and swept once they are old).
+ *
+ * Replicas sharing the file: writers take a lock file (`<store>.lock`, O_EXCL, stale after 10 s)
+ * and refuse to write a version that is not newer than the one on disk (`policy_conflict`), so
+ * two replicas never both write version N with different contents. Readers notice changes by
+ * `fs.watch` on the directory plus a periodic check (a shared volume such as NFS may not deliver
+ * watch events), and hand each newer document to the caller.
+ */
+import { watch as fsWatch, type FSWatcher } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { InferFluxError } from '../../errors.js';
+import type { PolicyPersistence } from '../policy-service.js';
+import type { PolicyDocument } from '../types.js';
+import { validateDocument } from './document-schema.js';
+import { openEnvelope, plainEnvelope, PolicyStoreError, Sealer } from './envelope.js';
+
+export interface PolicyStoreOptions {
+  /** Absolute path of the store file. */
+  path: string;
+  /** Encrypts the file when set (non-empty); plaintext JSON otherwise (keys are hashes either way). */
+  passphrase?: string | null | undefined;
+  log?: (msg: string) => void;
+  /** Periodic check for changes by other replicas. Defaults to 5000 ms. */
+  watchIntervalMs?: number;
+}
+
+export interface PolicyStore extends PolicyPersistence {
+  readonly path: string;
+  readonly encrypted: boolean;
+  /** The stored document, or null when there is no file yet. Throws `PolicyStoreError` on a bad file. */
+  load(): Promise<PolicyDocument | null>;
+  /** Atomic, durable write; `policy_conflict` when the file already holds this version or a newer one. */
+  save(doc: PolicyDocument): Promise<void>;
+  /** Calls `onDoc` with every newer document found on disk; returns an unsubscribe function. */
+  watch(onDoc: (doc: PolicyDocument) => void): () => void;
+  close(): Promise<void>;
+}
+
+const LOCK_STALE_MS = 10_000;
+const LOCK_WAIT_MS = 5_000;
+const TEMP_STALE_MS = 10 * 60_000;
+
+export function openPolicyStore(opts: PolicyStoreOptions): PolicyStore {
+  return new FilePolicyStore(opts);
+}
+
+class FilePolicyStore implements PolicyStore {
+  readonly path: string;
+  readonly encrypted: boolean;
+  private readonly dir: string;
+  private readonly base: string;
+  private readonly sealer: Sealer | null;
+  private readonly log: (msg: string) => void;
+  private readonly intervalMs: number;
+  private readonly watchers = new Set<{ stop: () => void; check: () => void }>();
+  private closed = false;
+
+  constructor(opts: PolicyStoreOptions) {
+    this.path = opts.path;
+    this.dir = dirname(opts.path);
+    this.base = basename(opts.path);
+    this.sealer = opts.passphrase ? new Sealer(opts.passphrase) : null;
+    this.encrypted = this.sealer !== null;
+    this.log = opts.log ?? (() => {});
+    this.intervalMs = opts.watchIntervalMs ?? 5000;
+  }
+
+  async load(): Promise<PolicyDocument | null> {
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new PolicyStoreError(this.path, 'malformed', `cannot read: ${(err as Error).message}`);
+    }
+    return validateDocument(this.path, await openEnvelope(this.path, text, this.sealer));
+  }
+
+  async save(doc: PolicyDocument): Promise<void> {
+    if (this.closed) throw new InferFluxError('shutting_down', 'the policy store is closed');
+    // Only keys created through the admin API live in the store: config/env keys belong to each
+    // replica's own configuration and are merged back in by `initialPolicy`.
+    const stored: PolicyDocument = { ...doc, apiKeys: doc.apiKeys.filter((k) => k.origin === 'store') };
+    const text = this.sealer ? await this.sealer.seal(stored) : plainEnvelope(stored);
+    await mkdir(this.dir, { recursive: true });
+    const unlock = await this.lock();
+    try {
+      const onDisk = await this.load();
+      if (onDisk && onDisk.version >= doc.version) {
+        // Another replica got there first; let our watchers pick up its document now.
+        for (const w of this.watchers) w.check();
+        throw new InferFluxError('policy_conflict', undefined);
+      }
+      await this.writeAtomically(text);
+    } finally {
+      await unlock();
+    }
+  }
+
+  watch(onDoc: (doc: PolicyDocument) => void): () => void {
+    let lastSeen = '';
+    let lastVersion = -1;
+    let running: Promise<void> | null = null;
+    let again = false;
+    let lastError = '';
+    const check = (): void => {
+      if (running) {
+        again = true;
+        return;
+      }
+      running = (async () => {
+        try {
+          // Cheap change detection first: decrypting on every tick is needless work.
+          const st = await stat(this.path).catch(() => null);
+          const sig = st ? `${st.ino}:${st.size}:${st.mtimeMs}` : 'absent';
+          if (sig === lastSeen || !st) return;
+          const doc = await this.load();
+          lastSeen = sig;
+          lastError = '';
+          if (doc && doc.version > lastVersion) {
+            lastVersion = doc.version;
+            onDoc(doc);
+          }
+        } catch (err) {
+          // Keep serving the policy we have; a bad file is reported once per distinct error.
+          const msg = err instanceof Error ? err.message : String(err);
+          if (msg !== lastError) this.log(`policy store watch: ${msg}; keeping the current policy`);
+          lastError = msg;
+        }
+      })().finally(() => {
+        running = null;
+        if (again && !stopped) {
+          again = false;
+          check();
+        }
+      });
+    };
+    let stopped = false;
+    let fsw: FSWatcher | null = null;
+    let debounce: NodeJS.Timeout | null = null;
+    try {
+      fsw = fsWatch(this.dir, { persistent: false }, (_event, name) => {
+        if (name !== null && name !== this.base) return;
+        if (debounce) clearTimeout(debounce);
+        debounce = setTimeout(check, 25);
+      });
+      fsw.on('error', () => {
+        // The directory went away or the watch broke; the periodic check still runs.
+        fsw?.close();
+        fsw = null;
+      });
+    } catch {
+      // No directory yet (nothing saved) or no inotify: the periodic check covers it.
+    }
+    const timer = setInterval(check, this.intervalMs);
+    timer.unref();
+    check();
+    const entry = {
+      check,
+      stop: () => {
+        stopped = true;
+        clearInterval(timer);
+        if (debounce) clearTimeout(debounce);
+        fsw?.close();
+      },
+    };
+    this.watchers.add(entry);
+    return () => {
+      entry.stop();
+      this.watchers.delete(entry);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const w of this.watchers) w.stop();
+    this.watchers.clear();
+  }
+
+  private async writeAtomically(text: string): Promise<void> {
+    const tmp = join(this.dir, `.${this.base}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile(text, 'utf8');
+      await fh.sync();
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    await fh.close();
+    try {
+      await rename(tmp, this.path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    // The rename is durable only once the directory entry is.
+    const dh = await open(this.dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+    void this.sweepTemps();
+  }
+
+  /** Removes temp files crashed writers left behind, once they are clearly abandoned. */
+  private async sweepTemps(): Promise<void> {
+    try {
+      const prefix = `.${this.base}.`;
+      for (const name of await readdir(this.dir)) {
+        if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+        const p = join(this.dir, name);
+        const st = await stat(p).catch(() => null);
+        if (st && Date.now() - st.mtimeMs > TEMP_STALE_MS) await rm(p, { force: true });
+      }
+    } catch {
+      // Best effort only.
+    }
+  }
+
+  /** Cross-process writer lock: O_EXCL lock file; a lock older than 10 s belongs to a dead writer. */
+  private async lock(): Promise<() => Promise<void>> {
+    const lockPath = `${this.path}.lock`;
+    const until = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        const fh = await open(lockPath, 'wx', 0o600);
+        await fh.writeFile(`${process.pid}\n`);
+        await fh.close();
+        return () => rm(lockPath, { force: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const st = await stat(lockPath).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) {
+        await rm(lockPath, { force: true });
+        continue;
+      }
+      if (Date.now() > until) throw new InferFluxError('policy_conflict', `the policy store is locked by another writer (${lockPath})`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
