@@ -11,8 +11,8 @@ describe('SchedulerCore', () => {
     core.engineUp({ model: 'm', worker: 1 }, 1);
     expect(core.admit(id('a'), 'm', 0, 'A')).to.deep.equal({ kind: 'place', engine: { model: 'm', worker: 0 }, id: 'a', ref: 'A' });
     expect(core.admit(id('b'), 'm', 0, 'B')).to.deep.include({ kind: 'place', engine: { model: 'm', worker: 1 } });
-    expect(core.admit(id('c'), 'm', 0, 'C')).to.deep.equal({ kind: 'queued' });
-    expect(core.admit(id('d'), 'm', 0, 'D')).to.deep.equal({ kind: 'queued' });
+    expect(core.admit(id('c'), 'm', 0, 'C')).to.deep.equal({ kind: 'queued', suspend: [], evict: [] });
+    expect(core.admit(id('d'), 'm', 0, 'D')).to.deep.equal({ kind: 'queued', suspend: [], evict: [] });
     expect(core.admit(id('e'), 'm', 0, 'E')).to.deep.equal({ kind: 'reject', reason: 'queue_full' });
     expect(core.depth('m')).to.deep.equal({ queued: 2, active: 2 });
     expect(core.released(id('b'))).to.deep.equal([{ engine: { model: 'm', worker: 1 }, id: 'c', ref: 'C' }]);
@@ -42,14 +42,14 @@ describe('SchedulerCore', () => {
     expect(core.cancel(id('b'))).to.equal('B');
     expect(core.cancel(id('a'))).to.equal(undefined);
     core.engineDown({ model: 'm', worker: 0 });
-    expect(core.admit(id('c'), 'm', 0, 'C')).to.deep.equal({ kind: 'queued' });
+    expect(core.admit(id('c'), 'm', 0, 'C')).to.deep.equal({ kind: 'queued', suspend: [], evict: [] });
     expect(core.engineUp({ model: 'm', worker: 0 }, 1)).to.deep.equal([{ engine: { model: 'm', worker: 0 }, id: 'c', ref: 'C' }]);
   });
 
   it('counts requests adopted after a scheduler restart against capacity', () => {
     const core = new SchedulerCore<string>(10);
     core.engineUp({ model: 'm', worker: 0 }, 2, 2);
-    expect(core.admit(id('a'), 'm', 0, 'A')).to.deep.equal({ kind: 'queued' });
+    expect(core.admit(id('a'), 'm', 0, 'A')).to.deep.equal({ kind: 'queued', suspend: [], evict: [] });
     expect(core.released(id('old'), { model: 'm', worker: 0 })).to.deep.equal([{ engine: { model: 'm', worker: 0 }, id: 'a', ref: 'A' }]);
   });
 });

@@ -1,49 +1,132 @@
 /**
- * The scheduler's pure core: admission, bounded per-model queues ordered by priority then
- * arrival, and placement on the least-loaded engine worker of the request's model.
- * No ports or clocks: the shell moves frames, this decides.
+ * The scheduler's pure core: admission into bounded per-model queues, placement on the
+ * least-loaded engine worker of the request's model, and fairness (DESIGN §3):
+ *
+ * - Priority: higher first. Inside a priority class, tenants share by virtual token counters
+ *   (see fair-queue.ts); FIFO within a tenant.
+ * - Preemption (`enablePreemption`): a queued request at or above `highPriorityThreshold` with no
+ *   free sequence for its model suspends a running request of lower priority (lowest priority,
+ *   then most tokens since its placement, then placed earliest). The suspended request goes back
+ *   to the queue as resumable with its original arrival order, and is resumed later, possibly on
+ *   another worker of the same model.
+ * - Timeslices (`maxTimesliceTokens` > 0): a request that generated more than that since its last
+ *   placement while a request of equal or higher priority waits yields through the same path.
+ *
+ * Suspension is two-phase: a `Suspension` decision marks the request suspending (its sequence
+ * stays occupied); the engine later reports `suspended` (or `released`, if it finished first), and
+ * only then is the sequence reused. No ports, no clocks: every decision follows from the events
+ * the shell reports, in order, so tests drive it step by step.
  */
 import type { RequestId } from '../protocol.js';
+import { FairQueue, type QueueEntry } from './fair-queue.js';
 
 export interface EngineKey {
   model: string;
   worker: number;
 }
 
+export interface FairnessConfig {
+  /** Suspend lower-priority running requests for waiting high-priority ones. Defaults to `false`. */
+  enablePreemption: boolean;
+  /** Requests with priority >= this are "high" and may preempt. Defaults to `5`. */
+  highPriorityThreshold: number;
+  /** Generated tokens per placement before yielding to an equal-or-higher waiter; 0 = off. Defaults to `0`. */
+  maxTimesliceTokens: number;
+}
+
+export const DEFAULT_FAIRNESS: Readonly<FairnessConfig> = { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 };
+
+/** The tenant of requests admitted without one. */
+export const DEFAULT_TENANT = 'default';
+
+export interface AdmitOptions {
+  /** Fair-share account. Defaults to `DEFAULT_TENANT`. */
+  tenant?: string;
+  /** Charged to the tenant when the request is first placed. Defaults to `0`. */
+  promptTokens?: number;
+}
+
+export type SuspendReason = 'preempt' | 'yield';
+
+/** Tell `engine` to suspend request `id` (save its sequence state to the host page pool). */
+export interface Suspension {
+  engine: EngineKey;
+  id: RequestId;
+  reason: SuspendReason;
+}
+
+/** Run request `id` on `engine`; with `resume`, restore the state it was suspended with on `from`. */
+export interface Placement<R> {
+  engine: EngineKey;
+  id: RequestId;
+  ref: R;
+  resume?: { from: EngineKey };
+}
+
+export type Admission<R> =
+  | { kind: 'place'; engine: EngineKey; id: RequestId; ref: R }
+  /** `evict`: queued requests pushed out to make room (answer them queue_full). */
+  | { kind: 'queued'; suspend: Suspension[]; evict: { id: RequestId; ref: R }[] }
+  | { kind: 'reject'; reason: 'queue_full' };
+
+/** Outcome of `suspended`: `drop` is set when the request is not requeued (cancelled or unknown). */
+export interface Suspended<R> {
+  placements: Placement<R>[];
+  drop: R | undefined;
+}
+
+/** Cumulative since construction; generated tokens only. */
+export interface FairnessCounters {
+  preemptions: number;
+  yields: number;
+  resumes: number;
+  tokensByPriority: Map<number, number>;
+  tokensByTenant: Map<string, number>;
+}
+
 interface EngineState extends EngineKey {
   capacity: number;
-  /** Requests placed and not yet released. */
+  /** Requests placed and not yet released or suspended. */
   inflight: Set<RequestId>;
   /** In-flight requests this core did not place (adopted after a scheduler restart). */
   adopted: number;
 }
 
-interface Queued<R> {
-  id: RequestId;
+interface Waiting<R> extends QueueEntry {
   model: string;
-  priority: number;
-  order: number;
+  promptTokens: number;
   ref: R;
+  /** Where it was suspended, for resumable entries. */
+  from: EngineKey | null;
 }
 
-export type Admission<R> =
-  | { kind: 'place'; engine: EngineKey; id: RequestId; ref: R }
-  | { kind: 'queued' }
-  | { kind: 'reject'; reason: 'queue_full' };
-
-export interface Placement<R> {
-  engine: EngineKey;
+interface Running {
   id: RequestId;
-  ref: R;
+  tenant: string;
+  priority: number;
+  order: number;
+  promptTokens: number;
+  engine: EngineState;
+  /** Placement sequence number: tie-break for victims (placed earliest goes first). */
+  placed: number;
+  /** Tokens generated since the last placement. */
+  slice: number;
+  suspending: SuspendReason | null;
+  cancelled: boolean;
 }
 
 export class SchedulerCore<R> {
   private readonly engines = new Map<string, EngineState>();
-  private readonly queues = new Map<string, Queued<R>[]>();
-  private readonly placedOn = new Map<RequestId, EngineState>();
+  private readonly queues = new Map<string, FairQueue<Waiting<R>>>();
+  private readonly running = new Map<RequestId, Running>();
+  private config: FairnessConfig;
   private order = 0;
+  private placements = 0;
+  private readonly stats: FairnessCounters = { preemptions: 0, yields: 0, resumes: 0, tokensByPriority: new Map(), tokensByTenant: new Map() };
 
-  constructor(private readonly maxQueue: number) {}
+  constructor(private readonly maxQueue: number, fairness: Partial<FairnessConfig> = {}) {
+    this.config = checked({ ...DEFAULT_FAIRNESS, ...fairness });
+  }
 
   engineUp(key: EngineKey, capacity: number, alreadyActive = 0): Placement<R>[] {
     this.engines.set(keyOf(key), { ...key, capacity, inflight: new Set(), adopted: alreadyActive });
@@ -54,33 +137,50 @@ export class SchedulerCore<R> {
   engineDown(key: EngineKey): void {
     const engine = this.engines.get(keyOf(key));
     if (!engine) return;
-    for (const id of engine.inflight) this.placedOn.delete(id);
+    for (const id of engine.inflight) this.finish(this.running.get(id)!);
     this.engines.delete(keyOf(key));
   }
 
-  admit(id: RequestId, model: string, priority: number, ref: R): Admission<R> {
-    const engine = this.pick(model);
+  admit(id: RequestId, model: string, priority: number, ref: R, opts: AdmitOptions = {}): Admission<R> {
+    const tenant = opts.tenant ?? DEFAULT_TENANT;
+    const entry: Waiting<R> = { id, model, tenant, priority, order: this.order++, resumable: false, promptTokens: opts.promptTokens ?? 0, ref, from: null };
     const queue = this.queueOf(model);
-    if (engine && queue.length === 0) {
-      this.place(engine, id);
-      return { kind: 'place', engine: { model: engine.model, worker: engine.worker }, id, ref };
+    const engine = this.pick(model);
+    if (engine && queue.size === 0) {
+      queue.enter(tenant);
+      const p = this.start(engine, entry);
+      return { kind: 'place', engine: p.engine, id, ref };
     }
-    if (queue.length >= this.maxQueue) return { kind: 'reject', reason: 'queue_full' };
-    const item: Queued<R> = { id, model, priority, order: this.order++, ref };
-    // Insert after every item of higher or equal priority: priority first, then arrival.
-    let at = queue.length;
-    while (at > 0 && queue[at - 1]!.priority < priority) at--;
-    queue.splice(at, 0, item);
-    return { kind: 'queued' };
+    const evict: { id: RequestId; ref: R }[] = [];
+    if (queue.size >= this.maxQueue) {
+      // Resumable entries may hold the queue over its bound; then nothing fresh gets in.
+      const victim = queue.size === this.maxQueue ? queue.evictionVictim(tenant, priority) : undefined;
+      if (!victim) return { kind: 'reject', reason: 'queue_full' };
+      queue.remove(victim.id);
+      queue.leave(victim.tenant);
+      evict.push({ id: victim.id, ref: victim.ref });
+    }
+    queue.enter(tenant);
+    queue.push(entry);
+    return { kind: 'queued', suspend: this.preempt(model), evict };
   }
 
-  /** A request left its engine; place what the freed sequence can take. */
-  released(id: RequestId, from?: EngineKey): Placement<R>[] {
-    const engine = this.placedOn.get(id);
-    if (engine) {
-      engine.inflight.delete(id);
-      this.placedOn.delete(id);
-      return this.drain(engine.model);
+  /** Tokens generated by a running request since its last report; may ask it to yield. */
+  progress(id: RequestId, generated: number): Suspension[] {
+    const r = this.running.get(id);
+    if (!r) return [];
+    this.account(r, generated);
+    const y = this.yieldIfDue(r);
+    return y ? [y] : [];
+  }
+
+  /** A request left its engine (finished, failed, cancelled); place what the freed sequence can take. */
+  released(id: RequestId, from?: EngineKey, generated = 0): Placement<R>[] {
+    const r = this.running.get(id);
+    if (r) {
+      this.account(r, generated);
+      this.finish(r);
+      return this.drain(r.engine.model);
     }
     const adopter = from ? this.engines.get(keyOf(from)) : undefined;
     if (adopter && adopter.adopted > 0) {
@@ -90,19 +190,76 @@ export class SchedulerCore<R> {
     return [];
   }
 
-  /** Remove a still-queued request; returns its ref, or undefined if it was already placed. */
+  /**
+   * The engine saved request `id`'s state and freed its sequence; `ref` is what the shell holds for
+   * it now (body and port handed back). It is requeued as resumable unless it was cancelled meanwhile.
+   */
+  suspended(id: RequestId, ref: R, generated = 0): Suspended<R> {
+    const r = this.running.get(id);
+    if (!r) return { placements: [], drop: ref };
+    this.account(r, generated);
+    const model = r.engine.model;
+    if (r.cancelled) {
+      this.finish(r);
+      return { placements: this.drain(model), drop: ref };
+    }
+    r.engine.inflight.delete(id);
+    this.running.delete(id);
+    if (r.suspending === 'yield') this.stats.yields++;
+    else if (r.suspending === 'preempt') this.stats.preemptions++;
+    // A preempted request keeps its arrival order; a yielded one goes to the back of its tenant's
+    // line, or it would take its own sequence straight back from a same-tenant waiter.
+    const order = r.suspending === 'yield' ? this.order++ : r.order;
+    const from = { model, worker: r.engine.worker };
+    this.queueOf(model).push({ id, model, tenant: r.tenant, priority: r.priority, order, resumable: true, promptTokens: r.promptTokens, ref, from });
+    return { placements: this.drain(model), drop: undefined };
+  }
+
+  /**
+   * Remove a still-queued request; returns its ref, or undefined if it is running (the engine
+   * cancels it). A request being suspended is dropped when `suspended` reports it.
+   */
   cancel(id: RequestId): R | undefined {
     for (const queue of this.queues.values()) {
-      const at = queue.findIndex((q) => q.id === id);
-      if (at !== -1) return queue.splice(at, 1)[0]!.ref;
+      const e = queue.remove(id);
+      if (e) {
+        queue.leave(e.tenant);
+        return e.ref;
+      }
     }
+    const r = this.running.get(id);
+    if (r?.suspending) r.cancelled = true;
     return undefined;
+  }
+
+  /** Live update; returns the suspensions the new settings call for right away. */
+  setFairness(patch: Partial<FairnessConfig>): Suspension[] {
+    this.config = checked({ ...this.config, ...patch });
+    const out: Suspension[] = [];
+    for (const model of this.models()) {
+      out.push(...this.preempt(model));
+      const due = [...this.running.values()].filter((r) => r.engine.model === model).sort((a, b) => b.slice - a.slice || a.placed - b.placed);
+      for (const r of due) {
+        const y = this.yieldIfDue(r);
+        if (y) out.push(y);
+      }
+    }
+    return out;
+  }
+
+  fairness(): FairnessConfig {
+    return { ...this.config };
+  }
+
+  counters(): FairnessCounters {
+    const s = this.stats;
+    return { preemptions: s.preemptions, yields: s.yields, resumes: s.resumes, tokensByPriority: new Map(s.tokensByPriority), tokensByTenant: new Map(s.tokensByTenant) };
   }
 
   depth(model: string): { queued: number; active: number } {
     let active = 0;
     for (const e of this.engines.values()) if (e.model === model) active += e.inflight.size + e.adopted;
-    return { queued: this.queueOf(model).length, active };
+    return { queued: this.queueOf(model).size, active };
   }
 
   models(): string[] {
@@ -115,19 +272,88 @@ export class SchedulerCore<R> {
   private drain(model: string): Placement<R>[] {
     const out: Placement<R>[] = [];
     const queue = this.queueOf(model);
-    while (queue.length > 0) {
+    while (queue.size > 0) {
       const engine = this.pick(model);
       if (!engine) break;
-      const next = queue.shift()!;
-      this.place(engine, next.id);
-      out.push({ engine: { model: engine.model, worker: engine.worker }, id: next.id, ref: next.ref });
+      out.push(this.start(engine, queue.shift()!));
     }
     return out;
   }
 
-  private place(engine: EngineState, id: RequestId): void {
-    engine.inflight.add(id);
-    this.placedOn.set(id, engine);
+  private start(engine: EngineState, w: Waiting<R>): Placement<R> {
+    engine.inflight.add(w.id);
+    this.running.set(w.id, {
+      id: w.id, tenant: w.tenant, priority: w.priority, order: w.order, promptTokens: w.promptTokens,
+      engine, placed: this.placements++, slice: 0, suspending: null, cancelled: false,
+    });
+    const key = { model: engine.model, worker: engine.worker };
+    if (!w.from) {
+      this.queueOf(w.model).charge(w.tenant, w.promptTokens);
+      return { engine: key, id: w.id, ref: w.ref };
+    }
+    this.stats.resumes++;
+    return { engine: key, id: w.id, ref: w.ref, resume: { from: w.from } };
+  }
+
+  /** The request is gone for good. */
+  private finish(r: Running): void {
+    r.engine.inflight.delete(r.id);
+    this.running.delete(r.id);
+    this.queueOf(r.engine.model).leave(r.tenant);
+  }
+
+  private account(r: Running, generated: number): void {
+    if (generated <= 0) return;
+    r.slice += generated;
+    this.queueOf(r.engine.model).charge(r.tenant, generated);
+    bump(this.stats.tokensByPriority, r.priority, generated);
+    bump(this.stats.tokensByTenant, r.tenant, generated);
+  }
+
+  /**
+   * Suspensions for waiting high-priority requests. Every sequence already being suspended or free
+   * goes to the head of the queue, which is the highest-priority waiter, so those cover waiters
+   * first; each uncovered one takes a victim of strictly lower priority.
+   */
+  private preempt(model: string): Suspension[] {
+    if (!this.config.enablePreemption) return [];
+    let covered = this.spare(model);
+    const out: Suspension[] = [];
+    for (const p of this.queueOf(model).prioritiesAtLeast(this.config.highPriorityThreshold)) {
+      if (covered > 0) { covered--; continue; }
+      const victim = this.victim(model, p);
+      if (!victim) break;
+      victim.suspending = 'preempt';
+      out.push({ engine: { model, worker: victim.engine.worker }, id: victim.id, reason: 'preempt' });
+    }
+    return out;
+  }
+
+  private yieldIfDue(r: Running): Suspension | undefined {
+    const max = this.config.maxTimesliceTokens;
+    if (max === 0 || r.suspending || r.slice <= max) return undefined;
+    const model = r.engine.model;
+    if (this.queueOf(model).waitingAtLeast(r.priority) <= this.spare(model)) return undefined;
+    r.suspending = 'yield';
+    return { engine: { model, worker: r.engine.worker }, id: r.id, reason: 'yield' };
+  }
+
+  /** Lowest priority below `p`, then most tokens since placement, then placed earliest. */
+  private victim(model: string, p: number): Running | undefined {
+    let best: Running | undefined;
+    for (const r of this.running.values()) {
+      if (r.engine.model !== model || r.suspending || r.priority >= p) continue;
+      if (!best || r.priority < best.priority || (r.priority === best.priority && (r.slice > best.slice || (r.slice === best.slice && r.placed < best.placed)))) best = r;
+    }
+    return best;
+  }
+
+  /** Sequences of the model that are free or already being suspended. */
+  private spare(model: string): number {
+    let n = 0;
+    for (const e of this.engines.values()) if (e.model === model) n += Math.max(0, e.capacity - e.inflight.size - e.adopted);
+    for (const r of this.running.values()) if (r.engine.model === model && r.suspending) n++;
+    return n;
   }
 
   /** Least-loaded engine of the model with a free sequence; ties go to the lowest worker. */
@@ -142,11 +368,21 @@ export class SchedulerCore<R> {
     return best;
   }
 
-  private queueOf(model: string): Queued<R>[] {
+  private queueOf(model: string): FairQueue<Waiting<R>> {
     let q = this.queues.get(model);
-    if (!q) this.queues.set(model, (q = []));
+    if (!q) this.queues.set(model, (q = new FairQueue()));
     return q;
   }
+}
+
+function checked(c: FairnessConfig): FairnessConfig {
+  if (!Number.isInteger(c.maxTimesliceTokens) || c.maxTimesliceTokens < 0) throw new RangeError(`maxTimesliceTokens must be a non-negative integer, got ${c.maxTimesliceTokens}`);
+  if (!Number.isFinite(c.highPriorityThreshold)) throw new RangeError(`highPriorityThreshold must be a number, got ${c.highPriorityThreshold}`);
+  return c;
+}
+
+function bump<K>(m: Map<K, number>, k: K, n: number): void {
+  m.set(k, (m.get(k) ?? 0) + n);
 }
 
 function keyOf(k: EngineKey): string {
