@@ -3,7 +3,7 @@
  * node-llama-cpp changes `_ctx`, `_bindings.AddonSampler` or their behaviour, this fails loudly.
  */
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LlamaLogLevel, getLlama, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
@@ -127,4 +127,77 @@ describe('BatchContext (node-llama-cpp internals contract)', function () {
     expect(Array.from(idx)).to.deep.equal([-1]);
     batch.clearSequence(1);
   });
+
+  /** Greedy continuation of a sequence whose cells hold `prefix`: decode `last` at its position, then n more. */
+  async function continueGreedy(b: BatchContext, seq: number, position: number, last: number, n: number): Promise<number[]> {
+    const sampler = b.createSampler();
+    sampler.applyConfig({ temperature: 0 });
+    const out: number[] = [];
+    let [idx] = await b.decode([{ sequenceId: seq, position, tokens: Uint32Array.of(last), wantLogits: true }]);
+    for (let i = 0; i < n; i++) {
+      const tok = await b.sample(idx!, sampler);
+      out.push(tok);
+      [idx] = await b.decode([{ sequenceId: seq, position: position + 1 + i, tokens: Uint32Array.of(tok), wantLogits: true }]);
+    }
+    sampler.dispose();
+    return out;
+  }
+
+  it('saveSequence/loadSequence: a state loaded into a fresh context continues exactly like the source', async () => {
+    const prompt = Uint32Array.from([model.tokens.bos!, ...model.tokenize('The state of one sequence, saved and loaded', false)]);
+    const prefix = prompt.subarray(0, prompt.length - 1);
+    const last = prompt[prompt.length - 1]!;
+    await batch.decode([{ sequenceId: 0, position: 0, tokens: prefix, wantLogits: false }]);
+    const file = join(dir, 'seq0.bin');
+    const bytes = await batch.saveSequence(0, prefix, file);
+    expect(bytes).to.equal(statSync(file).size);
+    expect(bytes).to.be.greaterThan(12 + 4 * prefix.length);
+    const source = await continueGreedy(batch, 0, prefix.length, last, 12);
+    batch.clearSequence(0);
+
+    // Same `sequences` count (the file stores n_stream); a different sequence id than the source.
+    const ctx2 = await model.createContext({ contextSize: 256, sequences: 2, threads: 1, batchSize: 64 });
+    try {
+      const b2 = new BatchContext(llama, model, ctx2);
+      const restored = await b2.loadSequence(1, file, 256);
+      expect(Array.from(restored)).to.deep.equal(Array.from(prefix));
+      expect(await continueGreedy(b2, 1, prefix.length, last, 12)).to.deep.equal(source);
+      b2.dispose();
+    } finally {
+      await ctx2.dispose();
+    }
+  });
+
+  it('loadSequence rejects a state with more tokens than maxContextSize', async () => {
+    const prompt = Uint32Array.from([model.tokens.bos!, ...model.tokenize('too long for the target', false)]);
+    await batch.decode([{ sequenceId: 0, position: 0, tokens: prompt, wantLogits: false }]);
+    const file = join(dir, 'long.bin');
+    await batch.saveSequence(0, prompt, file);
+    batch.clearSequence(0);
+    let err: unknown;
+    await batch.loadSequence(1, file, prompt.length - 1).catch((e: unknown) => (err = e));
+    expect(err).to.be.instanceOf(Error);
+    batch.clearSequence(1);
+  });
+
+  it('trimSequence then re-evaluating gives the same tokens as a fresh evaluation of the shorter prefix', async () => {
+    const long = Uint32Array.from([model.tokens.bos!, ...model.tokenize('a shared prefix and then a tail that will be trimmed away', false)]);
+    const keep = 5;
+    const suffix = Uint32Array.from(model.tokenize(' new words', false));
+    const run = async (trimFirst: boolean): Promise<number[]> => {
+      if (trimFirst) {
+        await batch.decode([{ sequenceId: 0, position: 0, tokens: long, wantLogits: false }]);
+        expect(batch.trimSequence(0, keep)).to.equal(true);
+      } else {
+        await batch.decode([{ sequenceId: 0, position: 0, tokens: long.subarray(0, keep), wantLogits: false }]);
+      }
+      await batch.decode([{ sequenceId: 0, position: keep, tokens: suffix.subarray(0, -1), wantLogits: false }]);
+      const out = await continueGreedy(batch, 0, keep + suffix.length - 1, suffix[suffix.length - 1]!, 10);
+      batch.clearSequence(0);
+      return out;
+    };
+    const fresh = await run(false);
+    expect(await run(true)).to.deep.equal(fresh);
+  });
 });
+

@@ -24,6 +24,16 @@ interface AddonContext {
   disposeSequence(sequenceId: number): void;
 }
 
+/**
+ * Internal addon members for sequence state, checked on first use (not in the constructor, so a
+ * context that never saves state does not depend on them). AddonTypes.d.ts, `AddonContext`.
+ */
+interface AddonSequenceState {
+  saveSequenceStateToFile(filePath: string, sequenceId: number, tokens: Uint32Array): Promise<number>;
+  loadSequenceStateFromFile(filePath: string, sequenceId: number, maxContextSize: number): Promise<Uint32Array>;
+  removeTokenCellsFromSequence(sequenceId: number, startPos: number, endPos: number): boolean;
+}
+
 /** Internal addon sampler (AddonTypes.d.ts, `AddonSampler`). */
 export interface AddonSampler {
   dispose(): void;
@@ -135,8 +145,47 @@ export class BatchContext {
     this.addon.disposeSequence(sequenceId);
   }
 
+  /**
+   * Save one sequence's KV cells and `tokens` (stored in the file's header, returned by
+   * `loadSequence`) to `filePath` (`llama_state_seq_save_file`). Resolves to the file size.
+   * The file only loads into a context with the same `sequences` count unless it goes through
+   * `retargetSequenceState` (src/runtime/kv/seq-state-file.ts). Stage it on tmpfs (`/dev/shm`).
+   */
+  saveSequence(sequenceId: number, tokens: Uint32Array, filePath: string): Promise<number> {
+    this.ensureNotDisposed();
+    return this.stateMethod('saveSequenceStateToFile').call(this.addon, filePath, sequenceId, tokens);
+  }
+
+  /**
+   * Replace sequence `sequenceId`'s KV cells with the state in `filePath`
+   * (`llama_state_seq_load_file`: it first removes every cell of the sequence). Resolves to the
+   * tokens stored in the file. Rejects when the file holds more than `maxContextSize` tokens, has
+   * another stream count (`n_stream mismatch`) or does not fit the free cells. The file is read
+   * by native code: only load files this process wrote or validated.
+   */
+  loadSequence(sequenceId: number, filePath: string, maxContextSize: number): Promise<Uint32Array> {
+    this.ensureNotDisposed();
+    return this.stateMethod('loadSequenceStateFromFile').call(this.addon, filePath, sequenceId, maxContextSize);
+  }
+
+  /**
+   * Remove the sequence's cells at positions `>= fromPos` (`llama_memory_seq_rm(seq, fromPos, -1)`;
+   * a negative end means "to the end", llama.h). The next token then goes at `fromPos`. Returns
+   * false when the memory cannot drop part of a sequence (recurrent models): clear and re-evaluate.
+   */
+  trimSequence(sequenceId: number, fromPos: number): boolean {
+    this.ensureNotDisposed();
+    return this.stateMethod('removeTokenCellsFromSequence').call(this.addon, sequenceId, fromPos, -1);
+  }
+
   dispose(): void {
     this.disposed = true;
+  }
+
+  private stateMethod<K extends keyof AddonSequenceState>(name: K): AddonSequenceState[K] {
+    const fn = requireInternal<AddonSequenceState[K]>(this.addon, name, `LlamaContext._ctx.${name}()`);
+    if (typeof fn !== 'function') throw new InternalApiError(`LlamaContext._ctx.${name}()`);
+    return fn;
   }
 
   private ensureNotDisposed(): void {
