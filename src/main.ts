@@ -10,6 +10,8 @@ import { Metrics } from './metrics.js';
 import { ActorSystem } from './actors/system.js';
 import { ActorGateway } from './actors/gateway.js';
 import { createHttpServer } from './http/server.js';
+import { policyDefaultsFrom } from './policy/store/initial-policy.js';
+import { startPolicy } from './policy/store/start-policy.js';
 
 /** Time running requests get to finish after SIGTERM before they are cut off. */
 const DRAIN_MS = 3000;
@@ -27,11 +29,19 @@ async function main(): Promise<void> {
       `${config.runtime.threadsPerWorker} thread(s) x ${config.runtime.sequencesPerWorker} sequences, ` +
       `context ${config.runtime.contextSize}/sequence, ${config.runtime.cores} core(s), libuv pool ${pool}`,
   );
+  // The policy store is read before anything starts: a tampered or undecryptable file stops start-up.
+  const policy = await startPolicy({
+    storePath: config.policy.storePath,
+    passphrase: process.env.INFERFLUX_POLICY_PASSPHRASE,
+    watchIntervalSeconds: config.policy.watchIntervalSeconds,
+    defaults: policyDefaultsFrom(config),
+    log,
+  });
   await prepareModels(config.models, log);
   const metrics = new Metrics();
   const system = await ActorSystem.start(config, metrics, log);
   const gateway = new ActorGateway(config, system, metrics);
-  const http = createHttpServer({ config, gateway, metrics, log });
+  const http = createHttpServer({ config, gateway, metrics, log, policy: policy.service, audit: system.audit });
   const port = await http.listen();
   const ready = gateway.readiness();
   log(`listening on http://${config.server.host}:${port} (models: ${ready.models.map((m) => `${m.id}${m.ready ? '' : ' NOT READY'}`).join(', ')})`);
@@ -43,6 +53,7 @@ async function main(): Promise<void> {
     log(`${signal}: shutting down`);
     const closing = http.close();
     await Promise.race([gateway.whenIdle(), delay(DRAIN_MS)]);
+    await policy.close();
     await system.stop();
     await closing;
     log('stopped');

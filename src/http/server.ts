@@ -14,6 +14,7 @@ import { register as registerChat } from './routes/openai-chat/index.js';
 import { register as registerCompletions } from './routes/openai-completions/index.js';
 import { register as registerModels } from './routes/models/index.js';
 import { register as registerOps } from './routes/ops/index.js';
+import { register as registerAdmin } from './routes/admin/index.js';
 import type { HttpDeps, RequestContext } from './types.js';
 
 export interface HttpServer {
@@ -39,6 +40,7 @@ export function buildRouter(deps: HttpDeps): Router {
   registerModels(router, deps);
   registerChat(router, deps);
   registerCompletions(router, deps);
+  registerAdmin(router, deps);
   return router;
 }
 

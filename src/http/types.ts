@@ -4,14 +4,24 @@
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import type { Gateway } from '../actors/gateway-types.js';
+import type { AuditEvent } from '../actors/protocol.js';
 import type { InferFluxConfig } from '../config/types.js';
 import type { Metrics } from '../metrics.js';
+import type { PolicyService } from '../policy/policy-service.js';
 
 export interface HttpDeps {
   config: InferFluxConfig;
   gateway: Gateway;
   metrics: Metrics;
   log?: (msg: string) => void;
+  /** The live policy; the admin API edits it (through `update`, persisted first). */
+  policy?: PolicyService;
+  /** Audit sink for decisions made on the main thread (admin changes, auth outcomes, denials). */
+  audit?: AuditSink;
+}
+
+export interface AuditSink {
+  record(event: AuditEvent): void;
 }
 
 export interface RequestContext {
@@ -32,4 +42,4 @@ export interface RequestContext {
 
 export type Handler = (res: HttpResponse, ctx: RequestContext) => void | Promise<void>;
 
-export type Method = 'get' | 'post';
+export type Method = 'get' | 'post' | 'put' | 'delete';

@@ -15,7 +15,8 @@ export interface RunningServer {
   proc: ChildProcess;
   /** Everything the server wrote to stderr so far. */
   logs(): string;
-  stop(): Promise<number | null>;
+  /** SIGTERM, wait for exit, then delete `dir` unless `keepDir` (the caller removes it). */
+  stop(opts?: { keepDir?: boolean }): Promise<number | null>;
 }
 
 const MAIN = new URL('../../dist/main.js', import.meta.url).pathname;
@@ -68,10 +69,10 @@ export async function startServer(env: Record<string, string> = {}, timeoutMs = 
     dir,
     proc,
     logs: () => log,
-    async stop() {
+    async stop(opts = {}) {
       if (proc.exitCode === null) proc.kill('SIGTERM');
       const code = await exited;
-      rmSync(dir, { recursive: true, force: true });
+      if (!opts.keepDir) rmSync(dir, { recursive: true, force: true });
       return code;
     },
   };

@@ -48,7 +48,13 @@ describe('audit writer actor', function () {
     expect(written).to.equal(n);
     const lines = await readLines(path);
     expect(lines).to.have.length(n);
-    lines.forEach((line, i) => expect(JSON.parse(line)).to.deep.equal(event(i)));
+    lines.forEach((line, i) => {
+      // Each line is the event plus its chain fields (see audit-chain.test.ts).
+      const { seq, prev, ...rest } = JSON.parse(line) as AuditEvent & { seq: number; prev: string };
+      expect(rest).to.deep.equal(event(i));
+      expect(seq).to.equal(i);
+      expect(prev).to.match(/^[0-9a-f]{64}$/);
+    });
     await w.close();
   });
 

@@ -8,6 +8,12 @@
  * (`{acked: n}`) only after the `fdatasync` that covers them, so the client can keep every
  * unacknowledged event and re-send it if this thread dies. A batch closes after 20 ms or 256
  * events, whichever comes first, and is written with one `write` (two when a rotation splits it).
+ *
+ * Tamper evidence: every line carries `seq` and `prev` (chain.ts). The chain is computed at write
+ * time, in file order, and continues across rotation and restarts: on open the writer reads the
+ * last line of `audit.log` (or of `audit.log.1` when a rotation left `audit.log` empty). A torn
+ * last line (a crash mid-write; never acknowledged, so the client still had it) is cut off, and a
+ * `lifecycle` line saying so is chained in its place.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
@@ -15,6 +21,7 @@ import { dirname } from 'node:path';
 import * as Comlink from 'comlink';
 import nodeAdapter from 'comlink/dist/umd/node-adapter.js';
 import { PROTOCOL_VERSION, T, unpack, type AuditEvent, type AuditFrame, type WorkerHello } from '../protocol.js';
+import { chainLine, genesisState, stateAfter, type ChainState } from './chain.js';
 
 /**
  * The UMD adapter sets `module.exports = nodeEndpoint`, but its d.ts declares `export default`, so
@@ -51,17 +58,50 @@ const BATCH_EVENTS = 256;
 /** Pause before retrying a failed write (disk full, EIO): the batch stays pending, never dropped. */
 const RETRY_MS = 500;
 
-/**
- * JSON.stringify escapes CR, LF and every C0 control, but leaves U+0085, U+2028 and U+2029 raw;
- * some line readers (Python's `splitlines`, some log shippers) treat those as line breaks too.
- */
-export function auditLine(event: AuditEvent): string {
-  return JSON.stringify(event).replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + '\n';
+/** Reads the last complete line of a file (walking back in chunks), and whether a torn tail follows it. */
+async function readTail(path: string): Promise<{ last: string | null; completeBytes: number; size: number } | null> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    const size = (await fh.stat()).size;
+    const CHUNK = 64 * 1024;
+    let end = size;
+    let tail = Buffer.alloc(0);
+    let completeBytes = -1;
+    // Find the last '\n' (end of the last complete line), then the one before it.
+    while (end > 0) {
+      const start = Math.max(0, end - CHUNK);
+      const buf = Buffer.alloc(end - start);
+      await fh.read(buf, 0, buf.length, start);
+      tail = Buffer.concat([buf, tail]);
+      end = start;
+      if (completeBytes < 0) {
+        const nl = tail.lastIndexOf(0x0a);
+        if (nl < 0) continue;
+        completeBytes = end + nl + 1;
+      }
+      const lineEnd = completeBytes - end - 1;
+      // (A negative fromIndex would count from the end: an empty last line has no line before it here.)
+      const before = lineEnd > 0 ? tail.lastIndexOf(0x0a, lineEnd - 1) : -1;
+      if (before >= 0 || end === 0) return { last: tail.subarray(before + 1, lineEnd).toString('utf8'), completeBytes, size };
+    }
+    return { last: null, completeBytes: Math.max(0, completeBytes), size };
+  } finally {
+    await fh.close();
+  }
 }
 
 class AuditFile {
   private fh: FileHandle | null = null;
   private size = 0;
+  private chain: ChainState | null = null;
+  /** Notes for the log itself (e.g. a torn tail cut off at open), chained before the next batch. */
+  private notes: AuditEvent[] = [];
 
   constructor(
     private readonly path: string,
@@ -71,38 +111,110 @@ class AuditFile {
 
   async open(): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true });
+    if (!this.chain) this.chain = await this.recoverChain();
     this.fh = await open(this.path, 'a');
     this.size = (await this.fh.stat()).size;
   }
 
-  /** Writes whole lines, rotating between lines so no file outgrows `maxBytes` unless one line does. */
-  async append(lines: string[]): Promise<void> {
-    // A failed rotation leaves no handle; reopen so a retry can proceed.
-    if (!this.fh) await this.open();
-    let chunk: Buffer[] = [];
-    let chunkBytes = 0;
-    for (const line of lines) {
-      const buf = Buffer.from(line, 'utf8');
-      if (this.size + chunkBytes > 0 && this.size + chunkBytes + buf.length > this.maxBytes) {
+  /** Where the chain stands on disk: after the last line of audit.log, else of audit.log.1, else genesis. */
+  private async recoverChain(): Promise<ChainState> {
+    const tail = await readTail(this.path);
+    if (tail && tail.completeBytes < tail.size) {
+      const fh = await open(this.path, 'r+');
+      try {
+        await fh.truncate(tail.completeBytes);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      this.notes.push({
+        ts: new Date().toISOString(),
+        event: 'lifecycle',
+        decision: 'audit.torn_tail_removed',
+        detail: `removed ${tail.size - tail.completeBytes} byte(s) of an incomplete last line left by a crash`,
+      });
+    }
+    let last = tail?.last ?? null;
+    if (last === null) last = (await readTail(`${this.path}.1`))?.last ?? null;
+    if (last === null) return genesisState();
+    const state = stateAfter(last);
+    if (state) return state;
+    // A last line without chain fields (a log from before the chain, or altered): start a new
+    // chain and say so in it, so the verifier's report and this line explain each other.
+    this.notes.push({ ts: new Date().toISOString(), event: 'lifecycle', decision: 'audit.chain_restarted', detail: 'the previous last line carries no chain fields' });
+    return genesisState();
+  }
+
+  /**
+   * Chains and writes whole lines (one per non-null entry), rotating between lines so no file
+   * outgrows `maxBytes` unless one line does. Resolves with how many entries are durable: all of
+   * them, or, when a write fails (disk full, EIO), those of the chunks fsync'd before it. The chain
+   * stays at the last durable line, so the retried remainder continues it exactly.
+   */
+  async append(entries: (AuditEvent | null)[]): Promise<{ done: number; error?: unknown }> {
+    let done = 0;
+    try {
+      // A failed rotation leaves no handle; reopen so a retry can proceed.
+      if (!this.fh) await this.open();
+      const chain = this.chain!;
+      while (this.notes.length > 0) {
+        const note = this.notes[0]!;
+        const state = { ...chain };
+        const buf = Buffer.from(chainLine(note, state) + '\n', 'utf8');
+        await this.writeSync([buf], buf.length);
+        Object.assign(chain, state);
+        this.notes.shift();
+      }
+      let chunk: Buffer[] = [];
+      let chunkBytes = 0;
+      let chunkEntries = 0;
+      const state = { ...chain };
+      const commit = async () => {
         await this.writeSync(chunk, chunkBytes);
+        Object.assign(chain, state);
+        done += chunkEntries;
         chunk = [];
         chunkBytes = 0;
-        if (this.size > 0) await this.rotate();
+        chunkEntries = 0;
+      };
+      for (const entry of entries) {
+        if (entry === null) {
+          chunkEntries++;
+          continue;
+        }
+        const next = { ...state };
+        const buf = Buffer.from(chainLine(entry, next) + '\n', 'utf8');
+        if (this.size + chunkBytes > 0 && this.size + chunkBytes + buf.length > this.maxBytes) {
+          await commit();
+          if (this.size > 0) await this.rotate();
+        }
+        Object.assign(state, next);
+        chunk.push(buf);
+        chunkBytes += buf.length;
+        chunkEntries++;
       }
-      chunk.push(buf);
-      chunkBytes += buf.length;
+      await commit();
+      return { done };
+    } catch (error) {
+      return { done, error };
     }
-    await this.writeSync(chunk, chunkBytes);
   }
+
 
   private async writeSync(chunk: Buffer[], bytes: number): Promise<void> {
     if (bytes === 0) return;
     const fh = this.handle();
     const buf = chunk.length === 1 ? chunk[0]! : Buffer.concat(chunk, bytes);
     let off = 0;
-    // write(2) may be partial; loop until the whole batch is down.
-    while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
-    await fh.datasync();
+    try {
+      // write(2) may be partial; loop until the whole batch is down.
+      while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+      await fh.datasync();
+    } catch (err) {
+      // Cut what got written: the batch is retried whole, and a half line would break the chain.
+      await fh.truncate(this.size).catch(() => {});
+      throw err;
+    }
     this.size += bytes;
   }
 
@@ -145,8 +257,8 @@ async function renameIfExists(from: string, to: string): Promise<void> {
 
 /** Batches events and serializes writes: one write in flight, the next batch gathering meanwhile. */
 class AuditBatcher {
-  private pending: string[] = [];
-  /** Frames in `pending` (malformed frames are skipped but still counted, to keep acks aligned). */
+  /** One entry per received frame; null for a malformed one (never written, still acked to keep counts aligned). */
+  private pending: (AuditEvent | null)[] = [];
   private pendingFrames = 0;
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> | null = null;
@@ -163,14 +275,14 @@ class AuditBatcher {
 
   receive(data: Uint8Array): void {
     this.pendingFrames++;
+    let entry: AuditEvent | null = null;
     try {
       const frame = unpack<AuditFrame>(data);
-      if (Array.isArray(frame) && frame[0] === T.Audit && typeof frame[1] === 'object' && frame[1] !== null) {
-        this.pending.push(auditLine(frame[1]));
-      }
+      if (Array.isArray(frame) && frame[0] === T.Audit && typeof frame[1] === 'object' && frame[1] !== null) entry = frame[1];
     } catch {
       // An undecodable frame cannot be written; it is counted so later acks stay aligned.
     }
+    this.pending.push(entry);
     this.schedule();
   }
 
@@ -203,25 +315,24 @@ class AuditBatcher {
     this.timer = null;
     const file = this.file;
     if (!file || this.writing || this.pendingFrames === 0) return;
-    const lines = this.pending;
-    const frames = this.pendingFrames;
+    const entries = this.pending;
     this.pending = [];
     this.pendingFrames = 0;
     this.writing = file
-      .append(lines)
-      .then(
-        () => {
-          this.written += lines.length;
-          this.ack({ acked: frames });
-        },
-        async (err: unknown) => {
-          // Put the batch back in front and retry later; it is not acked, so it is not lost.
-          this.pending = lines.concat(this.pending);
-          this.pendingFrames += frames;
-          this.ack({ writeError: err instanceof Error ? err.message : String(err) });
-          await new Promise((r) => setTimeout(r, RETRY_MS));
-        },
-      )
+      .append(entries)
+      .then(async ({ done, error }) => {
+        if (done > 0) {
+          this.written += entries.slice(0, done).filter((e) => e !== null).length;
+          this.ack({ acked: done });
+        }
+        if (error === undefined) return;
+        // Put the rest back in front and retry later; it is not acked, so it is not lost.
+        const rest = entries.slice(done);
+        this.pending = rest.concat(this.pending);
+        this.pendingFrames += rest.length;
+        this.ack({ writeError: error instanceof Error ? error.message : String(error) });
+        await new Promise((r) => setTimeout(r, RETRY_MS));
+      })
       .finally(() => {
         this.writing = null;
         this.schedule();

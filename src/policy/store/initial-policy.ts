@@ -47,3 +47,25 @@ export function emptyDefaults(): PolicyDefaults {
     guardrails: { blocklist: [], pii: { action: 'off', kinds: [] }, opaEndpoint: '', opaTimeoutMs: 500, opaFailMode: 'closed' },
   };
 }
+
+/**
+ * The defaults a loaded config carries: hashed keys from `auth.api_keys` / `INFERFLUX_API_KEYS` /
+ * `INFERCTL_API_KEY` (parsed by the auth layer), the `rate_limit` and `guardrails` sections.
+ * Sections a config does not have fall back to `emptyDefaults()`.
+ */
+export function policyDefaultsFrom(config: ConfigPolicySections): PolicyDefaults {
+  const empty = emptyDefaults();
+  return {
+    apiKeys: config.auth?.apiKeys ?? empty.apiKeys,
+    rateLimit: config.rateLimit ?? empty.rateLimit,
+    guardrails: config.guardrails ?? empty.guardrails,
+  };
+}
+
+/** The parts of `InferFluxConfig` the policy starts from (`source` is there so any config fits). */
+export interface ConfigPolicySections {
+  source: string;
+  auth?: { apiKeys: ApiKeyRecord[] };
+  rateLimit?: RateLimitPolicy;
+  guardrails?: GuardrailPolicy;
+}

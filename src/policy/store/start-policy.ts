@@ -1,0 +1,60 @@
+/**
+ * Start-up of the live policy: open the store, read it (a tampered, undecryptable or invalid file
+ * stops start-up with an error naming the file: never a silent reset), merge it with the config
+ * (`initialPolicy`), make the store the service's persistence, and adopt what other replicas
+ * write to the shared file.
+ */
+import { PolicyService } from '../policy-service.js';
+import { initialPolicy, type PolicyDefaults } from './initial-policy.js';
+import { openPolicyStore, type PolicyStore } from './policy-store.js';
+
+export interface StartPolicyOptions {
+  storePath: string;
+  /** `INFERFLUX_POLICY_PASSPHRASE`; empty or undefined = plaintext store (with a warning). */
+  passphrase: string | undefined;
+  /** Seconds between checks for other replicas' writes. */
+  watchIntervalSeconds: number;
+  defaults: PolicyDefaults;
+  log: (msg: string) => void;
+}
+
+export interface LivePolicy {
+  service: PolicyService;
+  store: PolicyStore;
+  /** Stops watching the store. */
+  close(): Promise<void>;
+}
+
+export async function startPolicy(opts: StartPolicyOptions): Promise<LivePolicy> {
+  const { log, defaults } = opts;
+  const store = openPolicyStore({
+    path: opts.storePath,
+    passphrase: opts.passphrase || null,
+    log,
+    watchIntervalMs: opts.watchIntervalSeconds * 1000,
+  });
+  const stored = await store.load();
+  if (!store.encrypted) {
+    log(
+      `WARNING: policy store ${store.path} is plaintext JSON (keys are stored as SHA-256 hashes only); ` +
+        'set INFERFLUX_POLICY_PASSPHRASE to encrypt it (AES-256-GCM)',
+    );
+  }
+  const service = new PolicyService(initialPolicy(defaults, stored), store);
+  const d = service.current;
+  log(
+    `policy store ${store.path}: ${stored ? `version ${stored.version}` : 'no file yet (created on the first admin change)'}, ` +
+      `${d.apiKeys.filter((k) => k.origin !== 'store').length} configured key(s), ${d.apiKeys.filter((k) => k.origin === 'store').length} stored key(s)`,
+  );
+  const unwatch = store.watch((doc) => {
+    if (service.adopt(initialPolicy(defaults, doc))) log(`policy store: adopted version ${doc.version} written by another replica`);
+  });
+  return {
+    service,
+    store,
+    async close() {
+      unwatch();
+      await store.close();
+    },
+  };
+}
