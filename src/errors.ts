@@ -28,6 +28,8 @@ export const ERRORS = {
     'invalid_request_error',
     "The prompt plus max_tokens exceeds the model's context length.",
   ),
+  // The message names the reason code: blocklist, pii_<kind>, opa_denied, opa_unavailable, token_prompt.
+  guardrail_denied: spec('guardrail_denied', 400, 'invalid_request_error', 'Denied by guardrail policy.'),
   unauthorized: spec('unauthorized', 401, 'authentication_error', 'Missing or invalid credentials.'),
   forbidden: spec('forbidden', 403, 'permission_error', 'The credentials lack the scope this route needs.'),
   not_found: spec('not_found', 404, 'invalid_request_error', 'No such route.'),

@@ -10,6 +10,7 @@ import { Metrics } from './metrics.js';
 import { ActorSystem } from './actors/system.js';
 import { ActorGateway } from './actors/gateway.js';
 import { createHttpServer } from './http/server.js';
+import { GuardrailEngine } from './policy/guardrails/guardrail-engine.js';
 import { policyDefaultsFrom } from './policy/store/initial-policy.js';
 import { startPolicy } from './policy/store/start-policy.js';
 
@@ -41,7 +42,10 @@ async function main(): Promise<void> {
   const metrics = new Metrics();
   const system = await ActorSystem.start(config, metrics, log);
   const gateway = new ActorGateway(config, system, metrics);
-  const http = createHttpServer({ config, gateway, metrics, log, policy: policy.service, audit: system.audit });
+  // Guardrails follow the live policy: the config's at first, then every admin change.
+  const guardrails = new GuardrailEngine(config.guardrails, { metrics, log });
+  guardrails.follow(policy.service);
+  const http = createHttpServer({ config, gateway, metrics, log, policy: policy.service, audit: system.audit, guardrails });
   const port = await http.listen();
   const ready = gateway.readiness();
   log(`listening on http://${config.server.host}:${port} (models: ${ready.models.map((m) => `${m.id}${m.ready ? '' : ' NOT READY'}`).join(', ')})`);

@@ -129,6 +129,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly guardrailVerdict = new Histogram({
+    name: 'inferflux_guardrail_verdict_seconds',
+    help: 'Guardrail verdict latency: stage prompt|output, engine local (blocklist, PII) | opa (external call)',
+    labelNames: ['stage', 'engine'] as const,
+    // Local checks take microseconds; the external call is bounded by guardrails.opa_timeout_ms.
+    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly guardrailDenials = new Counter({
+    name: 'inferflux_guardrail_denials_total',
+    help: 'Requests denied by guardrails, by stage (prompt|output) and reason code',
+    labelNames: ['stage', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly guardrailRedactions = new Counter({
+    name: 'inferflux_guardrail_redactions_total',
+    help: 'PII spans redacted by guardrails, by stage (prompt|output) and kind',
+    labelNames: ['stage', 'kind'] as const,
+    registers: [this.registry],
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'inferflux_process_' });
   }

@@ -7,8 +7,8 @@
 /** Path of the built-in demo model; only an entry with this raw path may be generated at start. */
 export const DEMO_MODEL_PATH = 'models/demo.gguf';
 
-/** Top-level sections owned by later work (auth, guardrails, rate limits); accepted, ignored. */
-export const RESERVED_SECTIONS = ['auth', 'guardrails', 'rate_limit'] as const;
+/** Top-level sections owned by later work (auth, rate limits); accepted, ignored. */
+export const RESERVED_SECTIONS = ['auth', 'rate_limit'] as const;
 
 export const DEFAULT_CONFIG_YAML = `# InferFlux server configuration: the documented default.
 #
@@ -84,6 +84,30 @@ audit:
   path: logs/audit.log
   # Log raw prompt and response text instead of their SHA-256. Env: INFERFLUX_AUDIT_DEBUG.
   debug_mode: false
+
+guardrails:
+  # Terms denied in prompts and in generated text (400 guardrail_denied, reason blocklist; a
+  # stream that produces one is stopped with an SSE error event). Matching is case-insensitive
+  # on Unicode NFKC-normalised text, by whole word; a leading or trailing * lifts that word edge
+  # (classif* matches classified). Env: INFERFLUX_GUARDRAIL_BLOCKLIST=term1,term2.
+  blocklist: []
+  pii:
+    # "off", "redact" (replace with [REDACTED:<kind>] before the model sees the prompt, and in
+    # the output) or "block" (400 guardrail_denied, reason pii_<kind>).
+    action: "off"
+    # Detectors: email, phone, credit_card (Luhn-valid), iban (mod-97-valid), secret (API keys,
+    # tokens, private keys, key=value secrets).
+    kinds: [email, phone, credit_card, iban, secret]
+  # External policy engine, asked about every prompt after the local checks: http(s)://... (OPA
+  # style: POST {"input": {...}} -> {"result": {"allow": bool, "reason": "..."}}), file://path.json
+  # (a fixed result or a rule set; see docs/guardrails.md), or "" for none.
+  # Env: INFERFLUX_GUARDRAIL_OPA_ENDPOINT.
+  opa_endpoint: ""
+  # Milliseconds to wait for the external engine. Env: INFERFLUX_GUARDRAIL_OPA_TIMEOUT_MS.
+  opa_timeout_ms: 200
+  # When it times out, is unreachable, answers non-2xx or garbage: "closed" denies (reason
+  # opa_unavailable), "open" allows. Env: INFERFLUX_GUARDRAIL_OPA_FAIL_MODE.
+  opa_fail_mode: closed
 
 policy:
   # The policy store: API keys created through the admin API (as SHA-256 hashes), admin changes to

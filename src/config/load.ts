@@ -11,6 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_YAML, DEMO_MODEL_PATH, RESERVED_SECTIONS } from './defaults.js';
 import { CONFIG_SCHEMA, RULES, SECTION_EXPECT } from './schema.js';
 import type { InferFluxConfig, ModelEntry } from './types.js';
+import type { GuardrailPolicy, PiiKind } from '../policy/types.js';
 
 export class ConfigError extends Error {
   /** Dotted key path of the offending value, e.g. `server.port`. */
@@ -95,6 +96,11 @@ function envBool(v: string): unknown {
   return v;
 }
 
+/** `a, b,c` -> ['a', 'b', 'c']; empty items dropped. */
+function envList(v: string): unknown {
+  return v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
 const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] = [
   ['INFERFLUX_HOST', 'server.host', (v) => v],
   ['INFERFLUX_PORT', 'server.port', envInt],
@@ -108,6 +114,10 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_SEQUENCES_PER_WORKER', 'runtime.sequences_per_worker', envInt],
   ['INFERFLUX_CONTEXT_SIZE', 'runtime.context_size', envInt],
   ['INFERFLUX_CORES', 'runtime.cores', envInt],
+  ['INFERFLUX_GUARDRAIL_BLOCKLIST', 'guardrails.blocklist', envList],
+  ['INFERFLUX_GUARDRAIL_OPA_ENDPOINT', 'guardrails.opa_endpoint', (v) => v.trim()],
+  ['INFERFLUX_GUARDRAIL_OPA_TIMEOUT_MS', 'guardrails.opa_timeout_ms', envInt],
+  ['INFERFLUX_GUARDRAIL_OPA_FAIL_MODE', 'guardrails.opa_fail_mode', (v) => v.trim().toLowerCase()],
 ];
 
 /** `id=llama3,path=/m/a.gguf,backend=cpu,default=true;id=...` -> raw model entries. */
@@ -216,6 +226,17 @@ function resolveModels(list: RawModel[], cwd: string): ModelEntry[] {
   }));
 }
 
+function resolveGuardrails(g: Raw): GuardrailPolicy {
+  const pii = g.pii as { action?: 'off' | 'redact' | 'block'; kinds?: PiiKind[] };
+  return {
+    blocklist: [...(g.blocklist as string[])],
+    pii: { action: pii.action ?? 'off', kinds: [...(pii.kinds ?? [])] },
+    opaEndpoint: g.opa_endpoint as string,
+    opaTimeoutMs: g.opa_timeout_ms as number,
+    opaFailMode: g.opa_fail_mode as 'open' | 'closed',
+  };
+}
+
 function autoOr(v: unknown, fallback: number): number {
   return v === 'auto' ? fallback : (v as number);
 }
@@ -309,6 +330,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance): Infer
     },
     limits: { maxTokens: lim.max_tokens as number, maxN: lim.max_n as number, maxStop: lim.max_stop as number },
     audit: { path: path.resolve(cwd, aud.path as string), debugMode: aud.debug_mode as boolean },
+    guardrails: resolveGuardrails(raw.guardrails as Raw),
     policy: { storePath: path.resolve(cwd, pol.store_path as string), watchIntervalSeconds: pol.watch_interval_seconds as number },
     source,
   };

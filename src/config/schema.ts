@@ -57,6 +57,28 @@ export const RULES: Record<string, Rule> = {
   'scheduler.prefill_pool_size': int(0, 1024),
   'scheduler.max_queue': int(0, 1_000_000),
   'scheduler.tokenizer_workers': int(1, 256),
+  'guardrails.blocklist': {
+    schema: { type: 'array', maxItems: 10_000, items: { type: 'string', minLength: 1, maxLength: 1024 } },
+    expect: 'must be a list of up to 10000 terms of 1..1024 characters',
+  },
+  // One leaf for the whole mapping, so the rule does not depend on nested-section support.
+  'guardrails.pii': {
+    schema: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        action: { enum: ['off', 'redact', 'block'] },
+        kinds: { type: 'array', uniqueItems: true, maxItems: 5, items: { enum: ['email', 'phone', 'credit_card', 'iban', 'secret'] } },
+      },
+    },
+    expect: 'must be {action: off|redact|block, kinds: [email, phone, credit_card, iban, secret]}',
+  },
+  'guardrails.opa_endpoint': {
+    schema: { type: 'string', maxLength: 4096, pattern: '^(|(https?|file)://.+)$' },
+    expect: 'must be "" or a URL starting with http://, https:// or file://',
+  },
+  'guardrails.opa_timeout_ms': int(1, 60_000),
+  'guardrails.opa_fail_mode': { schema: { enum: ['open', 'closed'] }, expect: 'must be "open" or "closed"' },
   'limits.max_tokens': int(1, 1048576),
   'limits.max_n': int(1, 128),
   'limits.max_stop': int(0, 64),
@@ -69,6 +91,10 @@ export const RULES: Record<string, Rule> = {
 /** Messages for structural (non-leaf) keys. */
 export const SECTION_EXPECT: Record<string, string> = {
   '': 'must be a mapping of sections',
+  'guardrails.pii.action': 'must be "off", "redact" or "block"',
+  'guardrails.pii.kinds': 'must be a list of distinct kinds: email, phone, credit_card, iban, secret',
+  'guardrails.pii.kinds[]': 'must be one of email, phone, credit_card, iban, secret',
+  'guardrails.blocklist[]': 'must be a term of 1..1024 characters',
   models: 'must be a list of {id, path, default, backend} with at least one entry',
   'models[]': 'must be a mapping with id and path',
 };

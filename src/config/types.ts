@@ -4,6 +4,8 @@
  * Every field is resolved: no `auto` survives validation.
  */
 
+import type { GuardrailPolicy } from '../policy/types.js';
+
 export interface ModelEntry {
   /** Id clients name in `model`. */
   id: string;
@@ -92,6 +94,11 @@ export interface InferFluxConfig {
   scheduler: SchedulerConfig;
   limits: LimitsConfig;
   audit: AuditConfig;
+  /**
+   * Guardrails as configured (`guardrails` section + `INFERFLUX_GUARDRAIL_*`); the live ones are in
+   * the policy document, which starts from these unless an admin changed them.
+   */
+  guardrails: GuardrailPolicy;
   policy: PolicyStoreConfig;
   /** Where the config came from, for the start-up log. */
   source: string;

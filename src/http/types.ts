@@ -7,6 +7,7 @@ import type { Gateway } from '../actors/gateway-types.js';
 import type { AuditEvent } from '../actors/protocol.js';
 import type { InferFluxConfig } from '../config/types.js';
 import type { Metrics } from '../metrics.js';
+import type { GuardrailEngine } from '../policy/guardrails/guardrail-engine.js';
 import type { PolicyService } from '../policy/policy-service.js';
 
 export interface HttpDeps {
@@ -18,6 +19,8 @@ export interface HttpDeps {
   policy?: PolicyService;
   /** Audit sink for decisions made on the main thread (admin changes, auth outcomes, denials). */
   audit?: AuditSink;
+  /** Guardrails for generation routes (prompt checks, output filter); absent = none. */
+  guardrails?: GuardrailEngine;
 }
 
 export interface AuditSink {

@@ -47,6 +47,13 @@ describe('config', () => {
       scheduler: { decodePoolSize: 8, prefillPoolSize: 0, maxQueue: 256, tokenizerWorkers: 1 },
       limits: { maxTokens: 4096, maxN: 8, maxStop: 4 },
       audit: { path: path.join(cwd, 'logs/audit.log'), debugMode: false },
+      guardrails: {
+        blocklist: [],
+        pii: { action: 'off', kinds: ['email', 'phone', 'credit_card', 'iban', 'secret'] },
+        opaEndpoint: '',
+        opaTimeoutMs: 200,
+        opaFailMode: 'closed',
+      },
       policy: { storePath: path.join(cwd, 'config/policy_store.conf'), watchIntervalSeconds: 5 },
       source: 'built-in default + env (INFERFLUX_CORES)',
     });

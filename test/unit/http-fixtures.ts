@@ -34,6 +34,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
     scheduler: { decodePoolSize: 1, prefillPoolSize: 0, maxQueue: 16, tokenizerWorkers: 1 },
     limits: { maxTokens: 4096, maxN: 8, maxStop: 4 },
     audit: { path: '/tmp/audit.log', debugMode: false },
+    guardrails: { blocklist: [], pii: { action: 'off', kinds: [] }, opaEndpoint: '', opaTimeoutMs: 200, opaFailMode: 'closed' },
     policy: { storePath: '/tmp/policy_store.conf', watchIntervalSeconds: 5 },
     source: 'test',
   };

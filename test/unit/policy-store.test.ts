@@ -181,8 +181,10 @@ describe('policy store', function () {
       const store = openPolicyStore({ path: ${JSON.stringify(file)}, passphrase: ${JSON.stringify(PASS)} });
       let v = (await store.load())?.version ?? 0;
       const base = ${JSON.stringify(makeDoc(0))};
+      const save = () => store.save({ ...base, version: ++v, guardrails: { ...base.guardrails, blocklist: ['x'.repeat(v % 5000)] } });
+      await save();
       process.stdout.write('ready\\n');
-      for (;;) { v++; await store.save({ ...base, version: v, guardrails: { ...base.guardrails, blocklist: ['x'.repeat(v % 5000)] } }); }
+      for (;;) await save();
     `;
     let lastVersion = 0;
     for (let round = 0; round < 4; round++) {
@@ -209,13 +211,14 @@ describe('policy store', function () {
     const seen: number[] = [];
     const stop = reader.watch((d) => seen.push(d.version));
     const until = async (n: number) => {
-      for (let i = 0; i < 100 && seen.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 500 && seen.length < n; i++) await new Promise((r) => setTimeout(r, 20));
     };
     await until(1);
     const started = Date.now();
     await writer.save(makeDoc(2));
     await until(2);
-    expect(Date.now() - started).to.be.lessThan(1000);
+    // The file watch usually reports it within tens of ms; the bound leaves room for a loaded machine.
+    expect(Date.now() - started).to.be.lessThan(5000);
     await new Promise((r) => setTimeout(r, 400));
     expect(seen).to.deep.equal([1, 2]);
     // A bad write is reported, not delivered, and the next good one still is.

@@ -12,6 +12,9 @@ import { exchangeOf, onAbort } from '../../exchange.js';
 import { sendError, sendJson } from '../../respond.js';
 import { SseWriter } from '../../sse.js';
 import type { HttpDeps } from '../../types.js';
+import { denialAuditEvent, guardrailDenied } from '../../../policy/guardrails/guardrail-engine.js';
+import { guardSink } from '../../../policy/guardrails/guarded-sink.js';
+import type { OutputRules } from '../../../policy/guardrails/output-filter.js';
 
 /** Reported as `system_fingerprint`: identifies the serving stack, as OpenAI's does. */
 export const SYSTEM_FINGERPRINT = 'fp_inferflux';
@@ -44,7 +47,29 @@ function stoppedByServer(): InferFluxError {
   return new InferFluxError('shutting_down', 'The server stopped this generation before it finished.');
 }
 
+/**
+ * Guardrails first, when configured: a denied prompt gets 400 `guardrail_denied` and an audit
+ * line; an allowed one is generated from the (possibly redacted) prompt, its output filtered.
+ */
 export function runGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions): void {
+  const guard = deps.guardrails;
+  if (!guard?.active) return startGeneration(res, deps, opts, null);
+  const ex = exchangeOf(res);
+  const { input } = opts;
+  const ctx = { requestId: input.requestId, prompt: input.prompt, model: input.model, tenant: input.tenant, keyId: input.keyId, route: ex.route };
+  guard.checkPrompt(ctx).then(
+    (v) => {
+      if (ex.aborted || ex.done) return;
+      if (v.allow) return startGeneration(res, deps, { ...opts, input: { ...input, prompt: v.prompt } }, v.output);
+      ex.model = input.model ?? ex.model;
+      deps.audit?.record(denialAuditEvent(ctx, v.reason, 'prompt', deps.config.audit.debugMode, v.detail));
+      sendError(res, guardrailDenied(v.reason, v.detail));
+    },
+    (err: unknown) => sendError(res, InferFluxError.from(err)),
+  );
+}
+
+function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, output: OutputRules | null): void {
   const { input, shape } = opts;
   const ex = exchangeOf(res);
   ex.model = input.model ?? ex.model;
@@ -127,12 +152,29 @@ export function runGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOption
     },
   };
 
+  // Output guardrails: on a denial mid-stream, stop the generation and end with an error.
+  let cancelEarly = false;
+  const guarded = output
+    ? guardSink(sink, output, n, {
+        deny(reason) {
+          deps.guardrails?.recordOutputDenial(reason);
+          const ctx = { requestId: input.requestId, prompt: input.prompt, model: meta?.model ?? input.model, tenant: input.tenant, keyId: input.keyId, route: ex.route };
+          deps.audit?.record(denialAuditEvent(ctx, reason, 'output', deps.config.audit.debugMode));
+          if (handle) handle.cancel();
+          else cancelEarly = true;
+          fail(guardrailDenied(reason));
+        },
+        done: (seconds, redacted) => deps.guardrails?.recordOutputTime(seconds, redacted),
+      })
+    : sink;
+
   try {
-    handle = deps.gateway.generate(input, sink);
+    handle = deps.gateway.generate(input, guarded);
   } catch (err) {
     fail(InferFluxError.from(err));
     return;
   }
+  if (cancelEarly) handle.cancel();
   if (pausedEarly) handle.pause();
   const h = handle;
   onAbort(res, () => {

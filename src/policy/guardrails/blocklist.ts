@@ -1,0 +1,92 @@
+/**
+ * The blocklist, compiled once per policy version into one regex over normalised text.
+ *
+ * Normalisation (terms and text alike): Unicode NFKC (fullwidth, ligatures and compatibility forms
+ * fold to their plain letters), lower case, whitespace runs to one space. A term matches as a whole
+ * word when its edge is a letter or digit (`secret` does not match `secretary`); a leading or
+ * trailing `*` lifts that edge (`classif*` matches `classified`, `*coin` matches `bitcoin`). Terms
+ * whose edge is punctuation match wherever they occur.
+ */
+
+const WORD = String.raw`[\p{L}\p{N}\p{M}_]`;
+const WORD_CHAR = /^[\p{L}\p{N}\p{M}_]$/u;
+
+export function normalise(text: string): string {
+  return text.normalize('NFKC').toLowerCase().replace(/\s+/gu, ' ');
+}
+
+function escapeRegExp(s: string): string {
+  // `u` regexes reject needless escapes (`\-`), so only syntax characters are escaped.
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+export interface BlocklistHit {
+  /** The configured term (for logs; never sent to the client). */
+  term: string;
+}
+
+export type BlocklistScan =
+  | { kind: 'clean' }
+  | { kind: 'hit'; hit: BlocklistHit }
+  /** A whole-word term sits at the very end and the next character decides; hold the tail. */
+  | { kind: 'pending' };
+
+export class Blocklist {
+  /** Longest normalised term, in characters: what a stream must hold back. */
+  readonly maxTermLength: number;
+  readonly size: number;
+  private readonly re: RegExp | null;
+  /** Group index -> configured term, and whether the term needs a word boundary after it. */
+  private readonly groups: { term: string; boundedEnd: boolean }[] = [];
+
+  constructor(terms: readonly string[]) {
+    const cleaned = [...new Set(terms.map((t) => t.trim()).filter((t) => t.replace(/\*/g, '') !== ''))];
+    // Longest first, so that of two terms starting at the same place the longer one is reported.
+    const parts = cleaned
+      .map((term) => {
+        const open = term.startsWith('*');
+        const wild = term.endsWith('*') && term.length > 1;
+        const body = normalise(term.slice(open ? 1 : 0, wild ? -1 : undefined).trim());
+        return { term, open, wild, body };
+      })
+      .filter((p) => p.body !== '')
+      .sort((a, b) => b.body.length - a.body.length);
+    let max = 0;
+    const alternatives: string[] = [];
+    for (const p of parts) {
+      const chars = [...p.body];
+      const firstWord = WORD_CHAR.test(chars[0]!);
+      const lastWord = WORD_CHAR.test(chars[chars.length - 1]!);
+      const before = !p.open && firstWord ? `(?<!${WORD})` : '';
+      const boundedEnd = !p.wild && lastWord;
+      const after = boundedEnd ? `(?!${WORD})` : '';
+      alternatives.push(`${before}(${escapeRegExp(p.body)})${after}`);
+      this.groups.push({ term: p.term, boundedEnd });
+      max = Math.max(max, p.body.length);
+    }
+    this.maxTermLength = max;
+    this.size = alternatives.length;
+    this.re = alternatives.length ? new RegExp(alternatives.join('|'), 'gu') : null;
+  }
+
+  /**
+   * Scan text. With `final` false (a stream that may continue), a whole-word term ending exactly
+   * at the end is `pending` rather than a hit, since the next character may extend the word.
+   */
+  scan(text: string, final = true): BlocklistScan {
+    if (!this.re) return { kind: 'clean' };
+    const norm = normalise(text);
+    let pending = false;
+    this.re.lastIndex = 0;
+    for (let m = this.re.exec(norm); m !== null; m = this.re.exec(norm)) {
+      const g = m.findIndex((v, i) => i > 0 && v !== undefined) - 1;
+      const group = this.groups[g]!;
+      if (!final && group.boundedEnd && m.index + m[0].length === norm.length) {
+        pending = true;
+        continue;
+      }
+      return { kind: 'hit', hit: { term: group.term } };
+    }
+    return pending ? { kind: 'pending' } : { kind: 'clean' };
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * Output guardrails on streamed text: the per-choice filter (terms and PII spanning chunk
+ * boundaries, hold-back, redaction) and the TokenSink wrapper (lifecycle, deny once, streamed and
+ * final text redacted the same), plus the engine's prompt checks and live policy updates.
+ */
+import { expect } from 'chai';
+import type { FinishReason, StartMeta, TokenSink, Usage } from '../../src/actors/gateway-types.js';
+import type { InferFluxError } from '../../src/errors.js';
+import { Metrics } from '../../src/metrics.js';
+import { Blocklist } from '../../src/policy/guardrails/blocklist.js';
+import { GuardrailEngine, denialAuditEvent, guardrailDenied } from '../../src/policy/guardrails/guardrail-engine.js';
+import { guardSink } from '../../src/policy/guardrails/guarded-sink.js';
+import { OutputFilter, type OutputRules } from '../../src/policy/guardrails/output-filter.js';
+import { PII_KINDS } from '../../src/policy/guardrails/pii.js';
+import { PolicyService } from '../../src/policy/policy-service.js';
+import type { GuardrailPolicy, PiiKind, PolicyDocument } from '../../src/policy/types.js';
+
+function rules(terms: string[], action: OutputRules['piiAction'] = 'off', kinds: PiiKind[] = [...PII_KINDS]): OutputRules {
+  return { blocklist: new Blocklist(terms), piiAction: action, piiKinds: new Set(action === 'off' ? [] : kinds) };
+}
+
+/** Feeds chunks; returns the released text, or the denial reason. */
+function run(r: OutputRules, chunks: string[]): { text: string } | { deny: string } {
+  const f = new OutputFilter(r);
+  let text = '';
+  for (const [i, c] of chunks.entries()) {
+    const step = f.push(c, false);
+    if (step.kind === 'deny') return { deny: step.reason };
+    text += step.text;
+    if (i === chunks.length - 1) {
+      const end = f.push('', true);
+      if (end.kind === 'deny') return { deny: end.reason };
+      text += end.text;
+    }
+  }
+  return { text };
+}
+
+/** Every split of `text` into chunks of `size` characters. */
+function chunked(text: string, size: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out;
+}
+
+describe('guardrails: output filter', () => {
+  it('denies a term split across chunks at every chunk size', () => {
+    for (let size = 1; size <= 8; size++) {
+      expect(run(rules(['forbidden']), chunked('this is a forbidden word, really', size)), `size ${size}`).to.deep.equal({ deny: 'blocklist' });
+    }
+  });
+
+  it('passes text through unchanged when nothing matches, whatever the chunking', () => {
+    const text = 'the forbiddenness of it; secretary notes; all fine here.';
+    for (let size = 1; size <= 7; size++) {
+      expect(run(rules(['forbidden', 'secret'], 'redact'), chunked(text, size)), `size ${size}`).to.deep.equal({ text });
+    }
+  });
+
+  it('a whole-word term at the very end is denied when the stream ends', () => {
+    expect(run(rules(['secret']), ['the ', 'secr', 'et'])).to.deep.equal({ deny: 'blocklist' });
+  });
+
+  it('holds back no more than the longest term before releasing', () => {
+    const f = new OutputFilter(rules(['abcde']));
+    const step = f.push('0123456789', false);
+    expect(step).to.deep.equal({ kind: 'emit', text: '01234', redacted: [] });
+  });
+
+  it('redacts PII split across chunks, identically for every chunk size', () => {
+    const text = 'Reach me at jane.doe@example.com or +1 415 555 2671; card 4111 1111 1111 1111. Thanks!';
+    const want = 'Reach me at [REDACTED:email] or [REDACTED:phone]; card [REDACTED:credit_card]. Thanks!';
+    for (const size of [1, 2, 3, 5, 8, 13, 200]) {
+      expect(run(rules([], 'redact'), chunked(text, size)), `size ${size}`).to.deep.equal({ text: want });
+    }
+  });
+
+  it('redacts a secret longer than the hold-back window', () => {
+    const key = 'sk-' + 'aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6kL9nP2rS5uV8xA1cD4fG7iK0'.repeat(2);
+    const text = `here is the key ${key} do not share`;
+    expect(run(rules([], 'redact'), chunked(text, 4))).to.deep.equal({ text: 'here is the key [REDACTED:secret] do not share' });
+  });
+
+  it('blocks on PII with action block, naming the kind', () => {
+    expect(run(rules([], 'block'), chunked('write to bob@corp.example now', 3))).to.deep.equal({ deny: 'pii_email' });
+  });
+
+  it('does not decide on a card number until it stops growing', () => {
+    const f = new OutputFilter(rules([], 'block', ['credit_card']));
+    // 16 Luhn-valid digits so far, but a 17th may follow (and make it invalid).
+    expect(f.push('4111111111111111', false).kind).to.equal('emit');
+    expect(f.push('9 tail', false).kind).to.equal('emit');
+    expect(f.push('', true)).to.deep.equal({ kind: 'emit', text: '41111111111111119 tail', redacted: [] });
+  });
+});
+
+type Call = string;
+
+class RecordingSink implements TokenSink {
+  calls: Call[] = [];
+  onStart(m: StartMeta) {
+    this.calls.push(`start:${m.model}`);
+  }
+  onText(c: number, t: string) {
+    this.calls.push(`text:${c}:${t}`);
+  }
+  onChoiceEnd(c: number, r: FinishReason) {
+    this.calls.push(`end:${c}:${r}`);
+  }
+  onEnd(u: Usage) {
+    this.calls.push(`done:${u.completionTokens}`);
+  }
+  onError(e: InferFluxError) {
+    this.calls.push(`error:${e.code}`);
+  }
+  text(choice = 0): string {
+    return this.calls.filter((c) => c.startsWith(`text:${choice}:`)).map((c) => c.slice(`text:${choice}:`.length)).join('');
+  }
+}
+
+const META: StartMeta = { model: 'tiny', promptTokens: 3, created: 0 };
+const USAGE = { promptTokens: 3, completionTokens: 9, cachedTokens: 0 } as Usage;
+
+describe('guardrails: guarded sink', () => {
+  it('releases held text before the choice ends and keeps the lifecycle order', () => {
+    const inner = new RecordingSink();
+    let done: PiiKind[] = [];
+    const s = guardSink(inner, rules(['zzz'], 'redact'), 2, { deny: () => expect.fail('no deny'), done: (_s, r) => (done = r) });
+    s.onStart(META);
+    for (const ch of chunked('mail a@b.io', 2)) s.onText(0, ch);
+    s.onText(1, 'plain');
+    s.onChoiceEnd(0, 'stop', 5);
+    s.onChoiceEnd(1, 'length', 4);
+    s.onEnd(USAGE);
+    expect(inner.text(0)).to.equal('mail [REDACTED:email]');
+    expect(inner.text(1)).to.equal('plain');
+    expect(inner.calls[0]).to.equal('start:tiny');
+    expect(inner.calls.slice(-4)).to.deep.equal(['end:0:stop', 'text:1:plain', 'end:1:length', 'done:9']);
+    expect(done).to.deep.equal(['email']);
+  });
+
+  it('denies once mid-stream and passes nothing on afterwards', () => {
+    const inner = new RecordingSink();
+    const denials: string[] = [];
+    const s = guardSink(inner, rules(['launch codes']), 1, { deny: (r) => denials.push(r) });
+    s.onStart(META);
+    for (const ch of chunked('Here are the launch codes: 1234. More text follows here.', 3)) s.onText(0, ch);
+    s.onChoiceEnd(0, 'stop', 9);
+    s.onEnd(USAGE);
+    s.onError({ code: 'internal_error' } as InferFluxError);
+    expect(denials).to.deep.equal(['blocklist']);
+    expect(inner.text()).to.not.include('launch');
+    expect(inner.calls.some((c) => c.startsWith('end:') || c.startsWith('done') || c.startsWith('error'))).to.equal(false);
+  });
+});
+
+function policy(p: Partial<GuardrailPolicy> = {}): GuardrailPolicy {
+  return { blocklist: [], pii: { action: 'off', kinds: [] }, opaEndpoint: '', opaTimeoutMs: 200, opaFailMode: 'closed', ...p };
+}
+
+function doc(g: GuardrailPolicy): PolicyDocument {
+  return {
+    version: 1,
+    updatedAt: new Date(0).toISOString(),
+    apiKeys: [],
+    rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
+    guardrails: g,
+  };
+}
+
+const ROUTE = '/v1/chat/completions';
+const chat = (...contents: string[]) => ({ kind: 'chat' as const, messages: contents.map((content) => ({ role: 'user' as const, content })) });
+
+describe('guardrails: engine prompt checks', () => {
+  it('is inactive with nothing configured and passes the prompt through', async () => {
+    const e = new GuardrailEngine(policy());
+    expect(e.active).to.equal(false);
+    const v = await e.checkPrompt({ prompt: chat('hi'), model: undefined, route: ROUTE });
+    expect(v).to.deep.equal({ allow: true, prompt: chat('hi'), redacted: [], output: null });
+  });
+
+  it('denies a blocklisted term in any chat message, counting the denial and timing the verdict', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const e = new GuardrailEngine(policy({ blocklist: ['classified'] }), { metrics });
+    const v = await e.checkPrompt({ prompt: chat('hello', 'this is Classified'), model: 'm', route: ROUTE });
+    expect(v).to.deep.equal({ allow: false, reason: 'blocklist', engine: 'local', detail: undefined });
+    const text = await metrics.render();
+    expect(text).to.include('inferflux_guardrail_denials_total{stage="prompt",reason="blocklist"} 1');
+    expect(text).to.include('inferflux_guardrail_verdict_seconds_count{stage="prompt",engine="local"} 1');
+  });
+
+  it('redacts PII per message before generation, or blocks with pii_<kind>', async () => {
+    const redacting = new GuardrailEngine(policy({ pii: { action: 'redact', kinds: ['email', 'phone'] } }));
+    const v = await redacting.checkPrompt({ prompt: chat('mail a@b.io', 'call +1 415 555 2671'), model: undefined, route: ROUTE });
+    expect(v.allow && v.prompt).to.deep.equal(chat('mail [REDACTED:email]', 'call [REDACTED:phone]'));
+    expect(v.allow && v.redacted).to.deep.equal(['email', 'phone']);
+    const blocking = new GuardrailEngine(policy({ pii: { action: 'block', kinds: ['iban'] } }));
+    const b = await blocking.checkPrompt({ prompt: { kind: 'text', text: 'to DE89 3704 0044 0532 0130 00' }, model: undefined, route: ROUTE });
+    expect(b).to.deep.include({ allow: false, reason: 'pii_iban' });
+  });
+
+  it('refuses token-id prompts it cannot read', async () => {
+    const e = new GuardrailEngine(policy({ blocklist: ['x'] }));
+    const v = await e.checkPrompt({ prompt: { kind: 'tokens', tokens: [1, 2, 3] }, model: undefined, route: '/v1/completions' });
+    expect(v).to.deep.include({ allow: false, reason: 'token_prompt' });
+  });
+
+  it('denials are 400 guardrail_denied with the reason in the message and param null', () => {
+    const err = guardrailDenied('opa_denied', 'finance is off limits');
+    expect([err.status, err.code, err.param]).to.deep.equal([400, 'guardrail_denied', null]);
+    expect(err.message).to.equal('Denied by guardrail policy: opa_denied (finance is off limits).');
+  });
+
+  it('audit lines carry the prompt hash, not the text, unless debug mode', () => {
+    const ctx = { requestId: 'r1', prompt: { kind: 'text' as const, text: 'secret plan' }, model: 'm', route: ROUTE };
+    const hashed = denialAuditEvent(ctx, 'blocklist', 'prompt', false);
+    expect(hashed).to.deep.include({ event: 'denial', decision: 'guardrail:blocklist', status: 400, requestId: 'r1', route: ROUTE });
+    expect(hashed.prompt).to.match(/^[0-9a-f]{64}$/);
+    expect(JSON.stringify(hashed)).to.not.include('secret plan');
+    expect(denialAuditEvent(ctx, 'blocklist', 'prompt', true).prompt).to.equal('secret plan');
+  });
+
+  it('follows PolicyService updates on the next request', async () => {
+    const service = new PolicyService(doc(policy()));
+    const e = new GuardrailEngine(policy());
+    const unsubscribe = e.follow(service);
+    const ask = () => e.checkPrompt({ prompt: chat('the launch codes'), model: undefined, route: ROUTE });
+    expect((await ask()).allow).to.equal(true);
+    const t0 = performance.now();
+    await service.update((d) => {
+      d.guardrails = policy({ blocklist: ['launch codes'] });
+    });
+    expect(await ask()).to.deep.include({ allow: false, reason: 'blocklist' });
+    expect(performance.now() - t0).to.be.below(250);
+    await service.update((d) => {
+      d.guardrails.blocklist = [];
+    });
+    expect((await ask()).allow).to.equal(true);
+    unsubscribe();
+  });
+});
