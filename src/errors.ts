@@ -56,6 +56,7 @@ export const ERRORS = {
     'The request body must be application/json.',
   ),
   queue_full: spec('queue_full', 429, 'rate_limit_error', 'The server is at capacity; retry later.'),
+  rate_limited: spec('rate_limited', 429, 'rate_limit_error', 'Rate limit reached; retry after the time in Retry-After.'),
   internal_error: spec('internal_error', 500, 'server_error', 'Internal server error.'),
   model_not_loaded: spec('model_not_loaded', 503, 'service_unavailable', 'No model is loaded.'),
   worker_crashed: spec(
@@ -65,6 +66,12 @@ export const ERRORS = {
     'The engine worker serving this request stopped; the request was not completed. Retry it.',
   ),
   shutting_down: spec('shutting_down', 503, 'service_unavailable', 'The server is shutting down.'),
+  auth_unavailable: spec(
+    'auth_unavailable',
+    503,
+    'service_unavailable',
+    "The identity provider's signing keys could not be fetched; the token was not checked. Retry later.",
+  ),
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -13,6 +13,10 @@ import { createHttpServer } from './http/server.js';
 import { GuardrailEngine } from './policy/guardrails/guardrail-engine.js';
 import { policyDefaultsFrom } from './policy/store/initial-policy.js';
 import { startPolicy } from './policy/store/start-policy.js';
+import { KeyRegistry } from './policy/api-keys.js';
+import { decideAuth } from './policy/auth-mode.js';
+import { OidcVerifier } from './policy/oidc.js';
+import { createPolicyLayer } from './policy/pipeline.js';
 
 /** Time running requests get to finish after SIGTERM before they are cut off. */
 const DRAIN_MS = 3000;
@@ -23,6 +27,9 @@ const log = (msg: string): void => {
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // Keys are hashed in the config; drop the plaintext env copies so no worker thread inherits them.
+  delete process.env.INFERFLUX_API_KEYS;
+  delete process.env.INFERCTL_API_KEY;
   const engineWorkers = config.models.length * config.scheduler.decodePoolSize;
   const pool = sizeThreadPool(engineWorkers);
   log(
@@ -38,6 +45,8 @@ async function main(): Promise<void> {
     defaults: policyDefaultsFrom(config),
     log,
   });
+  const auth = decideAuth(config.auth, new KeyRegistry(config.auth.apiKeys, policy.service.current.apiKeys).size, config.server.host);
+  log(auth.warning ?? auth.summary);
   await prepareModels(config.models, log);
   const metrics = new Metrics();
   const system = await ActorSystem.start(config, metrics, log);
@@ -45,10 +54,18 @@ async function main(): Promise<void> {
   // Guardrails follow the live policy: the config's at first, then every admin change.
   const guardrails = new GuardrailEngine(config.guardrails, { metrics, log });
   guardrails.follow(policy.service);
-  const http = createHttpServer({ config, gateway, metrics, log, policy: policy.service, audit: system.audit, guardrails });
+  const pipeline = createPolicyLayer({
+    authEnabled: auth.enabled,
+    metricsPublic: config.auth.metricsPublic,
+    configKeys: config.auth.apiKeys,
+    policy: policy.service,
+    oidc: config.auth.oidc ? new OidcVerifier(config.auth.oidc) : null,
+    audit: (event) => system.audit.record(event),
+  });
+  const http = createHttpServer({ config, gateway, metrics, log, policy: policy.service, audit: system.audit, guardrails, pipeline });
   const port = await http.listen();
   const ready = gateway.readiness();
-  log(`listening on http://${config.server.host}:${port} (models: ${ready.models.map((m) => `${m.id}${m.ready ? '' : ' NOT READY'}`).join(', ')})`);
+  log(`listening on ${config.server.tls.enabled ? 'https' : 'http'}://${config.server.host}:${port} (models: ${ready.models.map((m) => `${m.id}${m.ready ? '' : ' NOT READY'}`).join(', ')})`);
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {

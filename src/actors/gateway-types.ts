@@ -51,6 +51,10 @@ export interface GenerateInput {
   /** Key id / tenant for audit lines (policy layer fills these in later). */
   keyId?: string | undefined;
   tenant?: string | undefined;
+  /** Scheduling priority, higher first (request `priority`, `X-InferFlux-Priority`, or the key's default). Defaults to 0. */
+  priority?: number | undefined;
+  /** W3C traceparent of the HTTP request, for the audit line. */
+  traceparent?: string | undefined;
 }
 
 export interface Usage {

@@ -357,6 +357,7 @@ class Run {
       requestId: this.input.requestId,
       keyId: this.input.keyId,
       tenant: this.input.tenant,
+      traceparent: this.input.traceparent,
       model: this.model,
       status,
       decision,

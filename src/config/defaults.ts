@@ -7,8 +7,8 @@
 /** Path of the built-in demo model; only an entry with this raw path may be generated at start. */
 export const DEMO_MODEL_PATH = 'models/demo.gguf';
 
-/** Top-level sections owned by later work (auth, rate limits); accepted, ignored. */
-export const RESERVED_SECTIONS = ['auth', 'rate_limit'] as const;
+/** Top-level sections owned by later work; accepted, ignored. None left: every section is read. */
+export const RESERVED_SECTIONS: readonly string[] = [];
 
 export const DEFAULT_CONFIG_YAML = `# InferFlux server configuration: the documented default.
 #
@@ -31,6 +31,20 @@ server:
   sse_heartbeat_seconds: 15
   # Bytes buffered for a slow SSE reader before its generation is paused.
   sse_max_buffered_bytes: 262144
+  # In-process TLS (https). Files are PEM; start-up fails naming the key when one is missing,
+  # unreadable, not PEM, or the key does not match the certificate.
+  # Env: INFERFLUX_TLS_ENABLED, INFERFLUX_TLS_CERT_PATH, INFERFLUX_TLS_KEY_PATH.
+  tls:
+    enabled: false
+    cert_path: ""
+    key_path: ""
+  # Browser access. allowed_origins: exact origins (https://app.example.com) or "*"; empty = no
+  # CORS headers at all. Preflight OPTIONS requests are answered (204) before authentication.
+  # allowed_headers: "*" allows whatever request headers the browser asks for.
+  cors:
+    allowed_origins: []
+    allowed_headers: ["*"]
+    max_age_seconds: 600
 
 # Legacy single-model form. When set, it replaces \`models\` with one default entry whose id is the
 # file name without \`.gguf\`. Env: INFERFLUX_MODEL_PATH.
@@ -78,6 +92,50 @@ limits:
   max_n: 8
   # Upper bound for the number of stop sequences.
   max_stop: 4
+
+auth:
+  # auto: API keys or OIDC tokens are required as soon as any key or OIDC issuer is configured
+  # (here, in the env, or in the policy store). With none, the server runs OPEN, which start-up
+  # reports with a WARNING, and only on a loopback host (127.0.0.1, ::1, localhost): binding another
+  # address without credentials refuses to start. true: always required (start-up fails without a
+  # key or issuer). false: off even when keys exist (start-up warns). Env: INFERFLUX_AUTH_ENABLED.
+  enabled: auto
+  # Entries: {key: <secret> | key_sha256: <hex sha256 of the key>, scopes: [...], tenant: <name>,
+  # priority: <int>}. Scopes: admin, read, generate, adapter-manager; tenant defaults to "default".
+  # Prefer key_sha256 (printf %s "$KEY" | sha256sum) so the file holds no secret; either way only
+  # the hash is kept in memory.
+  # Env: INFERFLUX_API_KEYS="key1:generate|read@team-a,key2:admin" (no scopes = generate|read;
+  # no @tenant = default); INFERCTL_API_KEY adds one key with every scope (the CLI's key).
+  api_keys: []
+  # /metrics answers without credentials (Prometheus scrapers); false requires scope read.
+  metrics_public: true
+  oidc:
+    # Issuer URL; "" = OIDC off. https (plain http only to loopback). Env: INFERFLUX_OIDC_ISSUER.
+    issuer: ""
+    # Required "aud" value. Env: INFERFLUX_OIDC_AUDIENCE.
+    audience: ""
+    # "" = discover through <issuer>/.well-known/openid-configuration.
+    jwks_uri: ""
+    # Claim with the scopes (space-separated or a list); for "scope", "scp" is read too.
+    scopes_claim: scope
+    # Claim with the tenant; absent = "default".
+    tenant_claim: tenant
+    # Tolerance for exp / nbf.
+    clock_skew_seconds: 60
+    # Accepted signature algorithms ("none" never is).
+    algorithms: [RS256, ES256]
+    # Least seconds between JWKS fetches, including re-fetches for an unknown kid.
+    jwks_cooldown_seconds: 30
+
+rate_limit:
+  # Token buckets per minute; 0 = unlimited. Per API key / OIDC subject (all anonymous callers
+  # share one bucket when auth is off), and per tenant (all its keys together). Tokens are prompt +
+  # completion; a request is refused (429 with Retry-After) while a bucket is empty. The admin API
+  # (PUT /v1/admin/rate_limit) changes them live. Env: INFERFLUX_RATE_LIMIT_PER_MINUTE.
+  requests_per_minute: 0
+  tokens_per_minute: 0
+  tenant_requests_per_minute: 0
+  tenant_tokens_per_minute: 0
 
 audit:
   # JSON-lines audit log. Env: INFERFLUX_AUDIT_LOG.

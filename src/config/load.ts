@@ -12,6 +12,7 @@ import { DEFAULT_CONFIG_YAML, DEMO_MODEL_PATH, RESERVED_SECTIONS } from './defau
 import { CONFIG_SCHEMA, RULES, SECTION_EXPECT } from './schema.js';
 import type { InferFluxConfig, ModelEntry } from './types.js';
 import type { GuardrailPolicy, PiiKind } from '../policy/types.js';
+import { resolveAuth, resolveRateLimit, resolveServerEdges } from './policy-config.js';
 
 export class ConfigError extends Error {
   /** Dotted key path of the offending value, e.g. `server.port`. */
@@ -108,6 +109,13 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_AUDIT_LOG', 'audit.path', (v) => v],
   ['INFERFLUX_AUDIT_DEBUG', 'audit.debug_mode', envBool],
   ['INFERFLUX_POLICY_STORE', 'policy.store_path', (v) => v],
+  ['INFERFLUX_AUTH_ENABLED', 'auth.enabled', (v) => (v.trim() === 'auto' ? 'auto' : envBool(v))],
+  ['INFERFLUX_OIDC_ISSUER', 'auth.oidc.issuer', (v) => v],
+  ['INFERFLUX_OIDC_AUDIENCE', 'auth.oidc.audience', (v) => v],
+  ['INFERFLUX_RATE_LIMIT_PER_MINUTE', 'rate_limit.requests_per_minute', envInt],
+  ['INFERFLUX_TLS_ENABLED', 'server.tls.enabled', envBool],
+  ['INFERFLUX_TLS_CERT_PATH', 'server.tls.cert_path', (v) => v],
+  ['INFERFLUX_TLS_KEY_PATH', 'server.tls.key_path', (v) => v],
   ['INFERFLUX_DECODE_POOL_SIZE', 'scheduler.decode_pool_size', envInt],
   ['INFERFLUX_PREFILL_POOL_SIZE', 'scheduler.prefill_pool_size', envInt],
   ['INFERFLUX_THREADS_PER_WORKER', 'runtime.threads_per_worker', envInt],
@@ -149,8 +157,9 @@ function envOverrides(env: NodeJS.ProcessEnv): { env: string; layer: Raw }[] {
   for (const [name, key, coerce] of ENV_SCALARS) {
     const v = env[name];
     if (v === undefined || v === '') continue;
-    const [section, leaf] = key.split('.') as [string, string];
-    out.push({ env: name, layer: { [section]: { [leaf]: coerce(v) } } });
+    // `server.tls.enabled` -> { server: { tls: { enabled: v } } }
+    const layer = key.split('.').reduceRight<unknown>((inner, part) => ({ [part]: inner }), coerce(v)) as Raw;
+    out.push({ env: name, layer });
   }
   const modelPath = env.INFERFLUX_MODEL_PATH;
   const models = env.INFERFLUX_MODELS;
@@ -265,10 +274,14 @@ export function loadConfig({ env = process.env, cwd = process.cwd() }: LoadConfi
   if (overrides.length > 0) source += ` + env (${overrides.map((o) => o.env).join(', ')})`;
 
   if (!validate(raw)) throw schemaError(validate.errors![0]!, raw, prov);
-  return resolve(raw, cwd, source, prov);
+  // Key env vars are named (never their values) next to the other overrides.
+  const keyEnvs = ['INFERFLUX_API_KEYS', 'INFERCTL_API_KEY'].filter((n) => env[n]);
+  if (keyEnvs.length > 0) source += ` + keys (${keyEnvs.join(', ')})`;
+  return resolve(raw, cwd, source, prov, env);
 }
 
-function resolve(raw: Raw, cwd: string, source: string, prov: Provenance): InferFluxConfig {
+function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: NodeJS.ProcessEnv): InferFluxConfig {
+  const from = (key: string): string => sourceOf(prov, key.split('.'));
   const s = raw.server as Raw;
   const r = raw.runtime as Raw;
   const sch = raw.scheduler as Raw;
@@ -312,6 +325,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance): Infer
       idleTimeoutSeconds: s.idle_timeout_seconds as number,
       sseHeartbeatSeconds: s.sse_heartbeat_seconds as number,
       sseMaxBufferedBytes: s.sse_max_buffered_bytes as number,
+      ...resolveServerEdges(s, cwd, from),
     },
     models,
     runtime: {
@@ -332,6 +346,8 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance): Infer
     audit: { path: path.resolve(cwd, aud.path as string), debugMode: aud.debug_mode as boolean },
     guardrails: resolveGuardrails(raw.guardrails as Raw),
     policy: { storePath: path.resolve(cwd, pol.store_path as string), watchIntervalSeconds: pol.watch_interval_seconds as number },
+    auth: resolveAuth(raw.auth as Raw, env, from),
+    rateLimit: resolveRateLimit(raw.rate_limit as Raw),
     source,
   };
 }

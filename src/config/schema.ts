@@ -27,6 +27,13 @@ function str(minLength: number, maxLength: number): Rule {
 
 const bool: Rule = { schema: { type: 'boolean' }, expect: 'must be true or false' };
 
+function strList(minItems: number, maxItems: number, minLength: number, maxLength: number, what: string): Rule {
+  return {
+    schema: { type: 'array', minItems, maxItems, items: { type: 'string', minLength, maxLength } },
+    expect: `must be a list of up to ${maxItems} ${what}`,
+  };
+}
+
 /**
  * Leaf rules by dotted path; `models[]` stands for every entry of the model list. Bounds are loose
  * sanity limits that keep nonsense (negative ports, zero contexts) out of native code.
@@ -86,6 +93,51 @@ export const RULES: Record<string, Rule> = {
   'audit.debug_mode': bool,
   'policy.store_path': str(1, 4096),
   'policy.watch_interval_seconds': int(1, 3600),
+  'server.tls.enabled': bool,
+  'server.tls.cert_path': str(0, 4096),
+  'server.tls.key_path': str(0, 4096),
+  'server.cors.allowed_origins': strList(0, 64, 1, 512, 'origins such as https://app.example.com, or "*"'),
+  'server.cors.allowed_headers': strList(0, 64, 1, 128, 'header names, or "*" to allow what the browser asks for'),
+  'server.cors.max_age_seconds': int(0, 86400),
+  'auth.enabled': {
+    schema: { anyOf: [{ const: 'auto' }, { type: 'boolean' }] },
+    expect: 'must be "auto", true or false',
+  },
+  'auth.api_keys': {
+    schema: {
+      type: 'array',
+      maxItems: 10_000,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['scopes'],
+        properties: {
+          key: { type: 'string', minLength: 8, maxLength: 512 },
+          key_sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
+          scopes: { type: 'array', minItems: 1, maxItems: 4, items: { enum: ['admin', 'read', 'generate', 'adapter-manager'] } },
+          tenant: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' },
+          priority: { type: 'integer', minimum: -1000, maximum: 1000 },
+        },
+      },
+    },
+    expect: 'must be a list of {key | key_sha256, scopes, tenant?, priority?}',
+  },
+  'auth.metrics_public': bool,
+  'auth.oidc.issuer': str(0, 2048),
+  'auth.oidc.audience': str(0, 512),
+  'auth.oidc.jwks_uri': str(0, 2048),
+  'auth.oidc.scopes_claim': str(1, 128),
+  'auth.oidc.tenant_claim': str(1, 128),
+  'auth.oidc.clock_skew_seconds': int(0, 600),
+  'auth.oidc.jwks_cooldown_seconds': int(0, 3600),
+  'auth.oidc.algorithms': {
+    schema: { type: 'array', minItems: 1, maxItems: 8, uniqueItems: true, items: { enum: ['RS256', 'ES256', 'PS256', 'EdDSA'] } },
+    expect: 'must be a non-empty list of RS256, ES256, PS256, EdDSA',
+  },
+  'rate_limit.requests_per_minute': int(0, 1_000_000_000),
+  'rate_limit.tokens_per_minute': int(0, 1_000_000_000),
+  'rate_limit.tenant_requests_per_minute': int(0, 1_000_000_000),
+  'rate_limit.tenant_tokens_per_minute': int(0, 1_000_000_000),
 };
 
 /** Messages for structural (non-leaf) keys. */
@@ -97,6 +149,12 @@ export const SECTION_EXPECT: Record<string, string> = {
   'guardrails.blocklist[]': 'must be a term of 1..1024 characters',
   models: 'must be a list of {id, path, default, backend} with at least one entry',
   'models[]': 'must be a mapping with id and path',
+  'auth.api_keys[]': 'must be a mapping {key | key_sha256, scopes, tenant?, priority?}',
+  'auth.api_keys[].scopes[]': 'must be one of admin, read, generate, adapter-manager',
+  'auth.api_keys[].key': 'must be a string of 8..512 characters',
+  'auth.api_keys[].key_sha256': 'must be 64 hex characters (sha256sum of the key)',
+  'auth.api_keys[].tenant': 'must be 1..128 characters of [A-Za-z0-9._:-]',
+  'auth.api_keys[].scopes': 'must be a list of 1..4 scopes',
 };
 
 /** Builds the nested object schema from the dotted rule table. */
@@ -116,8 +174,14 @@ function buildSchema(): Record<string, unknown> {
       modelEntry.properties[key] = rule.schema;
       continue;
     }
-    const sec = (rootProps[section] ??= { type: 'object', additionalProperties: false, properties: {} });
-    (sec.properties as Record<string, unknown>)[key] = rule.schema;
+    // Nested sections (`server.tls.enabled`) become nested objects, each closed to unknown keys.
+    const parts = path.split('.');
+    let props = rootProps as Record<string, Record<string, unknown>>;
+    for (const part of parts.slice(0, -1)) {
+      const sec = (props[part] ??= { type: 'object', additionalProperties: false, properties: {} });
+      props = sec.properties as Record<string, Record<string, unknown>>;
+    }
+    props[parts[parts.length - 1]!] = rule.schema;
   }
   return root;
 }

@@ -1,8 +1,9 @@
 /**
  * The validated, typed server configuration. Built once at start-up by `loadConfig()` from the
  * embedded default, `config/server.yaml` (or `INFERFLUX_CONFIG`) and `INFERFLUX_*` overrides.
- * Every field is resolved: no `auto` survives validation.
+ * Every field is resolved: no `auto` survives validation (except `auth.enabled`, decided at start).
  */
+import type { ApiKeyRecord, RateLimitPolicy } from '../policy/types.js';
 
 import type { GuardrailPolicy } from '../policy/types.js';
 
@@ -33,6 +34,62 @@ export interface ServerConfig {
   sseHeartbeatSeconds: number;
   /** Bytes buffered for a slow SSE reader before the stream is paused. Defaults to 256 KiB. */
   sseMaxBufferedBytes: number;
+  /** In-process TLS (SEC-5). */
+  tls: TlsConfig;
+  /** Cross-origin access for browser clients. */
+  cors: CorsConfig;
+}
+
+export interface TlsConfig {
+  /** Serve https (uWS SSLApp). Defaults to `false`. */
+  enabled: boolean;
+  /** Absolute path of the PEM certificate (chain); checked readable and parseable at start. */
+  certPath: string;
+  /** Absolute path of the PEM private key; checked readable and parseable at start. */
+  keyPath: string;
+}
+
+export interface CorsConfig {
+  /** Origins allowed to call from a browser; `*` allows any. Empty = no CORS headers. Defaults to `[]`. */
+  allowedOrigins: string[];
+  /** Request headers a preflight may ask for; `*` echoes what the browser asks. Defaults to `['*']`. */
+  allowedHeaders: string[];
+  /** How long a browser may cache a preflight answer. Defaults to `600`. */
+  maxAgeSeconds: number;
+}
+
+export interface OidcConfig {
+  issuer: string;
+  audience: string;
+  /** '' = discover through `<issuer>/.well-known/openid-configuration`. */
+  jwksUri: string;
+  /** Claim holding scopes (space-separated string or array). Defaults to `scope` (`scp` also read). */
+  scopesClaim: string;
+  /** Claim holding the tenant. Defaults to `tenant`. */
+  tenantClaim: string;
+  /** Tolerance for `exp`/`nbf`. Defaults to `60`. */
+  clockSkewSeconds: number;
+  /** Accepted JWS algorithms. Defaults to `['RS256', 'ES256']`. */
+  algorithms: string[];
+  /** Least seconds between JWKS fetches (unknown-kid re-fetches included). Defaults to `30`. */
+  jwksCooldownSeconds: number;
+}
+
+export interface AuthConfig {
+  /**
+   * `auto`: required when any API key or OIDC issuer is configured; with none, open (loopback
+   * hosts only; start-up warns). `true`: required (no keys and no OIDC fails start-up).
+   * `false`: off, whatever is configured (start-up warns). Defaults to `auto`.
+   */
+  enabled: 'auto' | boolean;
+  /** Hashed keys from `auth.api_keys`, `INFERFLUX_API_KEYS` and `INFERCTL_API_KEY`. */
+  apiKeys: ApiKeyRecord[];
+  /** `/metrics` without credentials; false requires scope `read`. Defaults to `true`. */
+  metricsPublic: boolean;
+  /** null when no issuer is configured. */
+  oidc: OidcConfig | null;
+  /** Where `enabled` was set, for the start-up warning. */
+  enabledSource: string;
 }
 
 export interface RuntimeConfig {
@@ -100,6 +157,9 @@ export interface InferFluxConfig {
    */
   guardrails: GuardrailPolicy;
   policy: PolicyStoreConfig;
+  auth: AuthConfig;
+  /** Initial rate limits (the live ones are in the policy document). */
+  rateLimit: RateLimitPolicy;
   /** Where the config came from, for the start-up log. */
   source: string;
 }

@@ -25,22 +25,13 @@ function tooLarge(limit: number): InferFluxError {
 }
 
 /**
- * Resolves with the parsed body. On a bad body it answers the client itself (413/415/400) and
- * rejects with the same error, so the route just returns; it also rejects if the client leaves.
+ * Collects the raw body. Rejects with `request_too_large` past `limit` (without answering: the
+ * caller does) and with `invalid_request` when the client leaves. Attach it synchronously in the
+ * uWS handler: uWS drops body chunks that arrive before `onData` is set.
  */
-export function readJsonBody(res: HttpResponse, ctx: RequestContext, limit: number): Promise<unknown> {
+function collectBody(res: HttpResponse, contentLength: number | undefined, limit: number): Promise<Buffer> {
   const ex = exchangeOf(res);
-  const fail = (err: InferFluxError, close = false): InferFluxError => {
-    sendError(res, err, { closeConnection: close });
-    return err;
-  };
-  if (!isJsonType(ctx.contentType)) {
-    // The body is never read, so the connection cannot be reused for the next request.
-    return Promise.reject(fail(new InferFluxError('unsupported_media_type'), true));
-  }
-  if (ctx.contentLength !== undefined && ctx.contentLength > limit) {
-    return Promise.reject(fail(tooLarge(limit), true));
-  }
+  if (contentLength !== undefined && contentLength > limit) return Promise.reject(tooLarge(limit));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -54,19 +45,52 @@ export function readJsonBody(res: HttpResponse, ctx: RequestContext, limit: numb
       size += chunk.byteLength;
       if (size > limit) {
         settled = true;
-        reject(fail(tooLarge(limit), true));
+        reject(tooLarge(limit));
         return;
       }
       // uWS reuses (neuters) the ArrayBuffer after this callback returns: copy it.
       chunks.push(Buffer.from(chunk.slice(0)));
       if (!isLast) return;
       settled = true;
-      const text = Buffer.concat(chunks, size).toString('utf8');
-      try {
-        resolve(JSON.parse(text));
-      } catch (err) {
-        reject(fail(new InferFluxError('invalid_json', `The request body is not valid JSON: ${(err as Error).message}`)));
-      }
+      resolve(Buffer.concat(chunks, size));
     });
   });
+}
+
+/**
+ * Starts reading the body now, for a handler that will run after an await (an OIDC token being
+ * verified). `readJsonBody` then uses these bytes. A request denied meanwhile just drops them.
+ */
+export function bufferBodyEarly(res: HttpResponse, ctx: RequestContext, limit: number): void {
+  const p = collectBody(res, ctx.contentLength, limit);
+  p.catch(() => undefined); // observed by readJsonBody, or never (the request was denied)
+  ctx.bodyBuffer = p;
+}
+
+/**
+ * Resolves with the parsed body. On a bad body it answers the client itself (413/415/400) and
+ * rejects with the same error, so the route just returns; it also rejects if the client leaves.
+ */
+export function readJsonBody(res: HttpResponse, ctx: RequestContext, limit: number): Promise<unknown> {
+  const fail = (err: InferFluxError, close = false): InferFluxError => {
+    sendError(res, err, { closeConnection: close });
+    return err;
+  };
+  if (!isJsonType(ctx.contentType)) {
+    // The body is never read, so the connection cannot be reused for the next request.
+    return Promise.reject(fail(new InferFluxError('unsupported_media_type'), true));
+  }
+  const raw = ctx.bodyBuffer ?? collectBody(res, ctx.contentLength, limit);
+  return raw.then(
+    (bytes) => {
+      try {
+        return JSON.parse(bytes.toString('utf8')) as unknown;
+      } catch (err) {
+        throw fail(new InferFluxError('invalid_json', `The request body is not valid JSON: ${(err as Error).message}`));
+      }
+    },
+    (err: InferFluxError) => {
+      throw err.code === 'request_too_large' ? fail(err, true) : err;
+    },
+  );
 }

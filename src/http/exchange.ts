@@ -4,6 +4,7 @@
  * response; the server attaches it first thing (before any await, uWS #1296) and fans it out here.
  */
 import type { HttpResponse } from 'uWebSockets.js';
+import type { Principal } from '../policy/types.js';
 
 export interface Exchange {
   requestId: string;
@@ -20,6 +21,17 @@ export interface Exchange {
   abortHandlers: (() => void)[];
   /** Called once when the response completed or the client left. */
   onFinish: (() => void) | undefined;
+  /**
+   * Headers every response to this request carries, whatever writes it (JSON, error, SSE):
+   * `traceparent`, CORS, `x-ratelimit-*`, `www-authenticate`. Lower-case names.
+   */
+  headers: Record<string, string>;
+  /** The caller, once the policy pipeline authenticated it. */
+  principal: Principal | undefined;
+  /** W3C traceparent of this request (the caller's when valid, else a new one). */
+  traceparent: string;
+  /** Charges tokens this request used to the caller's tokens-per-minute buckets (rate limits). */
+  chargeTokens: ((tokens: number) => void) | undefined;
 }
 
 const KEY = Symbol('inferflux.exchange');
@@ -36,6 +48,10 @@ export function attachExchange(res: HttpResponse, requestId: string): Exchange {
     errorCode: undefined,
     abortHandlers: [],
     onFinish: undefined,
+    headers: {},
+    principal: undefined,
+    traceparent: '',
+    chargeTokens: undefined,
   };
   (res as Tagged)[KEY] = ex;
   res.onAborted(() => {

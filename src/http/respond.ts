@@ -29,6 +29,7 @@ export function sendRaw(
     res.writeStatus(statusLine(status));
     res.writeHeader('content-type', contentType);
     res.writeHeader('x-request-id', ex.requestId);
+    for (const k in ex.headers) if (!(k in headers)) res.writeHeader(k, ex.headers[k]!);
     for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
     res.end(body, closeConnection);
   });

@@ -7,8 +7,13 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
 import { InferFluxError } from '../errors.js';
+import type { PolicyContext } from '../policy/pipeline.js';
+import { ANONYMOUS } from '../policy/principal.js';
+import { traceparentFor } from '../policy/traceparent.js';
+import { bufferBodyEarly } from './body.js';
+import { Cors } from './cors.js';
 import { attachExchange, type Exchange } from './exchange.js';
-import { sendError } from './respond.js';
+import { sendError, sendRaw } from './respond.js';
 import { normalisePath, pathText, Router } from './router.js';
 import { register as registerChat } from './routes/openai-chat/index.js';
 import { register as registerCompletions } from './routes/openai-completions/index.js';
@@ -47,6 +52,8 @@ export function buildRouter(deps: HttpDeps): Router {
 export function createHttpServer(deps: HttpDeps): HttpServer {
   const log = deps.log ?? (() => {});
   const router = buildRouter(deps);
+  const cors = new Cors(deps.config.server.cors);
+  const pipeline = deps.pipeline;
   const inflight = new Set<HttpResponse>();
   let listenSocket: us_listen_socket | undefined;
   let closing = false;
@@ -67,7 +74,17 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     const query = req.getQuery() ?? '';
     const contentType = req.getHeader('content-type').toLowerCase();
     const lengthHeader = req.getHeader('content-length');
+    const chunked = req.getHeader('transfer-encoding') !== '';
+    // Credentials: kept in locals and handed to the policy pipeline, never logged.
+    const authorization = req.getHeader('authorization');
+    const apiKey = req.getHeader('x-api-key');
+    const origin = req.getHeader('origin');
+    const preflightMethod = method === 'options' ? req.getHeader('access-control-request-method') : '';
+    const preflightHeaders = method === 'options' ? req.getHeader('access-control-request-headers') : '';
     const ex = attachExchange(res, requestIdFrom(req.getHeader('x-request-id')));
+    ex.traceparent = traceparentFor(req.getHeader('traceparent'));
+    ex.headers.traceparent = ex.traceparent;
+    cors.apply(origin, ex.headers);
     ex.onFinish = () => record(ex, startedAt, res);
     inflight.add(res);
 
@@ -77,6 +94,15 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       return sendError(res, new InferFluxError('invalid_request', 'The request path is not valid percent-encoding.'));
     }
     const path = pathText(segments);
+    if (method === 'options') {
+      // Preflights come without credentials, so they are answered before the policy pipeline.
+      const m = router.match(method, segments);
+      if (m.kind === 'not_found') return sendError(res, new InferFluxError('not_found', `No route for OPTIONS ${path}.`));
+      ex.route = path;
+      const allow = m.kind === 'method_not_allowed' ? m.allow : [];
+      const headers = cors.preflight(origin, preflightMethod, preflightHeaders, allow) ?? { allow: [...allow, 'OPTIONS'].join(', ') };
+      return sendRaw(res, 204, '', 'text/plain', headers);
+    }
     const found = router.match(method, segments);
     if (found.kind === 'not_found') {
       return sendError(res, new InferFluxError('not_found', `No route for ${method.toUpperCase()} ${path}.`));
@@ -97,21 +123,64 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       contentLength: /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined,
       requestId: ex.requestId,
       startedAt,
+      principal: ANONYMOUS,
+      traceparent: ex.traceparent,
     };
+    const handler = found.route.handler;
+    let handlerStarted = false;
     const onError = (err: unknown) => {
       const e = InferFluxError.from(err);
       if (e.code === 'internal_error') log(`request ${ex.requestId} ${method.toUpperCase()} ${path} failed: ${String(err)}`);
-      sendError(res, e);
+      // Denied before its body was read: close, so unread body bytes never parse as a request.
+      const unreadBody = !handlerStarted && (chunked || (ctx.contentLength ?? 0) > 0);
+      sendError(res, e, { closeConnection: unreadBody });
+    };
+    const runHandler = (): void | Promise<void> => {
+      handlerStarted = true;
+      return handler(res, ctx);
+    };
+    if (!pipeline) {
+      try {
+        const ret = runHandler();
+        if (ret instanceof Promise) ret.catch(onError);
+      } catch (err) {
+        onError(err);
+      }
+      return;
+    }
+    const pctx: PolicyContext = {
+      method,
+      segments,
+      route: ex.route,
+      requestId: ex.requestId,
+      traceparent: ex.traceparent,
+      authorization,
+      apiKey,
+      principal: ANONYMOUS,
+      // Whatever the steps add (www-authenticate, x-ratelimit-*) goes out with any response.
+      responseHeaders: ex.headers,
+      chargeTokens: undefined,
+    };
+    const afterPolicy = (): void | Promise<void> => {
+      ctx.principal = pctx.principal;
+      ex.principal = pctx.principal;
+      ex.chargeTokens = pctx.chargeTokens;
+      return runHandler();
     };
     try {
-      const ret = found.route.handler(res, ctx);
-      if (ret instanceof Promise) ret.catch(onError);
+      const ret = pipeline.run(pctx, afterPolicy);
+      if (ret instanceof Promise) {
+        // The pipeline awaits (OIDC): uWS hands the body only to an onData attached now.
+        if (!handlerStarted && method !== 'get') bufferBodyEarly(res, ctx, deps.config.server.maxBodyBytes);
+        ret.catch(onError);
+      }
     } catch (err) {
       onError(err);
     }
   };
 
-  const app = uWS.App().any('/*', dispatch);
+  const { tls } = deps.config.server;
+  const app = (tls.enabled ? uWS.SSLApp({ cert_file_name: tls.certPath, key_file_name: tls.keyPath }) : uWS.App()).any('/*', dispatch);
 
   return {
     listen() {

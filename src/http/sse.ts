@@ -57,6 +57,7 @@ export class SseWriter {
       // nginx buffers proxied responses unless told not to; tokens would arrive in bursts.
       this.res.writeHeader('x-accel-buffering', 'no');
       this.res.writeHeader('x-request-id', ex.requestId);
+      for (const k in ex.headers) this.res.writeHeader(k, ex.headers[k]!);
     });
     this.res.onWritable(() => this.drain());
     this.heartbeat = setInterval(() => this.tick(), this.opts.heartbeatSeconds * 1000);

@@ -9,6 +9,8 @@ import type { InferFluxConfig } from '../config/types.js';
 import type { Metrics } from '../metrics.js';
 import type { GuardrailEngine } from '../policy/guardrails/guardrail-engine.js';
 import type { PolicyService } from '../policy/policy-service.js';
+import type { PolicyLayer } from '../policy/pipeline.js';
+import type { Principal } from '../policy/types.js';
 
 export interface HttpDeps {
   config: InferFluxConfig;
@@ -21,6 +23,12 @@ export interface HttpDeps {
   audit?: AuditSink;
   /** Guardrails for generation routes (prompt checks, output filter); absent = none. */
   guardrails?: GuardrailEngine;
+  /**
+   * Authentication, authorisation and rate limits (src/policy/pipeline.ts), run on every matched
+   * request before its handler. Absent = no policy (edge unit tests): every caller is anonymous
+   * with every scope.
+   */
+  pipeline?: PolicyLayer;
 }
 
 export interface AuditSink {
@@ -41,6 +49,12 @@ export interface RequestContext {
   requestId: string;
   /** `performance.now()` at arrival. */
   startedAt: number;
+  /** The authenticated caller (anonymous with every scope when auth is off). */
+  principal: Principal;
+  /** W3C traceparent: the caller's when valid, else a new one; echoed in the response. */
+  traceparent: string;
+  /** @internal Body bytes read before an await in the policy pipeline (see body.ts). */
+  bodyBuffer?: Promise<Buffer>;
 }
 
 export type Handler = (res: HttpResponse, ctx: RequestContext) => void | Promise<void>;

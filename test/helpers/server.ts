@@ -45,16 +45,18 @@ export async function startServer(env: Record<string, string> = {}, timeoutMs = 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
+  let scheme = 'http';
   proc.stdout!.on('data', (d: Buffer) => (log += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in ${timeoutMs} ms:\n${log}`)), timeoutMs);
     const check = (): void => {
-      const m = /listening on http:\/\/[^:]+:(\d+)/.exec(log);
+      const m = /listening on (https?):\/\/[^:]+:(\d+)/.exec(log);
       if (m) {
         clearTimeout(timer);
-        resolve(Number(m[1]));
+        scheme = m[1]!;
+        resolve(Number(m[2]));
       }
     };
     proc.stderr!.on('data', check);
@@ -64,7 +66,7 @@ export async function startServer(env: Record<string, string> = {}, timeoutMs = 
     });
   });
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${scheme}://127.0.0.1:${port}`,
     port,
     dir,
     proc,

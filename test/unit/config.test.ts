@@ -41,6 +41,8 @@ describe('config', () => {
         idleTimeoutSeconds: 10,
         sseHeartbeatSeconds: 15,
         sseMaxBufferedBytes: 262144,
+        tls: { enabled: false, certPath: '', keyPath: '' },
+        cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       },
       models: [{ id: 'demo', path: path.join(cwd, 'models/demo.gguf'), default: true, backend: 'cpu', generateIfMissing: true }],
       runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, contextSize: 2048, batchSize: 512, prefillChunk: 256, cores: 8 },
@@ -55,6 +57,8 @@ describe('config', () => {
         opaFailMode: 'closed',
       },
       policy: { storePath: path.join(cwd, 'config/policy_store.conf'), watchIntervalSeconds: 5 },
+      auth: { enabled: 'auto', enabledSource: 'built-in default', apiKeys: [], metricsPublic: true, oidc: null },
+      rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
       source: 'built-in default + env (INFERFLUX_CORES)',
     });
   });

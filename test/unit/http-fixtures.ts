@@ -27,6 +27,8 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       idleTimeoutSeconds: 10,
       sseHeartbeatSeconds: 15,
       sseMaxBufferedBytes: 256 * 1024,
+      tls: { enabled: false, certPath: '', keyPath: '' },
+      cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       ...server,
     },
     models: [{ id: 'tiny', path: '/m/tiny.gguf', default: true, backend: 'cpu', generateIfMissing: false }],
@@ -36,6 +38,8 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
     audit: { path: '/tmp/audit.log', debugMode: false },
     guardrails: { blocklist: [], pii: { action: 'off', kinds: [] }, opaEndpoint: '', opaTimeoutMs: 200, opaFailMode: 'closed' },
     policy: { storePath: '/tmp/policy_store.conf', watchIntervalSeconds: 5 },
+    auth: { enabled: 'auto', enabledSource: 'test', apiKeys: [], metricsPublic: true, oidc: null },
+    rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
     source: 'test',
   };
 }

@@ -11,6 +11,7 @@ import { InferFluxError } from '../../../errors.js';
 import { exchangeOf, onAbort } from '../../exchange.js';
 import { sendError, sendJson } from '../../respond.js';
 import { SseWriter } from '../../sse.js';
+import { meteredSink, withCaller } from './caller.js';
 import type { HttpDeps } from '../../types.js';
 import { denialAuditEvent, guardrailDenied } from '../../../policy/guardrails/guardrail-engine.js';
 import { guardSink } from '../../../policy/guardrails/guarded-sink.js';
@@ -52,6 +53,8 @@ function stoppedByServer(): InferFluxError {
  * line; an allowed one is generated from the (possibly redacted) prompt, its output filtered.
  */
 export function runGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions): void {
+  // The caller the policy pipeline authenticated: key id, tenant, priority (audit, fairness).
+  opts = { ...opts, input: withCaller(exchangeOf(res), opts.input) };
   const guard = deps.guardrails;
   if (!guard?.active) return startGeneration(res, deps, opts, null);
   const ex = exchangeOf(res);
@@ -169,7 +172,7 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
     : sink;
 
   try {
-    handle = deps.gateway.generate(input, guarded);
+    handle = deps.gateway.generate(input, meteredSink(ex, guarded));
   } catch (err) {
     fail(InferFluxError.from(err));
     return;

@@ -1,0 +1,141 @@
+/**
+ * The one route-to-scope table. Every path the server serves (or will serve) is listed here with
+ * the access it needs; the authorize step asks `accessFor(path)` with the normalised path (the
+ * same form the router matched), so auth and routing can never disagree on what a path is.
+ *
+ * A path that matches no row needs `admin`: a route added without a row here fails closed, and a
+ * unit test checks that every registered route has an explicit row.
+ */
+import type { Scope } from './types.js';
+
+export type Access =
+  /** No credentials read at all (probes). */
+  | { kind: 'public' }
+  /** Public unless `auth.metrics_public` is false, then `read`. */
+  | { kind: 'metrics' }
+  /** Any one of these scopes. */
+  | { kind: 'scopes'; anyOf: readonly Scope[] };
+
+const PUBLIC: Access = { kind: 'public' };
+const GENERATE: Access = { kind: 'scopes', anyOf: ['generate'] };
+const READ: Access = { kind: 'scopes', anyOf: ['read'] };
+const ADMIN: Access = { kind: 'scopes', anyOf: ['admin'] };
+const ADAPTERS: Access = { kind: 'scopes', anyOf: ['admin', 'adapter-manager'] };
+
+/**
+ * `[pattern, access]`, first match wins. `:x` matches one segment, a trailing `*` matches zero or
+ * more segments.
+ */
+export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])[] = [
+  // Ops probes: orchestrators call them without credentials.
+  ['/healthz', PUBLIC],
+  ['/livez', PUBLIC],
+  ['/readyz', PUBLIC],
+  ['/metrics', { kind: 'metrics' }],
+  // OpenAI
+  ['/v1/chat/completions', GENERATE],
+  ['/v1/completions', GENERATE],
+  ['/v1/embeddings', GENERATE],
+  ['/v1/responses', GENERATE],
+  ['/v1/messages', GENERATE],
+  ['/v1/messages/count_tokens', GENERATE],
+  ['/v1/models', READ],
+  ['/v1/models/:id', READ],
+  // LM Studio
+  ['/api/v0/chat/completions', GENERATE],
+  ['/api/v0/completions', GENERATE],
+  ['/api/v0/embeddings', GENERATE],
+  ['/api/v0/models', READ],
+  ['/api/v0/models/:id', READ],
+  // Ollama
+  ['/api/chat', GENERATE],
+  ['/api/generate', GENERATE],
+  ['/api/embed', GENERATE],
+  ['/api/embeddings', GENERATE],
+  ['/api/tags', READ],
+  ['/api/show', READ],
+  ['/api/ps', READ],
+  ['/api/version', READ],
+  ['/api/pull', ADMIN],
+  // llama.cpp-style helpers
+  ['/tokenize', GENERATE],
+  ['/detokenize', GENERATE],
+  ['/apply-template', GENERATE],
+  // Admin: adapters may also be managed by adapter-manager keys.
+  ['/v1/admin/adapters', ADAPTERS],
+  ['/v1/admin/adapters/*', ADAPTERS],
+  ['/v1/admin/*', ADMIN],
+];
+
+/** What a path that matches no row needs. */
+export const UNLISTED: Access = ADMIN;
+
+interface CompiledRow {
+  parts: string[];
+  prefix: boolean;
+  access: Access;
+  pattern: string;
+}
+
+const COMPILED: CompiledRow[] = ROUTE_SCOPES.map(([pattern, access]) => {
+  const parts = pattern.split('/').filter((p) => p !== '');
+  const prefix = parts[parts.length - 1] === '*';
+  if (prefix) parts.pop();
+  return { parts, prefix, access, pattern };
+});
+
+function matches(row: CompiledRow, segments: readonly string[]): boolean {
+  if (row.prefix ? segments.length < row.parts.length : segments.length !== row.parts.length) return false;
+  for (let i = 0; i < row.parts.length; i++) {
+    const p = row.parts[i]!;
+    if (!p.startsWith(':') && p !== segments[i]) return false;
+  }
+  return true;
+}
+
+/** The row for normalised path segments (see `normalisePath`), or undefined when none matches. */
+export function findRow(segments: readonly string[]): { pattern: string; access: Access } | undefined {
+  for (const row of COMPILED) if (matches(row, segments)) return row;
+  return undefined;
+}
+
+export function accessFor(segments: readonly string[]): Access {
+  return findRow(segments)?.access ?? UNLISTED;
+}
+
+/** True when the scopes satisfy the access (public access is always satisfied). */
+export function allows(access: Access, scopes: ReadonlySet<Scope>, metricsPublic: boolean): boolean {
+  switch (access.kind) {
+    case 'public':
+      return true;
+    case 'metrics':
+      return metricsPublic || scopes.has('read');
+    case 'scopes':
+      return access.anyOf.some((s) => scopes.has(s));
+    default: {
+      const never: never = access;
+      return never;
+    }
+  }
+}
+
+/** Whether a route reads credentials at all. */
+export function isPublic(access: Access, metricsPublic: boolean): boolean {
+  return access.kind === 'public' || (access.kind === 'metrics' && metricsPublic);
+}
+
+/** For the 403 message: which scope(s) would have worked. */
+export function describe(access: Access): string {
+  switch (access.kind) {
+    case 'public':
+      return 'none';
+    case 'metrics':
+      return 'read';
+    case 'scopes':
+      return access.anyOf.join(' or ');
+    default: {
+      const never: never = access;
+      return never;
+    }
+  }
+}
