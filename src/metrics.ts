@@ -116,6 +116,38 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly fairnessPreemptions = new Counter({
+    name: 'inferflux_fairness_preemptions_total',
+    help: 'Running requests suspended so a higher-priority request could run',
+    registers: [this.registry],
+  });
+
+  readonly fairnessYields = new Counter({
+    name: 'inferflux_fairness_yields_total',
+    help: 'Running requests suspended after their timeslice while others waited',
+    registers: [this.registry],
+  });
+
+  readonly fairnessResumes = new Counter({
+    name: 'inferflux_fairness_resumes_total',
+    help: 'Suspended requests resumed',
+    registers: [this.registry],
+  });
+
+  readonly fairnessTokens = new Counter({
+    name: 'inferflux_fairness_tokens_total',
+    help: 'Generated tokens by request priority',
+    labelNames: ['priority'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tenantTokens = new Counter({
+    name: 'inferflux_tenant_tokens_total',
+    help: 'Generated tokens by tenant',
+    labelNames: ['tenant'] as const,
+    registers: [this.registry],
+  });
+
   readonly workerRestarts = new Counter({
     name: 'inferflux_worker_restarts_total',
     help: 'Actor worker threads restarted after exiting unexpectedly, by pool',
@@ -156,7 +188,16 @@ export class Metrics {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'inferflux_process_' });
   }
 
-  render(): Promise<string> {
+  /** Runs before each scrape: pulls counters that live in actors (cumulative snapshots). */
+  private readonly collectors: (() => Promise<void>)[] = [];
+
+  onScrape(collect: () => Promise<void>): void {
+    this.collectors.push(collect);
+  }
+
+  async render(): Promise<string> {
+    // A collector that fails (actor restarting) must not break the scrape; its counters just lag.
+    await Promise.all(this.collectors.map((c) => c().catch(() => undefined)));
     return this.registry.metrics();
   }
 

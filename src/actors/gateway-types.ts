@@ -48,7 +48,7 @@ export interface GenerateInput {
   params: SamplingParams;
   /** Number of independent choices. */
   n: number;
-  /** Key id / tenant for audit lines (policy layer fills these in later). */
+  /** Key id / tenant for audit lines and fair sharing (from the authenticated principal). */
   keyId?: string | undefined;
   tenant?: string | undefined;
   /** Scheduling priority, higher first (request `priority`, `X-InferFlux-Priority`, or the key's default). Defaults to 0. */
@@ -60,6 +60,8 @@ export interface GenerateInput {
 export interface Usage {
   promptTokens: number;
   completionTokens: number;
+  /** Prompt tokens served from KV already in the engine (prefix reuse), not prefilled again. */
+  cachedTokens: number;
 }
 
 export interface StartMeta {

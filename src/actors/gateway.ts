@@ -23,6 +23,7 @@ import {
   T,
   postFrame,
   unpack,
+  type AdmitBody,
   type EngineReady,
   type EngineSampling,
   type Envelope,
@@ -194,6 +195,7 @@ class Run {
   private open = 0;
   private promptTokens = 0;
   private completionTokens = 0;
+  private cachedTokens = 0;
   private firstTokenSeen = false;
   private texts: string[] = [];
   private finishReasons: FinishReason[] = [];
@@ -228,7 +230,15 @@ class Run {
       this.finishReasons.push('stop');
       this.choiceDone.push(false);
       // Choice i of a seeded request uses seed + i: reproducible, yet the choices differ.
-      const body = { id, model: this.model, tokens, sampling: { ...sampling, seed: (sampling.seed + i) >>> 0 }, enqueuedAt: now(), priority: 0 };
+      const body: AdmitBody = {
+        id,
+        model: this.model,
+        tokens,
+        sampling: { ...sampling, seed: (sampling.seed + i) >>> 0 },
+        enqueuedAt: now(),
+        priority: this.input.priority ?? 0,
+        tenant: this.input.tenant ?? 'default',
+      };
       port1.on('message', (env: Envelope) => this.onFrame(i, unpack<OnRequestPortFromEngine>(env.f)));
       // The port closes early only when the worker holding it died (or shut down).
       port1.on('close', () => this.onPortClosed(i));
@@ -257,6 +267,7 @@ class Run {
       case T.Done: {
         const [, reason, stats] = f;
         this.completionTokens += stats.completionTokens;
+        if (choice === 0) this.cachedTokens = stats.cachedTokens;
         this.finishReasons[choice] = reason;
         this.choiceDone[choice] = true;
         this.metrics.completionTokensTotal.inc({ model: this.model, backend: BACKEND }, stats.completionTokens);
@@ -290,7 +301,7 @@ class Run {
       this.audit(499, 'cancelled');
       return this.finish();
     }
-    this.sink.onEnd({ promptTokens: this.promptTokens, completionTokens: this.completionTokens });
+    this.sink.onEnd({ promptTokens: this.promptTokens, completionTokens: this.completionTokens, cachedTokens: this.cachedTokens });
     this.audit(200, 'allow');
     this.finish();
   }

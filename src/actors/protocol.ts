@@ -32,6 +32,9 @@ export const T = {
   EngineUp: 11,
   EngineDown: 12,
   Audit: 13,
+  Suspend: 14,
+  Suspended: 15,
+  Progress: 16,
 } as const;
 
 /** Sampling as the engine consumes it (already validated on the main thread). */
@@ -54,6 +57,31 @@ export interface EngineSampling {
   minTokens: number;
 }
 
+/**
+ * A suspended request's progress, carried in its AdmitBody when it goes back to the queue.
+ * On resume, `tokens` of the body already holds prompt + generated tokens (the last one not yet
+ * evaluated), so the engine re-enters like a prompt whose prefix is cached: its KV comes from the
+ * sequence itself (same worker, not overwritten) or from `stateFile`, and only the last token is
+ * evaluated. The next sampled token is the one an uninterrupted run would have produced.
+ */
+export interface ResumeState {
+  /** Length of the original prompt (usage and stop accounting). */
+  promptTokens: number;
+  generated: number;
+  /** Sequence state of tokens[0 .. stateTokens) saved at suspension (tmpfs), or '' if none. */
+  stateFile: string;
+  stateTokens: number;
+  /** Token-to-text state: tokens held back (incomplete UTF-8) and recent context tokens. */
+  textHeld: number[];
+  textContext: number[];
+  /** Text held back by the stop-sequence matcher. */
+  stopHeld: string;
+  /** Queue and prefill timings so far, so the final stats cover the whole request. */
+  firstBatchAt: number;
+  prefillDoneAt: number;
+  firstTokenAt: number;
+}
+
 /** What the scheduler and engine need to run one choice of one request. */
 export interface AdmitBody {
   id: RequestId;
@@ -63,11 +91,17 @@ export interface AdmitBody {
   /** Performance.timeOrigin-relative ms when the main thread enqueued it. */
   enqueuedAt: number;
   priority: number;
+  /** Fair-share account (the caller's tenant). */
+  tenant: string;
+  /** Set when a suspended request is placed again. */
+  resume?: ResumeState;
 }
 
 /** Timings (ms) and counts an engine reports when a choice ends. */
 export interface DoneStats {
   promptTokens: number;
+  /** Prompt tokens whose KV was reused from the sequence's previous request (not prefilled). */
+  cachedTokens: number;
   completionTokens: number;
   queueMs: number;
   prefillMs: number;
@@ -79,6 +113,8 @@ export interface DoneStats {
 // ---- main -> scheduler (on the scheduler's hot port; the request port rides in the transfer list)
 export type AdmitFrame = [typeof T.Admit, AdmitBody];
 export type CancelFrame = [typeof T.Cancel, RequestId];
+/** Scheduler -> engine: suspend this request at the next step boundary (preemption / yield). */
+export type SuspendFrame = [typeof T.Suspend, RequestId];
 /** An engine joined (or re-joined after a scheduler restart with `active` requests running). */
 export type EngineUpFrame = [typeof T.EngineUp, { model: string; worker: number; sequences: number; active: number }];
 export type EngineDownFrame = [typeof T.EngineDown, { model: string; worker: number }];
@@ -95,11 +131,16 @@ export interface Envelope {
 }
 
 // ---- scheduler -> engine (on the engine's link port; request port in the transfer list)
-export type ToEngine = AdmitFrame;
+export type ToEngine = AdmitFrame | SuspendFrame;
 
 // ---- engine -> scheduler (link port)
-export type ReleasedFrame = [typeof T.Released, RequestId];
-export type FromEngine = ReleasedFrame;
+/** The request left its sequence; `generated` tokens since the last Progress report. */
+export type ReleasedFrame = [typeof T.Released, RequestId, number];
+/** Suspended at a step boundary; the request port rides along, the body carries `resume`. */
+export type SuspendedFrame = [typeof T.Suspended, { body: AdmitBody; generated: number }];
+/** Generated tokens since the last report, as flat pairs [id, n, id, n, ...]. */
+export type ProgressFrame = [typeof T.Progress, (RequestId | number)[]];
+export type FromEngine = ReleasedFrame | SuspendedFrame | ProgressFrame;
 
 // ---- engine -> main (on the request port)
 export type StartedFrame = [typeof T.Started, { queueMs: number }];

@@ -44,6 +44,10 @@ export class ActorSystem {
   private stopping = false;
   /** False between a scheduler crash and its replacement's hello. */
   private schedulerUp = false;
+  /** Current fairness settings: the config's, then live updates (kept across scheduler restarts). */
+  private fairness: InferFluxConfig['runtime']['fairness'];
+  /** Fairness counters already added to the Prometheus counters (the scheduler's are cumulative). */
+  private fairnessSeen = { preemptions: 0, yields: 0, resumes: 0, priority: new Map<number, number>(), tenant: new Map<string, number>() };
 
   private constructor(
     private readonly config: InferFluxConfig,
@@ -51,7 +55,40 @@ export class ActorSystem {
     private readonly log: Log,
     readonly tokenizer: TokenizerPool,
     readonly audit: AuditWriter,
-  ) {}
+  ) {
+    this.fairness = { ...config.runtime.fairness };
+    metrics.onScrape(() => this.collectFairness());
+  }
+
+  /** Change runtime.fairness.* live; running requests may be suspended at once. */
+  async setFairness(patch: Partial<InferFluxConfig['runtime']['fairness']>): Promise<InferFluxConfig['runtime']['fairness']> {
+    this.fairness = { ...this.fairness, ...patch };
+    return this.scheduler.rpc.setFairness(patch);
+  }
+
+  private async collectFairness(): Promise<void> {
+    if (!this.schedulerUp) return;
+    const f = await this.scheduler.rpc.fairness();
+    let seen = this.fairnessSeen;
+    // After a scheduler restart its counters start again from zero.
+    if (f.preemptions < seen.preemptions || f.resumes < seen.resumes || f.yields < seen.yields) {
+      this.fairnessSeen = seen = { preemptions: 0, yields: 0, resumes: 0, priority: new Map(), tenant: new Map() };
+    }
+    this.metrics.fairnessPreemptions.inc(f.preemptions - seen.preemptions);
+    this.metrics.fairnessYields.inc(f.yields - seen.yields);
+    this.metrics.fairnessResumes.inc(f.resumes - seen.resumes);
+    Object.assign(seen, { preemptions: f.preemptions, yields: f.yields, resumes: f.resumes });
+    for (const [priority, n] of f.tokensByPriority) {
+      const d = n - (seen.priority.get(priority) ?? 0);
+      if (d > 0) this.metrics.fairnessTokens.inc({ priority: String(priority) }, d);
+      seen.priority.set(priority, n);
+    }
+    for (const [tenant, n] of f.tokensByTenant) {
+      const d = n - (seen.tenant.get(tenant) ?? 0);
+      if (d > 0) this.metrics.tenantTokens.inc({ tenant }, d);
+      seen.tenant.set(tenant, n);
+    }
+  }
 
   static async start(config: InferFluxConfig, metrics: Metrics, log: Log): Promise<ActorSystem> {
     const audit = await startAuditWriter({
@@ -139,7 +176,7 @@ export class ActorSystem {
   private async spawnScheduler(): Promise<void> {
     const { port1, port2 } = new MessageChannel();
     const worker = new Worker(new URL('./scheduler/worker.js', import.meta.url), {
-      workerData: { hot: port2, maxQueue: this.config.scheduler.maxQueue },
+      workerData: { hot: port2, maxQueue: this.config.scheduler.maxQueue, fairness: this.fairness },
       transferList: [port2],
     });
     const rpc = connectRpc<SchedulerApi>(worker);

@@ -74,6 +74,15 @@ runtime:
   prefill_chunk: 256
   # Cores the server may use; auto = os.availableParallelism(). Env: INFERFLUX_CORES.
   cores: auto
+  # Priority and tenant fairness. Live-updatable.
+  fairness:
+    # Suspend a lower-priority running request (its KV is saved, nothing is lost) when a request at
+    # or above high_priority_threshold waits and every sequence of its model is busy.
+    enable_preemption: false
+    # Requests with priority >= this may preempt (priority from the body, X-InferFlux-Priority, or the key).
+    high_priority_threshold: 5
+    # Generated tokens a request may run before yielding to an equal-or-higher waiter; 0 = off.
+    max_timeslice_tokens: 0
 
 scheduler:
   # Engine (decode) workers per model; auto = cores / models. Env: INFERFLUX_DECODE_POOL_SIZE.

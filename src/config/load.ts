@@ -335,6 +335,11 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       batchSize: r.batch_size as number,
       prefillChunk: r.prefill_chunk as number,
       cores,
+      fairness: {
+        enablePreemption: (r.fairness as Raw).enable_preemption as boolean,
+        highPriorityThreshold: (r.fairness as Raw).high_priority_threshold as number,
+        maxTimesliceTokens: (r.fairness as Raw).max_timeslice_tokens as number,
+      },
     },
     scheduler: {
       decodePoolSize,

@@ -105,6 +105,12 @@ export interface RuntimeConfig {
   prefillChunk: number;
   /** Cores the server may use; the sum of llama.cpp threads never exceeds it. */
   cores: number;
+  /** Priority and tenant fairness (live-updatable through the scheduler). */
+  fairness: {
+    enablePreemption: boolean;
+    highPriorityThreshold: number;
+    maxTimesliceTokens: number;
+  };
 }
 
 export interface SchedulerConfig {

@@ -79,6 +79,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     const authorization = req.getHeader('authorization');
     const apiKey = req.getHeader('x-api-key');
     const origin = req.getHeader('origin');
+    const priorityHeader = req.getHeader('x-inferflux-priority');
     const preflightMethod = method === 'options' ? req.getHeader('access-control-request-method') : '';
     const preflightHeaders = method === 'options' ? req.getHeader('access-control-request-headers') : '';
     const ex = attachExchange(res, requestIdFrom(req.getHeader('x-request-id')));
@@ -125,6 +126,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       startedAt,
       principal: ANONYMOUS,
       traceparent: ex.traceparent,
+      priorityHeader,
     };
     const handler = found.route.handler;
     let handlerStarted = false;

@@ -53,6 +53,8 @@ export interface RequestContext {
   principal: Principal;
   /** W3C traceparent: the caller's when valid, else a new one; echoed in the response. */
   traceparent: string;
+  /** Raw `X-InferFlux-Priority` header ('' when absent); the body's `priority` wins over it. */
+  priorityHeader: string;
   /** @internal Body bytes read before an await in the policy pipeline (see body.ts). */
   bodyBuffer?: Promise<Buffer>;
 }

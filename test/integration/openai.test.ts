@@ -182,6 +182,22 @@ describe('OpenAI API on the real engine', function () {
     expect(tokensB).to.equal(tokensA);
   });
 
+  it('reuses the KV of a previous turn: cached_tokens reported, output unchanged', async () => {
+    const messages: OpenAI.ChatCompletionMessageParam[] = [
+      { role: 'system', content: 'You are a terse assistant that answers in one line. '.repeat(4) },
+      { role: 'user', content: 'First question about prefix caching?' },
+    ];
+    const ask = (m: OpenAI.ChatCompletionMessageParam[]) =>
+      client.chat.completions.create({ model: MODEL, messages: m, max_tokens: 8, temperature: 0, ignore_eos: true } as never) as Promise<OpenAI.ChatCompletion>;
+    const first = await ask(messages);
+    const again = await ask(messages);
+    expect(again.choices[0]!.message.content).to.equal(first.choices[0]!.message.content);
+    expect(again.usage!.prompt_tokens_details!.cached_tokens).to.equal(first.usage!.prompt_tokens - 1);
+    const turn2 = await ask([...messages, { role: 'assistant', content: first.choices[0]!.message.content! }, { role: 'user', content: 'And a follow-up?' }]);
+    // The whole first prompt is shared with the second turn's prompt.
+    expect(turn2.usage!.prompt_tokens_details!.cached_tokens).to.be.at.least(first.usage!.prompt_tokens - 1);
+  });
+
   it('reports readiness and metrics', async () => {
     const ready = await fetch(`${server.url}/readyz`);
     expect(ready.status).to.equal(200);

@@ -155,7 +155,37 @@ describe('EngineCore', () => {
 
   it('refuses admission when every sequence is busy', () => {
     const core = makeCore({ sequences: 1 });
-    expect(core.admit(req('a', 1), 'A', new FakeSampler(), 0)).to.equal(true);
-    expect(core.admit(req('b', 1), 'B', new FakeSampler(), 0)).to.equal(false);
+    expect(core.admit(req('a', 1), 'A', new FakeSampler(), 0)).to.deep.equal({ seq: 0, keep: 0 });
+    expect(core.admit(req('b', 1), 'B', new FakeSampler(), 0)).to.equal(null);
+  });
+
+  it('reuses the free sequence holding the longest prefix and prefills only the rest', () => {
+    const core = makeCore({ sequences: 2, prefillChunk: 64 });
+    const first = req('a', 10, { maxTokens: 2 });
+    core.admit(first, 'A', new FakeSampler(), 0);
+    core.apply(core.plan(0), [7], 0);
+    core.apply(core.plan(0), [8], 0); // done: length 2; tokens fed: prompt + 7
+    expect(core.active).to.equal(0);
+    expect(core.residentTokens(0)).to.deep.equal([...first.tokens, 7]);
+
+    // The follow-up turn: the old prompt, the model's answer, then new tokens.
+    const follow: AdmitBody = { ...req('b', 1), tokens: [...first.tokens, 7, 8, 3, 4] };
+    expect(core.admit(follow, 'B', new FakeSampler(), 1)).to.deep.equal({ seq: 0, keep: 11 });
+    const plan = core.plan(2);
+    expect(plan.items.map((i) => [i.sequenceId, i.position, Array.from(i.tokens)])).to.deep.equal([[0, 11, [8, 3, 4]]]);
+    const ems = core.apply(plan, [5], 3);
+    core.cancel('b' as RequestId);
+    const done = core.reapCancelled(4)[0] as { stats: { cachedTokens: number; promptTokens: number } };
+    expect(done.stats).to.include({ cachedTokens: 11, promptTokens: 14 });
+    expect(ems.map((e) => e.kind)).to.deep.equal(['started', 'text']);
+  });
+
+  it('always evaluates at least the last prompt token, even for an identical prompt', () => {
+    const core = makeCore({ sequences: 1 });
+    const r = req('a', 6, { maxTokens: 1 });
+    core.admit(r, 'A', new FakeSampler(), 0);
+    core.apply(core.plan(0), [3], 0);
+    expect(core.admit({ ...r, id: 'b' as RequestId }, 'B', new FakeSampler(), 0)).to.deep.equal({ seq: 0, keep: 5 });
+    expect(core.plan(0).items.map((i) => [i.position, i.tokens.length, i.wantLogits])).to.deep.equal([[5, 1, true]]);
   });
 });

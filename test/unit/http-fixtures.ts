@@ -83,7 +83,7 @@ export function emitText(pieces: string[], reason: 'stop' | 'length' = 'stop'): 
       for (const p of pieces) steps.push(() => sink.onText(c, p));
       steps.push(() => sink.onChoiceEnd(c, reason, pieces.length));
     }
-    steps.push(() => sink.onEnd({ promptTokens: 5, completionTokens: pieces.length * input.n }));
+    steps.push(() => sink.onEnd({ promptTokens: 5, completionTokens: pieces.length * input.n, cachedTokens: 0 }));
     const next = () => {
       if (handle.cancelled) return;
       const step = steps.shift();

@@ -55,7 +55,7 @@ describe('http: OpenAI routes', () => {
         logprobs: null,
         finish_reason: 'stop',
       })),
-      usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
+      usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9, prompt_tokens_details: { cached_tokens: 0 } },
     });
     const input = t.gateway.inputs[0]!;
     expect(input.requestId).to.equal(r.headers.get('x-request-id'));
@@ -97,7 +97,7 @@ describe('http: OpenAI routes', () => {
         model: 'tiny',
         system_fingerprint: 'fp_inferflux',
         choices: [{ index: 0, text: 'Hello world', logprobs: null, finish_reason: 'stop' }],
-        usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 },
+        usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0 } },
       });
     }
     expect(t.gateway.inputs[0]!.prompt).to.deep.equal({ kind: 'text', text: 'Once' });
@@ -137,7 +137,7 @@ describe('http: OpenAI routes', () => {
       { ...base, choices: choice({ content: 'Hello' }, null), usage: null },
       { ...base, choices: choice({ content: ' world' }, null), usage: null },
       { ...base, choices: choice({}, 'stop'), usage: null },
-      { ...base, choices: [], usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 } },
+      { ...base, choices: [], usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0 } } },
     ]);
   });
 
@@ -168,7 +168,7 @@ describe('http: OpenAI routes', () => {
       if (c.usage) usage = c.usage;
     }
     expect(text).to.equal('Hello world');
-    expect(usage).to.deep.equal({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 });
+    expect(usage).to.deep.equal({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0 } });
   });
 
   it('malformed JSON is 400 invalid_json', async () => {

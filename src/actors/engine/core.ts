@@ -9,7 +9,7 @@
  * joins at the next step after it is admitted and leaves the step after it finishes.
  */
 import type { FinishReason } from '../gateway-types.js';
-import type { AdmitBody, DoneStats, RequestId } from '../protocol.js';
+import type { AdmitBody, DoneStats, RequestId, ResumeState } from '../protocol.js';
 import { StopMatcher } from '../../runtime/text/stop-matcher.js';
 import { TokenTextStream, type Detokenize } from '../../runtime/text/token-text-stream.js';
 
@@ -40,8 +40,19 @@ interface Slot<R> {
   sampler: SlotSampler;
   phase: Phase;
   prompt: Uint32Array;
+  /** Length of the client's prompt (for a resumed request `prompt` also holds generated tokens). */
+  promptLen: number;
   /** Prompt tokens already in the KV cache. */
   prefilled: number;
+  /** KV position the next decode token is written at. */
+  pos: number;
+  /** Resumed requests do not announce a second start. */
+  resumed: boolean;
+  suspending: boolean;
+  /** Prompt tokens that were already resident in the sequence at admission. */
+  reused: number;
+  /** Generated tokens that have been fed back through a decode step (so are in the KV cache). */
+  fed: number[];
   /** Last sampled token, to be fed in the next decode step. */
   pending: number;
   generated: number;
@@ -70,13 +81,38 @@ export interface StepPlan {
   tokens: number;
 }
 
+/** A request leaving its sequence to be resumed later (preemption or timeslice yield). */
+export interface SuspendedSlot<R> {
+  ref: R;
+  id: RequestId;
+  seq: number;
+  /** The body to queue again: tokens = prompt + generated so far, `resume` filled in. */
+  body: AdmitBody;
+  /** Tokens whose KV is in the sequence now (the state to save), a prefix of `body.tokens`. */
+  kvTokens: Uint32Array;
+}
+
 export type Emission<R> =
   | { kind: 'started'; ref: R; queueMs: number }
-  | { kind: 'text'; ref: R; text: string; tokens: number }
+  | { kind: 'text'; ref: R; id: RequestId; text: string; tokens: number }
   | { kind: 'done'; ref: R; id: RequestId; seq: number; reason: FinishReason; stats: DoneStats };
+
+/** Where an admitted request landed. The shell trims the sequence's KV from `keep` onwards. */
+export interface Admitted {
+  seq: number;
+  /** Resident prompt tokens reused (KV positions 0..keep-1 stay). */
+  keep: number;
+}
 
 export class EngineCore<R> {
   private readonly slots: (Slot<R> | null)[];
+  /** Tokens whose KV cells each sequence holds (kept after a request ends, for reuse). */
+  private readonly resident: number[][];
+  /**
+   * Sequences the shell is busy with outside a batch (saving or loading state): not free for
+   * admission and not planned until released.
+   */
+  private readonly locked: boolean[];
   private readonly byId = new Map<RequestId, number>();
   /** Admission order of slots still prefilling: first come, first prefilled. */
   private readonly prefillOrder: number[] = [];
@@ -86,6 +122,8 @@ export class EngineCore<R> {
 
   constructor(private readonly opts: EngineCoreOptions) {
     this.slots = new Array<Slot<R> | null>(opts.sequences).fill(null);
+    this.resident = Array.from({ length: opts.sequences }, () => []);
+    this.locked = new Array<boolean>(opts.sequences).fill(false);
   }
 
   get active(): number {
@@ -102,11 +140,27 @@ export class EngineCore<R> {
     return { active: this.byId.size, paused, steps: this.steps, batchedTokens: this.batchedTokens, cancelled: this.cancelledCount };
   }
 
-  /** Take a request into a free sequence. Returns false when every sequence is busy. */
-  admit(req: AdmitBody, ref: R, sampler: SlotSampler, now: number): boolean {
-    const seq = this.slots.indexOf(null);
-    if (seq === -1) return false;
-    const eogBanned = req.sampling.ignoreEos || req.sampling.minTokens > 0;
+  /**
+   * Take a request into the free sequence holding the longest prefix of its prompt. Returns null
+   * when every sequence is busy.
+   */
+  admit(req: AdmitBody, ref: R, sampler: SlotSampler, now: number): Admitted | null {
+    let seq = -1;
+    let keep = -1;
+    for (let i = 0; i < this.slots.length; i++) {
+      if (this.slots[i] !== null || this.locked[i]) continue;
+      // At least one prompt token is always evaluated: its logits give the first sampled token.
+      const match = Math.min(commonPrefix(this.resident[i]!, req.tokens), req.tokens.length - 1);
+      if (match > keep) {
+        seq = i;
+        keep = match;
+      }
+    }
+    if (seq === -1) return null;
+    this.resident[seq]!.length = keep;
+    const r: ResumeState | undefined = req.resume;
+    const generated = r?.generated ?? 0;
+    const eogBanned = req.sampling.ignoreEos || req.sampling.minTokens > generated;
     sampler.setEogBan(eogBanned);
     this.slots[seq] = {
       seq,
@@ -116,22 +170,99 @@ export class EngineCore<R> {
       sampler,
       phase: 'prefill',
       prompt: Uint32Array.from(req.tokens),
-      prefilled: 0,
+      promptLen: r?.promptTokens ?? req.tokens.length,
+      prefilled: keep,
+      pos: 0,
+      resumed: r !== undefined,
+      suspending: false,
+      reused: keep,
+      fed: [],
       pending: -1,
-      generated: 0,
+      generated,
       paused: false,
       cancelled: false,
       eogBanned,
-      text: new TokenTextStream(this.opts.detokenize),
-      stop: new StopMatcher(req.sampling.stop),
+      text: new TokenTextStream(this.opts.detokenize, r?.textHeld, r?.textContext),
+      stop: new StopMatcher(req.sampling.stop, r?.stopHeld),
       admittedAt: now,
-      firstBatchAt: -1,
-      prefillDoneAt: -1,
-      firstTokenAt: -1,
+      firstBatchAt: r?.firstBatchAt ?? -1,
+      prefillDoneAt: r?.prefillDoneAt ?? -1,
+      firstTokenAt: r?.firstTokenAt ?? -1,
     };
     this.byId.set(req.id, seq);
     this.prefillOrder.push(seq);
+    return { seq, keep };
+  }
+
+  /** Tokens resident in a sequence (tests, cache status). */
+  residentTokens(seq: number): readonly number[] {
+    return this.resident[seq]!;
+  }
+
+  /** Forget what a sequence holds (its KV was cleared or is untrusted). */
+  forgetResident(seq: number): void {
+    this.resident[seq]!.length = 0;
+  }
+
+  /** The shell is saving or loading this sequence's state: keep it out of admission and batches. */
+  lock(seq: number): void {
+    this.locked[seq] = true;
+  }
+
+  /** Done with the sequence; for a restored request, `restored` KV tokens are now in place. */
+  unlock(seq: number, restored?: number): void {
+    this.locked[seq] = false;
+    const slot = this.slots[seq];
+    if (slot && restored !== undefined && restored > slot.prefilled) {
+      slot.prefilled = Math.min(restored, slot.prompt.length - 1);
+      slot.reused = slot.prefilled;
+    }
+  }
+
+  /** Ask for a request to leave its sequence at the next step boundary (see `reapSuspended`). */
+  suspend(id: RequestId): boolean {
+    const seq = this.byId.get(id);
+    if (seq === undefined) return false;
+    this.slots[seq]!.suspending = true;
     return true;
+  }
+
+  /**
+   * Requests asked to suspend: they leave their sequences now (the KV stays; the shell saves it
+   * while the sequence is locked) and come back as bodies to queue again.
+   */
+  reapSuspended(): SuspendedSlot<R>[] {
+    const out: SuspendedSlot<R>[] = [];
+    for (const slot of this.slots) {
+      if (!slot?.suspending || slot.cancelled) continue;
+      const decoding = slot.phase === 'decode';
+      const kvTokens = decoding
+        ? Uint32Array.from([...slot.prompt, ...slot.fed])
+        : slot.prompt.slice(0, slot.prefilled);
+      const tokens = decoding ? [...slot.prompt, ...slot.fed, slot.pending] : Array.from(slot.prompt);
+      const text = slot.text.snapshot();
+      const body: AdmitBody = {
+        ...slot.req,
+        tokens,
+        resume: {
+          promptTokens: slot.promptLen,
+          generated: slot.generated,
+          stateFile: '',
+          stateTokens: kvTokens.length,
+          textHeld: text.held,
+          textContext: text.context,
+          stopHeld: slot.stop.snapshot(),
+          firstBatchAt: slot.firstBatchAt,
+          prefillDoneAt: slot.prefillDoneAt,
+          firstTokenAt: slot.firstTokenAt,
+        },
+      };
+      this.release(slot);
+      this.resident[slot.seq] = Array.from(kvTokens);
+      slot.sampler.dispose();
+      out.push({ ref: slot.ref, id: slot.id, seq: slot.seq, body, kvTokens });
+    }
+    return out;
   }
 
   requestAt(seq: number): RequestId | undefined {
@@ -161,11 +292,12 @@ export class EngineCore<R> {
     const items: PlannedItem[] = [];
     let budget = this.opts.batchSize;
     for (const slot of this.slots) {
-      if (!slot || slot.phase !== 'decode' || slot.paused || slot.cancelled || budget === 0) continue;
+      if (!slot || slot.phase !== 'decode' || slot.paused || slot.cancelled || slot.suspending || budget === 0) continue;
+      if (this.locked[slot.seq]) continue;
       items.push({
         slot: slot.seq,
         sequenceId: slot.seq,
-        position: slot.prompt.length + slot.generated - 1,
+        position: slot.pos,
         tokens: Uint32Array.of(slot.pending),
         wantLogits: true,
       });
@@ -174,7 +306,7 @@ export class EngineCore<R> {
     for (const seq of this.prefillOrder) {
       if (budget === 0) break;
       const slot = this.slots[seq]!;
-      if (slot.cancelled) continue;
+      if (slot.cancelled || slot.suspending || this.locked[seq]) continue;
       const take = Math.min(slot.prompt.length - slot.prefilled, this.opts.prefillChunk, budget);
       if (take <= 0) continue;
       const end = slot.prefilled + take;
@@ -205,13 +337,20 @@ export class EngineCore<R> {
       const item = plan.items[i]!;
       const slot = this.slots[item.slot];
       if (!slot || slot.cancelled) continue;
+      if (slot.phase === 'decode') {
+        slot.fed.push(item.tokens[0]!);
+        slot.pos++;
+      }
       if (slot.phase === 'prefill') {
         slot.prefilled += item.tokens.length;
         if (!item.wantLogits) continue;
         slot.phase = 'decode';
-        slot.prefillDoneAt = now;
+        slot.pos = slot.prompt.length;
         this.prefillOrder.splice(this.prefillOrder.indexOf(slot.seq), 1);
-        out.push({ kind: 'started', ref: slot.ref, queueMs: Math.max(0, slot.firstBatchAt - slot.req.enqueuedAt) });
+        if (!slot.resumed) {
+          slot.prefillDoneAt = now;
+          out.push({ kind: 'started', ref: slot.ref, queueMs: Math.max(0, slot.firstBatchAt - slot.req.enqueuedAt) });
+        }
       }
       const token = sampled[i]!;
       this.acceptToken(slot, token, now, out);
@@ -245,7 +384,8 @@ export class EngineCore<R> {
       out.push(this.finish(slot, 'stop', now));
       return;
     }
-    const contextFull = slot.prompt.length + slot.generated >= this.opts.contextSize;
+    // The token just sampled is fed at `pos`; one more must fit after it.
+    const contextFull = slot.pos + 1 >= this.opts.contextSize;
     if (slot.generated >= s.maxTokens || contextFull) {
       this.emitText(slot, slot.text.flush(), 0, out, true);
       out.push(this.finish(slot, 'length', now));
@@ -257,15 +397,24 @@ export class EngineCore<R> {
     const r = slot.stop.push(text);
     let emit = r.emit;
     if (final && !r.stopped) emit += slot.stop.flush();
-    if (emit.length > 0 || tokens > 0) out.push({ kind: 'text', ref: slot.ref, text: emit, tokens });
+    if (emit.length > 0 || tokens > 0) out.push({ kind: 'text', ref: slot.ref, id: slot.id, text: emit, tokens });
     return r.stopped;
   }
 
-  private finish(slot: Slot<R>, reason: FinishReason, now: number): Emission<R> {
+  private release(slot: Slot<R>): void {
     this.slots[slot.seq] = null;
     this.byId.delete(slot.id);
     const pi = this.prefillOrder.indexOf(slot.seq);
     if (pi !== -1) this.prefillOrder.splice(pi, 1);
+  }
+
+  private finish(slot: Slot<R>, reason: FinishReason, now: number): Emission<R> {
+    this.release(slot);
+    // Exactly the tokens whose KV cells were written: the prefilled prompt, then every generated
+    // token that went through a decode step (the last sampled one never did).
+    const kept = Array.from(slot.prompt.subarray(0, slot.prefilled));
+    if (slot.prefilled === slot.prompt.length) for (const t of slot.fed) kept.push(t);
+    this.resident[slot.seq] = kept;
     if (reason === 'cancelled') this.cancelledCount++;
     slot.sampler.dispose();
     const firstBatch = slot.firstBatchAt < 0 ? now : slot.firstBatchAt;
@@ -277,7 +426,8 @@ export class EngineCore<R> {
       seq: slot.seq,
       reason,
       stats: {
-        promptTokens: slot.prompt.length,
+        promptTokens: slot.promptLen,
+        cachedTokens: Math.min(slot.reused, slot.promptLen),
         completionTokens: slot.generated,
         queueMs: Math.max(0, firstBatch - slot.req.enqueuedAt),
         prefillMs: Math.max(0, prefillDone - firstBatch),
@@ -286,4 +436,11 @@ export class EngineCore<R> {
       },
     };
   }
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
 }

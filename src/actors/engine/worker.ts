@@ -7,6 +7,11 @@
  * through the scheduler), Released on the link port so the scheduler can place the next request.
  * Control (init, status, shutdown) is comlink RPC on `parentPort`.
  */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { exposeRpc } from '../rpc.js';
@@ -34,17 +39,23 @@ const now = (): number => performance.timeOrigin + performance.now();
 
 /** Tokens of history the repetition penalties look at (llama.cpp's default penalty_last_n). */
 const PENALTY_WINDOW = 64;
+/** Steps between generated-token reports to the scheduler (fair share needs no per-token message). */
+const PROGRESS_EVERY_STEPS = 8;
+/** Suspended requests' KV state is saved here: tmpfs where available, so it is memory, not disk. */
+const STATE_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 
 class LlamaSlotSampler implements SlotSampler {
-  private readonly history: number[] = [];
+  private readonly history: number[];
   private readonly usesPenalty: boolean;
 
   constructor(
     readonly native: AddonSampler,
     private readonly base: AddonSamplerConfig,
     private readonly eog: Uint32Array,
+    history: readonly number[] = [],
   ) {
     this.usesPenalty = base.repeatPenaltyTokens !== undefined;
+    this.history = this.usesPenalty ? history.slice(-PENALTY_WINDOW) : [];
   }
 
   setEogBan(banned: boolean): void {
@@ -76,7 +87,7 @@ class LlamaSlotSampler implements SlotSampler {
   }
 }
 
-function samplerConfig(req: AdmitBody): AddonSamplerConfig {
+function samplerConfig(req: AdmitBody, history: readonly number[] = []): AddonSamplerConfig {
   const s = req.sampling;
   const cfg: AddonSamplerConfig = { temperature: s.temperature, seed: s.seed >>> 0 };
   // Disabled filters are left out entirely: top_k 0 would otherwise sort the whole vocabulary.
@@ -88,7 +99,7 @@ function samplerConfig(req: AdmitBody): AddonSamplerConfig {
     cfg.repeatPenaltyPresencePenalty = s.presencePenalty;
     cfg.repeatPenaltyFrequencyPenalty = s.frequencyPenalty;
     cfg.repeatPenaltyMaxTokens = PENALTY_WINDOW;
-    cfg.repeatPenaltyTokens = new Uint32Array(0);
+    cfg.repeatPenaltyTokens = Uint32Array.from(history.slice(-PENALTY_WINDOW));
   }
   if (s.biasTokens.length > 0) {
     cfg.tokenBiasKeys = Uint32Array.from(s.biasTokens);
@@ -105,7 +116,14 @@ class EngineShell {
   private core!: EngineCore<MessagePort>;
   private eog!: Uint32Array;
   private samplers = new Map<RequestId, LlamaSlotSampler>();
-  private seqSampler: (LlamaSlotSampler | null)[] = [];
+  /**
+   * Admits wait here until the loop is between steps: trimming or loading a sequence's KV while a
+   * batch is decoding on the libuv pool would race with llama.cpp on the same context.
+   */
+  private readonly admits: { req: AdmitBody; port: MessagePort }[] = [];
+  /** Generated tokens per request not yet reported to the scheduler (fair-share accounting). */
+  private readonly unreported = new Map<RequestId, number>();
+  private stepsSinceProgress = 0;
   private wake: (() => void) | null = null;
   private stopping = false;
   private loopDone: Promise<void> = Promise.resolve();
@@ -138,7 +156,6 @@ class EngineShell {
       detokenize: (tokens, last) => this.model.detokenize(tokens as never[], false, last as never[]),
       isEog: (t) => eogSet.has(t),
     });
-    this.seqSampler = new Array(init.sequences).fill(null);
     this.loopDone = this.loop();
     const info = this.model.fileInfo;
     return {
@@ -210,7 +227,15 @@ class EngineShell {
     const frame = unpack<ToEngine>(env.f);
     switch (frame[0]) {
       case T.Admit:
-        this.admit(frame[1], env.port!);
+        if (this.stopping) {
+          this.fail(env.port!, new InferFluxError('shutting_down'));
+          break;
+        }
+        this.admits.push({ req: frame[1], port: env.port! });
+        this.wake?.();
+        break;
+      case T.Suspend:
+        if (this.core.suspend(frame[1])) this.wake?.();
         break;
       default: {
         const never: never = frame[0];
@@ -219,30 +244,78 @@ class EngineShell {
     }
   }
 
-  private admit(req: AdmitBody, port: MessagePort): void {
-    if (this.stopping) {
-      this.fail(port, new InferFluxError('shutting_down'));
-      return;
-    }
-    const sampler = new LlamaSlotSampler(this.batch.createSampler(), samplerConfig(req), this.eog);
-    if (!this.core.admit(req, port, sampler, now())) {
+  /** Runs between steps only (see `admits`). */
+  private async admit(req: AdmitBody, port: MessagePort): Promise<void> {
+    // A resumed request's repetition penalties see the tokens it generated before suspension.
+    const history = req.resume ? req.tokens.slice(req.resume.promptTokens) : [];
+    const sampler = new LlamaSlotSampler(this.batch.createSampler(), samplerConfig(req, history), this.eog, history);
+    const admitted = this.core.admit(req, port, sampler, now());
+    if (!admitted) {
       sampler.dispose();
       this.fail(port, new InferFluxError('queue_full', 'No free sequence on this engine worker.', { retryAfter: 1 }));
-      this.released(req.id);
+      this.released(req.id, 0);
       return;
     }
+    // Keep the reused prefix's KV cells, drop everything after it (the previous request's tail).
+    this.batch.trimSequence(admitted.seq, admitted.keep);
     this.samplers.set(req.id, sampler);
+    this.listen(req.id, port);
+    const r = req.resume;
+    if (r && r.stateFile !== '') {
+      if (admitted.keep < r.stateTokens) await this.restore(admitted.seq, r.stateFile, r.stateTokens);
+      void unlink(r.stateFile).catch(() => undefined);
+    }
+  }
+
+  /** Load a suspended request's KV; on failure the sequence is cleared and simply prefilled again. */
+  private async restore(seq: number, file: string, tokens: number): Promise<void> {
+    this.core.lock(seq);
+    try {
+      this.batch.clearSequence(seq);
+      const got = await this.batch.loadSequence(seq, file, this.init.contextSize);
+      this.core.unlock(seq, Math.min(got.length, tokens));
+    } catch (err) {
+      process.stderr.write(`engine: could not restore suspended state (${String(err)}); prefilling again\n`);
+      this.batch.clearSequence(seq);
+      this.core.forgetResident(seq);
+      this.core.unlock(seq);
+    }
+  }
+
+  /** Save suspended requests' KV to tmpfs and hand them back to the scheduler with their ports. */
+  private async suspendReaped(): Promise<void> {
+    for (const s of this.core.reapSuspended()) {
+      this.core.lock(s.seq);
+      const file = join(STATE_DIR, `ifx-${process.pid}-${this.init.worker}-${randomUUID()}.kvstate`);
+      try {
+        await this.batch.saveSequence(s.seq, s.kvTokens, file);
+        s.body.resume!.stateFile = file;
+      } catch (err) {
+        // Without a saved state the request is prefilled again on resume: slower, still correct.
+        process.stderr.write(`engine: could not save suspended state (${String(err)})\n`);
+      }
+      this.core.unlock(s.seq);
+      this.samplers.delete(s.id);
+      s.ref.removeAllListeners('message');
+      s.ref.removeAllListeners('close');
+      const generated = this.unreported.get(s.id) ?? 0;
+      this.unreported.delete(s.id);
+      if (this.link) postFrame(this.link, [T.Suspended, { body: s.body, generated }], s.ref);
+    }
+  }
+
+  private listen(id: RequestId, port: MessagePort): void {
     port.on('message', (env: Envelope) => {
       const f = unpack<OnRequestPortToEngine>(env.f);
       switch (f[0]) {
         case T.Cancel:
-          this.core.cancel(req.id);
+          this.core.cancel(id);
           break;
         case T.Pause:
-          this.core.setPaused(req.id, true);
+          this.core.setPaused(id, true);
           break;
         case T.Resume:
-          this.core.setPaused(req.id, false);
+          this.core.setPaused(id, false);
           break;
         default: {
           const never: never = f[0];
@@ -252,15 +325,20 @@ class EngineShell {
       this.wake?.();
     });
     // The main thread closing its end means the client is gone for good.
-    port.on('close', () => this.core.cancel(req.id));
-    this.wake?.();
+    port.on('close', () => {
+      this.core.cancel(id);
+      this.wake?.();
+    });
   }
 
   private async loop(): Promise<void> {
     while (!this.stopping) {
       this.post(this.core.reapCancelled(now()));
+      await this.suspendReaped();
+      for (const a of this.admits.splice(0)) await this.admit(a.req, a.port);
       const plan = this.core.plan(now());
       if (plan.items.length === 0) {
+        if (this.admits.length > 0) continue;
         await new Promise<void>((resolve) => (this.wake = resolve));
         this.wake = null;
         continue;
@@ -282,6 +360,7 @@ class EngineShell {
       }
       await Promise.all(draws);
       this.post(this.core.apply(plan, sampled, now()));
+      if (++this.stepsSinceProgress >= PROGRESS_EVERY_STEPS) this.reportProgress();
       // Let port messages (admits, cancels) in before the next step.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
@@ -299,13 +378,15 @@ class EngineShell {
           break;
         case 'text':
           send(e.ref, [T.Text, e.text, e.tokens]);
+          if (e.tokens > 0) this.unreported.set(e.id, (this.unreported.get(e.id) ?? 0) + e.tokens);
           break;
         case 'done':
           send(e.ref, [T.Done, e.reason, e.stats]);
           e.ref.close();
+          // The sequence keeps its KV cells: the next request may share their prefix.
           this.samplers.delete(e.id);
-          this.batch.clearSequence(e.seq);
-          this.released(e.id);
+          this.released(e.id, this.unreported.get(e.id) ?? 0);
+          this.unreported.delete(e.id);
           break;
         default: {
           const never: never = e;
@@ -315,8 +396,18 @@ class EngineShell {
     }
   }
 
-  private released(id: RequestId): void {
-    if (this.link) postFrame(this.link, [T.Released, id]);
+  private released(id: RequestId, generated: number): void {
+    if (this.link) postFrame(this.link, [T.Released, id, generated]);
+  }
+
+  /** Tell the scheduler how many tokens each running request generated (tenant fair share, timeslices). */
+  private reportProgress(): void {
+    this.stepsSinceProgress = 0;
+    if (this.unreported.size === 0 || !this.link) return;
+    const pairs: (RequestId | number)[] = [];
+    for (const [id, n] of this.unreported) pairs.push(id, n);
+    this.unreported.clear();
+    postFrame(this.link, [T.Progress, pairs]);
   }
 
   private fail(port: MessagePort, err: InferFluxError): void {

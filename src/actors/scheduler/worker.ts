@@ -18,15 +18,16 @@ import {
   type WorkerHello,
 } from '../protocol.js';
 import { exposeRpc } from '../rpc.js';
-import { SchedulerCore, type EngineKey, type Placement } from './core.js';
+import { unlink } from 'node:fs/promises';
+import { SchedulerCore, type EngineKey, type FairnessConfig, type Placement, type Suspension } from './core.js';
 
 interface Pending {
   body: AdmitBody;
   port: MessagePort;
 }
 
-const { hot, maxQueue } = workerData as { hot: MessagePort; maxQueue: number };
-const core = new SchedulerCore<Pending>(maxQueue);
+const { hot, maxQueue, fairness } = workerData as { hot: MessagePort; maxQueue: number; fairness: Partial<FairnessConfig> };
+const core = new SchedulerCore<Pending>(maxQueue, fairness);
 const links = new Map<string, MessagePort>();
 const dirtyModels = new Set<string>();
 let reportScheduled = false;
@@ -36,11 +37,36 @@ const linkKey = (k: EngineKey): string => `${k.model}\u0000${k.worker}`;
 function forward(placements: Placement<Pending>[]): void {
   for (const p of placements) {
     const link = links.get(linkKey(p.engine));
-    if (!link) continue;
+    if (!link) {
+      // The engine went away between the decision and now: the request cannot run there.
+      reject(p.ref.port, new InferFluxError('worker_crashed', undefined, { retryAfter: 1 }));
+      dropState(p.ref.body);
+      continue;
+    }
     postFrame(link, [T.Admit, p.ref.body], p.ref.port);
     dirtyModels.add(p.engine.model);
   }
   scheduleReport();
+}
+
+/** Ask engines to suspend running requests (preemption, timeslice yields). */
+function suspend(list: Suspension[]): void {
+  for (const s of list) {
+    const link = links.get(linkKey(s.engine));
+    if (link) postFrame(link, [T.Suspend, s.id]);
+  }
+}
+
+/** A suspended request that will not resume: its saved KV file goes too. */
+function dropState(body: AdmitBody): void {
+  const file = body.resume?.stateFile;
+  if (file) void unlink(file).catch(() => undefined);
+}
+
+function cancelled(p: Pending): void {
+  postFrame(p.port, [T.Done, 'cancelled', { promptTokens: p.body.resume?.promptTokens ?? p.body.tokens.length, cachedTokens: 0, completionTokens: p.body.resume?.generated ?? 0, queueMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: -1 }]);
+  p.port.close();
+  dropState(p.body);
 }
 
 /** Queue depth goes to the main thread at most once per turn of the event loop. */
@@ -65,10 +91,14 @@ hot.on('message', (env: Envelope) => {
     case T.Admit: {
       const body = frame[1];
       const port = env.port!;
-      const a = core.admit(body.id, body.model, body.priority, { body, port });
+      const a = core.admit(body.id, body.model, body.priority, { body, port }, { tenant: body.tenant, promptTokens: body.tokens.length });
       if (a.kind === 'place') forward([{ engine: a.engine, id: a.id, ref: a.ref }]);
       else if (a.kind === 'reject') {
         reject(port, new InferFluxError('queue_full', `The queue for model '${body.model}' is full.`, { retryAfter: 1 }));
+      } else {
+        suspend(a.suspend);
+        // Pushed out of a full queue to make room for a tenant with fewer requests waiting.
+        for (const e of a.evict) reject(e.ref.port, new InferFluxError('queue_full', `The queue for model '${body.model}' is full.`, { retryAfter: 1 }));
       }
       dirtyModels.add(body.model);
       scheduleReport();
@@ -77,8 +107,7 @@ hot.on('message', (env: Envelope) => {
     case T.Cancel: {
       const pending = core.cancel(frame[1]);
       if (pending) {
-        postFrame(pending.port, [T.Done, 'cancelled', { promptTokens: pending.body.tokens.length, completionTokens: 0, queueMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: -1 }]);
-        pending.port.close();
+        cancelled(pending);
         dirtyModels.add(pending.body.model);
         scheduleReport();
       }
@@ -93,10 +122,26 @@ hot.on('message', (env: Envelope) => {
         const f = unpack<FromEngine>(data.f);
         switch (f[0]) {
           case T.Released:
-            forward(core.released(f[1] as RequestId, key));
+            forward(core.released(f[1], key, f[2]));
             dirtyModels.add(model);
             scheduleReport();
             break;
+          case T.Progress: {
+            const pairs = f[1];
+            const due: Suspension[] = [];
+            for (let i = 0; i + 1 < pairs.length; i += 2) due.push(...core.progress(pairs[i] as RequestId, pairs[i + 1] as number));
+            suspend(due);
+            break;
+          }
+          case T.Suspended: {
+            const { body, generated } = f[1];
+            const r = core.suspended(body.id, { body, port: data.port! }, generated);
+            if (r.drop) cancelled(r.drop);
+            forward(r.placements);
+            dirtyModels.add(model);
+            scheduleReport();
+            break;
+          }
           default: {
             const never: never = f[0];
             throw new Error(`scheduler: unknown engine frame ${String(never)}`);
@@ -125,6 +170,22 @@ hot.on('message', (env: Envelope) => {
 const api = {
   hello: (): WorkerHello => ({ protocolVersion: PROTOCOL_VERSION }),
   depth: (model: string) => core.depth(model),
+  /** Live update of runtime.fairness.*; may suspend running requests at once. */
+  setFairness: (patch: Partial<FairnessConfig>) => {
+    suspend(core.setFairness(patch));
+    return core.fairness();
+  },
+  fairness: () => {
+    const c = core.counters();
+    return {
+      config: core.fairness(),
+      preemptions: c.preemptions,
+      yields: c.yields,
+      resumes: c.resumes,
+      tokensByPriority: [...c.tokensByPriority.entries()],
+      tokensByTenant: [...c.tokensByTenant.entries()],
+    };
+  },
 };
 export type SchedulerApi = typeof api;
 exposeRpc(api, parentPort!);

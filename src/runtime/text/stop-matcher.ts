@@ -11,11 +11,20 @@ export interface StopResult {
 }
 
 export class StopMatcher {
-  private held = '';
+  private held: string;
   private readonly longest: number;
 
-  constructor(private readonly stops: readonly string[]) {
+  /** `held` restores a `snapshot()` (a suspended request resuming). */
+  constructor(
+    private readonly stops: readonly string[],
+    held = '',
+  ) {
     this.longest = stops.reduce((m, s) => Math.max(m, s.length), 0);
+    this.held = held;
+  }
+
+  snapshot(): string {
+    return this.held;
   }
 
   push(text: string): StopResult {

@@ -13,10 +13,22 @@ const MAX_HELD_TOKENS = 4;
 const CONTEXT_TOKENS = 4;
 
 export class TokenTextStream {
-  private held: number[] = [];
-  private released: number[] = [];
+  private held: number[];
+  private released: number[];
 
-  constructor(private readonly detokenize: Detokenize) {}
+  /** `held`/`context` restore a `snapshot()` (a suspended request resuming). */
+  constructor(
+    private readonly detokenize: Detokenize,
+    held: readonly number[] = [],
+    context: readonly number[] = [],
+  ) {
+    this.held = [...held];
+    this.released = [...context];
+  }
+
+  snapshot(): { held: number[]; context: number[] } {
+    return { held: [...this.held], context: [...this.released] };
+  }
 
   /** Add one token; returns the text it completes ('' while it is held). */
   push(token: number): string {

@@ -6,7 +6,7 @@ import type { ChatMessage, FinishReason } from '../../../actors/gateway-types.js
 import { readJsonBody } from '../../body.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
-import { toSamplingParams } from '../openai-common/schema.js';
+import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
 import { runGeneration, type Shape } from '../openai-common/run.js';
 import type { ChatRequest, ChatRequestMessage } from './schema.js';
 
@@ -42,6 +42,7 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
         // Chat has no default cap in OpenAI's API: generate until a stop or the context is full.
         params: toSamplingParams(body, undefined),
         n: body.n ?? 1,
+        priority: requestPriority(body, ctx.priorityHeader),
       },
       stream: body.stream === true,
       includeUsage: body.stream_options?.include_usage === true,

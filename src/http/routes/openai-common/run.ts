@@ -40,7 +40,13 @@ export interface RunOptions {
 }
 
 function usageBody(u: Usage) {
-  return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens };
+  return {
+    prompt_tokens: u.promptTokens,
+    completion_tokens: u.completionTokens,
+    total_tokens: u.promptTokens + u.completionTokens,
+    // OpenAI's field for prompt tokens served from cache (here: KV reused by the engine).
+    prompt_tokens_details: { cached_tokens: u.cachedTokens ?? 0 },
+  };
 }
 
 /** `cancelled` only happens when the client left; if it ever reaches a live client the server stopped it. */

@@ -5,6 +5,7 @@
  * abort the whole process. Unknown extra fields are allowed (clients send many).
  */
 import type { SamplingParams } from '../../../actors/gateway-types.js';
+import { InferFluxError } from '../../../errors.js';
 import type { LimitsConfig } from '../../../config/types.js';
 
 export interface SamplingBody {
@@ -26,6 +27,8 @@ export interface SamplingBody {
   stream_options?: { include_usage?: boolean } | null;
   ignore_eos?: boolean;
   min_tokens?: number;
+  /** InferFlux extension: scheduling priority, higher first. */
+  priority?: number;
   user?: string;
 }
 
@@ -63,6 +66,7 @@ export function samplingProperties(limits: LimitsConfig): Record<string, object>
     },
     ignore_eos: { type: 'boolean' },
     min_tokens: int(0, limits.maxTokens),
+    priority: int(-1000, 1000),
     user: { type: 'string', maxLength: 256 },
   };
 }
@@ -88,4 +92,18 @@ export function toSamplingParams(body: SamplingBody, defaultMaxTokens: number | 
     ignoreEos: body.ignore_eos ?? false,
     minTokens: body.min_tokens ?? 0,
   };
+}
+
+/**
+ * The request's priority: the body's `priority`, else the `X-InferFlux-Priority` header, else
+ * undefined (the caller's key default applies). A malformed header is a 400, not silently 0.
+ */
+export function requestPriority(body: { priority?: number }, header: string): number | undefined {
+  if (body.priority !== undefined) return body.priority;
+  const h = header.trim();
+  if (h === '') return undefined;
+  if (!/^-?\d{1,4}$/.test(h) || Math.abs(Number(h)) > 1000) {
+    throw new InferFluxError('invalid_request', 'X-InferFlux-Priority must be an integer from -1000 to 1000.', { param: 'priority' });
+  }
+  return Number(h);
 }

@@ -7,7 +7,7 @@ import { InferFluxError } from '../../../errors.js';
 import { readJsonBody } from '../../body.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
-import { toSamplingParams } from '../openai-common/schema.js';
+import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
 import { runGeneration, type Shape } from '../openai-common/run.js';
 import type { CompletionRequest } from './schema.js';
 
@@ -42,6 +42,7 @@ export function completionHandler(deps: HttpDeps, validate: Validator<Completion
         prompt: toPrompt(body.prompt),
         params: toSamplingParams(body, DEFAULT_COMPLETION_MAX_TOKENS),
         n: body.n ?? 1,
+        priority: requestPriority(body, ctx.priorityHeader),
       },
       stream: body.stream === true,
       includeUsage: body.stream_options?.include_usage === true,
