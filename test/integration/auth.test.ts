@@ -10,7 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SignJWT, exportJWK, generateKeyPair, type JWK, type KeyObject } from 'jose';
+import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
 import OpenAI from 'openai';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
@@ -20,7 +20,7 @@ const BURST_KEY = 'sk-it-burst-key-0003';
 const TRACE = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
 const chat = { model: 'tiny-seed0', messages: [{ role: 'user' as const, content: 'hi' }], max_tokens: 2 };
 
-type Key = { privateKey: KeyObject | CryptoKey; publicJwk: JWK };
+type Key = { privateKey: Parameters<SignJWT['sign']>[0]; publicJwk: JWK };
 
 async function makeKey(alg: 'RS256' | 'ES256', kid: string): Promise<Key> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
@@ -53,8 +53,17 @@ function b64url(o: unknown): string {
   return Buffer.from(JSON.stringify(o)).toString('base64url');
 }
 
+/** `Response.json()` is typed `unknown`; the tests read error bodies. */
+interface ErrorBody {
+  error: { message: string; type: string; param: string | null; code: string };
+}
+
 async function post(url: string, path: string, headers: Record<string, string>, body: unknown = chat) {
   return fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+}
+
+async function errorOf(r: Response): Promise<ErrorBody['error']> {
+  return ((await r.json()) as ErrorBody).error;
 }
 
 describe('auth, rate limits, OIDC and CORS on the real server', function () {
@@ -120,7 +129,7 @@ describe('auth, rate limits, OIDC and CORS on the real server', function () {
     const r = await post(server.url, '/v1/chat/completions', {});
     expect(r.status).to.equal(401);
     expect(r.headers.get('www-authenticate')).to.equal('Bearer realm="inferflux"');
-    expect((await r.json()).error).to.deep.include({ type: 'authentication_error', code: 'unauthorized' });
+    expect(await errorOf(r)).to.deep.include({ type: 'authentication_error', code: 'unauthorized' });
     const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'sk-wrong-wrong-wrong', maxRetries: 0 });
     try {
       await client.chat.completions.create(chat);
@@ -162,7 +171,7 @@ describe('auth, rate limits, OIDC and CORS on the real server', function () {
     expect(Number(r.headers.get('retry-after'))).to.be.within(1, 15);
     expect(r.headers.get('x-ratelimit-limit-requests')).to.equal('4');
     expect(r.headers.get('x-ratelimit-remaining-requests')).to.equal('0');
-    expect((await r.json()).error).to.deep.include({ type: 'rate_limit_error', code: 'rate_limited' });
+    expect(await errorOf(r)).to.deep.include({ type: 'rate_limit_error', code: 'rate_limited' });
     const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: BURST_KEY, maxRetries: 0 });
     try {
       await client.chat.completions.create(chat);
@@ -196,7 +205,7 @@ describe('auth, rate limits, OIDC and CORS on the real server', function () {
     for (const [name, tok] of cases) {
       const r = await post(server.url, '/v1/chat/completions', { authorization: `Bearer ${tok}` });
       expect(r.status, name).to.equal(401);
-      expect((await r.json()).error.code, name).to.equal('unauthorized');
+      expect((await errorOf(r)).code, name).to.equal('unauthorized');
     }
   });
 

@@ -109,7 +109,7 @@ describe('http: policy pipeline', () => {
 
   it('a generate key works through both headers; key id, tenant, priority and traceparent reach the generation', async () => {
     t = await start();
-    for (const h of [{ authorization: `Bearer ${GEN_KEY}` }, { 'x-api-key': GEN_KEY }]) {
+    for (const h of [{ authorization: `Bearer ${GEN_KEY}` }, { 'x-api-key': GEN_KEY }] as Record<string, string>[]) {
       const r = await post(t, '/v1/chat/completions', { ...h, traceparent: TRACE });
       expect(r.status).to.equal(200);
       expect((await json(r)).choices[0].message.content).to.equal('Hello world');
