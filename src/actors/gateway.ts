@@ -31,6 +31,7 @@ import {
   type RequestId,
 } from './protocol.js';
 import type { ActorSystem } from './system.js';
+import { prefixBlocks } from '../runtime/prefix/block-hash.js';
 
 const now = (): number => performance.timeOrigin + performance.now();
 const BACKEND = 'cpu';
@@ -221,6 +222,7 @@ class Run {
     this.sink.onStart({ model: this.model, promptTokens: tokens.length, created: Math.floor(Date.now() / 1000) });
     const n = this.input.n;
     this.open = n;
+    const prefix = prefixBlocks(tokens);
     for (let i = 0; i < n; i++) {
       const { port1, port2 } = new MessageChannel();
       const id = (n === 1 ? this.input.requestId : `${this.input.requestId}/${i}`) as RequestId;
@@ -238,6 +240,7 @@ class Run {
         enqueuedAt: now(),
         priority: this.input.priority ?? 0,
         tenant: this.input.tenant ?? 'default',
+        prefix,
       };
       port1.on('message', (env: Envelope) => this.onFrame(i, unpack<OnRequestPortFromEngine>(env.f)));
       // The port closes early only when the worker holding it died (or shut down).

@@ -35,6 +35,7 @@ export const T = {
   Suspend: 14,
   Suspended: 15,
   Progress: 16,
+  Resident: 17,
 } as const;
 
 /** Sampling as the engine consumes it (already validated on the main thread). */
@@ -93,6 +94,8 @@ export interface AdmitBody {
   priority: number;
   /** Fair-share account (the caller's tenant). */
   tenant: string;
+  /** Prompt fingerprint (runtime/prefix/block-hash.ts): placement prefers the worker holding it. */
+  prefix: number[];
   /** Set when a suspended request is placed again. */
   resume?: ResumeState;
 }
@@ -140,7 +143,9 @@ export type ReleasedFrame = [typeof T.Released, RequestId, number];
 export type SuspendedFrame = [typeof T.Suspended, { body: AdmitBody; generated: number }];
 /** Generated tokens since the last report, as flat pairs [id, n, id, n, ...]. */
 export type ProgressFrame = [typeof T.Progress, (RequestId | number)[]];
-export type FromEngine = ReleasedFrame | SuspendedFrame | ProgressFrame;
+/** Fingerprints of the prefixes the engine's sequences hold now (placement by prefix). */
+export type ResidentFrame = [typeof T.Resident, number[][]];
+export type FromEngine = ReleasedFrame | SuspendedFrame | ProgressFrame | ResidentFrame;
 
 // ---- engine -> main (on the request port)
 export type StartedFrame = [typeof T.Started, { queueMs: number }];

@@ -113,6 +113,8 @@ export class EngineCore<R> {
    * admission and not planned until released.
    */
   private readonly locked: boolean[];
+  /** When each sequence last finished a request (engine steps), for LRU reuse. */
+  private readonly lastUsed: number[];
   private readonly byId = new Map<RequestId, number>();
   /** Admission order of slots still prefilling: first come, first prefilled. */
   private readonly prefillOrder: number[] = [];
@@ -124,6 +126,7 @@ export class EngineCore<R> {
     this.slots = new Array<Slot<R> | null>(opts.sequences).fill(null);
     this.resident = Array.from({ length: opts.sequences }, () => []);
     this.locked = new Array<boolean>(opts.sequences).fill(false);
+    this.lastUsed = new Array<number>(opts.sequences).fill(-1);
   }
 
   get active(): number {
@@ -151,7 +154,9 @@ export class EngineCore<R> {
       if (this.slots[i] !== null || this.locked[i]) continue;
       // At least one prompt token is always evaluated: its logits give the first sampled token.
       const match = Math.min(commonPrefix(this.resident[i]!, req.tokens), req.tokens.length - 1);
-      if (match > keep) {
+      // Equal matches (typically none): overwrite the sequence idle the longest, keeping the
+      // recently used prefixes for the requests most likely to come back (LRU).
+      if (match > keep || (match === keep && this.lastUsed[i]! < this.lastUsed[seq]!)) {
         seq = i;
         keep = match;
       }
@@ -403,6 +408,7 @@ export class EngineCore<R> {
 
   private release(slot: Slot<R>): void {
     this.slots[slot.seq] = null;
+    this.lastUsed[slot.seq] = this.steps;
     this.byId.delete(slot.id);
     const pi = this.prefillOrder.indexOf(slot.seq);
     if (pi !== -1) this.prefillOrder.splice(pi, 1);

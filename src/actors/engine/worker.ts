@@ -34,6 +34,7 @@ import {
 } from '../protocol.js';
 import { BatchContext, type AddonSampler, type AddonSamplerConfig } from '../../runtime/llama/batch-adapter.js';
 import { EngineCore, type Emission, type SlotSampler } from './core.js';
+import { prefixBlocks } from '../../runtime/prefix/block-hash.js';
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -124,6 +125,8 @@ class EngineShell {
   /** Generated tokens per request not yet reported to the scheduler (fair-share accounting). */
   private readonly unreported = new Map<RequestId, number>();
   private stepsSinceProgress = 0;
+  /** A sequence's resident tokens changed since the scheduler last heard (a request ended or left). */
+  private residentChanged = false;
   private wake: (() => void) | null = null;
   private stopping = false;
   private loopDone: Promise<void> = Promise.resolve();
@@ -301,7 +304,21 @@ class EngineShell {
       const generated = this.unreported.get(s.id) ?? 0;
       this.unreported.delete(s.id);
       if (this.link) postFrame(this.link, [T.Suspended, { body: s.body, generated }], s.ref);
+      this.residentChanged = true;
     }
+    if (this.residentChanged) this.reportResident();
+  }
+
+  /** Tell the scheduler which prefixes the sequences hold, so it can place requests where their KV is. */
+  private reportResident(): void {
+    this.residentChanged = false;
+    if (!this.link) return;
+    const prints: number[][] = [];
+    for (let seq = 0; seq < this.init.sequences; seq++) {
+      const blocks = prefixBlocks(this.core.residentTokens(seq));
+      if (blocks.length > 0) prints.push(blocks);
+    }
+    postFrame(this.link, [T.Resident, prints]);
   }
 
   private listen(id: RequestId, port: MessagePort): void {
@@ -360,6 +377,7 @@ class EngineShell {
       }
       await Promise.all(draws);
       this.post(this.core.apply(plan, sampled, now()));
+      if (this.residentChanged) this.reportResident();
       if (++this.stepsSinceProgress >= PROGRESS_EVERY_STEPS) this.reportProgress();
       // Let port messages (admits, cancels) in before the next step.
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -387,6 +405,7 @@ class EngineShell {
           this.samplers.delete(e.id);
           this.released(e.id, this.unreported.get(e.id) ?? 0);
           this.unreported.delete(e.id);
+          this.residentChanged = true;
           break;
         default: {
           const never: never = e;

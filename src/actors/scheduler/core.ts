@@ -19,6 +19,7 @@
  */
 import type { RequestId } from '../protocol.js';
 import { FairQueue, type QueueEntry } from './fair-queue.js';
+import { sharedBlocks } from '../../runtime/prefix/block-hash.js';
 
 export interface EngineKey {
   model: string;
@@ -44,6 +45,8 @@ export interface AdmitOptions {
   tenant?: string;
   /** Charged to the tenant when the request is first placed. Defaults to `0`. */
   promptTokens?: number;
+  /** Prompt fingerprint (runtime/prefix/block-hash.ts) for placing it where its prefix is cached. */
+  prefix?: readonly number[];
 }
 
 export type SuspendReason = 'preempt' | 'yield';
@@ -90,11 +93,14 @@ interface EngineState extends EngineKey {
   inflight: Set<RequestId>;
   /** In-flight requests this core did not place (adopted after a scheduler restart). */
   adopted: number;
+  /** Fingerprints of the prefixes the engine's sequences hold (most recent first, at most capacity). */
+  resident: number[][];
 }
 
 interface Waiting<R> extends QueueEntry {
   model: string;
   promptTokens: number;
+  prefix: readonly number[];
   ref: R;
   /** Where it was suspended, for resumable entries. */
   from: EngineKey | null;
@@ -106,6 +112,7 @@ interface Running {
   priority: number;
   order: number;
   promptTokens: number;
+  prefix: readonly number[];
   engine: EngineState;
   /** Placement sequence number: tie-break for victims (placed earliest goes first). */
   placed: number;
@@ -129,7 +136,7 @@ export class SchedulerCore<R> {
   }
 
   engineUp(key: EngineKey, capacity: number, alreadyActive = 0): Placement<R>[] {
-    this.engines.set(keyOf(key), { ...key, capacity, inflight: new Set(), adopted: alreadyActive });
+    this.engines.set(keyOf(key), { ...key, capacity, inflight: new Set(), adopted: alreadyActive, resident: [] });
     return this.drain(key.model);
   }
 
@@ -143,9 +150,9 @@ export class SchedulerCore<R> {
 
   admit(id: RequestId, model: string, priority: number, ref: R, opts: AdmitOptions = {}): Admission<R> {
     const tenant = opts.tenant ?? DEFAULT_TENANT;
-    const entry: Waiting<R> = { id, model, tenant, priority, order: this.order++, resumable: false, promptTokens: opts.promptTokens ?? 0, ref, from: null };
+    const entry: Waiting<R> = { id, model, tenant, priority, order: this.order++, resumable: false, promptTokens: opts.promptTokens ?? 0, prefix: opts.prefix ?? [], ref, from: null };
     const queue = this.queueOf(model);
-    const engine = this.pick(model);
+    const engine = this.pick(model, entry.prefix);
     if (engine && queue.size === 0) {
       queue.enter(tenant);
       const p = this.start(engine, entry);
@@ -211,7 +218,7 @@ export class SchedulerCore<R> {
     // line, or it would take its own sequence straight back from a same-tenant waiter.
     const order = r.suspending === 'yield' ? this.order++ : r.order;
     const from = { model, worker: r.engine.worker };
-    this.queueOf(model).push({ id, model, tenant: r.tenant, priority: r.priority, order, resumable: true, promptTokens: r.promptTokens, ref, from });
+    this.queueOf(model).push({ id, model, tenant: r.tenant, priority: r.priority, order, resumable: true, promptTokens: r.promptTokens, prefix: r.prefix, ref, from });
     return { placements: this.drain(model), drop: undefined };
   }
 
@@ -273,9 +280,9 @@ export class SchedulerCore<R> {
     const out: Placement<R>[] = [];
     const queue = this.queueOf(model);
     while (queue.size > 0) {
-      const engine = this.pick(model);
-      if (!engine) break;
-      out.push(this.start(engine, queue.shift()!));
+      if (!this.pick(model)) break;
+      const next = queue.shift()!;
+      out.push(this.start(this.pick(model, next.prefix)!, next));
     }
     return out;
   }
@@ -283,7 +290,7 @@ export class SchedulerCore<R> {
   private start(engine: EngineState, w: Waiting<R>): Placement<R> {
     engine.inflight.add(w.id);
     this.running.set(w.id, {
-      id: w.id, tenant: w.tenant, priority: w.priority, order: w.order, promptTokens: w.promptTokens,
+      id: w.id, tenant: w.tenant, priority: w.priority, order: w.order, promptTokens: w.promptTokens, prefix: w.prefix,
       engine, placed: this.placements++, slice: 0, suspending: null, cancelled: false,
     });
     const key = { model: engine.model, worker: engine.worker };
@@ -356,14 +363,33 @@ export class SchedulerCore<R> {
     return n;
   }
 
-  /** Least-loaded engine of the model with a free sequence; ties go to the lowest worker. */
-  private pick(model: string): EngineState | undefined {
+  /** An engine reports the fingerprints of the prefixes its sequences now hold. */
+  residentPrefixes(key: EngineKey, prefixes: number[][]): void {
+    const e = this.engines.get(keyOf(key));
+    if (e) e.resident = prefixes;
+  }
+
+  /**
+   * Engine of the model with a free sequence: the one holding the longest prefix of the request
+   * (its KV is reused instead of prefilled), then the least loaded; ties go to the lowest worker.
+   */
+  private pick(model: string, prefix: readonly number[] = []): EngineState | undefined {
     let best: EngineState | undefined;
+    let bestShared = -1;
+    let bestLoad = Infinity;
     for (const e of this.engines.values()) {
       if (e.model !== model) continue;
       const load = e.inflight.size + e.adopted;
       if (load >= e.capacity) continue;
-      if (!best || load < best.inflight.size + best.adopted || (load === best.inflight.size + best.adopted && e.worker < best.worker)) best = e;
+      let shared = 0;
+      if (prefix.length > 0) for (const r of e.resident) shared = Math.max(shared, sharedBlocks(prefix, r));
+      const better =
+        shared > bestShared || (shared === bestShared && (load < bestLoad || (load === bestLoad && best !== undefined && e.worker < best.worker)));
+      if (!best || better) {
+        best = e;
+        bestShared = shared;
+        bestLoad = load;
+      }
     }
     return best;
   }

@@ -91,7 +91,7 @@ hot.on('message', (env: Envelope) => {
     case T.Admit: {
       const body = frame[1];
       const port = env.port!;
-      const a = core.admit(body.id, body.model, body.priority, { body, port }, { tenant: body.tenant, promptTokens: body.tokens.length });
+      const a = core.admit(body.id, body.model, body.priority, { body, port }, { tenant: body.tenant, promptTokens: body.tokens.length, prefix: body.prefix });
       if (a.kind === 'place') forward([{ engine: a.engine, id: a.id, ref: a.ref }]);
       else if (a.kind === 'reject') {
         reject(port, new InferFluxError('queue_full', `The queue for model '${body.model}' is full.`, { retryAfter: 1 }));
@@ -125,6 +125,9 @@ hot.on('message', (env: Envelope) => {
             forward(core.released(f[1], key, f[2]));
             dirtyModels.add(model);
             scheduleReport();
+            break;
+          case T.Resident:
+            core.residentPrefixes(key, f[1]);
             break;
           case T.Progress: {
             const pairs = f[1];
