@@ -37,6 +37,13 @@ async function main(): Promise<void> {
       `${config.runtime.threadsPerWorker} thread(s) x ${config.runtime.sequencesPerWorker} sequences, ` +
       `context ${config.runtime.contextSize}/sequence, ${config.runtime.cores} core(s), libuv pool ${pool}`,
   );
+  const kv = config.runtime;
+  log(
+    `KV cache: host pool ${kv.pagedKv.cpuPages} x 256 KiB pages per engine worker (eviction ${kv.pagedKv.eviction}), ` +
+      (kv.nvmeOffload.path === ''
+        ? 'no disk tier'
+        : `disk tier ${kv.nvmeOffload.path} (workers ${kv.nvmeOffload.workers}, queue depth ${kv.nvmeOffload.queueDepth})`),
+  );
   // The policy store is read before anything starts: a tampered or undecryptable file stops start-up.
   const policy = await startPolicy({
     storePath: config.policy.storePath,
@@ -50,6 +57,8 @@ async function main(): Promise<void> {
   await prepareModels(config.models, log);
   const metrics = new Metrics();
   const system = await ActorSystem.start(config, metrics, log);
+  // From here a start-up failure must dispose the workers' llama.cpp objects before exiting.
+  started = system;
   const gateway = new ActorGateway(config, system, metrics);
   // Guardrails follow the live policy: the config's at first, then every admin change.
   const guardrails = new GuardrailEngine(config.guardrails, { metrics, log });
@@ -62,7 +71,8 @@ async function main(): Promise<void> {
     oidc: config.auth.oidc ? new OidcVerifier(config.auth.oidc) : null,
     audit: (event) => system.audit.record(event),
   });
-  const http = createHttpServer({ config, gateway, metrics, log, policy: policy.service, audit: system.audit, guardrails, pipeline });
+  const cache = { status: () => system.cacheStatus(), flush: () => system.flushCache() };
+  const http = createHttpServer({ config, gateway, metrics, log, policy: policy.service, audit: system.audit, guardrails, pipeline, cache });
   const port = await http.listen();
   const ready = gateway.readiness();
   log(`listening on ${config.server.tls.enabled ? 'https' : 'http'}://${config.server.host}:${port} (models: ${ready.models.map((m) => `${m.id}${m.ready ? '' : ' NOT READY'}`).join(', ')})`);
@@ -91,7 +101,12 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-main().catch((err: unknown) => {
+/** The actor system once it exists, so a failed start can shut it down cleanly. */
+let started: ActorSystem | null = null;
+
+main().catch(async (err: unknown) => {
   log(`failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  // Exiting while workers hold llama.cpp objects aborts the process; stop them first.
+  await started?.stop().catch(() => undefined);
   process.exit(1);
 });

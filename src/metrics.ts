@@ -116,6 +116,53 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly prefixHits = new Counter({
+    name: 'inferflux_prefix_hits_total',
+    help: 'Requests whose whole prompt (all but the last token) was served from cached KV',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly prefixPartialHits = new Counter({
+    name: 'inferflux_prefix_partial_hits_total',
+    help: 'Requests that reused a cached prefix of their prompt and prefilled the rest',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly prefixMisses = new Counter({
+    name: 'inferflux_prefix_misses_total',
+    help: 'Requests that found no cached prefix',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly prefixMatchedTokens = new Counter({
+    name: 'inferflux_prefix_matched_tokens_total',
+    help: 'Prompt tokens served from cached KV instead of being prefilled',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly kvHostPages = new Gauge({
+    name: 'inferflux_kv_host_pages',
+    help: 'Host KV page pool pages, by state (used or total), over all engine workers',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+
+  readonly kvHostEvictions = new Counter({
+    name: 'inferflux_kv_host_evictions_total',
+    help: 'Prefix snapshots evicted from the host page pool (spilled to disk when enabled)',
+    registers: [this.registry],
+  });
+
+  readonly kvDiskBytes = new Gauge({
+    name: 'inferflux_kv_disk_bytes',
+    help: 'Bytes of prefix snapshots in the disk tier, over all engine workers',
+    registers: [this.registry],
+  });
+
   readonly fairnessPreemptions = new Counter({
     name: 'inferflux_fairness_preemptions_total',
     help: 'Running requests suspended so a higher-priority request could run',

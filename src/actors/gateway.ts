@@ -270,7 +270,10 @@ class Run {
       case T.Done: {
         const [, reason, stats] = f;
         this.completionTokens += stats.completionTokens;
-        if (choice === 0) this.cachedTokens = stats.cachedTokens;
+        if (choice === 0) {
+          this.cachedTokens = stats.cachedTokens;
+          this.countPrefix(stats.cachedTokens, stats.promptTokens);
+        }
         this.finishReasons[choice] = reason;
         this.choiceDone[choice] = true;
         this.metrics.completionTokensTotal.inc({ model: this.model, backend: BACKEND }, stats.completionTokens);
@@ -291,6 +294,16 @@ class Run {
         throw new Error(`gateway: unknown frame ${String(never)}`);
       }
     }
+  }
+
+  /** Prefix cache outcome of the request: everything reusable was cached, some of it, or none. */
+  private countPrefix(cached: number, prompt: number): void {
+    const m = { model: this.model };
+    if (cached <= 0) return this.metrics.prefixMisses.inc(m);
+    this.metrics.prefixMatchedTokens.inc(m, cached);
+    // The last prompt token is always evaluated (its logits start generation).
+    if (cached >= prompt - 1) this.metrics.prefixHits.inc(m);
+    else this.metrics.prefixPartialHits.inc(m);
   }
 
   /** A port closes before its Done frame only when the worker holding it died. */

@@ -227,6 +227,12 @@ export interface EngineInit {
   contextSize: number;
   batchSize: number;
   prefillChunk: number;
+  /** Host page pool pages for evicted prefixes (0 = off), eviction policy, and the disk tier. */
+  kvCpuPages: number;
+  kvEviction: 'lru' | 'clock';
+  nvmePath: string;
+  nvmeWorkers: number;
+  nvmeQueueDepth: number;
 }
 
 export interface EngineReady extends WorkerHello {

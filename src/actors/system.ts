@@ -58,6 +58,44 @@ export class ActorSystem {
   ) {
     this.fairness = { ...config.runtime.fairness };
     metrics.onScrape(() => this.collectFairness());
+    metrics.onScrape(() => this.collectCache());
+  }
+
+  /** Prefix cache state of every ready engine worker (admin API, metrics). */
+  async cacheStatus(): Promise<{ model: string; worker: number; cache: unknown; resident: number[] }[]> {
+    const ready = this.engines.filter((e) => e.ready);
+    const all = await Promise.all(ready.map(async (e) => ({ model: e.model.id, ...(await e.rpc.cacheStatus()) })));
+    return all;
+  }
+
+  private cacheEvictionsSeen = new Map<string, number>();
+
+  private async collectCache(): Promise<void> {
+    let used = 0;
+    let total = 0;
+    let disk = 0;
+    for (const w of await this.cacheStatus()) {
+      const c = w.cache as { host: { pagesUsed: number; pagesTotal: number; evictions: number }; disk: { enabled: boolean; bytes?: number } } | null;
+      if (!c) continue;
+      used += c.host.pagesUsed;
+      total += c.host.pagesTotal;
+      disk += c.disk.enabled ? (c.disk.bytes ?? 0) : 0;
+      const key = `${w.model}#${w.worker}`;
+      const seen = this.cacheEvictionsSeen.get(key) ?? 0;
+      // A restarted worker counts from zero again.
+      const delta = c.host.evictions >= seen ? c.host.evictions - seen : c.host.evictions;
+      if (delta > 0) this.metrics.kvHostEvictions.inc(delta);
+      this.cacheEvictionsSeen.set(key, c.host.evictions);
+    }
+    this.metrics.kvHostPages.set({ state: 'used' }, used);
+    this.metrics.kvHostPages.set({ state: 'total' }, total);
+    this.metrics.kvDiskBytes.set(disk);
+  }
+
+  /** Drop every cached prefix in every engine worker. */
+  async flushCache(): Promise<number> {
+    const removed = await Promise.all(this.engines.filter((e) => e.ready).map((e) => e.rpc.flushCache()));
+    return removed.reduce((a, b) => a + b, 0);
   }
 
   /** Change runtime.fairness.* live; running requests may be suspended at once. */
@@ -232,6 +270,11 @@ export class ActorSystem {
         contextSize: rt.contextSize,
         batchSize: rt.batchSize,
         prefillChunk: rt.prefillChunk,
+        kvCpuPages: rt.pagedKv.cpuPages,
+        kvEviction: rt.pagedKv.eviction,
+        nvmePath: rt.nvmeOffload.path,
+        nvmeWorkers: rt.nvmeOffload.workers,
+        nvmeQueueDepth: rt.nvmeOffload.queueDepth,
       });
       if (ready.protocolVersion !== PROTOCOL_VERSION) {
         throw new Error(`engine speaks protocol ${ready.protocolVersion}, main speaks ${PROTOCOL_VERSION}`);

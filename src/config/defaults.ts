@@ -83,6 +83,22 @@ runtime:
     high_priority_threshold: 5
     # Generated tokens a request may run before yielding to an equal-or-higher waiter; 0 = off.
     max_timeslice_tokens: 0
+  # Host KV page pool: prefixes evicted from engine sequences are kept here (per engine worker)
+  # and loaded back instead of prefilled. Env: INFERFLUX_KV_CPU_PAGES, INFERFLUX_KV_EVICTION.
+  paged_kv:
+    # 256 KiB pages per engine worker; 0 turns the host tier (and the disk tier) off.
+    cpu_pages: 512
+    # Which snapshots go when the pool is full: lru or clock.
+    eviction: lru
+  # Disk tier under the host pool: evicted snapshots spill here and survive restarts (the index is
+  # reloaded at start). Env: INFERFLUX_NVME_OFFLOAD_PATH, INFERFLUX_NVME_WORKERS, INFERFLUX_NVME_QUEUE_DEPTH.
+  nvme_offload:
+    # Directory on a fast local disk; "" = no disk tier.
+    path: ""
+    # Concurrent snapshot writers.
+    workers: 2
+    # Spills waiting for a writer; beyond this they are dropped (never blocking the engine).
+    queue_depth: 64
 
 scheduler:
   # Engine (decode) workers per model; auto = cores / models. Env: INFERFLUX_DECODE_POOL_SIZE.

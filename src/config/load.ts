@@ -122,6 +122,11 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_SEQUENCES_PER_WORKER', 'runtime.sequences_per_worker', envInt],
   ['INFERFLUX_CONTEXT_SIZE', 'runtime.context_size', envInt],
   ['INFERFLUX_CORES', 'runtime.cores', envInt],
+  ['INFERFLUX_KV_CPU_PAGES', 'runtime.paged_kv.cpu_pages', envInt],
+  ['INFERFLUX_KV_EVICTION', 'runtime.paged_kv.eviction', (v) => v.trim().toLowerCase()],
+  ['INFERFLUX_NVME_OFFLOAD_PATH', 'runtime.nvme_offload.path', (v) => v],
+  ['INFERFLUX_NVME_WORKERS', 'runtime.nvme_offload.workers', envInt],
+  ['INFERFLUX_NVME_QUEUE_DEPTH', 'runtime.nvme_offload.queue_depth', envInt],
   ['INFERFLUX_GUARDRAIL_BLOCKLIST', 'guardrails.blocklist', envList],
   ['INFERFLUX_GUARDRAIL_OPA_ENDPOINT', 'guardrails.opa_endpoint', (v) => v.trim()],
   ['INFERFLUX_GUARDRAIL_OPA_TIMEOUT_MS', 'guardrails.opa_timeout_ms', envInt],
@@ -339,6 +344,15 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
         enablePreemption: (r.fairness as Raw).enable_preemption as boolean,
         highPriorityThreshold: (r.fairness as Raw).high_priority_threshold as number,
         maxTimesliceTokens: (r.fairness as Raw).max_timeslice_tokens as number,
+      },
+      pagedKv: {
+        cpuPages: (r.paged_kv as Raw).cpu_pages as number,
+        eviction: (r.paged_kv as Raw).eviction as 'lru' | 'clock',
+      },
+      nvmeOffload: {
+        path: (r.nvme_offload as Raw).path === '' ? '' : path.resolve(cwd, (r.nvme_offload as Raw).path as string),
+        workers: (r.nvme_offload as Raw).workers as number,
+        queueDepth: (r.nvme_offload as Raw).queue_depth as number,
       },
     },
     scheduler: {

@@ -111,6 +111,10 @@ export interface RuntimeConfig {
     highPriorityThreshold: number;
     maxTimesliceTokens: number;
   };
+  /** Host KV page pool per engine worker (256 KiB pages; 0 = off) and its eviction policy. */
+  pagedKv: { cpuPages: number; eviction: 'lru' | 'clock' };
+  /** Disk tier under the host pool ('' path = off), absolute path once loaded. */
+  nvmeOffload: { path: string; workers: number; queueDepth: number };
 }
 
 export interface SchedulerConfig {

@@ -20,6 +20,7 @@ import { register as registerCompletions } from './routes/openai-completions/ind
 import { register as registerModels } from './routes/models/index.js';
 import { register as registerOps } from './routes/ops/index.js';
 import { register as registerAdmin } from './routes/admin/index.js';
+import { register as registerAdminCache } from './routes/admin-cache/index.js';
 import type { HttpDeps, RequestContext } from './types.js';
 
 export interface HttpServer {
@@ -46,6 +47,7 @@ export function buildRouter(deps: HttpDeps): Router {
   registerChat(router, deps);
   registerCompletions(router, deps);
   registerAdmin(router, deps);
+  registerAdminCache(router, deps);
   return router;
 }
 

@@ -7,6 +7,7 @@ import type { Gateway } from '../actors/gateway-types.js';
 import type { AuditEvent } from '../actors/protocol.js';
 import type { InferFluxConfig } from '../config/types.js';
 import type { Metrics } from '../metrics.js';
+import type { CacheAdmin } from './routes/admin-cache/handler.js';
 import type { GuardrailEngine } from '../policy/guardrails/guardrail-engine.js';
 import type { PolicyService } from '../policy/policy-service.js';
 import type { PolicyLayer } from '../policy/pipeline.js';
@@ -29,6 +30,8 @@ export interface HttpDeps {
    * with every scope.
    */
   pipeline?: PolicyLayer;
+  /** Prefix cache status and flush for `/v1/admin/cache` (absent = route not registered). */
+  cache?: CacheAdmin;
 }
 
 export interface AuditSink {

@@ -115,6 +115,8 @@ export class EngineCore<R> {
   private readonly locked: boolean[];
   /** When each sequence last finished a request (engine steps), for LRU reuse. */
   private readonly lastUsed: number[];
+  /** How many of a sequence's resident tokens were its last request's prompt (the rest it generated). */
+  private readonly residentPrompt: number[];
   private readonly byId = new Map<RequestId, number>();
   /** Admission order of slots still prefilling: first come, first prefilled. */
   private readonly prefillOrder: number[] = [];
@@ -127,6 +129,7 @@ export class EngineCore<R> {
     this.resident = Array.from({ length: opts.sequences }, () => []);
     this.locked = new Array<boolean>(opts.sequences).fill(false);
     this.lastUsed = new Array<number>(opts.sequences).fill(-1);
+    this.residentPrompt = new Array<number>(opts.sequences).fill(0);
   }
 
   get active(): number {
@@ -148,20 +151,9 @@ export class EngineCore<R> {
    * when every sequence is busy.
    */
   admit(req: AdmitBody, ref: R, sampler: SlotSampler, now: number): Admitted | null {
-    let seq = -1;
-    let keep = -1;
-    for (let i = 0; i < this.slots.length; i++) {
-      if (this.slots[i] !== null || this.locked[i]) continue;
-      // At least one prompt token is always evaluated: its logits give the first sampled token.
-      const match = Math.min(commonPrefix(this.resident[i]!, req.tokens), req.tokens.length - 1);
-      // Equal matches (typically none): overwrite the sequence idle the longest, keeping the
-      // recently used prefixes for the requests most likely to come back (LRU).
-      if (match > keep || (match === keep && this.lastUsed[i]! < this.lastUsed[seq]!)) {
-        seq = i;
-        keep = match;
-      }
-    }
-    if (seq === -1) return null;
+    const choice = this.choose(req.tokens);
+    if (!choice) return null;
+    const { seq, keep } = choice;
     this.resident[seq]!.length = keep;
     const r: ResumeState | undefined = req.resume;
     const generated = r?.generated ?? 0;
@@ -199,6 +191,40 @@ export class EngineCore<R> {
     return { seq, keep };
   }
 
+  /**
+   * Where `admit` would put a prompt, and what that sequence holds now (the shell may save it to
+   * the prefix cache before it is overwritten). Pure: admitting the same prompt next chooses the same.
+   */
+  preview(tokens: readonly number[]): (Admitted & { resident: readonly number[]; residentPrompt: number }) | null {
+    const c = this.choose(tokens);
+    return c ? { ...c, resident: this.resident[c.seq]!, residentPrompt: this.residentPrompt[c.seq]! } : null;
+  }
+
+  /** The shell trimmed a free sequence's KV to its first `length` tokens. */
+  truncateResident(seq: number, length: number): void {
+    const r = this.resident[seq]!;
+    if (r.length > length) r.length = length;
+    this.residentPrompt[seq] = Math.min(this.residentPrompt[seq]!, length);
+  }
+
+  /** The free sequence holding the longest prefix of `tokens`; LRU among equals. */
+  private choose(tokens: readonly number[]): Admitted | null {
+    let seq = -1;
+    let keep = -1;
+    for (let i = 0; i < this.slots.length; i++) {
+      if (this.slots[i] !== null || this.locked[i]) continue;
+      // At least one prompt token is always evaluated: its logits give the first sampled token.
+      const match = Math.min(commonPrefix(this.resident[i]!, tokens), tokens.length - 1);
+      // Equal matches (typically none): overwrite the sequence idle the longest, keeping the
+      // recently used prefixes for the requests most likely to come back (LRU).
+      if (match > keep || (match === keep && this.lastUsed[i]! < this.lastUsed[seq]!)) {
+        seq = i;
+        keep = match;
+      }
+    }
+    return seq === -1 ? null : { seq, keep };
+  }
+
   /** Tokens resident in a sequence (tests, cache status). */
   residentTokens(seq: number): readonly number[] {
     return this.resident[seq]!;
@@ -207,6 +233,7 @@ export class EngineCore<R> {
   /** Forget what a sequence holds (its KV was cleared or is untrusted). */
   forgetResident(seq: number): void {
     this.resident[seq]!.length = 0;
+    this.residentPrompt[seq] = 0;
   }
 
   /** The shell is saving or loading this sequence's state: keep it out of admission and batches. */
@@ -264,6 +291,7 @@ export class EngineCore<R> {
       };
       this.release(slot);
       this.resident[slot.seq] = Array.from(kvTokens);
+      this.residentPrompt[slot.seq] = kvTokens.length;
       slot.sampler.dispose();
       out.push({ ref: slot.ref, id: slot.id, seq: slot.seq, body, kvTokens });
     }
@@ -421,6 +449,7 @@ export class EngineCore<R> {
     const kept = Array.from(slot.prompt.subarray(0, slot.prefilled));
     if (slot.prefilled === slot.prompt.length) for (const t of slot.fed) kept.push(t);
     this.resident[slot.seq] = kept;
+    this.residentPrompt[slot.seq] = slot.prefilled;
     if (reason === 'cancelled') this.cancelledCount++;
     slot.sampler.dispose();
     const firstBatch = slot.firstBatchAt < 0 ? now : slot.firstBatchAt;

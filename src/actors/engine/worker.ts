@@ -35,6 +35,8 @@ import {
 import { BatchContext, type AddonSampler, type AddonSamplerConfig } from '../../runtime/llama/batch-adapter.js';
 import { EngineCore, type Emission, type SlotSampler } from './core.js';
 import { prefixBlocks } from '../../runtime/prefix/block-hash.js';
+import type { PrefixHit } from '../../runtime/prefix/prefix-cache.js';
+import { KvTier } from './kv-tier.js';
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -127,11 +129,15 @@ class EngineShell {
   private stepsSinceProgress = 0;
   /** A sequence's resident tokens changed since the scheduler last heard (a request ended or left). */
   private residentChanged = false;
+  /** Forget idle sequences' prefixes at the next step boundary (admin flush). */
+  private flushRequested = false;
   private wake: (() => void) | null = null;
   private stopping = false;
   private loopDone: Promise<void> = Promise.resolve();
   private init!: EngineInit;
 
+  /** Host page pool + disk tier for prefixes evicted from sequences (null when disabled). */
+  private kv: KvTier | null = null;
   /** Link to the scheduler; replaced when the scheduler restarts. */
   private link: MessagePort | null = null;
 
@@ -146,6 +152,21 @@ class EngineShell {
       threads: init.threads,
     });
     this.batch = new BatchContext(this.llama, this.model, this.context);
+    if (init.kvCpuPages > 0) {
+      this.kv = await KvTier.open(this.batch, {
+        model: init.model,
+        modelPath: init.modelPath,
+        worker: init.worker,
+        sequences: init.sequences,
+        contextSize: init.contextSize,
+        cpuPages: init.kvCpuPages,
+        eviction: init.kvEviction,
+        diskPath: init.nvmePath,
+        diskWorkers: init.nvmeWorkers,
+        diskQueueDepth: init.nvmeQueueDepth,
+        stateDir: STATE_DIR,
+      });
+    }
     const vocabSize = vocabSizeOf(this.model);
     const eog: number[] = [];
     for (let t = 0; t < vocabSize; t++) if (this.model.isEogToken(t as never)) eog.push(t);
@@ -190,7 +211,23 @@ class EngineShell {
     this.wake?.();
     await this.loopDone;
     this.post(this.core.drain(now()));
+    // Let queued disk spills land so the disk tier is warm after a restart.
+    await this.kv?.close().catch(() => undefined);
     await this.disposeNative();
+  }
+
+  cacheStatus(): { worker: number; cache: ReturnType<KvTier['status']> | null; resident: number[] } {
+    const resident: number[] = [];
+    for (let seq = 0; seq < this.init.sequences; seq++) resident.push(this.core.residentTokens(seq).length);
+    return { worker: this.init.worker, cache: this.kv?.status() ?? null, resident };
+  }
+
+  /** Drop every cached prefix: the cache tiers and what idle sequences hold (admin flush). */
+  async flushCache(): Promise<number> {
+    this.flushRequested = true;
+    this.wake?.();
+    const removed = (await this.kv?.flush())?.removed ?? 0;
+    return removed;
   }
 
   /**
@@ -252,6 +289,20 @@ class EngineShell {
     // A resumed request's repetition penalties see the tokens it generated before suspension.
     const history = req.resume ? req.tokens.slice(req.resume.promptTokens) : [];
     const sampler = new LlamaSlotSampler(this.batch.createSampler(), samplerConfig(req, history), this.eog, history);
+    // The sequence about to be reused may hold a prefix worth keeping: save it to the cache first.
+    const preview = this.core.preview(req.tokens);
+    if (this.kv && preview && preview.resident.length > preview.keep) {
+      // Snapshot the previous request's prompt, not what it generated: the next turn of a chat
+      // starts with that prompt, while its reply comes back re-rendered by the chat template.
+      // The new request drops those generated cells anyway unless it continues into them.
+      let upto = preview.resident.length;
+      if (preview.keep <= preview.residentPrompt && preview.residentPrompt < upto) {
+        upto = preview.residentPrompt;
+        this.batch.trimSequence(preview.seq, upto);
+        this.core.truncateResident(preview.seq, upto);
+      }
+      await this.kv.keep(preview.seq, preview.resident.slice(0, upto));
+    }
     const admitted = this.core.admit(req, port, sampler, now());
     if (!admitted) {
       sampler.dispose();
@@ -267,6 +318,25 @@ class EngineShell {
     if (r && r.stateFile !== '') {
       if (admitted.keep < r.stateTokens) await this.restore(admitted.seq, r.stateFile, r.stateTokens);
       void unlink(r.stateFile).catch(() => undefined);
+      return;
+    }
+    const hit = this.kv?.find(req.tokens, admitted.keep);
+    if (hit) await this.restoreCached(admitted.seq, hit, req.tokens.length);
+  }
+
+  /** Load a cached prefix into a just-admitted request's sequence; on failure it is prefilled. */
+  private async restoreCached(seq: number, hit: PrefixHit, promptLen: number): Promise<void> {
+    this.core.lock(seq);
+    try {
+      const got = await this.kv!.load(seq, hit);
+      const keep = Math.min(got, hit.length, promptLen - 1);
+      this.batch.trimSequence(seq, keep);
+      this.core.unlock(seq, keep);
+    } catch (err) {
+      process.stderr.write(`engine: could not load cached prefix (${String(err)}); prefilling\n`);
+      this.batch.clearSequence(seq);
+      this.core.forgetResident(seq);
+      this.core.unlock(seq);
     }
   }
 
@@ -307,6 +377,16 @@ class EngineShell {
       this.residentChanged = true;
     }
     if (this.residentChanged) this.reportResident();
+  }
+
+  private forgetIdleSequences(): void {
+    this.flushRequested = false;
+    for (let seq = 0; seq < this.init.sequences; seq++) {
+      if (this.core.requestAt(seq) !== undefined) continue;
+      this.batch.clearSequence(seq);
+      this.core.forgetResident(seq);
+    }
+    this.reportResident();
   }
 
   /** Tell the scheduler which prefixes the sequences hold, so it can place requests where their KV is. */
@@ -352,6 +432,7 @@ class EngineShell {
     while (!this.stopping) {
       this.post(this.core.reapCancelled(now()));
       await this.suspendReaped();
+      if (this.flushRequested) this.forgetIdleSequences();
       for (const a of this.admits.splice(0)) await this.admit(a.req, a.port);
       const plan = this.core.plan(now());
       if (plan.items.length === 0) {
@@ -464,6 +545,8 @@ const api = {
   attach: (link: MessagePort) => shell.attach(link),
   status: () => shell.status(),
   shutdown: () => shell.shutdown(),
+  cacheStatus: () => shell.cacheStatus(),
+  flushCache: () => shell.flushCache(),
   injectFault: () => {
     if (process.env.INFERFLUX_FAULT_INJECTION !== '1') throw new Error('fault injection is disabled');
     shell.injectFault();

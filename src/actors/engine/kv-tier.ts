@@ -1,0 +1,147 @@
+/**
+ * The engine worker's second and third KV tiers. A sequence's KV is the first tier: a finished
+ * request leaves its prefix there for the next one (see core.ts). When a sequence holding a
+ * worthwhile prefix is about to be overwritten, its state is saved into the prefix cache (host
+ * page pool, spilling to disk); a request whose prompt starts with a cached prefix longer than
+ * what any free sequence holds gets it loaded back instead of prefilled.
+ *
+ * llama.cpp saves and loads sequence state only through files, so the bytes pass through tmpfs
+ * (`/dev/shm`): memory, not disk. Everything here runs between engine steps, never while a batch
+ * is decoding on the same context.
+ */
+import { randomUUID } from 'node:crypto';
+import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BatchContext } from '../../runtime/llama/batch-adapter.js';
+import { PrefixCache, type PrefixCacheStatus, type PrefixHit } from '../../runtime/prefix/prefix-cache.js';
+import { prefixNamespace } from '../../runtime/prefix/snapshot-key.js';
+
+export interface KvTierOptions {
+  model: string;
+  modelPath: string;
+  worker: number;
+  sequences: number;
+  contextSize: number;
+  cpuPages: number;
+  eviction: 'lru' | 'clock';
+  /** Disk tier directory (this worker gets a subdirectory), or '' for host only. */
+  diskPath: string;
+  diskWorkers: number;
+  diskQueueDepth: number;
+  /** Where state files pass through (tmpfs). */
+  stateDir: string;
+}
+
+/** A cached prefix must beat what the sequence already holds by this much to be worth a load. */
+const MIN_GAIN_TOKENS = 16;
+
+export class KvTier {
+  private constructor(
+    private readonly cache: PrefixCache,
+    private readonly ns: string,
+    private readonly batch: BatchContext,
+    private readonly opts: KvTierOptions,
+  ) {}
+
+  static async open(batch: BatchContext, opts: KvTierOptions): Promise<KvTier> {
+    const st = await stat(opts.modelPath);
+    // Disk entries outlive the process: the namespace changes whenever the weights file does,
+    // and saved state only loads into a context with the same sequence count.
+    const ns = prefixNamespace({
+      model: opts.model,
+      modelFingerprint: `${st.size}-${Math.floor(st.mtimeMs)}`,
+      layout: `seq=${opts.sequences};ctx=${opts.contextSize}`,
+    });
+    const cache = await PrefixCache.open({
+      cpuPages: opts.cpuPages,
+      eviction: opts.eviction,
+      disk:
+        opts.diskPath === ''
+          ? null
+          : { path: join(opts.diskPath, `${safe(opts.model)}-w${opts.worker}`), workers: opts.diskWorkers, queueDepth: opts.diskQueueDepth },
+    });
+    return new KvTier(cache, ns, batch, opts);
+  }
+
+  get minTokens(): number {
+    return this.cache.status().minTokens;
+  }
+
+  /**
+   * Save what `seq` holds before it is overwritten, when it is long enough and not cached yet.
+   * Failures only lose a cache entry.
+   */
+  async keep(seq: number, tokens: readonly number[]): Promise<void> {
+    if (tokens.length < this.minTokens) return;
+    const known = this.cache.peek(this.ns, tokens);
+    if (known.kind !== 'miss' && known.length === tokens.length) return;
+    const file = this.tempFile();
+    try {
+      await this.batch.saveSequence(seq, Uint32Array.from(tokens), file);
+      this.cache.store(this.ns, tokens, await readFile(file));
+    } catch (err) {
+      process.stderr.write(`engine: prefix snapshot failed (${String(err)})\n`);
+    } finally {
+      void unlink(file).catch(() => undefined);
+    }
+  }
+
+  /**
+   * The longest cached prefix of `tokens`, when it beats the `have` tokens the chosen sequence
+   * already holds. Counts a hit, partial hit or miss.
+   */
+  find(tokens: readonly number[], have: number): PrefixHit | null {
+    const r = this.cache.lookup(this.ns, tokens);
+    if (r.kind === 'miss') return null;
+    return r.length >= have + MIN_GAIN_TOKENS ? r : null;
+  }
+
+  /** Load a cached prefix into `seq` (replacing its cells). Returns the tokens now in its KV. */
+  async load(seq: number, hit: PrefixHit): Promise<number> {
+    const file = this.tempFile();
+    try {
+      const lease = hit.kind === 'host' ? this.cache.acquireHost(hit) : null;
+      if (lease) {
+        const fh = await open(file, 'w');
+        try {
+          await fh.writev(lease.pages as Uint8Array[]);
+        } finally {
+          lease.release();
+          await fh.close();
+        }
+      } else {
+        const fh = await open(file, 'w');
+        try {
+          await fh.write(await this.cache.load(hit));
+        } finally {
+          await fh.close();
+        }
+      }
+      this.batch.clearSequence(seq);
+      const restored = await this.batch.loadSequence(seq, file, this.opts.contextSize);
+      return restored.length;
+    } finally {
+      void unlink(file).catch(() => undefined);
+    }
+  }
+
+  status(): PrefixCacheStatus {
+    return this.cache.status();
+  }
+
+  flush(): Promise<{ removed: number }> {
+    return this.cache.flush();
+  }
+
+  close(): Promise<void> {
+    return this.cache.close();
+  }
+
+  private tempFile(): string {
+    return join(this.opts.stateDir, `ifx-${process.pid}-${this.opts.worker}-${randomUUID()}.kvcache`);
+  }
+}
+
+function safe(id: string): string {
+  return id.replace(/[^A-Za-z0-9._-]/g, '_');
+}

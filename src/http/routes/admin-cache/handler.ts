@@ -1,0 +1,85 @@
+/**
+ * Prefix cache administration. Warming runs the prefix through the engine once (one generated
+ * token, greedy): its KV then stays in a sequence, and moves to the host page pool / disk tier
+ * when that sequence is needed for something else, so the next request with that prefix skips
+ * its prefill. Flushing drops every tier, including what idle sequences hold.
+ */
+import { randomUUID } from 'node:crypto';
+import type { HttpResponse } from 'uWebSockets.js';
+import type { GenerateInput, Usage } from '../../../actors/gateway-types.js';
+import { InferFluxError } from '../../../errors.js';
+import { readJsonBody } from '../../body.js';
+import { sendJson } from '../../respond.js';
+import type { HttpDeps, RequestContext } from '../../types.js';
+import type { Validator } from '../../validate.js';
+import type { CacheAction } from './schema.js';
+
+export interface CacheAdmin {
+  status(): Promise<unknown>;
+  flush(): Promise<number>;
+}
+
+export function getCache(deps: HttpDeps, cache: CacheAdmin) {
+  return async (res: HttpResponse): Promise<void> => {
+    const workers = await cache.status();
+    sendJson(res, 200, { object: 'cache.status', models: deps.gateway.models().map((m) => m.id), workers });
+  };
+}
+
+export function postCache(deps: HttpDeps, cache: CacheAdmin, validate: Validator<CacheAction>) {
+  return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
+    const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    if (body.action === 'flush') {
+      const removed = await cache.flush();
+      audit(deps, ctx, 'cache.flush');
+      return sendJson(res, 200, { object: 'cache.flush', removed_snapshots: removed });
+    }
+    if ((body.prompt === undefined) === (body.messages === undefined)) {
+      throw new InferFluxError('invalid_request', 'warm needs exactly one of prompt or messages.', { param: 'prompt' });
+    }
+    const usage = await warm(deps, ctx, body);
+    audit(deps, ctx, 'cache.warm');
+    sendJson(res, 200, { object: 'cache.warm', model: usage.model, prompt_tokens: usage.promptTokens, cached_tokens: usage.cachedTokens });
+  };
+}
+
+function warm(deps: HttpDeps, ctx: RequestContext, body: CacheAction): Promise<Usage & { model: string }> {
+  const input: GenerateInput = {
+    requestId: `warm-${randomUUID()}`,
+    model: body.model,
+    prompt: body.messages ? { kind: 'chat', messages: body.messages } : { kind: 'text', text: body.prompt! },
+    n: 1,
+    keyId: ctx.principal.id,
+    tenant: ctx.principal.tenant,
+    params: {
+      maxTokens: 1, temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, stop: [], presencePenalty: 0,
+      frequencyPenalty: 0, repeatPenalty: 1, logitBias: {}, ignoreEos: true, minTokens: 0,
+    },
+  };
+  return new Promise((resolve, reject) => {
+    let model = '';
+    // One greedy token: finishes in a step after the prefill, so it runs to the end even if the
+    // admin client leaves (the KV it leaves behind is the point).
+    deps.gateway.generate(input, {
+      onStart: (m) => (model = m.model),
+      onText: () => undefined,
+      onChoiceEnd: () => undefined,
+      onEnd: (u) => resolve({ ...u, model }),
+      onError: reject,
+    });
+  });
+}
+
+function audit(deps: HttpDeps, ctx: RequestContext, decision: string): void {
+  deps.audit?.record({
+    ts: new Date().toISOString(),
+    event: 'admin',
+    requestId: ctx.requestId,
+    keyId: ctx.principal.id,
+    tenant: ctx.principal.tenant,
+    route: ctx.path,
+    status: 200,
+    decision,
+    traceparent: ctx.traceparent,
+  });
+}

@@ -1,0 +1,105 @@
+/**
+ * Prefix cache tiers on the real engine: a prefix evicted from its sequence is kept in the host
+ * page pool, spills to the disk tier, is served from disk after a restart, and is loaded back
+ * instead of prefilled, with output identical to a cold run.
+ */
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { metric, startServer, type RunningServer } from '../helpers/server.js';
+
+const MODEL = 'tiny-seed0';
+
+function words(seed: number, n: number): string {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push(`w${(seed * 7919 + i * 104729) % 9973}`);
+  return out.join(' ');
+}
+
+async function complete(url: string, prompt: string) {
+  const res = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, prompt, max_tokens: 8, temperature: 0, ignore_eos: true }),
+  });
+  expect(res.status).to.equal(200);
+  const j = (await res.json()) as { choices: { text: string }[]; usage: { prompt_tokens: number; prompt_tokens_details: { cached_tokens: number } } };
+  return { text: j.choices[0]!.text, prompt: j.usage.prompt_tokens, cached: j.usage.prompt_tokens_details.cached_tokens };
+}
+
+describe('prefix cache tiers (real engine)', function () {
+  this.timeout(180_000);
+  let dir: string;
+  let server: RunningServer;
+  // One sequence: every new prompt evicts the previous one's KV from it.
+  const env = () => ({
+    INFERFLUX_DECODE_POOL_SIZE: '1',
+    INFERFLUX_SEQUENCES_PER_WORKER: '1',
+    INFERFLUX_KV_CPU_PAGES: '1',
+    INFERFLUX_NVME_OFFLOAD_PATH: join(dir, 'kv'),
+  });
+  const P = words(1, 80);
+  const Q = words(2, 80);
+  const R = words(3, 80);
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ifx-kv-'));
+    server = await startServer(env());
+  });
+  after(async () => {
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps an evicted prefix in the host pool and loads it back with identical output', async () => {
+    const cold = await complete(server.url, P);
+    expect(cold.cached).to.equal(0);
+    await complete(server.url, Q); // overwrites the sequence: P's KV goes to the host pool
+    const warm = await complete(server.url, P);
+    expect(warm.text).to.equal(cold.text);
+    expect(warm.cached).to.equal(cold.prompt - 1);
+    expect(await metric(server.url, `inferflux_prefix_hits_total{model="${MODEL}"}`)).to.be.at.least(1);
+    const status = (await (await fetch(`${server.url}/v1/admin/cache`)).json()) as { workers: { cache: { entries: number; host: { pagesUsed: number } } }[] };
+    expect(status.workers[0]!.cache.entries).to.be.at.least(1);
+  });
+
+  it('spills to disk when the host pool is full, and the disk tier is warm after a restart', async () => {
+    // With one 256 KiB host page, keeping Q and R pushes older snapshots to disk.
+    await complete(server.url, R);
+    await complete(server.url, Q);
+    await complete(server.url, R);
+    const before = (await (await fetch(`${server.url}/v1/admin/cache`)).json()) as { workers: { cache: { diskEntries: number } }[] };
+    expect(before.workers[0]!.cache.diskEntries).to.be.at.least(1);
+    const reference = await complete(server.url, P);
+    await server.stop();
+    server = await startServer(env());
+    const afterRestart = await complete(server.url, P);
+    expect(afterRestart.text).to.equal(reference.text);
+    expect(afterRestart.cached).to.equal(afterRestart.prompt - 1);
+  });
+
+  it('flush drops every tier', async () => {
+    const flush = await fetch(`${server.url}/v1/admin/cache`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'flush' }),
+    });
+    expect(flush.status).to.equal(200);
+    const again = await complete(server.url, P);
+    expect(again.cached).to.equal(0);
+  });
+
+  it('warms a prefix through the admin API', async () => {
+    const warm = await fetch(`${server.url}/v1/admin/cache`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'warm', prompt: R }),
+    });
+    expect(warm.status).to.equal(200);
+    const r = await complete(server.url, R + ' and a new question');
+    expect(r.cached).to.be.greaterThan(300);
+    const bad = await fetch(`${server.url}/v1/admin/cache`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action: 'warm' }) });
+    expect(bad.status).to.equal(400);
+  });
+});
