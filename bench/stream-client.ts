@@ -1,0 +1,129 @@
+/**
+ * One streaming `POST /v1/completions` that keeps what the scenario benchmarks need: the arrival
+ * time of every content chunk (inter-token latency), the usage with `cached_tokens` (prefix
+ * reuse), the generated text (multi-turn traces), and the caller's headers (API key, priority).
+ * `load.ts` stays the lean client of `run.ts`; this one records more per request.
+ *
+ * Nothing is retried. An abort through `signal` ends the request with `aborted: true`, which the
+ * caller may treat as the intended end (a stream stopped once its measurement window closed).
+ */
+import { performance } from 'node:perf_hooks';
+
+export interface StreamRequest {
+  baseUrl: string;
+  /** Text, or token ids (sent as is: the server adds no BOS to token prompts). */
+  prompt: string | number[];
+  maxTokens: number;
+  headers?: Record<string, string>;
+  signal: AbortSignal;
+  /** Called with performance.now() at each content chunk. */
+  onChunk?: (atMs: number) => void;
+}
+
+export interface StreamResult {
+  ok: boolean;
+  aborted: boolean;
+  startMs: number;
+  /** performance.now() of every SSE chunk with non-empty text. */
+  chunkMs: number[];
+  ttftMs: number;
+  endMs: number;
+  text: string;
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  error?: string;
+}
+
+interface Chunk {
+  choices?: { text?: string }[];
+  usage?: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens?: number } } | null;
+  error?: { message?: string; code?: string };
+}
+
+export async function streamRequest(q: StreamRequest): Promise<StreamResult> {
+  const startMs = performance.now();
+  const r: StreamResult = {
+    ok: false, aborted: false, startMs, chunkMs: [], ttftMs: Number.NaN, endMs: startMs, text: '',
+    promptTokens: 0, cachedTokens: 0, completionTokens: 0,
+  };
+  try {
+    const res = await fetch(`${q.baseUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...q.headers },
+      body: JSON.stringify({
+        prompt: q.prompt,
+        max_tokens: q.maxTokens,
+        stream: true,
+        stream_options: { include_usage: true },
+        ignore_eos: true,
+        temperature: 0,
+      }),
+      signal: q.signal,
+    });
+    if (!res.ok || res.body === null) {
+      r.error = `HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`;
+      r.endMs = performance.now();
+      return r;
+    }
+    const decoder = new TextDecoder();
+    let buf = '';
+    let done = false;
+    let event = 'message';
+    for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
+      const at = performance.now();
+      buf += decoder.decode(bytes, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).replace(/\r$/, '');
+        buf = buf.slice(nl + 1);
+        if (line === '') {
+          event = 'message';
+          continue;
+        }
+        if (line.startsWith(':')) continue;
+        if (line.startsWith('event:')) {
+          event = line.slice(6).trim();
+          continue;
+        }
+        if (!line.startsWith('data:')) continue;
+        const data = line.slice(5).trim();
+        if (data === '[DONE]') {
+          done = true;
+          continue;
+        }
+        const chunk = JSON.parse(data) as Chunk;
+        if (event === 'error' || chunk.error) {
+          r.error = `SSE error: ${chunk.error?.code ?? ''} ${chunk.error?.message ?? data}`.slice(0, 200);
+          continue;
+        }
+        const text = chunk.choices?.[0]?.text ?? '';
+        if (text !== '') {
+          if (Number.isNaN(r.ttftMs)) r.ttftMs = at - startMs;
+          r.chunkMs.push(at);
+          r.text += text;
+          q.onChunk?.(at);
+        }
+        if (chunk.usage) {
+          r.promptTokens = chunk.usage.prompt_tokens;
+          r.completionTokens = chunk.usage.completion_tokens;
+          r.cachedTokens = chunk.usage.prompt_tokens_details?.cached_tokens ?? 0;
+        }
+      }
+    }
+    r.endMs = performance.now();
+    if (r.error === undefined && !done) r.error = 'stream ended without [DONE]';
+    else if (r.error === undefined && r.completionTokens !== q.maxTokens) r.error = `usage.completion_tokens ${r.completionTokens} != ${q.maxTokens}`;
+    r.ok = r.error === undefined;
+    return r;
+  } catch (err) {
+    r.endMs = performance.now();
+    if (q.signal.aborted) {
+      r.aborted = true;
+      return r;
+    }
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    r.error = `${e.name}: ${e.message}${e.cause ? ` (${e.cause.code ?? ''} ${e.cause.message ?? ''})` : ''}`;
+    return r;
+  }
+}
