@@ -1,0 +1,108 @@
+/**
+ * A real server process for benchmarks: `node dist/main.js` with the env given, port read from its
+ * `listening on http://HOST:PORT` log line, ready once `/readyz` answers 200; stopped with SIGTERM
+ * (SIGKILL only past a deadline). Also reads a process's CPU time from /proc, so a bench can show
+ * that an idle server did not compete with the one under load.
+ *
+ * bench/run.ts has its own copy of start/stop; this one takes a name (several servers at once)
+ * and keeps the whole stderr log for the report.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface ServerProcess {
+  name: string;
+  child: ChildProcess;
+  baseUrl: string;
+  /** Every stderr line so far. */
+  log: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export interface StartOptions {
+  root: string;
+  name: string;
+  env: NodeJS.ProcessEnv;
+  /** Cap for "listening on" plus `/readyz` 200. */
+  timeoutMs: number;
+}
+
+export async function startServer(o: StartOptions): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [path.join(o.root, 'dist', 'main.js')], { cwd: o.root, env: o.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const log: string[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const s: ServerProcess = { name: o.name, child, baseUrl: '', log, exited };
+  let partial = '';
+  child.stderr!.setEncoding('utf8');
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${o.name}: no "listening on" line within ${o.timeoutMs} ms`)), o.timeoutMs);
+    child.stderr!.on('data', (chunk: string) => {
+      partial += chunk;
+      const lines = partial.split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        log.push(line);
+        const m = /listening on http:\/\/[^\s]+:(\d+)/.exec(line);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`${o.name}: exited during start-up (code ${code}, signal ${signal}); last log: ${log.slice(-3).join(' | ')}`));
+    });
+  });
+  // Loopback only, whatever host the server printed.
+  s.baseUrl = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + o.timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(`${s.baseUrl}/readyz`, { signal: AbortSignal.timeout(5000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return s;
+    } catch {
+      // not accepting yet
+    }
+    if (Date.now() > deadline) throw new Error(`${o.name}: /readyz was not 200 within ${o.timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export interface StopResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  ms: number;
+  /** True when SIGTERM was not enough and the process was killed. */
+  killed: boolean;
+}
+
+export async function stopServer(s: ServerProcess, timeoutMs: number): Promise<StopResult> {
+  const t0 = Date.now();
+  if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGTERM');
+  const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
+  const res = await Promise.race([s.exited, timeout]);
+  if (res === 'timeout') {
+    s.child.kill('SIGKILL');
+    return { ...(await s.exited), ms: Date.now() - t0, killed: true };
+  }
+  return { ...res, ms: Date.now() - t0, killed: false };
+}
+
+/** User + system CPU seconds of a process (all its threads), from /proc; NaN where /proc is missing. */
+export function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(rest[11]) + Number(rest[12]);
+    return ticks / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return Number.NaN;
+  }
+}
