@@ -111,8 +111,8 @@ export class Metrics {
 
   readonly activeSequences = new Gauge({
     name: 'inferflux_active_sequences',
-    help: 'Sequences currently generating, by model',
-    labelNames: ['model'] as const,
+    help: 'Sequences currently running, by model and phase (prefill pool or decode/unified pool)',
+    labelNames: ['model', 'phase'] as const,
     registers: [this.registry],
   });
 
@@ -160,6 +160,40 @@ export class Metrics {
   readonly kvDiskBytes = new Gauge({
     name: 'inferflux_kv_disk_bytes',
     help: 'Bytes of prefix snapshots in the disk tier, over all engine workers',
+    registers: [this.registry],
+  });
+
+  readonly prefillQueueDepth = new Gauge({
+    name: 'inferflux_prefill_queue_depth',
+    help: 'Requests waiting for a prefill worker (disaggregated mode)',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly decodeQueueDepth = new Gauge({
+    name: 'inferflux_decode_queue_depth',
+    help: 'Requests waiting for a decode (or unified) worker sequence',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly kvTransfer = new Histogram({
+    name: 'inferflux_kv_transfer_seconds',
+    help: 'Disaggregated hand-off: prefill done to first token on the decode worker (KV through the ring)',
+    labelNames: ['model'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly kvBlockedTickets = new Counter({
+    name: 'inferflux_kv_blocked_tickets_total',
+    help: 'KV hand-off frames a full decode-worker ring turned away (the prefill worker retried)',
+    registers: [this.registry],
+  });
+
+  readonly kvShippedTickets = new Counter({
+    name: 'inferflux_kv_tickets_total',
+    help: 'KV hand-off frames written into decode-worker rings',
     registers: [this.registry],
   });
 

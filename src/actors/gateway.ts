@@ -280,6 +280,7 @@ class Run {
         this.metrics.prefillDuration.observe({ model: this.model }, stats.prefillMs / 1000);
         this.metrics.decodeDuration.observe({ model: this.model }, stats.decodeMs / 1000);
         this.metrics.batchExec.observe({ model: this.model }, (stats.prefillMs + stats.decodeMs) / 1000);
+        if (stats.kvTransferMs >= 0) this.metrics.kvTransfer.observe({ model: this.model }, stats.kvTransferMs / 1000);
         this.ports[choice]!.close();
         if (reason === 'cancelled') this.metrics.cancelledTotal.inc({ model: this.model });
         if (!this.cancelled && reason !== 'cancelled') this.sink.onChoiceEnd(choice, reason, stats.completionTokens);

@@ -36,6 +36,8 @@ export const T = {
   Suspended: 15,
   Progress: 16,
   Resident: 17,
+  Handoff: 18,
+  Ship: 19,
 } as const;
 
 /** Sampling as the engine consumes it (already validated on the main thread). */
@@ -77,6 +79,11 @@ export interface ResumeState {
   textContext: number[];
   /** Text held back by the stop-sequence matcher. */
   stopHeld: string;
+  /**
+   * Disaggregated hand-off: the state travels through decode worker `to`'s KV ring as frame
+   * `ticket`, written by prefill worker `from` once the scheduler has placed the request.
+   */
+  ring?: { ticket: string; from: number; to: number; handoffAt: number };
   /** Queue and prefill timings so far, so the final stats cover the whole request. */
   firstBatchAt: number;
   prefillDoneAt: number;
@@ -111,6 +118,8 @@ export interface DoneStats {
   decodeMs: number;
   /** Wall-clock ms between enqueue and the first generated token. */
   ttftMs: number;
+  /** Disaggregated mode: prefill hand-off -> first decode step on the decode worker, else -1. */
+  kvTransferMs: number;
 }
 
 // ---- main -> scheduler (on the scheduler's hot port; the request port rides in the transfer list)
@@ -118,13 +127,16 @@ export type AdmitFrame = [typeof T.Admit, AdmitBody];
 export type CancelFrame = [typeof T.Cancel, RequestId];
 /** Scheduler -> engine: suspend this request at the next step boundary (preemption / yield). */
 export type SuspendFrame = [typeof T.Suspend, RequestId];
+/** Scheduler -> prefill engine: write hand-off `ticket`'s KV into decode worker `to`'s ring. */
+export type ShipFrame = [typeof T.Ship, { ticket: string; to: number }];
 /** An engine joined (or re-joined after a scheduler restart with `active` requests running). */
-export type EngineUpFrame = [typeof T.EngineUp, { model: string; worker: number; sequences: number; active: number }];
-export type EngineDownFrame = [typeof T.EngineDown, { model: string; worker: number }];
+export type EngineUpFrame = [typeof T.EngineUp, { model: string; worker: number; sequences: number; active: number; role: EngineRole }];
+export type EngineDownFrame = [typeof T.EngineDown, { model: string; worker: number; role: EngineRole }];
 export type ToScheduler = AdmitFrame | CancelFrame | EngineUpFrame | EngineDownFrame;
 
 // ---- scheduler -> main
-export type QueueDepthFrame = [typeof T.QueueDepth, { model: string; queued: number; active: number }];
+/** Per model and phase: `prefill` queues exist only in disaggregated mode. */
+export type QueueDepthFrame = [typeof T.QueueDepth, { model: string; phase: 'prefill' | 'decode'; queued: number; active: number }];
 export type FromScheduler = QueueDepthFrame;
 
 /** How hot frames travel on a port: the packed frame, plus a transferred port where one rides along. */
@@ -134,7 +146,7 @@ export interface Envelope {
 }
 
 // ---- scheduler -> engine (on the engine's link port; request port in the transfer list)
-export type ToEngine = AdmitFrame | SuspendFrame;
+export type ToEngine = AdmitFrame | SuspendFrame | ShipFrame;
 
 // ---- engine -> scheduler (link port)
 /** The request left its sequence; `generated` tokens since the last Progress report. */
@@ -143,9 +155,14 @@ export type ReleasedFrame = [typeof T.Released, RequestId, number];
 export type SuspendedFrame = [typeof T.Suspended, { body: AdmitBody; generated: number }];
 /** Generated tokens since the last report, as flat pairs [id, n, id, n, ...]. */
 export type ProgressFrame = [typeof T.Progress, (RequestId | number)[]];
+/**
+ * Prefill engine -> scheduler: the prompt is evaluated and its first token sent; the request (port
+ * riding along) moves to the decode pool. `body.resume.ring.ticket` names the saved state.
+ */
+export type HandoffFrame = [typeof T.Handoff, { body: AdmitBody; generated: number }];
 /** Fingerprints of the prefixes the engine's sequences hold now (placement by prefix). */
 export type ResidentFrame = [typeof T.Resident, number[][]];
-export type FromEngine = ReleasedFrame | SuspendedFrame | ProgressFrame | ResidentFrame;
+export type FromEngine = ReleasedFrame | SuspendedFrame | ProgressFrame | ResidentFrame | HandoffFrame;
 
 // ---- engine -> main (on the request port)
 export type StartedFrame = [typeof T.Started, { queueMs: number }];
@@ -218,7 +235,16 @@ export interface WorkerHello {
   protocolVersion: number;
 }
 
+/**
+ * `unified`: prefill and decode in one worker. Disaggregated mode: `prefill` workers evaluate
+ * prompts and hand requests off after the first token; `decode` workers hydrate and stream.
+ */
+export type EngineRole = 'unified' | 'prefill' | 'decode';
+
 export interface EngineInit {
+  role: EngineRole;
+  /** Decode workers' KV rings: a decode worker gets its own, a prefill worker every one of its model's. */
+  rings: SharedArrayBuffer[];
   model: string;
   modelPath: string;
   worker: number;
@@ -247,6 +273,10 @@ export interface EngineReady extends WorkerHello {
 }
 
 export interface EngineStatus {
+  /** Hand-off frames a full KV ring turned away (each was retried). */
+  blockedTickets: number;
+  /** Hand-off frames written to a ring. */
+  shippedTickets: number;
   active: number;
   paused: number;
   steps: number;

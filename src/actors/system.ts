@@ -14,11 +14,13 @@ import {
   postFrame,
   unpack,
   type EngineReady,
+  type EngineRole,
   type Envelope,
   type FromScheduler,
   type ToScheduler,
 } from './protocol.js';
 import { connectRpc, type Remote } from './rpc.js';
+import { KvRing } from '../runtime/kv/kv-ring.js';
 import type { EngineApi } from './engine/worker.js';
 import type { SchedulerApi } from './scheduler/worker.js';
 import { createTokenizerPool, type TokenizerPool } from './tokenizer/pool.js';
@@ -29,6 +31,7 @@ export type Log = (msg: string) => void;
 
 interface EngineHandle {
   model: ModelEntry;
+  role: EngineRole;
   index: number;
   worker: Worker;
   rpc: Remote<EngineApi>;
@@ -39,7 +42,11 @@ interface EngineHandle {
 export class ActorSystem {
   private readonly engines: EngineHandle[] = [];
   private scheduler!: { worker: Worker; rpc: Remote<SchedulerApi>; hot: MessagePort };
-  private readonly restarts = { decode: 0, scheduler: 0 };
+  private readonly restarts = { decode: 0, prefill: 0, scheduler: 0 };
+  /** Queue depth per model and phase, as last reported by the scheduler. */
+  private readonly queued = new Map<string, number>();
+  /** Disaggregated mode: each decode worker's KV ring (kept across its restarts), by model and index. */
+  private readonly rings = new Map<string, SharedArrayBuffer>();
   private readonly failed = new Map<string, string>();
   private stopping = false;
   /** False between a scheduler crash and its replacement's hello. */
@@ -59,6 +66,7 @@ export class ActorSystem {
     this.fairness = { ...config.runtime.fairness };
     metrics.onScrape(() => this.collectFairness());
     metrics.onScrape(() => this.collectCache());
+    metrics.onScrape(() => this.collectTickets());
   }
 
   /** Prefix cache state of every ready engine worker (admin API, metrics). */
@@ -66,6 +74,17 @@ export class ActorSystem {
     const ready = this.engines.filter((e) => e.ready);
     const all = await Promise.all(ready.map(async (e) => ({ model: e.model.id, ...(await e.rpc.cacheStatus()) })));
     return all;
+  }
+
+  private ticketsSeen = { shipped: 0, blocked: 0 };
+
+  private async collectTickets(): Promise<void> {
+    if (this.config.scheduler.prefillPoolSize === 0) return;
+    const t = await this.kvTickets();
+    // Counts restart from zero when a prefill worker restarts; only growth is added.
+    this.metrics.kvShippedTickets.inc(Math.max(0, t.shipped - this.ticketsSeen.shipped));
+    this.metrics.kvBlockedTickets.inc(Math.max(0, t.blocked - this.ticketsSeen.blocked));
+    this.ticketsSeen = t;
   }
 
   private cacheEvictionsSeen = new Map<string, number>();
@@ -142,8 +161,10 @@ export class ActorSystem {
     await system.spawnScheduler();
     const warm = Promise.all(config.models.map((m) => tokenizer.warm(m.path).catch(() => undefined)));
     const engines: Promise<void>[] = [];
+    const disaggregated = config.scheduler.prefillPoolSize > 0;
     for (const model of config.models) {
-      for (let i = 0; i < config.scheduler.decodePoolSize; i++) engines.push(system.spawnEngine(model, i));
+      for (let i = 0; i < config.scheduler.decodePoolSize; i++) engines.push(system.spawnEngine(model, disaggregated ? 'decode' : 'unified', i));
+      for (let i = 0; i < config.scheduler.prefillPoolSize; i++) engines.push(system.spawnEngine(model, 'prefill', i));
     }
     await Promise.all([warm, ...engines]);
     return system;
@@ -151,7 +172,10 @@ export class ActorSystem {
 
   /** Ready engine info for a model (the first ready worker), or null when none is ready. */
   engineInfo(modelId: string): EngineReady | null {
-    return this.engines.find((e) => e.model.id === modelId && e.ready)?.ready ?? null;
+    const ready = (role: EngineRole) => this.engines.some((e) => e.model.id === modelId && e.role === role && e.ready);
+    // Disaggregated mode serves a model only while both of its pools have a ready worker.
+    if (this.config.scheduler.prefillPoolSize > 0 && !(ready('prefill') && ready('decode'))) return null;
+    return this.engines.find((e) => e.model.id === modelId && e.role !== 'prefill' && e.ready)?.ready ?? null;
   }
 
   /** Why a model has no ready engine, if its workers failed to start. */
@@ -160,16 +184,27 @@ export class ActorSystem {
   }
 
   pools(): PoolReport[] {
-    const decode = this.engines;
-    return [
+    const decode = this.engines.filter((e) => e.role !== 'prefill');
+    const prefill = this.engines.filter((e) => e.role === 'prefill');
+    const pools: PoolReport[] = [
       { name: 'decode', workers: decode.length, ready: decode.filter((e) => e.ready).length, restarts: this.restarts.decode },
-      { name: 'scheduler', workers: 1, ready: this.schedulerUp ? 1 : 0, restarts: this.restarts.scheduler },
     ];
+    if (prefill.length > 0) {
+      pools.push({ name: 'prefill', workers: prefill.length, ready: prefill.filter((e) => e.ready).length, restarts: this.restarts.prefill });
+    }
+    pools.push({ name: 'scheduler', workers: 1, ready: this.schedulerUp ? 1 : 0, restarts: this.restarts.scheduler });
+    return pools;
+  }
+
+  /** Hand-off counters of the prefill workers: tickets written and tickets a full ring turned away. */
+  async kvTickets(): Promise<{ shipped: number; blocked: number }> {
+    const st = await Promise.all(this.engines.filter((e) => e.role === 'prefill' && e.ready).map((e) => e.rpc.status()));
+    return { shipped: st.reduce((a, x) => a + x.shippedTickets, 0), blocked: st.reduce((a, x) => a + x.blockedTickets, 0) };
   }
 
   /** The live worker threads of a pool (supervision tests stop them to simulate a crash). */
   workers(pool: 'decode' | 'scheduler'): Worker[] {
-    return pool === 'scheduler' ? [this.scheduler.worker] : this.engines.map((e) => e.worker);
+    return pool === 'scheduler' ? [this.scheduler.worker] : this.engines.filter((e) => e.role !== 'prefill').map((e) => e.worker);
   }
 
   /**
@@ -241,10 +276,15 @@ export class ActorSystem {
   private onSchedulerFrame(env: Envelope): void {
     const frame = unpack<FromScheduler>(env.f);
     switch (frame[0]) {
-      case T.QueueDepth:
-        this.metrics.queueDepth.set({ model: frame[1].model }, frame[1].queued);
-        this.metrics.activeSequences.set({ model: frame[1].model }, frame[1].active);
+      case T.QueueDepth: {
+        const { model, phase, queued, active } = frame[1];
+        (phase === 'prefill' ? this.metrics.prefillQueueDepth : this.metrics.decodeQueueDepth).set({ model }, queued);
+        this.metrics.activeSequences.set({ model, phase }, active);
+        // The overall gauge: everything waiting for the model, in either phase.
+        this.queued.set(`${model}\u0000${phase}`, queued);
+        this.metrics.queueDepth.set({ model }, (this.queued.get(`${model}\u0000prefill`) ?? 0) + (this.queued.get(`${model}\u0000decode`) ?? 0));
         break;
+      }
       default: {
         const never: never = frame[0];
         throw new Error(`main: unknown scheduler frame ${String(never)}`);
@@ -252,9 +292,23 @@ export class ActorSystem {
     }
   }
 
-  private async spawnEngine(model: ModelEntry, index: number, slot?: number): Promise<void> {
+  /** This decode worker's KV ring; created once, so a restarted worker gets the same one. */
+  private ringOf(model: string, index: number): SharedArrayBuffer {
+    const key = `${model}#${index}`;
+    let ring = this.rings.get(key);
+    if (!ring) this.rings.set(key, (ring = KvRing.create(this.config.scheduler.kvRingBytes)));
+    return ring;
+  }
+
+  private ringsFor(model: ModelEntry, role: EngineRole, index: number): SharedArrayBuffer[] {
+    if (role === 'decode') return [this.ringOf(model.id, index)];
+    if (role === 'prefill') return Array.from({ length: this.config.scheduler.decodePoolSize }, (_, i) => this.ringOf(model.id, i));
+    return [];
+  }
+
+  private async spawnEngine(model: ModelEntry, role: EngineRole, index: number, slot?: number): Promise<void> {
     const worker = new Worker(new URL('./engine/worker.js', import.meta.url));
-    const handle: EngineHandle = { model, index, worker, rpc: connectRpc<EngineApi>(worker), ready: null, stopping: false };
+    const handle: EngineHandle = { model, role, index, worker, rpc: connectRpc<EngineApi>(worker), ready: null, stopping: false };
     if (slot === undefined) this.engines.push(handle);
     else this.engines[slot] = handle;
     worker.on('error', (err) => this.log(`engine ${model.id}#${index} error: ${err.stack ?? String(err)}`));
@@ -262,6 +316,8 @@ export class ActorSystem {
     const rt = this.config.runtime;
     try {
       const ready = await handle.rpc.start({
+        role,
+        rings: this.ringsFor(model, role, index),
         model: model.id,
         modelPath: model.path,
         worker: index,
@@ -297,7 +353,7 @@ export class ActorSystem {
     await e.rpc.attach(Comlink.transfer(port1, [port1 as never]));
     const active = (await e.rpc.status()).active;
     this.toScheduler(
-      [T.EngineUp, { model: e.model.id, worker: e.index, sequences: this.config.runtime.sequencesPerWorker, active }],
+      [T.EngineUp, { model: e.model.id, worker: e.index, sequences: this.config.runtime.sequencesPerWorker, active, role: e.role }],
       port2,
     );
   }
@@ -306,13 +362,14 @@ export class ActorSystem {
     const wasReady = e.ready !== null;
     e.ready = null;
     if (this.stopping || e.stopping) return;
-    this.toScheduler([T.EngineDown, { model: e.model.id, worker: e.index }]);
-    this.log(`engine ${e.model.id}#${e.index} exited (code ${code})${wasReady ? '; restarting' : ''}`);
+    this.toScheduler([T.EngineDown, { model: e.model.id, worker: e.index, role: e.role }]);
+    this.log(`engine ${e.role} ${e.model.id}#${e.index} exited (code ${code})${wasReady ? '; restarting' : ''}`);
     // Only restart workers that had reached Ready: one that dies while starting would loop.
     if (!wasReady) return;
-    this.restarts.decode++;
-    this.metrics.workerRestarts.inc({ pool: 'decode' });
-    void this.spawnEngine(e.model, e.index, this.engines.indexOf(e));
+    const pool = e.role === 'prefill' ? 'prefill' : 'decode';
+    this.restarts[pool]++;
+    this.metrics.workerRestarts.inc({ pool });
+    void this.spawnEngine(e.model, e.role, e.index, this.engines.indexOf(e));
   }
 }
 

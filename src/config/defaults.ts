@@ -103,8 +103,14 @@ runtime:
 scheduler:
   # Engine (decode) workers per model; auto = cores / models. Env: INFERFLUX_DECODE_POOL_SIZE.
   decode_pool_size: auto
-  # 0 = unified mode (prefill inside decode workers). Env: INFERFLUX_PREFILL_POOL_SIZE.
+  # 0 = unified mode: each engine worker prefills and decodes (the default: on a small CPU
+  # machine it was faster, see bench/README.md). > 0 = disaggregated mode: this many prefill
+  # workers per model evaluate prompts and hand each request, after its first token, to a decode
+  # worker through a SharedArrayBuffer KV ring. Env: INFERFLUX_PREFILL_POOL_SIZE.
   prefill_pool_size: 0
+  # Bytes of each decode worker's KV hand-off ring (disaggregated mode). A hand-off that does not
+  # fit waits for space (counted in inferflux_kv_blocked_tickets_total). Env: INFERFLUX_KV_RING_BYTES.
+  kv_ring_bytes: 67108864
   # Requests waiting for a sequence, per model, before new ones get 429.
   max_queue: 256
   # Tokenizer (chat template + tokenize) pool threads.

@@ -118,6 +118,7 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_TLS_KEY_PATH', 'server.tls.key_path', (v) => v],
   ['INFERFLUX_DECODE_POOL_SIZE', 'scheduler.decode_pool_size', envInt],
   ['INFERFLUX_PREFILL_POOL_SIZE', 'scheduler.prefill_pool_size', envInt],
+  ['INFERFLUX_KV_RING_BYTES', 'scheduler.kv_ring_bytes', envInt],
   ['INFERFLUX_THREADS_PER_WORKER', 'runtime.threads_per_worker', envInt],
   ['INFERFLUX_SEQUENCES_PER_WORKER', 'runtime.sequences_per_worker', envInt],
   ['INFERFLUX_CONTEXT_SIZE', 'runtime.context_size', envInt],
@@ -300,28 +301,27 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
   // INFERFLUX_THREADS_PER_WORKER never trips the budget check by itself.
   const threadsSet = r.threads_per_worker !== 'auto';
   const decodeSet = sch.decode_pool_size !== 'auto';
+  // Disaggregated mode: prefill workers take their share of the cores first.
+  const prefillPoolSize = sch.prefill_pool_size as number;
   const decodePoolSize = autoOr(
     sch.decode_pool_size,
-    Math.max(1, Math.floor(cores / (models.length * (threadsSet ? (r.threads_per_worker as number) : 1)))),
+    Math.max(1, Math.floor(cores / (models.length * (threadsSet ? (r.threads_per_worker as number) : 1))) - prefillPoolSize),
   );
-  const threadsPerWorker = autoOr(r.threads_per_worker, Math.max(1, Math.floor(cores / (models.length * decodePoolSize))));
-  const explicitThreads = threadsSet || decodeSet;
-  const used = models.length * decodePoolSize * threadsPerWorker;
+  const workersPerModel = decodePoolSize + prefillPoolSize;
+  const threadsPerWorker = autoOr(r.threads_per_worker, Math.max(1, Math.floor(cores / (models.length * workersPerModel))));
+  const explicitThreads = threadsSet || decodeSet || prefillPoolSize > 0;
+  const used = models.length * workersPerModel * threadsPerWorker;
   if (explicitThreads && used > cores) {
     // llama.cpp threads spin-wait; oversubscribing cores made decode ~100x slower on small machines.
     throw new ConfigError(
       'runtime.threads_per_worker',
-      `${models.length} model(s) x ${decodePoolSize} decode worker(s) x ${threadsPerWorker} thread(s) = ${used} llama.cpp threads > ${cores} cores ` +
+      `${models.length} model(s) x (${decodePoolSize} decode + ${prefillPoolSize} prefill) worker(s) x ${threadsPerWorker} thread(s) = ${used} llama.cpp threads > ${cores} cores ` +
         `(threads_per_worker ${threadsSet ? `from ${sourceOf(prov, ['runtime', 'threads_per_worker'])}` : 'auto'}, ` +
         `decode_pool_size ${decodeSet ? `from ${sourceOf(prov, ['scheduler', 'decode_pool_size'])}` : 'auto'}); ` +
         'lower them or raise runtime.cores',
     );
   }
 
-  if ((sch.prefill_pool_size as number) > 0) {
-    // Refuse rather than silently run unified: a setting that does nothing misleads capacity plans.
-    throw new ConfigError('scheduler.prefill_pool_size', 'disaggregated prefill/decode is not available in this build yet; use 0 (unified mode)');
-  }
   return {
     server: {
       host: s.host as string,
@@ -357,7 +357,8 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
     },
     scheduler: {
       decodePoolSize,
-      prefillPoolSize: sch.prefill_pool_size as number,
+      prefillPoolSize,
+      kvRingBytes: sch.kv_ring_bytes as number,
       maxQueue: sch.max_queue as number,
       tokenizerWorkers: sch.tokenizer_workers as number,
     },

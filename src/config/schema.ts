@@ -70,6 +70,7 @@ export const RULES: Record<string, Rule> = {
   'runtime.nvme_offload.queue_depth': int(1, 65536),
   'scheduler.decode_pool_size': intOrAuto(1, 1024),
   'scheduler.prefill_pool_size': int(0, 1024),
+  'scheduler.kv_ring_bytes': int(65536, 2 * 1024 * 1024 * 1024 - 65536),
   'scheduler.max_queue': int(0, 1_000_000),
   'scheduler.tokenizer_workers': int(1, 256),
   'guardrails.blocklist': {

@@ -120,8 +120,10 @@ export interface RuntimeConfig {
 export interface SchedulerConfig {
   /** Engine (decode) workers per model. Each runs its own prefill in unified mode. */
   decodePoolSize: number;
-  /** 0 = unified mode (prefill inside decode workers). Disaggregated mode arrives later. */
+  /** 0 = unified mode (prefill inside decode workers); > 0 = disaggregated prefill/decode pools. */
   prefillPoolSize: number;
+  /** Bytes of each decode worker's KV hand-off ring (SharedArrayBuffer), disaggregated mode. */
+  kvRingBytes: number;
   /** Requests waiting for a sequence, per model, before new ones get 429. */
   maxQueue: number;
   /** Tokenizer (chat template + tokenize) pool threads. */

@@ -39,20 +39,49 @@ describe('priority preemption (real engine)', function () {
   });
 
   it('suspends a running low-priority request for a high-priority one and resumes it with identical output', async () => {
-    const long = { prompt: 'A long story about preemption', max_tokens: 600 };
+    const long = { prompt: 'A long story about preemption', max_tokens: 1200 };
     const alone = await complete(server.url, long);
-    expect(alone.usage.completion_tokens).to.equal(600);
+    expect(alone.usage.completion_tokens).to.equal(1200);
 
     const order: string[] = [];
-    const low = complete(server.url, { ...long, priority: 0 }).then((r) => (order.push('low'), r));
-    // Let the low-priority request start generating, then send the urgent one.
-    while ((await metric(server.url, `inferflux_active_sequences{model="${MODEL}"}`)) < 1) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 20));
+    // Stream the low-priority request so the urgent one is sent only once it is surely generating.
+    let resolveGenerating!: () => void;
+    const generating = new Promise<void>((r) => (resolveGenerating = r));
+    const low = (async () => {
+      const res = await fetch(`${server.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, temperature: 0, ignore_eos: true, ...long, priority: 0, stream: true, stream_options: { include_usage: true } }),
+      });
+      const reader = res.body!.getReader();
+      const decoder = new TextDecoder();
+      let buf = '';
+      let text = '';
+      let tokens = 0;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += decoder.decode(value, { stream: true });
+        let nl: number;
+        while ((nl = buf.indexOf('\n\n')) !== -1) {
+          const line = buf.slice(0, nl).replace(/^data: /, '');
+          buf = buf.slice(nl + 2);
+          if (line === '[DONE]' || line.startsWith(':')) continue;
+          const chunk = JSON.parse(line) as { choices: { text: string }[]; usage?: { completion_tokens: number } | null };
+          text += chunk.choices[0]?.text ?? '';
+          if (chunk.usage) tokens = chunk.usage.completion_tokens;
+          if (text.length > 20) resolveGenerating();
+        }
+      }
+      order.push('low');
+      return { text, usage: { completion_tokens: tokens } };
+    })();
+    await generating;
     const high = complete(server.url, { prompt: 'Urgent', max_tokens: 5 }, { 'x-inferflux-priority': '9' }).then((r) => (order.push('high'), r));
     const [lowR, highR] = await Promise.all([low, high]);
     expect(order).to.deep.equal(['high', 'low']);
     expect(highR.usage.completion_tokens).to.equal(5);
-    expect(lowR.usage.completion_tokens).to.equal(600);
+    expect(lowR.usage.completion_tokens).to.equal(1200);
     expect(lowR.text).to.equal(alone.text);
     expect(await metric(server.url, 'inferflux_fairness_preemptions_total')).to.be.at.least(1);
     expect(await metric(server.url, 'inferflux_fairness_resumes_total')).to.be.at.least(1);

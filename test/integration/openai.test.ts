@@ -175,7 +175,7 @@ describe('OpenAI API on the real engine', function () {
     }
     expect(await metric(server.url, `inferflux_cancelled_requests_total{model="${MODEL}"}`)).to.equal(before + 1);
     await new Promise((r) => setTimeout(r, 100));
-    expect(await metric(server.url, `inferflux_active_sequences{model="${MODEL}"}`)).to.equal(0);
+    expect(await metric(server.url, `inferflux_active_sequences{model="${MODEL}",phase="decode"}`)).to.equal(0);
     const tokensA = await metric(server.url, `inferflux_model_completion_tokens_total{model="${MODEL}",backend="cpu"}`);
     await new Promise((r) => setTimeout(r, 300));
     const tokensB = await metric(server.url, `inferflux_model_completion_tokens_total{model="${MODEL}",backend="cpu"}`);

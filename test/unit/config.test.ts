@@ -46,7 +46,7 @@ describe('config', () => {
       },
       models: [{ id: 'demo', path: path.join(cwd, 'models/demo.gguf'), default: true, backend: 'cpu', generateIfMissing: true }],
       runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, contextSize: 2048, batchSize: 512, prefillChunk: 256, cores: 8, fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 }, pagedKv: { cpuPages: 512, eviction: 'lru' }, nvmeOffload: { path: '', workers: 2, queueDepth: 64 } },
-      scheduler: { decodePoolSize: 8, prefillPoolSize: 0, maxQueue: 256, tokenizerWorkers: 1 },
+      scheduler: { decodePoolSize: 8, prefillPoolSize: 0, kvRingBytes: 67108864, maxQueue: 256, tokenizerWorkers: 1 },
       limits: { maxTokens: 4096, maxN: 8, maxStop: 4 },
       audit: { path: path.join(cwd, 'logs/audit.log'), debugMode: false },
       guardrails: {
@@ -129,8 +129,13 @@ describe('config', () => {
     expect(cfg.scheduler).to.include({ decodePoolSize: 3, prefillPoolSize: 0 });
   });
 
-  it('refuses a prefill pool until disaggregated mode exists, naming the key', () => {
-    expect(() => loadConfig({ env: { ...ENV, INFERFLUX_PREFILL_POOL_SIZE: '1' }, cwd: makeCwd() })).to.throw(/^scheduler\.prefill_pool_size: /);
+  it('counts prefill workers in the thread budget (disaggregated mode)', () => {
+    const cfg = loadConfig({ env: { ...ENV, INFERFLUX_CORES: '2', INFERFLUX_PREFILL_POOL_SIZE: '1' }, cwd: makeCwd() });
+    expect(cfg.scheduler).to.include({ prefillPoolSize: 1, decodePoolSize: 1 });
+    expect(cfg.runtime.threadsPerWorker).to.equal(1);
+    expect(() =>
+      loadConfig({ env: { ...ENV, INFERFLUX_CORES: '2', INFERFLUX_PREFILL_POOL_SIZE: '1', INFERFLUX_DECODE_POOL_SIZE: '2' }, cwd: makeCwd() }),
+    ).to.throw(/^runtime\.threads_per_worker: .*\(2 decode \+ 1 prefill\)/);
   });
 
   it('INFERFLUX_MODEL_PATH replaces the model list with one default entry', () => {

@@ -27,6 +27,11 @@ export interface EngineCoreOptions {
   prefillChunk: number;
   detokenize: Detokenize;
   isEog(token: number): boolean;
+  /**
+   * Prefill role (disaggregated mode): a request leaves its sequence right after its first token,
+   * through the same path as a suspension, to continue on a decode worker.
+   */
+  handoffAfterFirstToken?: boolean;
 }
 
 type Phase = 'prefill' | 'decode';
@@ -62,6 +67,10 @@ interface Slot<R> {
   text: TokenTextStream;
   stop: StopMatcher;
   admittedAt: number;
+  /** Disaggregated mode: when the prefill worker handed this request off (-1 otherwise). */
+  handoffAt: number;
+  /** First token sampled on this worker after a hand-off (KV transfer latency ends there). */
+  firstDecodeAt: number;
   firstBatchAt: number;
   prefillDoneAt: number;
   firstTokenAt: number;
@@ -182,6 +191,8 @@ export class EngineCore<R> {
       text: new TokenTextStream(this.opts.detokenize, r?.textHeld, r?.textContext),
       stop: new StopMatcher(req.sampling.stop, r?.stopHeld),
       admittedAt: now,
+      handoffAt: r?.ring?.handoffAt ?? -1,
+      firstDecodeAt: -1,
       firstBatchAt: r?.firstBatchAt ?? -1,
       prefillDoneAt: r?.prefillDoneAt ?? -1,
       firstTokenAt: r?.firstTokenAt ?? -1,
@@ -400,6 +411,7 @@ export class EngineCore<R> {
 
   private acceptToken(slot: Slot<R>, token: number, now: number, out: Emission<R>[]): void {
     if (slot.firstTokenAt < 0) slot.firstTokenAt = now;
+    if (slot.handoffAt >= 0 && slot.firstDecodeAt < 0) slot.firstDecodeAt = now;
     const s = slot.req.sampling;
     if (token < 0 || (this.opts.isEog(token) && !slot.eogBanned)) {
       this.emitText(slot, slot.text.flush(), 0, out, true);
@@ -422,7 +434,9 @@ export class EngineCore<R> {
     if (slot.generated >= s.maxTokens || contextFull) {
       this.emitText(slot, slot.text.flush(), 0, out, true);
       out.push(this.finish(slot, 'length', now));
+      return;
     }
+    if (this.opts.handoffAfterFirstToken) slot.suspending = true;
   }
 
   /** Runs text through the stop matcher; returns true when a stop sequence ended the request. */
@@ -468,6 +482,7 @@ export class EngineCore<R> {
         prefillMs: Math.max(0, prefillDone - firstBatch),
         decodeMs: Math.max(0, now - prefillDone),
         ttftMs: slot.firstTokenAt < 0 ? -1 : Math.max(0, slot.firstTokenAt - slot.req.enqueuedAt),
+        kvTransferMs: slot.handoffAt >= 0 && slot.firstDecodeAt >= 0 ? Math.max(0, slot.firstDecodeAt - slot.handoffAt) : -1,
       },
     };
   }

@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, type MessagePort } from 'node:worker_threads';
@@ -37,6 +37,7 @@ import { EngineCore, type Emission, type SlotSampler } from './core.js';
 import { prefixBlocks } from '../../runtime/prefix/block-hash.js';
 import type { PrefixHit } from '../../runtime/prefix/prefix-cache.js';
 import { KvTier } from './kv-tier.js';
+import { KvRingConsumer, KvRingProducer } from '../../runtime/kv/kv-ring.js';
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -44,6 +45,10 @@ const now = (): number => performance.timeOrigin + performance.now();
 const PENALTY_WINDOW = 64;
 /** Steps between generated-token reports to the scheduler (fair share needs no per-token message). */
 const PROGRESS_EVERY_STEPS = 8;
+/** How long a decode worker waits for a hand-off's ring frame before prefilling the prompt itself. */
+const HANDOFF_WAIT_MS = 10_000;
+/** How long a prefill worker retries a blocked ticket before giving up on shipping it. */
+const SHIP_TIMEOUT_MS = 10_000;
 /** Suspended requests' KV state is saved here: tmpfs where available, so it is memory, not disk. */
 const STATE_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 
@@ -123,7 +128,7 @@ class EngineShell {
    * Admits wait here until the loop is between steps: trimming or loading a sequence's KV while a
    * batch is decoding on the libuv pool would race with llama.cpp on the same context.
    */
-  private readonly admits: { req: AdmitBody; port: MessagePort }[] = [];
+  private readonly admits: { req: AdmitBody; port: MessagePort; since: number }[] = [];
   /** Generated tokens per request not yet reported to the scheduler (fair-share accounting). */
   private readonly unreported = new Map<RequestId, number>();
   private stepsSinceProgress = 0;
@@ -131,6 +136,15 @@ class EngineShell {
   private residentChanged = false;
   /** Forget idle sequences' prefixes at the next step boundary (admin flush). */
   private flushRequested = false;
+  /** Prefill role: saved states of handed-off requests, by ticket, until shipped. */
+  private readonly tickets = new Map<string, string>();
+  /** Prefill role: producers into each decode worker's KV ring. */
+  private producers: KvRingProducer[] = [];
+  /** Decode role: this worker's KV ring, and frames that arrived, by ticket. */
+  private consumer: KvRingConsumer | null = null;
+  private readonly arrived = new Map<string, Uint8Array>();
+  private blockedTickets = 0;
+  private shippedTickets = 0;
   private wake: (() => void) | null = null;
   private stopping = false;
   private loopDone: Promise<void> = Promise.resolve();
@@ -179,7 +193,9 @@ class EngineShell {
       prefillChunk: Math.min(init.prefillChunk, this.context.batchSize),
       detokenize: (tokens, last) => this.model.detokenize(tokens as never[], false, last as never[]),
       isEog: (t) => eogSet.has(t),
+      handoffAfterFirstToken: init.role === 'prefill',
     });
+    this.setRings(init.rings);
     this.loopDone = this.loop();
     const info = this.model.fileInfo;
     return {
@@ -203,7 +219,53 @@ class EngineShell {
   }
 
   status(): EngineStatus {
-    return this.core.status();
+    return { ...this.core.status(), blockedTickets: this.blockedTickets, shippedTickets: this.shippedTickets };
+  }
+
+  /** KV rings of the decode workers (prefill role), or this worker's own (decode role). */
+  setRings(rings: SharedArrayBuffer[]): void {
+    if (this.init.role === 'prefill') this.producers = rings.map((r) => new KvRingProducer(r));
+    if (this.init.role === 'decode' && rings[0] && !this.consumer) {
+      this.consumer = new KvRingConsumer(rings[0]);
+      void this.receiveFrames(this.consumer);
+    }
+  }
+
+  /** Decode role: move hand-off frames out of the ring as they arrive, and wake the loop. */
+  private async receiveFrames(consumer: KvRingConsumer): Promise<void> {
+    while (!this.stopping) {
+      if (!(await consumer.waitForData(500))) continue;
+      for (let f = consumer.read<{ ticket: string }>(); f; f = consumer.read<{ ticket: string }>()) {
+        // The view is only valid until release(): copy the state out.
+        this.arrived.set(f.header.ticket, new Uint8Array(f.state));
+        consumer.release();
+      }
+      this.wake?.();
+    }
+  }
+
+  /** Prefill role: write a handed-off request's state into decode worker `to`'s ring. */
+  private async ship(ticket: string, to: number): Promise<void> {
+    const file = this.tickets.get(ticket);
+    const producer = this.producers[to];
+    if (!file || !producer) return;
+    this.tickets.delete(ticket);
+    try {
+      const bytes = await readFile(file);
+      const deadline = Date.now() + SHIP_TIMEOUT_MS;
+      // A full ring turns the ticket away ("blocked"): wait for the consumer to free space, retry.
+      while (!producer.tryWrite({ ticket }, bytes)) {
+        this.blockedTickets++;
+        if (Date.now() > deadline) throw new Error(`KV ring of decode worker ${to} stayed full for ${SHIP_TIMEOUT_MS} ms`);
+        await producer.waitForSpace(100);
+      }
+      this.shippedTickets++;
+    } catch (err) {
+      // The decode worker then prefills the prompt itself after its wait: slower, still correct.
+      process.stderr.write(`engine: hand-off ${ticket} not shipped (${String(err)})\n`);
+    } finally {
+      void unlink(file).catch(() => undefined);
+    }
   }
 
   async shutdown(): Promise<void> {
@@ -271,17 +333,41 @@ class EngineShell {
           this.fail(env.port!, new InferFluxError('shutting_down'));
           break;
         }
-        this.admits.push({ req: frame[1], port: env.port! });
+        this.admits.push({ req: frame[1], port: env.port!, since: Date.now() });
         this.wake?.();
         break;
       case T.Suspend:
         if (this.core.suspend(frame[1])) this.wake?.();
+        break;
+      case T.Ship:
+        void this.ship(frame[1].ticket, frame[1].to);
         break;
       default: {
         const never: never = frame[0];
         throw new Error(`engine: unknown link frame ${String(never)}`);
       }
     }
+  }
+
+  /**
+   * Admits whose KV is here: everything but hand-offs whose ring frame has not arrived yet (they
+   * wait without holding up the loop, and fall back to a full prefill after HANDOFF_WAIT_MS).
+   */
+  private readyAdmits(): { req: AdmitBody; port: MessagePort }[] {
+    const ready: { req: AdmitBody; port: MessagePort }[] = [];
+    for (let i = 0; i < this.admits.length; ) {
+      const a = this.admits[i]!;
+      if (this.isReady(a)) {
+        ready.push(a);
+        this.admits.splice(i, 1);
+      } else i++;
+    }
+    return ready;
+  }
+
+  private isReady(a: { req: AdmitBody; since: number }): boolean {
+    const ring = a.req.resume?.ring;
+    return !ring || this.arrived.has(ring.ticket) || Date.now() - a.since > HANDOFF_WAIT_MS;
   }
 
   /** Runs between steps only (see `admits`). */
@@ -315,6 +401,19 @@ class EngineShell {
     this.samplers.set(req.id, sampler);
     this.listen(req.id, port);
     const r = req.resume;
+    if (r?.ring) {
+      const bytes = this.arrived.get(r.ring.ticket);
+      this.arrived.delete(r.ring.ticket);
+      if (!bytes) {
+        process.stderr.write(`engine: hand-off ${r.ring.ticket} never arrived; prefilling the prompt here\n`);
+        return;
+      }
+      const file = join(STATE_DIR, `ifx-${process.pid}-${this.init.worker}-${r.ring.ticket}.kvstate`);
+      await writeFile(file, bytes);
+      if (admitted.keep < r.stateTokens) await this.restore(admitted.seq, file, r.stateTokens);
+      void unlink(file).catch(() => undefined);
+      return;
+    }
     if (r && r.stateFile !== '') {
       if (admitted.keep < r.stateTokens) await this.restore(admitted.seq, r.stateFile, r.stateTokens);
       void unlink(r.stateFile).catch(() => undefined);
@@ -373,7 +472,18 @@ class EngineShell {
       s.ref.removeAllListeners('close');
       const generated = this.unreported.get(s.id) ?? 0;
       this.unreported.delete(s.id);
-      if (this.link) postFrame(this.link, [T.Suspended, { body: s.body, generated }], s.ref);
+      const r = s.body.resume!;
+      if (this.init.role === 'prefill' && r.generated > 0 && r.stateFile !== '') {
+        // Disaggregated hand-off: the state waits here until the scheduler has placed the request
+        // on a decode worker and says which ring to write it into (Ship).
+        const ticket = randomUUID();
+        this.tickets.set(ticket, r.stateFile);
+        r.ring = { ticket, from: this.init.worker, to: -1, handoffAt: now() };
+        r.stateFile = '';
+        if (this.link) postFrame(this.link, [T.Handoff, { body: s.body, generated }], s.ref);
+      } else if (this.link) {
+        postFrame(this.link, [T.Suspended, { body: s.body, generated }], s.ref);
+      }
       this.residentChanged = true;
     }
     if (this.residentChanged) this.reportResident();
@@ -433,10 +543,10 @@ class EngineShell {
       this.post(this.core.reapCancelled(now()));
       await this.suspendReaped();
       if (this.flushRequested) this.forgetIdleSequences();
-      for (const a of this.admits.splice(0)) await this.admit(a.req, a.port);
+      for (const a of this.readyAdmits()) await this.admit(a.req, a.port);
       const plan = this.core.plan(now());
       if (plan.items.length === 0) {
-        if (this.admits.length > 0) continue;
+        if (this.admits.some((a) => this.isReady(a))) continue;
         await new Promise<void>((resolve) => (this.wake = resolve));
         this.wake = null;
         continue;
@@ -546,6 +656,7 @@ const api = {
   status: () => shell.status(),
   shutdown: () => shell.shutdown(),
   cacheStatus: () => shell.cacheStatus(),
+  setRings: (rings: SharedArrayBuffer[]) => shell.setRings(rings),
   flushCache: () => shell.flushCache(),
   injectFault: () => {
     if (process.env.INFERFLUX_FAULT_INJECTION !== '1') throw new Error('fault injection is disabled');

@@ -33,6 +33,14 @@ const dirtyModels = new Set<string>();
 let reportScheduled = false;
 
 const linkKey = (k: EngineKey): string => `${k.model}\u0000${k.worker}`;
+/**
+ * Disaggregated mode: a model's prefill workers form their own pool in the core, under this key;
+ * new requests queue there, and move to the model's (decode) pool at hand-off.
+ */
+const PREFILL = '\u0001prefill';
+const prefillKey = (model: string): string => model + PREFILL;
+const prefillModels = new Set<string>();
+const poolOf = (model: string): string => (prefillModels.has(model) ? prefillKey(model) : model);
 
 function forward(placements: Placement<Pending>[]): void {
   for (const p of placements) {
@@ -43,7 +51,14 @@ function forward(placements: Placement<Pending>[]): void {
       dropState(p.ref.body);
       continue;
     }
+    const ring = p.ref.body.resume?.ring;
+    if (ring) ring.to = p.engine.worker;
     postFrame(link, [T.Admit, p.ref.body], p.ref.port);
+    // The hand-off's state goes into the chosen decode worker's ring only now that it is chosen.
+    if (ring) {
+      const from = links.get(linkKey({ model: prefillKey(p.ref.body.model), worker: ring.from }));
+      if (from) postFrame(from, [T.Ship, { ticket: ring.ticket, to: ring.to }]);
+    }
     dirtyModels.add(p.engine.model);
   }
   scheduleReport();
@@ -64,7 +79,7 @@ function dropState(body: AdmitBody): void {
 }
 
 function cancelled(p: Pending): void {
-  postFrame(p.port, [T.Done, 'cancelled', { promptTokens: p.body.resume?.promptTokens ?? p.body.tokens.length, cachedTokens: 0, completionTokens: p.body.resume?.generated ?? 0, queueMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: -1 }]);
+  postFrame(p.port, [T.Done, 'cancelled', { promptTokens: p.body.resume?.promptTokens ?? p.body.tokens.length, cachedTokens: 0, completionTokens: p.body.resume?.generated ?? 0, queueMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: -1, kvTransferMs: -1 }]);
   p.port.close();
   dropState(p.body);
 }
@@ -75,7 +90,11 @@ function scheduleReport(): void {
   reportScheduled = true;
   setImmediate(() => {
     reportScheduled = false;
-    for (const model of dirtyModels) postFrame(hot, [T.QueueDepth, { model, ...core.depth(model) }]);
+    for (const key of dirtyModels) {
+      const phase = key.endsWith(PREFILL) ? 'prefill' : 'decode';
+      const model = phase === 'prefill' ? key.slice(0, -PREFILL.length) : key;
+      postFrame(hot, [T.QueueDepth, { model, phase, ...core.depth(key) }]);
+    }
     dirtyModels.clear();
   });
 }
@@ -91,7 +110,8 @@ hot.on('message', (env: Envelope) => {
     case T.Admit: {
       const body = frame[1];
       const port = env.port!;
-      const a = core.admit(body.id, body.model, body.priority, { body, port }, { tenant: body.tenant, promptTokens: body.tokens.length, prefix: body.prefix });
+      const pool = poolOf(body.model);
+      const a = core.admit(body.id, pool, body.priority, { body, port }, { tenant: body.tenant, promptTokens: body.tokens.length, prefix: body.prefix });
       if (a.kind === 'place') forward([{ engine: a.engine, id: a.id, ref: a.ref }]);
       else if (a.kind === 'reject') {
         reject(port, new InferFluxError('queue_full', `The queue for model '${body.model}' is full.`, { retryAfter: 1 }));
@@ -100,7 +120,7 @@ hot.on('message', (env: Envelope) => {
         // Pushed out of a full queue to make room for a tenant with fewer requests waiting.
         for (const e of a.evict) reject(e.ref.port, new InferFluxError('queue_full', `The queue for model '${body.model}' is full.`, { retryAfter: 1 }));
       }
-      dirtyModels.add(body.model);
+      dirtyModels.add(pool);
       scheduleReport();
       break;
     }
@@ -114,7 +134,9 @@ hot.on('message', (env: Envelope) => {
       break;
     }
     case T.EngineUp: {
-      const { model, worker, sequences, active } = frame[1];
+      const { worker, sequences, active, role } = frame[1];
+      if (role === 'prefill') prefillModels.add(frame[1].model);
+      const model = role === 'prefill' ? prefillKey(frame[1].model) : frame[1].model;
       const key = { model, worker };
       const link = env.port!;
       links.set(linkKey(key), link);
@@ -129,6 +151,23 @@ hot.on('message', (env: Envelope) => {
           case T.Resident:
             core.residentPrefixes(key, f[1]);
             break;
+          case T.Handoff: {
+            // Prompt done on a prefill worker: free its sequence, queue the request for decode.
+            const { body, generated } = f[1];
+            forward(core.released(body.id, key, generated));
+            const a = core.admit(body.id, body.model, body.priority, { body, port: data.port! }, { tenant: body.tenant, promptTokens: 0, prefix: body.prefix });
+            if (a.kind === 'place') forward([{ engine: a.engine, id: a.id, ref: a.ref }]);
+            else if (a.kind === 'reject') {
+              reject(data.port!, new InferFluxError('queue_full', `The decode queue for model '${body.model}' is full.`, { retryAfter: 1 }));
+            } else {
+              suspend(a.suspend);
+              for (const e of a.evict) reject(e.ref.port, new InferFluxError('queue_full', `The queue for model '${body.model}' is full.`, { retryAfter: 1 }));
+            }
+            dirtyModels.add(body.model);
+            dirtyModels.add(model);
+            scheduleReport();
+            break;
+          }
           case T.Progress: {
             const pairs = f[1];
             const due: Suspension[] = [];
@@ -155,7 +194,7 @@ hot.on('message', (env: Envelope) => {
       break;
     }
     case T.EngineDown: {
-      const key = frame[1];
+      const key = { model: frame[1].role === 'prefill' ? prefillKey(frame[1].model) : frame[1].model, worker: frame[1].worker };
       links.get(linkKey(key))?.close();
       links.delete(linkKey(key));
       core.engineDown(key);
