@@ -44,6 +44,13 @@ function chunked(text: string, size: number): string[] {
 }
 
 describe('guardrails: output filter', () => {
+  it('streams plain prose with PII redaction on holding back only the word being written', () => {
+    const f = new OutputFilter(rules([], 'redact'));
+    const out = ['The quick ', 'brown fox ', 'jumps over'].map((c) => f.push(c));
+    expect(out.map((o) => (o.kind === 'emit' ? o.text : 'DENY'))).to.deep.equal(['The quick ', 'brown fox ', 'jumps ']);
+    expect(f.push('', true)).to.deep.include({ kind: 'emit', text: 'over' });
+  });
+
   it('denies a term split across chunks at every chunk size', () => {
     for (let size = 1; size <= 8; size++) {
       expect(run(rules(['forbidden']), chunked('this is a forbidden word, really', size)), `size ${size}`).to.deep.equal({ deny: 'blocklist' });

@@ -25,6 +25,13 @@ export type FilterStep =
 const CONTEXT_CHARS = 64;
 /** An unbroken run longer than this is released anyway, so memory stays bounded. */
 const MAX_RUN = 512;
+/**
+ * What any PII span needs near the end of the text before it can match across separators: a
+ * digit (phone, card, IBAN), an `@` (email), or a key-ish word (`token: ...`, `Bearer ...`).
+ * Without one, only the trailing unbroken run (an email or key still growing) is held back, so
+ * plain prose streams with no PII delay (holding 64 characters always cost several tokens of TTFT).
+ */
+const PII_HINT = /[\d@]|key|secret|token|passw|bearer|auth|-----/i;
 
 export class OutputFilter {
   private held = '';
@@ -71,8 +78,16 @@ export class OutputFilter {
   }
 
   private releasePoint(held: string, matches: PiiMatch[]): number {
-    let cut = held.length - this.hold;
+    const termHold = this.rules.blocklist.maxTermLength;
+    const hint = this.pii && PII_HINT.test((this.context + held).slice(-(PII_MAX_SPAN + 16)));
+    let cut = held.length - (hint ? this.hold : termHold);
     if (cut <= 0 || !this.pii) return cut;
+    if (!hint) {
+      // The trailing unbroken run may still become an email or a key: hold it (bounded).
+      let i = held.length;
+      while (i > 0 && held.length - i < MAX_RUN && !/\s/.test(held[i - 1]!)) i--;
+      return Math.min(cut, i);
+    }
     // Never cut through a match, nor release the start of one that touches the end.
     for (const m of matches) if (m.start < cut && (m.end > cut || m.end === held.length)) cut = m.start;
     // Never cut inside an unbroken run: an email or key may be longer than the hold.
