@@ -89,6 +89,8 @@ export async function startServer(o: ServerOptions = {}): Promise<BenchServer> {
       res = await exited;
     }
     rmSync(tmp, { recursive: true, force: true });
+    // An unclean exit is a finding: show what the server said last.
+    if (res.code !== 0) for (const l of log.slice(-15)) process.stdout.write(`    server: ${l}\n`);
     return { ...res, ms: Date.now() - t0 };
   };
   try {
