@@ -72,7 +72,8 @@ async function main(): Promise<void> {
     audit: (event) => system.audit.record(event),
   });
   const cache = { status: () => system.cacheStatus(), flush: () => system.flushCache() };
-  const http = createHttpServer({ config, gateway, metrics, log, policy: policy.service, audit: system.audit, guardrails, pipeline, cache });
+  const fairness = { get: () => system.fairnessSettings, set: (patch: Parameters<typeof system.setFairness>[0]) => system.setFairness(patch) };
+  const http = createHttpServer({ config, gateway, metrics, log, policy: policy.service, audit: system.audit, guardrails, pipeline, cache, fairness });
   const port = await http.listen();
   const ready = gateway.readiness();
   log(`listening on ${config.server.tls.enabled ? 'https' : 'http'}://${config.server.host}:${port} (models: ${ready.models.map((m) => `${m.id}${m.ready ? '' : ' NOT READY'}`).join(', ')})`);

@@ -47,6 +47,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly streamCacheHits = new Counter({
+    name: 'inferflux_stream_cache_hits_total',
+    help: 'Responses served from the exact-match response cache (runtime.response_cache) instead of the engine',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
   readonly cancelledTotal = new Counter({
     name: 'inferflux_cancelled_requests_total',
     help: 'Generations stopped because the client went away',

@@ -32,6 +32,15 @@ import {
 } from './protocol.js';
 import type { ActorSystem } from './system.js';
 import { prefixBlocks } from '../runtime/prefix/block-hash.js';
+import { ResponseCache, type ResponseKey } from '../runtime/prefix/response-cache.js';
+
+/** A finished deterministic response, kept for exact-match reuse (`runtime.response_cache`). */
+interface CachedResponse {
+  promptTokens: number;
+  texts: string[];
+  reasons: FinishReason[];
+  completion: number[];
+}
 
 const now = (): number => performance.timeOrigin + performance.now();
 const BACKEND = 'cpu';
@@ -40,12 +49,16 @@ export class ActorGateway implements Gateway {
   private readonly created = Math.floor(Date.now() / 1000);
   private inflight = 0;
   private idleWaiters: (() => void)[] = [];
+  private readonly responses: ResponseCache<CachedResponse>;
 
   constructor(
     private readonly config: InferFluxConfig,
     private readonly system: ActorSystem,
     private readonly metrics: Metrics,
-  ) {}
+  ) {
+    const rc = config.runtime.responseCache;
+    this.responses = new ResponseCache({ enabled: rc.enabled, maxEntries: rc.maxEntries, maxBytes: rc.maxBytes });
+  }
 
   /** Requests still running; shutdown waits for this to reach zero (bounded by a deadline). */
   get active(): number {
@@ -104,10 +117,44 @@ export class ActorGateway implements Gateway {
       const tokens = await this.tokenize(model, run);
       if (run.cancelled) return run.finish();
       const sampling = this.sampling(run.input, engine, tokens.length);
+      const key = this.responseKey(model.id, tokens, run.input);
+      const cached = this.responses.get(key);
+      if (cached) {
+        this.metrics.streamCacheHits.inc({ model: model.id });
+        return run.replay(cached);
+      }
+      if (key) {
+        run.onComplete = (r) => this.responses.set(key, r, r.texts.reduce((n, t) => n + t.length * 2, 256));
+      }
       run.admit(tokens, sampling);
     } catch (err) {
       run.fail(InferFluxError.from(err));
     }
+  }
+
+  /**
+   * Exact-match reuse key: only for deterministic requests (greedy, or a fixed seed), over the
+   * model, the prompt tokens and every parameter that shapes the output. Null when not cacheable
+   * or the cache is off.
+   */
+  private responseKey(model: string, tokens: number[], input: GenerateInput): ResponseKey | null {
+    const p = input.params;
+    return this.responses.keyFor(model, tokens, {
+      temperature: p.temperature,
+      seed: p.seed ?? null,
+      maxTokens: p.maxTokens ?? null,
+      topP: p.topP,
+      topK: p.topK,
+      minP: p.minP,
+      stop: p.stop,
+      presencePenalty: p.presencePenalty,
+      frequencyPenalty: p.frequencyPenalty,
+      repeatPenalty: p.repeatPenalty,
+      logitBias: p.logitBias,
+      ignoreEos: p.ignoreEos,
+      minTokens: p.minTokens,
+      n: input.n,
+    });
   }
 
   private resolveModel(id: string | undefined): ModelEntry {
@@ -188,6 +235,9 @@ class Run {
   model = 'unknown';
   cancelled = false;
   onFinish: () => void = () => undefined;
+  /** Set for cacheable requests: receives the finished response (not on cancel or error). */
+  onComplete: ((r: CachedResponse) => void) | null = null;
+  private completionPerChoice: number[] = [];
   readonly handle: GenerationHandle;
   private readonly startedAt = now();
   private ended = false;
@@ -270,6 +320,7 @@ class Run {
       case T.Done: {
         const [, reason, stats] = f;
         this.completionTokens += stats.completionTokens;
+        this.completionPerChoice[choice] = stats.completionTokens;
         if (choice === 0) {
           this.cachedTokens = stats.cachedTokens;
           this.countPrefix(stats.cachedTokens, stats.promptTokens);
@@ -283,6 +334,11 @@ class Run {
         if (stats.kvTransferMs >= 0) this.metrics.kvTransfer.observe({ model: this.model }, stats.kvTransferMs / 1000);
         this.ports[choice]!.close();
         if (reason === 'cancelled') this.metrics.cancelledTotal.inc({ model: this.model });
+        if (reason === 'cancelled' && !this.cancelled) {
+          // The client is still there: the engine stopped the request (server shutting down).
+          // Finishing it normally would hand the client a short answer that looks complete.
+          return this.fail(new InferFluxError('shutting_down', 'The server stopped before the request finished; retry it.', { retryAfter: 1 }));
+        }
         if (!this.cancelled && reason !== 'cancelled') this.sink.onChoiceEnd(choice, reason, stats.completionTokens);
         if (--this.open === 0) this.complete();
         break;
@@ -320,6 +376,24 @@ class Run {
     }
     this.sink.onEnd({ promptTokens: this.promptTokens, completionTokens: this.completionTokens, cachedTokens: this.cachedTokens });
     this.audit(200, 'allow');
+    this.onComplete?.({ promptTokens: this.promptTokens, texts: [...this.texts], reasons: [...this.finishReasons], completion: [...this.completionPerChoice] });
+    this.finish();
+  }
+
+  /** Serve a cached response: the same sink calls a run would make, with no engine work. */
+  replay(r: CachedResponse): void {
+    this.promptTokens = r.promptTokens;
+    this.cachedTokens = r.promptTokens;
+    this.texts = [...r.texts];
+    this.finishReasons = [...r.reasons];
+    this.sink.onStart({ model: this.model, promptTokens: r.promptTokens, created: Math.floor(Date.now() / 1000) });
+    for (let i = 0; i < r.texts.length; i++) {
+      if (r.texts[i]!.length > 0) this.sink.onText(i, r.texts[i]!);
+      this.sink.onChoiceEnd(i, r.reasons[i]!, r.completion[i]!);
+      this.completionTokens += r.completion[i]!;
+    }
+    this.sink.onEnd({ promptTokens: r.promptTokens, completionTokens: this.completionTokens, cachedTokens: r.promptTokens });
+    this.audit(200, 'allow:cached');
     this.finish();
   }
 

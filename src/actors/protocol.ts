@@ -253,6 +253,8 @@ export interface EngineInit {
   contextSize: number;
   batchSize: number;
   prefillChunk: number;
+  /** Prompt tokens per step while any sequence decodes (bounds running streams' latency). */
+  prefillChunkDecoding: number;
   /** Host page pool pages for evicted prefixes (0 = off), eviction policy, and the disk tier. */
   kvCpuPages: number;
   kvEviction: 'lru' | 'clock';

@@ -29,6 +29,9 @@ import type { PoolReport } from './gateway-types.js';
 
 export type Log = (msg: string) => void;
 
+/** Time an engine worker gets to finish its batch and dispose its native objects at shutdown. */
+const ENGINE_SHUTDOWN_MS = 60_000;
+
 interface EngineHandle {
   model: ModelEntry;
   role: EngineRole;
@@ -115,6 +118,11 @@ export class ActorSystem {
   async flushCache(): Promise<number> {
     const removed = await Promise.all(this.engines.filter((e) => e.ready).map((e) => e.rpc.flushCache()));
     return removed.reduce((a, b) => a + b, 0);
+  }
+
+  /** The fairness settings in force (config, then live changes). */
+  get fairnessSettings(): InferFluxConfig['runtime']['fairness'] {
+    return { ...this.fairness };
   }
 
   /** Change runtime.fairness.* live; running requests may be suspended at once. */
@@ -237,7 +245,10 @@ export class ActorSystem {
     await Promise.all(
       this.engines.map(async (e) => {
         e.stopping = true;
-        if (e.ready) await withTimeout(e.rpc.shutdown(), 3000).catch(() => undefined);
+        // The engine finishes its current batch before disposing llama.cpp objects; a long
+        // prefill step on a busy CPU can take seconds. Terminating the thread while they are
+        // alive would abort the whole process, so wait generously rather than cut it short.
+        if (e.ready) await withTimeout(e.rpc.shutdown(), ENGINE_SHUTDOWN_MS).catch((err: unknown) => this.log(`engine ${e.model.id}#${e.index} did not shut down cleanly: ${String(err)}`));
         await e.worker.terminate();
       }),
     );
@@ -326,6 +337,7 @@ export class ActorSystem {
         contextSize: rt.contextSize,
         batchSize: rt.batchSize,
         prefillChunk: rt.prefillChunk,
+        prefillChunkDecoding: rt.prefillChunkDecoding,
         kvCpuPages: rt.pagedKv.cpuPages,
         kvEviction: rt.pagedKv.eviction,
         nvmePath: rt.nvmeOffload.path,

@@ -72,6 +72,11 @@ runtime:
   batch_size: 512
   # Largest piece of one prompt evaluated per step, so running streams keep flowing.
   prefill_chunk: 256
+  # Prompt tokens per step (all prompts together) while any stream is decoding. On a CPU a step
+  # costs about the same per token for prefill and decode, so this is the trade between running
+  # streams' inter-token latency and a new long prompt's time to first token (bench/interference.ts).
+  # Env: INFERFLUX_PREFILL_CHUNK_DECODING.
+  prefill_chunk_decoding: 256
   # Cores the server may use; auto = os.availableParallelism(). Env: INFERFLUX_CORES.
   cores: auto
   # Priority and tenant fairness. Live-updatable.
@@ -99,6 +104,13 @@ runtime:
     workers: 2
     # Spills waiting for a writer; beyond this they are dropped (never blocking the engine).
     queue_depth: 64
+  # Exact-match response reuse, opt-in: a deterministic request (temperature 0, or a fixed seed)
+  # identical to an earlier one (model, prompt tokens, every sampling parameter) gets the stored
+  # response without running the model. Env: INFERFLUX_RESPONSE_CACHE.
+  response_cache:
+    enabled: false
+    max_entries: 1024
+    max_bytes: 67108864
 
 scheduler:
   # Engine (decode) workers per model; auto = cores / models. Env: INFERFLUX_DECODE_POOL_SIZE.

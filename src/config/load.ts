@@ -123,11 +123,13 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_SEQUENCES_PER_WORKER', 'runtime.sequences_per_worker', envInt],
   ['INFERFLUX_CONTEXT_SIZE', 'runtime.context_size', envInt],
   ['INFERFLUX_CORES', 'runtime.cores', envInt],
+  ['INFERFLUX_PREFILL_CHUNK_DECODING', 'runtime.prefill_chunk_decoding', envInt],
   ['INFERFLUX_KV_CPU_PAGES', 'runtime.paged_kv.cpu_pages', envInt],
   ['INFERFLUX_KV_EVICTION', 'runtime.paged_kv.eviction', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_NVME_OFFLOAD_PATH', 'runtime.nvme_offload.path', (v) => v],
   ['INFERFLUX_NVME_WORKERS', 'runtime.nvme_offload.workers', envInt],
   ['INFERFLUX_NVME_QUEUE_DEPTH', 'runtime.nvme_offload.queue_depth', envInt],
+  ['INFERFLUX_RESPONSE_CACHE', 'runtime.response_cache.enabled', envBool],
   ['INFERFLUX_GUARDRAIL_BLOCKLIST', 'guardrails.blocklist', envList],
   ['INFERFLUX_GUARDRAIL_OPA_ENDPOINT', 'guardrails.opa_endpoint', (v) => v.trim()],
   ['INFERFLUX_GUARDRAIL_OPA_TIMEOUT_MS', 'guardrails.opa_timeout_ms', envInt],
@@ -339,6 +341,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       contextSize: r.context_size as number,
       batchSize: r.batch_size as number,
       prefillChunk: r.prefill_chunk as number,
+      prefillChunkDecoding: r.prefill_chunk_decoding as number,
       cores,
       fairness: {
         enablePreemption: (r.fairness as Raw).enable_preemption as boolean,
@@ -353,6 +356,11 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
         path: (r.nvme_offload as Raw).path === '' ? '' : path.resolve(cwd, (r.nvme_offload as Raw).path as string),
         workers: (r.nvme_offload as Raw).workers as number,
         queueDepth: (r.nvme_offload as Raw).queue_depth as number,
+      },
+      responseCache: {
+        enabled: (r.response_cache as Raw).enabled as boolean,
+        maxEntries: (r.response_cache as Raw).max_entries as number,
+        maxBytes: (r.response_cache as Raw).max_bytes as number,
       },
     },
     scheduler: {

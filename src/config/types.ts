@@ -103,6 +103,8 @@ export interface RuntimeConfig {
   batchSize: number;
   /** Largest chunk of one prompt evaluated in a single step, so running streams keep flowing. */
   prefillChunk: number;
+  /** Prompt tokens per step, all prompts together, while any stream decodes. */
+  prefillChunkDecoding: number;
   /** Cores the server may use; the sum of llama.cpp threads never exceeds it. */
   cores: number;
   /** Priority and tenant fairness (live-updatable through the scheduler). */
@@ -115,6 +117,8 @@ export interface RuntimeConfig {
   pagedKv: { cpuPages: number; eviction: 'lru' | 'clock' };
   /** Disk tier under the host pool ('' path = off), absolute path once loaded. */
   nvmeOffload: { path: string; workers: number; queueDepth: number };
+  /** Exact-match reuse of deterministic responses (opt-in). */
+  responseCache: { enabled: boolean; maxEntries: number; maxBytes: number };
 }
 
 export interface SchedulerConfig {

@@ -21,6 +21,7 @@ import { register as registerModels } from './routes/models/index.js';
 import { register as registerOps } from './routes/ops/index.js';
 import { register as registerAdmin } from './routes/admin/index.js';
 import { register as registerAdminCache } from './routes/admin-cache/index.js';
+import { register as registerAdminFairness } from './routes/admin-fairness/index.js';
 import type { HttpDeps, RequestContext } from './types.js';
 
 export interface HttpServer {
@@ -48,6 +49,7 @@ export function buildRouter(deps: HttpDeps): Router {
   registerCompletions(router, deps);
   registerAdmin(router, deps);
   registerAdminCache(router, deps);
+  registerAdminFairness(router, deps);
   return router;
 }
 

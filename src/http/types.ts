@@ -8,6 +8,7 @@ import type { AuditEvent } from '../actors/protocol.js';
 import type { InferFluxConfig } from '../config/types.js';
 import type { Metrics } from '../metrics.js';
 import type { CacheAdmin } from './routes/admin-cache/handler.js';
+import type { FairnessAdmin } from './routes/admin-fairness/index.js';
 import type { GuardrailEngine } from '../policy/guardrails/guardrail-engine.js';
 import type { PolicyService } from '../policy/policy-service.js';
 import type { PolicyLayer } from '../policy/pipeline.js';
@@ -32,6 +33,8 @@ export interface HttpDeps {
   pipeline?: PolicyLayer;
   /** Prefix cache status and flush for `/v1/admin/cache` (absent = route not registered). */
   cache?: CacheAdmin;
+  /** Live runtime.fairness.* for `/v1/admin/fairness` (absent = route not registered). */
+  fairness?: FairnessAdmin;
 }
 
 export interface AuditSink {

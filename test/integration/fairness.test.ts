@@ -87,7 +87,7 @@ describe('priority preemption (real engine)', function () {
     expect(await metric(server.url, 'inferflux_fairness_resumes_total')).to.be.at.least(1);
     expect(await metric(server.url, 'inferflux_fairness_tokens_total{priority="9"}')).to.equal(5);
     // The saved KV state was consumed on resume: nothing is left behind in tmpfs.
-    const leftovers = readdirSync('/dev/shm').filter((f) => f.startsWith(`ifx-${server.proc.pid}-`));
+    const leftovers = readdirSync('/dev/shm').filter((f) => f.startsWith(`ifx-${server.proc.pid}-`) && f.endsWith('.kvstate'));
     expect(leftovers).to.deep.equal([]);
   });
 
@@ -99,5 +99,16 @@ describe('priority preemption (real engine)', function () {
     });
     expect(res.status).to.equal(400);
     expect(((await res.json()) as { error: { param: string } }).error.param).to.equal('priority');
+  });
+
+  it('changes runtime.fairness live through the admin API', async () => {
+    const put = (body: object) =>
+      fetch(`${server.url}/v1/admin/fairness`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const r = await put({ enable_preemption: false, max_timeslice_tokens: 64 });
+    expect(r.status).to.equal(200);
+    expect(await r.json()).to.deep.equal({ object: 'fairness', enable_preemption: false, high_priority_threshold: 5, max_timeslice_tokens: 64 });
+    expect(await (await fetch(`${server.url}/v1/admin/fairness`)).json()).to.deep.include({ enable_preemption: false, max_timeslice_tokens: 64 });
+    expect((await put({ max_timeslice_tokens: -1 })).status).to.equal(400);
+    expect((await put({})).status).to.equal(400);
   });
 });

@@ -103,3 +103,40 @@ describe('prefix cache tiers (real engine)', function () {
     expect(bad.status).to.equal(400);
   });
 });
+
+describe('exact-match response cache (opt-in)', function () {
+  this.timeout(120_000);
+  let server: RunningServer;
+  before(async () => {
+    server = await startServer({ INFERFLUX_RESPONSE_CACHE: 'true' });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('serves a repeated deterministic request from the cache, and never a sampled one', async () => {
+    const ask = async (extra: object) => {
+      const res = await fetch(`${server.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, prompt: 'cache me', max_tokens: 12, ignore_eos: true, ...extra }),
+      });
+      return (await res.json()) as { choices: { text: string; finish_reason: string }[]; usage: { completion_tokens: number } };
+    };
+    const hits = () => metric(server.url, `inferflux_stream_cache_hits_total{model="${MODEL}"}`);
+    const first = await ask({ temperature: 0 });
+    expect(await hits()).to.equal(0);
+    const second = await ask({ temperature: 0 });
+    expect(await hits()).to.equal(1);
+    expect(second.choices).to.deep.equal(first.choices);
+    expect(second.usage.completion_tokens).to.equal(12);
+    await ask({ temperature: 0, max_tokens: 11 }); // another parameter: another key
+    expect(await hits()).to.equal(1);
+    await ask({ temperature: 1 });
+    await ask({ temperature: 1 });
+    expect(await hits()).to.equal(1);
+    await ask({ temperature: 1, seed: 3 });
+    await ask({ temperature: 1, seed: 3 });
+    expect(await hits()).to.equal(2);
+  });
+});

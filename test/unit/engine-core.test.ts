@@ -6,12 +6,13 @@ const EOG = 0;
 /** Token t renders as the letter at index t-1 ('a' = 1); EOG (0) renders empty. */
 const detok = (tokens: readonly number[]): string => tokens.map((t) => (t === EOG ? '' : String.fromCharCode(96 + t))).join('');
 
-function makeCore(opts: Partial<{ sequences: number; contextSize: number; batchSize: number; prefillChunk: number }> = {}) {
+function makeCore(opts: Partial<{ sequences: number; contextSize: number; batchSize: number; prefillChunk: number; prefillChunkDecoding: number }> = {}) {
   return new EngineCore<string>({
     sequences: opts.sequences ?? 4,
     contextSize: opts.contextSize ?? 64,
     batchSize: opts.batchSize ?? 32,
     prefillChunk: opts.prefillChunk ?? 8,
+    prefillChunkDecoding: opts.prefillChunkDecoding,
     detokenize: (t) => detok(t),
     isEog: (t) => t === EOG,
   });
@@ -187,5 +188,16 @@ describe('EngineCore', () => {
     core.apply(core.plan(0), [3], 0);
     expect(core.admit({ ...r, id: 'b' as RequestId }, 'B', new FakeSampler(), 0)).to.deep.equal({ seq: 0, keep: 5 });
     expect(core.plan(0).items.map((i) => [i.position, i.tokens.length, i.wantLogits])).to.deep.equal([[5, 1, true]]);
+  });
+
+  it('limits prompt tokens per step while streams decode (prefillChunkDecoding)', () => {
+    const core = makeCore({ prefillChunk: 8, prefillChunkDecoding: 3, batchSize: 32 });
+    core.admit(req('a', 2), 'A', new FakeSampler(), 0);
+    expect(core.plan(0).tokens).to.equal(2); // nothing decoding yet: a full chunk
+    core.apply(core.plan(0), [3], 0);
+    core.admit(req('b', 10), 'B', new FakeSampler(), 0);
+    core.admit(req('c', 10), 'C', new FakeSampler(), 0);
+    const plan = core.plan(1);
+    expect(plan.items.map((i) => [i.slot, i.tokens.length])).to.deep.equal([[0, 1], [1, 3]]);
   });
 });

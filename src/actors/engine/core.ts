@@ -25,6 +25,13 @@ export interface EngineCoreOptions {
   contextSize: number;
   batchSize: number;
   prefillChunk: number;
+  /**
+   * Prompt tokens per step, over all prompts, while any sequence is decoding. On a CPU a step
+   * costs about the same per token whether it prefills or decodes, so this bounds how much a long
+   * prompt slows running streams (inter-token latency) at the cost of that prompt's TTFT.
+   * Defaults to `prefillChunk`.
+   */
+  prefillChunkDecoding?: number;
   detokenize: Detokenize;
   isEog(token: number): boolean;
   /**
@@ -347,6 +354,8 @@ export class EngineCore<R> {
       });
       budget--;
     }
+    // While streams are decoding, prompts share a smaller per-step budget (see prefillChunkDecoding).
+    if (items.length > 0) budget = Math.min(budget, this.opts.prefillChunkDecoding ?? this.opts.prefillChunk);
     for (const seq of this.prefillOrder) {
       if (budget === 0) break;
       const slot = this.slots[seq]!;

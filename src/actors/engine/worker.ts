@@ -191,6 +191,7 @@ class EngineShell {
       contextSize: init.contextSize,
       batchSize: this.context.batchSize,
       prefillChunk: Math.min(init.prefillChunk, this.context.batchSize),
+      prefillChunkDecoding: Math.min(init.prefillChunkDecoding, init.prefillChunk, this.context.batchSize),
       detokenize: (tokens, last) => this.model.detokenize(tokens as never[], false, last as never[]),
       isEog: (t) => eogSet.has(t),
       handoffAfterFirstToken: init.role === 'prefill',
