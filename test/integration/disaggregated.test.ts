@@ -24,17 +24,42 @@ async function greedyTexts(server: RunningServer): Promise<string[]> {
   return out;
 }
 
+/** A prompt of several hundred tokens: its tiny-model state is larger than a quarter of a 128 KiB ring. */
+async function longText(server: RunningServer): Promise<string> {
+  const res = await fetch(`${server.url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, prompt: 'long prompt words '.repeat(100), max_tokens: 16, temperature: 0, ignore_eos: true }),
+  });
+  expect(res.status).to.equal(200);
+  return ((await res.json()) as { choices: { text: string }[] }).choices[0]!.text;
+}
+
 describe('disaggregated prefill/decode (real engine)', function () {
   this.timeout(180_000);
   let unified: string[];
+  let unifiedLong: string;
 
   before(async () => {
-    const server = await startServer({ INFERFLUX_DECODE_POOL_SIZE: '1' });
+    const server = await startServer({ INFERFLUX_DECODE_POOL_SIZE: '1', INFERFLUX_THREADS_PER_WORKER: '1' });
     try {
       unified = await greedyTexts(server);
+      unifiedLong = await longText(server);
     } finally {
       await server.stop();
     }
+  });
+
+  describe('with a ring too small for a long prompt\'s state', () => {
+    it('hands the state over by its tmpfs path instead, with identical output', async () => {
+      const server = await startServer({ INFERFLUX_PREFILL_POOL_SIZE: '1', INFERFLUX_DECODE_POOL_SIZE: '1', INFERFLUX_CORES: '2', INFERFLUX_KV_RING_BYTES: '131072' });
+      try {
+        expect(await longText(server)).to.equal(unifiedLong);
+        expect(await metric(server.url, 'inferflux_kv_tickets_total')).to.equal(1);
+      } finally {
+        expect(await server.stop()).to.equal(0);
+      }
+    });
   });
 
   describe('with 1 prefill + 1 decode worker', () => {

@@ -30,7 +30,7 @@ describe('priority preemption (real engine)', function () {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ifx-fair-'));
     const cfg = join(dir, 'server.yaml');
-    writeFileSync(cfg, 'runtime:\n  sequences_per_worker: 1\n  fairness:\n    enable_preemption: true\n    high_priority_threshold: 5\nscheduler:\n  decode_pool_size: 1\n');
+    writeFileSync(cfg, 'runtime:\n  sequences_per_worker: 1\n  fairness:\n    enable_preemption: true\n    high_priority_threshold: 5\n  threads_per_worker: 1\nscheduler:\n  decode_pool_size: 1\n');
     server = await startServer({ INFERFLUX_CONFIG: cfg });
   });
   after(async () => {
@@ -39,9 +39,9 @@ describe('priority preemption (real engine)', function () {
   });
 
   it('suspends a running low-priority request for a high-priority one and resumes it with identical output', async () => {
-    const long = { prompt: 'A long story about preemption', max_tokens: 1200 };
+    const long = { prompt: 'A long story about preemption', max_tokens: 800 };
     const alone = await complete(server.url, long);
-    expect(alone.usage.completion_tokens).to.equal(1200);
+    expect(alone.usage.completion_tokens).to.equal(800);
 
     const order: string[] = [];
     // Stream the low-priority request so the urgent one is sent only once it is surely generating.
@@ -81,7 +81,7 @@ describe('priority preemption (real engine)', function () {
     const [lowR, highR] = await Promise.all([low, high]);
     expect(order).to.deep.equal(['high', 'low']);
     expect(highR.usage.completion_tokens).to.equal(5);
-    expect(lowR.usage.completion_tokens).to.equal(1200);
+    expect(lowR.usage.completion_tokens).to.equal(800);
     expect(lowR.text).to.equal(alone.text);
     expect(await metric(server.url, 'inferflux_fairness_preemptions_total')).to.be.at.least(1);
     expect(await metric(server.url, 'inferflux_fairness_resumes_total')).to.be.at.least(1);

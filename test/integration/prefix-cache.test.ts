@@ -35,6 +35,8 @@ describe('prefix cache tiers (real engine)', function () {
   // One sequence: every new prompt evicts the previous one's KV from it.
   const env = () => ({
     INFERFLUX_DECODE_POOL_SIZE: '1',
+    // One thread: two spin-waiting llama.cpp threads crawl when other jobs share the cores.
+    INFERFLUX_THREADS_PER_WORKER: '1',
     INFERFLUX_SEQUENCES_PER_WORKER: '1',
     INFERFLUX_KV_CPU_PAGES: '1',
     INFERFLUX_NVME_OFFLOAD_PATH: join(dir, 'kv'),

@@ -69,7 +69,7 @@ describe('actor supervision (real engines)', function () {
     const { ActorGateway } = await import(dist('actors/gateway.js'));
     const config = loadConfig({
       cwd: dir,
-      env: { INFERFLUX_MODEL_PATH: await tinyModel(), INFERFLUX_AUDIT_LOG: join(dir, 'audit.log'), INFERFLUX_DECODE_POOL_SIZE: '1', INFERFLUX_CORES: '2' },
+      env: { INFERFLUX_MODEL_PATH: await tinyModel(), INFERFLUX_AUDIT_LOG: join(dir, 'audit.log'), INFERFLUX_DECODE_POOL_SIZE: '1', INFERFLUX_THREADS_PER_WORKER: '1', INFERFLUX_CORES: '2' },
     });
     const metrics = new Metrics({ defaultMetrics: false });
     system = await ActorSystem.start(config, metrics, () => undefined);

@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, type MessagePort } from 'node:worker_threads';
@@ -142,7 +142,7 @@ class EngineShell {
   private producers: KvRingProducer[] = [];
   /** Decode role: this worker's KV ring, and frames that arrived, by ticket. */
   private consumer: KvRingConsumer | null = null;
-  private readonly arrived = new Map<string, Uint8Array>();
+  private readonly arrived = new Map<string, Uint8Array | string>();
   private blockedTickets = 0;
   private shippedTickets = 0;
   private wake: (() => void) | null = null;
@@ -236,38 +236,52 @@ class EngineShell {
   private async receiveFrames(consumer: KvRingConsumer): Promise<void> {
     while (!this.stopping) {
       if (!(await consumer.waitForData(500))) continue;
-      for (let f = consumer.read<{ ticket: string }>(); f; f = consumer.read<{ ticket: string }>()) {
-        // The view is only valid until release(): copy the state out.
-        this.arrived.set(f.header.ticket, new Uint8Array(f.state));
+      for (let f = consumer.read<{ ticket: string; file?: string }>(); f; f = consumer.read<{ ticket: string; file?: string }>()) {
+        // The view is only valid until release(): copy the state out (or take the path).
+        this.arrived.set(f.header.ticket, f.header.file ?? new Uint8Array(f.state));
         consumer.release();
       }
       this.wake?.();
     }
   }
 
-  /** Prefill role: write a handed-off request's state into decode worker `to`'s ring. */
+  /**
+   * Prefill role: hand a request's saved state to decode worker `to` through its ring. States up
+   * to a quarter of the ring travel inline (header + bytes); larger ones, which would cost
+   * several copies of tens of MB and could wait on the ring's wrap, travel as their tmpfs path
+   * (both workers are threads of this process): the frame then carries the ticket and the path.
+   */
   private async ship(ticket: string, to: number): Promise<void> {
     const file = this.tickets.get(ticket);
     const producer = this.producers[to];
     if (!file || !producer) return;
     this.tickets.delete(ticket);
+    let byPath = false;
     try {
-      const bytes = await readFile(file);
+      const size = (await stat(file)).size;
+      byPath = size > producer.capacity / 4;
+      const bytes = byPath ? new Uint8Array(0) : await readFile(file);
+      const header = byPath ? { ticket, file } : { ticket };
       const deadline = Date.now() + SHIP_TIMEOUT_MS;
+      let blocked = false;
       // A full ring turns the ticket away ("blocked"): wait for the consumer to free space, retry.
-      while (!producer.tryWrite({ ticket }, bytes)) {
-        this.blockedTickets++;
+      while (!producer.tryWrite(header, bytes)) {
+        if (!blocked) this.blockedTickets++;
+        blocked = true;
         if (Date.now() > deadline) throw new Error(`KV ring of decode worker ${to} stayed full for ${SHIP_TIMEOUT_MS} ms`);
         await producer.waitForSpace(100);
       }
       this.shippedTickets++;
     } catch (err) {
+      byPath = false;
       // The decode worker then prefills the prompt itself after its wait: slower, still correct.
       process.stderr.write(`engine: hand-off ${ticket} not shipped (${String(err)})\n`);
     } finally {
-      void unlink(file).catch(() => undefined);
+      // A path hand-off's file now belongs to the decode worker, which deletes it after loading.
+      if (!byPath) void unlink(file).catch(() => undefined);
     }
   }
+
 
   async shutdown(): Promise<void> {
     this.stopping = true;
@@ -403,14 +417,18 @@ class EngineShell {
     this.listen(req.id, port);
     const r = req.resume;
     if (r?.ring) {
-      const bytes = this.arrived.get(r.ring.ticket);
+      const got = this.arrived.get(r.ring.ticket);
       this.arrived.delete(r.ring.ticket);
-      if (!bytes) {
+      if (got === undefined) {
         process.stderr.write(`engine: hand-off ${r.ring.ticket} never arrived; prefilling the prompt here\n`);
         return;
       }
-      const file = join(STATE_DIR, `ifx-${process.pid}-${this.init.worker}-${r.ring.ticket}.kvstate`);
-      await writeFile(file, bytes);
+      let file: string;
+      if (typeof got === 'string') file = got;
+      else {
+        file = join(STATE_DIR, `ifx-${process.pid}-${this.init.worker}-${r.ring.ticket}.kvstate`);
+        await writeFile(file, got);
+      }
       if (admitted.keep < r.stateTokens) await this.restore(admitted.seq, file, r.stateTokens);
       void unlink(file).catch(() => undefined);
       return;
@@ -548,7 +566,10 @@ class EngineShell {
       const plan = this.core.plan(now());
       if (plan.items.length === 0) {
         if (this.admits.some((a) => this.isReady(a))) continue;
+        // Hand-offs waiting for their ring frame must still fall back when their wait runs out.
+        const timer = this.admits.length > 0 ? setTimeout(() => this.wake?.(), 250) : null;
         await new Promise<void>((resolve) => (this.wake = resolve));
+        if (timer) clearTimeout(timer);
         this.wake = null;
         continue;
       }
