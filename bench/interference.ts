@@ -31,8 +31,22 @@ const LONG_PROMPT_TOKENS = 2000;
 const WARM_CHUNKS = 5;
 const BASE_MS = 6000;
 const RUN_TIMEOUT_MS = 180_000;
-/** BENCH_CHUNKS=16,64 overrides the prefill_chunk variants. */
-const CHUNKS = (process.env.BENCH_CHUNKS ?? '64,256,512').split(',').map(Number);
+/**
+ * BENCH_CHUNKS=16,64 overrides the variants. A variant is `C` (runtime.prefill_chunk C),
+ * `decoding=D` (prefill_chunk 256, INFERFLUX_PREFILL_CHUNK_DECODING=D: prompt tokens per step while
+ * any stream decodes) or `C+decoding=D`.
+ */
+interface Variant {
+  label: string;
+  chunk: number;
+  decoding?: number;
+}
+function parseVariant(v: string): Variant {
+  const m = /^(?:(\d+))?(?:\+?decoding=(\d+))?$/.exec(v.trim());
+  if (!m || (!m[1] && !m[2])) throw new Error(`bad BENCH_CHUNKS variant "${v}"`);
+  return { label: v.trim(), chunk: m[1] ? Number(m[1]) : 256, decoding: m[2] ? Number(m[2]) : undefined };
+}
+const CHUNKS = (process.env.BENCH_CHUNKS ?? '64,256,512').split(',').map(parseVariant);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
 
 interface Gap {
@@ -57,19 +71,23 @@ function gaps(chunkMs: number[]): Gap[] {
 }
 
 interface RunResult {
-  chunk: number;
+  label: string;
   base: { p50: number; p99: number; n: number };
   hit: { p50: number; p99: number; max: number; n: number };
   prefillMs: number;
   perStreamMax: number[];
 }
 
-async function runOnce(chunk: number, rep: number): Promise<RunResult> {
-  const server = await startServer({ yaml: `runtime:\n  prefill_chunk: ${chunk}\n` });
+async function runOnce(variant: Variant, rep: number): Promise<RunResult> {
+  const { chunk, label } = variant;
+  const server = await startServer({
+    yaml: `runtime:\n  prefill_chunk: ${chunk}\n`,
+    env: variant.decoding === undefined ? {} : { INFERFLUX_PREFILL_CHUNK_DECODING: String(variant.decoding) },
+  });
   const ac = new AbortController();
   const hard = setTimeout(() => ac.abort(), RUN_TIMEOUT_MS);
   try {
-    if (rep === 0 && chunk === CHUNKS[0]) say(`  server says: ${server.sizing}`);
+    if (rep === 0 && variant === CHUNKS[0]) say(`  server says: ${server.sizing}`);
     // Warm-up + calibration: one short request per engine worker; chunks vs tokens.
     const cal = await Promise.all([0, 1].map((i) => streamRequest({ baseUrl: server.baseUrl, prompt: randomTokens(7 + i, 16), maxTokens: 32, signal: AbortSignal.timeout(60_000) })));
     for (const c of cal) if (!c.ok) throw new Error(`calibration failed: ${c.error}`);
@@ -122,14 +140,14 @@ async function runOnce(chunk: number, rep: number): Promise<RunResult> {
     const b = summarize(base);
     const h = summarize(hit);
     const res: RunResult = {
-      chunk,
+      label,
       base: { p50: b.p50, p99: b.p99, n: b.n },
       hit: { p50: h.p50, p99: h.p99, max: Math.max(...hit), n: h.n },
       prefillMs: firstTokenAt - injectAt,
       perStreamMax,
     };
     say(
-      `  prefill_chunk ${chunk} rep ${rep + 1}: undisturbed ITL p50/p99 ${res.base.p50.toFixed(0)}/${res.base.p99.toFixed(0)} ms (n=${res.base.n}); ` +
+      `  prefill_chunk ${label} rep ${rep + 1}: undisturbed ITL p50/p99 ${res.base.p50.toFixed(0)}/${res.base.p99.toFixed(0)} ms (n=${res.base.n}); ` +
         `during the ${long.promptTokens}-token prefill (${res.prefillMs.toFixed(0)} ms to its first token) p50/p99 ${res.hit.p50.toFixed(0)}/${res.hit.p99.toFixed(0)} ms (n=${res.hit.n}); ` +
         `ratio p99 ${(res.hit.p99 / res.base.p99).toFixed(2)}; worst gap per stream ${perStreamMax.map((x) => x.toFixed(0)).join('/')} ms; chunks/token ${chunksPerToken.toFixed(2)}`,
     );
@@ -150,14 +168,14 @@ async function main(): Promise<number> {
       `then one ${LONG_PROMPT_TOKENS}-token prompt; ${REPEATS} repetition(s) per prefill_chunk`,
   );
   const all: RunResult[] = [];
-  for (let rep = 0; rep < REPEATS; rep++) for (const chunk of CHUNKS) all.push(await runOnce(chunk, rep));
+  for (let rep = 0; rep < REPEATS; rep++) for (const variant of CHUNKS) all.push(await runOnce(variant, rep));
   say('');
   say('prefill_chunk | undisturbed p99 ms | during-prefill p99 ms | ratio p99 per repetition | prefill ms | target < 2x');
-  for (const chunk of CHUNKS) {
-    const rs = all.filter((r) => r.chunk === chunk);
+  for (const { label } of CHUNKS) {
+    const rs = all.filter((r) => r.label === label);
     const ratios = rs.map((r) => r.hit.p99 / r.base.p99);
     say(
-      `${String(chunk).padStart(13)} | ${rs.map((r) => r.base.p99.toFixed(0)).join(', ').padStart(18)} | ${rs.map((r) => r.hit.p99.toFixed(0)).join(', ').padStart(21)} | ` +
+      `${label.padStart(13)} | ${rs.map((r) => r.base.p99.toFixed(0)).join(', ').padStart(18)} | ${rs.map((r) => r.hit.p99.toFixed(0)).join(', ').padStart(21)} | ` +
         `${ratios.map((x) => x.toFixed(2)).join(', ')} | ${rs.map((r) => r.prefillMs.toFixed(0)).join(', ')} | ${ratios.every((x) => x < 2) ? 'met' : 'missed'}`,
     );
   }
