@@ -68,10 +68,14 @@ describe('guardrails: output filter', () => {
     expect(run(rules(['secret']), ['the ', 'secr', 'et'])).to.deep.equal({ deny: 'blocklist' });
   });
 
-  it('holds back no more than the longest term before releasing', () => {
+  it('holds back only a tail that could still become a term', () => {
     const f = new OutputFilter(rules(['abcde']));
-    const step = f.push('0123456789', false);
-    expect(step).to.deep.equal({ kind: 'emit', text: '01234', redacted: [] });
+    // Nothing here can start "abcde": everything is released at once.
+    expect(f.push('0123456789', false)).to.deep.equal({ kind: 'emit', text: '0123456789', redacted: [] });
+    // "ab" may become the term: held until the next characters decide.
+    expect(f.push('xyab', false)).to.deep.equal({ kind: 'emit', text: 'xy', redacted: [] });
+    expect(f.push('zz', false)).to.deep.equal({ kind: 'emit', text: 'abzz', redacted: [] });
+    expect(new OutputFilter(rules(['abcde'])).push('ABCDE', true)).to.deep.equal({ kind: 'deny', reason: 'blocklist' });
   });
 
   it('redacts PII split across chunks, identically for every chunk size', () => {

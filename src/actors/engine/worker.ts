@@ -1,15 +1,20 @@
 /**
  * Engine worker shell: one llama.cpp context of N sequences, driven one batch per step.
  *
- * Frames in: Admit from the scheduler on the link port (the request's MessagePort rides in the
- * transfer list); Cancel/Pause/Resume from the main thread on each request port.
+ * Frames in: Admit/Suspend/Ship from the scheduler on the link port (the request's MessagePort
+ * rides in the transfer list); Cancel/Pause/Resume from the main thread on each request port.
  * Frames out: Started/Text/Done/Fail on the request port (straight to the main thread, no hop
- * through the scheduler), Released on the link port so the scheduler can place the next request.
- * Control (init, status, shutdown) is comlink RPC on `parentPort`.
+ * through the scheduler); Released/Suspended/Handoff/Progress/Resident on the link port.
+ * Control (init, status, shutdown, cache admin) is comlink RPC on `parentPort`.
+ *
+ * Every native operation on the context (decode, trim, save, load) runs in the loop between
+ * steps, never concurrently with a batch. This file is longer than most because it is the
+ * one place that sequences those operations; the decisions live in core.ts (pure), sampling in
+ * sampler.ts, the prefix tiers in kv-tier.ts and the disaggregated hand-off in handoff.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, type MessagePort } from 'node:worker_threads';
@@ -32,89 +37,22 @@ import {
   type RequestId,
   type ToEngine,
 } from '../protocol.js';
-import { BatchContext, type AddonSampler, type AddonSamplerConfig } from '../../runtime/llama/batch-adapter.js';
-import { EngineCore, type Emission, type SlotSampler } from './core.js';
+import { BatchContext } from '../../runtime/llama/batch-adapter.js';
+import { EngineCore, type Emission } from './core.js';
+import { LlamaSlotSampler, samplerConfig } from './sampler.js';
 import { prefixBlocks } from '../../runtime/prefix/block-hash.js';
 import type { PrefixHit } from '../../runtime/prefix/prefix-cache.js';
 import { KvTier } from './kv-tier.js';
-import { KvRingConsumer, KvRingProducer } from '../../runtime/kv/kv-ring.js';
+import { KvHandoff } from './handoff.js';
 
 const now = (): number => performance.timeOrigin + performance.now();
 
-/** Tokens of history the repetition penalties look at (llama.cpp's default penalty_last_n). */
-const PENALTY_WINDOW = 64;
 /** Steps between generated-token reports to the scheduler (fair share needs no per-token message). */
 const PROGRESS_EVERY_STEPS = 8;
 /** How long a decode worker waits for a hand-off's ring frame before prefilling the prompt itself. */
 const HANDOFF_WAIT_MS = 10_000;
-/** How long a prefill worker retries a blocked ticket before giving up on shipping it. */
-const SHIP_TIMEOUT_MS = 10_000;
 /** Suspended requests' KV state is saved here: tmpfs where available, so it is memory, not disk. */
 const STATE_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-
-class LlamaSlotSampler implements SlotSampler {
-  private readonly history: number[];
-  private readonly usesPenalty: boolean;
-
-  constructor(
-    readonly native: AddonSampler,
-    private readonly base: AddonSamplerConfig,
-    private readonly eog: Uint32Array,
-    history: readonly number[] = [],
-  ) {
-    this.usesPenalty = base.repeatPenaltyTokens !== undefined;
-    this.history = this.usesPenalty ? history.slice(-PENALTY_WINDOW) : [];
-  }
-
-  setEogBan(banned: boolean): void {
-    const cfg: AddonSamplerConfig = { ...this.base };
-    if (banned) {
-      const keys = new Uint32Array((this.base.tokenBiasKeys?.length ?? 0) + this.eog.length);
-      const values = new Float32Array(keys.length);
-      if (this.base.tokenBiasKeys) keys.set(this.base.tokenBiasKeys);
-      if (this.base.tokenBiasValues) values.set(this.base.tokenBiasValues);
-      keys.set(this.eog, this.base.tokenBiasKeys?.length ?? 0);
-      values.fill(-Infinity, this.base.tokenBiasKeys?.length ?? 0);
-      cfg.tokenBiasKeys = keys;
-      cfg.tokenBiasValues = values;
-    }
-    // Re-applying must hand the sampler its own history back, or llama.cpp rebuilds the
-    // penalty sampler empty (AddonSampler compares the given history with its ring buffer).
-    if (this.usesPenalty) cfg.repeatPenaltyTokens = Uint32Array.from(this.history.slice(-PENALTY_WINDOW));
-    this.native.applyConfig(cfg);
-  }
-
-  record(token: number): void {
-    if (!this.usesPenalty) return;
-    this.history.push(token);
-    if (this.history.length > PENALTY_WINDOW * 2) this.history.splice(0, this.history.length - PENALTY_WINDOW);
-  }
-
-  dispose(): void {
-    this.native.dispose();
-  }
-}
-
-function samplerConfig(req: AdmitBody, history: readonly number[] = []): AddonSamplerConfig {
-  const s = req.sampling;
-  const cfg: AddonSamplerConfig = { temperature: s.temperature, seed: s.seed >>> 0 };
-  // Disabled filters are left out entirely: top_k 0 would otherwise sort the whole vocabulary.
-  if (s.topK > 0) cfg.topK = s.topK;
-  if (s.topP < 1) cfg.topP = s.topP;
-  if (s.minP > 0) cfg.minP = s.minP;
-  if (s.repeatPenalty !== 1 || s.presencePenalty !== 0 || s.frequencyPenalty !== 0) {
-    cfg.repeatPenalty = s.repeatPenalty;
-    cfg.repeatPenaltyPresencePenalty = s.presencePenalty;
-    cfg.repeatPenaltyFrequencyPenalty = s.frequencyPenalty;
-    cfg.repeatPenaltyMaxTokens = PENALTY_WINDOW;
-    cfg.repeatPenaltyTokens = Uint32Array.from(history.slice(-PENALTY_WINDOW));
-  }
-  if (s.biasTokens.length > 0) {
-    cfg.tokenBiasKeys = Uint32Array.from(s.biasTokens);
-    cfg.tokenBiasValues = Float32Array.from(s.biasValues);
-  }
-  return cfg;
-}
 
 class EngineShell {
   private llama!: Llama;
@@ -136,15 +74,8 @@ class EngineShell {
   private residentChanged = false;
   /** Forget idle sequences' prefixes at the next step boundary (admin flush). */
   private flushRequested = false;
-  /** Prefill role: saved states of handed-off requests, by ticket, until shipped. */
-  private readonly tickets = new Map<string, string>();
-  /** Prefill role: producers into each decode worker's KV ring. */
-  private producers: KvRingProducer[] = [];
-  /** Decode role: this worker's KV ring, and frames that arrived, by ticket. */
-  private consumer: KvRingConsumer | null = null;
-  private readonly arrived = new Map<string, Uint8Array | string>();
-  private blockedTickets = 0;
-  private shippedTickets = 0;
+  /** Disaggregated mode: this worker's end of the KV hand-off rings. */
+  private handoff!: KvHandoff;
   private wake: (() => void) | null = null;
   private stopping = false;
   private loopDone: Promise<void> = Promise.resolve();
@@ -196,7 +127,8 @@ class EngineShell {
       isEog: (t) => eogSet.has(t),
       handoffAfterFirstToken: init.role === 'prefill',
     });
-    this.setRings(init.rings);
+    this.handoff = new KvHandoff(init.role, () => this.wake?.());
+    this.handoff.setRings(init.rings);
     this.loopDone = this.loop();
     const info = this.model.fileInfo;
     return {
@@ -220,67 +152,15 @@ class EngineShell {
   }
 
   status(): EngineStatus {
-    return { ...this.core.status(), blockedTickets: this.blockedTickets, shippedTickets: this.shippedTickets };
+    return { ...this.core.status(), ...this.handoff.counters() };
   }
 
   /** KV rings of the decode workers (prefill role), or this worker's own (decode role). */
   setRings(rings: SharedArrayBuffer[]): void {
-    if (this.init.role === 'prefill') this.producers = rings.map((r) => new KvRingProducer(r));
-    if (this.init.role === 'decode' && rings[0] && !this.consumer) {
-      this.consumer = new KvRingConsumer(rings[0]);
-      void this.receiveFrames(this.consumer);
-    }
+    this.handoff.setRings(rings);
   }
 
-  /** Decode role: move hand-off frames out of the ring as they arrive, and wake the loop. */
-  private async receiveFrames(consumer: KvRingConsumer): Promise<void> {
-    while (!this.stopping) {
-      if (!(await consumer.waitForData(500))) continue;
-      for (let f = consumer.read<{ ticket: string; file?: string }>(); f; f = consumer.read<{ ticket: string; file?: string }>()) {
-        // The view is only valid until release(): copy the state out (or take the path).
-        this.arrived.set(f.header.ticket, f.header.file ?? new Uint8Array(f.state));
-        consumer.release();
-      }
-      this.wake?.();
-    }
-  }
 
-  /**
-   * Prefill role: hand a request's saved state to decode worker `to` through its ring. States up
-   * to a quarter of the ring travel inline (header + bytes); larger ones, which would cost
-   * several copies of tens of MB and could wait on the ring's wrap, travel as their tmpfs path
-   * (both workers are threads of this process): the frame then carries the ticket and the path.
-   */
-  private async ship(ticket: string, to: number): Promise<void> {
-    const file = this.tickets.get(ticket);
-    const producer = this.producers[to];
-    if (!file || !producer) return;
-    this.tickets.delete(ticket);
-    let byPath = false;
-    try {
-      const size = (await stat(file)).size;
-      byPath = size > producer.capacity / 4;
-      const bytes = byPath ? new Uint8Array(0) : await readFile(file);
-      const header = byPath ? { ticket, file } : { ticket };
-      const deadline = Date.now() + SHIP_TIMEOUT_MS;
-      let blocked = false;
-      // A full ring turns the ticket away ("blocked"): wait for the consumer to free space, retry.
-      while (!producer.tryWrite(header, bytes)) {
-        if (!blocked) this.blockedTickets++;
-        blocked = true;
-        if (Date.now() > deadline) throw new Error(`KV ring of decode worker ${to} stayed full for ${SHIP_TIMEOUT_MS} ms`);
-        await producer.waitForSpace(100);
-      }
-      this.shippedTickets++;
-    } catch (err) {
-      byPath = false;
-      // The decode worker then prefills the prompt itself after its wait: slower, still correct.
-      process.stderr.write(`engine: hand-off ${ticket} not shipped (${String(err)})\n`);
-    } finally {
-      // A path hand-off's file now belongs to the decode worker, which deletes it after loading.
-      if (!byPath) void unlink(file).catch(() => undefined);
-    }
-  }
 
 
   async shutdown(): Promise<void> {
@@ -288,6 +168,7 @@ class EngineShell {
     this.wake?.();
     await this.loopDone;
     this.post(this.core.drain(now()));
+    this.handoff.close();
     // Let queued disk spills land so the disk tier is warm after a restart.
     await this.kv?.close().catch(() => undefined);
     await this.disposeNative();
@@ -355,7 +236,7 @@ class EngineShell {
         if (this.core.suspend(frame[1])) this.wake?.();
         break;
       case T.Ship:
-        void this.ship(frame[1].ticket, frame[1].to);
+        void this.handoff.ship(frame[1].ticket, frame[1].to);
         break;
       default: {
         const never: never = frame[0];
@@ -382,7 +263,7 @@ class EngineShell {
 
   private isReady(a: { req: AdmitBody; since: number }): boolean {
     const ring = a.req.resume?.ring;
-    return !ring || this.arrived.has(ring.ticket) || Date.now() - a.since > HANDOFF_WAIT_MS;
+    return !ring || this.handoff.has(ring.ticket) || Date.now() - a.since > HANDOFF_WAIT_MS;
   }
 
   /** Runs between steps only (see `admits`). */
@@ -417,8 +298,7 @@ class EngineShell {
     this.listen(req.id, port);
     const r = req.resume;
     if (r?.ring) {
-      const got = this.arrived.get(r.ring.ticket);
-      this.arrived.delete(r.ring.ticket);
+      const got = this.handoff.take(r.ring.ticket);
       if (got === undefined) {
         process.stderr.write(`engine: hand-off ${r.ring.ticket} never arrived; prefilling the prompt here\n`);
         return;
@@ -496,7 +376,7 @@ class EngineShell {
         // Disaggregated hand-off: the state waits here until the scheduler has placed the request
         // on a decode worker and says which ring to write it into (Ship).
         const ticket = randomUUID();
-        this.tickets.set(ticket, r.stateFile);
+        this.handoff.hold(ticket, r.stateFile);
         r.ring = { ticket, from: this.init.worker, to: -1, handoffAt: now() };
         r.stateFile = '';
         if (this.link) postFrame(this.link, [T.Handoff, { body: s.body, generated }], s.ref);

@@ -78,7 +78,7 @@ export class OutputFilter {
   }
 
   private releasePoint(held: string, matches: PiiMatch[]): number {
-    const termHold = this.rules.blocklist.maxTermLength;
+    const termHold = this.rules.blocklist.holdBack(this.context + held);
     const hint = this.pii && PII_HINT.test((this.context + held).slice(-(PII_MAX_SPAN + 16)));
     let cut = held.length - (hint ? this.hold : termHold);
     if (cut <= 0 || !this.pii) return cut;
