@@ -26,12 +26,14 @@ const CONTEXT_CHARS = 64;
 /** An unbroken run longer than this is released anyway, so memory stays bounded. */
 const MAX_RUN = 512;
 /**
- * What any PII span needs near the end of the text before it can match across separators: a
- * digit (phone, card, IBAN), an `@` (email), or a key-ish word (`token: ...`, `Bearer ...`).
- * Without one, only the trailing unbroken run (an email or key still growing) is held back, so
- * plain prose streams with no PII delay (holding 64 characters always cost several tokens of TTFT).
+ * When the end of the text may be inside an unfinished PII span that can cross spaces: a run of
+ * digits and separators reaching the end (phone, card, IBAN still growing), a key-ish word whose
+ * value may still come (`token: ...`, `Bearer ...`), or a PEM header. Otherwise a finished span is
+ * already whole in the text and only the trailing unbroken run (an email or key still growing) is
+ * held back, so prose streams with no PII delay (holding 64 characters always cost several
+ * tokens of TTFT).
  */
-const PII_HINT = /[\d@]|key|secret|token|passw|bearer|auth|-----/i;
+const PII_HINT = /\d[\d\s\-+().\/]*$|(?:key|secret|token|passw(?:or)?d?|bearer|auth)\w*["']?\s*[:=]?\s*["']?\S*$|-----/i;
 
 export class OutputFilter {
   private held = '';
@@ -86,7 +88,7 @@ export class OutputFilter {
       // The trailing unbroken run may still become an email or a key: hold it (bounded).
       let i = held.length;
       while (i > 0 && held.length - i < MAX_RUN && !/\s/.test(held[i - 1]!)) i--;
-      return Math.min(cut, i);
+      cut = Math.min(cut, i);
     }
     // Never cut through a match, nor release the start of one that touches the end.
     for (const m of matches) if (m.start < cut && (m.end > cut || m.end === held.length)) cut = m.start;
