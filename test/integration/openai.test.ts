@@ -69,9 +69,8 @@ describe('OpenAI API on the real engine', function () {
       temperature: 0,
       stream: true,
       stream_options: { include_usage: true },
-      // @ts-expect-error extension
-      ignore_eos: true,
-    });
+      ignore_eos: true, // llama.cpp/vLLM extension the openai types do not know
+    } as OpenAI.ChatCompletionCreateParamsStreaming);
     let text = '';
     let finish: string | null = null;
     let usage: OpenAI.CompletionUsage | undefined;
@@ -134,9 +133,8 @@ describe('OpenAI API on the real engine', function () {
         temperature: 0,
         stream: true,
         stream_options: { include_usage: true },
-        // @ts-expect-error extension
-        ignore_eos: true,
-      });
+        ignore_eos: true, // llama.cpp/vLLM extension the openai types do not know
+      } as OpenAI.ChatCompletionCreateParamsStreaming);
       let usage: OpenAI.CompletionUsage | undefined;
       let finish: string | null = null;
       for await (const chunk of stream) {

@@ -199,7 +199,7 @@ describe('http: edge', () => {
           }
           if (emitted === total) {
             sink.onChoiceEnd(0, 'length', total);
-            sink.onEnd({ promptTokens: 1, completionTokens: total });
+            sink.onEnd({ promptTokens: 1, completionTokens: total, cachedTokens: 0 });
             return;
           }
           sink.onText(0, piece);
@@ -249,7 +249,7 @@ describe('http: edge', () => {
         setTimeout(() => {
           if (h.cancelled) return;
           sink.onChoiceEnd(0, 'stop', 0);
-          sink.onEnd({ promptTokens: 1, completionTokens: 0 });
+          sink.onEnd({ promptTokens: 1, completionTokens: 0, cachedTokens: 0 });
         }, 1600);
       };
       const r = await fetch(`${t.base}/v1/completions`, {
@@ -271,7 +271,7 @@ describe('http: edge', () => {
           if (h.cancelled) return;
           sink.onText(0, 'late');
           sink.onChoiceEnd(0, 'stop', 1);
-          sink.onEnd({ promptTokens: 1, completionTokens: 1 });
+          sink.onEnd({ promptTokens: 1, completionTokens: 1, cachedTokens: 0 });
         }, 150);
         void input;
       };
