@@ -5,29 +5,8 @@ import { expect } from 'chai';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_YAML } from '../../src/config/defaults.js';
 import { ConfigError, loadConfig, parseModelsEnv } from '../../src/config/load.js';
+import { ENV, loadError, makeCwd } from '../helpers/config.js';
 
-/** A scratch cwd with an optional config/server.yaml. */
-function makeCwd(yaml?: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ifx-config-'));
-  if (yaml !== undefined) {
-    mkdirSync(path.join(dir, 'config'));
-    writeFileSync(path.join(dir, 'config', 'server.yaml'), yaml);
-  }
-  return dir;
-}
-
-/** Base env that pins the core count so thread sizing is deterministic on any machine. */
-const ENV = { INFERFLUX_CORES: '8' };
-
-function loadError(env: NodeJS.ProcessEnv, yaml?: string): ConfigError {
-  try {
-    loadConfig({ env, cwd: makeCwd(yaml) });
-  } catch (err) {
-    expect(err).to.be.instanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected loadConfig to throw');
-}
 
 describe('config', () => {
   it('loads the built-in default with every auto resolved', () => {

@@ -7,27 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { ENV, loadError, makeCwd } from '../helpers/config.js';
 
-function makeCwd(yaml?: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ifx-gcfg-'));
-  if (yaml !== undefined) {
-    mkdirSync(path.join(dir, 'config'));
-    writeFileSync(path.join(dir, 'config', 'server.yaml'), yaml);
-  }
-  return dir;
-}
-
-const ENV = { INFERFLUX_CORES: '8' };
-
-function loadError(env: NodeJS.ProcessEnv, yaml?: string): ConfigError {
-  try {
-    loadConfig({ env, cwd: makeCwd(yaml) });
-  } catch (err) {
-    expect(err).to.be.instanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected loadConfig to throw');
-}
 
 describe('config: guardrails section', () => {
   it('reads YAML, merging pii key by key over the default', () => {
