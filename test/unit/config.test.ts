@@ -1,10 +1,10 @@
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_YAML } from '../../src/config/defaults.js';
-import { ConfigError, loadConfig, parseModelsEnv } from '../../src/config/load.js';
+import { loadConfig, parseModelsEnv } from '../../src/config/load.js';
 import { ENV, loadError, makeCwd } from '../helpers/config.js';
 
 

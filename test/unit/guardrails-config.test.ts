@@ -2,11 +2,8 @@
  * The `guardrails` config section: YAML, INFERFLUX_GUARDRAIL_* env overrides, and errors that name
  * the key, the value and where it came from.
  */
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/load.js';
 import { ENV, loadError, makeCwd } from '../helpers/config.js';
 
 
