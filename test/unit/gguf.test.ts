@@ -392,10 +392,8 @@ describe('gguf bench model', () => {
   // Generation measured at ~5 s on the 2-core box (130 MB written); allow headroom for load.
   it('claims ~100M parameters and tokenizes a 2k-character text with vocabOnly', async function () {
     this.timeout(180_000);
-    const started = Date.now();
+    // Nothing below depends on how long generation took: check the model however slow the machine.
     const m = await generateModel({ shape: 'bench', seed: 0, outPath: join(dir, 'bench.gguf') });
-    const seconds = (Date.now() - started) / 1000;
-    if (seconds > 60) this.skip(); // the brief's budget: a slower machine cannot judge this fairly
     const info = await validateGguf(m.path);
     const params = info.tensors.reduce((n, t) => n + t.dims.reduce((x, y) => x * y, 1), 0);
     expect(params).to.equal(m.parameters);
