@@ -8,6 +8,7 @@
  * does; that avoids the `UND_ERR_SOCKET other side closed` race seen against llama-server.
  */
 import { performance } from 'node:perf_hooks';
+import { describeError, sseData } from './sse.js';
 
 export interface RequestResult {
   ok: boolean;
@@ -68,41 +69,21 @@ export async function streamCompletion(baseUrl: string, prompt: string, maxToken
       r.error = `HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`;
       return r;
     }
-    const decoder = new TextDecoder();
-    let buf = '';
     let done = false;
-    let event = 'message';
-    for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buf += decoder.decode(bytes, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).replace(/\r$/, '');
-        buf = buf.slice(nl + 1);
-        if (line === '') {
-          event = 'message';
-          continue;
-        }
-        if (line.startsWith(':')) continue; // heartbeat comment
-        if (line.startsWith('event:')) {
-          event = line.slice(6).trim();
-          continue;
-        }
-        if (!line.startsWith('data:')) continue;
-        const data = line.slice(5).trim();
-        if (data === '[DONE]') {
-          done = true;
-          continue;
-        }
-        const chunk = JSON.parse(data) as Chunk;
-        if (event === 'error' || chunk.error) {
-          r.error = `SSE error: ${chunk.error?.code ?? ''} ${chunk.error?.message ?? data}`.slice(0, 200);
-          continue;
-        }
-        if (Number.isNaN(r.ttftMs) && (chunk.choices?.[0]?.text ?? '') !== '') r.ttftMs = now() - startMs;
-        if (chunk.usage) {
-          r.promptTokens = chunk.usage.prompt_tokens;
-          r.completionTokens = chunk.usage.completion_tokens;
-        }
+    for await (const { event, data } of sseData(res.body)) {
+      if (data === '[DONE]') {
+        done = true;
+        continue;
+      }
+      const chunk = JSON.parse(data) as Chunk;
+      if (event === 'error' || chunk.error) {
+        r.error = `SSE error: ${chunk.error?.code ?? ''} ${chunk.error?.message ?? data}`.slice(0, 200);
+        continue;
+      }
+      if (Number.isNaN(r.ttftMs) && (chunk.choices?.[0]?.text ?? '') !== '') r.ttftMs = now() - startMs;
+      if (chunk.usage) {
+        r.promptTokens = chunk.usage.prompt_tokens;
+        r.completionTokens = chunk.usage.completion_tokens;
       }
     }
     r.endMs = now();
@@ -112,8 +93,7 @@ export async function streamCompletion(baseUrl: string, prompt: string, maxToken
     return r;
   } catch (err) {
     r.endMs = now();
-    const e = err as Error & { cause?: { code?: string; message?: string } };
-    r.error = `${e.name}: ${e.message}${e.cause ? ` (${e.cause.code ?? ''} ${e.cause.message ?? ''})` : ''}`;
+    r.error = describeError(err);
     return r;
   }
 }

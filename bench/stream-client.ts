@@ -8,6 +8,7 @@
  * caller may treat as the intended end (a stream stopped once its measurement window closed).
  */
 import { performance } from 'node:perf_hooks';
+import { describeError, sseData } from './sse.js';
 
 export interface StreamRequest {
   baseUrl: string;
@@ -66,49 +67,28 @@ export async function streamRequest(q: StreamRequest): Promise<StreamResult> {
       r.endMs = performance.now();
       return r;
     }
-    const decoder = new TextDecoder();
-    let buf = '';
     let done = false;
-    let event = 'message';
-    for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
-      const at = performance.now();
-      buf += decoder.decode(bytes, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).replace(/\r$/, '');
-        buf = buf.slice(nl + 1);
-        if (line === '') {
-          event = 'message';
-          continue;
-        }
-        if (line.startsWith(':')) continue;
-        if (line.startsWith('event:')) {
-          event = line.slice(6).trim();
-          continue;
-        }
-        if (!line.startsWith('data:')) continue;
-        const data = line.slice(5).trim();
-        if (data === '[DONE]') {
-          done = true;
-          continue;
-        }
-        const chunk = JSON.parse(data) as Chunk;
-        if (event === 'error' || chunk.error) {
-          r.error = `SSE error: ${chunk.error?.code ?? ''} ${chunk.error?.message ?? data}`.slice(0, 200);
-          continue;
-        }
-        const text = chunk.choices?.[0]?.text ?? '';
-        if (text !== '') {
-          if (Number.isNaN(r.ttftMs)) r.ttftMs = at - startMs;
-          r.chunkMs.push(at);
-          r.text += text;
-          q.onChunk?.(at);
-        }
-        if (chunk.usage) {
-          r.promptTokens = chunk.usage.prompt_tokens;
-          r.completionTokens = chunk.usage.completion_tokens;
-          r.cachedTokens = chunk.usage.prompt_tokens_details?.cached_tokens ?? 0;
-        }
+    for await (const { event, data, at } of sseData(res.body)) {
+      if (data === '[DONE]') {
+        done = true;
+        continue;
+      }
+      const chunk = JSON.parse(data) as Chunk;
+      if (event === 'error' || chunk.error) {
+        r.error = `SSE error: ${chunk.error?.code ?? ''} ${chunk.error?.message ?? data}`.slice(0, 200);
+        continue;
+      }
+      const text = chunk.choices?.[0]?.text ?? '';
+      if (text !== '') {
+        if (Number.isNaN(r.ttftMs)) r.ttftMs = at - startMs;
+        r.chunkMs.push(at);
+        r.text += text;
+        q.onChunk?.(at);
+      }
+      if (chunk.usage) {
+        r.promptTokens = chunk.usage.prompt_tokens;
+        r.completionTokens = chunk.usage.completion_tokens;
+        r.cachedTokens = chunk.usage.prompt_tokens_details?.cached_tokens ?? 0;
       }
     }
     r.endMs = performance.now();
@@ -122,8 +102,7 @@ export async function streamRequest(q: StreamRequest): Promise<StreamResult> {
       r.aborted = true;
       return r;
     }
-    const e = err as Error & { cause?: { code?: string; message?: string } };
-    r.error = `${e.name}: ${e.message}${e.cause ? ` (${e.cause.code ?? ''} ${e.cause.message ?? ''})` : ''}`;
+    r.error = describeError(err);
     return r;
   }
 }
