@@ -15,9 +15,6 @@
  * Loopback only; every loop is bounded in count (requests per client) and time (level cap).
  * Exit code 0 whatever the ratio (it is a measurement); 1 if the run failed or requests errored.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/load.js';
@@ -26,6 +23,7 @@ import { sizeThreadPool } from '../src/runtime/threadpool.js';
 import { runLevel, streamCompletion, type LevelResult } from './load.js';
 import { RawCeiling, type RawLevelResult } from './raw-ceiling.js';
 import { summarize } from './stats.js';
+import { startServer, type BenchServer } from './server.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MODEL_PATH = path.join(ROOT, 'models', 'bench.gguf');
@@ -41,8 +39,6 @@ const LEVELS: readonly { clients: number; requestsPerClient: number }[] = [
 const REPEATS = positiveInt(process.env.BENCH_REPEATS, 3);
 /** Hard cap per level and side. */
 const LEVEL_TIMEOUT_MS = positiveInt(process.env.BENCH_LEVEL_TIMEOUT_S, 180) * 1000;
-const SERVER_START_TIMEOUT_MS = 120_000;
-const SERVER_STOP_TIMEOUT_MS = 15_000;
 const TARGET = 0.95;
 /** BENCH_VERBOSE=1 prints every request's timings. */
 const VERBOSE = process.env.BENCH_VERBOSE === '1';
@@ -79,70 +75,6 @@ function words(seed: number, count = 400): string[] {
 }
 
 // ---- server ------------------------------------------------------------------------------------
-
-interface Server {
-  child: ChildProcess;
-  baseUrl: string;
-  log: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function startServer(env: NodeJS.ProcessEnv): Promise<Server> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
-  const log: string[] = [];
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not log "listening on" within ${SERVER_START_TIMEOUT_MS} ms`)), SERVER_START_TIMEOUT_MS);
-    let partial = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (s: string) => {
-      partial += s;
-      const lines = partial.split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) {
-        log.push(line);
-        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(line);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      }
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited during start-up (code ${code}, signal ${signal})`));
-    });
-  });
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + SERVER_START_TIMEOUT_MS;
-  for (;;) {
-    try {
-      const res = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(5000) });
-      await res.arrayBuffer();
-      if (res.status === 200) break;
-    } catch {
-      // not accepting yet
-    }
-    if (Date.now() > deadline) throw new Error(`/readyz was not 200 within ${SERVER_START_TIMEOUT_MS} ms`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return { child, baseUrl, log, exited };
-}
-
-async function stopServer(s: Server): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
-  const t0 = Date.now();
-  if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGTERM');
-  const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), SERVER_STOP_TIMEOUT_MS).unref());
-  const res = await Promise.race([s.exited, timeout]);
-  if (res === 'timeout') {
-    s.child.kill('SIGKILL');
-    const after = await s.exited;
-    return { ...after, ms: Date.now() - t0 };
-  }
-  return { ...res, ms: Date.now() - t0 };
-}
 
 // ---- reporting ---------------------------------------------------------------------------------
 
@@ -188,16 +120,10 @@ const range = (xs: Side[]): string =>
 // ---- main --------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
-  const tmp = mkdtempSync(path.join(tmpdir(), 'inferflux-bench-'));
-  const serverEnv: NodeJS.ProcessEnv = {
-    ...process.env,
-    INFERFLUX_MODEL_PATH: MODEL_PATH,
-    INFERFLUX_PORT: '0',
-    INFERFLUX_HOST: '127.0.0.1',
-    INFERFLUX_AUDIT_LOG: path.join(tmp, 'audit.log'),
-  };
+  const serverEnv: NodeJS.ProcessEnv = { ...process.env, INFERFLUX_MODEL_PATH: MODEL_PATH };
   delete serverEnv.INFERFLUX_MODELS;
   // The server's own resolution of sizing (auto values included), so raw uses the very same.
+  // (bench/server.ts starts it on the built-in default config, which config/server.yaml equals.)
   const cfg = loadConfig({ env: serverEnv, cwd: ROOT });
   const W = cfg.scheduler.decodePoolSize;
   const rt = cfg.runtime;
@@ -221,7 +147,7 @@ async function main(): Promise<number> {
   say(`workload: ~${PROMPT_TOKENS}-token unique prompts, ${MAX_TOKENS} generated (greedy, EOS ignored), streaming; ${REPEATS} repetition(s), best kept`);
 
   let raw: RawCeiling | null = null;
-  let server: Server | null = null;
+  let server: BenchServer | null = null;
   let failed = false;
   const results = new Map<number, { server: Side[]; raw: Side[]; errors: string[] }>();
   try {
@@ -246,10 +172,9 @@ async function main(): Promise<number> {
     say(`prompt tokens (BOS included): min ${Math.min(...fitted.tokens)}, p50 ${tok.p50}, max ${Math.max(...fitted.tokens)}`);
 
     const t0 = Date.now();
-    server = await startServer(serverEnv);
+    server = await startServer();
     say(`server: ${server.baseUrl} ready in ${Date.now() - t0} ms`);
-    const sizing = server.log.find((l) => l.includes('engine worker(s)'));
-    if (sizing) say(`server says: ${sizing.replace(/^\S+ inferflux /, '')}`);
+    if (server.sizing) say(`server says: ${server.sizing}`);
 
     // Warm-up: W concurrent short requests (one per engine worker, if the scheduler spreads them),
     // and one short round on every raw worker, so no side pays a cold first decode in a level.
@@ -305,13 +230,12 @@ async function main(): Promise<number> {
     if (server) for (const l of server.log.slice(-20)) say(`  server: ${l}`);
   } finally {
     if (server) {
-      const stop = await stopServer(server);
+      // stop() prints the server's last lines itself when the exit is unclean.
+      const stop = await server.stop();
       const clean = stop.code === 0 && stop.signal === null;
       say(`server stopped in ${stop.ms} ms (exit code ${stop.code}, signal ${stop.signal})${clean ? '' : ' -- WARNING: unclean exit'}`);
-      if (!clean) for (const l of server.log.slice(-10)) say(`  server: ${l}`);
     }
     await raw?.close();
-    rmSync(tmp, { recursive: true, force: true });
   }
 
   const best = (xs: Side[]): Side | undefined => xs.reduce<Side | undefined>((b, x) => (b === undefined || x.tokPerSec > b.tokPerSec ? x : b), undefined);
