@@ -23,7 +23,7 @@ import { sizeThreadPool } from '../src/runtime/threadpool.js';
 import { runLevel, streamCompletion, type LevelResult } from './load.js';
 import { RawCeiling, type RawLevelResult } from './raw-ceiling.js';
 import { summarize } from './stats.js';
-import { startServer, type BenchServer } from './server.js';
+import { randomWords, say, startServer, type BenchServer } from './server.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MODEL_PATH = path.join(ROOT, 'models', 'bench.gguf');
@@ -48,30 +48,11 @@ function positiveInt(v: string | undefined, fallback: number): number {
   return Number.isInteger(n) && n > 0 ? n : fallback;
 }
 
-const say = (line: string): void => void process.stdout.write(`${line}\n`);
-
 // ---- prompts -----------------------------------------------------------------------------------
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Deterministic lowercase pseudo-words; a different seed per request makes every prompt unique. */
 function words(seed: number, count = 400): string[] {
-  const rnd = mulberry32(seed);
-  const letters = 'abcdefghijklmnopqrstuvwxyz';
-  return Array.from({ length: count }, () => {
-    const len = 2 + Math.floor(rnd() * 6);
-    let w = '';
-    for (let i = 0; i < len; i++) w += letters[Math.floor(rnd() * letters.length)];
-    return w;
-  });
+  return randomWords(seed, count).split(' ');
 }
 
 // ---- server ------------------------------------------------------------------------------------
