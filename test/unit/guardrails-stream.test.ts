@@ -11,7 +11,7 @@ import { Blocklist } from '../../src/policy/guardrails/blocklist.js';
 import { GuardrailEngine, denialAuditEvent, guardrailDenied } from '../../src/policy/guardrails/guardrail-engine.js';
 import { guardSink } from '../../src/policy/guardrails/guarded-sink.js';
 import { OutputFilter, type OutputRules } from '../../src/policy/guardrails/output-filter.js';
-import { PII_KINDS } from '../../src/policy/guardrails/pii.js';
+import { findPii, PII_KINDS, redact } from '../../src/policy/guardrails/pii.js';
 import { PolicyService } from '../../src/policy/policy-service.js';
 import type { GuardrailPolicy, PiiKind, PolicyDocument } from '../../src/policy/types.js';
 
@@ -94,6 +94,50 @@ describe('guardrails: output filter', () => {
 
   it('blocks on PII with action block, naming the kind', () => {
     expect(run(rules([], 'block'), chunked('write to bob@corp.example now', 3))).to.deep.equal({ deny: 'pii_email' });
+  });
+
+  it('releases a number as soon as the character after it shows it is no phone or card', () => {
+    const f = new OutputFilter(rules([], 'redact'));
+    expect(f.push('In 2024 we')).to.deep.include({ text: 'In 2024 ' });
+    expect(f.push(' sold 3')).to.deep.include({ text: 'we sold ' });
+    expect(f.push(' cats')).to.deep.include({ text: '3 ' });
+    // A spaced number may still become a phone: held until it cannot.
+    expect(f.push(' and 415 555')).to.deep.include({ text: 'cats and ' });
+    expect(f.push(' 2671 ok')).to.deep.include({ text: '[REDACTED:phone] ' });
+  });
+
+  it('keeps the name of a secret with its value, and never releases part of a match to finish a word', () => {
+    for (const size of [1, 2, 5]) {
+      // The value alone is no secret: releasing `token: ` before the closing quote leaked it.
+      expect(run(rules([], 'redact'), chunked('x token: "a1B2c3D4e5F6g7H8i9" on', size))).to.deep.equal({ text: 'x token: "[REDACTED:secret]" on' });
+      // The phone ends inside the word `12:30`; cutting at that word's start used to split the match.
+      expect(run(rules([], 'redact'), chunked('+1 415 555 2671 12:30 end', size))).to.deep.equal({ text: '[REDACTED:phone]:30 end' });
+    }
+  });
+
+  it('streams exactly what whole-text redaction gives, for random PII-laden text at every chunk size', () => {
+    const fragments = [
+      'the', 'cat', 'sat', 'on', 'mat', '2024', '17', '3.5', '(see', 'note)', 'x-ray', '-', '+', '(', '12:30', 'v1.2.3',
+      'jane.doe@example.com', 'a@b.io', '+1 415 555 2671', '(555) 123-4567', '555-123-4567', '020 7946 0958',
+      '4111 1111 1111 1111', '5500-0000-0000-0004', '4111111111111111', 'DE89 3704 0044 0532 0130 00', 'GB82WEST12345698765432',
+      'sk-proj-aB3dE6gH9jK2mN5pQ8sT1vW', 'api_key=Zx9Qw8Er7Ty6Ui5Op4As', 'token: "a1B2c3D4e5F6g7H8i9"', 'Bearer eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.c2lnbmF0dXJlMTIz',
+      '-----BEGIN RSA PRIVATE KEY-----',
+    ];
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    for (let t = 0; t < 150; t++) {
+      const words = Array.from({ length: 4 + rnd(14) }, () => fragments[rnd(fragments.length)]!);
+      const text = words.join([' ', ', ', '\n'][rnd(3)]!) + ['', '.', ' end'][rnd(3)];
+      const want = redact(text, findPii(text, new Set(PII_KINDS)));
+      for (const size of [1, 2, 3, 4, 7, 11, 1000]) {
+        expect(run(rules([], 'redact'), chunked(text, size)), `size ${size}: ${JSON.stringify(text)}`).to.deep.equal({ text: want });
+      }
+    }
   });
 
   it('does not decide on a card number until it stops growing', () => {

@@ -16,6 +16,12 @@ export interface PiiMatch {
   start: number;
   /** Exclusive. */
   end: number;
+  /**
+   * Where the text the detector needed starts, when before `start`: `token: <value>` reports only
+   * the value, but the value is only recognisable with its name, so a stream must not release the
+   * name while the value may still be redacted.
+   */
+  from?: number;
 }
 
 /**
@@ -173,10 +179,49 @@ export function findPii(text: string, kinds: ReadonlySet<PiiKind>): PiiMatch[] {
       const verdict = d.accept ? d.accept(m) : true;
       if (verdict === false) continue;
       const [start, end] = verdict === true ? [m.index, m.index + m[0].length] : verdict;
-      if (!found.some((f) => start < f.end && f.start < end)) found.push({ kind: d.kind, start, end });
+      if (found.some((f) => start < f.end && f.start < end)) continue;
+      found.push(start > m.index ? { kind: d.kind, start, end, from: m.index } : { kind: d.kind, start, end });
     }
   }
   return found.sort((a, b) => a.start - b.start);
+}
+
+/**
+ * Shapes a text can end in while a match of a kind may still be forming, each anchored at the end
+ * of the text. They over-approximate (holding a little too much only delays text; holding too
+ * little would let the start of a secret out before the rest arrives) and are searched on a
+ * bounded tail. The unbroken trailing run (an email, a vendor key, a JWT, an IBAN or card written
+ * without spaces) is handled separately by the caller's trailing-run rule.
+ */
+const LIVE: Record<PiiKind, RegExp[]> = {
+  // `key: "value` — the name is whole, its value may still come or grow.
+  secret: [
+    /(?<![A-Za-z0-9])(?:api[_-]?key|apikey|secret(?:[_-]?key)?|access[_-]?key|auth[_-]?token|access[_-]?token|token|password|passwd|bearer)["']?\s*(?:[:=]\s*)?["']?(?:bearer\s*)?[A-Za-z0-9_\-/+=.]*$/i,
+    /-[-A-Z ]*$/, // a PEM header being written
+  ],
+  iban: [/(?<![A-Za-z0-9])[A-Z]{2}\d{2}[ A-Z0-9]*$/],
+  // Digits with the separators phones and cards allow, or a `+`/`(` about to start one.
+  phone: [/[+(]?\d[\d ().+-]*$/, /[+(]$/],
+  credit_card: [/\d[\d -]*$/],
+  email: [],
+};
+
+/**
+ * The earliest index of `text` where a match of an enabled kind could start and still be growing
+ * at the end (text.length when none can): a stream must hold `text.slice(index)` back. Spans are
+ * at most PII_MAX_SPAN long, so nothing older than that is held for these shapes.
+ */
+export function piiLiveStart(text: string, kinds: ReadonlySet<PiiKind>): number {
+  const floor = Math.max(0, text.length - PII_MAX_SPAN);
+  const tail = text.slice(floor);
+  let start = text.length;
+  for (const kind of kinds) {
+    for (const re of LIVE[kind]) {
+      const m = re.exec(tail);
+      if (m) start = Math.min(start, floor + m.index);
+    }
+  }
+  return start;
 }
 
 export function redactionOf(kind: PiiKind): string {
