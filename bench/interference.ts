@@ -34,19 +34,28 @@ const RUN_TIMEOUT_MS = 180_000;
 /**
  * BENCH_CHUNKS=16,64 overrides the variants. A variant is `C` (runtime.prefill_chunk C),
  * `decoding=D` (prefill_chunk 256, INFERFLUX_PREFILL_CHUNK_DECODING=D: prompt tokens per step while
- * any stream decodes) or `C+decoding=D`.
+ * any stream decodes), `C+decoding=D`, or `disagg` (prefill_chunk 256, disaggregated mode: one
+ * prefill worker and one decode worker, so the long prompt never shares a batch with the streams).
  */
 interface Variant {
   label: string;
   chunk: number;
   decoding?: number;
+  disaggregated?: boolean;
 }
 function parseVariant(v: string): Variant {
+  if (v.trim() === 'disagg') return { label: 'disagg', chunk: 256, disaggregated: true };
   const m = /^(?:(\d+))?(?:\+?decoding=(\d+))?$/.exec(v.trim());
   if (!m || (!m[1] && !m[2])) throw new Error(`bad BENCH_CHUNKS variant "${v}"`);
   return { label: v.trim(), chunk: m[1] ? Number(m[1]) : 256, decoding: m[2] ? Number(m[2]) : undefined };
 }
-const CHUNKS = (process.env.BENCH_CHUNKS ?? '64,256,512').split(',').map(parseVariant);
+function variantEnv(v: Variant): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (v.decoding !== undefined) env.INFERFLUX_PREFILL_CHUNK_DECODING = String(v.decoding);
+  if (v.disaggregated) Object.assign(env, { INFERFLUX_PREFILL_POOL_SIZE: '1', INFERFLUX_DECODE_POOL_SIZE: '1' });
+  return env;
+}
+const CHUNKS = (process.env.BENCH_CHUNKS ?? '64,256,512,decoding=8,disagg').split(',').map(parseVariant);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
 
 interface Gap {
@@ -82,12 +91,12 @@ async function runOnce(variant: Variant, rep: number): Promise<RunResult> {
   const { chunk, label } = variant;
   const server = await startServer({
     yaml: `runtime:\n  prefill_chunk: ${chunk}\n`,
-    env: variant.decoding === undefined ? {} : { INFERFLUX_PREFILL_CHUNK_DECODING: String(variant.decoding) },
+    env: variantEnv(variant),
   });
   const ac = new AbortController();
   const hard = setTimeout(() => ac.abort(), RUN_TIMEOUT_MS);
   try {
-    if (rep === 0 && variant === CHUNKS[0]) say(`  server says: ${server.sizing}`);
+    if (rep === 0 && (variant === CHUNKS[0] || variant.disaggregated)) say(`  server says (${label}): ${server.sizing}`);
     // Warm-up + calibration: one short request per engine worker; chunks vs tokens.
     const cal = await Promise.all([0, 1].map((i) => streamRequest({ baseUrl: server.baseUrl, prompt: randomTokens(7 + i, 16), maxTokens: 32, signal: AbortSignal.timeout(60_000) })));
     for (const c of cal) if (!c.ok) throw new Error(`calibration failed: ${c.error}`);
