@@ -115,13 +115,28 @@ describe('guardrails: output filter', () => {
     }
   });
 
+  it('releases a long run that can no longer become an email or a key, without waiting for a space', () => {
+    const f = new OutputFilter(rules([], 'redact'));
+    const run65 = 'pgv'.repeat(22); // 66 letters: past an email local part's 64
+    expect(f.push('vag' + run65.slice(0, 58))).to.deep.include({ text: '' });
+    expect(f.push(run65.slice(58))).to.deep.include({ text: 'vag' + run65 });
+    // A run that starts like a vendor key is held to the end, however long.
+    const g = new OutputFilter(rules([], 'redact'));
+    expect(g.push('ghp_' + 'x'.repeat(100))).to.deep.include({ text: '' });
+    // A secret's name is held while it is written, released once it cannot be one.
+    const h = new OutputFilter(rules([], 'redact', ['secret']));
+    expect(h.push('see passw')).to.deep.include({ text: 'see ' });
+    expect(h.push('ing')).to.deep.include({ text: 'passwing' });
+  });
+
   it('streams exactly what whole-text redaction gives, for random PII-laden text at every chunk size', () => {
     const fragments = [
       'the', 'cat', 'sat', 'on', 'mat', '2024', '17', '3.5', '(see', 'note)', 'x-ray', '-', '+', '(', '12:30', 'v1.2.3',
       'jane.doe@example.com', 'a@b.io', '+1 415 555 2671', '(555) 123-4567', '555-123-4567', '020 7946 0958',
       '4111 1111 1111 1111', '5500-0000-0000-0004', '4111111111111111', 'DE89 3704 0044 0532 0130 00', 'GB82WEST12345698765432',
       'sk-proj-aB3dE6gH9jK2mN5pQ8sT1vW', 'api_key=Zx9Qw8Er7Ty6Ui5Op4As', 'token: "a1B2c3D4e5F6g7H8i9"', 'Bearer eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.c2lnbmF0dXJlMTIz',
-      '-----BEGIN RSA PRIVATE KEY-----',
+      '-----BEGIN RSA PRIVATE KEY-----', 'AKIAIOSFODNN7EXAMPLE', 'my_token=Ab12Cd34Ef56Gh78Ij90', 'passw', 'https://x.io/u/a.b@c.de',
+      'pgv'.repeat(23), 'x.' + 'ab'.repeat(40) + '@mail.example.org', 'ghp_' + 'aB3'.repeat(12), 'GB82', 'v2.eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.c2lnbmF0dXJlMTIz',
     ];
     let seed = 7;
     const rnd = (n: number): number => {
@@ -144,9 +159,10 @@ describe('guardrails: output filter', () => {
     const f = new OutputFilter(rules([], 'block', ['credit_card']));
     // 16 Luhn-valid digits so far, but a 17th may follow (and make it invalid).
     expect(f.push('4111111111111111', false)).to.deep.equal({ kind: 'emit', text: '', redacted: [] });
-    // 17 digits are no card: released as they are once the number has ended.
-    expect(f.push('9 tail', false)).to.deep.equal({ kind: 'emit', text: '41111111111111119 ', redacted: [] });
-    expect(f.push('', true)).to.deep.equal({ kind: 'emit', text: 'tail', redacted: [] });
+    // 17 digits are no card: released as they are once the number has ended, and with only
+    // cards enabled a word cannot become one, so it is not held either.
+    expect(f.push('9 tail', false)).to.deep.equal({ kind: 'emit', text: '41111111111111119 tail', redacted: [] });
+    expect(f.push('', true)).to.deep.equal({ kind: 'emit', text: '', redacted: [] });
   });
 });
 

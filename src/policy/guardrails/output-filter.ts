@@ -1,16 +1,17 @@
 /**
  * Guardrails on generated text as it streams, for one choice. Like a stop-string matcher, it holds
  * back only the tail that could still turn into a match: for the blocklist the longest tail that
- * starts a term (a whole-word term needs the character after it); for PII the trailing unbroken
- * run (an email or key still growing), the earliest place a spaced shape (phone, card, IBAN,
- * `key: value`) may still be forming, and any match touching the end. Everything before that is
+ * starts a term (a whole-word term needs the character after it); for PII the earliest place a
+ * match may still be forming (`piiLiveStart`: an email's local part or domain, a run starting like
+ * a vendor key, a number with phone or card separators, an IBAN, `key: value`), and any match
+ * touching the end. Everything before that is
  * final: redacted and released. So prose streams one word behind, and a number is released as
  * soon as the character after it shows it is no phone or card.
  *
  * Pure: no clocks, no I/O. The sink wrapper (guarded-sink.ts) drives it.
  */
 import type { Blocklist } from './blocklist.js';
-import { findPii, piiLiveStart, redact, type PiiMatch } from './pii.js';
+import { findPii, piiLiveStart, PII_MAX_RUN, redact, type PiiMatch } from './pii.js';
 import type { PiiKind } from '../types.js';
 
 export interface OutputRules {
@@ -25,8 +26,7 @@ export type FilterStep =
 
 /** Released text kept for look-behind (word boundaries, terms spanning a release point). */
 const CONTEXT_CHARS = 64;
-/** An unbroken run longer than this is released anyway, so memory stays bounded. */
-const MAX_RUN = 512;
+
 export class OutputFilter {
   private held = '';
   private context = '';
@@ -52,7 +52,12 @@ export class OutputFilter {
 
     let matches: PiiMatch[] = [];
     if (this.pii) {
-      matches = findPii(held, this.rules.piiKinds);
+      // Scan with the released context in front, so look-behinds (`not after a letter`) see the
+      // characters before a release point; spans are then made relative to `held`.
+      const ctx = this.context.length;
+      matches = findPii(this.context + held, this.rules.piiKinds)
+        .filter((m) => m.start >= ctx)
+        .map((m) => ({ ...m, start: m.start - ctx, end: m.end - ctx, ...(m.from !== undefined ? { from: Math.max(0, m.from - ctx) } : {}) }));
       if (this.rules.piiAction === 'block') {
         // A match touching the end may still grow or (cards, IBANs) stop being valid: wait.
         const settled = matches.find((m) => final || m.end < held.length);
@@ -72,10 +77,7 @@ export class OutputFilter {
   private releasePoint(held: string, matches: PiiMatch[]): number {
     let cut = held.length - this.rules.blocklist.holdBack(this.context + held);
     if (cut <= 0 || !this.pii) return cut;
-    // The trailing unbroken run may still become an email or a key: hold it (bounded).
-    let i = held.length;
-    while (i > 0 && held.length - i < MAX_RUN && !/\s/.test(held[i - 1]!)) i--;
-    cut = Math.min(cut, i, piiLiveStart(held, this.rules.piiKinds));
+    cut = Math.min(cut, piiLiveStart(held, this.rules.piiKinds));
     // Each rule below only moves the cut back, so apply them until neither moves it.
     for (let last = -1; cut > 0 && cut !== last; ) {
       last = cut;
@@ -86,7 +88,7 @@ export class OutputFilter {
       }
       // Never cut inside an unbroken run: an email or key may be longer than the hold.
       if (cut > 0 && cut < held.length && !/\s/.test(held[cut - 1]!) && !/\s/.test(held[cut]!)) {
-        const floor = Math.max(0, cut - MAX_RUN);
+        const floor = Math.max(0, cut - PII_MAX_RUN);
         let j = cut - 1;
         while (j >= floor && !/\s/.test(held[j]!)) j--;
         if (j >= floor) cut = j + 1;

@@ -188,39 +188,88 @@ export function findPii(text: string, kinds: ReadonlySet<PiiKind>): PiiMatch[] {
 
 /**
  * Shapes a text can end in while a match of a kind may still be forming, each anchored at the end
- * of the text. They over-approximate (holding a little too much only delays text; holding too
- * little would let the start of a secret out before the rest arrives) and are searched on a
- * bounded tail. The unbroken trailing run (an email, a vendor key, a JWT, an IBAN or card written
- * without spaces) is handled separately by the caller's trailing-run rule.
+ * of the text and searched on the last PII_MAX_SPAN characters. They over-approximate: holding a
+ * little too much only delays text, holding too little would let the start of a match out
+ * before the rest arrives.
  */
-const LIVE: Record<PiiKind, RegExp[]> = {
+const LIVE_SPACED: Record<PiiKind, RegExp[]> = {
   // `key: "value` — the name is whole, its value may still come or grow.
   secret: [
     /(?<![A-Za-z0-9])(?:api[_-]?key|apikey|secret(?:[_-]?key)?|access[_-]?key|auth[_-]?token|access[_-]?token|token|password|passwd|bearer)["']?\s*(?:[:=]\s*)?["']?(?:bearer\s*)?[A-Za-z0-9_\-/+=.]*$/i,
     /-[-A-Z ]*$/, // a PEM header being written
   ],
-  iban: [/(?<![A-Za-z0-9])[A-Z]{2}\d{2}[ A-Z0-9]*$/],
+  // `GB`, `GB8`, then `GB82 WEST ...` with or without spaces.
+  iban: [/(?<![A-Za-z0-9])[A-Z]{1,2}\d?$/, /(?<![A-Za-z0-9])[A-Z]{2}\d{2}[ A-Z0-9]*$/],
   // Digits with the separators phones and cards allow, or a `+`/`(` about to start one.
   phone: [/[+(]?\d[\d ().+-]*$/, /[+(]$/],
   credit_card: [/\d[\d -]*$/],
+  // Unbounded by PII_MAX_SPAN: see LIVE_EMAIL.
   email: [],
 };
 
+/** A local part (at most 64 characters, starting a run) still growing, or its domain. */
+const LIVE_EMAIL = /(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}(?:@[A-Za-z0-9.-]{0,255})?$/;
+const EMAIL_WINDOW = 64 + 1 + 256;
+
+/** How vendor keys start (SECRET_PREFIXES); a run that starts like one may still become one. */
+const SECRET_STARTS = [
+  'sk-', 'sk_live_', 'sk_test_', 'rk_live_', 'rk_test_', 'pk_live_', 'pk_test_', 'ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_',
+  'github_pat_', 'AKIA', 'ASIA', 'xoxa-', 'xoxb-', 'xoxp-', 'xoxo-', 'xoxs-', 'xoxr-', 'AIza', 'glpat-', 'hf_', 'eyJ',
+];
+/** Names SECRET_ASSIGNED recognises, to hold one while it is being written. */
+const SECRET_NAMES = [
+  'api_key', 'api-key', 'apikey', 'secret', 'secret_key', 'secret-key', 'secretkey', 'access_key', 'access-key', 'accesskey',
+  'auth_token', 'auth-token', 'authtoken', 'access_token', 'access-token', 'accesstoken', 'token', 'password', 'passwd', 'bearer',
+];
+/** Vendor keys and JWTs can be long; past this a run is released (memory stays bounded). */
+export const PII_MAX_RUN = 512;
+
+const KEY_CHAR = /[A-Za-z0-9_.-]/;
+const NAME_CHAR = /[A-Za-z_-]/;
+
+/** Earliest start of a trailing run that is, or may still become, a vendor key or a secret's name. */
+function liveSecretRun(text: string): number {
+  let r = text.length;
+  while (r > 0 && text.length - r < PII_MAX_RUN && KEY_CHAR.test(text[r - 1]!)) r--;
+  // A key starts where the run starts or after a dot inside it (`(?<![A-Za-z0-9_-])`).
+  for (let i = r; i < text.length; i++) {
+    if (i > r && text[i - 1] !== '.') continue;
+    const s = text.slice(i);
+    if (SECRET_STARTS.some((p) => s.startsWith(p) || p.startsWith(s))) return i;
+  }
+  // A name starts after any character that is not a letter or digit (`(?<![A-Za-z0-9])`).
+  let n = text.length;
+  while (n > 0 && text.length - n < 32 && NAME_CHAR.test(text[n - 1]!)) n--;
+  for (let i = n; i < text.length; i++) {
+    if (i > 0 && /[A-Za-z0-9]/.test(text[i - 1]!)) continue;
+    const s = text.slice(i).toLowerCase();
+    if (SECRET_NAMES.some((k) => k.startsWith(s))) return i;
+  }
+  return text.length;
+}
+
 /**
  * The earliest index of `text` where a match of an enabled kind could start and still be growing
- * at the end (text.length when none can): a stream must hold `text.slice(index)` back. Spans are
- * at most PII_MAX_SPAN long, so nothing older than that is held for these shapes.
+ * at the end (text.length when none can): a stream must hold `text.slice(index)` back. So prose
+ * is held one word behind (the word may be an email's local part) and a number until the next
+ * character shows it is no phone or card.
  */
 export function piiLiveStart(text: string, kinds: ReadonlySet<PiiKind>): number {
   const floor = Math.max(0, text.length - PII_MAX_SPAN);
   const tail = text.slice(floor);
   let start = text.length;
   for (const kind of kinds) {
-    for (const re of LIVE[kind]) {
+    for (const re of LIVE_SPACED[kind]) {
       const m = re.exec(tail);
       if (m) start = Math.min(start, floor + m.index);
     }
   }
+  if (kinds.has('email')) {
+    const from = Math.max(0, text.length - EMAIL_WINDOW);
+    const m = LIVE_EMAIL.exec(text.slice(from));
+    if (m) start = Math.min(start, from + m.index);
+  }
+  if (kinds.has('secret')) start = Math.min(start, liveSecretRun(text));
   return start;
 }
 
