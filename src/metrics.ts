@@ -192,6 +192,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly kvHydrate = new Histogram({
+    name: 'inferflux_kv_hydrate_seconds',
+    help: 'Disaggregated hand-off: prefill done to the state loaded on the decode worker (the KV-moving part of inferflux_kv_transfer_seconds)',
+    labelNames: ['model'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
   readonly kvBlockedTickets = new Counter({
     name: 'inferflux_kv_blocked_tickets_total',
     help: 'KV hand-off frames a full decode-worker ring turned away (the prefill worker retried)',

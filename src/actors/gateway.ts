@@ -332,6 +332,7 @@ class Run {
         this.metrics.decodeDuration.observe({ model: this.model }, stats.decodeMs / 1000);
         this.metrics.batchExec.observe({ model: this.model }, (stats.prefillMs + stats.decodeMs) / 1000);
         if (stats.kvTransferMs >= 0) this.metrics.kvTransfer.observe({ model: this.model }, stats.kvTransferMs / 1000);
+        if (stats.kvHydrateMs >= 0) this.metrics.kvHydrate.observe({ model: this.model }, stats.kvHydrateMs / 1000);
         this.ports[choice]!.close();
         if (reason === 'cancelled') this.metrics.cancelledTotal.inc({ model: this.model });
         if (reason === 'cancelled' && !this.cancelled) {

@@ -13,7 +13,7 @@ import { Packr } from 'msgpackr';
 import type { WireError } from '../errors.js';
 import type { FinishReason } from './gateway-types.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export type RequestId = string & { readonly __brand: 'RequestId' };
 export type TokenId = number & { readonly __brand: 'TokenId' };
@@ -120,6 +120,12 @@ export interface DoneStats {
   ttftMs: number;
   /** Disaggregated mode: prefill hand-off -> first decode step on the decode worker, else -1. */
   kvTransferMs: number;
+  /**
+   * Disaggregated mode: prefill hand-off -> state loaded into the decode worker's sequence, ready
+   * for its first step (the part of kvTransferMs that moves KV; the rest is waiting for and running
+   * that step), else -1.
+   */
+  kvHydrateMs: number;
 }
 
 // ---- main -> scheduler (on the scheduler's hot port; the request port rides in the transfer list)

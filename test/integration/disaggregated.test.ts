@@ -95,7 +95,13 @@ describe('disaggregated prefill/decode (real engine)', function () {
       });
       expect(await Promise.all(runs)).to.deep.equal(Array.from({ length: 8 }, (_, i) => 16 + i));
       expect(await metric(server.url, 'inferflux_kv_tickets_total')).to.equal(before + 8);
-      expect(await metric(server.url, `inferflux_kv_transfer_seconds_count{model="${MODEL}"}`)).to.be.at.least(8);
+      const transfers = await metric(server.url, `inferflux_kv_transfer_seconds_count{model="${MODEL}"}`);
+      expect(transfers).to.be.at.least(8);
+      // Every transfer was hydrated first, and loading the state is only part of the transfer.
+      expect(await metric(server.url, `inferflux_kv_hydrate_seconds_count{model="${MODEL}"}`)).to.equal(transfers);
+      const hydrateSum = await metric(server.url, `inferflux_kv_hydrate_seconds_sum{model="${MODEL}"}`);
+      expect(hydrateSum).to.be.greaterThan(0);
+      expect(hydrateSum).to.be.at.most(await metric(server.url, `inferflux_kv_transfer_seconds_sum{model="${MODEL}"}`));
       expect(await metric(server.url, `inferflux_active_sequences{model="${MODEL}",phase="prefill"}`)).to.equal(0);
     });
   });

@@ -78,6 +78,8 @@ interface Slot<R> {
   handoffAt: number;
   /** First token sampled on this worker after a hand-off (KV transfer latency ends there). */
   firstDecodeAt: number;
+  /** When the handed-off state was loaded into this worker's sequence (-1 before, or no hand-off). */
+  hydratedAt: number;
   firstBatchAt: number;
   prefillDoneAt: number;
   firstTokenAt: number;
@@ -200,6 +202,7 @@ export class EngineCore<R> {
       admittedAt: now,
       handoffAt: r?.ring?.handoffAt ?? -1,
       firstDecodeAt: -1,
+      hydratedAt: -1,
       firstBatchAt: r?.firstBatchAt ?? -1,
       prefillDoneAt: r?.prefillDoneAt ?? -1,
       firstTokenAt: r?.firstTokenAt ?? -1,
@@ -323,6 +326,12 @@ export class EngineCore<R> {
   cancel(id: RequestId): void {
     const seq = this.byId.get(id);
     if (seq !== undefined) this.slots[seq]!.cancelled = true;
+  }
+
+  /** A handed-off request's state is now loaded into its sequence (ends kvHydrateMs). */
+  markHydrated(id: RequestId, now: number): void {
+    const seq = this.byId.get(id);
+    if (seq !== undefined) this.slots[seq]!.hydratedAt = now;
   }
 
   setPaused(id: RequestId, paused: boolean): void {
@@ -492,6 +501,7 @@ export class EngineCore<R> {
         decodeMs: Math.max(0, now - prefillDone),
         ttftMs: slot.firstTokenAt < 0 ? -1 : Math.max(0, slot.firstTokenAt - slot.req.enqueuedAt),
         kvTransferMs: slot.handoffAt >= 0 && slot.firstDecodeAt >= 0 ? Math.max(0, slot.firstDecodeAt - slot.handoffAt) : -1,
+        kvHydrateMs: slot.handoffAt >= 0 && slot.hydratedAt >= 0 ? Math.max(0, slot.hydratedAt - slot.handoffAt) : -1,
       },
     };
   }

@@ -310,6 +310,7 @@ class EngineShell {
         await writeFile(file, got);
       }
       if (admitted.keep < r.stateTokens) await this.restore(admitted.seq, file, r.stateTokens);
+      this.core.markHydrated(req.id, now());
       void unlink(file).catch(() => undefined);
       return;
     }
