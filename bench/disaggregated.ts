@@ -35,6 +35,8 @@ import { streamRequest, type StreamResult } from './stream-client.js';
 const REPEATS = positiveInt(process.env.BENCH_REPEATS, 2);
 const RUN_TIMEOUT_MS = positiveInt(process.env.BENCH_DISAGG_TIMEOUT_S, 1500) * 1000;
 const LEVEL_TIMEOUT_MS = 240_000;
+/** BENCH_DISAGG_PARTS=A runs only the transfer part (A transfer, B small rings, C mode choice). */
+const PARTS = new Set((process.env.BENCH_DISAGG_PARTS ?? 'A,B,C').split(',').map((x) => x.trim().toUpperCase()));
 const SIZES = [128, 512, 2000] as const;
 const TRANSFER_GEN = 16;
 /** Requests per client: a 2000-token prompt takes ~15 s to prefill on one thread, so fewer of those. */
@@ -391,14 +393,14 @@ async function main(): Promise<void> {
   say(`model: ${await benchModel()}`);
   say(`code: ${provenance()}`);
   say(`repetitions: ${REPEATS}; transfer requests generate ${TRANSFER_GEN} tokens; histogram buckets (s): 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5`);
-  const a = await partA();
-  const b = await partB();
-  const c = await partC();
-  summaryA(a);
+  const a = PARTS.has('A') ? await partA() : [];
+  const b = PARTS.has('B') ? await partB() : [];
+  const c = PARTS.has('C') ? await partC() : [];
+  if (PARTS.has('A')) summaryA(a);
   const bt = b.reduce((x, r) => x + r.tickets, 0);
   const bb = b.reduce((x, r) => x + r.blocked, 0);
-  say(`  B small rings: ${bb} blocked attempt(s) over ${bt} shipped ticket(s) (see the rows above)`);
-  summaryC(c);
+  if (PARTS.has('B')) say(`  B small rings: ${bb} blocked attempt(s) over ${bt} shipped ticket(s) (see the rows above)`);
+  if (PARTS.has('C')) summaryC(c);
   say(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s; ${failures} failure(s)`);
 }
 
