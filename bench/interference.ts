@@ -34,28 +34,35 @@ const RUN_TIMEOUT_MS = 180_000;
 /**
  * BENCH_CHUNKS=16,64 overrides the variants. A variant is `C` (runtime.prefill_chunk C),
  * `decoding=D` (prefill_chunk 256, INFERFLUX_PREFILL_CHUNK_DECODING=D: prompt tokens per step while
- * any stream decodes), `C+decoding=D`, or `disagg` (prefill_chunk 256, disaggregated mode: one
- * prefill worker and one decode worker, so the long prompt never shares a batch with the streams).
+ * any stream decodes), `C+decoding=D`, `disagg` (prefill_chunk 256, disaggregated mode: one
+ * prefill worker and one decode worker, so the long prompt never shares a batch with the streams),
+ * or any of these with `+noisolate` (scheduler.isolate_prompt_tokens 0: the streams stay on the
+ * long prompt's worker instead of moving to the other one).
  */
 interface Variant {
   label: string;
   chunk: number;
   decoding?: number;
   disaggregated?: boolean;
+  noIsolate?: boolean;
 }
 function parseVariant(v: string): Variant {
-  if (v.trim() === 'disagg') return { label: 'disagg', chunk: 256, disaggregated: true };
-  const m = /^(?:(\d+))?(?:\+?decoding=(\d+))?$/.exec(v.trim());
+  const label = v.trim();
+  const noIsolate = label.endsWith('+noisolate');
+  const base = noIsolate ? label.slice(0, -'+noisolate'.length) : label;
+  if (base === 'disagg') return { label, chunk: 256, disaggregated: true, noIsolate };
+  const m = /^(?:(\d+))?(?:\+?decoding=(\d+))?$/.exec(base);
   if (!m || (!m[1] && !m[2])) throw new Error(`bad BENCH_CHUNKS variant "${v}"`);
-  return { label: v.trim(), chunk: m[1] ? Number(m[1]) : 256, decoding: m[2] ? Number(m[2]) : undefined };
+  return { label, chunk: m[1] ? Number(m[1]) : 256, decoding: m[2] ? Number(m[2]) : undefined, noIsolate };
 }
 function variantEnv(v: Variant): Record<string, string> {
   const env: Record<string, string> = {};
   if (v.decoding !== undefined) env.INFERFLUX_PREFILL_CHUNK_DECODING = String(v.decoding);
   if (v.disaggregated) Object.assign(env, { INFERFLUX_PREFILL_POOL_SIZE: '1', INFERFLUX_DECODE_POOL_SIZE: '1' });
+  if (v.noIsolate) env.INFERFLUX_ISOLATE_PROMPT_TOKENS = '0';
   return env;
 }
-const CHUNKS = (process.env.BENCH_CHUNKS ?? '64,256,512,decoding=8,disagg').split(',').map(parseVariant);
+const CHUNKS = (process.env.BENCH_CHUNKS ?? '256,256+noisolate,disagg').split(',').map(parseVariant);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
 
 interface Gap {

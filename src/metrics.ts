@@ -224,6 +224,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly schedulerMigrations = new Counter({
+    name: 'inferflux_scheduler_migrations_total',
+    help: 'Running requests moved to another worker so a long prompt could prefill alone (scheduler.isolate_prompt_tokens)',
+    registers: [this.registry],
+  });
+
   readonly fairnessResumes = new Counter({
     name: 'inferflux_fairness_resumes_total',
     help: 'Suspended requests resumed',

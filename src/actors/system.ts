@@ -57,7 +57,7 @@ export class ActorSystem {
   /** Current fairness settings: the config's, then live updates (kept across scheduler restarts). */
   private fairness: InferFluxConfig['runtime']['fairness'];
   /** Fairness counters already added to the Prometheus counters (the scheduler's are cumulative). */
-  private fairnessSeen = { preemptions: 0, yields: 0, resumes: 0, priority: new Map<number, number>(), tenant: new Map<string, number>() };
+  private fairnessSeen = { preemptions: 0, yields: 0, migrations: 0, resumes: 0, priority: new Map<number, number>(), tenant: new Map<string, number>() };
 
   private constructor(
     private readonly config: InferFluxConfig,
@@ -136,13 +136,14 @@ export class ActorSystem {
     const f = await this.scheduler.rpc.fairness();
     let seen = this.fairnessSeen;
     // After a scheduler restart its counters start again from zero.
-    if (f.preemptions < seen.preemptions || f.resumes < seen.resumes || f.yields < seen.yields) {
-      this.fairnessSeen = seen = { preemptions: 0, yields: 0, resumes: 0, priority: new Map(), tenant: new Map() };
+    if (f.preemptions < seen.preemptions || f.resumes < seen.resumes || f.yields < seen.yields || f.migrations < seen.migrations) {
+      this.fairnessSeen = seen = { preemptions: 0, yields: 0, migrations: 0, resumes: 0, priority: new Map(), tenant: new Map() };
     }
     this.metrics.fairnessPreemptions.inc(f.preemptions - seen.preemptions);
     this.metrics.fairnessYields.inc(f.yields - seen.yields);
     this.metrics.fairnessResumes.inc(f.resumes - seen.resumes);
-    Object.assign(seen, { preemptions: f.preemptions, yields: f.yields, resumes: f.resumes });
+    this.metrics.schedulerMigrations.inc(f.migrations - seen.migrations);
+    Object.assign(seen, { preemptions: f.preemptions, yields: f.yields, migrations: f.migrations, resumes: f.resumes });
     for (const [priority, n] of f.tokensByPriority) {
       const d = n - (seen.priority.get(priority) ?? 0);
       if (d > 0) this.metrics.fairnessTokens.inc({ priority: String(priority) }, d);
@@ -260,7 +261,7 @@ export class ActorSystem {
   private async spawnScheduler(): Promise<void> {
     const { port1, port2 } = new MessageChannel();
     const worker = new Worker(new URL('./scheduler/worker.js', import.meta.url), {
-      workerData: { hot: port2, maxQueue: this.config.scheduler.maxQueue, fairness: this.fairness },
+      workerData: { hot: port2, maxQueue: this.config.scheduler.maxQueue, fairness: this.fairness, isolatePromptTokens: this.config.scheduler.isolatePromptTokens },
       transferList: [port2],
     });
     const rpc = connectRpc<SchedulerApi>(worker);

@@ -125,6 +125,11 @@ scheduler:
   kv_ring_bytes: 67108864
   # Requests waiting for a sequence, per model, before new ones get 429.
   max_queue: 256
+  # Unified mode, 2+ workers per model: a prompt with at least this many tokens left to prefill
+  # gets its worker to itself; the streams running there move to the other workers (one step's
+  # pause each) instead of waiting behind its prompt chunks. 0 = off.
+  # Env: INFERFLUX_ISOLATE_PROMPT_TOKENS.
+  isolate_prompt_tokens: 1024
   # Tokenizer (chat template + tokenize) pool threads.
   tokenizer_workers: 1
 

@@ -76,6 +76,7 @@ export const RULES: Record<string, Rule> = {
   'scheduler.prefill_pool_size': int(0, 1024),
   'scheduler.kv_ring_bytes': int(65536, 2 * 1024 * 1024 * 1024 - 65536),
   'scheduler.max_queue': int(0, 1_000_000),
+  'scheduler.isolate_prompt_tokens': int(0, 10_000_000),
   'scheduler.tokenizer_workers': int(1, 256),
   'guardrails.blocklist': {
     schema: { type: 'array', maxItems: 10_000, items: { type: 'string', minLength: 1, maxLength: 1024 } },

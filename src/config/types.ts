@@ -130,6 +130,8 @@ export interface SchedulerConfig {
   kvRingBytes: number;
   /** Requests waiting for a sequence, per model, before new ones get 429. */
   maxQueue: number;
+  /** Unified mode: prompt tokens left to prefill from which a request gets its worker to itself; 0 = off. */
+  isolatePromptTokens: number;
   /** Tokenizer (chat template + tokenize) pool threads. */
   tokenizerWorkers: number;
 }

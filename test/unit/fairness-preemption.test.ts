@@ -64,7 +64,7 @@ describe('fairness: priority and preemption', () => {
     expect(core.released(id('h3'))).to.deep.equal([{ ...place(0, 'q1', 0), ref: 'q1*' }]);
 
     const c = core.counters();
-    expect(c).to.deep.equal({ preemptions: 3, yields: 0, resumes: 3, tokensByPriority: new Map([[0, 32], [1, 50]]), tokensByTenant: new Map([['t', 82]]) });
+    expect(c).to.deep.equal({ preemptions: 3, yields: 0, migrations: 0, resumes: 3, tokensByPriority: new Map([[0, 32], [1, 50]]), tokensByTenant: new Map([['t', 82]]) });
   });
 
   it('returns a preempted request to its original place in its priority class', () => {

@@ -45,7 +45,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       nvmeOffload: { path: '', workers: 1, queueDepth: 1 },
       responseCache: { enabled: false, maxEntries: 1, maxBytes: 1024 },
     },
-    scheduler: { decodePoolSize: 1, prefillPoolSize: 0, kvRingBytes: 1048576, maxQueue: 16, tokenizerWorkers: 1 },
+    scheduler: { decodePoolSize: 1, prefillPoolSize: 0, kvRingBytes: 1048576, maxQueue: 16, isolatePromptTokens: 0, tokenizerWorkers: 1 },
     limits: { maxTokens: 4096, maxN: 8, maxStop: 4 },
     audit: { path: '/tmp/audit.log', debugMode: false },
     guardrails: { blocklist: [], pii: { action: 'off', kinds: [] }, opaEndpoint: '', opaTimeoutMs: 200, opaFailMode: 'closed' },

@@ -12,6 +12,13 @@
  * - Timeslices (`maxTimesliceTokens` > 0): a request that generated more than that since its last
  *   placement while a request of equal or higher priority waits yields through the same path.
  *
+ * - Long-prompt isolation (`isolatePromptTokens` > 0, unified pools only): a fresh request with at
+ *   least that many prompt tokens still to prefill is placed, and the other requests running on
+ *   its worker are moved (suspended, then resumed) to workers of the model with free sequences,
+ *   which new placements also prefer until its first token. On a CPU a prompt chunk makes every
+ *   co-scheduled stream wait for it (a 256-token chunk is ~1 s on the bench model); moving the
+ *   streams costs each of them about one step.
+ *
  * Suspension is two-phase: a `Suspension` decision marks the request suspending (its sequence
  * stays occupied); the engine later reports `suspended` (or `released`, if it finished first), and
  * only then is the sequence reused. No ports, no clocks: every decision follows from the events
@@ -19,7 +26,7 @@
  */
 import type { RequestId } from '../protocol.js';
 import { FairQueue, type QueueEntry } from './fair-queue.js';
-import { sharedBlocks } from '../../runtime/prefix/block-hash.js';
+import { BLOCK, sharedBlocks } from '../../runtime/prefix/block-hash.js';
 
 export interface EngineKey {
   model: string;
@@ -47,9 +54,11 @@ export interface AdmitOptions {
   promptTokens?: number;
   /** Prompt fingerprint (runtime/prefix/block-hash.ts) for placing it where its prefix is cached. */
   prefix?: readonly number[];
+  /** Whether a long prompt may move other requests off its worker (unified pools). Defaults to `false`. */
+  mayIsolate?: boolean;
 }
 
-export type SuspendReason = 'preempt' | 'yield';
+export type SuspendReason = 'preempt' | 'yield' | 'migrate';
 
 /** Tell `engine` to suspend request `id` (save its sequence state to the host page pool). */
 export interface Suspension {
@@ -82,6 +91,8 @@ export interface Suspended<R> {
 export interface FairnessCounters {
   preemptions: number;
   yields: number;
+  /** Requests moved off a worker for a long prompt (long-prompt isolation). */
+  migrations: number;
   resumes: number;
   tokensByPriority: Map<number, number>;
   tokensByTenant: Map<string, number>;
@@ -95,6 +106,8 @@ interface EngineState extends EngineKey {
   adopted: number;
   /** Fingerprints of the prefixes the engine's sequences hold (most recent first, at most capacity). */
   resident: number[][];
+  /** The long prompt this engine is prefilling alone (long-prompt isolation), until its first token. */
+  isolating: RequestId | null;
 }
 
 interface Waiting<R> extends QueueEntry {
@@ -104,6 +117,7 @@ interface Waiting<R> extends QueueEntry {
   ref: R;
   /** Where it was suspended, for resumable entries. */
   from: EngineKey | null;
+  mayIsolate: boolean;
 }
 
 interface Running {
@@ -129,14 +143,35 @@ export class SchedulerCore<R> {
   private config: FairnessConfig;
   private order = 0;
   private placements = 0;
-  private readonly stats: FairnessCounters = { preemptions: 0, yields: 0, resumes: 0, tokensByPriority: new Map(), tokensByTenant: new Map() };
+  private readonly stats: FairnessCounters = { preemptions: 0, yields: 0, migrations: 0, resumes: 0, tokensByPriority: new Map(), tokensByTenant: new Map() };
+  /** Decided while placing (long-prompt isolation); see `takeSuspensions`. */
+  private pendingSuspensions: Suspension[] = [];
 
-  constructor(private readonly maxQueue: number, fairness: Partial<FairnessConfig> = {}) {
+  /**
+   * @param isolatePromptTokens prompt tokens still to prefill from which a request gets its
+   *   worker to itself (see the header); 0 turns isolation off.
+   */
+  constructor(
+    private readonly maxQueue: number,
+    fairness: Partial<FairnessConfig> = {},
+    private readonly isolatePromptTokens = 0,
+  ) {
     this.config = checked({ ...DEFAULT_FAIRNESS, ...fairness });
   }
 
+  /**
+   * Suspensions decided while placing requests (long-prompt isolation), once. The shell sends them
+   * before the placements that caused them, so the engine moves its streams out before it starts
+   * the long prompt's first chunk.
+   */
+  takeSuspensions(): Suspension[] {
+    const out = this.pendingSuspensions;
+    this.pendingSuspensions = [];
+    return out;
+  }
+
   engineUp(key: EngineKey, capacity: number, alreadyActive = 0): Placement<R>[] {
-    this.engines.set(keyOf(key), { ...key, capacity, inflight: new Set(), adopted: alreadyActive, resident: [] });
+    this.engines.set(keyOf(key), { ...key, capacity, inflight: new Set(), adopted: alreadyActive, resident: [], isolating: null });
     return this.drain(key.model);
   }
 
@@ -150,7 +185,10 @@ export class SchedulerCore<R> {
 
   admit(id: RequestId, model: string, priority: number, ref: R, opts: AdmitOptions = {}): Admission<R> {
     const tenant = opts.tenant ?? DEFAULT_TENANT;
-    const entry: Waiting<R> = { id, model, tenant, priority, order: this.order++, resumable: false, promptTokens: opts.promptTokens ?? 0, prefix: opts.prefix ?? [], ref, from: null };
+    const entry: Waiting<R> = {
+      id, model, tenant, priority, order: this.order++, resumable: false, promptTokens: opts.promptTokens ?? 0, prefix: opts.prefix ?? [], ref, from: null,
+      mayIsolate: opts.mayIsolate ?? false,
+    };
     const queue = this.queueOf(model);
     const engine = this.pick(model, entry.prefix);
     if (engine && queue.size === 0) {
@@ -176,6 +214,8 @@ export class SchedulerCore<R> {
   progress(id: RequestId, generated: number): Suspension[] {
     const r = this.running.get(id);
     if (!r) return [];
+    // Its first token: the long prompt is prefilled, its worker takes new requests again.
+    if (generated > 0 && r.engine.isolating === id) r.engine.isolating = null;
     this.account(r, generated);
     const y = this.yieldIfDue(r);
     return y ? [y] : [];
@@ -214,11 +254,12 @@ export class SchedulerCore<R> {
     this.running.delete(id);
     if (r.suspending === 'yield') this.stats.yields++;
     else if (r.suspending === 'preempt') this.stats.preemptions++;
+    else if (r.suspending === 'migrate') this.stats.migrations++;
     // A preempted request keeps its arrival order; a yielded one goes to the back of its tenant's
     // line, or it would take its own sequence straight back from a same-tenant waiter.
     const order = r.suspending === 'yield' ? this.order++ : r.order;
     const from = { model, worker: r.engine.worker };
-    this.queueOf(model).push({ id, model, tenant: r.tenant, priority: r.priority, order, resumable: true, promptTokens: r.promptTokens, prefix: r.prefix, ref, from });
+    this.queueOf(model).push({ id, model, tenant: r.tenant, priority: r.priority, order, resumable: true, promptTokens: r.promptTokens, prefix: r.prefix, ref, from, mayIsolate: false });
     return { placements: this.drain(model), drop: undefined };
   }
 
@@ -260,7 +301,7 @@ export class SchedulerCore<R> {
 
   counters(): FairnessCounters {
     const s = this.stats;
-    return { preemptions: s.preemptions, yields: s.yields, resumes: s.resumes, tokensByPriority: new Map(s.tokensByPriority), tokensByTenant: new Map(s.tokensByTenant) };
+    return { preemptions: s.preemptions, yields: s.yields, migrations: s.migrations, resumes: s.resumes, tokensByPriority: new Map(s.tokensByPriority), tokensByTenant: new Map(s.tokensByTenant) };
   }
 
   depth(model: string): { queued: number; active: number } {
@@ -296,14 +337,41 @@ export class SchedulerCore<R> {
     const key = { model: engine.model, worker: engine.worker };
     if (!w.from) {
       this.queueOf(w.model).charge(w.tenant, w.promptTokens);
+      if (w.mayIsolate) this.isolate(engine, w);
       return { engine: key, id: w.id, ref: w.ref };
     }
     this.stats.resumes++;
     return { engine: key, id: w.id, ref: w.ref, resume: { from: w.from } };
   }
 
+  /**
+   * Long-prompt isolation (see the header): if `w` has enough prompt left to prefill on `engine`,
+   * move the engine's other running requests to free sequences on the model's other engines.
+   */
+  private isolate(engine: EngineState, w: Waiting<R>): void {
+    if (this.isolatePromptTokens <= 0) return;
+    let cached = 0;
+    for (const r of engine.resident) cached = Math.max(cached, sharedBlocks(w.prefix, r) * BLOCK);
+    if (w.promptTokens - cached < this.isolatePromptTokens) return;
+    const others = [...this.engines.values()].filter((e) => e !== engine && e.model === engine.model);
+    if (others.length === 0) return;
+    // New placements avoid this engine from now on; running requests move as far as room allows.
+    engine.isolating = w.id;
+    let room = 0;
+    for (const e of others) if (e.isolating === null) room += Math.max(0, e.capacity - e.inflight.size - e.adopted);
+    for (const id of engine.inflight) {
+      if (room === 0) break;
+      const r = this.running.get(id)!;
+      if (id === w.id || r.suspending) continue;
+      r.suspending = 'migrate';
+      room--;
+      this.pendingSuspensions.push({ engine: { model: engine.model, worker: engine.worker }, id, reason: 'migrate' });
+    }
+  }
+
   /** The request is gone for good. */
   private finish(r: Running): void {
+    if (r.engine.isolating === r.id) r.engine.isolating = null;
     r.engine.inflight.delete(r.id);
     this.running.delete(r.id);
     this.queueOf(r.engine.model).leave(r.tenant);
@@ -359,7 +427,8 @@ export class SchedulerCore<R> {
   private spare(model: string): number {
     let n = 0;
     for (const e of this.engines.values()) if (e.model === model) n += Math.max(0, e.capacity - e.inflight.size - e.adopted);
-    for (const r of this.running.values()) if (r.engine.model === model && r.suspending) n++;
+    // A migrating request frees its sequence but takes another one: no net room.
+    for (const r of this.running.values()) if (r.engine.model === model && r.suspending && r.suspending !== 'migrate') n++;
     return n;
   }
 
@@ -370,23 +439,29 @@ export class SchedulerCore<R> {
   }
 
   /**
-   * Engine of the model with a free sequence: the one holding the longest prefix of the request
-   * (its KV is reused instead of prefilled), then the least loaded; ties go to the lowest worker.
+   * Engine of the model with a free sequence: one not prefilling a long prompt alone, then the one
+   * holding the longest prefix of the request (its KV is reused instead of prefilled), then the
+   * least loaded; ties go to the lowest worker.
    */
   private pick(model: string, prefix: readonly number[] = []): EngineState | undefined {
     let best: EngineState | undefined;
+    let bestIsolating = true;
     let bestShared = -1;
     let bestLoad = Infinity;
     for (const e of this.engines.values()) {
       if (e.model !== model) continue;
       const load = e.inflight.size + e.adopted;
       if (load >= e.capacity) continue;
+      const isolating = e.isolating !== null;
       let shared = 0;
       if (prefix.length > 0) for (const r of e.resident) shared = Math.max(shared, sharedBlocks(prefix, r));
       const better =
-        shared > bestShared || (shared === bestShared && (load < bestLoad || (load === bestLoad && best !== undefined && e.worker < best.worker)));
+        (!isolating && bestIsolating) ||
+        (isolating === bestIsolating &&
+          (shared > bestShared || (shared === bestShared && (load < bestLoad || (load === bestLoad && best !== undefined && e.worker < best.worker)))));
       if (!best || better) {
         best = e;
+        bestIsolating = isolating;
         bestShared = shared;
         bestLoad = load;
       }

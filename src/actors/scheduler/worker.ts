@@ -26,8 +26,13 @@ interface Pending {
   port: MessagePort;
 }
 
-const { hot, maxQueue, fairness } = workerData as { hot: MessagePort; maxQueue: number; fairness: Partial<FairnessConfig> };
-const core = new SchedulerCore<Pending>(maxQueue, fairness);
+const { hot, maxQueue, fairness, isolatePromptTokens } = workerData as {
+  hot: MessagePort;
+  maxQueue: number;
+  fairness: Partial<FairnessConfig>;
+  isolatePromptTokens: number;
+};
+const core = new SchedulerCore<Pending>(maxQueue, fairness, isolatePromptTokens);
 const links = new Map<string, MessagePort>();
 const dirtyModels = new Set<string>();
 let reportScheduled = false;
@@ -43,6 +48,9 @@ const prefillModels = new Set<string>();
 const poolOf = (model: string): string => (prefillModels.has(model) ? prefillKey(model) : model);
 
 function forward(placements: Placement<Pending>[]): void {
+  // Moves decided while placing go first: the engine must suspend its streams before it starts
+  // the long prompt that made room for itself (long-prompt isolation).
+  suspend(core.takeSuspensions());
   for (const p of placements) {
     const link = links.get(linkKey(p.engine));
     if (!link) {
@@ -111,7 +119,9 @@ hot.on('message', (env: Envelope) => {
       const body = frame[1];
       const port = env.port!;
       const pool = poolOf(body.model);
-      const a = core.admit(body.id, pool, body.priority, { body, port }, { tenant: body.tenant, promptTokens: body.tokens.length, prefix: body.prefix });
+      // Unified pools only: a prefill pool's requests leave after their first token anyway.
+      const mayIsolate = pool === body.model;
+      const a = core.admit(body.id, pool, body.priority, { body, port }, { tenant: body.tenant, promptTokens: body.tokens.length, prefix: body.prefix, mayIsolate });
       if (a.kind === 'place') forward([{ engine: a.engine, id: a.id, ref: a.ref }]);
       else if (a.kind === 'reject') {
         reject(port, new InferFluxError('queue_full', `The queue for model '${body.model}' is full.`, { retryAfter: 1 }));
@@ -223,6 +233,7 @@ const api = {
       config: core.fairness(),
       preemptions: c.preemptions,
       yields: c.yields,
+      migrations: c.migrations,
       resumes: c.resumes,
       tokensByPriority: [...c.tokensByPriority.entries()],
       tokensByTenant: [...c.tokensByTenant.entries()],
