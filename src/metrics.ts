@@ -7,6 +7,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Latency buckets in seconds, from sub-millisecond steps to long generations. */
+/** KV hand-off phases: fine below 10 ms, where the transfer target (5 ms) sits. */
+const KV_HANDOFF_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 export class Metrics {
@@ -188,7 +190,7 @@ export class Metrics {
     name: 'inferflux_kv_transfer_seconds',
     help: 'Disaggregated hand-off: prefill done to first token on the decode worker (KV through the ring)',
     labelNames: ['model'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    buckets: KV_HANDOFF_BUCKETS,
     registers: [this.registry],
   });
 
@@ -196,7 +198,7 @@ export class Metrics {
     name: 'inferflux_kv_hydrate_seconds',
     help: 'Disaggregated hand-off: prefill done to the state loaded on the decode worker (the KV-moving part of inferflux_kv_transfer_seconds)',
     labelNames: ['model'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    buckets: KV_HANDOFF_BUCKETS,
     registers: [this.registry],
   });
 
