@@ -101,11 +101,15 @@ describe('guardrails: external policy engine over HTTP', () => {
     expect((await check('/bool-true')).allow).to.equal(true);
   });
 
-  it('times out slow answers: closed denies, open allows, both within the timeout', async () => {
-    const t0 = performance.now();
+  it('times out slow answers: closed denies, open allows, both without waiting for the answer', async () => {
+    // /slow answers after 1000 ms: a verdict well before that came from the 100 ms timeout (the
+    // margin is for a loaded CI machine).
+    let t0 = performance.now();
     expect(await check('/slow', { opaTimeoutMs: 100 })).to.deep.include({ allow: false, reason: 'opa_unavailable' });
+    expect(performance.now() - t0).to.be.below(800);
+    t0 = performance.now();
     expect((await check('/slow', { opaTimeoutMs: 100, opaFailMode: 'open' })).allow).to.equal(true);
-    expect(performance.now() - t0).to.be.below(600);
+    expect(performance.now() - t0).to.be.below(800);
   });
 
   it('treats 500, garbage, an undefined result, redirects and refused connections as unavailable', async () => {
