@@ -73,9 +73,21 @@ describe('guardrails: output filter', () => {
     // Nothing here can start "abcde": everything is released at once.
     expect(f.push('0123456789', false)).to.deep.equal({ kind: 'emit', text: '0123456789', redacted: [] });
     // "ab" may become the term: held until the next characters decide.
-    expect(f.push('xyab', false)).to.deep.equal({ kind: 'emit', text: 'xy', redacted: [] });
+    expect(f.push('xy ab', false)).to.deep.equal({ kind: 'emit', text: 'xy ', redacted: [] });
     expect(f.push('zz', false)).to.deep.equal({ kind: 'emit', text: 'abzz', redacted: [] });
     expect(new OutputFilter(rules(['abcde'])).push('ABCDE', true)).to.deep.equal({ kind: 'deny', reason: 'blocklist' });
+  });
+
+  it('holds a tail for a whole-word term only where a word can start', () => {
+    const b = new Blocklist(['classified', 'top secret']);
+    expect(b.holdBack('abc')).to.equal(0); // `c` inside a word cannot start "classified"
+    expect(b.holdBack('a c')).to.equal(1);
+    expect(b.holdBack('cla')).to.equal(3);
+    expect(b.holdBack('(cl')).to.equal(2);
+    expect(b.holdBack('the top sec')).to.equal(7);
+    expect(b.holdBack('stop sec')).to.equal(0);
+    // An open start (`*coin`) matches inside words, so there the tail is held.
+    expect(new Blocklist(['*coin']).holdBack('bitco')).to.equal(2);
   });
 
   it('redacts PII split across chunks, identically for every chunk size', () => {
@@ -153,6 +165,27 @@ describe('guardrails: output filter', () => {
         expect(run(rules([], 'redact'), chunked(text, size)), `size ${size}: ${JSON.stringify(text)}`).to.deep.equal({ text: want });
       }
     }
+  });
+
+  it('denies exactly when the whole text holds a term, for random text at every chunk size', () => {
+    const terms = ['classified', 'top secret', 'confidential*', '*coin', 'launch codes', 'x-ray'];
+    const words = ['the', 'class', 'classified', 'declassified', 'top', 'secret', 'stop', 'confidentiality', 'bitcoin', 'coins', 'launch', 'codes', 'x-ray', 'x', 'ray', 'c', 'co'];
+    const blocklist = new Blocklist(terms);
+    let seed = 3;
+    const rnd = (n: number): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    let denied = 0;
+    for (let t = 0; t < 200; t++) {
+      const text = Array.from({ length: 2 + rnd(6) }, () => words[rnd(words.length)]!).join([' ', '', '-', '. '][rnd(4)]!);
+      const want = blocklist.scan(text, true).kind === 'hit' ? { deny: 'blocklist' } : { text };
+      if ('deny' in want) denied++;
+      for (const size of [1, 2, 3, 5, 1000]) expect(run(rules(terms), chunked(text, size)), `size ${size}: ${JSON.stringify(text)}`).to.deep.equal(want);
+    }
+    expect(denied, 'both outcomes are exercised').to.be.within(20, 180);
   });
 
   it('does not decide on a card number until it stops growing', () => {

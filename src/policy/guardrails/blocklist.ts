@@ -36,8 +36,8 @@ export class Blocklist {
   readonly maxTermLength: number;
   readonly size: number;
   private readonly re: RegExp | null;
-  /** Normalised term bodies, for `holdBack`. */
-  private readonly bodies: string[] = [];
+  /** Normalised term bodies and whether they must start a word, for `holdBack`. */
+  private readonly bodies: { body: string; boundedStart: boolean }[] = [];
   /** Group index -> configured term, and whether the term needs a word boundary after it. */
   private readonly groups: { term: string; boundedEnd: boolean }[] = [];
 
@@ -64,7 +64,7 @@ export class Blocklist {
       const after = boundedEnd ? `(?!${WORD})` : '';
       alternatives.push(`${before}(${escapeRegExp(p.body)})${after}`);
       this.groups.push({ term: p.term, boundedEnd });
-      this.bodies.push(p.body);
+      this.bodies.push({ body: p.body, boundedStart: before !== '' });
       max = Math.max(max, p.body.length);
     }
     this.maxTermLength = max;
@@ -75,16 +75,20 @@ export class Blocklist {
   /**
    * How many trailing characters of a stream must be held back because they could still grow
    * into a term: the longest suffix whose normalised form is a prefix of some term (a complete
-   * whole-word term counts too: the next character decides). Usually 0 or a few characters,
-   * instead of always the longest term's length, so streams are not delayed for nothing.
+   * whole-word term counts too: the next character decides). A whole-word term can only start
+   * after a non-word character, so the `c` ending `abc` is not held for `classified`. Usually 0
+   * or a few characters, instead of always the longest term's length, so streams are not delayed
+   * for nothing.
    */
   holdBack(text: string): number {
     if (this.bodies.length === 0 || text === '') return 0;
     const maxRaw = Math.min(text.length, this.maxTermLength * 2 + 8);
     for (let r = maxRaw; r > 0; r--) {
-      const tail = normalise(text.slice(text.length - r));
+      const start = text.length - r;
+      const tail = normalise(text.slice(start));
       if (tail === '' || tail === ' ') continue;
-      if (this.bodies.some((b) => b.startsWith(tail))) return r;
+      const afterWord = start > 0 && WORD_CHAR.test(text[start - 1]!);
+      if (this.bodies.some((b) => b.body.startsWith(tail) && !(b.boundedStart && afterWord))) return r;
     }
     return 0;
   }
