@@ -36,6 +36,17 @@ function run(r: OutputRules, chunks: string[]): { text: string } | { deny: strin
   return { text };
 }
 
+/** A seeded xorshift: `rnd(n)` is a whole number in [0, n), the same sequence for the same seed. */
+function randomInts(seed: number): (n: number) => number {
+  let x = seed;
+  return (n) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+}
+
 /** Every split of `text` into chunks of `size` characters. */
 function chunked(text: string, size: number): string[] {
   const out: string[] = [];
@@ -150,13 +161,7 @@ describe('guardrails: output filter', () => {
       '-----BEGIN RSA PRIVATE KEY-----', 'AKIAIOSFODNN7EXAMPLE', 'my_token=Ab12Cd34Ef56Gh78Ij90', 'passw', 'https://x.io/u/a.b@c.de',
       'pgv'.repeat(23), 'x.' + 'ab'.repeat(40) + '@mail.example.org', 'ghp_' + 'aB3'.repeat(12), 'GB82', 'v2.eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.c2lnbmF0dXJlMTIz',
     ];
-    let seed = 7;
-    const rnd = (n: number): number => {
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return (seed >>> 0) % n;
-    };
+    const rnd = randomInts(7);
     for (let t = 0; t < 150; t++) {
       const words = Array.from({ length: 4 + rnd(14) }, () => fragments[rnd(fragments.length)]!);
       const text = words.join([' ', ', ', '\n'][rnd(3)]!) + ['', '.', ' end'][rnd(3)];
@@ -171,13 +176,7 @@ describe('guardrails: output filter', () => {
     const terms = ['classified', 'top secret', 'confidential*', '*coin', 'launch codes', 'x-ray'];
     const words = ['the', 'class', 'classified', 'declassified', 'top', 'secret', 'stop', 'confidentiality', 'bitcoin', 'coins', 'launch', 'codes', 'x-ray', 'x', 'ray', 'c', 'co'];
     const blocklist = new Blocklist(terms);
-    let seed = 3;
-    const rnd = (n: number): number => {
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return (seed >>> 0) % n;
-    };
+    const rnd = randomInts(3);
     let denied = 0;
     for (let t = 0; t < 200; t++) {
       const text = Array.from({ length: 2 + rnd(6) }, () => words[rnd(words.length)]!).join([' ', '', '-', '. '][rnd(4)]!);
