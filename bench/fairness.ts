@@ -7,7 +7,9 @@
  * tokens per key in the window are counted two ways: content chunks that arrived in the window
  * (client side, one chunk = one token) and the `inferflux_tenant_tokens_total` deltas (server side,
  * counted when the engine reports progress, so it lags by up to one report). Share = A/(A+B).
- * Target: each share within 10% of equal (0.45..0.55).
+ * Target: each share within 10% of equal (0.45..0.55) when both tenants are backlogged. Fair
+ * share is work-conserving: a tenant whose clients cannot fill half the sequences gets what they
+ * ask for (its ceiling, clients / sequences, is printed), and the other tenant uses the rest.
  *
  * Cases, each on a fresh server (default sizing: 2 workers x 4 sequences = 8 sequences):
  *   - 20 vs 2 clients, keys on tenants A and B (the brief's load);
@@ -32,6 +34,9 @@ const KEY_B = 'bench-key-tenant-b';
 
 interface CaseResult {
   name: string;
+  oneTenant: boolean;
+  /** B's ceiling: its clients / the server's sequences (one sequence per in-flight request). */
+  ceilingB: number;
   clientShareB: number;
   metricShareB: number;
   tokensA: number;
@@ -88,8 +93,12 @@ async function runCase(name: string, clientsA: number, clientsB: number, oneTena
     await Promise.all(loops);
     const delta = (t: string): number => (after.get(t) ?? 0) - (before.get(t) ?? 0);
     const metricShareB = oneTenant ? Number.NaN : delta(tenantB) / (delta(tenantA) + delta(tenantB));
+    const m = /(\d+) engine worker\(s\) per model x \d+ thread\(s\) x (\d+) sequences/.exec(server.sizing);
+    const sequences = m ? Number(m[1]) * Number(m[2]) : Number.NaN;
     const res: CaseResult = {
       name,
+      oneTenant,
+      ceilingB: Math.min(1, clientsB / sequences),
       clientShareB: inWindow.B / (inWindow.A + inWindow.B),
       metricShareB,
       tokensA: inWindow.A,
@@ -125,10 +134,11 @@ async function main(): Promise<number> {
   const out: CaseResult[] = [];
   for (const [name, a, b, one] of cases) out.push(await runCase(name, a, b, one));
   say('');
-  say('case | B share (client) | B share (metrics) | target 0.45..0.55');
+  say('case | B share (client) | B share (metrics) | B ceiling (clients/sequences) | target 0.45..0.55 when both are backlogged');
   for (const r of out) {
     const ok = r.clientShareB >= 0.45 && r.clientShareB <= 0.55;
-    say(`${r.name} | ${r.clientShareB.toFixed(2)} | ${Number.isFinite(r.metricShareB) ? r.metricShareB.toFixed(2) : '-'} | ${ok ? 'met' : 'missed'}`);
+    const verdict = r.oneTenant ? 'contrast (no fair share)' : r.ceilingB < 0.5 ? `n/a: B cannot fill half (got ${(r.clientShareB / r.ceilingB).toFixed(2)} of its ceiling)` : ok ? 'met' : 'missed';
+    say(`${r.name} | ${r.clientShareB.toFixed(2)} | ${Number.isFinite(r.metricShareB) ? r.metricShareB.toFixed(2) : '-'} | ${r.ceilingB.toFixed(2)} | ${verdict}`);
   }
   return out.some((r) => r.errors.length > 0) ? 1 : 0;
 }
