@@ -9,9 +9,10 @@
  *            53-term blocklist + PII redact (all detectors) on prompts and streamed output,
  *            AES-256-GCM policy store (INFERFLUX_POLICY_PASSPHRASE; written through the admin API
  *            in phase A, decrypted at start in phase B), audit on (auth + completion lines).
- *   on-nopii diagnostic, phase B only: `on` with PII off, to attribute TTFT to the PII output
- *            hold-back (a stream holds back the word being written and any number that may
- *            still become a phone or card, until the next characters decide).
+ *   on-promptpii diagnostic, phase B only: `on` with `guardrails.pii.output: false` (PII redacted
+ *            in prompts only), to attribute TTFT to the PII output hold-back (a stream holds
+ *            back the word being written and any number that may still become a phone or card,
+ *            until the next characters decide).
  *
  * Phase A, tiny model (models/demo.gguf): a fast model makes per-request overhead visible.
  *   1. `GET /v1/models` (runs authenticate, authorize, rateLimit; no model work), 2000 sequential
@@ -127,7 +128,7 @@ function sideConfig(name: SideName, dir: string, storeDir: string): { yaml: obje
     yaml: {
       auth: { enabled: true, api_keys: others },
       rate_limit: { requests_per_minute: HUGE, tokens_per_minute: HUGE, tenant_requests_per_minute: HUGE, tenant_tokens_per_minute: HUGE },
-      guardrails: { blocklist: BLOCKLIST, pii: { action: name === 'on' ? 'redact' : 'off', kinds: ['email', 'phone', 'credit_card', 'iban', 'secret'] }, opa_endpoint: '' },
+      guardrails: { blocklist: BLOCKLIST, pii: { action: 'redact', kinds: ['email', 'phone', 'credit_card', 'iban', 'secret'], output: name === 'on' }, opa_endpoint: '' },
       // Both "on" sides share one encrypted store, like replicas would.
       policy: { store_path: path.join(storeDir, 'policy_store.conf') },
       audit,
@@ -318,7 +319,7 @@ async function phaseA(tmp: string, modelPath: string): Promise<{ models: RoundTr
 }
 
 async function phaseB(tmp: string, modelPath: string): Promise<{ c1: LevelReport; c4: LevelReport; idle: IdleTally }> {
-  const names: SideName[] = DIAGNOSTIC ? ['off', 'on', 'on-nopii'] : ['off', 'on'];
+  const names: SideName[] = DIAGNOSTIC ? ['off', 'on', 'on-promptpii'] : ['off', 'on'];
   say('');
   say(`phase B: ${path.relative(ROOT, modelPath)} (bench shape), sides ${names.join(', ')}; ${MAX_TOKENS} tokens per request, streamed, EOS ignored`);
   const sides = await startSides(names, modelPath, tmp, 'B');
@@ -393,9 +394,9 @@ async function main(): Promise<number> {
     say(`  TTFT p95 on/off, bench model, c=1: ${f3(ttft1)} (target <= ${TTFT_P95_TARGET})  ${verdict(ttft1 <= TTFT_P95_TARGET)}`);
     say(`  TTFT p95 on/off, bench model, c=4: ${f3(ttft4)} (target <= ${TTFT_P95_TARGET})  ${verdict(ttft4 <= TTFT_P95_TARGET)}`);
     if (DIAGNOSTIC) {
-      const d1 = bb.c1.ttftP95.get('on-nopii')! / bb.c1.ttftP95.get('off')!;
-      const d4 = bb.c4.ttftP95.get('on-nopii')! / bb.c4.ttftP95.get('off')!;
-      say(`    diagnostic, PII off (no PII output hold-back): c=1 ${f3(d1)}, c=4 ${f3(d4)}  ${verdict(d1 <= TTFT_P95_TARGET && d4 <= TTFT_P95_TARGET)}`);
+      const d1 = bb.c1.ttftP95.get('on-promptpii')! / bb.c1.ttftP95.get('off')!;
+      const d4 = bb.c4.ttftP95.get('on-promptpii')! / bb.c4.ttftP95.get('off')!;
+      say(`    diagnostic, PII on prompts only (no PII output hold-back): c=1 ${f3(d1)}, c=4 ${f3(d4)}  ${verdict(d1 <= TTFT_P95_TARGET && d4 <= TTFT_P95_TARGET)}`);
     }
     say(`  per-request overhead (on p50 - off p50), GET /v1/models: ${us(a.models.p50Diff)} (target < ${OVERHEAD_TARGET_MS} ms)  ${verdict(a.models.p50Diff < OVERHEAD_TARGET_MS)}`);
     say(`  per-request overhead (on p50 - off p50), max_tokens=1:   ${us(a.oneToken.p50Diff)} (target < ${OVERHEAD_TARGET_MS} ms)  ${verdict(a.oneToken.p50Diff < OVERHEAD_TARGET_MS)}`);

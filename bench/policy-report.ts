@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { StreamResult } from './policy-client.js';
 import { median, percentile, summarize } from './stats.js';
 
-export type SideName = 'off' | 'on' | 'on-nopii';
+export type SideName = 'off' | 'on' | 'on-promptpii';
 
 export interface StreamRun {
   wallMs: number;

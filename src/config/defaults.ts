@@ -204,6 +204,10 @@ guardrails:
     # Detectors: email, phone, credit_card (Luhn-valid), iban (mod-97-valid), secret (API keys,
     # tokens, private keys, key=value secrets).
     kinds: [email, phone, credit_card, iban, secret]
+    # Also filter generated text as it streams. A stream then holds back the word being written
+    # (it may still become an email) and any number that may still become a phone or card until
+    # the next characters decide, which delays its text by about a word; false scrubs prompts only.
+    output: true
   # External policy engine, asked about every prompt after the local checks: http(s)://... (OPA
   # style: POST {"input": {...}} -> {"result": {"allow": bool, "reason": "..."}}), file://path.json
   # (a fixed result or a rule set; see docs/guardrails.md), or "" for none.

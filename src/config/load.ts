@@ -245,10 +245,10 @@ function resolveModels(list: RawModel[], cwd: string): ModelEntry[] {
 }
 
 function resolveGuardrails(g: Raw): GuardrailPolicy {
-  const pii = g.pii as { action?: 'off' | 'redact' | 'block'; kinds?: PiiKind[] };
+  const pii = g.pii as { action?: 'off' | 'redact' | 'block'; kinds?: PiiKind[]; output?: boolean };
   return {
     blocklist: [...(g.blocklist as string[])],
-    pii: { action: pii.action ?? 'off', kinds: [...(pii.kinds ?? [])] },
+    pii: { action: pii.action ?? 'off', kinds: [...(pii.kinds ?? [])], output: pii.output ?? true },
     opaEndpoint: g.opa_endpoint as string,
     opaTimeoutMs: g.opa_timeout_ms as number,
     opaFailMode: g.opa_fail_mode as 'open' | 'closed',

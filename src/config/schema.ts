@@ -90,9 +90,10 @@ export const RULES: Record<string, Rule> = {
       properties: {
         action: { enum: ['off', 'redact', 'block'] },
         kinds: { type: 'array', uniqueItems: true, maxItems: 5, items: { enum: ['email', 'phone', 'credit_card', 'iban', 'secret'] } },
+        output: { type: 'boolean' },
       },
     },
-    expect: 'must be {action: off|redact|block, kinds: [email, phone, credit_card, iban, secret]}',
+    expect: 'must be {action: off|redact|block, kinds: [email, phone, credit_card, iban, secret], output: true|false}',
   },
   'guardrails.opa_endpoint': {
     schema: { type: 'string', maxLength: 4096, pattern: '^(|(https?|file)://.+)$' },

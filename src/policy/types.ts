@@ -49,8 +49,11 @@ export type PiiKind = 'email' | 'phone' | 'credit_card' | 'iban' | 'secret';
 export interface GuardrailPolicy {
   /** Case-insensitive terms; a prompt or output containing one is denied. */
   blocklist: string[];
-  /** What to do when a PII detector fires. */
-  pii: { action: 'off' | 'redact' | 'block'; kinds: PiiKind[] };
+  /**
+   * What to do when a PII detector fires. `output` (absent = true): also filter generated text as
+   * it streams; false scrubs prompts only (streams are then not held back for possible PII).
+   */
+  pii: { action: 'off' | 'redact' | 'block'; kinds: PiiKind[]; output?: boolean };
   /** External policy engine: `http(s)://...` (OPA-style) or `file://...` JSON; '' = none. */
   opaEndpoint: string;
   opaTimeoutMs: number;

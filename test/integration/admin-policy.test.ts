@@ -90,6 +90,14 @@ describe('admin API and policy store (two real server processes)', function () {
     expect(denied.body.error.code).to.equal('guardrail_denied');
     expect(visibleMs).to.be.lessThan(250);
 
+    // PII on prompts only: the view says so, and a bad value is refused with its param.
+    expect(before.pii).to.include({ output: true });
+    const piiOnly = await call(a, 'PUT', '/v1/admin/guardrails', { pii: { output: false } });
+    expect(piiOnly.status).to.equal(200);
+    expect(piiOnly.body.pii).to.include({ output: false });
+    expect((await call(a, 'PUT', '/v1/admin/guardrails', { pii: { output: 'no' } })).status).to.equal(400);
+    expect((await call(a, 'PUT', '/v1/admin/guardrails', { pii: { output: true } })).body.pii).to.include({ output: true });
+
     const rl = await call(a, 'PUT', '/v1/admin/rate_limit', { requests_per_minute: 1000, tenant_tokens_per_minute: 50000 });
     expect(rl.status).to.equal(200);
     expect(rl.body).to.include({ requests_per_minute: 1000, tenant_tokens_per_minute: 50000 });

@@ -30,7 +30,7 @@ describe('config', () => {
       audit: { path: path.join(cwd, 'logs/audit.log'), debugMode: false },
       guardrails: {
         blocklist: [],
-        pii: { action: 'off', kinds: ['email', 'phone', 'credit_card', 'iban', 'secret'] },
+        pii: { action: 'off', kinds: ['email', 'phone', 'credit_card', 'iban', 'secret'], output: true },
         opaEndpoint: '',
         opaTimeoutMs: 200,
         opaFailMode: 'closed',

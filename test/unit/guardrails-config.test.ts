@@ -13,11 +13,16 @@ describe('config: guardrails section', () => {
     const cfg = loadConfig({ env: ENV, cwd: makeCwd(yaml) });
     expect(cfg.guardrails).to.deep.equal({
       blocklist: ['classified', 'top secret'],
-      pii: { action: 'redact', kinds: ['email', 'phone', 'credit_card', 'iban', 'secret'] },
+      pii: { action: 'redact', kinds: ['email', 'phone', 'credit_card', 'iban', 'secret'], output: true },
       opaEndpoint: 'file://config/policy.json',
       opaTimeoutMs: 200,
       opaFailMode: 'open',
     });
+  });
+
+  it('reads pii.output: false (prompts only)', () => {
+    const cfg = loadConfig({ env: ENV, cwd: makeCwd('guardrails:\n  pii:\n    action: redact\n    output: false\n') });
+    expect(cfg.guardrails.pii).to.deep.equal({ action: 'redact', kinds: ['email', 'phone', 'credit_card', 'iban', 'secret'], output: false });
   });
 
   it('takes INFERFLUX_GUARDRAIL_* env overrides', () => {
@@ -47,6 +52,7 @@ describe('config: guardrails section', () => {
     expect(loadError({ ...ENV, INFERFLUX_GUARDRAIL_OPA_TIMEOUT_MS: '0' }).key).to.equal('guardrails.opa_timeout_ms');
     expect(loadError(ENV, 'guardrails:\n  pii:\n    action: shred\n').key).to.equal('guardrails.pii.action');
     expect(loadError(ENV, 'guardrails:\n  pii:\n    kinds: [ssn]\n').key).to.equal('guardrails.pii.kinds[0]');
+    expect(loadError(ENV, 'guardrails:\n  pii:\n    output: sometimes\n').key).to.equal('guardrails.pii.output');
     expect(loadError(ENV, 'guardrails:\n  blocklist: [""]\n').key).to.equal('guardrails.blocklist[0]');
     expect(loadError(ENV, 'guardrails:\n  opa: x\n').message).to.match(/^guardrails\.opa: unknown key/);
   });

@@ -303,6 +303,19 @@ describe('guardrails: engine prompt checks', () => {
     expect(b).to.deep.include({ allow: false, reason: 'pii_iban' });
   });
 
+  it('with pii.output false scrubs the prompt and leaves the output to the blocklist alone', async () => {
+    const promptOnly = new GuardrailEngine(policy({ blocklist: ['classified'], pii: { action: 'redact', kinds: ['email'], output: false } }));
+    const v = await promptOnly.checkPrompt({ prompt: chat('mail a@b.io'), model: undefined, route: ROUTE });
+    expect(v.allow && v.prompt).to.deep.equal(chat('mail [REDACTED:email]'));
+    const out = v.allow ? v.output : undefined;
+    expect(out?.piiAction).to.equal('off');
+    expect(run(out!, ['write to ', 'bob@corp.example', ' now'])).to.deep.equal({ text: 'write to bob@corp.example now' });
+    expect(run(out!, ['this is ', 'classified'])).to.deep.equal({ deny: 'blocklist' });
+    // Without a blocklist nothing is left to filter: no output filter at all.
+    const bare = await new GuardrailEngine(policy({ pii: { action: 'redact', kinds: ['email'], output: false } })).checkPrompt({ prompt: chat('hi'), model: undefined, route: ROUTE });
+    expect(bare.allow && bare.output).to.equal(null);
+  });
+
   it('refuses token-id prompts it cannot read', async () => {
     const e = new GuardrailEngine(policy({ blocklist: ['x'] }));
     const v = await e.checkPrompt({ prompt: { kind: 'tokens', tokens: [1, 2, 3] }, model: undefined, route: '/v1/completions' });

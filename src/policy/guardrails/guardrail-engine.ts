@@ -136,13 +136,15 @@ export class GuardrailEngine {
       client = { evaluate: async () => ({ kind: 'unavailable', why }) };
     }
     const pii = { action: kinds.size ? policy.pii.action : ('off' as const), kinds };
-    const outputActive = blocklist.size > 0 || pii.action !== 'off';
+    // `pii.output: false` scrubs prompts only: streams are not held back for possible PII.
+    const outputPii = pii.action !== 'off' && policy.pii.output !== false;
+    const outputActive = blocklist.size > 0 || outputPii;
     return {
       policy,
       blocklist,
       pii,
       client,
-      output: outputActive ? { blocklist, piiAction: pii.action, piiKinds: kinds } : null,
+      output: outputActive ? { blocklist, piiAction: outputPii ? pii.action : 'off', piiKinds: outputPii ? kinds : new Set<PiiKind>() } : null,
       active: outputActive || client !== null,
     };
   }

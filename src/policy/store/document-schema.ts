@@ -36,6 +36,8 @@ export const guardrailsSchema = {
       properties: {
         action: { enum: ['off', 'redact', 'block'] },
         kinds: { type: 'array', uniqueItems: true, items: { enum: [...PII_KINDS] } },
+        // Absent in documents written before it existed: true.
+        output: { type: 'boolean' },
       },
     },
     opaEndpoint: { type: 'string', maxLength: 4096 },

@@ -102,6 +102,7 @@ export function putGuardrails(deps: AdminDeps, validate: Validator<GuardrailsUpd
         if (body.blocklist !== undefined) g.blocklist = [...new Set(body.blocklist)];
         if (body.pii?.action !== undefined) g.pii.action = body.pii.action;
         if (body.pii?.kinds !== undefined) g.pii.kinds = body.pii.kinds;
+        if (body.pii?.output !== undefined) g.pii.output = body.pii.output;
         if (body.opa_endpoint !== undefined) g.opaEndpoint = body.opa_endpoint;
         if (body.opa_timeout_ms !== undefined) g.opaTimeoutMs = body.opa_timeout_ms;
         if (body.opa_fail_mode !== undefined) g.opaFailMode = body.opa_fail_mode;

@@ -7,7 +7,7 @@ import { PII_KINDS } from '../../../policy/store/document-schema.js';
 
 export interface GuardrailsUpdate {
   blocklist?: string[];
-  pii?: { action?: 'off' | 'redact' | 'block'; kinds?: PiiKind[] };
+  pii?: { action?: 'off' | 'redact' | 'block'; kinds?: PiiKind[]; output?: boolean };
   opa_endpoint?: string;
   opa_timeout_ms?: number;
   opa_fail_mode?: 'open' | 'closed';
@@ -26,6 +26,7 @@ export const guardrailsUpdateSchema = {
       properties: {
         action: { enum: ['off', 'redact', 'block'] },
         kinds: { type: 'array', uniqueItems: true, items: { enum: [...PII_KINDS] } },
+        output: { type: 'boolean' },
       },
     },
     // '' turns the external engine off.
@@ -81,7 +82,7 @@ export function guardrailsView(g: GuardrailPolicy, version: number) {
   return {
     object: 'guardrails',
     blocklist: g.blocklist,
-    pii: { action: g.pii.action, kinds: g.pii.kinds },
+    pii: { action: g.pii.action, kinds: g.pii.kinds, output: g.pii.output !== false },
     opa_endpoint: g.opaEndpoint,
     opa_timeout_ms: g.opaTimeoutMs,
     opa_fail_mode: g.opaFailMode,
