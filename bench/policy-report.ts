@@ -28,12 +28,12 @@ export interface RoundTripReport {
 export function reportRoundTrips(title: string, perRep: Map<SideName, number[]>[], names: SideName[]): RoundTripReport {
   say('');
   say(`${title}`);
-  say(`  ${'side'.padEnd(9)} | ${'n'.padStart(5)} | ${'p50'.padStart(8)} | ${'p95'.padStart(8)} | ${'p99'.padStart(8)} | ${'mean'.padStart(8)} | per-rep p50`);
+  say(`  ${'side'.padEnd(12)} | ${'n'.padStart(5)} | ${'p50'.padStart(8)} | ${'p95'.padStart(8)} | ${'p99'.padStart(8)} | ${'mean'.padStart(8)} | per-rep p50`);
   const pooled = new Map(names.map((n) => [n, perRep.flatMap((m) => m.get(n) ?? [])]));
   for (const n of names) {
     const s = summarize(pooled.get(n)!);
     const reps = perRep.map((m) => us(summarize(m.get(n) ?? []).p50)).join(', ');
-    say(`  ${n.padEnd(9)} | ${String(s.n).padStart(5)} | ${us(s.p50).padStart(8)} | ${us(s.p95).padStart(8)} | ${us(s.p99).padStart(8)} | ${us(s.mean).padStart(8)} | ${reps}`);
+    say(`  ${n.padEnd(12)} | ${String(s.n).padStart(5)} | ${us(s.p50).padStart(8)} | ${us(s.p95).padStart(8)} | ${us(s.p99).padStart(8)} | ${us(s.mean).padStart(8)} | ${reps}`);
   }
   const off = summarize(pooled.get('off')!);
   const on = summarize(pooled.get('on')!);
@@ -60,7 +60,7 @@ export function reportLevel(title: string, perRep: Map<SideName, StreamRun>[], n
   say('');
   say(title);
   say(
-    `  ${'side'.padEnd(9)} | ${'n'.padStart(3)} | ${'TTFT p50'.padStart(8)} | ${'TTFT p95'.padStart(8)} | ${'1st event p50/p95'.padStart(17)} | ` +
+    `  ${'side'.padEnd(12)} | ${'n'.padStart(3)} | ${'TTFT p50'.padStart(8)} | ${'TTFT p95'.padStart(8)} | ${'1st event p50/p95'.padStart(17)} | ` +
       `${'tok/s best'.padStart(10)} | ${'median'.padStart(7)} | ${'range'.padStart(13)} | prompt tok | err`,
   );
   const rep: LevelReport = { ttftP95: new Map(), ttftP50: new Map(), tokBest: new Map(), tokMedian: new Map(), errors: 0 };
@@ -79,7 +79,7 @@ export function reportLevel(title: string, perRep: Map<SideName, StreamRun>[], n
     rep.tokBest.set(n, Math.max(...tps));
     rep.tokMedian.set(n, median(tps));
     say(
-      `  ${n.padEnd(9)} | ${String(ok.length).padStart(3)} | ${f1(ttft.p50).padStart(8)} | ${f1(ttft.p95).padStart(8)} | ${`${f1(first.p50)} / ${f1(first.p95)}`.padStart(17)} | ` +
+      `  ${n.padEnd(12)} | ${String(ok.length).padStart(3)} | ${f1(ttft.p50).padStart(8)} | ${f1(ttft.p95).padStart(8)} | ${`${f1(first.p50)} / ${f1(first.p95)}`.padStart(17)} | ` +
         `${f1(Math.max(...tps)).padStart(10)} | ${f1(median(tps)).padStart(7)} | ${`${f1(Math.min(...tps))}-${f1(Math.max(...tps))}`.padStart(13)} | ` +
         `${f1(summarize(ok.map((q) => q.promptTokens)).mean).padStart(10)} | ${errs}`,
     );
