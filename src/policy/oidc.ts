@@ -13,22 +13,14 @@
  * - Scopes come from a configurable claim (space-separated string or array; `scp` is accepted
  *   when the claim is `scope`), the tenant from another; the principal id is `oidc:<sub>`.
  */
+import type { OidcConfig } from '../config/types.js';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { InferFluxError } from '../errors.js';
 import { TENANT_PATTERN, isScope } from './api-keys.js';
 import type { Principal, Scope } from './types.js';
 
-export interface OidcOptions {
-  issuer: string;
-  audience: string;
-  /** '' = discover from the issuer. */
-  jwksUri: string;
-  scopesClaim: string;
-  tenantClaim: string;
-  clockSkewSeconds: number;
-  algorithms: string[];
-  /** Least time between two JWKS fetches (unknown-kid re-fetches included). Defaults to 30. */
-  jwksCooldownSeconds: number;
+/** The `auth.oidc` config section, plus the HTTP timeout of discovery and JWKS requests. */
+export interface OidcOptions extends OidcConfig {
   /** Timeout of discovery and JWKS requests. Defaults to 5000. */
   timeoutMs?: number;
 }
