@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
 import type { GenerateInput, Usage } from '../../../actors/gateway-types.js';
 import { InferFluxError } from '../../../errors.js';
+import { auditAdmin } from '../../admin-audit.js';
 import { readJsonBody } from '../../body.js';
 import { sendJson } from '../../respond.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
@@ -31,14 +32,14 @@ export function postCache(deps: HttpDeps, cache: CacheAdmin, validate: Validator
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
     if (body.action === 'flush') {
       const removed = await cache.flush();
-      audit(deps, ctx, 'cache.flush');
+      auditAdmin(deps.audit, ctx, { status: 200, decision: 'cache.flush' });
       return sendJson(res, 200, { object: 'cache.flush', removed_snapshots: removed });
     }
     if ((body.prompt === undefined) === (body.messages === undefined)) {
       throw new InferFluxError('invalid_request', 'warm needs exactly one of prompt or messages.', { param: 'prompt' });
     }
     const usage = await warm(deps, ctx, body);
-    audit(deps, ctx, 'cache.warm');
+    auditAdmin(deps.audit, ctx, { status: 200, decision: 'cache.warm' });
     sendJson(res, 200, { object: 'cache.warm', model: usage.model, prompt_tokens: usage.promptTokens, cached_tokens: usage.cachedTokens });
   };
 }
@@ -70,16 +71,3 @@ function warm(deps: HttpDeps, ctx: RequestContext, body: CacheAction): Promise<U
   });
 }
 
-function audit(deps: HttpDeps, ctx: RequestContext, decision: string): void {
-  deps.audit?.record({
-    ts: new Date().toISOString(),
-    event: 'admin',
-    requestId: ctx.requestId,
-    keyId: ctx.principal.id,
-    tenant: ctx.principal.tenant,
-    route: ctx.path,
-    status: 200,
-    decision,
-    traceparent: ctx.traceparent,
-  });
-}

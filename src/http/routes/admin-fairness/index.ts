@@ -5,6 +5,7 @@
  * Scope `admin` through the RBAC table's `/v1/admin/*` row.
  */
 import type { HttpResponse } from 'uWebSockets.js';
+import { auditAdmin } from '../../admin-audit.js';
 import { readJsonBody } from '../../body.js';
 import { sendJson } from '../../respond.js';
 import type { Router } from '../../router.js';
@@ -60,18 +61,7 @@ export function register(app: Router, deps: HttpDeps): void {
     if (body.high_priority_threshold !== undefined) patch.highPriorityThreshold = body.high_priority_threshold;
     if (body.max_timeslice_tokens !== undefined) patch.maxTimesliceTokens = body.max_timeslice_tokens;
     const now = await fairness.set(patch);
-    deps.audit?.record({
-      ts: new Date().toISOString(),
-      event: 'admin',
-      requestId: ctx.requestId,
-      keyId: ctx.principal.id,
-      tenant: ctx.principal.tenant,
-      route: ctx.path,
-      status: 200,
-      decision: 'fairness.update',
-      detail: JSON.stringify(view(now)),
-      traceparent: ctx.traceparent,
-    });
+    auditAdmin(deps.audit, ctx, { status: 200, decision: 'fairness.update', detail: JSON.stringify(view(now)) });
     sendJson(res, 200, view(now));
   });
 }

@@ -8,10 +8,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
 import { InferFluxError } from '../../../errors.js';
 import type { PolicyService } from '../../../policy/policy-service.js';
-import type { ApiKeyRecord, PolicyDocument, Principal } from '../../../policy/types.js';
+import type { ApiKeyRecord, PolicyDocument } from '../../../policy/types.js';
 import { readJsonBody } from '../../body.js';
 import { sendJson } from '../../respond.js';
-import type { AuditSink, HttpDeps, RequestContext } from '../../types.js';
+import { auditAdmin } from '../../admin-audit.js';
+import type { AuditSink, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import {
   apiKeyView,
@@ -27,14 +28,6 @@ export interface AdminDeps {
   audit: AuditSink | undefined;
   maxBodyBytes: number;
   log: (msg: string) => void;
-}
-
-/**
- * The policy pipeline puts the caller and the trace context on the request context (src/http/
- * server.ts); read through an optional view so these handlers also serve pipeline-less test servers.
- */
-function callerOf(ctx: RequestContext): { principal?: Principal | undefined; traceparent?: string | undefined } {
-  return ctx as RequestContext & { principal?: Principal; traceparent?: string };
 }
 
 /** Generated keys: a fixed prefix (recognisable in secret scanners) and 256 random bits. */
@@ -57,20 +50,7 @@ async function change(
   mutate: (draft: PolicyDocument) => void,
   detail: (doc: PolicyDocument) => string,
 ): Promise<PolicyDocument> {
-  const { principal: who, traceparent } = callerOf(ctx);
-  const record = (status: number, outcome: string, text: string) =>
-    deps.audit?.record({
-      ts: new Date().toISOString(),
-      event: 'admin',
-      requestId: ctx.requestId,
-      keyId: who?.id,
-      tenant: who?.tenant,
-      route: `${ctx.method.toUpperCase()} ${ctx.path}`,
-      status,
-      decision: outcome,
-      detail: text,
-      traceparent,
-    });
+  const record = (status: number, outcome: string, text: string) => auditAdmin(deps.audit, ctx, { status, decision: outcome, detail: text });
   try {
     const doc = await deps.policy.update(mutate);
     record(200, decision, detail(doc));
