@@ -137,26 +137,14 @@ function walkBlock(dv: DataView, off: number, end: number, cells: number, ext: b
   if (vTrans > 1 || nLayer < 1 || nLayer > MAX_LAYERS) return -1;
   // Keys: one entry per layer.
   for (let l = 0; l < nLayer; l++) {
-    if (off + 12 > end) return -1;
-    const type = dv.getInt32(off, true);
-    const row = dv.getBigUint64(off + 4, true);
-    off += 12;
-    if (type < 0 || type > MAX_GGML_TYPE || row === 0n) return -1;
-    const size = row * BigInt(cells);
-    if (size > BigInt(end - off)) return -1;
-    off += Number(size);
+    off = skipRowTensor(dv, off, end, cells);
+    if (off < 0) return -1;
   }
   // Values: one entry per layer that has a V tensor, so up to nLayer; the count is not stored.
   for (let l = 0; l < nLayer && off < end; l++) {
     if (vTrans === 0) {
-      if (off + 12 > end) return -1;
-      const type = dv.getInt32(off, true);
-      const row = dv.getBigUint64(off + 4, true);
-      off += 12;
-      if (type < 0 || type > MAX_GGML_TYPE || row === 0n) return -1;
-      const size = row * BigInt(cells);
-      if (size > BigInt(end - off)) return -1;
-      off += Number(size);
+      off = skipRowTensor(dv, off, end, cells);
+      if (off < 0) return -1;
     } else {
       if (off + 12 > end) return -1;
       const type = dv.getInt32(off, true);
@@ -170,6 +158,21 @@ function walkBlock(dv: DataView, off: number, end: number, cells: number, ext: b
     }
   }
   return off;
+}
+
+/**
+ * Skips one per-layer tensor stored row by row (`type`, row size, then `cells` rows): the K tensors,
+ * and the V tensors when not transposed. Returns the offset after it, or -1 when it is malformed.
+ */
+function skipRowTensor(dv: DataView, off: number, end: number, cells: number): number {
+  if (off + 12 > end) return -1;
+  const type = dv.getInt32(off, true);
+  const row = dv.getBigUint64(off + 4, true);
+  off += 12;
+  if (type < 0 || type > MAX_GGML_TYPE || row === 0n) return -1;
+  const size = row * BigInt(cells);
+  if (size > BigInt(end - off)) return -1;
+  return off + Number(size);
 }
 
 /**
