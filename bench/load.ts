@@ -8,7 +8,7 @@
  * does; that avoids the `UND_ERR_SOCKET other side closed` race seen against llama-server.
  */
 import { performance } from 'node:perf_hooks';
-import { describeError, sseData } from './sse.js';
+import { completionEvents, describeError } from './sse.js';
 
 export interface RequestResult {
   ok: boolean;
@@ -41,12 +41,6 @@ export interface LoadOptions {
 
 const now = (): number => performance.now();
 
-interface Chunk {
-  choices?: { text?: string }[];
-  usage?: { prompt_tokens: number; completion_tokens: number } | null;
-  error?: { message?: string; code?: string };
-}
-
 /** One streaming completion; parses the SSE stream by hand (data lines, `[DONE]`, `error` events). */
 export async function streamCompletion(baseUrl: string, prompt: string, maxTokens: number, signal: AbortSignal): Promise<RequestResult> {
   const startMs = now();
@@ -70,16 +64,11 @@ export async function streamCompletion(baseUrl: string, prompt: string, maxToken
       return r;
     }
     let done = false;
-    for await (const { event, data } of sseData(res.body)) {
-      if (data === '[DONE]') {
-        done = true;
-        continue;
-      }
-      const chunk = JSON.parse(data) as Chunk;
-      if (event === 'error' || chunk.error) {
-        r.error = `SSE error: ${chunk.error?.code ?? ''} ${chunk.error?.message ?? data}`.slice(0, 200);
-        continue;
-      }
+    for await (const e of completionEvents(res.body)) {
+      if (e.kind === 'done') done = true;
+      if (e.kind === 'error') r.error = e.message;
+      if (e.kind !== 'chunk') continue;
+      const { chunk } = e;
       if (Number.isNaN(r.ttftMs) && (chunk.choices?.[0]?.text ?? '') !== '') r.ttftMs = now() - startMs;
       if (chunk.usage) {
         r.promptTokens = chunk.usage.prompt_tokens;

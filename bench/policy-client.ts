@@ -10,7 +10,7 @@
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { describeError, sseData } from './sse.js';
+import { completionEvents, describeError } from './sse.js';
 
 export interface RoundTrip {
   status: number;
@@ -73,12 +73,6 @@ export interface StreamResult {
   error?: string;
 }
 
-interface Chunk {
-  choices?: { text?: string }[];
-  usage?: { prompt_tokens: number; completion_tokens: number } | null;
-  error?: { message?: string; code?: string };
-}
-
 export async function streamTimed(
   baseUrl: string,
   headers: Record<string, string>,
@@ -100,17 +94,12 @@ export async function streamTimed(
       return r;
     }
     let done = false;
-    for await (const { event, data, at } of sseData(res.body)) {
-      if (Number.isNaN(r.firstEventMs)) r.firstEventMs = at - startMs;
-      if (data === '[DONE]') {
-        done = true;
-        continue;
-      }
-      const chunk = JSON.parse(data) as Chunk;
-      if (event === 'error' || chunk.error) {
-        r.error = `SSE error: ${chunk.error?.code ?? ''} ${chunk.error?.message ?? data}`.slice(0, 200);
-        continue;
-      }
+    for await (const e of completionEvents(res.body)) {
+      if (Number.isNaN(r.firstEventMs)) r.firstEventMs = e.at - startMs;
+      if (e.kind === 'done') done = true;
+      if (e.kind === 'error') r.error = e.message;
+      if (e.kind !== 'chunk') continue;
+      const { chunk, at } = e;
       if (Number.isNaN(r.ttftMs) && (chunk.choices?.[0]?.text ?? '') !== '') r.ttftMs = at - startMs;
       if (chunk.usage) {
         r.promptTokens = chunk.usage.prompt_tokens;

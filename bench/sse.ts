@@ -38,6 +38,32 @@ export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator
   }
 }
 
+/** A streamed completion chunk, as far as the bench clients read it. */
+export interface CompletionChunk {
+  choices?: { text?: string }[];
+  usage?: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens?: number } } | null;
+  error?: { message?: string; code?: string };
+}
+
+export type CompletionEvent =
+  | { kind: 'chunk'; chunk: CompletionChunk; at: number }
+  /** An `error` event or a chunk carrying an error, as one line. */
+  | { kind: 'error'; message: string; at: number }
+  | { kind: 'done'; at: number };
+
+/** The events of a streamed completion: its chunks, its SSE errors and `[DONE]`. */
+export async function* completionEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<CompletionEvent> {
+  for await (const { event, data, at } of sseData(body)) {
+    if (data === '[DONE]') {
+      yield { kind: 'done', at };
+      continue;
+    }
+    const chunk = JSON.parse(data) as CompletionChunk;
+    if (event === 'error' || chunk.error) yield { kind: 'error', message: `SSE error: ${chunk.error?.code ?? ''} ${chunk.error?.message ?? data}`.slice(0, 200), at };
+    else yield { kind: 'chunk', chunk, at };
+  }
+}
+
 /** A fetch failure as one line, with undici's cause (e.g. UND_ERR_SOCKET) when there is one. */
 export function describeError(err: unknown): string {
   const e = err as Error & { cause?: { code?: string; message?: string } };

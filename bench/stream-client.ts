@@ -8,7 +8,7 @@
  * caller may treat as the intended end (a stream stopped once its measurement window closed).
  */
 import { performance } from 'node:perf_hooks';
-import { describeError, sseData } from './sse.js';
+import { completionEvents, describeError } from './sse.js';
 
 export interface StreamRequest {
   baseUrl: string;
@@ -34,12 +34,6 @@ export interface StreamResult {
   cachedTokens: number;
   completionTokens: number;
   error?: string;
-}
-
-interface Chunk {
-  choices?: { text?: string }[];
-  usage?: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens?: number } } | null;
-  error?: { message?: string; code?: string };
 }
 
 export async function streamRequest(q: StreamRequest): Promise<StreamResult> {
@@ -68,16 +62,11 @@ export async function streamRequest(q: StreamRequest): Promise<StreamResult> {
       return r;
     }
     let done = false;
-    for await (const { event, data, at } of sseData(res.body)) {
-      if (data === '[DONE]') {
-        done = true;
-        continue;
-      }
-      const chunk = JSON.parse(data) as Chunk;
-      if (event === 'error' || chunk.error) {
-        r.error = `SSE error: ${chunk.error?.code ?? ''} ${chunk.error?.message ?? data}`.slice(0, 200);
-        continue;
-      }
+    for await (const e of completionEvents(res.body)) {
+      if (e.kind === 'done') done = true;
+      if (e.kind === 'error') r.error = e.message;
+      if (e.kind !== 'chunk') continue;
+      const { chunk, at } = e;
       const text = chunk.choices?.[0]?.text ?? '';
       if (text !== '') {
         if (Number.isNaN(r.ttftMs)) r.ttftMs = at - startMs;

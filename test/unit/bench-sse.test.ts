@@ -1,6 +1,6 @@
 /** The bench clients' shared SSE reader, on hand-made byte streams. */
 import { expect } from 'chai';
-import { sseData } from '../../bench/sse.js';
+import { completionEvents, sseData } from '../../bench/sse.js';
 
 function body(chunks: string[]): ReadableStream<Uint8Array> {
   const enc = new TextEncoder();
@@ -25,5 +25,12 @@ describe('bench SSE reader', () => {
       { event: 'error', data: '{"error":{}}' },
       { event: 'message', data: '[DONE]' },
     ]);
+  });
+
+  it('turns a completion stream into chunks, one-line errors and done', async () => {
+    const kinds: string[] = [];
+    const raw = ['data: {"choices":[{"text":"hi"}]}\n\n', 'event: error\ndata: {"error":{"code":"worker_crashed","message":"gone"}}\n\n', 'data: [DONE]\n\n'];
+    for await (const e of completionEvents(body(raw))) kinds.push(e.kind === 'chunk' ? `chunk:${e.chunk.choices?.[0]?.text}` : e.kind === 'error' ? `error:${e.message}` : 'done');
+    expect(kinds).to.deep.equal(['chunk:hi', 'error:SSE error: worker_crashed gone', 'done']);
   });
 });
