@@ -21,7 +21,7 @@
  * window's abort signal, which also cancels the requests in flight).
  */
 import { performance } from 'node:perf_hooks';
-import { benchModel, provenance, counterByLabel, randomTokens, say, startServer } from './server.js';
+import { benchModel, provenance, counterByLabel, randomTokens, runBench, say, startServer } from './server.js';
 import { streamRequest } from './stream-client.js';
 
 const WARM_MS = Number(process.env.BENCH_FAIR_WARM_S ?? 12) * 1000;
@@ -143,10 +143,4 @@ async function main(): Promise<number> {
   return out.some((r) => r.errors.length > 0) ? 1 : 0;
 }
 
-main().then(
-  (code) => (process.exitCode = code),
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runBench(main);

@@ -18,6 +18,7 @@ import { GuardrailEngine, type PromptContext } from '../src/policy/guardrails/gu
 import { guardSink } from '../src/policy/guardrails/guarded-sink.js';
 import type { GuardrailPolicy } from '../src/policy/types.js';
 import type { TokenSink } from '../src/actors/gateway-types.js';
+import { mulberry32 } from './server.js';
 import { summarize, type Summary } from './stats.js';
 
 const PROMPTS = 400;
@@ -25,18 +26,6 @@ const LOCAL_ITERS = 5000;
 const OPA_ITERS = 1000;
 const OPA_CONCURRENCY = 16;
 const OUTPUT_ITERS = 1000;
-
-/** Deterministic PRNG (mulberry32), so every run checks the same prompts. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = (
   'the of and to in is that for it as with was on be by this are or from at which but not have an they you were ' +
@@ -109,7 +98,7 @@ async function startOpaWorker(): Promise<{ url: string; stop: () => Promise<void
 }
 
 async function main(): Promise<void> {
-  const r = rng(42);
+  const r = mulberry32(42); // deterministic: every run checks the same prompts
   const prompts = Array.from({ length: PROMPTS }, () => makeText(r, 2000, 0.2));
   const ctx = (i: number): PromptContext => ({
     prompt: { kind: 'chat', messages: [{ role: 'system', content: 'You are helpful.' }, { role: 'user', content: prompts[i % PROMPTS]! }] },

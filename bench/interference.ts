@@ -20,7 +20,7 @@
  * Loopback only; every stream is bounded by max_tokens and by RUN_TIMEOUT_MS.
  */
 import { performance } from 'node:perf_hooks';
-import { benchModel, provenance, randomTokens, say, startServer } from './server.js';
+import { benchModel, provenance, randomTokens, runBench, say, startServer } from './server.js';
 import { streamRequest, type StreamResult } from './stream-client.js';
 import { summarize } from './stats.js';
 
@@ -198,10 +198,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => (process.exitCode = code),
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runBench(main);

@@ -37,6 +37,7 @@ import { fileURLToPath } from 'node:url';
 import { ensureModel } from '../src/runtime/gguf/generate.js';
 import { KeepAliveClient, streamTimed, type StreamResult } from './policy-client.js';
 import { cpuSeconds, startServer, stopServer, type ServerProcess } from './server-process.js';
+import { randomWords, runBench } from './server.js';
 import { auditCounts, f1, f2, f3, us, reportLevel, reportRoundTrips, say, type LevelReport, type RoundTripReport, type SideName, type StreamRun } from './policy-report.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -79,28 +80,8 @@ const checkTime = (what: string): void => {
 
 // ---- prompts -----------------------------------------------------------------------------------
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Unique lowercase pseudo-word prompt per seed: no prefix reuse, no PII, no blocked term. 66 words are ~128 bench-model tokens. */
-function prompt(seed: number, words = 66): string {
-  const rnd = mulberry32(seed);
-  const out: string[] = [];
-  for (let i = 0; i < words; i++) {
-    let w = '';
-    const len = 2 + Math.floor(rnd() * 6);
-    for (let k = 0; k < len; k++) w += 'abcdefghijklmnopqrstuvwxyz'[Math.floor(rnd() * 26)];
-    out.push(w);
-  }
-  return out.join(' ');
-}
+/** Unique lowercase pseudo-word prompts per seed: no prefix reuse, no PII, no blocked term. */
+const PROMPT_WORDS = 66; // ~128 bench-model tokens
 
 // ---- configuration -----------------------------------------------------------------------------
 
@@ -295,7 +276,7 @@ async function phaseA(tmp: string, modelPath: string): Promise<{ models: RoundTr
   let clean = false;
   try {
     await checkSides(sides[0]!, sides[1]!, path.join(tmp, 'store'));
-    const completion = (rep: number) => (i: number): Req => ({ method: 'POST', path: '/v1/completions', body: { prompt: prompt(100_000 * (rep + 1) + i, 60), max_tokens: 1, temperature: 0 } });
+    const completion = (rep: number) => (i: number): Req => ({ method: 'POST', path: '/v1/completions', body: { prompt: randomWords(100_000 * (rep + 1) + i, 60), max_tokens: 1, temperature: 0 } });
     // Warm-up: JIT, sockets, every engine worker.
     await interleaved(sides, 200, 50, () => ({ method: 'GET', path: '/v1/models' }), 'warm-up');
     await interleaved(sides, 20, 5, completion(99), 'warm-up');
@@ -336,7 +317,7 @@ async function phaseB(tmp: string, modelPath: string): Promise<{ c1: LevelReport
       const runs = new Map<SideName, StreamRun>(names.map((n) => [n, { wallMs: 0, requests: [] }]));
       for (let i = 0; i < C1_PER_REP; i++) {
         checkTime('c=1');
-        const p = prompt(1_000_000 * (rep + 1) + i);
+        const p = randomWords(1_000_000 * (rep + 1) + i, PROMPT_WORDS);
         for (let k = 0; k < sides.length; k++) {
           const s = sides[(i + k) % sides.length]!;
           const r = await measured(sides, s, idle, () => streamTimed(s.server.baseUrl, s.headers, p, MAX_TOKENS, AbortSignal.timeout(STREAM_TIMEOUT_MS)));
@@ -345,7 +326,7 @@ async function phaseB(tmp: string, modelPath: string): Promise<{ c1: LevelReport
       }
       c1.push(runs);
       const level = new Map<SideName, StreamRun>();
-      const prompts = Array.from({ length: C4.clients }, (_, c) => Array.from({ length: C4.requestsPerClient }, (_, i) => prompt(2_000_000 * (rep + 1) + 100 * c + i)));
+      const prompts = Array.from({ length: C4.clients }, (_, c) => Array.from({ length: C4.requestsPerClient }, (_, i) => randomWords(2_000_000 * (rep + 1) + 100 * c + i, PROMPT_WORDS)));
       for (let k = 0; k < sides.length; k++) {
         checkTime('c=4');
         const s = sides[(rep + k) % sides.length]!;
@@ -414,12 +395,4 @@ async function main(): Promise<number> {
   return failed ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runBench(main);

@@ -18,7 +18,7 @@
  *
  * Loopback only; every request is bounded (max_tokens and a timeout), the trace by its turn count.
  */
-import { benchModel, provenance, randomTokens, randomWords, say, startServer, type BenchServer } from './server.js';
+import { benchModel, provenance, randomTokens, randomWords, runBench, say, startServer, type BenchServer } from './server.js';
 import { streamRequest } from './stream-client.js';
 import { summarize } from './stats.js';
 
@@ -158,10 +158,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => (process.exitCode = code),
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runBench(main);

@@ -23,7 +23,7 @@ import { sizeThreadPool } from '../src/runtime/threadpool.js';
 import { runLevel, streamCompletion, type LevelResult } from './load.js';
 import { RawCeiling, type RawLevelResult } from './raw-ceiling.js';
 import { summarize } from './stats.js';
-import { randomWords, say, startServer, type BenchServer } from './server.js';
+import { randomWords, runBench, say, startServer, type BenchServer } from './server.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MODEL_PATH = path.join(ROOT, 'models', 'bench.gguf');
@@ -249,12 +249,4 @@ async function main(): Promise<number> {
   return failed || errors > 0 ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runBench(main);

@@ -153,6 +153,17 @@ export async function counterByLabel(baseUrl: string, name: string, label: strin
 
 export const say = (line: string): void => void process.stdout.write(`${line}\n`);
 
+/** Runs a bench's main: its exit code (a measurement that completed is 0), 1 with the stack on a throw. */
+export function runBench(main: () => Promise<number>): void {
+  main().then(
+    (code) => (process.exitCode = code),
+    (err: unknown) => {
+      process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
+
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
