@@ -13,6 +13,7 @@ import { readJsonBody } from '../../body.js';
 import { sendJson } from '../../respond.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
+import { toChatMessage } from '../openai-chat/schema.js';
 import type { CacheAction } from './schema.js';
 
 export interface CacheAdmin {
@@ -48,7 +49,7 @@ function warm(deps: HttpDeps, ctx: RequestContext, body: CacheAction): Promise<U
   const input: GenerateInput = {
     requestId: `warm-${randomUUID()}`,
     model: body.model,
-    prompt: body.messages ? { kind: 'chat', messages: body.messages } : { kind: 'text', text: body.prompt! },
+    prompt: body.messages ? { kind: 'chat', messages: body.messages.map(toChatMessage) } : { kind: 'text', text: body.prompt! },
     n: 1,
     keyId: ctx.principal.id,
     tenant: ctx.principal.tenant,

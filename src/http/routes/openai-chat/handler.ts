@@ -2,13 +2,13 @@
  * `POST /v1/chat/completions`: parse, validate, map to a `GenerateInput`, run it. No engine logic.
  */
 import type { HttpResponse } from 'uWebSockets.js';
-import type { ChatMessage, FinishReason } from '../../../actors/gateway-types.js';
+import type { FinishReason } from '../../../actors/gateway-types.js';
 import { readJsonBody } from '../../body.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
 import { runGeneration, type Shape } from '../openai-common/run.js';
-import type { ChatRequest, ChatRequestMessage } from './schema.js';
+import { toChatMessage, type ChatRequest } from './schema.js';
 
 const chatShape: Shape = {
   object: 'chat.completion',
@@ -25,12 +25,6 @@ const chatShape: Shape = {
   }),
 };
 
-/** Array content parts are joined into one text, as the contract asks (only text parts exist). */
-function toMessage(m: ChatRequestMessage): ChatMessage {
-  const content = m.content === null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('');
-  return m.name === undefined ? { role: m.role, content } : { role: m.role, content, name: m.name };
-}
-
 export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
@@ -38,7 +32,7 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
       input: {
         requestId: ctx.requestId,
         model: body.model,
-        prompt: { kind: 'chat', messages: body.messages.map(toMessage) },
+        prompt: { kind: 'chat', messages: body.messages.map(toChatMessage) },
         // Chat has no default cap in OpenAI's API: generate until a stop or the context is full.
         params: toSamplingParams(body, undefined),
         n: body.n ?? 1,
