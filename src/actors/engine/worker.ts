@@ -97,7 +97,10 @@ class EngineShell {
       threads: init.threads,
     });
     this.batch = new BatchContext(this.llama, this.model, this.context);
-    if (init.kvCpuPages > 0) {
+    // Not on decode workers: prompts are prefilled, and their prefixes cached, on prefill workers.
+    // A tier here would never be read, and its snapshots would sit on the hand-off's critical
+    // path (saving a 2k-token state takes ~80 ms).
+    if (init.kvCpuPages > 0 && init.role !== 'decode') {
       this.kv = await KvTier.open(this.batch, {
         model: init.model,
         modelPath: init.modelPath,
@@ -272,10 +275,7 @@ class EngineShell {
     const history = req.resume ? req.tokens.slice(req.resume.promptTokens) : [];
     const sampler = new LlamaSlotSampler(this.batch.createSampler(), samplerConfig(req, history), this.eog, history);
     // The sequence about to be reused may hold a prefix worth keeping: save it to the cache first.
-    // Not on a decode worker: prompts are prefilled (and their prefixes cached) on the prefill
-    // workers, so a snapshot here would never be read, and it would sit on the hand-off's
-    // critical path (saving a 2k-token state takes ~80 ms).
-    const preview = this.init.role === 'decode' ? null : this.core.preview(req.tokens);
+    const preview = this.core.preview(req.tokens);
     if (this.kv && preview && preview.resident.length > preview.keep) {
       // Snapshot the previous request's prompt, not what it generated: the next turn of a chat
       // starts with that prompt, while its reply comes back re-rendered by the chat template.
