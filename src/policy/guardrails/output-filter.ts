@@ -4,9 +4,9 @@
  * starts a term (a whole-word term needs the character after it); for PII the earliest place a
  * match may still be forming (`piiLiveStart`: an email's local part or domain, a run starting like
  * a vendor key, a number with phone or card separators, an IBAN, `key: value`), and any match
- * touching the end. Everything before that is
- * final: redacted and released. So prose streams one word behind, and a number is released as
- * soon as the character after it shows it is no phone or card.
+ * touching the end. Everything before that is final: redacted and released. So prose streams one
+ * word behind, and a number is released as soon as the character after it shows it is no phone
+ * or card.
  *
  * Pure: no clocks, no I/O. The sink wrapper (guarded-sink.ts) drives it.
  */
