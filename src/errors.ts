@@ -66,6 +66,12 @@ export const ERRORS = {
     'The engine worker serving this request stopped; the request was not completed. Retry it.',
   ),
   shutting_down: spec('shutting_down', 503, 'service_unavailable', 'The server is shutting down.'),
+  rate_limiter_unavailable: spec(
+    'rate_limiter_unavailable',
+    503,
+    'service_unavailable',
+    'The shared rate limiter (Redis) did not answer and rate_limit.redis_fail_mode is closed; the request was not admitted. Retry later.',
+  ),
   auth_unavailable: spec(
     'auth_unavailable',
     503,

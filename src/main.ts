@@ -17,6 +17,7 @@ import { KeyRegistry } from './policy/api-keys.js';
 import { decideAuth } from './policy/auth-mode.js';
 import { OidcVerifier } from './policy/oidc.js';
 import { createPolicyLayer } from './policy/pipeline.js';
+import { createRateLimiter } from './policy/rate-limiter.js';
 
 /** Time running requests get to finish after SIGTERM before they are cut off. */
 const DRAIN_MS = 3000;
@@ -63,7 +64,9 @@ async function main(): Promise<void> {
   // Guardrails follow the live policy: the config's at first, then every admin change.
   const guardrails = new GuardrailEngine(config.guardrails, { metrics, log });
   guardrails.follow(policy.service);
+  const limiter = await createRateLimiter(config.rateLimitBackend, () => policy.service.current.rateLimit, metrics, log);
   const pipeline = createPolicyLayer({
+    limiter,
     authEnabled: auth.enabled,
     metricsPublic: config.auth.metricsPublic,
     configKeys: config.auth.apiKeys,
@@ -86,6 +89,7 @@ async function main(): Promise<void> {
     const closing = http.close();
     await Promise.race([gateway.whenIdle(), delay(DRAIN_MS)]);
     await policy.close();
+    await limiter.close();
     await system.stop();
     await closing;
     log('stopped');

@@ -288,6 +288,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly rateLimitBackend = new Histogram({
+    name: 'inferflux_rate_limit_backend_seconds',
+    help: 'Round trips to the shared rate limiter (Redis), by op (admit|charge) and outcome (ok|error: failed or timed out, fail mode applied)',
+    labelNames: ['op', 'outcome'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'inferflux_process_' });
   }

@@ -184,6 +184,16 @@ rate_limit:
   tokens_per_minute: 0
   tenant_requests_per_minute: 0
   tenant_tokens_per_minute: 0
+  # Where the buckets live. "" = in this process: each replica limits on its own. A redis:// or
+  # rediss:// URL = in that Redis, shared by every replica naming it (one atomic script per request,
+  # Redis's clock). Env: INFERFLUX_RATE_LIMIT_REDIS_URL.
+  redis_url: ""
+  redis_prefix: "inferflux:rl:"
+  # Bound on one Redis round trip; a request never waits for a reconnect.
+  redis_timeout_ms: 100
+  # When Redis does not answer: local (this process's buckets decide until it is back), open (admit),
+  # closed (503 rate_limiter_unavailable). Env: INFERFLUX_RATE_LIMIT_REDIS_FAIL_MODE.
+  redis_fail_mode: local
 
 audit:
   # JSON-lines audit log. Env: INFERFLUX_AUDIT_LOG.

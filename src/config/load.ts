@@ -12,7 +12,7 @@ import { DEFAULT_CONFIG_YAML, DEMO_MODEL_PATH, RESERVED_SECTIONS } from './defau
 import { CONFIG_SCHEMA, RULES, SECTION_EXPECT } from './schema.js';
 import type { InferFluxConfig, ModelEntry } from './types.js';
 import type { GuardrailPolicy, PiiKind } from '../policy/types.js';
-import { resolveAuth, resolveRateLimit, resolveServerEdges } from './policy-config.js';
+import { resolveAuth, resolveRateLimit, resolveRateLimitBackend, resolveServerEdges } from './policy-config.js';
 
 export class ConfigError extends Error {
   /** Dotted key path of the offending value, e.g. `server.port`. */
@@ -113,6 +113,8 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_OIDC_ISSUER', 'auth.oidc.issuer', (v) => v],
   ['INFERFLUX_OIDC_AUDIENCE', 'auth.oidc.audience', (v) => v],
   ['INFERFLUX_RATE_LIMIT_PER_MINUTE', 'rate_limit.requests_per_minute', envInt],
+  ['INFERFLUX_RATE_LIMIT_REDIS_URL', 'rate_limit.redis_url', (v) => v.trim()],
+  ['INFERFLUX_RATE_LIMIT_REDIS_FAIL_MODE', 'rate_limit.redis_fail_mode', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_TLS_ENABLED', 'server.tls.enabled', envBool],
   ['INFERFLUX_TLS_CERT_PATH', 'server.tls.cert_path', (v) => v],
   ['INFERFLUX_TLS_KEY_PATH', 'server.tls.key_path', (v) => v],
@@ -378,6 +380,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
     policy: { storePath: path.resolve(cwd, pol.store_path as string), watchIntervalSeconds: pol.watch_interval_seconds as number },
     auth: resolveAuth(raw.auth as Raw, env, from),
     rateLimit: resolveRateLimit(raw.rate_limit as Raw),
+    rateLimitBackend: resolveRateLimitBackend(raw.rate_limit as Raw),
     source,
   };
 }

@@ -10,7 +10,7 @@ import { KeySpecError, parseApiKeysEnv, toRecord, type KeySpec } from '../policy
 import { checkFetchUrl } from '../policy/oidc.js';
 import { SCOPES, type ApiKeyRecord, type RateLimitPolicy } from '../policy/types.js';
 import { ConfigError } from './load.js';
-import type { AuthConfig, CorsConfig, TlsConfig } from './types.js';
+import type { AuthConfig, CorsConfig, RateLimitBackendConfig, TlsConfig } from './types.js';
 
 type Raw = Record<string, unknown>;
 /** Where a dotted key's value came from (`built-in default`, a file, an env name). */
@@ -118,6 +118,16 @@ export function resolveRateLimit(r: Raw): RateLimitPolicy {
     tokensPerMinute: r.tokens_per_minute as number,
     tenantRequestsPerMinute: r.tenant_requests_per_minute as number,
     tenantTokensPerMinute: r.tenant_tokens_per_minute as number,
+  };
+}
+
+/** Where the buckets live (deployment, not policy: never in the store). */
+export function resolveRateLimitBackend(r: Raw): RateLimitBackendConfig {
+  return {
+    redisUrl: r.redis_url as string,
+    redisPrefix: r.redis_prefix as string,
+    redisTimeoutMs: r.redis_timeout_ms as number,
+    redisFailMode: r.redis_fail_mode as RateLimitBackendConfig['redisFailMode'],
   };
 }
 

@@ -153,6 +153,13 @@ export const RULES: Record<string, Rule> = {
   'rate_limit.tokens_per_minute': int(0, 1_000_000_000),
   'rate_limit.tenant_requests_per_minute': int(0, 1_000_000_000),
   'rate_limit.tenant_tokens_per_minute': int(0, 1_000_000_000),
+  'rate_limit.redis_url': {
+    schema: { type: 'string', maxLength: 2048, pattern: '^$|^rediss?://' },
+    expect: 'must be "" (buckets in this process) or a redis:// or rediss:// URL',
+  },
+  'rate_limit.redis_prefix': str(1, 128),
+  'rate_limit.redis_timeout_ms': int(1, 10_000),
+  'rate_limit.redis_fail_mode': { schema: { enum: ['local', 'open', 'closed'] }, expect: 'must be "local", "open" or "closed"' },
 };
 
 /** Messages for structural (non-leaf) keys. */

@@ -145,6 +145,17 @@ export interface LimitsConfig {
   maxStop: number;
 }
 
+export interface RateLimitBackendConfig {
+  /** `''`: buckets in this process (each replica limits on its own); else a Redis all replicas share. */
+  redisUrl: string;
+  /** Prefix of the bucket keys in Redis. Defaults to `inferflux:rl:`. */
+  redisPrefix: string;
+  /** Bound on one Redis round trip. Defaults to `100`. */
+  redisTimeoutMs: number;
+  /** When Redis does not answer in time: `local` buckets decide (default), `open` admits, `closed` refuses (503). */
+  redisFailMode: 'local' | 'open' | 'closed';
+}
+
 export interface AuditConfig {
   /** JSON-lines audit log path. */
   path: string;
@@ -178,6 +189,8 @@ export interface InferFluxConfig {
   auth: AuthConfig;
   /** Initial rate limits (the live ones are in the policy document). */
   rateLimit: RateLimitPolicy;
+  /** Where the rate-limit buckets live. */
+  rateLimitBackend: RateLimitBackendConfig;
   /** Where the config came from, for the start-up log. */
   source: string;
 }

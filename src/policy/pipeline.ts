@@ -17,7 +17,7 @@ import { KeyRegistry } from './api-keys.js';
 import { OidcRejection, looksLikeJwt, reasonOf, toHttpError, type OidcVerifier } from './oidc.js';
 import type { PolicyService } from './policy-service.js';
 import { ANONYMOUS, PUBLIC, principalFromKey } from './principal.js';
-import { RateLimiterCore, rateLimitHeaders } from './rate-limit.js';
+import { RateLimiterCore, localRateLimiter, rateLimitHeaders, type RateDecision, type RateLimiter } from './rate-limit.js';
 import { accessFor, allows, describe, isPublic, type Access } from './rbac.js';
 import type { ApiKeyRecord, Principal } from './types.js';
 
@@ -74,7 +74,12 @@ export interface PolicyDeps {
   policy: PolicyService;
   oidc: OidcVerifier | null;
   audit: (event: AuditEvent) => void;
-  /** Milliseconds clock for the rate limiter. Defaults to `performance.now`-free `Date.now`. */
+  /**
+   * Where the buckets live: this process's by default, or shared ones (Redis). Built by the
+   * caller, so its lifetime (connections) is the caller's; the layer only calls it.
+   */
+  limiter?: RateLimiter;
+  /** Milliseconds clock for the default (local) limiter. Defaults to `Date.now`. */
   now?: () => number;
 }
 
@@ -148,32 +153,46 @@ export function authorize(deps: PolicyDeps): Step {
 }
 
 export function rateLimit(deps: PolicyDeps, state: PolicyState): Step {
-  const now = deps.now ?? Date.now;
   return (ctx, next) => {
     const access = ctx.access ?? accessFor(ctx.segments);
     // Probes and scrapes are never limited: an orchestrator must always see the truth.
     if (isPublic(access, deps.metricsPublic)) return next();
     const { id, tenant } = ctx.principal;
-    const d = state.limiter.admit(id, tenant, now());
-    Object.assign(ctx.responseHeaders, rateLimitHeaders(d));
-    if (!d.allowed) {
-      deps.audit(
-        event(ctx, {
-          event: 'denial',
-          keyId: id,
-          tenant,
-          status: 429,
-          decision: 'deny',
-          detail: `rate limit: ${d.scope} ${d.kind} per minute (${d.limit})`,
-        }),
-      );
-      const who = d.scope === 'key' ? 'this key' : `tenant ${tenant}`;
-      throw new InferFluxError('rate_limited', `Rate limit reached for ${who}: ${d.limit} ${d.kind} per minute. Retry after ${d.retryAfterSeconds} s.`, {
-        retryAfter: d.retryAfterSeconds,
-      });
+    let d: RateDecision | Promise<RateDecision>;
+    try {
+      d = state.limiter.admit(id, tenant);
+    } catch (err) {
+      return unavailable(err);
     }
-    ctx.chargeTokens = (tokens) => state.limiter.charge(id, tenant, tokens, now());
-    return next();
+    // Local buckets answer in this tick; shared ones (Redis) after a round trip.
+    return d instanceof Promise ? d.then(decided, unavailable) : decided(d);
+
+    function unavailable(err: unknown): never {
+      const e = InferFluxError.from(err);
+      deps.audit(event(ctx, { event: 'denial', keyId: id, tenant, status: e.status, decision: 'deny', detail: `rate limiter: ${e.code}` }));
+      throw e;
+    }
+    function decided(d: RateDecision): void | Promise<void> {
+      Object.assign(ctx.responseHeaders, rateLimitHeaders(d));
+      if (!d.allowed) {
+        deps.audit(
+          event(ctx, {
+            event: 'denial',
+            keyId: id,
+            tenant,
+            status: 429,
+            decision: 'deny',
+            detail: `rate limit: ${d.scope} ${d.kind} per minute (${d.limit})`,
+          }),
+        );
+        const who = d.scope === 'key' ? 'this key' : `tenant ${tenant}`;
+        throw new InferFluxError('rate_limited', `Rate limit reached for ${who}: ${d.limit} ${d.kind} per minute. Retry after ${d.retryAfterSeconds} s.`, {
+          retryAfter: d.retryAfterSeconds,
+        });
+      }
+      ctx.chargeTokens = (tokens) => state.limiter.charge(id, tenant, tokens);
+      return next();
+    }
   };
 }
 
@@ -183,7 +202,7 @@ export const PIPELINE = [authenticate, authorize, rateLimit] as const;
 /** Mutable state shared by the steps: rebuilt from the live policy on every change. */
 export interface PolicyState {
   keys: KeyRegistry;
-  limiter: RateLimiterCore;
+  limiter: RateLimiter;
 }
 
 export interface PolicyLayer {
@@ -199,7 +218,7 @@ export interface PolicyLayer {
 export function createPolicyLayer(deps: PolicyDeps): PolicyLayer {
   const state: PolicyState = {
     keys: new KeyRegistry(deps.configKeys, deps.policy.current.apiKeys),
-    limiter: new RateLimiterCore(() => deps.policy.current.rateLimit),
+    limiter: deps.limiter ?? localRateLimiter(new RateLimiterCore(() => deps.policy.current.rateLimit), deps.now),
   };
   // The key registry is rebuilt once per policy version, never per request.
   const unsubscribe = deps.policy.subscribe((doc) => {

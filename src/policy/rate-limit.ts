@@ -10,6 +10,8 @@
  *   a token bucket can go into debt; a new request is refused while a token bucket is below 1.
  * - Limits come from a getter read on every call, so an admin change applies to the next request;
  *   a lowered limit clamps existing balances, a raised one lets them refill to the new size.
+ * - `decide` is the one admission rule; replicas sharing buckets in Redis (rate-limit-redis.ts)
+ *   apply it to balances their Lua script read, so both backends refuse and charge alike.
  */
 import type { RateLimitPolicy } from './types.js';
 
@@ -106,34 +108,12 @@ export class RateLimiterCore {
   admit(keyId: string, tenant: string, now: number): RateDecision {
     const p = this.policy();
     if (this.buckets.size > SWEEP_AT) this.sweep(now);
-    const checks: [Bucket | undefined, LimitScope, LimitKind][] = [
-      [this.bucket(`rk:${keyId}`, p.requestsPerMinute, now), 'key', 'requests'],
-      [this.bucket(`rt:${tenant}`, p.tenantRequestsPerMinute, now), 'tenant', 'requests'],
-      [this.bucket(`tk:${keyId}`, p.tokensPerMinute, now), 'key', 'tokens'],
-      [this.bucket(`tt:${tenant}`, p.tenantTokensPerMinute, now), 'tenant', 'tokens'],
-    ];
-    const [rk, rt, tk, tt] = checks.map((c) => c[0]);
-    const reqShown = rk ?? rt;
-    const tokShown = tk ?? tt;
-    let worst: [Bucket, LimitScope, LimitKind] | undefined;
-    for (const [b, scope, kind] of checks) {
-      if (b && b.balance < 1 && (!worst || b.msUntilOne() > worst[0].msUntilOne())) worst = [b, scope, kind];
-    }
-    if (worst) {
-      const [b, scope, kind] = worst;
-      return {
-        allowed: false,
-        scope,
-        kind,
-        limit: b.limit,
-        retryAfterSeconds: Math.max(1, Math.ceil(b.msUntilOne() / 1000)),
-        requests: reqShown && state(reqShown),
-        tokens: tokShown && state(tokShown),
-      };
-    }
-    if (rk) rk.balance -= 1;
-    if (rt) rt.balance -= 1;
-    return { allowed: true, requests: reqShown && state(reqShown), tokens: tokShown && state(tokShown) };
+    return decide([
+      this.bucket(`rk:${keyId}`, p.requestsPerMinute, now),
+      this.bucket(`rt:${tenant}`, p.tenantRequestsPerMinute, now),
+      this.bucket(`tk:${keyId}`, p.tokensPerMinute, now),
+      this.bucket(`tt:${tenant}`, p.tenantTokensPerMinute, now),
+    ]);
   }
 
   /** Charge `tokens` used by `keyId` in `tenant` (may put the token buckets into debt). */
@@ -159,6 +139,66 @@ export class RateLimiterCore {
       if (b.full()) this.buckets.delete(name);
     }
   }
+}
+
+/** The four buckets of one request, refilled to now, in this order (absent = no such limit). */
+export type RequestBuckets = [keyRequests: Bucket | undefined, tenantRequests: Bucket | undefined, keyTokens: Bucket | undefined, tenantTokens: Bucket | undefined];
+
+const SCOPES: readonly [LimitScope, LimitKind][] = [
+  ['key', 'requests'],
+  ['tenant', 'requests'],
+  ['key', 'tokens'],
+  ['tenant', 'tokens'],
+];
+
+/**
+ * The one admission rule, for local buckets and (mirrored by its Lua script) for Redis ones: refused
+ * while any bucket is below 1, naming the one that refills last; else both request buckets are
+ * charged 1. Mutates the buckets it is given.
+ */
+export function decide(buckets: RequestBuckets): RateDecision {
+  const [rk, rt, tk, tt] = buckets;
+  const reqShown = rk ?? rt;
+  const tokShown = tk ?? tt;
+  let worst: number | undefined;
+  buckets.forEach((b, i) => {
+    if (b && b.balance < 1 && (worst === undefined || b.msUntilOne() > buckets[worst]!.msUntilOne())) worst = i;
+  });
+  if (worst !== undefined) {
+    const b = buckets[worst]!;
+    const [scope, kind] = SCOPES[worst]!;
+    return {
+      allowed: false,
+      scope,
+      kind,
+      limit: b.limit,
+      retryAfterSeconds: Math.max(1, Math.ceil(b.msUntilOne() / 1000)),
+      requests: reqShown && state(reqShown),
+      tokens: tokShown && state(tokShown),
+    };
+  }
+  if (rk) rk.balance -= 1;
+  if (rt) rt.balance -= 1;
+  return { allowed: true, requests: reqShown && state(reqShown), tokens: tokShown && state(tokShown) };
+}
+
+/**
+ * What the request path needs of a rate limiter: a decision now (synchronous for this process's
+ * buckets, a promise for shared ones) and a way to charge tokens afterwards (fire and forget).
+ */
+export interface RateLimiter {
+  admit(keyId: string, tenant: string): RateDecision | Promise<RateDecision>;
+  charge(keyId: string, tenant: string, tokens: number): void;
+  close(): Promise<void>;
+}
+
+/** This process's buckets on the wall clock. */
+export function localRateLimiter(core: RateLimiterCore, now: () => number = Date.now): RateLimiter {
+  return {
+    admit: (keyId, tenant) => core.admit(keyId, tenant, now()),
+    charge: (keyId, tenant, tokens) => core.charge(keyId, tenant, tokens, now()),
+    close: async () => undefined,
+  };
 }
 
 function limitFor(p: RateLimitPolicy, bucketName: string): number {

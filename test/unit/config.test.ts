@@ -38,6 +38,7 @@ describe('config', () => {
       policy: { storePath: path.join(cwd, 'config/policy_store.conf'), watchIntervalSeconds: 5 },
       auth: { enabled: 'auto', enabledSource: 'built-in default', apiKeys: [], metricsPublic: true, oidc: null },
       rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
+      rateLimitBackend: { redisUrl: '', redisPrefix: 'inferflux:rl:', redisTimeoutMs: 100, redisFailMode: 'local' },
       source: 'built-in default + env (INFERFLUX_CORES)',
     });
   });
@@ -164,6 +165,21 @@ describe('config', () => {
     expect(loadError(ENV, 'models:\n  - id: a\n    path: a.gguf\n    lora: x\n').key).to.equal('models[0].lora');
     const cfg = loadConfig({ env: ENV, cwd: makeCwd('auth: {api_keys: []}\nguardrails: {}\nrate_limit: {}\npolicy: {}\n') });
     expect(cfg.server.port).to.equal(8080);
+  });
+
+  it('reads where the rate-limit buckets live (YAML, INFERFLUX_RATE_LIMIT_REDIS_*) and names a bad value', () => {
+    const yaml = 'rate_limit:\n  redis_url: redis://:pw@10.0.0.5:6379/2\n  redis_prefix: "{ifx}:rl:"\n  redis_timeout_ms: 50\n  redis_fail_mode: closed\n';
+    expect(loadConfig({ env: ENV, cwd: makeCwd(yaml) }).rateLimitBackend).to.deep.equal({
+      redisUrl: 'redis://:pw@10.0.0.5:6379/2',
+      redisPrefix: '{ifx}:rl:',
+      redisTimeoutMs: 50,
+      redisFailMode: 'closed',
+    });
+    const env = { ...ENV, INFERFLUX_RATE_LIMIT_REDIS_URL: ' rediss://cache.internal:6380 ', INFERFLUX_RATE_LIMIT_REDIS_FAIL_MODE: 'OPEN' };
+    expect(loadConfig({ env, cwd: makeCwd() }).rateLimitBackend).to.include({ redisUrl: 'rediss://cache.internal:6380', redisFailMode: 'open' });
+    expect(loadError({ ...ENV, INFERFLUX_RATE_LIMIT_REDIS_URL: 'http://cache:6379' }).message).to.match(/^rate_limit\.redis_url: must be "" .* or a redis:\/\/ or rediss:\/\/ URL/);
+    expect(loadError({ ...ENV, INFERFLUX_RATE_LIMIT_REDIS_FAIL_MODE: 'maybe' }).key).to.equal('rate_limit.redis_fail_mode');
+    expect(loadError(ENV, 'rate_limit:\n  redis_timeout_ms: 0\n').key).to.equal('rate_limit.redis_timeout_ms');
   });
 
   it('rejects duplicate ids and several defaults', () => {

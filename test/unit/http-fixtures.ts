@@ -52,6 +52,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
     policy: { storePath: '/tmp/policy_store.conf', watchIntervalSeconds: 5 },
     auth: { enabled: 'auto', enabledSource: 'test', apiKeys: [], metricsPublic: true, oidc: null },
     rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
+    rateLimitBackend: { redisUrl: '', redisPrefix: 'inferflux:rl:', redisTimeoutMs: 100, redisFailMode: 'local' },
     source: 'test',
   };
 }

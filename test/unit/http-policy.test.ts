@@ -10,6 +10,8 @@ import { createHttpServer, type HttpServer } from '../../src/http/server.js';
 import { toRecord } from '../../src/policy/api-keys.js';
 import { createPolicyLayer } from '../../src/policy/pipeline.js';
 import { PolicyService } from '../../src/policy/policy-service.js';
+import { RateLimiterCore, type RateLimiter } from '../../src/policy/rate-limit.js';
+import { RedisRateLimiter, type RedisFailMode } from '../../src/policy/rate-limit-redis.js';
 import type { PolicyDocument, RateLimitPolicy } from '../../src/policy/types.js';
 import { FakeGateway, json, rawRequest, testConfig } from './http-fixtures.js';
 
@@ -26,7 +28,9 @@ interface PolicyServer {
   audit: AuditEvent[];
 }
 
-async function start(opts: { rateLimit?: Partial<RateLimitPolicy>; server?: Partial<InferFluxConfig['server']>; metricsPublic?: boolean } = {}): Promise<PolicyServer> {
+async function start(
+  opts: { rateLimit?: Partial<RateLimitPolicy>; server?: Partial<InferFluxConfig['server']>; metricsPublic?: boolean; limiter?: (policy: PolicyService) => RateLimiter } = {},
+): Promise<PolicyServer> {
   const keys = [
     toRecord({ key: GEN_KEY, scopes: ['generate', 'read'], tenant: 'team-a', priority: 3 }, 'config', 'k0'),
     toRecord({ key: READ_KEY, scopes: ['read'] }, 'config', 'k1'),
@@ -47,6 +51,7 @@ async function start(opts: { rateLimit?: Partial<RateLimitPolicy>; server?: Part
     policy,
     oidc: null,
     audit: (e) => audit.push(e),
+    ...(opts.limiter ? { limiter: opts.limiter(policy) } : {}),
   });
   const gateway = new FakeGateway();
   const server = createHttpServer({ config: testConfig(opts.server), gateway, metrics: new Metrics({ defaultMetrics: false }), pipeline });
@@ -63,6 +68,34 @@ function post(t: PolicyServer, path: string, headers: Record<string, string>, bo
 describe('http: policy pipeline', () => {
   let t: PolicyServer;
   afterEach(() => t.server.close(100));
+
+  /** A shared limiter whose Redis is unreachable (nothing listens on port 1): its fail mode decides. */
+  const unreachable = (failMode: RedisFailMode) => (policy: PolicyService) =>
+    new RedisRateLimiter({ url: 'redis://127.0.0.1:1', prefix: 't:', timeoutMs: 100, failMode, policy: () => policy.current.rateLimit, fallback: new RateLimiterCore(() => policy.current.rateLimit) });
+
+  it('shared limiter unreachable, fail mode closed: 503 rate_limiter_unavailable with Retry-After, audited, nothing generated', async () => {
+    t = await start({ rateLimit: { requestsPerMinute: 10 }, limiter: unreachable('closed') });
+    const r = await post(t, '/v1/chat/completions', { authorization: `Bearer ${GEN_KEY}` });
+    expect(r.status).to.equal(503);
+    expect(r.headers.get('retry-after')).to.equal('1');
+    expect((await json(r)).error).to.include({ code: 'rate_limiter_unavailable', type: 'service_unavailable' });
+    expect(t.gateway.inputs).to.have.length(0);
+    expect(t.audit.map((e) => [e.event, e.status, e.detail])).to.deep.equal([
+      ['auth', 200, 'api_key'],
+      ['denial', 503, 'rate limiter: rate_limiter_unavailable'],
+    ]);
+  });
+
+  it('shared limiter unreachable, fail mode local: the request body survives the asynchronous admission', async () => {
+    t = await start({ rateLimit: { requestsPerMinute: 1 }, limiter: unreachable('local') });
+    const body = { ...chat, messages: [{ role: 'user', content: 'x'.repeat(30_000) }] };
+    const r = await post(t, '/v1/chat/completions', { authorization: `Bearer ${GEN_KEY}` }, body);
+    expect(r.status).to.equal(200);
+    expect(r.headers.get('x-ratelimit-remaining-requests')).to.equal('0');
+    expect(JSON.stringify(t.gateway.inputs[0])).to.contain('x'.repeat(30_000));
+    const second = await post(t, '/v1/chat/completions', { authorization: `Bearer ${GEN_KEY}` });
+    expect(second.status).to.equal(429);
+  });
 
   it('401 without credentials: WWW-Authenticate, OpenAI shape, audit auth + denial with key id unknown', async () => {
     t = await start();
