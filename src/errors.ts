@@ -57,6 +57,12 @@ export const ERRORS = {
   ),
   queue_full: spec('queue_full', 429, 'rate_limit_error', 'The server is at capacity; retry later.'),
   rate_limited: spec('rate_limited', 429, 'rate_limit_error', 'Rate limit reached; retry after the time in Retry-After.'),
+  too_many_concurrent_requests: spec(
+    'too_many_concurrent_requests',
+    429,
+    'rate_limit_error',
+    'This key has as many generation requests in flight as limits.max_concurrent_requests_per_key allows; retry when one finishes.',
+  ),
   internal_error: spec('internal_error', 500, 'server_error', 'Internal server error.'),
   model_not_loaded: spec('model_not_loaded', 503, 'service_unavailable', 'No model is loaded.'),
   worker_crashed: spec(

@@ -67,6 +67,7 @@ async function main(): Promise<void> {
   const limiter = await createRateLimiter(config.rateLimitBackend, () => policy.service.current.rateLimit, metrics, log);
   const pipeline = createPolicyLayer({
     limiter,
+    maxConcurrentPerKey: config.limits.maxConcurrentRequestsPerKey,
     authEnabled: auth.enabled,
     metricsPublic: config.auth.metricsPublic,
     configKeys: config.auth.apiKeys,

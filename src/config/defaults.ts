@@ -140,6 +140,9 @@ limits:
   max_n: 8
   # Upper bound for the number of stop sequences.
   max_stop: 4
+  # Generation requests (streamed or not) one API key or OIDC subject may have in flight; the next
+  # gets 429 too_many_concurrent_requests. 0 = unlimited. Env: INFERFLUX_MAX_CONCURRENT_REQUESTS_PER_KEY.
+  max_concurrent_requests_per_key: 0
 
 auth:
   # auto: API keys or OIDC tokens are required as soon as any key or OIDC issuer is configured

@@ -104,6 +104,7 @@ export const RULES: Record<string, Rule> = {
   'limits.max_tokens': int(1, 1048576),
   'limits.max_n': int(1, 128),
   'limits.max_stop': int(0, 64),
+  'limits.max_concurrent_requests_per_key': int(0, 100_000),
   'audit.path': str(1, 4096),
   'audit.debug_mode': bool,
   'policy.store_path': str(1, 4096),

@@ -143,6 +143,8 @@ export interface LimitsConfig {
   maxN: number;
   /** Upper bound for the number of stop sequences. */
   maxStop: number;
+  /** Generation requests one key may have in flight; 0 = unlimited. */
+  maxConcurrentRequestsPerKey: number;
 }
 
 export interface RateLimitBackendConfig {

@@ -90,7 +90,11 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     ex.traceparent = traceparentFor(req.getHeader('traceparent'));
     ex.headers.traceparent = ex.traceparent;
     cors.apply(origin, ex.headers);
-    ex.onFinish = () => record(ex, startedAt, res);
+    const finishHooks: (() => void)[] = [];
+    ex.onFinish = () => {
+      record(ex, startedAt, res);
+      for (const fn of finishHooks.splice(0)) fn();
+    };
     inflight.add(res);
 
     if (closing) return sendError(res, new InferFluxError('shutting_down'), { closeConnection: true });
@@ -166,6 +170,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       // Whatever the steps add (www-authenticate, x-ratelimit-*) goes out with any response.
       responseHeaders: ex.headers,
       chargeTokens: undefined,
+      whenFinished: (fn) => (ex.status !== 0 ? fn() : void finishHooks.push(fn)),
     };
     const afterPolicy = (): void | Promise<void> => {
       ctx.principal = pctx.principal;

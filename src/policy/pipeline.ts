@@ -1,5 +1,5 @@
 /**
- * The request-path policy pipeline, kept as data: `[authenticate, authorize, rateLimit]`. The
+ * The request-path policy pipeline, kept as data: `[authenticate, authorize, concurrency, rateLimit]`. The
  * HTTP server runs it after the path is normalised and the route matched, before the route's
  * handler (the guardrail pre-check runs inside generation routes, once the body is parsed).
  *
@@ -18,7 +18,7 @@ import { OidcRejection, looksLikeJwt, reasonOf, toHttpError, type OidcVerifier }
 import type { PolicyService } from './policy-service.js';
 import { ANONYMOUS, PUBLIC, principalFromKey } from './principal.js';
 import { RateLimiterCore, localRateLimiter, rateLimitHeaders, type RateDecision, type RateLimiter } from './rate-limit.js';
-import { accessFor, allows, describe, isPublic, type Access } from './rbac.js';
+import { accessFor, allows, describe, isGeneration, isPublic, type Access } from './rbac.js';
 import type { ApiKeyRecord, Principal } from './types.js';
 
 /** What the policy steps see of one request; built by the server from copied headers. */
@@ -39,6 +39,8 @@ export interface PolicyContext {
   responseHeaders: Record<string, string>;
   /** Set by rateLimit: charge tokens this request used against its token buckets. */
   chargeTokens: ((tokens: number) => void) | undefined;
+  /** Runs `fn` once the response is complete or the client left (at once if that already happened). */
+  whenFinished(fn: () => void): void;
   /** @internal Access of the route, computed once by authenticate. */
   access?: Access;
 }
@@ -81,6 +83,8 @@ export interface PolicyDeps {
   limiter?: RateLimiter;
   /** Milliseconds clock for the default (local) limiter. Defaults to `Date.now`. */
   now?: () => number;
+  /** Generation requests one key (or OIDC subject) may have in flight; 0 or absent = unlimited. */
+  maxConcurrentPerKey?: number;
 }
 
 const REALM = 'Bearer realm="inferflux"';
@@ -152,6 +156,39 @@ export function authorize(deps: PolicyDeps): Step {
   };
 }
 
+/**
+ * `limits.max_concurrent_requests_per_key`: a key with that many generation requests in flight
+ * (streamed or not) gets 429 for the next one. Runs before the rate limiter, so a request refused
+ * here costs no rate-limit budget; its slot is freed when its response completes or the client
+ * leaves (a leaving client also cancels its generation within one decode step).
+ */
+export function concurrency(deps: PolicyDeps, state: PolicyState): Step {
+  const max = deps.maxConcurrentPerKey ?? 0;
+  return (ctx, next) => {
+    if (!(max > 0) || !isGeneration(ctx.access ?? accessFor(ctx.segments))) return next();
+    const { id, tenant } = ctx.principal;
+    const running = state.inFlight.get(id) ?? 0;
+    if (running >= max) {
+      deps.audit(event(ctx, { event: 'denial', keyId: id, tenant, status: 429, decision: 'deny', detail: `concurrency: ${running} in flight (max ${max})` }));
+      throw new InferFluxError(
+        'too_many_concurrent_requests',
+        `This key already has ${running} generation request(s) in flight, the most limits.max_concurrent_requests_per_key allows; retry when one finishes.`,
+        { retryAfter: 1 },
+      );
+    }
+    state.inFlight.set(id, running + 1);
+    let released = false;
+    ctx.whenFinished(() => {
+      if (released) return;
+      released = true;
+      const left = (state.inFlight.get(id) ?? 1) - 1;
+      if (left > 0) state.inFlight.set(id, left);
+      else state.inFlight.delete(id);
+    });
+    return next();
+  };
+}
+
 export function rateLimit(deps: PolicyDeps, state: PolicyState): Step {
   return (ctx, next) => {
     const access = ctx.access ?? accessFor(ctx.segments);
@@ -196,13 +233,15 @@ export function rateLimit(deps: PolicyDeps, state: PolicyState): Step {
   };
 }
 
-/** The pipeline, as data; order matters and is the order in DESIGN.md §1. */
-export const PIPELINE = [authenticate, authorize, rateLimit] as const;
+/** The pipeline, as data; order matters and is the order in DESIGN.md §1 (the per-key concurrency cap sits with the rate limits). */
+export const PIPELINE = [authenticate, authorize, concurrency, rateLimit] as const;
 
 /** Mutable state shared by the steps: rebuilt from the live policy on every change. */
 export interface PolicyState {
   keys: KeyRegistry;
   limiter: RateLimiter;
+  /** Generation requests in flight per principal id (only when a concurrency limit is set). */
+  inFlight: Map<string, number>;
 }
 
 export interface PolicyLayer {
@@ -219,6 +258,7 @@ export function createPolicyLayer(deps: PolicyDeps): PolicyLayer {
   const state: PolicyState = {
     keys: new KeyRegistry(deps.configKeys, deps.policy.current.apiKeys),
     limiter: deps.limiter ?? localRateLimiter(new RateLimiterCore(() => deps.policy.current.rateLimit), deps.now),
+    inFlight: new Map(),
   };
   // The key registry is rebuilt once per policy version, never per request.
   const unsubscribe = deps.policy.subscribe((doc) => {

@@ -119,6 +119,11 @@ export function allows(access: Access, scopes: ReadonlySet<Scope>, metricsPublic
   }
 }
 
+/** Whether a route runs the model (counted against `limits.max_concurrent_requests_per_key`). */
+export function isGeneration(access: Access): boolean {
+  return access === GENERATE;
+}
+
 /** Whether a route reads credentials at all. */
 export function isPublic(access: Access, metricsPublic: boolean): boolean {
   return access.kind === 'public' || (access.kind === 'metrics' && metricsPublic);

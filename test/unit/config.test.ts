@@ -26,7 +26,7 @@ describe('config', () => {
       models: [{ id: 'demo', path: path.join(cwd, 'models/demo.gguf'), default: true, backend: 'cpu', generateIfMissing: true }],
       runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, contextSize: 2048, batchSize: 512, prefillChunk: 256, prefillChunkDecoding: 256, cores: 8, fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 }, pagedKv: { cpuPages: 512, eviction: 'lru' }, nvmeOffload: { path: '', workers: 2, queueDepth: 64 }, responseCache: { enabled: false, maxEntries: 1024, maxBytes: 67108864 } },
       scheduler: { decodePoolSize: 8, prefillPoolSize: 0, kvRingBytes: 67108864, maxQueue: 256, isolatePromptTokens: 1024, tokenizerWorkers: 1 },
-      limits: { maxTokens: 4096, maxN: 8, maxStop: 4 },
+      limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },
       audit: { path: path.join(cwd, 'logs/audit.log'), debugMode: false },
       guardrails: {
         blocklist: [],
@@ -58,7 +58,7 @@ describe('config', () => {
     const cfg = loadConfig({ env: ENV, cwd });
     expect(cfg.server.port).to.equal(9000);
     expect(cfg.server.host).to.equal('127.0.0.1');
-    expect(cfg.limits).to.deep.equal({ maxTokens: 4096, maxN: 2, maxStop: 4 });
+    expect(cfg.limits).to.deep.equal({ maxTokens: 4096, maxN: 2, maxStop: 4, maxConcurrentRequestsPerKey: 0 });
     expect(cfg.source).to.equal(`${path.join(cwd, 'config', 'server.yaml')} + env (INFERFLUX_CORES)`);
   });
 

@@ -46,7 +46,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       responseCache: { enabled: false, maxEntries: 1, maxBytes: 1024 },
     },
     scheduler: { decodePoolSize: 1, prefillPoolSize: 0, kvRingBytes: 1048576, maxQueue: 16, isolatePromptTokens: 0, tokenizerWorkers: 1 },
-    limits: { maxTokens: 4096, maxN: 8, maxStop: 4 },
+    limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },
     audit: { path: '/tmp/audit.log', debugMode: false },
     guardrails: { blocklist: [], pii: { action: 'off', kinds: [] }, opaEndpoint: '', opaTimeoutMs: 200, opaFailMode: 'closed' },
     policy: { storePath: '/tmp/policy_store.conf', watchIntervalSeconds: 5 },

@@ -153,6 +153,7 @@ describe('policy: pipeline composer', () => {
     principal: ANONYMOUS,
     responseHeaders: {},
     chargeTokens: undefined,
+    whenFinished: () => undefined,
   });
 
   it('runs steps in order, then the final handler', () => {
