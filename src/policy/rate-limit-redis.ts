@@ -172,9 +172,11 @@ export class RedisRateLimiter implements RateLimiter {
     });
   }
 
-  admit(keyId: string, tenant: string): Promise<RateDecision> {
+  admit(keyId: string, tenant: string): RateDecision | Promise<RateDecision> {
     const p = this.opts.policy();
     const limits = [p.requestsPerMinute, p.tenantRequestsPerMinute, p.tokensPerMinute, p.tenantTokensPerMinute] as const;
+    // No limit set: nothing to ask Redis, and the request stays on the synchronous path.
+    if (!limits.some((l) => l > 0)) return decide([undefined, undefined, undefined, undefined]);
     const k = this.keys(keyId, tenant);
     const started = performance.now();
     return this.redis.ifxAdmit(k.rk, k.rt, k.tk, k.tt, ...limits).then(
