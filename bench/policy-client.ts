@@ -79,6 +79,8 @@ export async function streamTimed(
   prompt: string,
   maxTokens: number,
   signal: AbortSignal,
+  /** Greedy when absent; a fixed seed gives every side the same sampled text for the same prompt. */
+  sampling?: { temperature: number; seed: number },
 ): Promise<StreamResult> {
   const startMs = performance.now();
   const r: StreamResult = { ok: false, startMs, firstEventMs: Number.NaN, ttftMs: Number.NaN, endMs: startMs, promptTokens: 0, completionTokens: 0 };
@@ -86,7 +88,7 @@ export async function streamTimed(
     const res = await fetch(`${baseUrl}/v1/completions`, {
       method: 'POST',
       headers: { ...headers, 'content-type': 'application/json' },
-      body: JSON.stringify({ prompt, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true }, ignore_eos: true, temperature: 0 }),
+      body: JSON.stringify({ prompt, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true }, ignore_eos: true, ...(sampling ?? { temperature: 0 }) }),
       signal,
     });
     if (!res.ok || res.body === null) {

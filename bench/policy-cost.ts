@@ -9,6 +9,9 @@
  *            53-term blocklist + PII redact (all detectors) on prompts and streamed output,
  *            AES-256-GCM policy store (INFERFLUX_POLICY_PASSPHRASE; written through the admin API
  *            in phase A, decrypted at start in phase B), audit on (auth + completion lines).
+ *   on-redis phase A only: `on` with the rate limits shared through a redis-server this bench
+ *            starts on loopback (`rate_limit.redis_url`): one Lua script round trip per request.
+ *            BENCH_POLICY_REDIS=0 leaves it out (no redis-server needed).
  *   on-promptpii diagnostic, phase B only: `on` with `guardrails.pii.output: false` (PII redacted
  *            in prompts only), to attribute TTFT to the PII output hold-back (a stream holds
  *            back the word being written and any number that may still become a phone or card,
@@ -22,6 +25,11 @@
  *      the completion audit line), 300 per side per repetition, alternating the same way.
  * Phase B, bench model (models/bench.gguf, SmolLM-135M shape): TTFT and tok/s at realistic cost.
  *   3. c=1: the same prompt to every side back to back (rotating which goes first), 10 per rep.
+ *      Greedy, as the targets are defined; the random-weight model then mostly loops on one token,
+ *      often without a space (`kdgkdgkdg...`): a worst case for the word hold-back, since a run of
+ *      letters may be an email's local part until it passes 64 characters. So c=1 is measured
+ *      once more with sampling (temperature 0.8, one seed per prompt, so every side gets the same
+ *      text), where words are 1-3 tokens as in prose; BENCH_POLICY_SAMPLED=0 leaves it out.
  *   4. c=4: 4 clients x 2 requests on one side, then the next (rotating the first side).
  * Every server stays up during its phase, but only one is under load at a time (the idle ones'
  * CPU time is printed as a check). Each phase's servers get SIGTERM at its end.
@@ -38,12 +46,16 @@ import { ensureModel } from '../src/runtime/gguf/generate.js';
 import { KeepAliveClient, streamTimed, type StreamResult } from './policy-client.js';
 import { cpuSeconds, startServer, stopServer, type ServerProcess } from './server-process.js';
 import { randomWords, runBench } from './server.js';
+import { startRedis } from '../test/helpers/redis.js';
 import { auditCounts, f1, f2, f3, us, reportLevel, reportRoundTrips, say, type LevelReport, type RoundTripReport, type SideName, type StreamRun } from './policy-report.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REPEATS = positiveInt(process.env.BENCH_REPEATS, 3);
 const DEADLINE = Date.now() + positiveInt(process.env.BENCH_POLICY_TIMEOUT_S, 1200) * 1000;
 const DIAGNOSTIC = process.env.BENCH_POLICY_DIAG !== '0';
+const WITH_REDIS = process.env.BENCH_POLICY_REDIS !== '0';
+const SAMPLED = process.env.BENCH_POLICY_SAMPLED !== '0';
+const SAMPLING_TEMPERATURE = 0.8;
 const MODELS_N = 2000;
 const MODELS_BLOCK = 1;
 const ONE_TOKEN_N = 300;
@@ -86,7 +98,7 @@ const PROMPT_WORDS = 66; // ~128 bench-model tokens
 // ---- configuration -----------------------------------------------------------------------------
 
 /** The YAML file for one side (JSON is YAML); env carries the rest. */
-function sideConfig(name: SideName, dir: string, storeDir: string): { yaml: object; env: Record<string, string> } {
+function sideConfig(name: SideName, dir: string, storeDir: string, redisUrl: string): { yaml: object; env: Record<string, string> } {
   const audit = { path: path.join(dir, 'audit.log') };
   if (name === 'off') {
     return {
@@ -108,8 +120,14 @@ function sideConfig(name: SideName, dir: string, storeDir: string): { yaml: obje
   return {
     yaml: {
       auth: { enabled: true, api_keys: others },
-      rate_limit: { requests_per_minute: HUGE, tokens_per_minute: HUGE, tenant_requests_per_minute: HUGE, tenant_tokens_per_minute: HUGE },
-      guardrails: { blocklist: BLOCKLIST, pii: { action: 'redact', kinds: ['email', 'phone', 'credit_card', 'iban', 'secret'], output: name === 'on' }, opa_endpoint: '' },
+      rate_limit: {
+        requests_per_minute: HUGE,
+        tokens_per_minute: HUGE,
+        tenant_requests_per_minute: HUGE,
+        tenant_tokens_per_minute: HUGE,
+        ...(name === 'on-redis' ? { redis_url: redisUrl, redis_prefix: `bench${process.pid}:` } : {}),
+      },
+      guardrails: { blocklist: BLOCKLIST, pii: { action: 'redact', kinds: ['email', 'phone', 'credit_card', 'iban', 'secret'], output: name !== 'on-promptpii' }, opa_endpoint: '' },
       // Both "on" sides share one encrypted store, like replicas would.
       policy: { store_path: path.join(storeDir, 'policy_store.conf') },
       audit,
@@ -126,7 +144,7 @@ function baseEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-async function startSides(names: SideName[], modelPath: string, tmp: string, phase: string): Promise<Side[]> {
+async function startSides(names: SideName[], modelPath: string, tmp: string, phase: string, redisUrl = ''): Promise<Side[]> {
   const sides: Side[] = [];
   const storeDir = path.join(tmp, 'store');
   mkdirSync(storeDir, { recursive: true });
@@ -134,7 +152,7 @@ async function startSides(names: SideName[], modelPath: string, tmp: string, pha
     for (const name of names) {
       const dir = path.join(tmp, `${phase}-${name}`);
       mkdirSync(dir, { recursive: true });
-      const c = sideConfig(name, dir, storeDir);
+      const c = sideConfig(name, dir, storeDir, redisUrl);
       const cfg = path.join(dir, 'server.yaml');
       writeFileSync(cfg, JSON.stringify(c.yaml, null, 2));
       const env = { ...baseEnv(), ...c.env, INFERFLUX_CONFIG: cfg, INFERFLUX_MODEL_PATH: modelPath, INFERFLUX_HOST: '127.0.0.1', INFERFLUX_PORT: '0' };
@@ -143,6 +161,7 @@ async function startSides(names: SideName[], modelPath: string, tmp: string, pha
       sides.push({ name, server, dir, headers: name === 'off' ? {} : { authorization: `Bearer ${GEN_KEY}` } });
       const pick = (re: RegExp) => server.log.find((l) => re.test(l))?.replace(/^\S+ inferflux /, '') ?? '(no line)';
       say(`  ${phase}/${name}: ${server.baseUrl} ready in ${Date.now() - t0} ms; ${pick(/auth (on|off)|authentication is/)}; ${pick(/^.*policy store .*(version|no file)/)}`);
+      if (name === 'on-redis') say(`    ${pick(/rate limits: shared through Redis/)}`);
     }
   } catch (err) {
     await stopSides(sides);
@@ -270,11 +289,14 @@ async function streamLevel(side: Side, prompts: string[][], requestsPerClient: n
 // ---- main --------------------------------------------------------------------------------------
 
 async function phaseA(tmp: string, modelPath: string): Promise<{ models: RoundTripReport; oneToken: RoundTripReport }> {
+  const redis = WITH_REDIS ? await startRedis() : undefined;
+  const names: SideName[] = redis ? ['off', 'on', 'on-redis'] : ['off', 'on'];
   say('');
-  say(`phase A: ${path.relative(ROOT, modelPath)} (tiny), sides off and on`);
-  const sides = await startSides(['off', 'on'], modelPath, tmp, 'A');
+  say(`phase A: ${path.relative(ROOT, modelPath)} (tiny), sides ${names.join(', ')}${redis ? ` (redis-server ${redis.url})` : ''}`);
+  let sides: Side[] = [];
   let clean = false;
   try {
+    sides = await startSides(names, modelPath, tmp, 'A', redis?.url);
     await checkSides(sides[0]!, sides[1]!, path.join(tmp, 'store'));
     const completion = (rep: number) => (i: number): Req => ({ method: 'POST', path: '/v1/completions', body: { prompt: randomWords(100_000 * (rep + 1) + i, 60), max_tokens: 1, temperature: 0 } });
     // Warm-up: JIT, sockets, every engine worker.
@@ -288,18 +310,18 @@ async function phaseA(tmp: string, modelPath: string): Promise<{ models: RoundTr
       oneToken.push(await interleaved(sides, ONE_TOKEN_N, ONE_TOKEN_BLOCK, completion(rep), 'max_tokens 1'));
       say(`  rep ${rep + 1}: ${MODELS_N} x GET /v1/models + ${ONE_TOKEN_N} x max_tokens=1 per side in ${Date.now() - t0} ms`);
     }
-    const names = sides.map((s) => s.name);
     const m = reportRoundTrips(`GET /v1/models, sequential keep-alive round trips (${REPEATS} x ${MODELS_N} per side, alternating every ${MODELS_BLOCK})`, models, names);
     const o = reportRoundTrips(`POST /v1/completions max_tokens=1, not streamed, ~60-word prompt (${REPEATS} x ${ONE_TOKEN_N} per side, alternating every ${ONE_TOKEN_BLOCK})`, oneToken, names);
     return { models: m, oneToken: o };
   } finally {
     say('');
     clean = await stopSides(sides);
+    await redis?.stop();
     if (!clean) throw new Error('phase A: a server did not stop cleanly');
   }
 }
 
-async function phaseB(tmp: string, modelPath: string): Promise<{ c1: LevelReport; c4: LevelReport; idle: IdleTally }> {
+async function phaseB(tmp: string, modelPath: string): Promise<{ c1: LevelReport; c1Sampled: LevelReport | undefined; c4: LevelReport; idle: IdleTally }> {
   const names: SideName[] = DIAGNOSTIC ? ['off', 'on', 'on-promptpii'] : ['off', 'on'];
   say('');
   say(`phase B: ${path.relative(ROOT, modelPath)} (bench shape), sides ${names.join(', ')}; ${MAX_TOKENS} tokens per request, streamed, EOS ignored`);
@@ -311,20 +333,29 @@ async function phaseB(tmp: string, modelPath: string): Promise<{ c1: LevelReport
       for (const w of warm) if (!w.ok) throw new Error(`warm-up on ${s.name} failed: ${w.error}`);
     }
     const c1: Map<SideName, StreamRun>[] = [];
+    const c1Sampled: Map<SideName, StreamRun>[] = [];
     const c4: Map<SideName, StreamRun>[] = [];
-    for (let rep = 0; rep < REPEATS; rep++) {
-      const t0 = Date.now();
+    /** C1_PER_REP prompts, each to every side back to back (rotating which side goes first). */
+    const sequential = async (rep: number, seedBase: number, sampled: boolean): Promise<Map<SideName, StreamRun>> => {
       const runs = new Map<SideName, StreamRun>(names.map((n) => [n, { wallMs: 0, requests: [] }]));
       for (let i = 0; i < C1_PER_REP; i++) {
         checkTime('c=1');
-        const p = randomWords(1_000_000 * (rep + 1) + i, PROMPT_WORDS);
+        const seed = seedBase * (rep + 1) + i;
+        const p = randomWords(seed, PROMPT_WORDS);
+        const sampling = sampled ? { temperature: SAMPLING_TEMPERATURE, seed } : undefined;
         for (let k = 0; k < sides.length; k++) {
           const s = sides[(i + k) % sides.length]!;
-          const r = await measured(sides, s, idle, () => streamTimed(s.server.baseUrl, s.headers, p, MAX_TOKENS, AbortSignal.timeout(STREAM_TIMEOUT_MS)));
+          const r = await measured(sides, s, idle, () => streamTimed(s.server.baseUrl, s.headers, p, MAX_TOKENS, AbortSignal.timeout(STREAM_TIMEOUT_MS), sampling));
           runs.get(s.name)!.requests.push(r);
         }
       }
+      return runs;
+    };
+    for (let rep = 0; rep < REPEATS; rep++) {
+      const t0 = Date.now();
+      const runs = await sequential(rep, 1_000_000, false);
       c1.push(runs);
+      if (SAMPLED) c1Sampled.push(await sequential(rep, 3_000_000, true));
       const level = new Map<SideName, StreamRun>();
       const prompts = Array.from({ length: C4.clients }, (_, c) => Array.from({ length: C4.requestsPerClient }, (_, i) => randomWords(2_000_000 * (rep + 1) + 100 * c + i, PROMPT_WORDS)));
       for (let k = 0; k < sides.length; k++) {
@@ -333,11 +364,14 @@ async function phaseB(tmp: string, modelPath: string): Promise<{ c1: LevelReport
         level.set(s.name, await measured(sides, s, idle, () => streamLevel(s, prompts, C4.requestsPerClient)));
       }
       c4.push(level);
-      const err = [...runs.values(), ...level.values()].reduce((a, r) => a + r.requests.filter((q) => !q.ok).length, 0);
-      say(`  rep ${rep + 1}: c=1 ${C1_PER_REP} per side, c=4 ${C4.clients}x${C4.requestsPerClient} per side, in ${Date.now() - t0} ms (${err} errors; first at c=4: ${sides[rep % sides.length]!.name})`);
+      const err = [...runs.values(), ...(c1Sampled[rep]?.values() ?? []), ...level.values()].reduce((a, r) => a + r.requests.filter((q) => !q.ok).length, 0);
+      say(`  rep ${rep + 1}: c=1 ${C1_PER_REP} per side${SAMPLED ? ' (greedy and sampled)' : ''}, c=4 ${C4.clients}x${C4.requestsPerClient} per side, in ${Date.now() - t0} ms (${err} errors; first at c=4: ${sides[rep % sides.length]!.name})`);
     }
     return {
       c1: reportLevel(`c=1, ${REPEATS} x ${C1_PER_REP} per side, same prompt to every side back to back (TTFT ms; tok/s = tokens / summed request time)`, c1, names, true),
+      c1Sampled: SAMPLED
+        ? reportLevel(`c=1 sampled (temperature ${SAMPLING_TEMPERATURE}, seed per prompt, same text on every side), ${REPEATS} x ${C1_PER_REP} per side`, c1Sampled, names, true)
+        : undefined,
       c4: reportLevel(`c=${C4.clients}, ${REPEATS} reps x ${C4.clients} clients x ${C4.requestsPerClient} requests per side (TTFT ms; tok/s = tokens / level wall time)`, c4, names, false),
       idle,
     };
@@ -379,8 +413,16 @@ async function main(): Promise<number> {
       const d4 = bb.c4.ttftP95.get('on-promptpii')! / bb.c4.ttftP95.get('off')!;
       say(`    diagnostic, PII on prompts only (no PII output hold-back): c=1 ${f3(d1)}, c=4 ${f3(d4)}  ${verdict(d1 <= TTFT_P95_TARGET && d4 <= TTFT_P95_TARGET)}`);
     }
-    say(`  per-request overhead (on p50 - off p50), GET /v1/models: ${us(a.models.p50Diff)} (target < ${OVERHEAD_TARGET_MS} ms)  ${verdict(a.models.p50Diff < OVERHEAD_TARGET_MS)}`);
-    say(`  per-request overhead (on p50 - off p50), max_tokens=1:   ${us(a.oneToken.p50Diff)} (target < ${OVERHEAD_TARGET_MS} ms)  ${verdict(a.oneToken.p50Diff < OVERHEAD_TARGET_MS)}`);
+    if (bb.c1Sampled) {
+      const s = bb.c1Sampled.ttftP95.get('on')! / bb.c1Sampled.ttftP95.get('off')!;
+      say(`    diagnostic, sampled text (words of 1-3 tokens instead of greedy loops), c=1: ${f3(s)}  ${verdict(s <= TTFT_P95_TARGET)}`);
+    }
+    for (const side of WITH_REDIS ? (['on', 'on-redis'] as const) : (['on'] as const)) {
+      const m = a.models.p50Diff.get(side)!;
+      const o = a.oneToken.p50Diff.get(side)!;
+      say(`  per-request overhead (${side} p50 - off p50), GET /v1/models: ${us(m)} (target < ${OVERHEAD_TARGET_MS} ms)  ${verdict(m < OVERHEAD_TARGET_MS)}`);
+      say(`  per-request overhead (${side} p50 - off p50), max_tokens=1:   ${us(o)} (target < ${OVERHEAD_TARGET_MS} ms)  ${verdict(o < OVERHEAD_TARGET_MS)}`);
+    }
     say(`  tok/s on/off (best of ${REPEATS}): c=1 ${f3(bb.c1.tokBest.get('on')! / bb.c1.tokBest.get('off')!)}, c=4 ${f3(bb.c4.tokBest.get('on')! / bb.c4.tokBest.get('off')!)} (no target; reported)`);
     if (bb.c1.errors + bb.c4.errors > 0) {
       failed = true;

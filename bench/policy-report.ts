@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { StreamResult } from './policy-client.js';
 import { median, percentile, summarize } from './stats.js';
 
-export type SideName = 'off' | 'on' | 'on-promptpii';
+export type SideName = 'off' | 'on' | 'on-promptpii' | 'on-redis';
 
 export interface StreamRun {
   wallMs: number;
@@ -22,7 +22,8 @@ export const f3 = (n: number): string => (Number.isFinite(n) ? n.toFixed(3) : '-
 export const us = (ms: number): string => (Number.isFinite(ms) ? `${(ms * 1000).toFixed(0)} us` : '-');
 
 export interface RoundTripReport {
-  p50Diff: number;
+  /** Side p50 - off p50, per side but `off`. */
+  p50Diff: Map<SideName, number>;
 }
 
 export function reportRoundTrips(title: string, perRep: Map<SideName, number[]>[], names: SideName[]): RoundTripReport {
@@ -36,16 +37,20 @@ export function reportRoundTrips(title: string, perRep: Map<SideName, number[]>[
     say(`  ${n.padEnd(12)} | ${String(s.n).padStart(5)} | ${us(s.p50).padStart(8)} | ${us(s.p95).padStart(8)} | ${us(s.p99).padStart(8)} | ${us(s.mean).padStart(8)} | ${reps}`);
   }
   const off = summarize(pooled.get('off')!);
-  const on = summarize(pooled.get('on')!);
-  const repDiffs = perRep.map((m) => summarize(m.get('on')!).p50 - summarize(m.get('off')!).p50);
-  // Request i of each side ran back to back, so on[i] - off[i] cancels slow phases of the machine.
-  const paired = perRep.flatMap((m) => m.get('on')!.map((t, i) => t - m.get('off')![i]!));
-  say(`  paired (on[i] - off[i], adjacent requests): median ${us(median(paired))}, p25..p75 ${us(percentile(paired, 25))}..${us(percentile(paired, 75))}`);
-  say(
-    `  on - off: p50 ${us(on.p50 - off.p50)}, p95 ${us(on.p95 - off.p95)}, mean ${us(on.mean - off.mean)}; ` +
-      `ratio p50 ${f3(on.p50 / off.p50)}, p95 ${f3(on.p95 / off.p95)}; per-rep p50 diff ${us(Math.min(...repDiffs))}..${us(Math.max(...repDiffs))}`,
-  );
-  return { p50Diff: on.p50 - off.p50 };
+  const p50Diff = new Map<SideName, number>();
+  for (const n of names.filter((x) => x !== 'off')) {
+    const on = summarize(pooled.get(n)!);
+    const repDiffs = perRep.map((m) => summarize(m.get(n)!).p50 - summarize(m.get('off')!).p50);
+    // Request i of each side ran back to back, so on[i] - off[i] cancels slow phases of the machine.
+    const paired = perRep.flatMap((m) => m.get(n)!.map((t, i) => t - m.get('off')![i]!));
+    say(`  paired (${n}[i] - off[i], adjacent requests): median ${us(median(paired))}, p25..p75 ${us(percentile(paired, 25))}..${us(percentile(paired, 75))}`);
+    say(
+      `  ${n} - off: p50 ${us(on.p50 - off.p50)}, p95 ${us(on.p95 - off.p95)}, mean ${us(on.mean - off.mean)}; ` +
+        `ratio p50 ${f3(on.p50 / off.p50)}, p95 ${f3(on.p95 / off.p95)}; per-rep p50 diff ${us(Math.min(...repDiffs))}..${us(Math.max(...repDiffs))}`,
+    );
+    p50Diff.set(n, on.p50 - off.p50);
+  }
+  return { p50Diff };
 }
 
 export interface LevelReport {
