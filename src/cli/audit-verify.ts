@@ -79,24 +79,29 @@ export function describeReport(r: FileReport): string {
   return `OK ${r.lines} line(s) in ${names}, chain ${start}`;
 }
 
-async function main(argv: string[]): Promise<number> {
-  if (argv.length === 0 || argv.includes('-h') || argv.includes('--help')) {
-    process.stderr.write('usage: audit-verify <audit.log> [rotated files...] | <dir>\n');
-    return 2;
-  }
+/** Verifies and prints one line per log; 0 when every chain verifies, 1 when one does not, 2 on read errors. */
+export async function runAuditVerify(paths: string[], io: { out: (t: string) => void; err: (t: string) => void }): Promise<number> {
   let reports: FileReport[];
   try {
-    reports = await verifyAuditPaths(argv);
+    reports = await verifyAuditPaths(paths);
   } catch (err) {
-    process.stderr.write(`audit-verify: ${err instanceof Error ? err.message : String(err)}\n`);
+    io.err(`audit-verify: ${err instanceof Error ? err.message : String(err)}\n`);
     return 2;
   }
   if (reports.length === 0) {
-    process.stderr.write('audit-verify: no audit log files found\n');
+    io.err('audit-verify: no audit log files found\n');
     return 2;
   }
-  for (const r of reports) process.stdout.write(describeReport(r) + '\n');
+  for (const r of reports) io.out(describeReport(r) + '\n');
   return reports.every((r) => r.ok) ? 0 : 1;
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv.includes('-h') || argv.includes('--help')) {
+    process.stderr.write('usage: audit-verify <audit.log> [rotated files...] | <dir>   (also: inferctl audit verify)\n');
+    return 2;
+  }
+  return runAuditVerify(argv, { out: (t) => void process.stdout.write(t), err: (t) => void process.stderr.write(t) });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {

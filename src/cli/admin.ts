@@ -1,0 +1,131 @@
+/**
+ * `inferctl status` and `inferctl admin ...`: thin commands over the server's ops and admin API.
+ * Flags become exactly one admin request body (snake_case, as on the wire), so the server's own
+ * validation answers a bad value; each command prints the server's JSON view after the change.
+ */
+import { CliError, requestJson, type Connection } from './client.js';
+import type { Output } from './generate.js';
+
+const print = (io: Output, v: unknown): void => io.out(`${JSON.stringify(v, null, 2)}\n`);
+
+function intFlag(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new CliError(`--${name} must be a whole number >= 0, got ${v}`, 2);
+  return n;
+}
+
+/** `a, b,c` -> ['a', 'b', 'c']; `''` -> []. */
+export function listFlag(v: string): string[] {
+  return v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export async function runStatus(c: Connection, io: Output): Promise<boolean> {
+  const health = await requestJson<{ status?: string }>(c, 'GET', '/healthz');
+  // /readyz answers 503 with the same report while not ready; both are worth printing.
+  let ready: { ready?: boolean; models?: { id: string; ready: boolean }[] };
+  let readyOk = true;
+  try {
+    ready = (await requestJson<typeof ready>(c, 'GET', '/readyz')).body;
+  } catch (err) {
+    readyOk = false;
+    ready = { ready: false };
+    io.err(`readyz: ${err instanceof Error ? err.message : String(err)}\n`);
+  }
+  io.out(`server  ${c.baseUrl}\n`);
+  io.out(`health  ${health.body.status ?? 'ok'}\n`);
+  io.out(`ready   ${ready.ready === true ? 'yes' : 'no'}\n`);
+  for (const m of ready.models ?? []) io.out(`model   ${m.id}${m.ready ? '' : ' (not ready)'}\n`);
+  return readyOk && ready.ready === true;
+}
+
+export async function runModels(c: Connection, io: Output): Promise<void> {
+  const r = await requestJson<{ data: { id: string; owned_by?: string }[] }>(c, 'GET', '/v1/models');
+  for (const m of r.body.data) io.out(`${m.id}\n`);
+}
+
+export interface GuardrailFlags {
+  list?: boolean;
+  set?: string;
+  pii?: string;
+  piiKinds?: string;
+  piiOutput?: string;
+  opaEndpoint?: string;
+  opaTimeoutMs?: string;
+  opaFailMode?: string;
+}
+
+export async function runGuardrails(c: Connection, f: GuardrailFlags, io: Output): Promise<void> {
+  const pii = defined({
+    action: f.pii,
+    kinds: f.piiKinds === undefined ? undefined : listFlag(f.piiKinds),
+    output: f.piiOutput === undefined ? undefined : onOff('pii-output', f.piiOutput),
+  });
+  const body = defined({
+    blocklist: f.set === undefined ? undefined : listFlag(f.set),
+    pii: Object.keys(pii).length > 0 ? pii : undefined,
+    opa_endpoint: f.opaEndpoint,
+    opa_timeout_ms: intFlag('opa-timeout-ms', f.opaTimeoutMs),
+    opa_fail_mode: f.opaFailMode,
+  });
+  if (Object.keys(body).length === 0) return print(io, (await requestJson(c, 'GET', '/v1/admin/guardrails')).body);
+  print(io, (await requestJson(c, 'PUT', '/v1/admin/guardrails', body)).body);
+}
+
+function onOff(name: string, v: string): boolean {
+  if (/^(on|true|yes|1)$/i.test(v)) return true;
+  if (/^(off|false|no|0)$/i.test(v)) return false;
+  throw new CliError(`--${name} must be on or off, got ${v}`, 2);
+}
+
+export interface RateLimitFlags {
+  list?: boolean;
+  set?: string;
+  tokensPerMinute?: string;
+  tenantRequestsPerMinute?: string;
+  tenantTokensPerMinute?: string;
+}
+
+export async function runRateLimit(c: Connection, f: RateLimitFlags, io: Output): Promise<void> {
+  const body = defined({
+    requests_per_minute: intFlag('set', f.set),
+    tokens_per_minute: intFlag('tokens-per-minute', f.tokensPerMinute),
+    tenant_requests_per_minute: intFlag('tenant-requests-per-minute', f.tenantRequestsPerMinute),
+    tenant_tokens_per_minute: intFlag('tenant-tokens-per-minute', f.tenantTokensPerMinute),
+  });
+  if (Object.keys(body).length === 0) return print(io, (await requestJson(c, 'GET', '/v1/admin/rate_limit')).body);
+  print(io, (await requestJson(c, 'PUT', '/v1/admin/rate_limit', body)).body);
+}
+
+export interface ApiKeyFlags {
+  list?: boolean;
+  /** `--add [label]`: true without a label. */
+  add?: string | boolean;
+  scopes?: string;
+  tenant?: string;
+  priority?: string;
+  remove?: string;
+}
+
+export async function runApiKeys(c: Connection, f: ApiKeyFlags, io: Output): Promise<void> {
+  if (f.add !== undefined && f.remove !== undefined) throw new CliError('--add and --remove cannot be combined', 2);
+  if (f.add !== undefined) {
+    if (f.scopes === undefined) throw new CliError('--add needs --scopes, e.g. --scopes generate,read', 2);
+    const priority = f.priority === undefined ? undefined : Number(f.priority);
+    if (priority !== undefined && !Number.isInteger(priority)) throw new CliError(`--priority must be an integer, got ${f.priority}`, 2);
+    const body = defined({ scopes: listFlag(f.scopes), tenant: f.tenant, priority, label: typeof f.add === 'string' ? f.add : undefined });
+    const created = (await requestJson<{ key: string; id: string }>(c, 'POST', '/v1/admin/api_keys', body)).body;
+    print(io, created);
+    io.err(`the key is shown once: store it now (id ${created.id})\n`);
+    return;
+  }
+  if (f.remove !== undefined) {
+    print(io, (await requestJson(c, 'DELETE', `/v1/admin/api_keys/${encodeURIComponent(f.remove)}`)).body);
+    return;
+  }
+  print(io, (await requestJson(c, 'GET', '/v1/admin/api_keys')).body);
+}

@@ -1,0 +1,108 @@
+/**
+ * How `inferctl` reaches a server: the base URL (`--url`, or `--host`/`--port`, or
+ * `INFERCTL_URL`), the API key (`--api-key` or `INFERCTL_API_KEY`, sent as a Bearer token), and a
+ * JSON request helper that turns the server's OpenAI-shaped errors and unreachable servers into
+ * one error type the commands print.
+ */
+
+export interface Connection {
+  baseUrl: string;
+  apiKey: string | undefined;
+  timeoutMs: number;
+}
+
+export interface GlobalOptions {
+  url?: string;
+  host?: string;
+  port?: string;
+  apiKey?: string;
+  timeout?: string;
+}
+
+export const DEFAULT_URL = 'http://127.0.0.1:8080';
+
+/** A failure the CLI reports on one line; `exitCode` 1 for server and network errors, 2 for usage. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: 1 | 2 = 1,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export function connectionFrom(o: GlobalOptions, env: NodeJS.ProcessEnv = process.env): Connection {
+  let baseUrl: string;
+  if (o.url !== undefined) {
+    baseUrl = o.url;
+  } else if (o.host !== undefined || o.port !== undefined) {
+    const host = o.host ?? '127.0.0.1';
+    baseUrl = `http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${o.port ?? '8080'}`;
+  } else {
+    baseUrl = env.INFERCTL_URL ?? DEFAULT_URL;
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(baseUrl);
+  } catch {
+    throw new CliError(`not a URL: ${baseUrl}`, 2);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new CliError(`the server URL must be http(s)://, got ${baseUrl}`, 2);
+  const seconds = o.timeout === undefined ? 600 : Number(o.timeout);
+  if (!(seconds > 0)) throw new CliError(`--timeout must be a positive number of seconds, got ${o.timeout}`, 2);
+  const apiKey = o.apiKey ?? env.INFERCTL_API_KEY;
+  return { baseUrl: parsed.origin + parsed.pathname.replace(/\/+$/, ''), apiKey: apiKey === '' ? undefined : apiKey, timeoutMs: seconds * 1000 };
+}
+
+export function authHeaders(c: Connection): Record<string, string> {
+  return c.apiKey ? { authorization: `Bearer ${c.apiKey}` } : {};
+}
+
+interface OpenAIErrorBody {
+  error?: { message?: string; code?: string | null; type?: string };
+}
+
+/** `fetch` failures name the server and the cause (`ECONNREFUSED`, a TLS error), not just "fetch failed". */
+export function describeFetchError(c: Connection, err: unknown): CliError {
+  if (err instanceof CliError) return err;
+  if (err instanceof Error && err.name === 'TimeoutError') return new CliError(`${c.baseUrl} did not answer within ${c.timeoutMs / 1000} s`);
+  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  return new CliError(`cannot reach ${c.baseUrl}: ${code ?? cause?.message ?? (err instanceof Error ? err.message : String(err))}`);
+}
+
+/** The server's error as one line: `message (code, HTTP status)`. */
+export function describeHttpError(status: number, text: string): CliError {
+  let body: OpenAIErrorBody = {};
+  try {
+    body = JSON.parse(text) as OpenAIErrorBody;
+  } catch {
+    // Not JSON: a proxy's page or an empty body; the status says enough.
+  }
+  const e = body.error;
+  if (e?.message) return new CliError(`${e.message} (${e.code ?? e.type ?? 'error'}, HTTP ${status})`);
+  return new CliError(`HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`);
+}
+
+/** One JSON round trip; non-2xx answers become a CliError carrying the server's message. */
+export async function requestJson<T = Record<string, unknown>>(c: Connection, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  let res: Response;
+  try {
+    res = await fetch(c.baseUrl + path, {
+      method,
+      headers: { ...authHeaders(c), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(c.timeoutMs),
+    });
+  } catch (err) {
+    throw describeFetchError(c, err);
+  }
+  const text = await res.text();
+  if (!res.ok) throw describeHttpError(res.status, text);
+  try {
+    return { status: res.status, body: (text === '' ? {} : JSON.parse(text)) as T };
+  } catch {
+    throw new CliError(`${method} ${path}: the answer is not JSON: ${text.slice(0, 200)}`);
+  }
+}

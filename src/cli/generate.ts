@@ -1,0 +1,146 @@
+/**
+ * `inferctl completion` and `inferctl chat` (one shot, or `--interactive`: a multi-turn session
+ * that keeps the transcript), through the `openai` client against the server's `/v1` API, so the
+ * CLI exercises exactly what any OpenAI client sees. `--stream` prints text as it is generated.
+ */
+import { createInterface } from 'node:readline';
+import OpenAI from 'openai';
+import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import { CliError, type Connection } from './client.js';
+
+export interface SamplingOptions {
+  model?: string;
+  maxTokens?: string;
+  temperature?: string;
+  seed?: string;
+  stream?: boolean;
+  json?: boolean;
+}
+
+export interface Output {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+function client(c: Connection): OpenAI {
+  // The SDK insists on a key; an open server ignores the header.
+  return new OpenAI({ baseURL: `${c.baseUrl}/v1`, apiKey: c.apiKey ?? 'none', timeout: c.timeoutMs, maxRetries: 0 });
+}
+
+function num(name: string, v: string | undefined, integer: boolean): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new CliError(`--${name} must be ${integer ? 'an integer' : 'a number'}, got ${v}`, 2);
+  return n;
+}
+
+/** Request fields from the flags; an absent flag is left to the server's default. */
+function sampling(o: SamplingOptions) {
+  const fields = {
+    model: o.model,
+    max_tokens: num('max-tokens', o.maxTokens, true),
+    temperature: num('temperature', o.temperature, false),
+    seed: num('seed', o.seed, true),
+  };
+  // No `model`: the server's default model answers (the SDK's types require the field; JSON drops undefined).
+  return fields as typeof fields & { model: string };
+}
+
+/** The SDK's errors as one line, with the server's OpenAI-shaped message when there is one. */
+export function describeApiError(c: Connection, err: unknown): CliError {
+  if (err instanceof CliError) return err;
+  if (err instanceof OpenAI.APIConnectionTimeoutError) return new CliError(`${c.baseUrl} did not answer within ${c.timeoutMs / 1000} s`);
+  if (err instanceof OpenAI.APIConnectionError) {
+    const cause = (err.cause as NodeJS.ErrnoException | undefined)?.cause as NodeJS.ErrnoException | undefined;
+    return new CliError(`cannot reach ${c.baseUrl}: ${cause?.code ?? (err.cause as Error | undefined)?.message ?? err.message}`);
+  }
+  if (err instanceof OpenAI.APIError) {
+    const body = err.error as { message?: string; code?: string } | undefined;
+    if (err.status === undefined) return new CliError(`the server ended the stream with an error: ${body?.message ?? err.message}`);
+    return new CliError(`${body?.message ?? err.message} (${err.code ?? body?.code ?? 'error'}, HTTP ${err.status})`);
+  }
+  return new CliError(err instanceof Error ? err.message : String(err));
+}
+
+export async function runCompletion(c: Connection, prompt: string, o: SamplingOptions, io: Output): Promise<void> {
+  const api = client(c);
+  try {
+    if (o.stream) {
+      const stream = await api.completions.create({ ...sampling(o), prompt, stream: true });
+      for await (const chunk of stream) io.out(chunk.choices[0]?.text ?? '');
+      io.out('\n');
+      return;
+    }
+    const r = await api.completions.create({ ...sampling(o), prompt });
+    io.out(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${r.choices[0]?.text ?? ''}\n`);
+  } catch (err) {
+    throw describeApiError(c, err);
+  }
+}
+
+const ROLES = ['system', 'user', 'assistant'] as const;
+
+/** `user:Hello`, `system:Be brief`, or plain `Hello` (a user message). */
+export function parseMessage(spec: string): ChatCompletionMessageParam {
+  const m = /^(system|user|assistant):(.*)$/s.exec(spec);
+  if (!m) return { role: 'user', content: spec };
+  return { role: m[1] as (typeof ROLES)[number], content: m[2]! } as ChatCompletionMessageParam;
+}
+
+/** One chat turn; returns the assistant's text so a session can append it to the transcript. */
+async function chatTurn(api: OpenAI, c: Connection, messages: ChatCompletionMessageParam[], o: SamplingOptions, io: Output): Promise<string> {
+  try {
+    if (o.stream) {
+      let text = '';
+      const stream = await api.chat.completions.create({ ...sampling(o), messages, stream: true });
+      for await (const chunk of stream) {
+        const delta = chunk.choices[0]?.delta.content ?? '';
+        text += delta;
+        io.out(delta);
+      }
+      io.out('\n');
+      return text;
+    }
+    const r = await api.chat.completions.create({ ...sampling(o), messages });
+    const text = r.choices[0]?.message.content ?? '';
+    io.out(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${text}\n`);
+    return text;
+  } catch (err) {
+    throw describeApiError(c, err);
+  }
+}
+
+export async function runChat(c: Connection, messages: ChatCompletionMessageParam[], o: SamplingOptions, io: Output): Promise<void> {
+  if (!messages.some((m) => m.role === 'user')) throw new CliError('chat needs a user message: --message "user:Hello"', 2);
+  await chatTurn(client(c), c, messages, o, io);
+}
+
+/**
+ * Reads one user message per line from `input` until EOF or `/exit`, answering each with the whole
+ * transcript so far. A failed turn is reported and dropped from the transcript; the session goes on.
+ * Returns the number of failed turns.
+ */
+export async function runInteractive(c: Connection, start: ChatCompletionMessageParam[], o: SamplingOptions, io: Output, input: NodeJS.ReadableStream): Promise<number> {
+  const api = client(c);
+  const transcript = [...start];
+  const tty = (input as { isTTY?: boolean }).isTTY === true;
+  const rl = createInterface({ input, terminal: tty });
+  let failed = 0;
+  if (tty) io.err('inferctl chat: one message per line; /exit or Ctrl-D ends the session\n');
+  for await (const line of rl) {
+    const text = line.trim();
+    if (text === '/exit' || text === '/quit') break;
+    if (text === '') continue;
+    transcript.push({ role: 'user', content: text });
+    try {
+      const answer = await chatTurn(api, c, transcript, o, io);
+      transcript.push({ role: 'assistant', content: answer });
+    } catch (err) {
+      transcript.pop();
+      failed++;
+      io.err(`inferctl: ${err instanceof Error ? err.message : String(err)}\n`);
+    }
+  }
+  rl.close();
+  return failed;
+}

@@ -1,0 +1,189 @@
+/**
+ * `inferctl` as a user runs it: the built CLI (`node dist/cli/inferctl.js`) in its own process
+ * against the real server (tiny model), with exit codes, stdout and stderr checked. Covers status,
+ * completion and chat (one shot, streamed, interactive with its transcript), the admin commands
+ * (each change visible to the next request), usage and server errors, and `audit verify` on the
+ * server's own log, intact and tampered with.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { startServer, type RunningServer } from '../helpers/server.js';
+
+const CLI = new URL('../../dist/cli/inferctl.js', import.meta.url).pathname;
+const ADMIN_KEY = 'sk-it-inferctl-admin-0001';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI with `args`, optional stdin; the server URL and admin key come from the env, as documented. */
+function inferctl(server: RunningServer | null, args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...(server ? { INFERCTL_URL: server.url, INFERCTL_API_KEY: ADMIN_KEY } : {}), ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(opts.stdin ?? '');
+  });
+}
+
+/** A loopback port nothing listens on (bound, then closed). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function json(r: Run): Record<string, any> {
+  expect(r.code, r.stderr).to.equal(0);
+  return JSON.parse(r.stdout) as Record<string, any>;
+}
+
+function completionLines(server: RunningServer): { promptTokens: number }[] {
+  return readFileSync(join(server.dir, 'audit.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { event: string; promptTokens: number })
+    .filter((e) => e.event === 'completion');
+}
+
+describe('inferctl (the CLI against a real server)', function () {
+  this.timeout(120_000);
+  let server: RunningServer;
+
+  before(async () => {
+    server = await startServer({ INFERCTL_API_KEY: ADMIN_KEY });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('status and models', async () => {
+    const s = await inferctl(server, ['status']);
+    expect(s.code, s.stderr).to.equal(0);
+    expect(s.stdout).to.match(/^health\s+ok$/m);
+    expect(s.stdout).to.match(/^ready\s+yes$/m);
+    expect(s.stdout).to.match(/^model\s+tiny-seed0$/m);
+    const m = await inferctl(server, ['models']);
+    expect(m).to.include({ code: 0, stdout: 'tiny-seed0\n' });
+    // --host/--port instead of the URL.
+    const port = await inferctl(null, ['--host', '127.0.0.1', '--port', String(server.port), '--api-key', ADMIN_KEY, 'models']);
+    expect(port).to.include({ code: 0, stdout: 'tiny-seed0\n' });
+  });
+
+  it('completion: plain, streamed and JSON give the same greedy text', async () => {
+    const args = ['completion', '--prompt', 'Once upon a time', '--max-tokens', '12', '--temperature', '0'];
+    const plain = await inferctl(server, args);
+    expect(plain.code, plain.stderr).to.equal(0);
+    expect(plain.stdout.trim()).to.not.equal('');
+    const streamed = await inferctl(server, [...args, '--stream']);
+    expect(streamed.code, streamed.stderr).to.equal(0);
+    expect(streamed.stdout).to.equal(plain.stdout);
+    const body = json(await inferctl(server, [...args, '--json']));
+    expect(body.object).to.equal('text_completion');
+    expect(`${body.choices[0].text}\n`).to.equal(plain.stdout);
+    expect(body.usage.completion_tokens).to.be.within(1, 12);
+  });
+
+  it('chat: messages with roles, streamed; interactive keeps the transcript', async () => {
+    const one = await inferctl(server, ['chat', '--system', 'Be brief', '--message', 'user:Hello', '--max-tokens', '6', '--stream']);
+    expect(one.code, one.stderr).to.equal(0);
+    expect(one.stdout.endsWith('\n')).to.equal(true);
+    const before = completionLines(server).length;
+    const session = await inferctl(server, ['chat', '--interactive', '--max-tokens', '6', '--temperature', '0'], { stdin: 'first question\n\nsecond question\n/exit\nnever sent\n' });
+    expect(session.code, session.stderr).to.equal(0);
+    expect(session.stdout.split('\n').filter((l) => l !== '')).to.have.length.within(1, 2); // two answers (one may be empty text)
+    // The audit log shows two chat requests, the second carrying the first exchange too.
+    let lines = completionLines(server).slice(before);
+    for (let i = 0; i < 40 && lines.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 50)); // the audit writer batches
+      lines = completionLines(server).slice(before);
+    }
+    expect(lines).to.have.length(2);
+    expect(lines[1]!.promptTokens).to.be.above(lines[0]!.promptTokens + 4);
+  });
+
+  it('admin guardrails: a blocklist set from the CLI denies the next request, and is cleared again', async () => {
+    const set = json(await inferctl(server, ['admin', 'guardrails', '--set', 'launch codes, classified', '--pii', 'redact', '--pii-output', 'off']));
+    expect(set.blocklist).to.deep.equal(['launch codes', 'classified']);
+    expect(set.pii).to.include({ action: 'redact', output: false });
+    const denied = await inferctl(server, ['completion', '--prompt', 'share the launch codes', '--max-tokens', '2']);
+    expect(denied.code).to.equal(1);
+    expect(denied.stderr).to.contain('guardrail_denied, HTTP 400');
+    expect(json(await inferctl(server, ['admin', 'guardrails', '--list'])).blocklist).to.deep.equal(['launch codes', 'classified']);
+    const cleared = json(await inferctl(server, ['admin', 'guardrails', '--set', '', '--pii', 'off']));
+    expect(cleared.blocklist).to.deep.equal([]);
+    expect((await inferctl(server, ['completion', '--prompt', 'share the launch codes', '--max-tokens', '2'])).code).to.equal(0);
+  });
+
+  it('admin rate-limit: shows and changes the live limits', async () => {
+    const set = json(await inferctl(server, ['admin', 'rate-limit', '--set', '500', '--tenant-tokens-per-minute', '90000']));
+    expect(set).to.include({ requests_per_minute: 500, tenant_tokens_per_minute: 90000 });
+    expect(json(await inferctl(server, ['admin', 'rate-limit'])).requests_per_minute).to.equal(500);
+    json(await inferctl(server, ['admin', 'rate-limit', '--set', '0', '--tenant-tokens-per-minute', '0']));
+  });
+
+  it('admin api-keys: a key created from the CLI works once, and not after it is removed', async () => {
+    const created = await inferctl(server, ['admin', 'api-keys', '--add', 'ci-bot', '--scopes', 'generate,read', '--tenant', 'team-x']);
+    const key = json(created);
+    expect(key).to.include({ label: 'ci-bot', tenant: 'team-x' });
+    expect(key.key).to.match(/^ifx-/);
+    expect(created.stderr).to.contain('shown once');
+    const listed = json(await inferctl(server, ['admin', 'api-keys', '--list']));
+    expect(JSON.stringify(listed)).to.not.contain(key.key);
+    expect(listed.data.map((k: { id: string }) => k.id)).to.include(key.id);
+    const asBot = ['--api-key', key.key, 'completion', '--prompt', 'hi', '--max-tokens', '2'];
+    expect((await inferctl(server, asBot)).code).to.equal(0);
+    // Generate and read only: admin is refused with the server's reason.
+    const forbidden = await inferctl(server, ['--api-key', key.key, 'admin', 'rate-limit']);
+    expect(forbidden.code).to.equal(1);
+    expect(forbidden.stderr).to.contain('forbidden, HTTP 403');
+    json(await inferctl(server, ['admin', 'api-keys', '--remove', key.id]));
+    const revoked = await inferctl(server, asBot);
+    expect(revoked.code).to.equal(1);
+    expect(revoked.stderr).to.contain('unauthorized, HTTP 401');
+  });
+
+  it('usage errors exit 2; server and network errors exit 1 with one clear line', async () => {
+    for (const args of [['admin', 'rate-limit', '--set', 'many'], ['nonsense'], ['completion'], ['admin', 'guardrails', '--pii', 'maybe'], ['chat', '--max-tokens', '2']]) {
+      const r = await inferctl(server, args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(2);
+      expect(r.stderr).to.not.equal('');
+    }
+    const badKey = await inferctl(server, ['--api-key', 'sk-not-a-key-00000000', 'models']);
+    expect(badKey).to.include({ code: 1, stdout: '' });
+    expect(badKey.stderr).to.equal('inferctl: Invalid credentials. (unauthorized, HTTP 401)\n');
+    const port = await closedPort();
+    const nowhere = await inferctl(null, ['--url', `http://127.0.0.1:${port}`, 'status']);
+    expect(nowhere.code).to.equal(1);
+    expect(nowhere.stderr).to.equal(`inferctl: cannot reach http://127.0.0.1:${port}: ECONNREFUSED\n`);
+  });
+
+  it('audit verify: the stopped server log verifies; an altered line is named, exit 1', async () => {
+    await server.stop({ keepDir: true });
+    const log = join(server.dir, 'audit.log');
+    const ok = await inferctl(null, ['audit', 'verify', server.dir]);
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(ok.stdout).to.match(/^OK \d+ line\(s\) in audit\.log, chain from genesis\n$/);
+    const lines = readFileSync(log, 'utf8').split('\n');
+    lines[3] = lines[3]!.replace('"status":200', '"status":201');
+    writeFileSync(log, lines.join('\n'));
+    const bad = await inferctl(null, ['audit', 'verify', log]);
+    expect(bad.code).to.equal(1);
+    expect(bad.stdout).to.match(new RegExp(`^FAIL ${log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4: `));
+  });
+});
