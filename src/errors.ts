@@ -72,6 +72,12 @@ export const ERRORS = {
     'The engine worker serving this request stopped; the request was not completed. Retry it.',
   ),
   shutting_down: spec('shutting_down', 503, 'service_unavailable', 'The server is shutting down.'),
+  policy_store_unavailable: spec(
+    'policy_store_unavailable',
+    503,
+    'service_unavailable',
+    'The policy store could not be written; nothing was changed. Retry later.',
+  ),
   rate_limiter_unavailable: spec(
     'rate_limiter_unavailable',
     503,

@@ -241,4 +241,10 @@ policy:
   # Seconds between checks for changes written by another replica sharing the file (a file watch
   # usually reports them sooner).
   watch_interval_seconds: 5
+  # Keep the store in Redis instead of the file, for replicas that share no volume: the same
+  # envelope (encrypted with the passphrase) in one hash; changes are published, so replicas
+  # adopt them within a round trip (and every watch_interval_seconds at worst). Run Redis with
+  # appendonly yes to keep admin changes across its restarts. Env: INFERFLUX_POLICY_REDIS_URL.
+  redis_url: ""
+  redis_key: "inferflux:policy"
 `;

@@ -109,6 +109,11 @@ export const RULES: Record<string, Rule> = {
   'audit.debug_mode': bool,
   'policy.store_path': str(1, 4096),
   'policy.watch_interval_seconds': int(1, 3600),
+  'policy.redis_url': {
+    schema: { type: 'string', maxLength: 2048, pattern: '^$|^rediss?://' },
+    expect: 'must be "" (the store file) or a redis:// or rediss:// URL',
+  },
+  'policy.redis_key': str(1, 256),
   'server.tls.enabled': bool,
   'server.tls.cert_path': str(0, 4096),
   'server.tls.key_path': str(0, 4096),

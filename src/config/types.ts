@@ -173,6 +173,10 @@ export interface PolicyStoreConfig {
   storePath: string;
   /** Seconds between checks for changes other replicas wrote to the store. Defaults to `5`. */
   watchIntervalSeconds: number;
+  /** `''`: the store is the file at `storePath`; else it lives in this Redis (shared by replicas). */
+  redisUrl: string;
+  /** The Redis hash of the store. Defaults to `inferflux:policy`. */
+  redisKey: string;
 }
 
 export interface InferFluxConfig {

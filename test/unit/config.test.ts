@@ -35,7 +35,7 @@ describe('config', () => {
         opaTimeoutMs: 200,
         opaFailMode: 'closed',
       },
-      policy: { storePath: path.join(cwd, 'config/policy_store.conf'), watchIntervalSeconds: 5 },
+      policy: { storePath: path.join(cwd, 'config/policy_store.conf'), watchIntervalSeconds: 5, redisUrl: '', redisKey: 'inferflux:policy' },
       auth: { enabled: 'auto', enabledSource: 'built-in default', apiKeys: [], metricsPublic: true, oidc: null },
       rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
       rateLimitBackend: { redisUrl: '', redisPrefix: 'inferflux:rl:', redisTimeoutMs: 100, redisFailMode: 'local' },
@@ -100,7 +100,7 @@ describe('config', () => {
         INFERFLUX_POLICY_STORE: 'var/policy.conf',
       },
     });
-    expect(cfg.policy).to.deep.equal({ storePath: path.join(cwd, 'var/policy.conf'), watchIntervalSeconds: 5 });
+    expect(cfg.policy).to.deep.equal({ storePath: path.join(cwd, 'var/policy.conf'), watchIntervalSeconds: 5, redisUrl: '', redisKey: 'inferflux:policy' });
     expect(cfg.server.host).to.equal('0.0.0.0');
     expect(cfg.server.port).to.equal(0);
     expect(cfg.server.maxBodyBytes).to.equal(2048);
@@ -180,6 +180,12 @@ describe('config', () => {
     expect(loadError({ ...ENV, INFERFLUX_RATE_LIMIT_REDIS_URL: 'http://cache:6379' }).message).to.match(/^rate_limit\.redis_url: must be "" .* or a redis:\/\/ or rediss:\/\/ URL/);
     expect(loadError({ ...ENV, INFERFLUX_RATE_LIMIT_REDIS_FAIL_MODE: 'maybe' }).key).to.equal('rate_limit.redis_fail_mode');
     expect(loadError(ENV, 'rate_limit:\n  redis_timeout_ms: 0\n').key).to.equal('rate_limit.redis_timeout_ms');
+  });
+
+  it('reads where the policy store lives (INFERFLUX_POLICY_REDIS_URL) and names a bad value', () => {
+    const cfg = loadConfig({ env: { ...ENV, INFERFLUX_POLICY_REDIS_URL: 'redis://cache:6379/1' }, cwd: makeCwd('policy:\n  redis_key: "prod:policy"\n') });
+    expect(cfg.policy).to.include({ redisUrl: 'redis://cache:6379/1', redisKey: 'prod:policy' });
+    expect(loadError({ ...ENV, INFERFLUX_POLICY_REDIS_URL: 'cache:6379' }).key).to.equal('policy.redis_url');
   });
 
   it('rejects duplicate ids and several defaults', () => {

@@ -49,7 +49,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
     limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },
     audit: { path: '/tmp/audit.log', debugMode: false },
     guardrails: { blocklist: [], pii: { action: 'off', kinds: [] }, opaEndpoint: '', opaTimeoutMs: 200, opaFailMode: 'closed' },
-    policy: { storePath: '/tmp/policy_store.conf', watchIntervalSeconds: 5 },
+    policy: { storePath: '/tmp/policy_store.conf', watchIntervalSeconds: 5, redisUrl: '', redisKey: 'inferflux:policy' },
     auth: { enabled: 'auto', enabledSource: 'test', apiKeys: [], metricsPublic: true, oidc: null },
     rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
     rateLimitBackend: { redisUrl: '', redisPrefix: 'inferflux:rl:', redisTimeoutMs: 100, redisFailMode: 'local' },

@@ -160,6 +160,16 @@ export function plainEnvelope(doc: PolicyDocument): string {
   return JSON.stringify(env, null, 2) + '\n';
 }
 
+/**
+ * What a store holds for `doc`: its envelope, sealed when there is a passphrase. Only keys created
+ * through the admin API live in the store: config/env keys belong to each replica's own
+ * configuration and are merged back in by `initialPolicy`.
+ */
+export async function storedText(doc: PolicyDocument, sealer: Sealer | null): Promise<string> {
+  const stored: PolicyDocument = { ...doc, apiKeys: doc.apiKeys.filter((k) => k.origin === 'store') };
+  return sealer ? sealer.seal(stored) : plainEnvelope(stored);
+}
+
 /** Parses a file's text into the (still unvalidated) document it holds. */
 export async function openEnvelope(file: string, text: string, sealer: Sealer | null): Promise<unknown> {
   let env: EncryptedEnvelope | PlainEnvelope;

@@ -1,5 +1,6 @@
 /**
- * The policy store: one file holding the whole `PolicyDocument` (see envelope.ts for the format).
+ * The policy store: one file holding the whole `PolicyDocument` (see envelope.ts for the format),
+ * or, with `policy.redis_url`, one Redis hash (redis-policy-store.ts) behind the same interface.
  *
  * Writes are atomic and crash-safe: a temp file in the same directory is written, fsync'd and
  * renamed over the store, then the directory is fsync'd, so a reader (or a restart after a crash
@@ -20,11 +21,16 @@ import { InferFluxError } from '../../errors.js';
 import type { PolicyPersistence } from '../policy-service.js';
 import type { PolicyDocument } from '../types.js';
 import { validateDocument } from './document-schema.js';
-import { openEnvelope, plainEnvelope, PolicyStoreError, Sealer } from './envelope.js';
+import { openEnvelope, PolicyStoreError, Sealer, storedText } from './envelope.js';
+import { RedisPolicyStore } from './redis-policy-store.js';
 
 export interface PolicyStoreOptions {
-  /** Absolute path of the store file. */
+  /** Absolute path of the store file (unused when `redisUrl` is set). */
   path: string;
+  /** When set, the store lives in this Redis instead of the file (redis-policy-store.ts). */
+  redisUrl?: string;
+  /** The Redis hash of the store. Defaults to `inferflux:policy`. */
+  redisKey?: string;
   /** Encrypts the file when set (non-empty); plaintext JSON otherwise (keys are hashes either way). */
   passphrase?: string | null | undefined;
   log?: (msg: string) => void;
@@ -49,8 +55,18 @@ const LOCK_WAIT_MS = 5_000;
 const TEMP_STALE_MS = 10 * 60_000;
 
 export function openPolicyStore(opts: PolicyStoreOptions): PolicyStore {
+  if (opts.redisUrl) {
+    return new RedisPolicyStore({
+      url: opts.redisUrl,
+      key: opts.redisKey ?? 'inferflux:policy',
+      sealer: opts.passphrase ? new Sealer(opts.passphrase) : null,
+      log: opts.log ?? (() => {}),
+      watchIntervalMs: opts.watchIntervalMs ?? 5000,
+    });
+  }
   return new FilePolicyStore(opts);
 }
+
 
 class FilePolicyStore implements PolicyStore {
   readonly path: string;
@@ -86,10 +102,7 @@ class FilePolicyStore implements PolicyStore {
 
   async save(doc: PolicyDocument): Promise<void> {
     if (this.closed) throw new InferFluxError('shutting_down', 'the policy store is closed');
-    // Only keys created through the admin API live in the store: config/env keys belong to each
-    // replica's own configuration and are merged back in by `initialPolicy`.
-    const stored: PolicyDocument = { ...doc, apiKeys: doc.apiKeys.filter((k) => k.origin === 'store') };
-    const text = this.sealer ? await this.sealer.seal(stored) : plainEnvelope(stored);
+    const text = await storedText(doc, this.sealer);
     await mkdir(this.dir, { recursive: true });
     const unlock = await this.lock();
     try {

@@ -10,6 +10,9 @@ import { openPolicyStore, type PolicyStore } from './policy-store.js';
 
 export interface StartPolicyOptions {
   storePath: string;
+  /** Keep the store in this Redis instead of the file (`policy.redis_url`). */
+  redisUrl?: string;
+  redisKey?: string;
   /** `INFERFLUX_POLICY_PASSPHRASE`; empty or undefined = plaintext store (with a warning). */
   passphrase: string | undefined;
   /** Seconds between checks for other replicas' writes. */
@@ -29,11 +32,20 @@ export async function startPolicy(opts: StartPolicyOptions): Promise<LivePolicy>
   const { log, defaults } = opts;
   const store = openPolicyStore({
     path: opts.storePath,
+    redisUrl: opts.redisUrl,
+    redisKey: opts.redisKey,
     passphrase: opts.passphrase || null,
     log,
     watchIntervalMs: opts.watchIntervalSeconds * 1000,
   });
-  const stored = await store.load();
+  let stored;
+  try {
+    stored = await store.load();
+  } catch (err) {
+    // Nothing else holds the Redis connection open: close it so the failed start can exit.
+    await store.close();
+    throw err;
+  }
   if (!store.encrypted) {
     log(
       `WARNING: policy store ${store.path} is plaintext JSON (keys are stored as SHA-256 hashes only); ` +
@@ -43,7 +55,7 @@ export async function startPolicy(opts: StartPolicyOptions): Promise<LivePolicy>
   const service = new PolicyService(initialPolicy(defaults, stored), store);
   const d = service.current;
   log(
-    `policy store ${store.path}: ${stored ? `version ${stored.version}` : 'no file yet (created on the first admin change)'}, ` +
+    `policy store ${store.path}: ${stored ? `version ${stored.version}` : `${opts.redisUrl ? 'nothing stored yet' : 'no file yet'} (created on the first admin change)`}, ` +
       `${d.apiKeys.filter((k) => k.origin !== 'store').length} configured key(s), ${d.apiKeys.filter((k) => k.origin === 'store').length} stored key(s)`,
   );
   const unwatch = store.watch((doc) => {
