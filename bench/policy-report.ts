@@ -95,6 +95,15 @@ export function reportLevel(title: string, perRep: Map<SideName, StreamRun>[], n
       `  ${n}/off: TTFT p50 ${f3(rep.ttftP50.get(n)! / rep.ttftP50.get('off')!)}, TTFT p95 ${f3(rep.ttftP95.get(n)! / rep.ttftP95.get('off')!)}, ` +
         `tok/s best ${f3(rep.tokBest.get(n)! / rep.tokBest.get('off')!)}, median ${f3(rep.tokMedian.get(n)! / rep.tokMedian.get('off')!)}`,
     );
+    if (!sequential) continue;
+    // Sequential levels send request i of every side the same prompt back to back: the paired
+    // difference cancels slow phases of the machine, which move a p95 of 30 by more than 5%.
+    const paired = perRep.flatMap((m) => {
+      const on = m.get(n)!.requests;
+      const off = m.get('off')!.requests;
+      return on.flatMap((q, i) => (q.ok && off[i]?.ok ? [q.ttftMs - off[i]!.ttftMs] : []));
+    });
+    say(`    paired TTFT ${n}[i] - off[i] (same prompt back to back): median ${f1(median(paired))} ms, p25..p75 ${f1(percentile(paired, 25))}..${f1(percentile(paired, 75))} ms, p95 ${f1(percentile(paired, 95))} ms`);
   }
   return rep;
 }
