@@ -23,6 +23,7 @@ import type { PolicyDocument } from '../types.js';
 import { validateDocument } from './document-schema.js';
 import { openEnvelope, PolicyStoreError, Sealer, storedText } from './envelope.js';
 import { RedisPolicyStore } from './redis-policy-store.js';
+import { storeChecker } from './store-watch.js';
 
 export interface PolicyStoreOptions {
   /** Absolute path of the store file (unused when `redisUrl` is set). */
@@ -66,7 +67,6 @@ export function openPolicyStore(opts: PolicyStoreOptions): PolicyStore {
   }
   return new FilePolicyStore(opts);
 }
-
 
 class FilePolicyStore implements PolicyStore {
   readonly path: string;
@@ -119,44 +119,17 @@ class FilePolicyStore implements PolicyStore {
   }
 
   watch(onDoc: (doc: PolicyDocument) => void): () => void {
-    let lastSeen = '';
-    let lastVersion = -1;
-    let running: Promise<void> | null = null;
-    let again = false;
-    let lastError = '';
-    const check = (): void => {
-      if (running) {
-        again = true;
-        return;
-      }
-      running = (async () => {
-        try {
-          // Cheap change detection first: decrypting on every tick is needless work.
-          const st = await stat(this.path).catch(() => null);
-          const sig = st ? `${st.ino}:${st.size}:${st.mtimeMs}` : 'absent';
-          if (sig === lastSeen || !st) return;
-          const doc = await this.load();
-          lastSeen = sig;
-          lastError = '';
-          if (doc && doc.version > lastVersion) {
-            lastVersion = doc.version;
-            onDoc(doc);
-          }
-        } catch (err) {
-          // Keep serving the policy we have; a bad file is reported once per distinct error.
-          const msg = err instanceof Error ? err.message : String(err);
-          if (msg !== lastError) this.log(`policy store watch: ${msg}; keeping the current policy`);
-          lastError = msg;
-        }
-      })().finally(() => {
-        running = null;
-        if (again && !stopped) {
-          again = false;
-          check();
-        }
-      });
-    };
-    let stopped = false;
+    const checker = storeChecker({
+      signature: async () => {
+        const st = await stat(this.path).catch(() => null);
+        return st ? `${st.ino}:${st.size}:${st.mtimeMs}` : null;
+      },
+      load: () => this.load(),
+      onDoc,
+      log: this.log,
+      intervalMs: this.intervalMs,
+    });
+    const check = checker.check;
     let fsw: FSWatcher | null = null;
     let debounce: NodeJS.Timeout | null = null;
     try {
@@ -173,14 +146,10 @@ class FilePolicyStore implements PolicyStore {
     } catch {
       // No directory yet (nothing saved) or no inotify: the periodic check covers it.
     }
-    const timer = setInterval(check, this.intervalMs);
-    timer.unref();
-    check();
     const entry = {
       check,
       stop: () => {
-        stopped = true;
-        clearInterval(timer);
+        checker.stop();
         if (debounce) clearTimeout(debounce);
         fsw?.close();
       },

@@ -19,6 +19,7 @@ import type { PolicyDocument } from '../types.js';
 import { validateDocument } from './document-schema.js';
 import { openEnvelope, PolicyStoreError, storedText, type Sealer } from './envelope.js';
 import type { PolicyStore } from './policy-store.js';
+import { storeChecker } from './store-watch.js';
 
 export interface RedisPolicyStoreOptions {
   url: string;
@@ -99,41 +100,15 @@ export class RedisPolicyStore implements PolicyStore {
   }
 
   watch(onDoc: (doc: PolicyDocument) => void): () => void {
-    let lastVersion = -1;
-    let running: Promise<void> | null = null;
-    let again = false;
-    let stopped = false;
-    let lastError = '';
-    const check = (): void => {
-      if (running) {
-        again = true;
-        return;
-      }
-      running = (async () => {
-        try {
-          // Cheap change detection first: decrypting on every tick is needless work.
-          const v = await this.redis.hget(this.opts.key, 'v');
-          if (v === null || Number(v) <= lastVersion) return;
-          const doc = await this.load();
-          lastError = '';
-          if (doc && doc.version > lastVersion) {
-            lastVersion = doc.version;
-            onDoc(doc);
-          }
-        } catch (err) {
-          // Keep serving the policy we have; each distinct error is reported once.
-          const msg = err instanceof Error ? err.message : String(err);
-          if (msg !== lastError) this.opts.log(`policy store watch: ${msg}; keeping the current policy`);
-          lastError = msg;
-        }
-      })().finally(() => {
-        running = null;
-        if (again && !stopped) {
-          again = false;
-          check();
-        }
-      });
-    };
+    const checker = storeChecker({
+      // The version field: reading it is cheap, decrypting the envelope is not.
+      signature: () => this.redis.hget(this.opts.key, 'v'),
+      load: () => this.load(),
+      onDoc,
+      log: this.opts.log,
+      intervalMs: this.opts.watchIntervalMs,
+    });
+    const check = checker.check;
     // Subscribing takes a connection of its own (a subscribed connection runs no other command).
     const sub = this.redis.duplicate();
     sub.on('error', () => {
@@ -145,14 +120,10 @@ export class RedisPolicyStore implements PolicyStore {
     // ioredis re-subscribes after a reconnect; a check then catches what was missed meanwhile.
     sub.on('ready', check);
     void sub.subscribe(this.channel).catch(() => undefined);
-    const timer = setInterval(check, this.opts.watchIntervalMs);
-    timer.unref();
-    check();
     const entry = {
       check,
       stop: () => {
-        stopped = true;
-        clearInterval(timer);
+        checker.stop();
         sub.disconnect();
       },
     };
