@@ -80,6 +80,23 @@ export async function startServer(env: Record<string, string> = {}, timeoutMs = 
   };
 }
 
+export interface ApiResponse {
+  status: number;
+  /** The JSON body ({} when empty). */
+  body: Record<string, any>;
+  headers: Headers;
+}
+
+/** One JSON round trip to the server, with `key` as the Bearer token (none when null). */
+export async function api(server: RunningServer, method: string, path: string, body: unknown, key: string | null): Promise<ApiResponse> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (key) headers.authorization = `Bearer ${key}`;
+  const res = await fetch(`${server.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, any>) : {}, headers: res.headers };
+}
+
 /** Value of one Prometheus sample line, e.g. metric('inferflux_active_sequences{model="x"}'). */
 export async function metric(url: string, sample: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();

@@ -8,24 +8,12 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { api, startServer, type ApiResponse, type RunningServer } from '../helpers/server.js';
 
 const ADMIN_KEY = 'ifx-test-admin-key-0123456789abcdef';
 const PASSPHRASE = 'integration-passphrase-7d1f0c';
 
-interface Json {
-  status: number;
-  body: Record<string, any>;
-  headers: Headers;
-}
-
-async function call(server: RunningServer, method: string, path: string, body?: unknown, key: string | null = ADMIN_KEY): Promise<Json> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (key) headers.authorization = `Bearer ${key}`;
-  const res = await fetch(`${server.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, any>) : {}, headers: res.headers };
-}
+const call = (server: RunningServer, method: string, path: string, body?: unknown, key: string | null = ADMIN_KEY): Promise<ApiResponse> => api(server, method, path, body, key);
 
 async function pollUntil<T>(what: string, deadlineMs: number, fn: () => Promise<T | undefined>): Promise<{ value: T; ms: number }> {
   const started = Date.now();

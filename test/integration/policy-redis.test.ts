@@ -9,20 +9,12 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRedis, type RunningRedis } from '../helpers/redis.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { api, startServer, type ApiResponse, type RunningServer } from '../helpers/server.js';
 
 const ADMIN_KEY = 'sk-it-policy-redis-admin-0001';
 const PASSPHRASE = 'integration-redis-passphrase-51c2';
 
-async function call(server: RunningServer, method: string, path: string, body?: unknown, key = ADMIN_KEY): Promise<{ status: number; body: Record<string, any> }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, any>) : {} };
-}
+const call = (server: RunningServer, method: string, path: string, body?: unknown, key = ADMIN_KEY): Promise<ApiResponse> => api(server, method, path, body, key);
 
 describe('policy store in Redis (two real server processes, no shared file)', function () {
   this.timeout(120_000);
