@@ -55,6 +55,8 @@ export interface GenerateInput {
   priority?: number | undefined;
   /** W3C traceparent of the HTTP request, for the audit line. */
   traceparent?: string | undefined;
+  /** Route pattern the request came in on (`/v1/chat/completions`, an alias), for the audit line. */
+  route?: string | undefined;
 }
 
 export interface Usage {

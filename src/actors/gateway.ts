@@ -461,6 +461,7 @@ class Run {
       keyId: this.input.keyId,
       tenant: this.input.tenant,
       traceparent: this.input.traceparent,
+      route: this.input.route,
       model: this.model,
       status,
       decision,

@@ -140,7 +140,7 @@ describe('http: policy pipeline', () => {
     ]);
   });
 
-  it('a generate key works through both headers; key id, tenant, priority and traceparent reach the generation', async () => {
+  it('a generate key works through both headers; key id, tenant, priority, traceparent and route reach the generation', async () => {
     t = await start();
     for (const h of [{ authorization: `Bearer ${GEN_KEY}` }, { 'x-api-key': GEN_KEY }] as Record<string, string>[]) {
       const r = await post(t, '/v1/chat/completions', { ...h, traceparent: TRACE });
@@ -148,7 +148,7 @@ describe('http: policy pipeline', () => {
       expect((await json(r)).choices[0].message.content).to.equal('Hello world');
     }
     const input = t.gateway.inputs[0]!;
-    expect([input.keyId, input.tenant, input.priority, input.traceparent]).to.deep.equal([t.audit[0]!.keyId, 'team-a', 3, TRACE]);
+    expect([input.keyId, input.tenant, input.priority, input.traceparent, input.route]).to.deep.equal([t.audit[0]!.keyId, 'team-a', 3, TRACE, '/v1/chat/completions']);
     expect(input.keyId).to.match(/^key:[0-9a-f]{12}$/);
   });
 

@@ -1,6 +1,6 @@
 /**
- * What the policy pipeline decided about the caller, carried into a generation: key id, tenant
- * and default priority on the `GenerateInput` (audit lines, fairness), and a sink wrapper that
+ * What the policy pipeline decided about the caller, carried into a generation: key id, tenant,
+ * default priority, traceparent and route on the `GenerateInput` (audit lines, fairness), and a sink wrapper that
  * charges the tokens the generation used to the caller's tokens-per-minute buckets (prompt tokens
  * when known, completion tokens at the end).
  */
@@ -10,8 +10,9 @@ import type { Exchange } from '../../exchange.js';
 export function withCaller(ex: Exchange, input: GenerateInput): GenerateInput {
   const p = ex.principal;
   const traceparent = input.traceparent ?? (ex.traceparent || undefined);
-  if (!p) return { ...input, traceparent };
-  return { ...input, keyId: input.keyId ?? p.id, tenant: input.tenant ?? p.tenant, priority: input.priority ?? p.priority, traceparent };
+  const route = input.route ?? ex.route;
+  if (!p) return { ...input, traceparent, route };
+  return { ...input, keyId: input.keyId ?? p.id, tenant: input.tenant ?? p.tenant, priority: input.priority ?? p.priority, traceparent, route };
 }
 
 export function meteredSink(ex: Exchange, sink: TokenSink): TokenSink {
