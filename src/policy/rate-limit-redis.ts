@@ -11,8 +11,9 @@
  *   not held up by an unreachable Redis. Then `redis_fail_mode` decides: `local` (default) lets
  *   this process's buckets decide (each replica limits on its own until Redis is back), `open`
  *   admits, `closed` refuses with 503.
- * - Tokens are charged after the fact, as locally; a charge that cannot reach Redis goes to the
- *   local buckets instead.
+ * - Tokens are charged after the fact, as locally, and a caller's charges within 20 ms are sent as
+ *   one (a short request's prompt and completion tokens: one round trip, not two); a charge that
+ *   cannot reach Redis goes to the local buckets instead.
  *
  * All bucket keys of one request must live on one Redis node: a single Redis (or a cluster with a
  * hash tag in the prefix, e.g. `{inferflux}:rl:`).
@@ -122,10 +123,15 @@ export function redactRedisUrl(url: string): string {
   }
 }
 
+/** Charges of one key and tenant this close together are sent as one (see `charge`). */
+const CHARGE_COALESCE_MS = 20;
+
 export class RedisRateLimiter implements RateLimiter {
   private readonly redis: ScriptedRedis;
   private readonly log: (line: string) => void;
   private connected = false;
+  private readonly pendingCharges = new Map<string, { keyId: string; tenant: string; tokens: number }>();
+  private chargeTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: RedisLimiterOptions) {
     this.log = opts.log ?? (() => undefined);
@@ -201,19 +207,41 @@ export class RedisRateLimiter implements RateLimiter {
     if (!(tokens > 0)) return;
     const p = this.opts.policy();
     if (!(p.tokensPerMinute > 0) && !(p.tenantTokensPerMinute > 0)) return;
-    const k = this.keys(keyId, tenant);
-    const started = performance.now();
-    this.redis.ifxCharge(k.tk, k.tt, p.tokensPerMinute, p.tenantTokensPerMinute, tokens).then(
-      () => this.opts.observe?.('charge', (performance.now() - started) / 1000, true),
-      () => {
-        this.opts.observe?.('charge', (performance.now() - started) / 1000, false);
-        // Not lost: the local buckets decide while Redis is away, so they carry the debt.
-        this.opts.fallback.charge(keyId, tenant, tokens, Date.now());
-      },
+    // Charges of one caller within CHARGE_COALESCE_MS go to Redis as one: a short request's prompt
+    // and completion tokens, or many concurrent requests of one key, cost one round trip.
+    const id = `${keyId}\u0000${tenant}`;
+    const pending = this.pendingCharges.get(id);
+    if (pending) pending.tokens += tokens;
+    else this.pendingCharges.set(id, { keyId, tenant, tokens });
+    // Unref'd: shutdown flushes what is pending through close().
+    this.chargeTimer ??= setTimeout(() => void this.flushCharges(), CHARGE_COALESCE_MS).unref();
+  }
+
+  /** Sends every pending charge; one that cannot reach Redis goes to the local buckets. */
+  private async flushCharges(): Promise<void> {
+    if (this.chargeTimer) clearTimeout(this.chargeTimer);
+    this.chargeTimer = undefined;
+    const batch = [...this.pendingCharges.values()];
+    this.pendingCharges.clear();
+    const p = this.opts.policy();
+    await Promise.all(
+      batch.map(({ keyId, tenant, tokens }) => {
+        const k = this.keys(keyId, tenant);
+        const started = performance.now();
+        return this.redis.ifxCharge(k.tk, k.tt, p.tokensPerMinute, p.tenantTokensPerMinute, tokens).then(
+          () => this.opts.observe?.('charge', (performance.now() - started) / 1000, true),
+          () => {
+            this.opts.observe?.('charge', (performance.now() - started) / 1000, false);
+            // Not lost: the local buckets decide while Redis is away, so they carry the debt.
+            this.opts.fallback.charge(keyId, tenant, tokens, Date.now());
+          },
+        );
+      }),
     );
   }
 
   async close(): Promise<void> {
+    await this.flushCharges();
     try {
       await this.redis.quit();
     } catch {

@@ -105,6 +105,26 @@ describe('shared rate limits in Redis (real redis-server)', function () {
     expect(a.calls.find((c) => c.op === 'charge')?.ok).to.equal(true);
   });
 
+  it("one caller's charges close together cost one round trip, and all of them count", async () => {
+    const policy = () => ({ ...NONE, tokensPerMinute: 1000, tenantTokensPerMinute: 5000 });
+    const a = replica(policy);
+    const b = replica(policy).limiter;
+    await Promise.all([a.limiter.waitReady(5000), b.waitReady(5000)]);
+    a.limiter.charge('key:1', 'acme', 300); // prompt tokens
+    a.limiter.charge('key:1', 'acme', 400); // completion tokens of a short request
+    a.limiter.charge('key:2', 'acme', 50); // another caller: its own round trip
+    await new Promise((r) => setTimeout(r, 150));
+    expect(a.calls.filter((c) => c.op === 'charge').map((c) => c.ok)).to.deep.equal([true, true]);
+    // 1000 - 700, plus what refilled meanwhile (1000 per minute: ~17 per second).
+    const d = await b.admit('key:1', 'acme');
+    expect(d.tokens).to.include({ limit: 1000 });
+    expect(d.tokens!.remaining).to.be.within(300, 310);
+    // close() sends what is still pending.
+    a.limiter.charge('key:1', 'acme', 250);
+    await a.limiter.close();
+    expect((await b.admit('key:1', 'acme')).tokens!.remaining).to.be.within(50, 62);
+  });
+
   it('stores buckets under the prefix and lets them expire once full again', async () => {
     const policy = () => ({ ...NONE, requestsPerMinute: 5, tenantRequestsPerMinute: 60 });
     const a = replica(policy, { prefix: `exp${prefixN}:` }).limiter;
