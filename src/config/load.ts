@@ -215,7 +215,8 @@ function schemaError(e: ErrorObject, raw: Raw, prov: Provenance): ConfigError {
     return new ConfigError(display([...parts, missing]), `is required (in ${sourceOf(prov, parts)})`);
   }
   const expect = RULES[ruleKey]?.expect ?? SECTION_EXPECT[ruleKey] ?? (e.message ?? 'is invalid');
-  const got = JSON.stringify(valueAt(raw, parts));
+  // A URL's password (`redis://user:secret@host`) is never echoed into a start-up error.
+  const got = JSON.stringify(valueAt(raw, parts))?.replace(/(\/\/[^/:@\s"]*:)[^@\s/"]+@/g, '$1***@');
   return new ConfigError(display(parts), `${expect} (got ${got} from ${sourceOf(prov, parts)})`);
 }
 

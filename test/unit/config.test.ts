@@ -179,6 +179,10 @@ describe('config', () => {
     expect(loadConfig({ env, cwd: makeCwd() }).rateLimitBackend).to.include({ redisUrl: 'rediss://cache.internal:6380', redisFailMode: 'open' });
     expect(loadError({ ...ENV, INFERFLUX_RATE_LIMIT_REDIS_URL: 'http://cache:6379' }).message).to.match(/^rate_limit\.redis_url: must be "" .* or a redis:\/\/ or rediss:\/\/ URL/);
     expect(loadError({ ...ENV, INFERFLUX_RATE_LIMIT_REDIS_FAIL_MODE: 'maybe' }).key).to.equal('rate_limit.redis_fail_mode');
+    // A bad URL is echoed without its password.
+    const withPassword = loadError({ ...ENV, INFERFLUX_RATE_LIMIT_REDIS_URL: 'http://ops:hunter2@cache:6379' }).message;
+    expect(withPassword).to.contain('http://ops:***@cache:6379');
+    expect(withPassword).to.not.contain('hunter2');
     expect(loadError(ENV, 'rate_limit:\n  redis_timeout_ms: 0\n').key).to.equal('rate_limit.redis_timeout_ms');
   });
 
