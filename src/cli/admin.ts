@@ -129,3 +129,36 @@ export async function runApiKeys(c: Connection, f: ApiKeyFlags, io: Output): Pro
   }
   print(io, (await requestJson(c, 'GET', '/v1/admin/api_keys')).body);
 }
+
+export interface CacheFlags {
+  list?: boolean;
+  flush?: boolean;
+  warm?: string;
+  model?: string;
+}
+
+export async function runCache(c: Connection, f: CacheFlags, io: Output): Promise<void> {
+  if (f.flush && f.warm !== undefined) throw new CliError('--flush and --warm cannot be combined', 2);
+  if (f.flush) return print(io, (await requestJson(c, 'POST', '/v1/admin/cache', { action: 'flush' })).body);
+  if (f.warm !== undefined) return print(io, (await requestJson(c, 'POST', '/v1/admin/cache', defined({ action: 'warm', prompt: f.warm, model: f.model }))).body);
+  print(io, (await requestJson(c, 'GET', '/v1/admin/cache')).body);
+}
+
+export interface FairnessFlags {
+  list?: boolean;
+  preemption?: string;
+  highPriorityThreshold?: string;
+  maxTimesliceTokens?: string;
+}
+
+export async function runFairness(c: Connection, f: FairnessFlags, io: Output): Promise<void> {
+  const threshold = f.highPriorityThreshold === undefined ? undefined : Number(f.highPriorityThreshold);
+  if (threshold !== undefined && !Number.isInteger(threshold)) throw new CliError(`--high-priority-threshold must be an integer, got ${f.highPriorityThreshold}`, 2);
+  const body = defined({
+    enable_preemption: f.preemption === undefined ? undefined : onOff('preemption', f.preemption),
+    high_priority_threshold: threshold,
+    max_timeslice_tokens: intFlag('max-timeslice-tokens', f.maxTimesliceTokens),
+  });
+  if (Object.keys(body).length === 0) return print(io, (await requestJson(c, 'GET', '/v1/admin/fairness')).body);
+  print(io, (await requestJson(c, 'PUT', '/v1/admin/fairness', body)).body);
+}

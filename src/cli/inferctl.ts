@@ -6,7 +6,7 @@
  *   inferctl status | models
  *   inferctl completion --prompt TEXT [--stream]
  *   inferctl chat --message "user:Hello" [--stream] | --interactive
- *   inferctl admin guardrails|rate-limit|api-keys [--list | changes]
+ *   inferctl admin guardrails|rate-limit|api-keys|cache|fairness [--list | changes]
  *   inferctl audit verify <audit.log | dir>...
  *
  * Server: `--url`, or `--host`/`--port`, or `INFERCTL_URL` (default http://127.0.0.1:8080). Key:
@@ -17,7 +17,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
-import { runApiKeys, runGuardrails, runModels, runRateLimit, runStatus } from './admin.js';
+import { runApiKeys, runCache, runFairness, runGuardrails, runModels, runRateLimit, runStatus } from './admin.js';
 import { runAuditVerify } from './audit-verify.js';
 import { CliError, connectionFrom, type GlobalOptions } from './client.js';
 import { parseMessage, runChat, runCompletion, runInteractive, type Output, type SamplingOptions } from './generate.js';
@@ -120,6 +120,22 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--priority <n>', 'default request priority of the new key')
     .option('--remove <id>', 'revoke the key with this id')
     .action(async (o) => runApiKeys(conn(), o, io));
+  admin
+    .command('cache')
+    .description('prefix cache: status per engine worker (--list, or no flags), --warm a prefix, or --flush every tier')
+    .option('--list', 'show the cache status')
+    .option('--warm <prompt>', 'run this prompt once so its KV stays cached')
+    .option('-m, --model <id>', 'model to warm (default: the server default model)')
+    .option('--flush', 'drop every cached prefix')
+    .action(async (o) => runCache(conn(), o, io));
+  admin
+    .command('fairness')
+    .description('show (--list, or no flags) or change the scheduler fairness settings (live, not persisted)')
+    .option('--list', 'show the live settings')
+    .option('--preemption <on|off>', 'let higher-priority requests preempt running ones')
+    .option('--high-priority-threshold <n>', 'priority from which a request may preempt')
+    .option('--max-timeslice-tokens <n>', 'tokens a stream runs before yielding to waiting peers (0 = off)')
+    .action(async (o) => runFairness(conn(), o, io));
 
   program
     .command('audit')

@@ -158,6 +158,30 @@ describe('inferctl (the CLI against a real server)', function () {
     expect(revoked.stderr).to.contain('unauthorized, HTTP 401');
   });
 
+  it('admin cache: warm a prefix, see it counted, flush it', async () => {
+    const prompt = 'A shared system prompt that many requests start with, warmed ahead of time.';
+    const warm = json(await inferctl(server, ['admin', 'cache', '--warm', prompt]));
+    expect(warm).to.include({ object: 'cache.warm', model: 'tiny-seed0' });
+    expect(warm.prompt_tokens).to.be.above(5);
+    // The same prefix again is served from the cache the warm-up left.
+    const again = json(await inferctl(server, ['admin', 'cache', '--warm', prompt]));
+    expect(again.cached_tokens).to.be.above(0);
+    const status = json(await inferctl(server, ['admin', 'cache', '--list']));
+    expect(status).to.include({ object: 'cache.status' });
+    expect(status.models).to.deep.equal(['tiny-seed0']);
+    expect(status.workers).to.be.an('array').that.is.not.empty;
+    expect(json(await inferctl(server, ['admin', 'cache', '--flush']))).to.be.an('object');
+    expect((await inferctl(server, ['admin', 'cache', '--flush', '--warm', 'x'])).code).to.equal(2);
+  });
+
+  it('admin fairness: shows and changes the live scheduler settings', async () => {
+    const before = json(await inferctl(server, ['admin', 'fairness']));
+    expect(before.object).to.equal('fairness');
+    const set = json(await inferctl(server, ['admin', 'fairness', '--preemption', 'on', '--max-timeslice-tokens', '64']));
+    expect(set).to.include({ enable_preemption: true, max_timeslice_tokens: 64 });
+    json(await inferctl(server, ['admin', 'fairness', '--preemption', before.enable_preemption ? 'on' : 'off', '--max-timeslice-tokens', String(before.max_timeslice_tokens)]));
+  });
+
   it('usage errors exit 2; server and network errors exit 1 with one clear line', async () => {
     for (const args of [['admin', 'rate-limit', '--set', 'many'], ['nonsense'], ['completion'], ['admin', 'guardrails', '--pii', 'maybe'], ['chat', '--max-tokens', '2']]) {
       const r = await inferctl(server, args);
