@@ -23,7 +23,7 @@ import type { PolicyDocument } from '../types.js';
 import { validateDocument } from './document-schema.js';
 import { openEnvelope, PolicyStoreError, Sealer, storedText } from './envelope.js';
 import { RedisPolicyStore } from './redis-policy-store.js';
-import { storeChecker } from './store-watch.js';
+import { StoreWatches } from './store-watch.js';
 
 export interface PolicyStoreOptions {
   /** Absolute path of the store file (unused when `redisUrl` is set). */
@@ -76,7 +76,7 @@ class FilePolicyStore implements PolicyStore {
   private readonly sealer: Sealer | null;
   private readonly log: (msg: string) => void;
   private readonly intervalMs: number;
-  private readonly watchers = new Set<{ stop: () => void; check: () => void }>();
+  private readonly watches = new StoreWatches();
   private closed = false;
 
   constructor(opts: PolicyStoreOptions) {
@@ -109,7 +109,7 @@ class FilePolicyStore implements PolicyStore {
       const onDisk = await this.load();
       if (onDisk && onDisk.version >= doc.version) {
         // Another replica got there first; let our watchers pick up its document now.
-        for (const w of this.watchers) w.check();
+        this.watches.checkAll();
         throw new InferFluxError('policy_conflict', undefined);
       }
       await this.writeAtomically(text);
@@ -119,7 +119,7 @@ class FilePolicyStore implements PolicyStore {
   }
 
   watch(onDoc: (doc: PolicyDocument) => void): () => void {
-    const checker = storeChecker({
+    const check = {
       signature: async () => {
         const st = await stat(this.path).catch(() => null);
         return st ? `${st.ino}:${st.size}:${st.mtimeMs}` : null;
@@ -128,43 +128,34 @@ class FilePolicyStore implements PolicyStore {
       onDoc,
       log: this.log,
       intervalMs: this.intervalMs,
+    };
+    return this.watches.start(check, (run) => {
+      let fsw: FSWatcher | null = null;
+      let debounce: NodeJS.Timeout | null = null;
+      try {
+        fsw = fsWatch(this.dir, { persistent: false }, (_event, name) => {
+          if (name !== null && name !== this.base) return;
+          if (debounce) clearTimeout(debounce);
+          debounce = setTimeout(run, 25);
+        });
+        fsw.on('error', () => {
+          // The directory went away or the watch broke; the periodic check still runs.
+          fsw?.close();
+          fsw = null;
+        });
+      } catch {
+        // No directory yet (nothing saved) or no inotify: the periodic check covers it.
+      }
+      return () => {
+        if (debounce) clearTimeout(debounce);
+        fsw?.close();
+      };
     });
-    const check = checker.check;
-    let fsw: FSWatcher | null = null;
-    let debounce: NodeJS.Timeout | null = null;
-    try {
-      fsw = fsWatch(this.dir, { persistent: false }, (_event, name) => {
-        if (name !== null && name !== this.base) return;
-        if (debounce) clearTimeout(debounce);
-        debounce = setTimeout(check, 25);
-      });
-      fsw.on('error', () => {
-        // The directory went away or the watch broke; the periodic check still runs.
-        fsw?.close();
-        fsw = null;
-      });
-    } catch {
-      // No directory yet (nothing saved) or no inotify: the periodic check covers it.
-    }
-    const entry = {
-      check,
-      stop: () => {
-        checker.stop();
-        if (debounce) clearTimeout(debounce);
-        fsw?.close();
-      },
-    };
-    this.watchers.add(entry);
-    return () => {
-      entry.stop();
-      this.watchers.delete(entry);
-    };
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const w of this.watchers) w.stop();
-    this.watchers.clear();
+    this.watches.stopAll();
   }
 
   private async writeAtomically(text: string): Promise<void> {

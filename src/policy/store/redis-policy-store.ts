@@ -19,7 +19,7 @@ import type { PolicyDocument } from '../types.js';
 import { validateDocument } from './document-schema.js';
 import { openEnvelope, PolicyStoreError, storedText, type Sealer } from './envelope.js';
 import type { PolicyStore } from './policy-store.js';
-import { storeChecker } from './store-watch.js';
+import { StoreWatches } from './store-watch.js';
 
 export interface RedisPolicyStoreOptions {
   url: string;
@@ -50,7 +50,7 @@ export class RedisPolicyStore implements PolicyStore {
   readonly encrypted: boolean;
   private readonly redis: ScriptedRedis;
   private readonly channel: string;
-  private readonly watchers = new Set<{ stop: () => void; check: () => void }>();
+  private readonly watches = new StoreWatches();
   private closed = false;
 
   constructor(private readonly opts: RedisPolicyStoreOptions) {
@@ -94,50 +94,39 @@ export class RedisPolicyStore implements PolicyStore {
     }
     if (written !== 1) {
       // Another replica got there first; let our watchers pick up its document now.
-      for (const w of this.watchers) w.check();
+      this.watches.checkAll();
       throw new InferFluxError('policy_conflict', undefined);
     }
   }
 
   watch(onDoc: (doc: PolicyDocument) => void): () => void {
-    const checker = storeChecker({
+    const check = {
       // The version field: reading it is cheap, decrypting the envelope is not.
       signature: () => this.redis.hget(this.opts.key, 'v'),
       load: () => this.load(),
       onDoc,
       log: this.opts.log,
       intervalMs: this.opts.watchIntervalMs,
-    });
-    const check = checker.check;
-    // Subscribing takes a connection of its own (a subscribed connection runs no other command).
-    const sub = this.redis.duplicate();
-    sub.on('error', () => {
-      // The periodic check covers a broken subscription until it reconnects.
-    });
-    sub.on('message', (channel: string) => {
-      if (channel === this.channel) check();
-    });
-    // ioredis re-subscribes after a reconnect; a check then catches what was missed meanwhile.
-    sub.on('ready', check);
-    void sub.subscribe(this.channel).catch(() => undefined);
-    const entry = {
-      check,
-      stop: () => {
-        checker.stop();
-        sub.disconnect();
-      },
     };
-    this.watchers.add(entry);
-    return () => {
-      entry.stop();
-      this.watchers.delete(entry);
-    };
+    return this.watches.start(check, (run) => {
+      // Subscribing takes a connection of its own (a subscribed connection runs no other command).
+      const sub = this.redis.duplicate();
+      sub.on('error', () => {
+        // The periodic check covers a broken subscription until it reconnects.
+      });
+      sub.on('message', (channel: string) => {
+        if (channel === this.channel) run();
+      });
+      // ioredis re-subscribes after a reconnect; a check then catches what was missed meanwhile.
+      sub.on('ready', run);
+      void sub.subscribe(this.channel).catch(() => undefined);
+      return () => sub.disconnect();
+    });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const w of this.watchers) w.stop();
-    this.watchers.clear();
+    this.watches.stopAll();
     try {
       await this.redis.quit();
     } catch {

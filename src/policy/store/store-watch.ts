@@ -2,9 +2,9 @@
  * The change check both policy stores run for `watch`: a cheap signature of what is stored (file
  * identity and mtime, or the version field in Redis) and, only when it changed, a full load and
  * decryption; documents newer than the last one seen go to `onDoc`. It checks at once, then every
- * `intervalMs`; each store adds its own trigger (file watch, publish). Checks never overlap: one asked for while
- * another runs is run right after it. An unreadable store keeps the current policy and is
- * reported once per distinct error.
+ * `intervalMs`; each store adds its own trigger (file watch, publish). Checks never overlap: one
+ * asked for while another runs is run right after it. An unreadable store keeps the current
+ * policy and is reported once per distinct error.
  */
 import type { PolicyDocument } from '../types.js';
 
@@ -73,4 +73,39 @@ export function storeChecker(opts: StoreCheckOptions): StoreChecker {
       clearInterval(timer);
     },
   };
+}
+
+/**
+ * A store's running watches: each is a checker plus the store's own triggers (installed when it
+ * starts, torn down when it stops). `checkAll` after a write conflict, `stopAll` on close.
+ */
+export class StoreWatches {
+  private readonly all = new Set<{ check: () => void; stop: () => void }>();
+
+  /** Starts one watch; `triggers` gets its check and returns their teardown. Returns the unsubscribe. */
+  start(opts: StoreCheckOptions, triggers: (check: () => void) => () => void): () => void {
+    const checker = storeChecker(opts);
+    const teardown = triggers(checker.check);
+    const entry = {
+      check: checker.check,
+      stop: () => {
+        checker.stop();
+        teardown();
+      },
+    };
+    this.all.add(entry);
+    return () => {
+      entry.stop();
+      this.all.delete(entry);
+    };
+  }
+
+  checkAll(): void {
+    for (const w of this.all) w.check();
+  }
+
+  stopAll(): void {
+    for (const w of this.all) w.stop();
+    this.all.clear();
+  }
 }
