@@ -6,9 +6,9 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** Latency buckets in seconds, from sub-millisecond steps to long generations. */
 /** KV hand-off phases: fine below 10 ms, where the transfer target (5 ms) sits. */
 const KV_HANDOFF_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+/** Latency buckets in seconds, from sub-millisecond steps to long generations. */
 const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 export class Metrics {

@@ -177,10 +177,8 @@ export function concurrency(deps: PolicyDeps, state: PolicyState): Step {
       );
     }
     state.inFlight.set(id, running + 1);
-    let released = false;
+    // whenFinished runs its callback exactly once per request.
     ctx.whenFinished(() => {
-      if (released) return;
-      released = true;
       const left = (state.inFlight.get(id) ?? 1) - 1;
       if (left > 0) state.inFlight.set(id, left);
       else state.inFlight.delete(id);
@@ -195,13 +193,8 @@ export function rateLimit(deps: PolicyDeps, state: PolicyState): Step {
     // Probes and scrapes are never limited: an orchestrator must always see the truth.
     if (isPublic(access, deps.metricsPublic)) return next();
     const { id, tenant } = ctx.principal;
-    let d: RateDecision | Promise<RateDecision>;
-    try {
-      d = state.limiter.admit(id, tenant);
-    } catch (err) {
-      return unavailable(err);
-    }
-    // Local buckets answer in this tick; shared ones (Redis) after a round trip.
+    const d = state.limiter.admit(id, tenant);
+    // Local buckets answer in this tick; shared ones (Redis) after a round trip, and may fail.
     return d instanceof Promise ? d.then(decided, unavailable) : decided(d);
 
     function unavailable(err: unknown): never {
@@ -240,7 +233,7 @@ export const PIPELINE = [authenticate, authorize, concurrency, rateLimit] as con
 export interface PolicyState {
   keys: KeyRegistry;
   limiter: RateLimiter;
-  /** Generation requests in flight per principal id (only when a concurrency limit is set). */
+  /** Generation requests in flight per principal id (counted only when a concurrency limit is set). */
   inFlight: Map<string, number>;
 }
 
