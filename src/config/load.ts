@@ -11,6 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_YAML, DEMO_MODEL_PATH, RESERVED_SECTIONS } from './defaults.js';
 import { CONFIG_SCHEMA, RULES, SECTION_EXPECT } from './schema.js';
 import type { InferFluxConfig, ModelEntry } from './types.js';
+import { redactUrlPasswords } from '../redact.js';
 import type { GuardrailPolicy, PiiKind } from '../policy/types.js';
 import { resolveAuth, resolveRateLimit, resolveRateLimitBackend, resolveServerEdges } from './policy-config.js';
 
@@ -216,7 +217,7 @@ function schemaError(e: ErrorObject, raw: Raw, prov: Provenance): ConfigError {
   }
   const expect = RULES[ruleKey]?.expect ?? SECTION_EXPECT[ruleKey] ?? (e.message ?? 'is invalid');
   // A URL's password (`redis://user:secret@host`) is never echoed into a start-up error.
-  const got = JSON.stringify(valueAt(raw, parts))?.replace(/(\/\/[^/:@\s"]*:)[^@\s/"]+@/g, '$1***@');
+  const got = redactUrlPasswords(String(JSON.stringify(valueAt(raw, parts))));
   return new ConfigError(display(parts), `${expect} (got ${got} from ${sourceOf(prov, parts)})`);
 }
 

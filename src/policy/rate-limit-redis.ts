@@ -18,8 +18,10 @@
  * All bucket keys of one request must live on one Redis node: a single Redis (or a cluster with a
  * hash tag in the prefix, e.g. `{inferflux}:rl:`).
  */
+import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import { InferFluxError } from '../errors.js';
+import { redactUrlPasswords } from '../redact.js';
 import { Bucket, decide, type RateDecision, type RateLimiter, type RateLimiterCore, type RequestBuckets } from './rate-limit.js';
 import type { RateLimitPolicy } from './types.js';
 
@@ -112,17 +114,6 @@ interface ScriptedRedis extends Redis {
   ifxCharge(k1: string, k2: string, l1: number, l2: number, tokens: number): Promise<number>;
 }
 
-/** `redis://user:secret@host:6379/0` -> `redis://user:***@host:6379/0`, for logs. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
-
 /** Charges of one key and tenant this close together are sent as one (see `charge`). */
 const CHARGE_COALESCE_MS = 20;
 
@@ -146,7 +137,7 @@ export class RedisRateLimiter implements RateLimiter {
     });
     redis.defineCommand('ifxAdmit', { numberOfKeys: 4, lua: ADMIT_LUA });
     redis.defineCommand('ifxCharge', { numberOfKeys: 2, lua: CHARGE_LUA });
-    const where = redactRedisUrl(opts.url);
+    const where = redactUrlPasswords(opts.url);
     redis.on('ready', () => {
       if (!this.connected) this.log(`rate limits: shared through Redis at ${where}`);
       this.connected = true;
@@ -162,20 +153,9 @@ export class RedisRateLimiter implements RateLimiter {
     this.redis = redis as ScriptedRedis;
   }
 
-  /** Resolves when connected, or rejects after `ms` (start-up uses it to say which it is). */
+  /** Resolves when connected; rejects on a connection error or after `ms` (start-up says which). */
   async waitReady(ms: number): Promise<void> {
-    if (this.redis.status === 'ready') return;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.redis.off('ready', onReady);
-        reject(new Error(`Redis at ${redactRedisUrl(this.opts.url)} not ready within ${ms} ms`));
-      }, ms);
-      const onReady = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.redis.once('ready', onReady);
-    });
+    if (this.redis.status !== 'ready') await once(this.redis, 'ready', { signal: AbortSignal.timeout(ms) });
   }
 
   admit(keyId: string, tenant: string): RateDecision | Promise<RateDecision> {

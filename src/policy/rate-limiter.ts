@@ -6,7 +6,8 @@
 import type { RateLimitBackendConfig } from '../config/types.js';
 import type { Metrics } from '../metrics.js';
 import { RateLimiterCore, localRateLimiter, type RateLimiter } from './rate-limit.js';
-import { RedisRateLimiter, redactRedisUrl } from './rate-limit-redis.js';
+import { redactUrlPasswords } from '../redact.js';
+import { RedisRateLimiter } from './rate-limit-redis.js';
 import type { RateLimitPolicy } from './types.js';
 
 /** How long start-up waits to say whether Redis is reachable (it starts either way). */
@@ -34,7 +35,7 @@ export async function createRateLimiter(
     await limiter.waitReady(READY_WAIT_MS);
   } catch {
     // Not fatal: Redis may come up after us; until then the fail mode decides.
-    log(`WARNING: rate limits: Redis at ${redactRedisUrl(backend.redisUrl)} not reachable yet; fail mode ${backend.redisFailMode} until it is`);
+    log(`WARNING: rate limits: Redis at ${redactUrlPasswords(backend.redisUrl)} not reachable yet; fail mode ${backend.redisFailMode} until it is`);
   }
   return limiter;
 }

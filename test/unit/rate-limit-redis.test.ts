@@ -7,7 +7,8 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { InferFluxError } from '../../src/errors.js';
 import { RateLimiterCore, type RateDecision } from '../../src/policy/rate-limit.js';
-import { RedisRateLimiter, redactRedisUrl, type RedisFailMode } from '../../src/policy/rate-limit-redis.js';
+import { RedisRateLimiter, type RedisFailMode } from '../../src/policy/rate-limit-redis.js';
+import { redactUrlPasswords } from '../../src/redact.js';
 import type { RateLimitPolicy } from '../../src/policy/types.js';
 import { startRedis, type RunningRedis } from '../helpers/redis.js';
 
@@ -210,7 +211,7 @@ describe('shared rate limits in Redis (real redis-server)', function () {
   });
 
   it('logs a Redis URL without its password', () => {
-    expect(redactRedisUrl('redis://user:s3cret@127.0.0.1:6379/0')).to.equal('redis://user:***@127.0.0.1:6379/0');
-    expect(redactRedisUrl('rediss://127.0.0.1:6380')).to.equal('rediss://127.0.0.1:6380');
+    expect(redactUrlPasswords('redis://user:s3cret@127.0.0.1:6379/0')).to.equal('redis://user:***@127.0.0.1:6379/0');
+    expect(redactUrlPasswords('rediss://127.0.0.1:6380')).to.equal('rediss://127.0.0.1:6380');
   });
 });

@@ -14,7 +14,7 @@
  */
 import { Redis } from 'ioredis';
 import { InferFluxError } from '../../errors.js';
-import { redactRedisUrl } from '../rate-limit-redis.js';
+import { redactUrlPasswords } from '../../redact.js';
 import type { PolicyDocument } from '../types.js';
 import { validateDocument } from './document-schema.js';
 import { openEnvelope, PolicyStoreError, storedText, type Sealer } from './envelope.js';
@@ -55,7 +55,7 @@ export class RedisPolicyStore implements PolicyStore {
 
   constructor(private readonly opts: RedisPolicyStoreOptions) {
     // What errors and logs call the store: the Redis (without its password) and the key.
-    this.path = `${redactRedisUrl(opts.url)} key ${opts.key}`;
+    this.path = `${redactUrlPasswords(opts.url)} key ${opts.key}`;
     this.encrypted = opts.sealer !== null;
     this.channel = `${opts.key}:changed`;
     const redis = new Redis(opts.url, {
