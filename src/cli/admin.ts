@@ -3,17 +3,12 @@
  * Flags become exactly one admin request body (snake_case, as on the wire), so the server's own
  * validation answers a bad value; each command prints the server's JSON view after the change.
  */
-import { CliError, requestJson, type Connection } from './client.js';
+import { CliError, numberFlag, requestJson, type Connection } from './client.js';
 import type { Output } from './generate.js';
 
 const print = (io: Output, v: unknown): void => io.out(`${JSON.stringify(v, null, 2)}\n`);
 
-function intFlag(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new CliError(`--${name} must be a whole number >= 0, got ${v}`, 2);
-  return n;
-}
+const count = (name: string, v: string | undefined): number | undefined => numberFlag(name, v, { integer: true, min: 0 });
 
 /** `a, b,c` -> ['a', 'b', 'c']; `''` -> []. */
 export function listFlag(v: string): string[] {
@@ -69,7 +64,7 @@ export async function runGuardrails(c: Connection, f: GuardrailFlags, io: Output
     blocklist: f.set === undefined ? undefined : listFlag(f.set),
     pii: Object.keys(pii).length > 0 ? pii : undefined,
     opa_endpoint: f.opaEndpoint,
-    opa_timeout_ms: intFlag('opa-timeout-ms', f.opaTimeoutMs),
+    opa_timeout_ms: count('opa-timeout-ms', f.opaTimeoutMs),
     opa_fail_mode: f.opaFailMode,
   });
   if (Object.keys(body).length === 0) return print(io, (await requestJson(c, 'GET', '/v1/admin/guardrails')).body);
@@ -92,10 +87,10 @@ export interface RateLimitFlags {
 
 export async function runRateLimit(c: Connection, f: RateLimitFlags, io: Output): Promise<void> {
   const body = defined({
-    requests_per_minute: intFlag('set', f.set),
-    tokens_per_minute: intFlag('tokens-per-minute', f.tokensPerMinute),
-    tenant_requests_per_minute: intFlag('tenant-requests-per-minute', f.tenantRequestsPerMinute),
-    tenant_tokens_per_minute: intFlag('tenant-tokens-per-minute', f.tenantTokensPerMinute),
+    requests_per_minute: count('set', f.set),
+    tokens_per_minute: count('tokens-per-minute', f.tokensPerMinute),
+    tenant_requests_per_minute: count('tenant-requests-per-minute', f.tenantRequestsPerMinute),
+    tenant_tokens_per_minute: count('tenant-tokens-per-minute', f.tenantTokensPerMinute),
   });
   if (Object.keys(body).length === 0) return print(io, (await requestJson(c, 'GET', '/v1/admin/rate_limit')).body);
   print(io, (await requestJson(c, 'PUT', '/v1/admin/rate_limit', body)).body);
@@ -115,8 +110,7 @@ export async function runApiKeys(c: Connection, f: ApiKeyFlags, io: Output): Pro
   if (f.add !== undefined && f.remove !== undefined) throw new CliError('--add and --remove cannot be combined', 2);
   if (f.add !== undefined) {
     if (f.scopes === undefined) throw new CliError('--add needs --scopes, e.g. --scopes generate,read', 2);
-    const priority = f.priority === undefined ? undefined : Number(f.priority);
-    if (priority !== undefined && !Number.isInteger(priority)) throw new CliError(`--priority must be an integer, got ${f.priority}`, 2);
+    const priority = numberFlag('priority', f.priority, { integer: true });
     const body = defined({ scopes: listFlag(f.scopes), tenant: f.tenant, priority, label: typeof f.add === 'string' ? f.add : undefined });
     const created = (await requestJson<{ key: string; id: string }>(c, 'POST', '/v1/admin/api_keys', body)).body;
     print(io, created);
@@ -152,12 +146,11 @@ export interface FairnessFlags {
 }
 
 export async function runFairness(c: Connection, f: FairnessFlags, io: Output): Promise<void> {
-  const threshold = f.highPriorityThreshold === undefined ? undefined : Number(f.highPriorityThreshold);
-  if (threshold !== undefined && !Number.isInteger(threshold)) throw new CliError(`--high-priority-threshold must be an integer, got ${f.highPriorityThreshold}`, 2);
+  const threshold = numberFlag('high-priority-threshold', f.highPriorityThreshold, { integer: true });
   const body = defined({
     enable_preemption: f.preemption === undefined ? undefined : onOff('preemption', f.preemption),
     high_priority_threshold: threshold,
-    max_timeslice_tokens: intFlag('max-timeslice-tokens', f.maxTimesliceTokens),
+    max_timeslice_tokens: count('max-timeslice-tokens', f.maxTimesliceTokens),
   });
   if (Object.keys(body).length === 0) return print(io, (await requestJson(c, 'GET', '/v1/admin/fairness')).body);
   print(io, (await requestJson(c, 'PUT', '/v1/admin/fairness', body)).body);

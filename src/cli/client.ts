@@ -63,26 +63,32 @@ interface OpenAIErrorBody {
   error?: { message?: string; code?: string | null; type?: string };
 }
 
-/** `fetch` failures name the server and the cause (`ECONNREFUSED`, a TLS error), not just "fetch failed". */
-export function describeFetchError(c: Connection, err: unknown): CliError {
-  if (err instanceof CliError) return err;
-  if (err instanceof Error && err.name === 'TimeoutError') return new CliError(`${c.baseUrl} did not answer within ${c.timeoutMs / 1000} s`);
-  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
-  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-  return new CliError(`cannot reach ${c.baseUrl}: ${code ?? cause?.message ?? (err instanceof Error ? err.message : String(err))}`);
+// The three ways a request fails, as one line each; `fetch` here and the `openai` client in
+// generate.ts report through the same three.
+
+export function timedOut(c: Connection): CliError {
+  return new CliError(`${c.baseUrl} did not answer within ${c.timeoutMs / 1000} s`);
 }
 
-/** The server's error as one line: `message (code, HTTP status)`. */
-export function describeHttpError(status: number, text: string): CliError {
-  let body: OpenAIErrorBody = {};
-  try {
-    body = JSON.parse(text) as OpenAIErrorBody;
-  } catch {
-    // Not JSON: a proxy's page or an empty body; the status says enough.
-  }
-  const e = body.error;
-  if (e?.message) return new CliError(`${e.message} (${e.code ?? e.type ?? 'error'}, HTTP ${status})`);
+/** A failed `fetch` names the server and the cause (`ECONNREFUSED`, a TLS error), not just "fetch failed". */
+export function unreachable(c: Connection, fetchError: unknown): CliError {
+  const cause = fetchError instanceof Error && fetchError.cause instanceof Error ? fetchError.cause : undefined;
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  return new CliError(`cannot reach ${c.baseUrl}: ${code ?? cause?.message ?? (fetchError instanceof Error ? fetchError.message : String(fetchError))}`);
+}
+
+/** The server's OpenAI-shaped error as `message (code, HTTP status)`; `text` when the body was no such error. */
+export function serverError(status: number, error: OpenAIErrorBody['error'], text = ''): CliError {
+  if (error?.message) return new CliError(`${error.message} (${error.code ?? error.type ?? 'error'}, HTTP ${status})`);
   return new CliError(`HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`);
+}
+
+function parsedError(text: string): OpenAIErrorBody['error'] {
+  try {
+    return (JSON.parse(text) as OpenAIErrorBody | null)?.error;
+  } catch {
+    return undefined; // Not JSON: a proxy's page or an empty body; the status says enough.
+  }
 }
 
 /** One JSON round trip; non-2xx answers become a CliError carrying the server's message. */
@@ -96,13 +102,26 @@ export async function requestJson<T = Record<string, unknown>>(c: Connection, me
       signal: AbortSignal.timeout(c.timeoutMs),
     });
   } catch (err) {
-    throw describeFetchError(c, err);
+    throw err instanceof Error && err.name === 'TimeoutError' ? timedOut(c) : unreachable(c, err);
   }
   const text = await res.text();
-  if (!res.ok) throw describeHttpError(res.status, text);
+  if (!res.ok) throw serverError(res.status, parsedError(text), text);
   try {
     return { status: res.status, body: (text === '' ? {} : JSON.parse(text)) as T };
   } catch {
     throw new CliError(`${method} ${path}: the answer is not JSON: ${text.slice(0, 200)}`);
   }
+}
+
+// ---- flags ---------------------------------------------------------------------------------------
+
+/** A numeric flag, or undefined when absent; a usage error (exit 2) names the flag otherwise. */
+export function numberFlag(name: string, v: string | undefined, rule: { integer?: boolean; min?: number } = {}): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  const what = `${rule.integer ? 'an integer' : 'a number'}${rule.min !== undefined ? ` >= ${rule.min}` : ''}`;
+  if (v.trim() === '' || !Number.isFinite(n) || (rule.integer && !Number.isInteger(n)) || (rule.min !== undefined && n < rule.min)) {
+    throw new CliError(`--${name} must be ${what}, got ${v}`, 2);
+  }
+  return n;
 }

@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
-import { CliError, type Connection } from './client.js';
+import { CliError, numberFlag, serverError, timedOut, unreachable, type Connection } from './client.js';
 
 export interface SamplingOptions {
   model?: string;
@@ -27,20 +27,13 @@ function client(c: Connection): OpenAI {
   return new OpenAI({ baseURL: `${c.baseUrl}/v1`, apiKey: c.apiKey ?? 'none', timeout: c.timeoutMs, maxRetries: 0 });
 }
 
-function num(name: string, v: string | undefined, integer: boolean): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new CliError(`--${name} must be ${integer ? 'an integer' : 'a number'}, got ${v}`, 2);
-  return n;
-}
-
 /** Request fields from the flags; an absent flag is left to the server's default. */
 function sampling(o: SamplingOptions) {
   const fields = {
     model: o.model,
-    max_tokens: num('max-tokens', o.maxTokens, true),
-    temperature: num('temperature', o.temperature, false),
-    seed: num('seed', o.seed, true),
+    max_tokens: numberFlag('max-tokens', o.maxTokens, { integer: true, min: 1 }),
+    temperature: numberFlag('temperature', o.temperature, { min: 0 }),
+    seed: numberFlag('seed', o.seed, { integer: true }),
   };
   // No `model`: the server's default model answers (the SDK's types require the field; JSON drops undefined).
   return fields as typeof fields & { model: string };
@@ -49,15 +42,13 @@ function sampling(o: SamplingOptions) {
 /** The SDK's errors as one line, with the server's OpenAI-shaped message when there is one. */
 export function describeApiError(c: Connection, err: unknown): CliError {
   if (err instanceof CliError) return err;
-  if (err instanceof OpenAI.APIConnectionTimeoutError) return new CliError(`${c.baseUrl} did not answer within ${c.timeoutMs / 1000} s`);
-  if (err instanceof OpenAI.APIConnectionError) {
-    const cause = (err.cause as NodeJS.ErrnoException | undefined)?.cause as NodeJS.ErrnoException | undefined;
-    return new CliError(`cannot reach ${c.baseUrl}: ${cause?.code ?? (err.cause as Error | undefined)?.message ?? err.message}`);
-  }
+  if (err instanceof OpenAI.APIConnectionTimeoutError) return timedOut(c);
+  // The SDK wraps the failed fetch.
+  if (err instanceof OpenAI.APIConnectionError) return unreachable(c, err.cause);
   if (err instanceof OpenAI.APIError) {
-    const body = err.error as { message?: string; code?: string } | undefined;
+    const body = err.error as { message?: string; code?: string; type?: string } | undefined;
     if (err.status === undefined) return new CliError(`the server ended the stream with an error: ${body?.message ?? err.message}`);
-    return new CliError(`${body?.message ?? err.message} (${err.code ?? body?.code ?? 'error'}, HTTP ${err.status})`);
+    return serverError(err.status, body, err.message);
   }
   return new CliError(err instanceof Error ? err.message : String(err));
 }
