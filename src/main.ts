@@ -47,11 +47,8 @@ async function main(): Promise<void> {
   );
   // The policy store is read before anything starts: a tampered or undecryptable file stops start-up.
   const policy = await startPolicy({
-    storePath: config.policy.storePath,
-    redisUrl: config.policy.redisUrl,
-    redisKey: config.policy.redisKey,
+    store: config.policy,
     passphrase: process.env.INFERFLUX_POLICY_PASSPHRASE,
-    watchIntervalSeconds: config.policy.watchIntervalSeconds,
     defaults: policyDefaultsFrom(config),
     log,
   });

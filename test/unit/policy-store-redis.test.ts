@@ -167,10 +167,8 @@ describe('policy store in Redis (real redis-server)', function () {
     const t0 = Date.now();
     try {
       await startPolicy({
-        storePath: '/unused',
-        redisUrl: 'redis://127.0.0.1:1',
+        store: { storePath: '/unused', redisUrl: 'redis://127.0.0.1:1', redisKey: 'inferflux:policy', watchIntervalSeconds: 5 },
         passphrase: PASS,
-        watchIntervalSeconds: 5,
         defaults: emptyDefaults(),
         log: () => undefined,
       });

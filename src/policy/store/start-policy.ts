@@ -4,19 +4,16 @@
  * (`initialPolicy`), make the store the service's persistence, and adopt what other replicas
  * write to the shared file.
  */
+import type { PolicyStoreConfig } from '../../config/types.js';
 import { PolicyService } from '../policy-service.js';
 import { initialPolicy, type PolicyDefaults } from './initial-policy.js';
 import { openPolicyStore, type PolicyStore } from './policy-store.js';
 
 export interface StartPolicyOptions {
-  storePath: string;
-  /** Keep the store in this Redis instead of the file (`policy.redis_url`). */
-  redisUrl?: string;
-  redisKey?: string;
+  /** The `policy` config section: the store file, or the Redis that holds the store, and the watch interval. */
+  store: PolicyStoreConfig;
   /** `INFERFLUX_POLICY_PASSPHRASE`; empty or undefined = plaintext store (with a warning). */
   passphrase: string | undefined;
-  /** Seconds between checks for other replicas' writes. */
-  watchIntervalSeconds: number;
   defaults: PolicyDefaults;
   log: (msg: string) => void;
 }
@@ -30,13 +27,14 @@ export interface LivePolicy {
 
 export async function startPolicy(opts: StartPolicyOptions): Promise<LivePolicy> {
   const { log, defaults } = opts;
+  const cfg = opts.store;
   const store = openPolicyStore({
-    path: opts.storePath,
-    redisUrl: opts.redisUrl,
-    redisKey: opts.redisKey,
+    path: cfg.storePath,
+    redisUrl: cfg.redisUrl,
+    redisKey: cfg.redisKey,
     passphrase: opts.passphrase || null,
     log,
-    watchIntervalMs: opts.watchIntervalSeconds * 1000,
+    watchIntervalMs: cfg.watchIntervalSeconds * 1000,
   });
   let stored;
   try {
@@ -55,7 +53,7 @@ export async function startPolicy(opts: StartPolicyOptions): Promise<LivePolicy>
   const service = new PolicyService(initialPolicy(defaults, stored), store);
   const d = service.current;
   log(
-    `policy store ${store.path}: ${stored ? `version ${stored.version}` : `${opts.redisUrl ? 'nothing stored yet' : 'no file yet'} (created on the first admin change)`}, ` +
+    `policy store ${store.path}: ${stored ? `version ${stored.version}` : `${cfg.redisUrl ? 'nothing stored yet' : 'no file yet'} (created on the first admin change)`}, ` +
       `${d.apiKeys.filter((k) => k.origin !== 'store').length} configured key(s), ${d.apiKeys.filter((k) => k.origin === 'store').length} stored key(s)`,
   );
   const unwatch = store.watch((doc) => {
