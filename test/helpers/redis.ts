@@ -4,7 +4,11 @@
  * when it is missing; a machine without it gets an error saying how to install it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type RunningServer } from './server.js';
 
 export interface RunningRedis {
   url: string;
@@ -65,6 +69,34 @@ export async function startRedis(port?: number): Promise<RunningRedis> {
     async stop() {
       if (proc.exitCode === null) proc.kill('SIGTERM');
       await exited;
+    },
+  };
+}
+
+export interface Replicas {
+  redis: RunningRedis;
+  a: RunningServer;
+  b: RunningServer;
+  /** Stops both servers, then Redis, and removes the config. */
+  stop(): Promise<void>;
+}
+
+/** A redis-server and two real server processes sharing it: config `yaml`, env from `env(redis URL)`. */
+export async function startReplicas(yaml: string, env: (redisUrl: string) => Record<string, string>): Promise<Replicas> {
+  const redis = await startRedis();
+  const dir = mkdtempSync(join(tmpdir(), 'ifx-replicas-'));
+  const cfg = join(dir, 'server.yaml');
+  writeFileSync(cfg, yaml);
+  const vars = { INFERFLUX_CONFIG: cfg, ...env(redis.url) };
+  const [a, b] = await Promise.all([startServer(vars), startServer(vars)]);
+  return {
+    redis,
+    a,
+    b,
+    async stop() {
+      await Promise.all([a.stop(), b.stop()]);
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

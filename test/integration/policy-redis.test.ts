@@ -5,11 +5,10 @@
  * and neither writes a store file.
  */
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startRedis, type RunningRedis } from '../helpers/redis.js';
-import { api, startServer, type ApiResponse, type RunningServer } from '../helpers/server.js';
+import { startReplicas, type Replicas, type RunningRedis } from '../helpers/redis.js';
+import { api, type ApiResponse, type RunningServer } from '../helpers/server.js';
 
 const ADMIN_KEY = 'sk-it-policy-redis-admin-0001';
 const PASSPHRASE = 'integration-redis-passphrase-51c2';
@@ -18,24 +17,22 @@ const call = (server: RunningServer, method: string, path: string, body?: unknow
 
 describe('policy store in Redis (two real server processes, no shared file)', function () {
   this.timeout(120_000);
+  let replicas: Replicas;
   let redis: RunningRedis;
   let a: RunningServer;
   let b: RunningServer;
-  let cfgDir: string;
 
   before(async () => {
-    redis = await startRedis();
     // A periodic check once a minute: whatever arrives sooner was published.
-    cfgDir = mkdtempSync(join(tmpdir(), 'ifx-policy-redis-'));
-    const cfg = join(cfgDir, 'server.yaml');
-    writeFileSync(cfg, 'policy:\n  watch_interval_seconds: 60\n');
-    const env = { INFERFLUX_CONFIG: cfg, INFERFLUX_POLICY_REDIS_URL: redis.url, INFERFLUX_POLICY_PASSPHRASE: PASSPHRASE, INFERCTL_API_KEY: ADMIN_KEY };
-    [a, b] = await Promise.all([startServer(env), startServer(env)]);
+    replicas = await startReplicas('policy:\n  watch_interval_seconds: 60\n', (url) => ({
+      INFERFLUX_POLICY_REDIS_URL: url,
+      INFERFLUX_POLICY_PASSPHRASE: PASSPHRASE,
+      INFERCTL_API_KEY: ADMIN_KEY,
+    }));
+    ({ redis, a, b } = replicas);
   });
   after(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await redis?.stop();
-    if (cfgDir) rmSync(cfgDir, { recursive: true, force: true });
+    await replicas?.stop();
   });
 
   it('start-up names the Redis store', () => {

@@ -5,11 +5,8 @@
  * every replica serving on its own buckets (fail mode `local`), counted in the metrics.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startRedis, type RunningRedis } from '../helpers/redis.js';
-import { metric, startServer, type RunningServer } from '../helpers/server.js';
+import { startReplicas, type Replicas, type RunningRedis } from '../helpers/redis.js';
+import { metric, type RunningServer } from '../helpers/server.js';
 
 const KEY_A1 = 'sk-it-shared-a1-0001';
 const KEY_A2 = 'sk-it-shared-a2-0002';
@@ -21,27 +18,21 @@ async function get(server: RunningServer, key: string): Promise<Response> {
 
 describe('rate limits shared through Redis (two real server processes)', function () {
   this.timeout(120_000);
+  let replicas: Replicas;
   let redis: RunningRedis;
   let a: RunningServer;
   let b: RunningServer;
-  let cfgDir: string;
 
   before(async () => {
-    redis = await startRedis();
-    cfgDir = mkdtempSync(join(tmpdir(), 'ifx-shared-rl-'));
-    const cfg = join(cfgDir, 'server.yaml');
-    writeFileSync(cfg, ['rate_limit:', '  tenant_requests_per_minute: 4', '  tokens_per_minute: 60', `  redis_prefix: "it${process.pid}:"`, ''].join('\n'));
-    const env = {
-      INFERFLUX_CONFIG: cfg,
+    const yaml = ['rate_limit:', '  tenant_requests_per_minute: 4', '  tokens_per_minute: 60', `  redis_prefix: "it${process.pid}:"`, ''].join('\n');
+    replicas = await startReplicas(yaml, (url) => ({
       INFERFLUX_API_KEYS: `${KEY_A1}:generate|read@team-a,${KEY_A2}:generate|read@team-a,${KEY_B}:generate|read@team-b`,
-      INFERFLUX_RATE_LIMIT_REDIS_URL: redis.url,
-    };
-    [a, b] = await Promise.all([startServer(env), startServer(env)]);
+      INFERFLUX_RATE_LIMIT_REDIS_URL: url,
+    }));
+    ({ redis, a, b } = replicas);
   });
   after(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await redis?.stop();
-    if (cfgDir) rmSync(cfgDir, { recursive: true, force: true });
+    await replicas?.stop();
   });
 
   it('start-up names the shared limiter', () => {
