@@ -8,7 +8,7 @@ import { sizeThreadPool } from './runtime/threadpool.js';
 import { prepareModels } from './runtime/model-files.js';
 import { Metrics } from './metrics.js';
 import { ActorSystem } from './actors/system.js';
-import { ActorGateway } from './actors/gateway.js';
+import { ActorGateway } from './generation/gateway.js';
 import { createHttpServer } from './http/server.js';
 import { GuardrailEngine } from './policy/guardrails/guardrail-engine.js';
 import { policyDefaultsFrom } from './policy/store/initial-policy.js';
@@ -74,9 +74,7 @@ async function main(): Promise<void> {
     oidc: config.auth.oidc ? new OidcVerifier(config.auth.oidc) : null,
     audit: (event) => system.audit.record(event),
   });
-  const cache = { status: () => system.cacheStatus(), flush: () => system.flushCache() };
-  const fairness = { get: () => system.fairnessSettings, set: (patch: Parameters<typeof system.setFairness>[0]) => system.setFairness(patch) };
-  const http = createHttpServer({ config, gateway, metrics, log, policy: policy.service, audit: system.audit, guardrails, pipeline, cache, fairness });
+  const http = createHttpServer({ config, gateway, metrics, log, policy: policy.service, audit: system.audit, guardrails, pipeline });
   const port = await http.listen();
   const ready = gateway.readiness();
   log(`listening on ${config.server.tls.enabled ? 'https' : 'http'}://${config.server.host}:${port} (models: ${ready.models.map((m) => `${m.id}${m.ready ? '' : ' NOT READY'}`).join(', ')})`);

@@ -9,9 +9,14 @@
  * Switch on `m[0]` with a `never` default so a new message kind breaks the build wherever it is
  * not handled.
  */
-import { Packr } from 'msgpackr';
 import type { WireError } from '../errors.js';
-import type { FinishReason } from './gateway-types.js';
+import type { AuditEvent } from '../audit/event.js';
+import type { FinishReason } from '../runtime/finish-reason.js';
+import type { EngineSampling } from '../runtime/sampling.js';
+import { pack, unpack } from '../runtime/frame-codec.js';
+
+export { pack, unpack };
+export type { AuditEvent, EngineSampling };
 
 export const PROTOCOL_VERSION = 2;
 
@@ -39,26 +44,6 @@ export const T = {
   Handoff: 18,
   Ship: 19,
 } as const;
-
-/** Sampling as the engine consumes it (already validated on the main thread). */
-export interface EngineSampling {
-  maxTokens: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  minP: number;
-  /** Always set: the gateway picks a random seed when the request gave none. */
-  seed: number;
-  stop: string[];
-  presencePenalty: number;
-  frequencyPenalty: number;
-  repeatPenalty: number;
-  /** Parallel arrays: token ids and biases (-Infinity bans). */
-  biasTokens: number[];
-  biasValues: number[];
-  ignoreEos: boolean;
-  minTokens: number;
-}
 
 /**
  * A suspended request's progress, carried in its AdmitBody when it goes back to the queue.
@@ -184,38 +169,7 @@ export type ResumeFrame = [typeof T.Resume];
 export type OnRequestPortToEngine = CancelFrame | PauseFrame | ResumeFrame;
 
 // ---- main -> audit writer
-export interface AuditEvent {
-  ts: string;
-  event: 'completion' | 'error' | 'auth' | 'denial' | 'admin' | 'lifecycle';
-  requestId?: string | undefined;
-  keyId?: string | undefined;
-  tenant?: string | undefined;
-  model?: string | undefined;
-  adapter?: string | undefined;
-  route?: string | undefined;
-  status?: number | undefined;
-  decision?: string | undefined;
-  promptTokens?: number | undefined;
-  completionTokens?: number | undefined;
-  latencyMs?: number | undefined;
-  finishReason?: string | undefined;
-  /** SHA-256 hex of the prompt / response text, or the raw text in debug mode. */
-  prompt?: string | undefined;
-  response?: string | undefined;
-  traceparent?: string | undefined;
-  detail?: string | undefined;
-}
 export type AuditFrame = [typeof T.Audit, AuditEvent];
-
-const packr = new Packr({ useRecords: false, moreTypes: false });
-
-/**
- * Pack a frame into its own right-sized buffer. msgpackr returns a view into a reused working
- * buffer: transferring that would detach msgpackr's buffer, and cloning it would copy all of it.
- */
-export function pack(frame: unknown): Uint8Array {
-  return new Uint8Array(packr.pack(frame));
-}
 
 interface FramePort {
   postMessage(value: unknown, transfer?: readonly (ArrayBuffer | import('node:worker_threads').MessagePort)[]): void;
@@ -231,9 +185,6 @@ export function postFrame(port: FramePort, frame: unknown, ride?: import('node:w
   else port.postMessage({ f }, [f.buffer as ArrayBuffer]);
 }
 
-export function unpack<F>(data: Uint8Array): F {
-  return packr.unpack(data) as F;
-}
 
 // ---- control RPC (comlink) ----
 

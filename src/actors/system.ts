@@ -25,9 +25,16 @@ import type { EngineApi } from './engine/worker.js';
 import type { SchedulerApi } from './scheduler/worker.js';
 import { createTokenizerPool, type TokenizerPool } from './tokenizer/pool.js';
 import { startAuditWriter, type AuditWriter } from './audit/client.js';
-import type { PoolReport } from './gateway-types.js';
 
 export type Log = (msg: string) => void;
+
+/** One worker pool's health, for `/readyz`. */
+export interface PoolReport {
+  name: string;
+  workers: number;
+  ready: number;
+  restarts: number;
+}
 
 /** Time an engine worker gets to finish its batch and dispose its native objects at shutdown. */
 const ENGINE_SHUTDOWN_MS = 60_000;

@@ -10,7 +10,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { verifyChain, type VerifyReport } from '../actors/audit/chain.js';
+import { verifyChain, type VerifyReport } from '../audit/chain.js';
 
 /** `audit.log.3` -> {base: 'audit.log', n: 3}; `audit.log` -> n 0. */
 function rotationOf(path: string): { base: string; n: number } {

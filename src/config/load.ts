@@ -12,18 +12,12 @@ import { DEFAULT_CONFIG_YAML, DEMO_MODEL_PATH, RESERVED_SECTIONS } from './defau
 import { CONFIG_SCHEMA, RULES, SECTION_EXPECT } from './schema.js';
 import type { InferFluxConfig, ModelEntry } from './types.js';
 import { redactUrlPasswords } from '../redact.js';
-import type { GuardrailPolicy, PiiKind } from '../policy/types.js';
+import type { GuardrailPolicy, PiiKind } from './policy-types.js';
+import { ConfigError } from './errors.js';
+
+export { ConfigError };
 import { resolveAuth, resolveRateLimit, resolveRateLimitBackend, resolveServerEdges } from './policy-config.js';
 
-export class ConfigError extends Error {
-  /** Dotted key path of the offending value, e.g. `server.port`. */
-  readonly key: string;
-  constructor(key: string, message: string) {
-    super(`${key}: ${message}`);
-    this.name = 'ConfigError';
-    this.key = key;
-  }
-}
 
 type Raw = Record<string, unknown>;
 /** Dotted path -> where its value came from (`built-in default`, a file path, or an env name). */

@@ -6,10 +6,10 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { KeySpecError, parseApiKeysEnv, toRecord, type KeySpec } from '../policy/api-keys.js';
-import { checkFetchUrl } from '../policy/oidc.js';
-import { SCOPES, type ApiKeyRecord, type RateLimitPolicy } from '../policy/types.js';
-import { ConfigError } from './load.js';
+import { KeySpecError, parseApiKeysEnv, toRecord, type KeySpec } from './api-key-spec.js';
+import { checkFetchUrl } from './fetch-url.js';
+import { SCOPES, type ApiKeyRecord, type RateLimitPolicy } from './policy-types.js';
+import { ConfigError } from './errors.js';
 import type { AuthConfig, CorsConfig, RateLimitBackendConfig, TlsConfig } from './types.js';
 
 type Raw = Record<string, unknown>;

@@ -3,9 +3,7 @@
  * embedded default, `config/server.yaml` (or `INFERFLUX_CONFIG`) and `INFERFLUX_*` overrides.
  * Every field is resolved: no `auto` survives validation (except `auth.enabled`, decided at start).
  */
-import type { ApiKeyRecord, RateLimitPolicy } from '../policy/types.js';
-
-import type { GuardrailPolicy } from '../policy/types.js';
+import type { ApiKeyRecord, GuardrailPolicy, RateLimitPolicy } from './policy-types.js';
 
 export interface ModelEntry {
   /** Id clients name in `model`. */

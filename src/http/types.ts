@@ -3,12 +3,10 @@
  * (uWS stack-allocates it; it is dead after the first `await`), only this copied context.
  */
 import type { HttpResponse } from 'uWebSockets.js';
-import type { Gateway } from '../actors/gateway-types.js';
-import type { AuditEvent } from '../actors/protocol.js';
+import type { Gateway } from '../generation/contract.js';
+import type { AuditEvent } from '../audit/event.js';
 import type { InferFluxConfig } from '../config/types.js';
 import type { Metrics } from '../metrics.js';
-import type { CacheAdmin } from './routes/admin-cache/handler.js';
-import type { FairnessAdmin } from './routes/admin-fairness/index.js';
 import type { GuardrailEngine } from '../policy/guardrails/guardrail-engine.js';
 import type { PolicyService } from '../policy/policy-service.js';
 import type { PolicyLayer } from '../policy/pipeline.js';
@@ -31,10 +29,6 @@ export interface HttpDeps {
    * with every scope.
    */
   pipeline?: PolicyLayer;
-  /** Prefix cache status and flush for `/v1/admin/cache` (absent = route not registered). */
-  cache?: CacheAdmin;
-  /** Live runtime.fairness.* for `/v1/admin/fairness` (absent = route not registered). */
-  fairness?: FairnessAdmin;
 }
 
 export interface AuditSink {

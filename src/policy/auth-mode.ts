@@ -3,7 +3,7 @@
  * configuration and the policy store hold, OIDC and the bind address. Pure: main.ts logs the
  * warning it returns and stops on the ConfigError it throws.
  */
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import type { AuthConfig } from '../config/types.js';
 
 export interface AuthDecision {

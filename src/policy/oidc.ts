@@ -16,6 +16,9 @@
 import type { OidcConfig } from '../config/types.js';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { InferFluxError } from '../errors.js';
+import { checkFetchUrl } from '../config/fetch-url.js';
+
+export { checkFetchUrl };
 import { TENANT_PATTERN, isScope } from './api-keys.js';
 import type { Principal, Scope } from './types.js';
 
@@ -31,21 +34,6 @@ export class OidcRejection extends Error {
     super(reason);
     this.name = 'OidcRejection';
   }
-}
-
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
-
-/** https, or http to loopback only. Throws a message naming what is wrong. */
-export function checkFetchUrl(raw: string, what: string): URL {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new Error(`${what} is not a URL: ${JSON.stringify(raw)}`);
-  }
-  if (url.protocol === 'https:') return url;
-  if (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)) return url;
-  throw new Error(`${what} must be https:// (plain http only to loopback): ${raw}`);
 }
 
 /** Three base64url parts: worth a JWT verification (anything else is tried as an API key only). */

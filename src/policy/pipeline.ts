@@ -11,7 +11,7 @@
  * Every authentication outcome and every denial is an audit event; keys, bearer tokens and JWTs
  * never appear in one (key ids are `key:<12 hex of the hash>`, failures say `unknown`).
  */
-import type { AuditEvent } from '../actors/protocol.js';
+import type { AuditEvent } from '../audit/event.js';
 import { InferFluxError } from '../errors.js';
 import { KeyRegistry } from './api-keys.js';
 import { OidcRejection, looksLikeJwt, reasonOf, toHttpError, type OidcVerifier } from './oidc.js';

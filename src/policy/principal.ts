@@ -4,10 +4,7 @@
  */
 import { SCOPES, type ApiKeyRecord, type Principal, type Scope } from './types.js';
 
-/** Short, non-secret id of a key: 48 bits of its hash identify it, and reveal nothing. */
-export function keyIdFromHash(hash: string): string {
-  return `key:${hash.slice(0, 12)}`;
-}
+export { keyIdFromHash } from '../config/api-key-spec.js';
 
 export function principalFromKey(rec: ApiKeyRecord): Principal {
   return {

@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tinyModel } from '../helpers/server.js';
-import type { GenerateInput, TokenSink } from '../../src/actors/gateway-types.js';
+import type { GenerateInput, TokenSink } from '../../src/generation/contract.js';
+import { samplingWith } from '../../src/runtime/sampling.js';
 import type { InferFluxError } from '../../src/errors.js';
 
 const dist = (p: string) => new URL(`../../dist/${p}`, import.meta.url).href;
@@ -45,10 +46,7 @@ function input(maxTokens: number): GenerateInput {
     model: undefined,
     prompt: { kind: 'text', text: 'supervision test' },
     n: 1,
-    params: {
-      maxTokens, temperature: 0, topP: 1, topK: 0, minP: 0, seed: undefined, stop: [], presencePenalty: 0,
-      frequencyPenalty: 0, repeatPenalty: 1, logitBias: {}, ignoreEos: true, minTokens: 0,
-    },
+    params: samplingWith({ maxTokens, temperature: 0, ignoreEos: true }),
   };
 }
 
@@ -66,7 +64,7 @@ describe('actor supervision (real engines)', function () {
     const { loadConfig } = await import(dist('config/load.js'));
     const { Metrics } = await import(dist('metrics.js'));
     const { ActorSystem } = await import(dist('actors/system.js'));
-    const { ActorGateway } = await import(dist('actors/gateway.js'));
+    const { ActorGateway } = await import(dist('generation/gateway.js'));
     const config = loadConfig({
       cwd: dir,
       env: { INFERFLUX_MODEL_PATH: await tinyModel(), INFERFLUX_AUDIT_LOG: join(dir, 'audit.log'), INFERFLUX_DECODE_POOL_SIZE: '1', INFERFLUX_THREADS_PER_WORKER: '1', INFERFLUX_CORES: '2' },

@@ -10,8 +10,8 @@ import { appendFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GENESIS_HASH, sha256Hex, verifyChain } from '../../src/actors/audit/chain.js';
-import type { AuditEvent } from '../../src/actors/protocol.js';
+import { GENESIS_HASH, sha256Hex, verifyChain } from '../../src/audit/chain.js';
+import type { AuditEvent } from '../../src/audit/event.js';
 import { verifyAuditPaths } from '../../src/cli/audit-verify.js';
 
 type ClientModule = typeof import('../../src/actors/audit/client.js');

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AuditEvent } from '../../src/actors/protocol.js';
+import type { AuditEvent } from '../../src/audit/event.js';
 
 type ClientModule = typeof import('../../src/actors/audit/client.js');
 

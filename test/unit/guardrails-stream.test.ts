@@ -4,7 +4,7 @@
  * final text redacted the same), plus the engine's prompt checks and live policy updates.
  */
 import { expect } from 'chai';
-import type { FinishReason, StartMeta, TokenSink, Usage } from '../../src/actors/gateway-types.js';
+import type { FinishReason, StartMeta, TokenSink, Usage } from '../../src/generation/contract.js';
 import type { InferFluxError } from '../../src/errors.js';
 import { Metrics } from '../../src/metrics.js';
 import { Blocklist } from '../../src/policy/guardrails/blocklist.js';

@@ -11,7 +11,7 @@ import type {
   ModelInfo,
   ReadyReport,
   TokenSink,
-} from '../../src/actors/gateway-types.js';
+} from '../../src/generation/contract.js';
 import type { InferFluxConfig } from '../../src/config/types.js';
 import { Metrics } from '../../src/metrics.js';
 import { createHttpServer, type HttpServer } from '../../src/http/server.js';

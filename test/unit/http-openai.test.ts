@@ -80,7 +80,7 @@ describe('http: OpenAI routes', () => {
         presencePenalty: 0,
         frequencyPenalty: 0,
         repeatPenalty: 1,
-        logitBias: {},
+        logitBias: [],
         ignoreEos: false,
         minTokens: 0,
       },

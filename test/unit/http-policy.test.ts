@@ -3,7 +3,7 @@
  * caller reaching the GenerateInput, token charging, CORS preflight, traceparent, audit events.
  */
 import { expect } from 'chai';
-import type { AuditEvent } from '../../src/actors/protocol.js';
+import type { AuditEvent } from '../../src/audit/event.js';
 import type { InferFluxConfig } from '../../src/config/types.js';
 import { Metrics } from '../../src/metrics.js';
 import { createHttpServer, type HttpServer } from '../../src/http/server.js';

@@ -21,7 +21,7 @@ import { dirname } from 'node:path';
 import * as Comlink from 'comlink';
 import nodeAdapter from 'comlink/dist/umd/node-adapter.js';
 import { PROTOCOL_VERSION, T, unpack, type AuditEvent, type AuditFrame, type WorkerHello } from '../protocol.js';
-import { chainLine, genesisState, stateAfter, type ChainState } from './chain.js';
+import { chainLine, genesisState, stateAfter, type ChainState } from '../../audit/chain.js';
 
 /**
  * The UMD adapter sets `module.exports = nodeEndpoint`, but its d.ts declares `export default`, so

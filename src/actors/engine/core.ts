@@ -8,7 +8,7 @@
  * per step, so a long prompt never stalls running streams for more than one chunk. A request
  * joins at the next step after it is admitted and leaves the step after it finishes.
  */
-import type { FinishReason } from '../gateway-types.js';
+import type { FinishReason } from '../../runtime/finish-reason.js';
 import type { AdmitBody, DoneStats, RequestId, ResumeState } from '../protocol.js';
 import { StopMatcher } from '../../runtime/text/stop-matcher.js';
 import { TokenTextStream, type Detokenize } from '../../runtime/text/token-text-stream.js';

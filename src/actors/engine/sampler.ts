@@ -1,14 +1,12 @@
 /**
  * llama.cpp's sampler chain for one request, as the engine core's `SlotSampler`: temperature,
  * top-k/p, min-p, seed, repetition penalties and logit bias, plus the end-of-generation ban that
- * `ignore_eos` and `min_tokens` need. The native sampler comes from the batch adapter.
+ * `ignore_eos` and `min_tokens` need. The native sampler comes from the batch adapter, its config
+ * from `toNativeSamplerConfig` (runtime/llama/sampler-config.ts).
  */
-import type { AdmitBody } from '../protocol.js';
 import type { AddonSampler, AddonSamplerConfig } from '../../runtime/llama/batch-adapter.js';
+import { PENALTY_WINDOW } from '../../runtime/llama/sampler-config.js';
 import type { SlotSampler } from './core.js';
-
-/** Tokens of history the repetition penalties look at (llama.cpp's default penalty_last_n). */
-const PENALTY_WINDOW = 64;
 
 export class LlamaSlotSampler implements SlotSampler {
   private readonly history: number[];
@@ -51,25 +49,4 @@ export class LlamaSlotSampler implements SlotSampler {
   dispose(): void {
     this.native.dispose();
   }
-}
-
-export function samplerConfig(req: AdmitBody, history: readonly number[] = []): AddonSamplerConfig {
-  const s = req.sampling;
-  const cfg: AddonSamplerConfig = { temperature: s.temperature, seed: s.seed >>> 0 };
-  // Disabled filters are left out entirely: top_k 0 would otherwise sort the whole vocabulary.
-  if (s.topK > 0) cfg.topK = s.topK;
-  if (s.topP < 1) cfg.topP = s.topP;
-  if (s.minP > 0) cfg.minP = s.minP;
-  if (s.repeatPenalty !== 1 || s.presencePenalty !== 0 || s.frequencyPenalty !== 0) {
-    cfg.repeatPenalty = s.repeatPenalty;
-    cfg.repeatPenaltyPresencePenalty = s.presencePenalty;
-    cfg.repeatPenaltyFrequencyPenalty = s.frequencyPenalty;
-    cfg.repeatPenaltyMaxTokens = PENALTY_WINDOW;
-    cfg.repeatPenaltyTokens = Uint32Array.from(history.slice(-PENALTY_WINDOW));
-  }
-  if (s.biasTokens.length > 0) {
-    cfg.tokenBiasKeys = Uint32Array.from(s.biasTokens);
-    cfg.tokenBiasValues = Float32Array.from(s.biasValues);
-  }
-  return cfg;
 }

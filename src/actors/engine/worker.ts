@@ -39,7 +39,8 @@ import {
 } from '../protocol.js';
 import { BatchContext } from '../../runtime/llama/batch-adapter.js';
 import { EngineCore, type Emission } from './core.js';
-import { LlamaSlotSampler, samplerConfig } from './sampler.js';
+import { LlamaSlotSampler } from './sampler.js';
+import { toNativeSamplerConfig } from '../../runtime/llama/sampler-config.js';
 import { prefixBlocks } from '../../runtime/prefix/block-hash.js';
 import type { PrefixHit } from '../../runtime/prefix/prefix-cache.js';
 import { KvTier } from './kv-tier.js';
@@ -273,7 +274,7 @@ class EngineShell {
   private async admit(req: AdmitBody, port: MessagePort): Promise<void> {
     // A resumed request's repetition penalties see the tokens it generated before suspension.
     const history = req.resume ? req.tokens.slice(req.resume.promptTokens) : [];
-    const sampler = new LlamaSlotSampler(this.batch.createSampler(), samplerConfig(req, history), this.eog, history);
+    const sampler = new LlamaSlotSampler(this.batch.createSampler(), toNativeSamplerConfig(req.sampling, history), this.eog, history);
     // The sequence about to be reused may hold a prefix worth keeping: save it to the cache first.
     const preview = this.core.preview(req.tokens);
     if (this.kv && preview && preview.resident.length > preview.keep) {

@@ -6,7 +6,7 @@
  * generation and ends the response with the error.
  */
 import { performance } from 'node:perf_hooks';
-import type { TokenSink } from '../../actors/gateway-types.js';
+import type { TokenSink } from '../../generation/contract.js';
 import type { PiiKind } from '../types.js';
 import { OutputFilter, type FilterStep, type OutputRules } from './output-filter.js';
 

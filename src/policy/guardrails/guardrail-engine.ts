@@ -9,8 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { AuditEvent } from '../../actors/protocol.js';
-import type { ChatMessage, PromptInput } from '../../actors/gateway-types.js';
+import type { AuditEvent } from '../../audit/event.js';
+import type { ChatMessage, PromptInput } from '../../generation/contract.js';
 import { InferFluxError } from '../../errors.js';
 import type { Metrics } from '../../metrics.js';
 import type { GuardrailPolicy, PiiKind } from '../types.js';

@@ -24,6 +24,9 @@ import { validateDocument } from './document-schema.js';
 import { openEnvelope, PolicyStoreError, Sealer, storedText } from './envelope.js';
 import { RedisPolicyStore } from './redis-policy-store.js';
 import { StoreWatches } from './store-watch.js';
+import type { PolicyStore } from './store.js';
+
+export type { PolicyStore };
 
 export interface PolicyStoreOptions {
   /** Absolute path of the store file (unused when `redisUrl` is set). */
@@ -37,18 +40,6 @@ export interface PolicyStoreOptions {
   log?: (msg: string) => void;
   /** Periodic check for changes by other replicas. Defaults to 5000 ms. */
   watchIntervalMs?: number;
-}
-
-export interface PolicyStore extends PolicyPersistence {
-  readonly path: string;
-  readonly encrypted: boolean;
-  /** The stored document, or null when there is no file yet. Throws `PolicyStoreError` on a bad file. */
-  load(): Promise<PolicyDocument | null>;
-  /** Atomic, durable write; `policy_conflict` when the file already holds this version or a newer one. */
-  save(doc: PolicyDocument): Promise<void>;
-  /** Calls `onDoc` with every newer document found on disk; returns an unsubscribe function. */
-  watch(onDoc: (doc: PolicyDocument) => void): () => void;
-  close(): Promise<void>;
 }
 
 const LOCK_STALE_MS = 10_000;

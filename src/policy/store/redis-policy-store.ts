@@ -18,7 +18,7 @@ import { redactUrlPasswords } from '../../redact.js';
 import type { PolicyDocument } from '../types.js';
 import { validateDocument } from './document-schema.js';
 import { openEnvelope, PolicyStoreError, storedText, type Sealer } from './envelope.js';
-import type { PolicyStore } from './policy-store.js';
+import type { PolicyStore } from './store.js';
 import { StoreWatches } from './store-watch.js';
 
 export interface RedisPolicyStoreOptions {

@@ -40,7 +40,7 @@
  * A 2k-token prompt of the bench model is ~46 MB of state (notes §13): size the ring for a few of
  * those; frames are not split.
  */
-import { pack, unpack } from '../../actors/protocol.js';
+import { pack, unpack } from '../frame-codec.js';
 
 const MAGIC = 0x3152564b; // 'KVR1' little-endian
 const VERSION = 1;

@@ -6,8 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
-import type { GenerateInput, Usage } from '../../../actors/gateway-types.js';
+import type { CacheControl, GenerateInput, Usage } from '../../../generation/contract.js';
 import { InferFluxError } from '../../../errors.js';
+import { samplingWith } from '../../../runtime/sampling.js';
 import { auditAdmin } from '../../admin-audit.js';
 import { readJsonBody } from '../../body.js';
 import { sendJson } from '../../respond.js';
@@ -16,19 +17,14 @@ import type { Validator } from '../../validate.js';
 import { toChatMessage } from '../openai-chat/schema.js';
 import type { CacheAction } from './schema.js';
 
-export interface CacheAdmin {
-  status(): Promise<unknown>;
-  flush(): Promise<number>;
-}
-
-export function getCache(deps: HttpDeps, cache: CacheAdmin) {
+export function getCache(deps: HttpDeps, cache: CacheControl) {
   return async (res: HttpResponse): Promise<void> => {
     const workers = await cache.status();
     sendJson(res, 200, { object: 'cache.status', models: deps.gateway.models().map((m) => m.id), workers });
   };
 }
 
-export function postCache(deps: HttpDeps, cache: CacheAdmin, validate: Validator<CacheAction>) {
+export function postCache(deps: HttpDeps, cache: CacheControl, validate: Validator<CacheAction>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
     if (body.action === 'flush') {
@@ -53,10 +49,7 @@ function warm(deps: HttpDeps, ctx: RequestContext, body: CacheAction): Promise<U
     n: 1,
     keyId: ctx.principal.id,
     tenant: ctx.principal.tenant,
-    params: {
-      maxTokens: 1, temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, stop: [], presencePenalty: 0,
-      frequencyPenalty: 0, repeatPenalty: 1, logitBias: {}, ignoreEos: true, minTokens: 0,
-    },
+    params: samplingWith({ maxTokens: 1, temperature: 0, seed: 0, ignoreEos: true }),
   };
   return new Promise((resolve, reject) => {
     let model = '';

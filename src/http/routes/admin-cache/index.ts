@@ -9,8 +9,9 @@ import { getCache, postCache } from './handler.js';
 import { cacheActionSchema, type CacheAction } from './schema.js';
 
 export function register(app: Router, deps: HttpDeps): void {
-  if (!deps.cache) return;
+  const cache = deps.gateway.cache;
+  if (!cache) return;
   const validate = compileRequestSchema<CacheAction>('POST /v1/admin/cache', cacheActionSchema);
-  app.get('/v1/admin/cache', getCache(deps, deps.cache));
-  app.post('/v1/admin/cache', postCache(deps, deps.cache, validate));
+  app.get('/v1/admin/cache', getCache(deps, cache));
+  app.post('/v1/admin/cache', postCache(deps, cache, validate));
 }

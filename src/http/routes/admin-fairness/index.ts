@@ -9,19 +9,9 @@ import { auditAdmin } from '../../admin-audit.js';
 import { readJsonBody } from '../../body.js';
 import { sendJson } from '../../respond.js';
 import type { Router } from '../../router.js';
+import type { FairnessSettings } from '../../../generation/contract.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import { compileRequestSchema } from '../../validate.js';
-
-export interface FairnessSettings {
-  enablePreemption: boolean;
-  highPriorityThreshold: number;
-  maxTimesliceTokens: number;
-}
-
-export interface FairnessAdmin {
-  get(): FairnessSettings;
-  set(patch: Partial<FairnessSettings>): Promise<FairnessSettings>;
-}
 
 interface FairnessUpdate {
   enable_preemption?: boolean;
@@ -50,7 +40,7 @@ function view(f: FairnessSettings) {
 }
 
 export function register(app: Router, deps: HttpDeps): void {
-  const fairness = deps.fairness;
+  const fairness = deps.gateway.fairness;
   if (!fairness) return;
   const validate = compileRequestSchema<FairnessUpdate>('PUT /v1/admin/fairness', updateSchema);
   app.get('/v1/admin/fairness', (res: HttpResponse) => sendJson(res, 200, view(fairness.get())));

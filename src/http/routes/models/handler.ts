@@ -3,7 +3,7 @@
  * architecture, context length and load state so LM Studio clients can pick a model.
  */
 import type { HttpResponse } from 'uWebSockets.js';
-import type { ModelInfo } from '../../../actors/gateway-types.js';
+import type { ModelInfo } from '../../../generation/contract.js';
 import { InferFluxError } from '../../../errors.js';
 import { sendError, sendJson } from '../../respond.js';
 import type { HttpDeps, RequestContext } from '../../types.js';

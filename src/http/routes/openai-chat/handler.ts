@@ -2,7 +2,7 @@
  * `POST /v1/chat/completions`: parse, validate, map to a `GenerateInput`, run it. No engine logic.
  */
 import type { HttpResponse } from 'uWebSockets.js';
-import type { FinishReason } from '../../../actors/gateway-types.js';
+import type { FinishReason } from '../../../generation/contract.js';
 import { readJsonBody } from '../../body.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';

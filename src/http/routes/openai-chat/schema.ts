@@ -3,7 +3,7 @@
  * extensions, every one bounded (see openai-common/schema.ts).
  */
 import type { LimitsConfig } from '../../../config/types.js';
-import type { ChatMessage } from '../../../actors/gateway-types.js';
+import type { ChatMessage } from '../../../generation/contract.js';
 import { samplingProperties, type SamplingBody } from '../openai-common/schema.js';
 
 export type ContentPart = { type: 'text'; text: string };

@@ -4,7 +4,7 @@
  * charges the tokens the generation used to the caller's tokens-per-minute buckets (prompt tokens
  * when known, completion tokens at the end).
  */
-import type { GenerateInput, TokenSink } from '../../../actors/gateway-types.js';
+import type { GenerateInput, TokenSink } from '../../../generation/contract.js';
 import type { Exchange } from '../../exchange.js';
 
 export function withCaller(ex: Exchange, input: GenerateInput): GenerateInput {

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
-import type { FinishReason, GenerateInput, GenerationHandle, StartMeta, TokenSink, Usage } from '../../../actors/gateway-types.js';
+import type { FinishReason, GenerateInput, GenerationHandle, StartMeta, TokenSink, Usage } from '../../../generation/contract.js';
 import { InferFluxError } from '../../../errors.js';
 import { exchangeOf, onAbort } from '../../exchange.js';
 import { sendError, sendJson } from '../../respond.js';

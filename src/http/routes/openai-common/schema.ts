@@ -1,10 +1,10 @@
 /**
  * Sampling fields shared by `/v1/chat/completions` and `/v1/completions`, and their mapping onto
- * the gateway's `SamplingParams`. Every numeric and array field is bounded: unbounded `n`,
+ * the one `SamplingSettings` shape (runtime/sampling.ts). Every numeric and array field is bounded: unbounded `n`,
  * `max_tokens` and `stop` took vLLM down, and any NaN or out-of-range value reaching llama.cpp can
  * abort the whole process. Unknown extra fields are allowed (clients send many).
  */
-import type { SamplingParams } from '../../../actors/gateway-types.js';
+import { samplingWith, type SamplingSettings } from '../../../runtime/sampling.js';
 import { InferFluxError } from '../../../errors.js';
 import type { LimitsConfig } from '../../../config/types.js';
 
@@ -72,26 +72,26 @@ export function samplingProperties(limits: LimitsConfig): Record<string, object>
 }
 
 /**
- * Defaults follow OpenAI's semantics: temperature 1, top_p 1, no top_k/min_p, no penalties;
- * repeat_penalty 1 is llama.cpp's "off". `defaultMaxTokens` differs per route (see callers).
+ * OpenAI's fields onto the settings; absent fields keep the defaults (OpenAI's semantics, see
+ * `DEFAULT_SAMPLING`). `defaultMaxTokens` differs per route (see callers); seed -1 is llama.cpp's
+ * "random".
  */
-export function toSamplingParams(body: SamplingBody, defaultMaxTokens: number | undefined): SamplingParams {
-  const stop = body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
-  return {
+export function toSamplingParams(body: SamplingBody, defaultMaxTokens: number | undefined): SamplingSettings {
+  return samplingWith({
     maxTokens: body.max_completion_tokens ?? body.max_tokens ?? defaultMaxTokens,
-    temperature: body.temperature ?? 1,
-    topP: body.top_p ?? 1,
-    topK: body.top_k ?? 0,
-    minP: body.min_p ?? 0,
-    seed: body.seed === undefined || body.seed === -1 ? undefined : body.seed,
-    stop,
-    presencePenalty: body.presence_penalty ?? 0,
-    frequencyPenalty: body.frequency_penalty ?? 0,
-    repeatPenalty: body.repeat_penalty ?? 1,
-    logitBias: body.logit_bias ?? {},
-    ignoreEos: body.ignore_eos ?? false,
-    minTokens: body.min_tokens ?? 0,
-  };
+    temperature: body.temperature,
+    topP: body.top_p,
+    topK: body.top_k,
+    minP: body.min_p,
+    seed: body.seed === -1 ? undefined : body.seed,
+    stop: body.stop === undefined || body.stop === null ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop,
+    presencePenalty: body.presence_penalty,
+    frequencyPenalty: body.frequency_penalty,
+    repeatPenalty: body.repeat_penalty,
+    logitBias: body.logit_bias && Object.entries(body.logit_bias).map(([token, bias]) => [Number(token), bias]),
+    ignoreEos: body.ignore_eos,
+    minTokens: body.min_tokens,
+  });
 }
 
 /**

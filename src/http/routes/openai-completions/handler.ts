@@ -2,7 +2,7 @@
  * `POST /v1/completions`: parse, validate, map to a `GenerateInput`, run it. No engine logic.
  */
 import type { HttpResponse } from 'uWebSockets.js';
-import type { PromptInput } from '../../../actors/gateway-types.js';
+import type { PromptInput } from '../../../generation/contract.js';
 import { InferFluxError } from '../../../errors.js';
 import { readJsonBody } from '../../body.js';
 import type { HttpDeps, RequestContext } from '../../types.js';

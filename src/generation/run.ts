@@ -1,41 +1,25 @@
 /**
- * The main-thread facade over the actor system: resolves the model, tokenizes (tokenizer pool),
- * checks lengths and ids before anything reaches native code, admits each choice to the
- * scheduler with its own MessagePort, and turns the frames that come back on that port into
- * sink calls, metrics and one audit line per request.
+ * One request in flight: its choices, their ports, and the sink's lifecycle. Admits each choice to
+ * the scheduler with its own MessagePort and turns the frames that come back on those ports into
+ * sink calls (in the contract's order), metrics and one audit line.
+ *
+ * The sink starts (`onStart`) when the first choice starts on an engine, not at admission: a
+ * request the scheduler turns away (429 queue_full) or a failure before any engine took it is then
+ * an error with its real status, never a 200 stream that ends in an error event.
  */
-import { createHash, randomInt } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import type { InferFluxConfig, ModelEntry } from '../config/types.js';
 import { InferFluxError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import type {
-  FinishReason,
-  Gateway,
-  GenerateInput,
-  GenerationHandle,
-  ModelInfo,
-  ReadyReport,
-  TokenSink,
-} from './gateway-types.js';
-import {
-  T,
-  postFrame,
-  unpack,
-  type AdmitBody,
-  type EngineReady,
-  type EngineSampling,
-  type Envelope,
-  type OnRequestPortFromEngine,
-  type RequestId,
-} from './protocol.js';
-import type { ActorSystem } from './system.js';
+import type { ActorSystem } from '../actors/system.js';
+import { T, postFrame, unpack, type AdmitBody, type Envelope, type OnRequestPortFromEngine, type RequestId } from '../actors/protocol.js';
 import { prefixBlocks } from '../runtime/prefix/block-hash.js';
-import { ResponseCache, type ResponseKey } from '../runtime/prefix/response-cache.js';
+import type { EngineSampling } from '../runtime/sampling.js';
+import type { FinishReason, GenerateInput, GenerationHandle, StartMeta, TokenSink } from './contract.js';
 
 /** A finished deterministic response, kept for exact-match reuse (`runtime.response_cache`). */
-interface CachedResponse {
+export interface FinishedResponse {
   promptTokens: number;
   texts: string[];
   reasons: FinishReason[];
@@ -45,198 +29,12 @@ interface CachedResponse {
 const now = (): number => performance.timeOrigin + performance.now();
 const BACKEND = 'cpu';
 
-export class ActorGateway implements Gateway {
-  private readonly created = Math.floor(Date.now() / 1000);
-  private inflight = 0;
-  private idleWaiters: (() => void)[] = [];
-  private readonly responses: ResponseCache<CachedResponse>;
-
-  constructor(
-    private readonly config: InferFluxConfig,
-    private readonly system: ActorSystem,
-    private readonly metrics: Metrics,
-  ) {
-    const rc = config.runtime.responseCache;
-    this.responses = new ResponseCache({ enabled: rc.enabled, maxEntries: rc.maxEntries, maxBytes: rc.maxBytes });
-  }
-
-  /** Requests still running; shutdown waits for this to reach zero (bounded by a deadline). */
-  get active(): number {
-    return this.inflight;
-  }
-
-  whenIdle(): Promise<void> {
-    if (this.inflight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  models(): ModelInfo[] {
-    return this.config.models.map((m) => {
-      const info = this.system.engineInfo(m.id);
-      return {
-        id: m.id,
-        path: m.path,
-        created: this.created,
-        ownedBy: 'inferflux',
-        isDefault: m.default,
-        contextSize: this.config.runtime.contextSize,
-        architecture: info?.architecture ?? 'unknown',
-        trainContextSize: info?.trainContextSize ?? 0,
-        parameterCount: info?.parameterCount ?? 0,
-        vocabSize: info?.vocabSize ?? 0,
-        ready: info !== null,
-      };
-    });
-  }
-
-  readiness(): ReadyReport {
-    const models = this.config.models.map((m) => ({ id: m.id, ready: this.system.engineInfo(m.id) !== null }));
-    return { ready: this.system.schedulerReady && models.some((m) => m.ready), models, pools: this.system.pools() };
-  }
-
-  generate(input: GenerateInput, sink: TokenSink): GenerationHandle {
-    const run = new Run(input, sink, this.metrics, this.system, this.config.audit.debugMode);
-    this.inflight++;
-    run.onFinish = () => {
-      this.inflight--;
-      if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
-    };
-    void this.start(run);
-    return run.handle;
-  }
-
-  private async start(run: Run): Promise<void> {
-    try {
-      const model = this.resolveModel(run.input.model);
-      run.model = model.id;
-      const engine = this.system.engineInfo(model.id);
-      if (!engine) {
-        const why = this.system.failure(model.id);
-        throw new InferFluxError('model_not_loaded', `Model '${model.id}' is not loaded${why ? `: ${why}` : ''}.`, { retryAfter: 5 });
-      }
-      const tokens = await this.tokenize(model, run);
-      if (run.cancelled) return run.finish();
-      const sampling = this.sampling(run.input, engine, tokens.length);
-      const key = this.responseKey(model.id, tokens, run.input);
-      const cached = this.responses.get(key);
-      if (cached) {
-        this.metrics.streamCacheHits.inc({ model: model.id });
-        return run.replay(cached);
-      }
-      if (key) {
-        run.onComplete = (r) => this.responses.set(key, r, r.texts.reduce((n, t) => n + t.length * 2, 256));
-      }
-      run.admit(tokens, sampling);
-    } catch (err) {
-      run.fail(InferFluxError.from(err));
-    }
-  }
-
-  /**
-   * Exact-match reuse key: only for deterministic requests (greedy, or a fixed seed), over the
-   * model, the prompt tokens and every parameter that shapes the output. Null when not cacheable
-   * or the cache is off.
-   */
-  private responseKey(model: string, tokens: number[], input: GenerateInput): ResponseKey | null {
-    const p = input.params;
-    return this.responses.keyFor(model, tokens, {
-      temperature: p.temperature,
-      seed: p.seed ?? null,
-      maxTokens: p.maxTokens ?? null,
-      topP: p.topP,
-      topK: p.topK,
-      minP: p.minP,
-      stop: p.stop,
-      presencePenalty: p.presencePenalty,
-      frequencyPenalty: p.frequencyPenalty,
-      repeatPenalty: p.repeatPenalty,
-      logitBias: p.logitBias,
-      ignoreEos: p.ignoreEos,
-      minTokens: p.minTokens,
-      n: input.n,
-    });
-  }
-
-  private resolveModel(id: string | undefined): ModelEntry {
-    if (id === undefined || id === '') return this.config.models.find((m) => m.default) ?? this.config.models[0]!;
-    const model = this.config.models.find((m) => m.id === id);
-    if (!model) throw new InferFluxError('model_not_found', `The model '${id}' does not exist.`, { param: 'model' });
-    return model;
-  }
-
-  private async tokenize(model: ModelEntry, run: Run): Promise<number[]> {
-    const p = run.input.prompt;
-    if (p.kind === 'tokens') {
-      const vocab = this.system.engineInfo(model.id)!.vocabSize;
-      // Out-of-range ids abort llama.cpp (GGML_ASSERT) and with it the whole process.
-      for (const t of p.tokens) {
-        if (!Number.isInteger(t) || t < 0 || t >= vocab) {
-          throw new InferFluxError('invalid_request', `Token id ${t} is outside the vocabulary (0..${vocab - 1}).`, { param: 'prompt' });
-        }
-      }
-      return p.tokens;
-    }
-    const res = await this.system.tokenizer.tokenize({ modelPath: model.path, prompt: p });
-    return res.tokens;
-  }
-
-  private sampling(input: GenerateInput, engine: EngineReady, promptTokens: number): EngineSampling {
-    const ctx = engine.contextSize;
-    const p = input.params;
-    if (promptTokens === 0) throw new InferFluxError('invalid_request', 'The prompt is empty.', { param: 'prompt' });
-    if (promptTokens >= ctx) {
-      throw new InferFluxError(
-        'context_length_exceeded',
-        `The prompt is ${promptTokens} tokens; this model's context is ${ctx} tokens, which must also hold at least one generated token.`,
-        { param: 'messages' },
-      );
-    }
-    if (p.maxTokens !== undefined && promptTokens + p.maxTokens > ctx) {
-      throw new InferFluxError(
-        'context_length_exceeded',
-        `The prompt (${promptTokens} tokens) plus max_tokens (${p.maxTokens}) exceeds this model's context of ${ctx} tokens.`,
-        { param: 'max_tokens' },
-      );
-    }
-    const biasTokens: number[] = [];
-    const biasValues: number[] = [];
-    for (const [key, value] of Object.entries(p.logitBias)) {
-      const id = Number(key);
-      if (!Number.isInteger(id) || id < 0 || id >= engine.vocabSize) {
-        throw new InferFluxError('invalid_request', `logit_bias names token ${key}, outside the vocabulary (0..${engine.vocabSize - 1}).`, {
-          param: 'logit_bias',
-        });
-      }
-      biasTokens.push(id);
-      // OpenAI: -100 effectively bans a token; llama.cpp bans with -Infinity.
-      biasValues.push(value <= -100 ? -Infinity : value);
-    }
-    return {
-      maxTokens: p.maxTokens ?? ctx - promptTokens,
-      temperature: p.temperature,
-      topP: p.topP,
-      topK: p.topK,
-      minP: p.minP,
-      seed: p.seed ?? randomInt(0, 2 ** 31),
-      stop: p.stop,
-      presencePenalty: p.presencePenalty,
-      frequencyPenalty: p.frequencyPenalty,
-      repeatPenalty: p.repeatPenalty,
-      biasTokens,
-      biasValues,
-      ignoreEos: p.ignoreEos,
-      minTokens: Math.min(p.minTokens, p.maxTokens ?? ctx),
-    };
-  }
-}
-
-/** One request: its choices, their ports, and the sink's lifecycle. */
-class Run {
+export class Run {
   model = 'unknown';
   cancelled = false;
   onFinish: () => void = () => undefined;
   /** Set for cacheable requests: receives the finished response (not on cancel or error). */
-  onComplete: ((r: CachedResponse) => void) | null = null;
+  onComplete: ((r: FinishedResponse) => void) | null = null;
   private completionPerChoice: number[] = [];
   readonly handle: GenerationHandle;
   private readonly startedAt = now();
@@ -248,6 +46,9 @@ class Run {
   private completionTokens = 0;
   private cachedTokens = 0;
   private firstTokenSeen = false;
+  /** Known at admission; handed to the sink when the first choice starts (see the header). */
+  private startMeta: StartMeta | null = null;
+  private sinkStarted = false;
   private texts: string[] = [];
   private finishReasons: FinishReason[] = [];
   private choiceDone: boolean[] = [];
@@ -269,7 +70,7 @@ class Run {
   admit(tokens: number[], sampling: EngineSampling): void {
     this.promptTokens = tokens.length;
     this.metrics.promptTokensTotal.inc({ model: this.model, backend: BACKEND }, tokens.length);
-    this.sink.onStart({ model: this.model, promptTokens: tokens.length, created: Math.floor(Date.now() / 1000) });
+    this.startMeta = { model: this.model, promptTokens: tokens.length, created: Math.floor(Date.now() / 1000) };
     const n = this.input.n;
     this.open = n;
     const prefix = prefixBlocks(tokens);
@@ -306,8 +107,10 @@ class Run {
     switch (f[0]) {
       case T.Started:
         this.metrics.queueWait.observe({ model: this.model }, f[1].queueMs / 1000);
+        this.startSink();
         break;
       case T.Text:
+        this.startSink();
         if (!this.firstTokenSeen && f[2] > 0) {
           this.firstTokenSeen = true;
           this.metrics.ttft.observe({ model: this.model }, (now() - this.startedAt) / 1000);
@@ -340,7 +143,10 @@ class Run {
           // Finishing it normally would hand the client a short answer that looks complete.
           return this.fail(new InferFluxError('shutting_down', 'The server stopped before the request finished; retry it.', { retryAfter: 1 }));
         }
-        if (!this.cancelled && reason !== 'cancelled') this.sink.onChoiceEnd(choice, reason, stats.completionTokens);
+        if (!this.cancelled && reason !== 'cancelled') {
+          this.startSink();
+          this.sink.onChoiceEnd(choice, reason, stats.completionTokens);
+        }
         if (--this.open === 0) this.complete();
         break;
       }
@@ -352,6 +158,13 @@ class Run {
         throw new Error(`gateway: unknown frame ${String(never)}`);
       }
     }
+  }
+
+  /** The first choice reached an engine: the response can begin. */
+  private startSink(): void {
+    if (this.sinkStarted || this.cancelled || !this.startMeta) return;
+    this.sinkStarted = true;
+    this.sink.onStart(this.startMeta);
   }
 
   /** Prefix cache outcome of the request: everything reusable was cached, some of it, or none. */
@@ -375,6 +188,7 @@ class Run {
       this.audit(499, 'cancelled');
       return this.finish();
     }
+    this.startSink();
     this.sink.onEnd({ promptTokens: this.promptTokens, completionTokens: this.completionTokens, cachedTokens: this.cachedTokens });
     this.audit(200, 'allow');
     this.onComplete?.({ promptTokens: this.promptTokens, texts: [...this.texts], reasons: [...this.finishReasons], completion: [...this.completionPerChoice] });
@@ -382,7 +196,7 @@ class Run {
   }
 
   /** Serve a cached response: the same sink calls a run would make, with no engine work. */
-  replay(r: CachedResponse): void {
+  replay(r: FinishedResponse): void {
     this.promptTokens = r.promptTokens;
     this.cachedTokens = r.promptTokens;
     this.texts = [...r.texts];

@@ -1,38 +1,21 @@
 /**
- * What the HTTP edge sees of the actor system: a main-thread facade that tokenizes, admits and
- * streams. Route handlers depend on this interface only, never on workers or ports.
+ * The generation contract: what every layer above the actors shares about one generation (its
+ * input, the token sink's lifecycle, usage and finish reasons) and the facade that runs it
+ * (`Gateway`). Protocol routes, the policy layer and tests depend on these types only, never on
+ * workers, ports or frames.
  */
 import type { InferFluxError } from '../errors.js';
+import type { FinishReason } from '../runtime/finish-reason.js';
+import type { SamplingSettings } from '../runtime/sampling.js';
+import type { PoolReport } from '../actors/system.js';
 
-export type FinishReason = 'stop' | 'length' | 'cancelled';
+export type { FinishReason, PoolReport, SamplingSettings };
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
   /** Text content; array content parts are flattened to text by the route before this point. */
   content: string;
   name?: string;
-}
-
-/** Sampling and stopping, already validated and defaulted by the route schema. */
-export interface SamplingParams {
-  /** Upper bound on generated tokens; undefined = until the context is full. */
-  maxTokens: number | undefined;
-  temperature: number;
-  topP: number;
-  topK: number;
-  minP: number;
-  /** Fixed seed for reproducible sampling; undefined = random. */
-  seed: number | undefined;
-  stop: string[];
-  presencePenalty: number;
-  frequencyPenalty: number;
-  repeatPenalty: number;
-  /** Token id -> bias; -100 bans the token. Ids are checked against the vocabulary. */
-  logitBias: Record<string, number>;
-  /** Keep generating through end-of-generation tokens (benchmarks, llama.cpp/vLLM extension). */
-  ignoreEos: boolean;
-  /** Suppress end-of-generation before this many tokens (vLLM extension). */
-  minTokens: number;
 }
 
 export type PromptInput =
@@ -45,7 +28,8 @@ export interface GenerateInput {
   /** Model id from the request; undefined selects the default model. */
   model: string | undefined;
   prompt: PromptInput;
-  params: SamplingParams;
+  /** Sampling and stopping as the protocol mapped them (see runtime/sampling.ts). */
+  params: SamplingSettings;
   /** Number of independent choices. */
   n: number;
   /** Key id / tenant for audit lines and fair sharing (from the authenticated principal). */
@@ -109,21 +93,38 @@ export interface ModelInfo {
   ready: boolean;
 }
 
-export interface PoolReport {
-  name: string;
-  workers: number;
-  ready: number;
-  restarts: number;
-}
-
 export interface ReadyReport {
   ready: boolean;
   models: { id: string; ready: boolean }[];
   pools: PoolReport[];
 }
 
+/** Live `runtime.fairness.*` settings. */
+export interface FairnessSettings {
+  enablePreemption: boolean;
+  highPriorityThreshold: number;
+  maxTimesliceTokens: number;
+}
+
+/** Runtime controls the admin API reaches through the facade. */
+export interface CacheControl {
+  /** Per engine worker: its prefix cache tiers and what its sequences hold. */
+  status(): Promise<unknown>;
+  /** Drops every cached prefix; resolves to the snapshots removed. */
+  flush(): Promise<number>;
+}
+
+export interface FairnessControl {
+  get(): FairnessSettings;
+  set(patch: Partial<FairnessSettings>): Promise<FairnessSettings>;
+}
+
 export interface Gateway {
   generate(input: GenerateInput, sink: TokenSink): GenerationHandle;
   models(): ModelInfo[];
   readiness(): ReadyReport;
+  /** Prefix cache status and flush (absent: `/v1/admin/cache` is not served). */
+  readonly cache?: CacheControl | undefined;
+  /** Live fairness settings (absent: `/v1/admin/fairness` is not served). */
+  readonly fairness?: FairnessControl | undefined;
 }
