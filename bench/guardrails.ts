@@ -17,7 +17,7 @@ import { Blocklist } from '../src/policy/guardrails/blocklist.js';
 import { GuardrailEngine, type PromptContext } from '../src/policy/guardrails/guardrail-engine.js';
 import { guardSink } from '../src/policy/guardrails/guarded-sink.js';
 import type { GuardrailPolicy } from '../src/policy/types.js';
-import type { TokenSink } from '../src/actors/gateway-types.js';
+import type { TokenSink } from '../src/generation/contract.js';
 import { mulberry32 } from './server.js';
 import { summarize, type Summary } from './stats.js';
 
