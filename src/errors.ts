@@ -144,9 +144,58 @@ export function isErrorCode(code: string): code is ErrorCode {
   return Object.prototype.hasOwnProperty.call(ERRORS, code);
 }
 
+/**
+ * The wire protocols whose clients InferFlux serves. Each has its own error envelope; the error
+ * itself (status, code, message) always comes from the one table above.
+ */
+export type WireProtocol = 'openai' | 'ollama' | 'anthropic';
+
 /** OpenAI's error envelope. */
 export function openAIErrorBody(err: InferFluxError): {
   error: { message: string; type: string; param: string | null; code: string };
 } {
   return { error: { message: err.message, type: err.type, param: err.param, code: err.code } };
+}
+
+/** Anthropic's error `type` for an HTTP status (its API reference, "Errors"). */
+function anthropicErrorType(status: number): string {
+  switch (status) {
+    case 400:
+    case 405:
+    case 409:
+    case 415:
+    case 422:
+      return 'invalid_request_error';
+    case 401:
+      return 'authentication_error';
+    case 403:
+      return 'permission_error';
+    case 404:
+      return 'not_found_error';
+    case 413:
+      return 'request_too_large';
+    case 429:
+      return 'rate_limit_error';
+    case 503:
+    case 529:
+      return 'overloaded_error';
+    default:
+      return 'api_error';
+  }
+}
+
+/** The error body a client of `protocol` expects (Ollama: `{"error": "..."}`; Anthropic: `{"type":"error","error":{type,message}}`). */
+export function errorBody(protocol: WireProtocol, err: InferFluxError): unknown {
+  switch (protocol) {
+    case 'openai':
+      return openAIErrorBody(err);
+    case 'ollama':
+      return { error: err.message };
+    case 'anthropic':
+      return { type: 'error', error: { type: anthropicErrorType(err.status), message: err.message } };
+    default: {
+      const never: never = protocol;
+      throw new Error(`unknown protocol ${String(never)}`);
+    }
+  }
 }

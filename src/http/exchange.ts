@@ -4,6 +4,7 @@
  * response; the server attaches it first thing (before any await, uWS #1296) and fans it out here.
  */
 import type { HttpResponse } from 'uWebSockets.js';
+import type { WireProtocol } from '../errors.js';
 import type { Principal } from '../policy/types.js';
 
 export interface Exchange {
@@ -32,6 +33,8 @@ export interface Exchange {
   traceparent: string;
   /** Charges tokens this request used to the caller's tokens-per-minute buckets (rate limits). */
   chargeTokens: ((tokens: number) => void) | undefined;
+  /** Whose clients call this route: errors go out in that protocol's envelope. */
+  protocol: WireProtocol;
 }
 
 const KEY = Symbol('inferflux.exchange');
@@ -52,6 +55,7 @@ export function attachExchange(res: HttpResponse, requestId: string): Exchange {
     principal: undefined,
     traceparent: '',
     chargeTokens: undefined,
+    protocol: 'openai',
   };
   (res as Tagged)[KEY] = ex;
   res.onAborted(() => {

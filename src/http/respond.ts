@@ -5,7 +5,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { HttpResponse } from 'uWebSockets.js';
-import { openAIErrorBody, type InferFluxError } from '../errors.js';
+import { errorBody, type InferFluxError } from '../errors.js';
 import { exchangeOf, finish } from './exchange.js';
 
 export type Headers = Record<string, string>;
@@ -41,7 +41,8 @@ export function sendJson(res: HttpResponse, status: number, body: unknown, heade
 }
 
 /**
- * OpenAI error envelope with the table's status. `closeConnection` is for answers sent before the
+ * The error in the envelope of the route's protocol (OpenAI's unless the route says otherwise),
+ * with the table's status. `closeConnection` is for answers sent before the
  * request body was read (413), where the rest of the body would otherwise be parsed as a request.
  */
 export function sendError(
@@ -54,5 +55,5 @@ export function sendError(
   ex.errorCode = err.code;
   const headers: Headers = { ...opts.headers };
   if (err.retryAfter !== undefined) headers['retry-after'] = String(Math.max(0, Math.ceil(err.retryAfter)));
-  sendRaw(res, err.status, JSON.stringify(openAIErrorBody(err)), 'application/json', headers, opts.closeConnection);
+  sendRaw(res, err.status, JSON.stringify(errorBody(ex.protocol, err)), 'application/json', headers, opts.closeConnection);
 }

@@ -4,6 +4,7 @@
  * an auth bypass because its auth check and its router disagreed on such paths. uWS routes raw
  * URLs, so the server registers a single catch-all and routes here on the normalised segments.
  */
+import type { WireProtocol } from '../errors.js';
 import type { Handler, Method } from './types.js';
 
 /**
@@ -39,10 +40,27 @@ interface Route {
   pattern: string;
   parts: string[];
   handler: Handler;
+  protocol: WireProtocol;
+}
+
+export interface RouteOptions {
+  /** Whose clients call the route: its errors use that protocol's envelope. Defaults to `openai`. */
+  protocol?: WireProtocol;
+}
+
+/**
+ * The protocol of a path no route matched, so even a 404 reaches the client in a shape it can
+ * read: Ollama's API lives under `/api/` (LM Studio's `/api/v0/` speaks OpenAI), Anthropic's is
+ * `/v1/messages`.
+ */
+export function protocolForPath(segments: string[]): WireProtocol {
+  if (segments[0] === 'api' && segments[1] !== 'v0') return 'ollama';
+  if (segments[0] === 'v1' && segments[1] === 'messages') return 'anthropic';
+  return 'openai';
 }
 
 export type RouteMatch =
-  | { kind: 'found'; route: { pattern: string; handler: Handler }; params: Record<string, string> }
+  | { kind: 'found'; route: { pattern: string; handler: Handler; protocol: WireProtocol }; params: Record<string, string> }
   | { kind: 'method_not_allowed'; allow: string[] }
   | { kind: 'not_found' };
 
@@ -50,21 +68,21 @@ export class Router {
   private readonly routes: Route[] = [];
 
   /** `pattern` uses `:name` segments, e.g. `/v1/models/:id`. */
-  add(method: Method, pattern: string, handler: Handler): this {
+  add(method: Method, pattern: string, handler: Handler, opts: RouteOptions = {}): this {
     const parts = pattern.split('/').filter((p) => p !== '');
     if (this.routes.some((r) => r.method === method && r.pattern === pattern)) {
       throw new Error(`route registered twice: ${method.toUpperCase()} ${pattern}`);
     }
-    this.routes.push({ method, pattern, parts, handler });
+    this.routes.push({ method, pattern, parts, handler, protocol: opts.protocol ?? 'openai' });
     return this;
   }
 
-  get(pattern: string, handler: Handler): this {
-    return this.add('get', pattern, handler);
+  get(pattern: string, handler: Handler, opts?: RouteOptions): this {
+    return this.add('get', pattern, handler, opts);
   }
 
-  post(pattern: string, handler: Handler): this {
-    return this.add('post', pattern, handler);
+  post(pattern: string, handler: Handler, opts?: RouteOptions): this {
+    return this.add('post', pattern, handler, opts);
   }
 
   match(method: string, segments: string[]): RouteMatch {

@@ -14,7 +14,7 @@ import { bufferBodyEarly } from './body.js';
 import { Cors } from './cors.js';
 import { attachExchange, type Exchange } from './exchange.js';
 import { sendError, sendRaw } from './respond.js';
-import { normalisePath, pathText, Router } from './router.js';
+import { normalisePath, pathText, protocolForPath, Router } from './router.js';
 import { register as registerChat } from './routes/openai-chat/index.js';
 import { register as registerCompletions } from './routes/openai-completions/index.js';
 import { register as registerModels } from './routes/models/index.js';
@@ -103,6 +103,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       return sendError(res, new InferFluxError('invalid_request', 'The request path is not valid percent-encoding.'));
     }
     const path = pathText(segments);
+    ex.protocol = protocolForPath(segments);
     if (method === 'options') {
       // Preflights come without credentials, so they are answered before the policy pipeline.
       const m = router.match(method, segments);
@@ -123,6 +124,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       return sendError(res, err, { headers: { allow: found.allow.join(', ') } });
     }
     ex.route = found.route.pattern;
+    ex.protocol = found.route.protocol;
     const ctx: RequestContext = {
       method,
       path,

@@ -7,7 +7,8 @@ import { readJsonBody } from '../../body.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
-import { runGeneration, type Shape } from '../openai-common/run.js';
+import { openAIEncoder, type Shape } from '../openai-common/encoder.js';
+import { runGeneration } from '../../generation/runner.js';
 import { toChatMessage, type ChatRequest } from './schema.js';
 
 const chatShape: Shape = {
@@ -39,8 +40,7 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
         priority: requestPriority(body, ctx.priorityHeader),
       },
       stream: body.stream === true,
-      includeUsage: body.stream_options?.include_usage === true,
-      shape: chatShape,
+      encoder: openAIEncoder(chatShape, { n: body.n ?? 1, includeUsage: body.stream_options?.include_usage === true }),
     });
   };
 }

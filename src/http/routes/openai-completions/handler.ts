@@ -8,7 +8,8 @@ import { readJsonBody } from '../../body.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
-import { runGeneration, type Shape } from '../openai-common/run.js';
+import { openAIEncoder, type Shape } from '../openai-common/encoder.js';
+import { runGeneration } from '../../generation/runner.js';
 import type { CompletionRequest } from './schema.js';
 
 /** OpenAI's (and vLLM's) default `max_tokens` for legacy completions. */
@@ -45,8 +46,7 @@ export function completionHandler(deps: HttpDeps, validate: Validator<Completion
         priority: requestPriority(body, ctx.priorityHeader),
       },
       stream: body.stream === true,
-      includeUsage: body.stream_options?.include_usage === true,
-      shape: completionShape,
+      encoder: openAIEncoder(completionShape, { n: body.n ?? 1, includeUsage: body.stream_options?.include_usage === true }),
     });
   };
 }

@@ -1,52 +1,33 @@
 /**
- * Runs one generation for an OpenAI-style route and writes the result: one JSON object, or an SSE
- * stream of chunks. Chat and text completions differ only in their `Shape`. Errors that arrive
- * before the stream opened get their real HTTP status; after that they become an SSE error event.
- * A client that leaves cancels the generation (the exchange's abort handler).
+ * Runs one generation for any wire protocol and writes its response: one JSON body, or a stream
+ * (SSE or NDJSON, as the protocol's encoder says). Protocol-neutral: the caller from the policy
+ * pipeline, guardrails on the prompt and the output, token metering, cancel when the client
+ * leaves, backpressure from a slow reader, denial audit lines. What the bytes look like is the
+ * encoder's business (encoder.ts).
+ *
+ * Errors that arrive before the stream opened get their real HTTP status in the route protocol's
+ * envelope; after that they become the protocol's error event. The stream opens when the first
+ * choice starts on an engine (see generation/run.ts), so a request refused by a full queue is a 429.
  */
-import { randomUUID } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
-import type { FinishReason, GenerateInput, GenerationHandle, StartMeta, TokenSink, Usage } from '../../../generation/contract.js';
-import { InferFluxError } from '../../../errors.js';
-import { exchangeOf, onAbort } from '../../exchange.js';
-import { sendError, sendJson } from '../../respond.js';
-import { SseWriter } from '../../sse.js';
+import type { FinishReason, GenerateInput, GenerationHandle, StartMeta, TokenSink } from '../../generation/contract.js';
+import { InferFluxError } from '../../errors.js';
+import { denialAuditEvent, guardrailDenied } from '../../policy/guardrails/guardrail-engine.js';
+import { guardSink } from '../../policy/guardrails/guarded-sink.js';
+import type { OutputRules } from '../../policy/guardrails/output-filter.js';
+import { exchangeOf, onAbort } from '../exchange.js';
+import { ndjsonStream } from '../ndjson.js';
+import { sendError, sendJson } from '../respond.js';
+import { sseStream } from '../sse.js';
+import type { EventStream, StreamEvent, StreamOptions } from '../stream-writer.js';
+import type { HttpDeps } from '../types.js';
 import { meteredSink, withCaller } from './caller.js';
-import type { HttpDeps } from '../../types.js';
-import { denialAuditEvent, guardrailDenied } from '../../../policy/guardrails/guardrail-engine.js';
-import { guardSink } from '../../../policy/guardrails/guarded-sink.js';
-import type { OutputRules } from '../../../policy/guardrails/output-filter.js';
-
-/** Reported as `system_fingerprint`: identifies the serving stack, as OpenAI's does. */
-export const SYSTEM_FINGERPRINT = 'fp_inferflux';
-
-export interface Shape {
-  object: string;
-  chunkObject: string;
-  idPrefix: string;
-  /** Chat sends `delta: {role: 'assistant', content: ''}` first; completions send nothing. */
-  startChoice?(index: number): Record<string, unknown>;
-  textChoice(index: number, text: string): Record<string, unknown>;
-  endChoice(index: number, reason: FinishReason): Record<string, unknown>;
-  /** A whole choice for the non-streaming response. */
-  finalChoice(index: number, text: string, reason: FinishReason): Record<string, unknown>;
-}
+import type { GenerationEncoder } from './encoder.js';
 
 export interface RunOptions {
   input: GenerateInput;
   stream: boolean;
-  includeUsage: boolean;
-  shape: Shape;
-}
-
-function usageBody(u: Usage) {
-  return {
-    prompt_tokens: u.promptTokens,
-    completion_tokens: u.completionTokens,
-    total_tokens: u.promptTokens + u.completionTokens,
-    // OpenAI's field for prompt tokens served from cache (here: KV reused by the engine).
-    prompt_tokens_details: { cached_tokens: u.cachedTokens ?? 0 },
-  };
+  encoder: GenerationEncoder;
 }
 
 /** `cancelled` only happens when the client left; if it ever reaches a live client the server stopped it. */
@@ -78,44 +59,41 @@ export function runGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOption
   );
 }
 
+/** The protocol's stream format over the shared bounded writer; `flow` is the backpressure pair. */
+function openStream(res: HttpResponse, deps: HttpDeps, encoder: GenerationEncoder, flow: Pick<StreamOptions, 'pause' | 'resume'>): EventStream {
+  const opts = { ...flow, maxBufferedBytes: deps.config.server.sseMaxBufferedBytes };
+  if (encoder.streamFormat === 'ndjson') return ndjsonStream(res, opts);
+  return sseStream(res, { ...opts, heartbeatSeconds: deps.config.server.sseHeartbeatSeconds });
+}
+
 function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, output: OutputRules | null): void {
-  const { input, shape } = opts;
+  const { input, encoder } = opts;
   const ex = exchangeOf(res);
   ex.model = input.model ?? ex.model;
-  const id = shape.idPrefix + randomUUID().replaceAll('-', '');
   const n = input.n;
   const texts: string[] = Array.from({ length: n }, () => '');
-  const reasons: (FinishReason | undefined)[] = Array.from({ length: n }, () => undefined);
+  const reasons: FinishReason[] = Array.from({ length: n }, () => 'stop');
+  const completionTokens: number[] = Array.from({ length: n }, () => 0);
   let meta: StartMeta | undefined;
   let over = false;
 
   // The gateway may call the sink (even pause via backpressure) before generate() returns.
   let handle: GenerationHandle | undefined;
   let pausedEarly = false;
-  const sse = opts.stream
-    ? new SseWriter(res, {
-        maxBufferedBytes: deps.config.server.sseMaxBufferedBytes,
-        heartbeatSeconds: deps.config.server.sseHeartbeatSeconds,
+  const stream = opts.stream
+    ? openStream(res, deps, encoder, {
         pause: () => (handle ? handle.pause() : (pausedEarly = true)),
         resume: () => (handle ? handle.resume() : (pausedEarly = false)),
       })
     : undefined;
 
-  const chunk = (choices: Record<string, unknown>[], extra: Record<string, unknown> = {}) => ({
-    id,
-    object: shape.chunkObject,
-    created: meta!.created,
-    model: meta!.model,
-    system_fingerprint: SYSTEM_FINGERPRINT,
-    choices,
-    ...(opts.includeUsage ? { usage: null } : {}),
-    ...extra,
-  });
-
   const fail = (err: InferFluxError) => {
     over = true;
-    if (sse?.isOpen) sse.fail(err);
+    if (stream?.isOpen) stream.fail(encoder.streamError(err), err);
     else sendError(res, err);
+  };
+  const send = (events: StreamEvent[]) => {
+    for (const ev of events) stream!.send(ev);
   };
 
   const sink: TokenSink = {
@@ -123,38 +101,27 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
       if (over) return;
       meta = m;
       ex.model = m.model;
-      if (!sse) return;
-      sse.open();
-      if (shape.startChoice) for (let i = 0; i < n; i++) sse.send(chunk([shape.startChoice(i)]));
+      if (!stream) return;
+      stream.open();
+      send(encoder.start(m));
     },
     onText(choice, text) {
       if (over || !meta || text === '') return;
-      if (sse) sse.send(chunk([shape.textChoice(choice, text)]));
+      if (stream) send(encoder.text(choice, text));
       else texts[choice] += text;
     },
-    onChoiceEnd(choice, reason) {
+    onChoiceEnd(choice, reason, tokens) {
       if (over || !meta) return;
       if (reason === 'cancelled') return fail(stoppedByServer());
       reasons[choice] = reason;
-      sse?.send(chunk([shape.endChoice(choice, reason)]));
+      completionTokens[choice] = tokens;
+      if (stream) send(encoder.choiceEnd(choice, reason, tokens));
     },
     onEnd(usage) {
       if (over || !meta) return;
       over = true;
-      if (sse) {
-        if (opts.includeUsage) sse.send(chunk([], { usage: usageBody(usage) }));
-        sse.end();
-        return;
-      }
-      sendJson(res, 200, {
-        id,
-        object: shape.object,
-        created: meta.created,
-        model: meta.model,
-        system_fingerprint: SYSTEM_FINGERPRINT,
-        choices: texts.map((t, i) => shape.finalChoice(i, t, reasons[i] ?? 'stop')),
-        usage: usageBody(usage),
-      });
+      if (stream) return stream.end(encoder.end(usage));
+      sendJson(res, 200, encoder.body({ meta, texts, reasons, completionTokens, usage }));
     },
     onError(err) {
       if (!over) fail(err);

@@ -4,8 +4,8 @@
  * charges the tokens the generation used to the caller's tokens-per-minute buckets (prompt tokens
  * when known, completion tokens at the end).
  */
-import type { GenerateInput, TokenSink } from '../../../generation/contract.js';
-import type { Exchange } from '../../exchange.js';
+import type { GenerateInput, TokenSink } from '../../generation/contract.js';
+import type { Exchange } from '../exchange.js';
 
 export function withCaller(ex: Exchange, input: GenerateInput): GenerateInput {
   const p = ex.principal;

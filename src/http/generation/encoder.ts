@@ -1,0 +1,34 @@
+/**
+ * What a wire protocol contributes to a generation: how its response looks. The runner
+ * (runner.ts) does everything else the same way for every protocol (policy, guardrails, sinks,
+ * cancel, backpressure, metering, audit) and calls the encoder at each step of the sink lifecycle.
+ * One encoder object per request (it may hold the response id, a created time, block indexes).
+ */
+import type { InferFluxError } from '../../errors.js';
+import type { FinishReason, StartMeta, Usage } from '../../generation/contract.js';
+import type { StreamEvent } from '../stream-writer.js';
+
+/** Everything a non-streamed response is built from. */
+export interface GenerationResult {
+  meta: StartMeta;
+  /** Per choice: its whole (filtered) text and why it ended. */
+  texts: string[];
+  reasons: FinishReason[];
+  completionTokens: number[];
+  usage: Usage;
+}
+
+export interface GenerationEncoder {
+  /** How the protocol streams: server-sent events or NDJSON lines. */
+  readonly streamFormat: 'sse' | 'ndjson';
+  /** Streamed: the events that open the response (a role delta, `message_start`...). */
+  start(meta: StartMeta): StreamEvent[];
+  text(choice: number, text: string): StreamEvent[];
+  choiceEnd(choice: number, reason: FinishReason, completionTokens: number): StreamEvent[];
+  /** Streamed: the closing events (a usage chunk, `[DONE]`, `message_stop`, Ollama's `done` line). */
+  end(usage: Usage): StreamEvent[];
+  /** Not streamed: the whole response body. */
+  body(result: GenerationResult): unknown;
+  /** A mid-stream error, as this protocol's error event. */
+  streamError(err: InferFluxError): StreamEvent;
+}
