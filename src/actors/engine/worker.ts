@@ -1,5 +1,5 @@
 /**
- * Engine worker shell: one llama.cpp context of N sequences, driven one batch per step.
+ * Engine worker shell: the thread's messaging around one llama.cpp context of N sequences.
  *
  * Frames in: Admit/Suspend/Ship from the scheduler on the link port (the request's MessagePort
  * rides in the transfer list); Cancel/Pause/Resume from the main thread on each request port.
@@ -7,23 +7,16 @@
  * through the scheduler); Released/Suspended/Handoff/Progress/Resident on the link port.
  * Control (init, status, shutdown, cache admin) is comlink RPC on `parentPort`.
  *
- * Every native operation on the context (decode, trim, save, load) runs in the loop between
- * steps, never concurrently with a batch. This file is longer than most because it is the
- * one place that sequences those operations; the decisions live in core.ts (pure), sampling in
- * sampler.ts, the prefix tiers in kv-tier.ts and the disaggregated hand-off in handoff.ts.
+ * The other jobs live next door: native bring-up and disposal (bootstrap.ts), the step loop
+ * (step-loop.ts), KV moves in and out of sequences (kv-moves.ts), the decisions (core.ts, pure),
+ * sampling (sampler.ts), the prefix tiers (kv-tier.ts) and the disaggregated hand-off (handoff.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { exposeRpc } from '../rpc.js';
-import { LlamaLogLevel, getLlama, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
 import { InferFluxError } from '../../errors.js';
 import {
-  PROTOCOL_VERSION,
   T,
   postFrame,
   unpack,
@@ -37,14 +30,15 @@ import {
   type RequestId,
   type ToEngine,
 } from '../protocol.js';
-import { BatchContext } from '../../runtime/llama/batch-adapter.js';
-import { EngineCore, type Emission } from './core.js';
-import { LlamaSlotSampler } from './sampler.js';
 import { toNativeSamplerConfig } from '../../runtime/llama/sampler-config.js';
 import { prefixBlocks } from '../../runtime/prefix/block-hash.js';
-import type { PrefixHit } from '../../runtime/prefix/prefix-cache.js';
-import { KvTier } from './kv-tier.js';
+import { STATE_DIR, disposeNativeEngine, loadNativeEngine, type NativeEngine } from './bootstrap.js';
+import { EngineCore, type Emission, type StepPlan } from './core.js';
 import { KvHandoff } from './handoff.js';
+import { KvMoves } from './kv-moves.js';
+import { KvTier } from './kv-tier.js';
+import { LlamaSlotSampler } from './sampler.js';
+import { StepLoop } from './step-loop.js';
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -52,16 +46,17 @@ const now = (): number => performance.timeOrigin + performance.now();
 const PROGRESS_EVERY_STEPS = 8;
 /** How long a decode worker waits for a hand-off's ring frame before prefilling the prompt itself. */
 const HANDOFF_WAIT_MS = 10_000;
-/** Suspended requests' KV state is saved here: tmpfs where available, so it is memory, not disk. */
-const STATE_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+
+const log = (msg: string): void => {
+  process.stderr.write(`engine: ${msg}\n`);
+};
 
 class EngineShell {
-  private llama!: Llama;
-  private model!: LlamaModel;
-  private context!: LlamaContext;
-  private batch!: BatchContext;
+  /** Native objects as far as they exist (a failed start disposes what was made). */
+  private readonly native: Partial<NativeEngine> = {};
   private core!: EngineCore<MessagePort>;
-  private eog!: Uint32Array;
+  private loop!: StepLoop;
+  private moves!: KvMoves;
   private samplers = new Map<RequestId, LlamaSlotSampler>();
   /**
    * Admits wait here until the loop is between steps: trimming or loading a sequence's KV while a
@@ -77,9 +72,7 @@ class EngineShell {
   private flushRequested = false;
   /** Disaggregated mode: this worker's end of the KV hand-off rings. */
   private handoff!: KvHandoff;
-  private wake: (() => void) | null = null;
   private stopping = false;
-  private loopDone: Promise<void> = Promise.resolve();
   private init!: EngineInit;
 
   /** Host page pool + disk tier for prefixes evicted from sequences (null when disabled). */
@@ -89,20 +82,12 @@ class EngineShell {
 
   async start(init: EngineInit): Promise<EngineReady> {
     this.init = init;
-    this.llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: init.threads });
-    this.model = await this.llama.loadModel({ modelPath: init.modelPath, useMmap: true, gpuLayers: 0 });
-    this.context = await this.model.createContext({
-      contextSize: init.contextSize,
-      sequences: init.sequences,
-      batchSize: init.batchSize,
-      threads: init.threads,
-    });
-    this.batch = new BatchContext(this.llama, this.model, this.context);
+    const native = await loadNativeEngine(init, this.native);
     // Not on decode workers: prompts are prefilled, and their prefixes cached, on prefill workers.
     // A tier here would never be read, and its snapshots would sit on the hand-off's critical
     // path (saving a 2k-token state takes ~80 ms).
     if (init.kvCpuPages > 0 && init.role !== 'decode') {
-      this.kv = await KvTier.open(this.batch, {
+      this.kv = await KvTier.open(native.batch, {
         model: init.model,
         modelPath: init.modelPath,
         worker: init.worker,
@@ -116,36 +101,30 @@ class EngineShell {
         stateDir: STATE_DIR,
       });
     }
-    const vocabSize = vocabSizeOf(this.model);
-    const eog: number[] = [];
-    for (let t = 0; t < vocabSize; t++) if (this.model.isEogToken(t as never)) eog.push(t);
-    this.eog = Uint32Array.from(eog);
-    const eogSet = new Set(eog);
+    const eogSet = new Set(native.eog);
+    const batchSize = native.context.batchSize;
     this.core = new EngineCore<MessagePort>({
       sequences: init.sequences,
       contextSize: init.contextSize,
-      batchSize: this.context.batchSize,
-      prefillChunk: Math.min(init.prefillChunk, this.context.batchSize),
-      prefillChunkDecoding: Math.min(init.prefillChunkDecoding, init.prefillChunk, this.context.batchSize),
-      detokenize: (tokens, last) => this.model.detokenize(tokens as never[], false, last as never[]),
+      batchSize,
+      prefillChunk: Math.min(init.prefillChunk, batchSize),
+      prefillChunkDecoding: Math.min(init.prefillChunkDecoding, init.prefillChunk, batchSize),
+      detokenize: (tokens, last) => native.model.detokenize(tokens as never[], false, last as never[]),
       isEog: (t) => eogSet.has(t),
       handoffAfterFirstToken: init.role === 'prefill',
     });
-    this.handoff = new KvHandoff(init.role, () => this.wake?.());
+    this.handoff = new KvHandoff(init.role, () => this.loop?.wake());
     this.handoff.setRings(init.rings);
-    this.loopDone = this.loop();
-    const info = this.model.fileInfo;
-    return {
-      protocolVersion: PROTOCOL_VERSION,
-      model: init.model,
-      worker: init.worker,
-      sequences: init.sequences,
-      contextSize: init.contextSize,
-      vocabSize,
-      trainContextSize: this.model.trainContextSize,
-      architecture: String(info.metadata.general?.architecture ?? 'unknown'),
-      parameterCount: this.model.fileInsights.totalParameters ?? 0,
-    };
+    this.moves = new KvMoves(this.core, native.batch, this.kv, this.handoff, init.worker, init.contextSize, log);
+    this.loop = new StepLoop(native.batch, {
+      betweenSteps: () => this.betweenSteps(),
+      plan: () => this.core.plan(now()),
+      waiting: () => ({ ready: this.admits.some((a) => this.isReady(a)), any: this.admits.length > 0 }),
+      samplerAt: (slot) => this.samplers.get(this.core.requestAt(slot)!)!,
+      apply: (plan, sampled) => this.afterStep(plan, sampled),
+    });
+    this.loop.start();
+    return native.ready;
   }
 
   /** (Re)connect to the scheduler. In-flight requests carry on; their releases go to the new link. */
@@ -164,18 +143,14 @@ class EngineShell {
     this.handoff.setRings(rings);
   }
 
-
-
-
   async shutdown(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
-    await this.loopDone;
+    await this.loop.stop();
     this.post(this.core.drain(now()));
     this.handoff.close();
     // Let queued disk spills land so the disk tier is warm after a restart.
     await this.kv?.close().catch(() => undefined);
-    await this.disposeNative();
+    await disposeNativeEngine(this.native);
   }
 
   cacheStatus(): { worker: number; cache: ReturnType<KvTier['status']> | null; resident: number[] } {
@@ -187,7 +162,7 @@ class EngineShell {
   /** Drop every cached prefix: the cache tiers and what idle sequences hold (admin flush). */
   async flushCache(): Promise<number> {
     this.flushRequested = true;
-    this.wake?.();
+    this.loop.wake();
     const removed = (await this.kv?.flush())?.removed ?? 0;
     return removed;
   }
@@ -200,15 +175,14 @@ class EngineShell {
   async crash(err: unknown): Promise<never> {
     process.stderr.write(`engine worker fault: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     this.stopping = true;
-    this.wake?.();
-    await Promise.race([this.loopDone.catch(() => undefined), delay(2000)]);
+    if (this.loop) await Promise.race([this.loop.stop().catch(() => undefined), delay(2000)]);
     if (this.core) {
       for (const e of this.core.drain(now())) {
         if (e.kind !== 'done') continue;
         this.fail(e.ref, new InferFluxError('worker_crashed', undefined, { retryAfter: 1 }));
       }
     }
-    await this.disposeNative().catch(() => undefined);
+    await disposeNativeEngine(this.native).catch(() => undefined);
     process.exit(1);
   }
 
@@ -217,12 +191,6 @@ class EngineShell {
     setImmediate(() => {
       throw new Error('injected fault');
     });
-  }
-
-  private async disposeNative(): Promise<void> {
-    await this.context?.dispose();
-    await this.model?.dispose();
-    await this.llama?.dispose();
   }
 
   private onLink(env: Envelope): void {
@@ -234,10 +202,10 @@ class EngineShell {
           break;
         }
         this.admits.push({ req: frame[1], port: env.port!, since: Date.now() });
-        this.wake?.();
+        this.loop.wake();
         break;
       case T.Suspend:
-        if (this.core.suspend(frame[1])) this.wake?.();
+        if (this.core.suspend(frame[1])) this.loop.wake();
         break;
       case T.Ship:
         void this.handoff.ship(frame[1].ticket, frame[1].to);
@@ -247,6 +215,20 @@ class EngineShell {
         throw new Error(`engine: unknown link frame ${String(never)}`);
       }
     }
+  }
+
+  /** Between two steps: the only time the context's KV may be trimmed, saved or loaded. */
+  private async betweenSteps(): Promise<void> {
+    this.post(this.core.reapCancelled(now()));
+    await this.suspendReaped();
+    if (this.flushRequested) this.forgetIdleSequences();
+    for (const a of this.readyAdmits()) await this.admit(a.req, a.port);
+  }
+
+  private afterStep(plan: StepPlan, sampled: Int32Array): void {
+    this.post(this.core.apply(plan, sampled, now()));
+    if (this.residentChanged) this.reportResident();
+    if (++this.stepsSinceProgress >= PROGRESS_EVERY_STEPS) this.reportProgress();
   }
 
   /**
@@ -274,21 +256,10 @@ class EngineShell {
   private async admit(req: AdmitBody, port: MessagePort): Promise<void> {
     // A resumed request's repetition penalties see the tokens it generated before suspension.
     const history = req.resume ? req.tokens.slice(req.resume.promptTokens) : [];
-    const sampler = new LlamaSlotSampler(this.batch.createSampler(), toNativeSamplerConfig(req.sampling, history), this.eog, history);
+    const batch = this.native.batch!;
+    const sampler = new LlamaSlotSampler(batch.createSampler(), toNativeSamplerConfig(req.sampling, history), this.native.eog!, history);
     // The sequence about to be reused may hold a prefix worth keeping: save it to the cache first.
-    const preview = this.core.preview(req.tokens);
-    if (this.kv && preview && preview.resident.length > preview.keep) {
-      // Snapshot the previous request's prompt, not what it generated: the next turn of a chat
-      // starts with that prompt, while its reply comes back re-rendered by the chat template.
-      // The new request drops those generated cells anyway unless it continues into them.
-      let upto = preview.resident.length;
-      if (preview.keep <= preview.residentPrompt && preview.residentPrompt < upto) {
-        upto = preview.residentPrompt;
-        this.batch.trimSequence(preview.seq, upto);
-        this.core.truncateResident(preview.seq, upto);
-      }
-      await this.kv.keep(preview.seq, preview.resident.slice(0, upto));
-    }
+    await this.moves.keepReusedPrefix(req);
     const admitted = this.core.admit(req, port, sampler, now());
     if (!admitted) {
       sampler.dispose();
@@ -297,80 +268,16 @@ class EngineShell {
       return;
     }
     // Keep the reused prefix's KV cells, drop everything after it (the previous request's tail).
-    this.batch.trimSequence(admitted.seq, admitted.keep);
+    batch.trimSequence(admitted.seq, admitted.keep);
     this.samplers.set(req.id, sampler);
     this.listen(req.id, port);
-    const r = req.resume;
-    if (r?.ring) {
-      const got = this.handoff.take(r.ring.ticket);
-      if (got === undefined) {
-        process.stderr.write(`engine: hand-off ${r.ring.ticket} never arrived; prefilling the prompt here\n`);
-        return;
-      }
-      let file: string;
-      if (typeof got === 'string') file = got;
-      else {
-        file = join(STATE_DIR, `ifx-${process.pid}-${this.init.worker}-${r.ring.ticket}.kvstate`);
-        await writeFile(file, got);
-      }
-      if (admitted.keep < r.stateTokens) await this.restore(admitted.seq, file, r.stateTokens);
-      this.core.markHydrated(req.id, now());
-      void unlink(file).catch(() => undefined);
-      return;
-    }
-    if (r && r.stateFile !== '') {
-      if (admitted.keep < r.stateTokens) await this.restore(admitted.seq, r.stateFile, r.stateTokens);
-      void unlink(r.stateFile).catch(() => undefined);
-      return;
-    }
-    const hit = this.kv?.find(req.tokens, admitted.keep);
-    if (hit) await this.restoreCached(admitted.seq, hit, req.tokens.length);
-  }
-
-  /** Load a cached prefix into a just-admitted request's sequence; on failure it is prefilled. */
-  private async restoreCached(seq: number, hit: PrefixHit, promptLen: number): Promise<void> {
-    this.core.lock(seq);
-    try {
-      const got = await this.kv!.load(seq, hit);
-      const keep = Math.min(got, hit.length, promptLen - 1);
-      this.batch.trimSequence(seq, keep);
-      this.core.unlock(seq, keep);
-    } catch (err) {
-      process.stderr.write(`engine: could not load cached prefix (${String(err)}); prefilling\n`);
-      this.batch.clearSequence(seq);
-      this.core.forgetResident(seq);
-      this.core.unlock(seq);
-    }
-  }
-
-  /** Load a suspended request's KV; on failure the sequence is cleared and simply prefilled again. */
-  private async restore(seq: number, file: string, tokens: number): Promise<void> {
-    this.core.lock(seq);
-    try {
-      this.batch.clearSequence(seq);
-      const got = await this.batch.loadSequence(seq, file, this.init.contextSize);
-      this.core.unlock(seq, Math.min(got.length, tokens));
-    } catch (err) {
-      process.stderr.write(`engine: could not restore suspended state (${String(err)}); prefilling again\n`);
-      this.batch.clearSequence(seq);
-      this.core.forgetResident(seq);
-      this.core.unlock(seq);
-    }
+    await this.moves.hydrate(req, admitted);
   }
 
   /** Save suspended requests' KV to tmpfs and hand them back to the scheduler with their ports. */
   private async suspendReaped(): Promise<void> {
     for (const s of this.core.reapSuspended()) {
-      this.core.lock(s.seq);
-      const file = join(STATE_DIR, `ifx-${process.pid}-${this.init.worker}-${randomUUID()}.kvstate`);
-      try {
-        await this.batch.saveSequence(s.seq, s.kvTokens, file);
-        s.body.resume!.stateFile = file;
-      } catch (err) {
-        // Without a saved state the request is prefilled again on resume: slower, still correct.
-        process.stderr.write(`engine: could not save suspended state (${String(err)})\n`);
-      }
-      this.core.unlock(s.seq);
+      s.body.resume!.stateFile = await this.moves.saveSuspended(s);
       this.samplers.delete(s.id);
       s.ref.removeAllListeners('message');
       s.ref.removeAllListeners('close');
@@ -397,7 +304,7 @@ class EngineShell {
     this.flushRequested = false;
     for (let seq = 0; seq < this.init.sequences; seq++) {
       if (this.core.requestAt(seq) !== undefined) continue;
-      this.batch.clearSequence(seq);
+      this.native.batch!.clearSequence(seq);
       this.core.forgetResident(seq);
     }
     this.reportResident();
@@ -433,57 +340,13 @@ class EngineShell {
           throw new Error(`engine: unknown request frame ${String(never)}`);
         }
       }
-      this.wake?.();
+      this.loop.wake();
     });
     // The main thread closing its end means the client is gone for good.
     port.on('close', () => {
       this.core.cancel(id);
-      this.wake?.();
+      this.loop.wake();
     });
-  }
-
-  private async loop(): Promise<void> {
-    while (!this.stopping) {
-      this.post(this.core.reapCancelled(now()));
-      await this.suspendReaped();
-      if (this.flushRequested) this.forgetIdleSequences();
-      for (const a of this.readyAdmits()) await this.admit(a.req, a.port);
-      const plan = this.core.plan(now());
-      if (plan.items.length === 0) {
-        if (this.admits.some((a) => this.isReady(a))) continue;
-        // Hand-offs waiting for their ring frame must still fall back when their wait runs out.
-        const timer = this.admits.length > 0 ? setTimeout(() => this.wake?.(), 250) : null;
-        await new Promise<void>((resolve) => (this.wake = resolve));
-        if (timer) clearTimeout(timer);
-        this.wake = null;
-        continue;
-      }
-      const items = plan.items;
-      const logitIndexes = await this.batch.decode(items);
-      const sampled = new Int32Array(items.length).fill(-1);
-      const draws: Promise<void>[] = [];
-      for (let i = 0; i < items.length; i++) {
-        const idx = logitIndexes[i]!;
-        if (idx < 0) continue;
-        const sampler = this.samplers.get(this.requestIdAt(items[i]!.slot))!;
-        draws.push(
-          this.batch.sample(idx, sampler.native).then((tok) => {
-            sampled[i] = tok;
-            sampler.record(tok);
-          }),
-        );
-      }
-      await Promise.all(draws);
-      this.post(this.core.apply(plan, sampled, now()));
-      if (this.residentChanged) this.reportResident();
-      if (++this.stepsSinceProgress >= PROGRESS_EVERY_STEPS) this.reportProgress();
-      // Let port messages (admits, cancels) in before the next step.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-  }
-
-  private requestIdAt(seq: number): RequestId {
-    return this.core.requestAt(seq)!;
   }
 
   private post(emissions: Emission<MessagePort>[]): void {
@@ -535,12 +398,6 @@ class EngineShell {
 
 function send(port: MessagePort, frame: OnRequestPortFromEngine): void {
   postFrame(port, frame);
-}
-
-function vocabSizeOf(model: LlamaModel): number {
-  const tokens = model.fileInfo.metadata.tokenizer?.ggml?.tokens;
-  if (Array.isArray(tokens)) return tokens.length;
-  throw new Error('model has no tokenizer.ggml.tokens');
 }
 
 function delay(ms: number): Promise<void> {

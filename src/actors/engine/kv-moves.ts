@@ -1,0 +1,127 @@
+/**
+ * Every move of a sequence's KV cells in or out of the context, for one engine worker:
+ *   - keep the prefix a sequence holds in the cache tiers before the sequence is reused;
+ *   - hydrate an admitted request: from its disaggregated hand-off (KV ring), from the state its
+ *     suspension saved, or from a cached prefix;
+ *   - save a suspended request's state to tmpfs.
+ * Each runs between steps only (the step loop's `betweenSteps`). A load that fails is never fatal:
+ * the sequence is cleared and the prompt prefilled again (slower, same output).
+ */
+import { randomUUID } from 'node:crypto';
+import { unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { MessagePort } from 'node:worker_threads';
+import type { BatchContext } from '../../runtime/llama/batch-adapter.js';
+import type { PrefixHit } from '../../runtime/prefix/prefix-cache.js';
+import type { AdmitBody } from '../protocol.js';
+import { STATE_DIR } from './bootstrap.js';
+import type { Admitted, EngineCore, SuspendedSlot } from './core.js';
+import type { KvHandoff } from './handoff.js';
+import type { KvTier } from './kv-tier.js';
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+export class KvMoves {
+  constructor(
+    private readonly core: EngineCore<MessagePort>,
+    private readonly batch: BatchContext,
+    /** Host page pool + disk tier (null when disabled, and always on decode workers). */
+    private readonly kv: KvTier | null,
+    private readonly handoff: KvHandoff,
+    private readonly worker: number,
+    private readonly contextSize: number,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  /** Before `req` takes a sequence: the sequence may hold a prefix worth keeping in the cache tiers. */
+  async keepReusedPrefix(req: AdmitBody): Promise<void> {
+    const preview = this.core.preview(req.tokens);
+    if (!this.kv || !preview || preview.resident.length <= preview.keep) return;
+    // Snapshot the previous request's prompt, not what it generated: the next turn of a chat
+    // starts with that prompt, while its reply comes back re-rendered by the chat template.
+    // The new request drops those generated cells anyway unless it continues into them.
+    let upto = preview.resident.length;
+    if (preview.keep <= preview.residentPrompt && preview.residentPrompt < upto) {
+      upto = preview.residentPrompt;
+      this.batch.trimSequence(preview.seq, upto);
+      this.core.truncateResident(preview.seq, upto);
+    }
+    await this.kv.keep(preview.seq, preview.resident.slice(0, upto));
+  }
+
+  /** After admission: load the KV the request brings (hand-off, suspended state, cached prefix). */
+  async hydrate(req: AdmitBody, admitted: Admitted): Promise<void> {
+    const r = req.resume;
+    if (r?.ring) {
+      const got = this.handoff.take(r.ring.ticket);
+      if (got === undefined) {
+        this.log(`hand-off ${r.ring.ticket} never arrived; prefilling the prompt here`);
+        return;
+      }
+      let file: string;
+      if (typeof got === 'string') file = got;
+      else {
+        file = join(STATE_DIR, `ifx-${process.pid}-${this.worker}-${r.ring.ticket}.kvstate`);
+        await writeFile(file, got);
+      }
+      if (admitted.keep < r.stateTokens) await this.restore(admitted.seq, file, r.stateTokens);
+      this.core.markHydrated(req.id, now());
+      void unlink(file).catch(() => undefined);
+      return;
+    }
+    if (r && r.stateFile !== '') {
+      if (admitted.keep < r.stateTokens) await this.restore(admitted.seq, r.stateFile, r.stateTokens);
+      void unlink(r.stateFile).catch(() => undefined);
+      return;
+    }
+    const hit = this.kv?.find(req.tokens, admitted.keep);
+    if (hit) await this.restoreCached(admitted.seq, hit, req.tokens.length);
+  }
+
+  /** Saves a suspended request's KV to tmpfs; returns the file, or '' (resume then prefills again). */
+  async saveSuspended(s: SuspendedSlot<MessagePort>): Promise<string> {
+    this.core.lock(s.seq);
+    const file = join(STATE_DIR, `ifx-${process.pid}-${this.worker}-${randomUUID()}.kvstate`);
+    try {
+      await this.batch.saveSequence(s.seq, s.kvTokens, file);
+      return file;
+    } catch (err) {
+      this.log(`could not save suspended state (${String(err)})`);
+      return '';
+    } finally {
+      this.core.unlock(s.seq);
+    }
+  }
+
+  /** Load a cached prefix into a just-admitted request's sequence; on failure it is prefilled. */
+  private async restoreCached(seq: number, hit: PrefixHit, promptLen: number): Promise<void> {
+    this.core.lock(seq);
+    try {
+      const got = await this.kv!.load(seq, hit);
+      const keep = Math.min(got, hit.length, promptLen - 1);
+      this.batch.trimSequence(seq, keep);
+      this.core.unlock(seq, keep);
+    } catch (err) {
+      this.log(`could not load cached prefix (${String(err)}); prefilling`);
+      this.batch.clearSequence(seq);
+      this.core.forgetResident(seq);
+      this.core.unlock(seq);
+    }
+  }
+
+  /** Load a saved state (suspension or hand-off); on failure the sequence is cleared and prefilled again. */
+  private async restore(seq: number, file: string, tokens: number): Promise<void> {
+    this.core.lock(seq);
+    try {
+      this.batch.clearSequence(seq);
+      const got = await this.batch.loadSequence(seq, file, this.contextSize);
+      this.core.unlock(seq, Math.min(got.length, tokens));
+    } catch (err) {
+      this.log(`could not restore suspended state (${String(err)}); prefilling again`);
+      this.batch.clearSequence(seq);
+      this.core.forgetResident(seq);
+      this.core.unlock(seq);
+    }
+  }
+}
