@@ -55,6 +55,12 @@ export const ERRORS = {
     'invalid_request_error',
     'The request body must be application/json.',
   ),
+  capability_not_supported: spec(
+    'capability_not_supported',
+    422,
+    'invalid_request_error',
+    'The model does not have the capability this request needs.',
+  ),
   queue_full: spec('queue_full', 429, 'rate_limit_error', 'The server is at capacity; retry later.'),
   rate_limited: spec('rate_limited', 429, 'rate_limit_error', 'Rate limit reached; retry after the time in Retry-After.'),
   too_many_concurrent_requests: spec(

@@ -62,7 +62,9 @@ export function toInvalidRequest(errors: ErrorObject[], body: unknown): InferFlu
       ? `${e.instancePath}/${(e.params as { missingProperty: string }).missingProperty}`
       : e.keyword === 'propertyNames'
         ? `${e.instancePath}/${(e.params as { propertyName: string }).propertyName}`
-        : e.instancePath;
+        : e.keyword === 'additionalProperties'
+          ? `${e.instancePath}/${(e.params as { additionalProperty: string }).additionalProperty}`
+          : e.instancePath;
   const depth = (e: ErrorObject) => pathOf(e).split('/').length;
   const maxDepth = Math.max(...pool.map(depth));
   const deepest = pool.filter((e) => depth(e) === maxDepth);
@@ -77,6 +79,9 @@ export function toInvalidRequest(errors: ErrorObject[], body: unknown): InferFlu
   let message: string;
   if (first.keyword === 'required') {
     message = `Missing required parameter: '${param}'.`;
+  } else if (first.keyword === 'additionalProperties') {
+    // OpenAI's wording. A field we do not implement is refused, never silently ignored.
+    message = `Unrecognized request argument supplied: '${param}'. InferFlux does not implement it; remove it from the request.`;
   } else if (first.keyword === 'propertyNames') {
     message = `Invalid key in '${paramOf(first.instancePath, body)}': ${preview((first.params as { propertyName: string }).propertyName)} (must be a token id).`;
   } else {

@@ -39,7 +39,6 @@ describe('http: OpenAI routes', () => {
       seed: 7,
       n: 2,
       top_k: 40,
-      unknown_field: { ignored: true },
     });
     expect(r.status).to.equal(200);
     expect(r.headers.get('content-type')).to.equal('application/json');
@@ -185,7 +184,7 @@ describe('http: OpenAI routes', () => {
       [{ messages: [] }, 'messages'],
       [{ model: 'tiny' }, 'messages'],
       [{ messages: [{ role: 'user' }] }, 'messages[0].content'],
-      [{ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: {} }] }] }, 'messages[0].content[0].type'],
+      [{ messages: [{ role: 'user', content: [{ type: 'video' }] }] }, 'messages[0].content[0].type'],
       [{ messages: [{ role: 'user', content: 'x' }], n: 9 }, 'n'],
       [{ messages: [{ role: 'user', content: 'x' }], temperature: 3 }, 'temperature'],
       [{ messages: [{ role: 'user', content: 'x' }], stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop'],

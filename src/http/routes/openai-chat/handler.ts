@@ -9,7 +9,8 @@ import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
 import { openAIEncoder, type Shape } from '../openai-common/encoder.js';
 import { runGeneration } from '../../generation/runner.js';
-import { toChatMessage, type ChatRequest } from './schema.js';
+import { firstMediaPart, toChatMessage, type ChatRequest } from './schema.js';
+import { InferFluxError } from '../../../errors.js';
 
 const chatShape: Shape = {
   object: 'chat.completion',
@@ -29,6 +30,14 @@ const chatShape: Shape = {
 export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    const media = firstMediaPart(body.messages);
+    if (media) {
+      const model = body.model ?? deps.gateway.models().find((m) => m.isDefault)?.id ?? 'default';
+      const what = media.type === 'image_url' ? 'image' : media.type === 'input_audio' ? 'audio' : 'file';
+      throw new InferFluxError('capability_not_supported', `Model '${model}' does not accept ${what} input; send text content only.`, {
+        param: media.param,
+      });
+    }
     runGeneration(res, deps, {
       input: {
         requestId: ctx.requestId,

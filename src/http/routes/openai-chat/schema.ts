@@ -6,7 +6,10 @@ import type { LimitsConfig } from '../../../config/types.js';
 import type { ChatMessage } from '../../../generation/contract.js';
 import { samplingProperties, type SamplingBody } from '../openai-common/schema.js';
 
-export type ContentPart = { type: 'text'; text: string };
+export type ContentPart = { type: 'text'; text: string } | { type: 'image_url' | 'input_audio' | 'file' };
+
+/** OpenAI content parts that carry media: image, audio, file. No served model takes them (README). */
+const MEDIA_PARTS = ['image_url', 'input_audio', 'file'];
 
 export interface ChatRequestMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
@@ -31,6 +34,7 @@ export function chatMessagesSchema(): object {
     items: {
       type: 'object',
       required: ['role', 'content'],
+      additionalProperties: false,
       properties: {
         role: { enum: ['system', 'user', 'assistant', 'tool', 'developer'] },
         content: {
@@ -40,9 +44,12 @@ export function chatMessagesSchema(): object {
               type: 'array',
               maxItems: 256,
               items: {
-                type: 'object',
-                required: ['type', 'text'],
-                properties: { type: { const: 'text' }, text },
+                anyOf: [
+                  { type: 'object', required: ['type', 'text'], additionalProperties: false, properties: { type: { const: 'text' }, text } },
+                  // Parts of another modality parse, and are refused as a capability (422) the
+                  // served model lacks, not as a malformed request.
+                  { type: 'object', required: ['type'], properties: { type: { enum: MEDIA_PARTS } } },
+                ],
               },
             },
             // Assistant turns that only carried tool calls have null content.
@@ -59,6 +66,7 @@ export function chatSchema(limits: LimitsConfig): object {
   return {
     type: 'object',
     required: ['messages'],
+    additionalProperties: false,
     properties: {
       ...samplingProperties(limits),
       messages: chatMessagesSchema(),
@@ -66,8 +74,23 @@ export function chatSchema(limits: LimitsConfig): object {
   };
 }
 
-/** Array content parts are joined into one text, as the contract asks (only text parts exist). */
+/**
+ * A media part (image, audio, file), if any message has one: the served models take text only
+ * (node-llama-cpp 3.22 has no multimodal support), so the route answers 422
+ * `capability_not_supported` naming it.
+ */
+export function firstMediaPart(messages: ChatRequestMessage[]): { param: string; type: string } | null {
+  for (let i = 0; i < messages.length; i++) {
+    const c = messages[i]!.content;
+    if (!Array.isArray(c)) continue;
+    for (let j = 0; j < c.length; j++) if (c[j]!.type !== 'text') return { param: `messages[${i}].content[${j}]`, type: c[j]!.type };
+  }
+  return null;
+}
+
+/** Array content parts are joined into one text, as the contract asks (media parts are refused before this). */
 export function toChatMessage(m: ChatRequestMessage): ChatMessage {
-  const content = m.content === null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('');
+  const content =
+    m.content === null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => (p.type === 'text' ? p.text : '')).join('');
   return m.name === undefined ? { role: m.role, content } : { role: m.role, content, name: m.name };
 }

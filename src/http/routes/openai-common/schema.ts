@@ -2,7 +2,9 @@
  * Sampling fields shared by `/v1/chat/completions` and `/v1/completions`, and their mapping onto
  * the one `SamplingSettings` shape (runtime/sampling.ts). Every numeric and array field is bounded: unbounded `n`,
  * `max_tokens` and `stop` took vLLM down, and any NaN or out-of-range value reaching llama.cpp can
- * abort the whole process. Unknown extra fields are allowed (clients send many).
+ * abort the whole process. Request bodies refuse fields they do not know (a 400 naming the field),
+ * except the few OpenAI fields accepted and ignored on purpose (`IGNORED_OPENAI_FIELDS`, listed
+ * in the README): a field we do not implement must never be a 200 that silently ignores it.
  */
 import { samplingWith, type SamplingSettings } from '../../../runtime/sampling.js';
 import { InferFluxError } from '../../../errors.js';
@@ -67,9 +69,23 @@ export function samplingProperties(limits: LimitsConfig): Record<string, object>
     ignore_eos: { type: 'boolean' },
     min_tokens: int(0, limits.maxTokens),
     priority: int(-1000, 1000),
-    user: { type: 'string', maxLength: 256 },
+    ...IGNORED_OPENAI_FIELDS,
   };
 }
+
+/**
+ * OpenAI fields accepted and ignored on purpose: they only matter to OpenAI's own service (end-user
+ * ids for abuse monitoring, storing completions for later retrieval, tags for its dashboard,
+ * billing tiers), and change nothing about the answer. Keep the README's list in step.
+ */
+export const IGNORED_OPENAI_FIELDS: Record<string, object> = {
+  user: { type: 'string', maxLength: 256 },
+  store: { type: ['boolean', 'null'] },
+  metadata: {
+    anyOf: [{ type: 'object', maxProperties: 16, additionalProperties: { type: 'string', maxLength: 512 } }, { type: 'null' }],
+  },
+  service_tier: { anyOf: [{ enum: ['auto', 'default', 'flex'] }, { type: 'null' }] },
+};
 
 /**
  * OpenAI's fields onto the settings; absent fields keep the defaults (OpenAI's semantics, see

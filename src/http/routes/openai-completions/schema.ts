@@ -14,6 +14,7 @@ export function completionSchema(limits: LimitsConfig): object {
   return {
     type: 'object',
     required: ['prompt'],
+    additionalProperties: false,
     properties: {
       ...samplingProperties(limits),
       // One array schema for both forms; which form it is (and that a string array holds exactly
