@@ -157,8 +157,12 @@ export type FromEngine = ReleasedFrame | SuspendedFrame | ProgressFrame | Reside
 
 // ---- engine -> main (on the request port)
 export type StartedFrame = [typeof T.Started, { queueMs: number }];
-/** Text released for the client, and how many tokens produced it. */
-export type TextFrame = [typeof T.Text, string, number];
+/**
+ * Text released for the client, and how many tokens produced it; with the request's log
+ * probabilities, one entry per token counted here: [token text, logprob, [[alt text, logprob]...]].
+ */
+export type WireLogprob = [string, number, [string, number][]];
+export type TextFrame = [typeof T.Text, string, number] | [typeof T.Text, string, number, WireLogprob[]];
 export type DoneFrame = [typeof T.Done, FinishReason, DoneStats];
 export type FailFrame = [typeof T.Fail, WireError];
 export type OnRequestPortFromEngine = StartedFrame | TextFrame | DoneFrame | FailFrame;

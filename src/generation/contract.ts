@@ -56,13 +56,21 @@ export interface StartMeta {
   created: number;
 }
 
+/** One generated token's log probability, and the most likely alternatives (descending). */
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  top: { token: string; logprob: number }[];
+}
+
 /**
  * Token sink lifecycle: `onStart` once, then `onText` any number of times per choice, then one
  * `onChoiceEnd` per choice, then `onEnd` once; or `onError` once at any point instead of the rest.
  */
 export interface TokenSink {
   onStart(meta: StartMeta): void;
-  onText(choice: number, text: string): void;
+  /** `logprobs`: one entry per token this text came from, when the request asked for them. */
+  onText(choice: number, text: string, logprobs?: TokenLogprob[]): void;
   onChoiceEnd(choice: number, reason: FinishReason, completionTokens: number): void;
   onEnd(usage: Usage): void;
   onError(err: InferFluxError): void;

@@ -120,6 +120,8 @@ export class ActorGateway implements Gateway {
    * Null when not cacheable or the cache is off.
    */
   private responseKey(model: string, tokens: number[], input: GenerateInput): ResponseKey | null {
+    // A cached answer keeps its text, not the log probabilities of its tokens.
+    if (input.params.logprobs !== null) return null;
     return this.responses.keyFor(model, tokens, { ...input.params, n: input.n });
   }
 

@@ -115,7 +115,10 @@ export class Run {
           this.firstTokenSeen = true;
           this.metrics.ttft.observe({ model: this.model }, (now() - this.startedAt) / 1000);
         }
-        if (f[1].length > 0) {
+        if (f[3] !== undefined) {
+          this.texts[choice] += f[1];
+          if (!this.cancelled) this.sink.onText(choice, f[1], f[3].map(([token, logprob, top]) => ({ token, logprob, top: top.map(([t, p]) => ({ token: t, logprob: p })) })));
+        } else if (f[1].length > 0) {
           this.texts[choice] += f[1];
           if (!this.cancelled) this.sink.onText(choice, f[1]);
         }

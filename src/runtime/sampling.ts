@@ -32,6 +32,12 @@ export interface SamplingSettings {
   ignoreEos: boolean;
   /** Suppress end-of-generation before this many tokens (vLLM extension). */
   minTokens: number;
+  /**
+   * Report each generated token's log probability and those of the `logprobs` most likely
+   * alternatives (0..20), from the model's raw distribution (before temperature and filters, as
+   * vLLM does); null = none.
+   */
+  logprobs: number | null;
 }
 
 /** Settings as the engine runs them: every open value decided. */
@@ -58,6 +64,7 @@ export const DEFAULT_SAMPLING: Readonly<SamplingSettings> = Object.freeze({
   logitBias: [],
   ignoreEos: false,
   minTokens: 0,
+  logprobs: null,
 });
 
 /** The defaults with the fields a request set; `undefined` means "not set" and keeps the default. */

@@ -82,6 +82,7 @@ describe('http: OpenAI routes', () => {
         logitBias: [],
         ignoreEos: false,
         minTokens: 0,
+        logprobs: null,
       },
     });
   });

@@ -16,7 +16,6 @@ describe('http: unknown request fields', () => {
   for (const [field, value] of [
     ['response_format', { type: 'json_object' }],
     ['tools', [{ type: 'function', function: { name: 'f' } }]],
-    ['logprobs', true],
     ['frobnicate', 1],
   ] as const) {
     it(`chat: '${field}' is refused with a 400 that names it`, async () => {

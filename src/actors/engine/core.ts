@@ -122,6 +122,9 @@ export interface Admitted {
   keep: number;
 }
 
+/** Prompt tokens given to the detokenizer as context for the first generated token. */
+const PROMPT_CONTEXT_TOKENS = 4;
+
 export class EngineCore<R> {
   private readonly slots: (Slot<R> | null)[];
   /** Tokens whose KV cells each sequence holds (kept after a request ends, for reuse). */
@@ -197,7 +200,9 @@ export class EngineCore<R> {
       paused: false,
       cancelled: false,
       eogBanned,
-      text: new TokenTextStream(this.opts.detokenize, r?.textHeld, r?.textContext),
+      // A fresh request's first token is read after the prompt's last tokens, so a leading space
+      // it carries stays (" a time" after "Once upon"), as llama.cpp's server and OpenAI return it.
+      text: new TokenTextStream(this.opts.detokenize, r?.textHeld, r?.textContext ?? Array.from(req.tokens.slice(-PROMPT_CONTEXT_TOKENS))),
       stop: new StopMatcher(req.sampling.stop, r?.stopHeld),
       admittedAt: now,
       handoffAt: r?.ring?.handoffAt ?? -1,

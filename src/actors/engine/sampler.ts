@@ -17,6 +17,8 @@ export class LlamaSlotSampler implements SlotSampler {
     private readonly base: AddonSamplerConfig,
     private readonly eog: Uint32Array,
     history: readonly number[] = [],
+    /** Alternatives to report with each sampled token's log probability; null = no log probabilities. */
+    readonly logprobs: number | null = null,
   ) {
     this.usesPenalty = base.repeatPenaltyTokens !== undefined;
     this.history = this.usesPenalty ? history.slice(-PENALTY_WINDOW) : [];

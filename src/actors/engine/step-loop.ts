@@ -7,7 +7,7 @@
  * The decisions (what goes into a step, what a sampled token means) are the engine core's
  * (core.ts); this file only sequences the native calls and sleeps when there is nothing to do.
  */
-import type { BatchContext } from '../../runtime/llama/batch-adapter.js';
+import type { BatchContext, SampledLogprobs } from '../../runtime/llama/batch-adapter.js';
 import type { StepPlan } from './core.js';
 import type { LlamaSlotSampler } from './sampler.js';
 
@@ -18,8 +18,11 @@ export interface StepDriver {
   /** Admissions waiting: `ready` ones can run now; others (hand-offs) become ready by themselves. */
   waiting(): { ready: boolean; any: boolean };
   samplerAt(slot: number): LlamaSlotSampler;
-  /** The step's sampled token per plan item (-1 where none was drawn). */
-  apply(plan: StepPlan, sampled: Int32Array): void;
+  /**
+   * The step's sampled token per plan item (-1 where none was drawn), and its log probabilities
+   * where the request asked for them.
+   */
+  apply(plan: StepPlan, sampled: Int32Array, logprobs: (SampledLogprobs | undefined)[]): void;
 }
 
 /** While hand-offs wait for their ring frame, the loop looks again this often (their fallback timer). */
@@ -64,21 +67,33 @@ export class StepLoop {
         this.wakeUp = null;
         continue;
       }
-      this.driver.apply(plan, await this.decodeAndSample(plan));
+      const { sampled, logprobs } = await this.decodeAndSample(plan);
+      this.driver.apply(plan, sampled, logprobs);
       // Let port messages (admits, cancels) in before the next step.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 
-  private async decodeAndSample(plan: StepPlan): Promise<Int32Array> {
+  private async decodeAndSample(plan: StepPlan): Promise<{ sampled: Int32Array; logprobs: (SampledLogprobs | undefined)[] }> {
     const items = plan.items;
     const logitIndexes = await this.batch.decode(items);
     const sampled = new Int32Array(items.length).fill(-1);
+    const logprobs: (SampledLogprobs | undefined)[] = [];
     const draws: Promise<void>[] = [];
     for (let i = 0; i < items.length; i++) {
       const idx = logitIndexes[i]!;
       if (idx < 0) continue;
       const sampler = this.driver.samplerAt(items[i]!.slot);
+      if (sampler.logprobs !== null) {
+        draws.push(
+          this.batch.sampleWithLogprobs(idx, sampler.native, sampler.logprobs).then((r) => {
+            sampled[i] = r.token;
+            logprobs[i] = r;
+            sampler.record(r.token);
+          }),
+        );
+        continue;
+      }
       draws.push(
         this.batch.sample(idx, sampler.native).then((tok) => {
           sampled[i] = tok;
@@ -87,6 +102,6 @@ export class StepLoop {
       );
     }
     await Promise.all(draws);
-    return sampled;
+    return { sampled, logprobs };
   }
 }

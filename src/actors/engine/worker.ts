@@ -29,10 +29,12 @@ import {
   type OnRequestPortToEngine,
   type RequestId,
   type ToEngine,
+  type WireLogprob,
 } from '../protocol.js';
 import { toNativeSamplerConfig } from '../../runtime/llama/sampler-config.js';
 import { prefixBlocks } from '../../runtime/prefix/block-hash.js';
 import { STATE_DIR, disposeNativeEngine, loadNativeEngine, type NativeEngine } from './bootstrap.js';
+import type { SampledLogprobs } from '../../runtime/llama/batch-adapter.js';
 import { EngineCore, type Emission, type StepPlan } from './core.js';
 import { KvHandoff } from './handoff.js';
 import { KvMoves } from './kv-moves.js';
@@ -63,6 +65,10 @@ class EngineShell {
    * batch is decoding on the libuv pool would race with llama.cpp on the same context.
    */
   private readonly admits: { req: AdmitBody; port: MessagePort; since: number }[] = [];
+  /** An ordinary token to detokenize single tokens after (see afterStep). */
+  private pieceContext: number[] = [];
+  /** Log probabilities of sampled tokens not yet sent, per request (requests that asked for them). */
+  private readonly logprobs = new Map<RequestId, WireLogprob[]>();
   /** Generated tokens per request not yet reported to the scheduler (fair-share accounting). */
   private readonly unreported = new Map<RequestId, number>();
   private stepsSinceProgress = 0;
@@ -102,6 +108,7 @@ class EngineShell {
       });
     }
     const eogSet = new Set(native.eog);
+    this.pieceContext = native.model.tokenize('a', false) as number[];
     const batchSize = native.context.batchSize;
     this.core = new EngineCore<MessagePort>({
       sequences: init.sequences,
@@ -121,7 +128,7 @@ class EngineShell {
       plan: () => this.core.plan(now()),
       waiting: () => ({ ready: this.admits.some((a) => this.isReady(a)), any: this.admits.length > 0 }),
       samplerAt: (slot) => this.samplers.get(this.core.requestAt(slot)!)!,
-      apply: (plan, sampled) => this.afterStep(plan, sampled),
+      apply: (plan, sampled, logprobs) => this.afterStep(plan, sampled, logprobs),
     });
     this.loop.start();
     return native.ready;
@@ -225,7 +232,18 @@ class EngineShell {
     for (const a of this.readyAdmits()) await this.admit(a.req, a.port);
   }
 
-  private afterStep(plan: StepPlan, sampled: Int32Array): void {
+  private afterStep(plan: StepPlan, sampled: Int32Array, logprobs: (SampledLogprobs | undefined)[]): void {
+    for (let i = 0; i < logprobs.length; i++) {
+      const lp = logprobs[i];
+      if (!lp) continue;
+      const id = this.core.requestAt(plan.items[i]!.slot);
+      if (id === undefined) continue;
+      // With a word before it, a token keeps its leading space (alone, the first token loses it).
+      const text = (t: number) => this.native.model!.detokenize([t as never], false, this.pieceContext as never[]);
+      const list = this.logprobs.get(id) ?? [];
+      list.push([text(lp.token), lp.logprob, lp.top.map(([t, p]) => [text(t), p])]);
+      this.logprobs.set(id, list);
+    }
     this.post(this.core.apply(plan, sampled, now()));
     if (this.residentChanged) this.reportResident();
     if (++this.stepsSinceProgress >= PROGRESS_EVERY_STEPS) this.reportProgress();
@@ -257,7 +275,13 @@ class EngineShell {
     // A resumed request's repetition penalties see the tokens it generated before suspension.
     const history = req.resume ? req.tokens.slice(req.resume.promptTokens) : [];
     const batch = this.native.batch!;
-    const sampler = new LlamaSlotSampler(batch.createSampler(), toNativeSamplerConfig(req.sampling, history), this.native.eog!, history);
+    const sampler = new LlamaSlotSampler(
+      batch.createSampler(),
+      toNativeSamplerConfig(req.sampling, history),
+      this.native.eog!,
+      history,
+      req.sampling.logprobs,
+    );
     // The sequence about to be reused may hold a prefix worth keeping: save it to the cache first.
     await this.moves.keepReusedPrefix(req);
     const admitted = this.core.admit(req, port, sampler, now());
@@ -355,11 +379,17 @@ class EngineShell {
         case 'started':
           send(e.ref, [T.Started, { queueMs: e.queueMs }]);
           break;
-        case 'text':
-          send(e.ref, [T.Text, e.text, e.tokens]);
+        case 'text': {
+          // Each generated token is counted in exactly one text emission, in order: its entry goes with it.
+          const pending = e.tokens > 0 ? this.logprobs.get(e.id) : undefined;
+          if (pending && pending.length > 0) send(e.ref, [T.Text, e.text, e.tokens, pending.splice(0, e.tokens)]);
+          else send(e.ref, [T.Text, e.text, e.tokens]);
           if (e.tokens > 0) this.unreported.set(e.id, (this.unreported.get(e.id) ?? 0) + e.tokens);
           break;
+        }
         case 'done':
+          // What is left is the end-of-generation token's entry: it produced no output.
+          this.logprobs.delete(e.id);
           send(e.ref, [T.Done, e.reason, e.stats]);
           e.ref.close();
           // The sequence keeps its KV cells: the next request may share their prefix.

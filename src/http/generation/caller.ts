@@ -23,7 +23,7 @@ export function meteredSink(ex: Exchange, sink: TokenSink): TokenSink {
       charge(meta.promptTokens);
       sink.onStart(meta);
     },
-    onText: (choice, text) => sink.onText(choice, text),
+    onText: (choice, text, logprobs) => sink.onText(choice, text, logprobs),
     onChoiceEnd: (choice, reason, completionTokens) => sink.onChoiceEnd(choice, reason, completionTokens),
     onEnd(usage) {
       charge(usage.completionTokens);

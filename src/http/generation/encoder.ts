@@ -5,7 +5,7 @@
  * One encoder object per request (it may hold the response id, a created time, block indexes).
  */
 import type { InferFluxError } from '../../errors.js';
-import type { FinishReason, StartMeta, Usage } from '../../generation/contract.js';
+import type { FinishReason, StartMeta, TokenLogprob, Usage } from '../../generation/contract.js';
 import type { StreamEvent } from '../stream-writer.js';
 
 /** Everything a non-streamed response is built from. */
@@ -16,6 +16,8 @@ export interface GenerationResult {
   reasons: FinishReason[];
   completionTokens: number[];
   usage: Usage;
+  /** Per choice, its tokens' log probabilities when the request asked for them, else null. */
+  logprobs: TokenLogprob[][] | null;
 }
 
 export interface GenerationEncoder {
@@ -23,7 +25,8 @@ export interface GenerationEncoder {
   readonly streamFormat: 'sse' | 'ndjson';
   /** Streamed: the events that open the response (a role delta, `message_start`...). */
   start(meta: StartMeta): StreamEvent[];
-  text(choice: number, text: string): StreamEvent[];
+  /** `logprobs` when the request asked for them: one entry per token of this piece (its text may be empty). */
+  text(choice: number, text: string, logprobs?: TokenLogprob[]): StreamEvent[];
   choiceEnd(choice: number, reason: FinishReason, completionTokens: number): StreamEvent[];
   /** Streamed: the closing events (a usage chunk, `[DONE]`, `message_stop`, Ollama's `done` line). */
   end(usage: Usage): StreamEvent[];

@@ -10,7 +10,7 @@
  * choice starts on an engine (see generation/run.ts), so a request refused by a full queue is a 429.
  */
 import type { HttpResponse } from 'uWebSockets.js';
-import type { FinishReason, GenerateInput, GenerationHandle, StartMeta, TokenSink } from '../../generation/contract.js';
+import type { FinishReason, GenerateInput, GenerationHandle, StartMeta, TokenLogprob, TokenSink } from '../../generation/contract.js';
 import { InferFluxError } from '../../errors.js';
 import { denialAuditEvent, guardrailDenied } from '../../policy/guardrails/guardrail-engine.js';
 import { guardSink } from '../../policy/guardrails/guarded-sink.js';
@@ -44,12 +44,18 @@ export function runGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOption
   opts = { ...opts, input: withCaller(exchangeOf(res), opts.input) };
   const guard = deps.guardrails;
   if (!guard?.active) return startGeneration(res, deps, opts, null);
+
   const ex = exchangeOf(res);
   const { input } = opts;
   const ctx = { requestId: input.requestId, prompt: input.prompt, model: input.model, tenant: input.tenant, keyId: input.keyId, route: ex.route };
   guard.checkPrompt(ctx).then(
     (v) => {
       if (ex.aborted || ex.done) return;
+      if (v.allow && v.output && input.params.logprobs !== null) {
+        // Token texts would show what the output filter redacts or denies.
+        const why = 'logprobs are not available while output guardrails are on (token texts would bypass the output filter).';
+        return sendError(res, new InferFluxError('invalid_request', why, { param: 'logprobs' }));
+      }
       if (v.allow) return startGeneration(res, deps, { ...opts, input: { ...input, prompt: v.prompt } }, v.output);
       ex.model = input.model ?? ex.model;
       deps.audit?.record(denialAuditEvent(ctx, v.reason, 'prompt', deps.config.audit.debugMode, v.detail));
@@ -74,6 +80,7 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
   const texts: string[] = Array.from({ length: n }, () => '');
   const reasons: FinishReason[] = Array.from({ length: n }, () => 'stop');
   const completionTokens: number[] = Array.from({ length: n }, () => 0);
+  const logprobs = input.params.logprobs !== null ? Array.from({ length: n }, (): TokenLogprob[] => []) : null;
   let meta: StartMeta | undefined;
   let over = false;
 
@@ -105,10 +112,11 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
       stream.open();
       send(encoder.start(m));
     },
-    onText(choice, text) {
-      if (over || !meta || text === '') return;
-      if (stream) send(encoder.text(choice, text));
-      else texts[choice] += text;
+    onText(choice, text, lps) {
+      if (over || !meta || (text === '' && !lps?.length)) return;
+      if (stream) return send(encoder.text(choice, text, lps));
+      texts[choice] += text;
+      if (logprobs && lps) logprobs[choice]!.push(...lps);
     },
     onChoiceEnd(choice, reason, tokens) {
       if (over || !meta) return;
@@ -121,7 +129,7 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
       if (over || !meta) return;
       over = true;
       if (stream) return stream.end(encoder.end(usage));
-      sendJson(res, 200, encoder.body({ meta, texts, reasons, completionTokens, usage }));
+      sendJson(res, 200, encoder.body({ meta, texts, reasons, completionTokens, usage, logprobs }));
     },
     onError(err) {
       if (!over) fail(err);

@@ -55,6 +55,23 @@ export interface AddonSamplerConfig {
   tokenBiasValues?: Float32Array;
 }
 
+/** A sampled token with its log probability and the most likely alternatives, [token, logprob] descending. */
+export interface SampledLogprobs {
+  token: number;
+  logprob: number;
+  top: [number, number][];
+}
+
+/** `AddonContext.sampleToken` with the metadata arguments (AddonTypes.d.ts). */
+type SampleTokenWithLogits = (
+  batchLogitIndex: number,
+  sampler: AddonSampler,
+  probabilities: boolean,
+  confidence: boolean,
+  logits: [tokens: readonly number[], includeMax: boolean, includeMin: boolean, includeSelected: boolean, includeTop: number],
+  totalLogitWeight: boolean,
+) => Promise<[token: number, probabilities: number[] | undefined, confidence: number | undefined, logits: number[] | undefined, totalLogitWeight: number | undefined]>;
+
 export class InternalApiError extends Error {
   constructor(member: string) {
     super(
@@ -132,6 +149,25 @@ export class BatchContext {
   sample(logitIndex: number, sampler: AddonSampler): Promise<number> {
     this.ensureNotDisposed();
     return this.addon.sampleToken(logitIndex, sampler);
+  }
+
+  /**
+   * Sample, and report the sampled token's log probability and the `top` most likely tokens'
+   * (descending), from the raw logits: logprob = logit - maxLogit - ln(sum exp(logit - maxLogit)),
+   * node-llama-cpp's `totalLogitWeight` being that sum (notes §2).
+   */
+  async sampleWithLogprobs(logitIndex: number, sampler: AddonSampler, top: number): Promise<SampledLogprobs> {
+    this.ensureNotDisposed();
+    const sampleToken = this.addon.sampleToken as unknown as SampleTokenWithLogits;
+    // Asked for: the max logit, the top `top`, and the selected token, in that order, as flat pairs.
+    const [token, , , logits, weight] = await sampleToken.call(this.addon, logitIndex, sampler, false, false, [[], true, false, true, top], true);
+    if (!logits || logits.length < 4 || weight === undefined || !(weight > 0)) throw new InternalApiError('sampleToken(..., logits) result');
+    const max = logits[1]!;
+    const norm = max + Math.log(weight);
+    const pairs: [number, number][] = [];
+    for (let i = 2; i + 1 < logits.length - 2; i += 2) pairs.push([logits[i]!, logits[i + 1]! - norm]);
+    const selected = logits.length >= 2 ? logits[logits.length - 1]! - norm : -Infinity;
+    return { token, logprob: selected, top: pairs.slice(0, top) };
   }
 
   createSampler(): AddonSampler {

@@ -7,9 +7,9 @@ import { readJsonBody } from '../../body.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
-import { openAIEncoder, type Shape } from '../openai-common/encoder.js';
+import { chatLogprobs, openAIEncoder, type Shape } from '../openai-common/encoder.js';
 import { runGeneration } from '../../generation/runner.js';
-import { firstMediaPart, toChatMessage, type ChatRequest } from './schema.js';
+import { chatLogprobCount, firstMediaPart, toChatMessage, type ChatRequest } from './schema.js';
 import { InferFluxError } from '../../../errors.js';
 
 const chatShape: Shape = {
@@ -17,14 +17,15 @@ const chatShape: Shape = {
   chunkObject: 'chat.completion.chunk',
   idPrefix: 'chatcmpl-',
   startChoice: (index) => ({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
-  textChoice: (index, text) => ({ index, delta: { content: text }, logprobs: null, finish_reason: null }),
+  textChoice: (index, text, logprobs) => ({ index, delta: { content: text }, logprobs, finish_reason: null }),
   endChoice: (index, reason: FinishReason) => ({ index, delta: {}, logprobs: null, finish_reason: reason }),
-  finalChoice: (index, text, reason) => ({
+  finalChoice: (index, text, reason, logprobs) => ({
     index,
     message: { role: 'assistant', content: text },
-    logprobs: null,
+    logprobs,
     finish_reason: reason,
   }),
+  renderLogprobs: (tokens) => chatLogprobs(tokens),
 };
 
 export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
@@ -44,7 +45,7 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
         model: body.model,
         prompt: { kind: 'chat', messages: body.messages.map(toChatMessage) },
         // Chat has no default cap in OpenAI's API: generate until a stop or the context is full.
-        params: toSamplingParams(body, undefined),
+        params: toSamplingParams(body, undefined, chatLogprobCount(body)),
         n: body.n ?? 1,
         priority: requestPriority(body, ctx.priorityHeader),
       },

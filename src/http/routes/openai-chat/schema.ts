@@ -4,7 +4,8 @@
  */
 import type { LimitsConfig } from '../../../config/types.js';
 import type { ChatMessage } from '../../../generation/contract.js';
-import { samplingProperties, type SamplingBody } from '../openai-common/schema.js';
+import { InferFluxError } from '../../../errors.js';
+import { MAX_TOP_LOGPROBS, samplingProperties, type SamplingBody } from '../openai-common/schema.js';
 
 export type ContentPart = { type: 'text'; text: string } | { type: 'image_url' | 'input_audio' | 'file' };
 
@@ -19,6 +20,17 @@ export interface ChatRequestMessage {
 
 export interface ChatRequest extends SamplingBody {
   messages: ChatRequestMessage[];
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
+}
+
+/** Chat's `logprobs` (on/off) and `top_logprobs` (alternatives) as one count, or null for none. */
+export function chatLogprobCount(body: ChatRequest): number | null {
+  if (body.logprobs === true) return body.top_logprobs ?? 0;
+  if (body.top_logprobs !== undefined && body.top_logprobs !== null) {
+    throw new InferFluxError('invalid_request', "'top_logprobs' needs 'logprobs': true.", { param: 'top_logprobs' });
+  }
+  return null;
 }
 
 /** Longest single message text; the body limit bounds the total anyway. */
@@ -70,6 +82,8 @@ export function chatSchema(limits: LimitsConfig): object {
     properties: {
       ...samplingProperties(limits),
       messages: chatMessagesSchema(),
+      logprobs: { type: ['boolean', 'null'] },
+      top_logprobs: { anyOf: [{ type: 'integer', minimum: 0, maximum: MAX_TOP_LOGPROBS }, { type: 'null' }] },
     },
   };
 }

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { openAIErrorBody, type InferFluxError } from '../../../errors.js';
-import type { FinishReason, StartMeta, Usage } from '../../../generation/contract.js';
+import type { FinishReason, StartMeta, TokenLogprob, Usage } from '../../../generation/contract.js';
 import type { GenerationEncoder, GenerationResult } from '../../generation/encoder.js';
 import type { StreamEvent } from '../../stream-writer.js';
 
@@ -17,10 +17,46 @@ export interface Shape {
   idPrefix: string;
   /** Chat sends `delta: {role: 'assistant', content: ''}` first; completions send nothing. */
   startChoice?(index: number): Record<string, unknown>;
-  textChoice(index: number, text: string): Record<string, unknown>;
+  /** `logprobs`: the piece's tokens when the request asked for log probabilities, rendered by `renderLogprobs`. */
+  textChoice(index: number, text: string, logprobs: unknown): Record<string, unknown>;
   endChoice(index: number, reason: FinishReason): Record<string, unknown>;
   /** A whole choice for the non-streaming response. */
-  finalChoice(index: number, text: string, reason: FinishReason): Record<string, unknown>;
+  finalChoice(index: number, text: string, reason: FinishReason, logprobs: unknown): Record<string, unknown>;
+  /**
+   * The route's `logprobs` object for some tokens of a choice; `offset` is the characters of the
+   * choice's text before them (legacy completions report text offsets).
+   */
+  renderLogprobs(tokens: TokenLogprob[], offset: number): unknown;
+}
+
+const bytesOf = (s: string): number[] => [...Buffer.from(s, 'utf8')];
+
+/** Chat completions' `logprobs.content`. */
+export function chatLogprobs(tokens: TokenLogprob[]): unknown {
+  return {
+    content: tokens.map((t) => ({
+      token: t.token,
+      logprob: t.logprob,
+      bytes: bytesOf(t.token),
+      top_logprobs: t.top.map((a) => ({ token: a.token, logprob: a.logprob, bytes: bytesOf(a.token) })),
+    })),
+  };
+}
+
+/** Legacy completions' `logprobs`: parallel arrays, alternatives as a token -> logprob map. */
+export function completionLogprobs(tokens: TokenLogprob[], offset: number): unknown {
+  const textOffset: number[] = [];
+  let at = offset;
+  for (const t of tokens) {
+    textOffset.push(at);
+    at += t.token.length;
+  }
+  return {
+    tokens: tokens.map((t) => t.token),
+    token_logprobs: tokens.map((t) => t.logprob),
+    top_logprobs: tokens.map((t) => Object.fromEntries(t.top.map((a) => [a.token, a.logprob]))),
+    text_offset: textOffset,
+  };
 }
 
 export function usageBody(u: Usage) {
@@ -36,6 +72,8 @@ export function usageBody(u: Usage) {
 export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boolean }): GenerationEncoder {
   const id = shape.idPrefix + randomUUID().replaceAll('-', '');
   let meta: StartMeta | undefined;
+  /** Characters streamed per choice so far (text offsets of legacy completions' logprobs). */
+  const streamed: number[] = Array.from({ length: opts.n }, () => 0);
   const chunk = (choices: Record<string, unknown>[], extra: Record<string, unknown> = {}): StreamEvent => ({
     data: {
       id,
@@ -56,7 +94,11 @@ export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boo
       if (shape.startChoice) for (let i = 0; i < opts.n; i++) events.push(chunk([shape.startChoice(i)]));
       return events;
     },
-    text: (choice, text) => [chunk([shape.textChoice(choice, text)])],
+    text(choice, text, logprobs) {
+      const lp = logprobs ? shape.renderLogprobs(logprobs, streamed[choice]!) : null;
+      streamed[choice]! += text.length;
+      return [chunk([shape.textChoice(choice, text, lp)])];
+    },
     choiceEnd: (choice, reason) => [chunk([shape.endChoice(choice, reason)])],
     end(usage) {
       const done: StreamEvent = { data: '[DONE]' };
@@ -69,7 +111,7 @@ export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boo
         created: r.meta.created,
         model: r.meta.model,
         system_fingerprint: SYSTEM_FINGERPRINT,
-        choices: r.texts.map((t, i) => shape.finalChoice(i, t, r.reasons[i]!)),
+        choices: r.texts.map((t, i) => shape.finalChoice(i, t, r.reasons[i]!, r.logprobs ? shape.renderLogprobs(r.logprobs[i]!, 0) : null)),
         usage: usageBody(r.usage),
       };
     },

@@ -87,13 +87,17 @@ export const IGNORED_OPENAI_FIELDS: Record<string, object> = {
   service_tier: { anyOf: [{ enum: ['auto', 'default', 'flex'] }, { type: 'null' }] },
 };
 
+/** Most alternatives a request may ask log probabilities for (OpenAI's bound for `top_logprobs`). */
+export const MAX_TOP_LOGPROBS = 20;
+
 /**
  * OpenAI's fields onto the settings; absent fields keep the defaults (OpenAI's semantics, see
  * `DEFAULT_SAMPLING`). `defaultMaxTokens` differs per route (see callers); seed -1 is llama.cpp's
  * "random".
  */
-export function toSamplingParams(body: SamplingBody, defaultMaxTokens: number | undefined): SamplingSettings {
+export function toSamplingParams(body: SamplingBody, defaultMaxTokens: number | undefined, logprobs: number | null = null): SamplingSettings {
   return samplingWith({
+    logprobs,
     maxTokens: body.max_completion_tokens ?? body.max_tokens ?? defaultMaxTokens,
     temperature: body.temperature,
     topP: body.top_p,

@@ -8,7 +8,7 @@ import { readJsonBody } from '../../body.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
-import { openAIEncoder, type Shape } from '../openai-common/encoder.js';
+import { completionLogprobs, openAIEncoder, type Shape } from '../openai-common/encoder.js';
 import { runGeneration } from '../../generation/runner.js';
 import type { CompletionRequest } from './schema.js';
 
@@ -19,9 +19,10 @@ const completionShape: Shape = {
   object: 'text_completion',
   chunkObject: 'text_completion',
   idPrefix: 'cmpl-',
-  textChoice: (index, text) => ({ index, text, logprobs: null, finish_reason: null }),
+  textChoice: (index, text, logprobs) => ({ index, text, logprobs, finish_reason: null }),
   endChoice: (index, reason) => ({ index, text: '', logprobs: null, finish_reason: reason }),
-  finalChoice: (index, text, reason) => ({ index, text, logprobs: null, finish_reason: reason }),
+  finalChoice: (index, text, reason, logprobs) => ({ index, text, logprobs, finish_reason: reason }),
+  renderLogprobs: completionLogprobs,
 };
 
 function toPrompt(p: CompletionRequest['prompt']): PromptInput {
@@ -41,7 +42,7 @@ export function completionHandler(deps: HttpDeps, validate: Validator<Completion
         requestId: ctx.requestId,
         model: body.model,
         prompt: toPrompt(body.prompt),
-        params: toSamplingParams(body, DEFAULT_COMPLETION_MAX_TOKENS),
+        params: toSamplingParams(body, DEFAULT_COMPLETION_MAX_TOKENS, body.logprobs ?? null),
         n: body.n ?? 1,
         priority: requestPriority(body, ctx.priorityHeader),
       },

@@ -3,11 +3,12 @@
  * string, or an array of token ids; batched prompts are refused rather than silently truncated.
  */
 import type { LimitsConfig } from '../../../config/types.js';
-import { samplingProperties, type SamplingBody } from '../openai-common/schema.js';
+import { MAX_TOP_LOGPROBS, samplingProperties, type SamplingBody } from '../openai-common/schema.js';
 
 export interface CompletionRequest extends SamplingBody {
   prompt: string | (string | number)[];
   echo?: boolean;
+  logprobs?: number | null;
 }
 
 export function completionSchema(limits: LimitsConfig): object {
@@ -33,6 +34,8 @@ export function completionSchema(limits: LimitsConfig): object {
       },
       // Only the default (no echo) is served; echoing the prompt back is refused, not ignored.
       echo: { const: false },
+      // Legacy completions: the number of alternatives (0 = the sampled token's only).
+      logprobs: { anyOf: [{ type: 'integer', minimum: 0, maximum: MAX_TOP_LOGPROBS }, { type: 'null' }] },
     },
   };
 }
