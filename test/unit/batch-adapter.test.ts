@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { LlamaLogLevel, getLlama, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
 import { BatchContext, PINNED_NODE_LLAMA_CPP, type AddonSampler, type GrammarState } from '../../src/runtime/llama/batch-adapter.js';
 import { InferFluxError } from '../../src/errors.js';
+import { compileJsonSchema } from '../../src/runtime/grammar/json-schema-to-gbnf.js';
+import { validateOutput } from '../../src/runtime/grammar/validate-output.js';
 import { generateModel } from '../../src/runtime/gguf/generate.js';
 
 describe('BatchContext (node-llama-cpp internals contract)', function () {
@@ -274,6 +276,37 @@ describe('BatchContext (node-llama-cpp internals contract)', function () {
       expect(half.canEnd()).to.equal(false); // the clone did not move
       replay.accept(eos);
       expect(replay.completed).to.equal(true);
+    });
+
+    it('keeps tokens whose text the grammar and the detokenizer disagree on out of a constrained generation', async () => {
+      const byte = (b: number): number => 5 + b; // the tiny vocab: 5 specials, then <0x00>..<0xFF>
+      const guard = batch.tokenGuard();
+      // <unk> <s> <|im_start|>; not </s> or <|im_end|>, which end a generation.
+      expect(Array.from(guard.banned)).to.deep.equal([0, 1, 3]);
+      expect(Array.from(guard.after(byte(0xe0))!)).to.deep.equal(Array.from({ length: 32 }, (_, i) => byte(0x80 + i)));
+      expect(Array.from(guard.after(byte(0xf0))!)).to.deep.equal(Array.from({ length: 16 }, (_, i) => byte(0x80 + i)));
+      expect(guard.after(byte(0xe2))).to.equal(undefined);
+
+      // Pushed towards `<unk>` (five characters to the grammar, nothing once detokenized) and
+      // towards the overlong E0 9F BF (one code point to the grammar, three U+FFFD as text).
+      for (const [schema, favour] of [
+        [{ type: 'string', minLength: 5, maxLength: 5 }, [0]],
+        [{ type: 'string', minLength: 1, maxLength: 1 }, [byte(0xe0), byte(0x9f), byte(0xbf)]],
+      ] as const) {
+        const grammar = batch.createGrammar(compileJsonSchema(schema, { param: 'p' }).gbnf);
+        for (const seed of [1, 2, 3]) {
+          const state = batch.createGrammarState(grammar);
+          const sampler = batch.createSampler();
+          const keys = Uint32Array.from(favour);
+          batch.applySamplerConfig(sampler, { temperature: 1, seed, tokenBiasKeys: keys, tokenBiasValues: new Float32Array(keys.length).fill(30) }, state);
+          const { tokens, ended } = await constrained(state, sampler);
+          batch.clearSequence(0);
+          sampler.dispose();
+          const text = model.detokenize(tokens as never[]);
+          expect(ended).to.equal(true);
+          expect(validateOutput(schema, text), JSON.stringify(text)).to.include({ valid: true });
+        }
+      }
     });
 
     it('a bad grammar is a 400 before llama.cpp sees it', () => {

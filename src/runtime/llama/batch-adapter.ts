@@ -14,6 +14,7 @@
 import type { Llama, LlamaContext, LlamaModel } from 'node-llama-cpp';
 import { InferFluxError } from '../../errors.js';
 import { checkGbnf } from '../grammar/gbnf-check.js';
+import { buildGrammarTokenGuard, type GrammarTokenGuard } from './grammar-token-guard.js';
 
 export const PINNED_NODE_LLAMA_CPP = '3.22.1';
 
@@ -224,8 +225,12 @@ export class BatchContext {
   private readonly addonModel: unknown;
   private disposed = false;
   private grammarApi: GrammarBindings | undefined;
-  /** The grammar state each sampler holds, as last attached through applySamplerConfig. */
-  private readonly samplerGrammar = new WeakMap<AddonSampler, GrammarState>();
+  /**
+   * The grammar state each sampler holds, as last attached through applySamplerConfig, with the
+   * caller's config and the guard's ban for the next step (grammar-token-guard.ts).
+   */
+  private readonly samplerGrammar = new WeakMap<AddonSampler, { state: GrammarState; config: AddonSamplerConfig; next: Uint32Array | undefined }>();
+  private guard: GrammarTokenGuard | undefined;
   private readonly vocabSize: number;
   /** @internal An end-of-generation token, to ask a grammar state whether it may end. */
   readonly eogToken: number;
@@ -294,18 +299,51 @@ export class BatchContext {
   /**
    * Apply sampler settings, with `grammar` attached (or none). Every (re)configuration of a
    * sampler that should stay constrained must come through here with its grammar: a plain
-   * `applyConfig` detaches it.
+   * `applyConfig` detaches it. With a grammar, the token guard's bans (grammar-token-guard.ts:
+   * control/unknown tokens, overlong UTF-8) are added to the config's token biases.
    */
   applySamplerConfig(sampler: AddonSampler, config: AddonSamplerConfig, grammar: GrammarState | null): void {
     this.ensureNotDisposed();
     if (grammar) {
       grammar.ensureUsable();
-      sampler.applyConfig({ ...config, grammarEvaluationState: grammar.native } as AddonSamplerConfig);
-      this.samplerGrammar.set(sampler, grammar);
+      const known = this.samplerGrammar.get(sampler);
+      const entry = { state: grammar, config, next: known?.state === grammar ? known.next : undefined };
+      this.samplerGrammar.set(sampler, entry);
+      this.applyGuarded(sampler, entry);
     } else {
       sampler.applyConfig(config);
       this.samplerGrammar.delete(sampler);
     }
+  }
+
+  private applyGuarded(sampler: AddonSampler, entry: { state: GrammarState; config: AddonSamplerConfig; next: Uint32Array | undefined }): void {
+    const guard = this.tokenGuard();
+    const base = entry.config;
+    const ours = entry.next ? [guard.banned, entry.next] : [guard.banned];
+    const oursLength = ours.reduce((n, a) => n + a.length, 0);
+    const baseLength = base.tokenBiasKeys?.length ?? 0;
+    const keys = new Uint32Array(baseLength + oursLength);
+    const values = new Float32Array(keys.length).fill(-Infinity);
+    if (base.tokenBiasKeys) keys.set(base.tokenBiasKeys);
+    if (base.tokenBiasValues) values.set(base.tokenBiasValues);
+    let at = baseLength;
+    for (const a of ours) {
+      keys.set(a, at);
+      at += a.length;
+    }
+    const cfg = keys.length > 0 ? { ...base, tokenBiasKeys: keys, tokenBiasValues: values } : base;
+    sampler.applyConfig({ ...cfg, grammarEvaluationState: entry.state.native } as AddonSamplerConfig);
+  }
+
+  /** @internal Tokens a grammar-constrained generation must not sample (built once, on first use). */
+  tokenGuard(): GrammarTokenGuard {
+    if (!this.guard) {
+      const tk = this.model.fileInfo.metadata.tokenizer as { model?: string; ggml?: { tokens?: unknown; token_type?: unknown; model?: string } } | undefined;
+      const tokens = Array.isArray(tk?.ggml?.tokens) ? (tk!.ggml!.tokens as string[]) : [];
+      const types = Array.isArray(tk?.ggml?.token_type) ? (tk!.ggml!.token_type as number[]) : undefined;
+      this.guard = buildGrammarTokenGuard({ tokens, types, model: tk?.ggml?.model, isEog: (t) => this.model.isEogToken(t as never) });
+    }
+    return this.guard;
   }
 
   /**
@@ -340,8 +378,9 @@ export class BatchContext {
    */
   async sample(logitIndex: number, sampler: AddonSampler): Promise<number> {
     this.ensureNotDisposed();
-    const grammar = this.samplerGrammar.get(sampler);
-    if (!grammar) return this.addon.sampleToken(logitIndex, sampler);
+    const entry = this.samplerGrammar.get(sampler);
+    if (!entry) return this.addon.sampleToken(logitIndex, sampler);
+    const grammar = entry.state;
     grammar.ensureUsable();
     let token: number;
     try {
@@ -351,6 +390,12 @@ export class BatchContext {
       throw err;
     }
     if (token >= 0 && this.model.isEogToken(token as never)) grammar.markCompleted();
+    // A ban for the next step only (overlong UTF-8 after a lone E0/F0 byte), set or lifted.
+    const next = token >= 0 ? this.tokenGuard().after(token) : undefined;
+    if (next !== entry.next) {
+      entry.next = next;
+      this.applyGuarded(sampler, entry);
+    }
     return token;
   }
 
