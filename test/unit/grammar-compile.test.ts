@@ -139,6 +139,8 @@ describe('JSON Schema -> GBNF compiler', function () {
     let deep = '{"v":1}';
     for (let i = 0; i < 7; i++) deep = `{"v":1,"kids":[${deep}]}`;
     expectLanguage(tree, ['{"v":1}', '{"v":1,"kids":[{"v":2,"kids":[{"v":3}]}]}', deep], [`{"v":1,"kids":[${deep}]}`]);
+    const list = { type: 'object', properties: { v: { type: 'boolean' }, next: { $ref: '#' } }, required: ['v'] };
+    expectLanguage(list, ['{"v":true}', '{"v":true,"next":{"v":false,"next":{"v":true}}}'], ['{"next":{"v":true}}']);
     expect(refusal({ $ref: '#/$defs/missing' }).message).to.include('points to nothing');
     expect(refusal({ $ref: 'https://example.com/s.json' }).message).to.include('is not supported');
   });

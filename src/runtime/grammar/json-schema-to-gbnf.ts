@@ -19,7 +19,7 @@
  *     false` branch limits the properties to its own; other keywords must agree). `anyOf` and
  *     `oneOf` are alternatives (oneOf branches that overlap can produce a value matching two; the
  *     ajv check catches it).
- *   - `$ref` to `#/$defs/...` or `#/definitions/...`; recursion is unrolled to MAX_REF_DEPTH
+ *   - `$ref` to `#` (the root), `#/$defs/...` or `#/definitions/...`; recursion is unrolled to MAX_REF_DEPTH
  *     nested references, past which the reference is impossible and optional parts leading to it
  *     are dropped.
  *   - Numbers and integers: number-range.ts (bounded digits, no exponents, exact bounds).
@@ -161,14 +161,15 @@ class Compiler {
     if (this.refs.has(key)) return this.refs.get(key)!;
     const target = this.resolve(ref, path);
     const body = this.value(target, ref.slice(1), level + 1);
-    const name = body === null ? null : this.b.rule(`ref-${ref.split('/').pop()}-${level}`, body);
+    const name = body === null ? null : this.b.rule(`ref-${ref.split('/').pop() || 'root'}-${level}`, body);
     this.refs.set(key, name);
     return name;
   }
 
   private resolve(ref: string, path: string): Schema {
+    if (ref === '#') return this.root;
     const m = /^#\/(\$defs|definitions)\/([^/]+)$/.exec(ref);
-    if (!m) this.fail(`$ref '${ref}' at ${path || '/'} is not supported; only '#/$defs/name' and '#/definitions/name' are.`);
+    if (!m) this.fail(`$ref '${ref}' at ${path || '/'} is not supported; only '#', '#/$defs/name' and '#/definitions/name' are.`);
     const name = m[2]!.replace(/~1/g, '/').replace(/~0/g, '~');
     const defs = typeof this.root === 'object' ? (this.root[m[1]!] as JsonObject | undefined) : undefined;
     const target = defs && Object.prototype.hasOwnProperty.call(defs, name) ? (defs[name] as Schema) : undefined;
