@@ -93,6 +93,10 @@ describe('JSON Schema -> GBNF compiler', function () {
       ['{"ab":1,"cd":true}', '{"a":true}', '{"abc":false}', '{"x-y_Z9":true,"q":false}'],
       ['{"ab":true}', '{"ab":1,"ab":true}', '{"cd":1}', '{"":true}', `{"${'k'.repeat(33)}":true}`],
     );
+    // Known names that use every key character after a prefix leave no "other" character: no empty class.
+    const alphabet = [...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-'];
+    const every = { type: 'object', properties: Object.fromEntries(alphabet.map((c) => [`k${c}`, { type: 'null' }])), additionalProperties: { type: 'boolean' } };
+    expectLanguage(every, ['{"ka":null}', '{"k":true}', '{"kab":true}', '{"x":true}'], ['{"ka":true}']);
     // An object schema that names no property is any object.
     expectLanguage({ type: 'object' }, ['{}', '{"k":[1,{"z":null}]}'], ['[]']);
   });

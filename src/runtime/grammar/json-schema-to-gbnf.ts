@@ -400,7 +400,9 @@ class Compiler {
         const others = alphabet
           .flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => String.fromCharCode(a + i)))
           .filter((c) => !children.includes(c));
-        if (prefix.length < EXTRA_KEY_MAX) options.push(`[${others.map((c) => (c === '-' ? '\\-' : c)).join('')}] ${tail(prefix.length + 1)}`);
+        if (prefix.length < EXTRA_KEY_MAX && others.length > 0) {
+          options.push(`[${others.map((c) => (c === '-' ? '\\-' : c)).join('')}] ${tail(prefix.length + 1)}`);
+        }
       } else if (prefix.length < EXTRA_KEY_MAX) {
         options.push(`[A-Za-z0-9_\\-] ${tail(prefix.length + 1)}`);
       }
