@@ -7,7 +7,10 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LlamaLogLevel, getLlama, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
-import { BatchContext, PINNED_NODE_LLAMA_CPP } from '../../src/runtime/llama/batch-adapter.js';
+import { BatchContext, PINNED_NODE_LLAMA_CPP, type AddonSampler, type GrammarState } from '../../src/runtime/llama/batch-adapter.js';
+import { InferFluxError } from '../../src/errors.js';
+import { compileJsonSchema } from '../../src/runtime/grammar/json-schema-to-gbnf.js';
+import { validateOutput } from '../../src/runtime/grammar/validate-output.js';
 import { generateModel } from '../../src/runtime/gguf/generate.js';
 
 describe('BatchContext (node-llama-cpp internals contract)', function () {
@@ -198,6 +201,124 @@ describe('BatchContext (node-llama-cpp internals contract)', function () {
     };
     const fresh = await run(false);
     expect(await run(true)).to.deep.equal(fresh);
+  });
+
+  describe('grammar-constrained sampling', () => {
+    const GBNF = 'root ::= "{" [a-z]{1,4} ":" [0-9]{1,2} "}"\n';
+    const shape = /^\{[a-z]{1,4}:[0-9]{1,2}\}$/;
+
+    /** Generate until the grammar ends it (or `limit` tokens); returns the tokens without the EOG. */
+    async function constrained(state: GrammarState, sampler: AddonSampler, limit = 40): Promise<{ tokens: number[]; ended: boolean }> {
+      const prompt = [model.tokens.bos!, ...model.tokenize('Answer:', false)];
+      let [idx] = await batch.decode([{ sequenceId: 0, position: 0, tokens: Uint32Array.from(prompt), wantLogits: true }]);
+      const tokens: number[] = [];
+      for (let i = 0; i < limit; i++) {
+        const t = await batch.sample(idx!, sampler);
+        if (model.isEogToken(t as never)) return { tokens, ended: true };
+        tokens.push(t);
+        [idx] = await batch.decode([{ sequenceId: 0, position: prompt.length + i, tokens: Uint32Array.of(t), wantLogits: true }]);
+      }
+      return { tokens, ended: false };
+    }
+
+    it('constrains sampling; the grammar ends the generation with an end-of-generation token', async () => {
+      const grammar = batch.createGrammar(GBNF);
+      for (const temperature of [0, 1, 1.5]) {
+        for (const seed of [1, 2, 3]) {
+          const state = batch.createGrammarState(grammar);
+          const sampler = batch.createSampler();
+          batch.applySamplerConfig(sampler, { temperature, seed }, state);
+          const { tokens, ended } = await constrained(state, sampler);
+          batch.clearSequence(0);
+          sampler.dispose();
+          expect(ended, `t=${temperature} seed=${seed}`).to.equal(true);
+          expect(state.completed).to.equal(true);
+          expect(model.detokenize(tokens as never[])).to.match(shape);
+        }
+      }
+    });
+
+    it('re-applying the config through applySamplerConfig keeps the grammar attached', async () => {
+      const state = batch.createGrammarState(batch.createGrammar(GBNF));
+      const sampler = batch.createSampler();
+      batch.applySamplerConfig(sampler, { temperature: 1, seed: 9 }, state);
+      batch.applySamplerConfig(sampler, { temperature: 1, seed: 9, tokenBiasKeys: Uint32Array.of(model.tokens.eos!), tokenBiasValues: Float32Array.of(-Infinity) }, state);
+      const { tokens, ended } = await constrained(state, sampler);
+      batch.clearSequence(0);
+      sampler.dispose();
+      // The end-of-generation ban cannot outlast a complete grammar: it allows nothing else.
+      expect(ended).to.equal(true);
+      expect(model.detokenize(tokens as never[])).to.match(shape);
+    });
+
+    it('replays tokens into a fresh state; refuses tokens that do not fit without reaching native code', async () => {
+      const grammar = batch.createGrammar(GBNF);
+      const sampled = batch.createGrammarState(grammar);
+      const sampler = batch.createSampler();
+      batch.applySamplerConfig(sampler, { temperature: 1, seed: 5 }, sampled);
+      const { tokens } = await constrained(sampled, sampler);
+      batch.clearSequence(0);
+      sampler.dispose();
+
+      const replay = batch.createGrammarState(grammar);
+      const eos = model.tokens.eos!;
+      // Each of these would abort the process in llama.cpp (GGML_ABORT / GGML_ASSERT) if it got there.
+      expect(replay.canAccept(eos)).to.equal(false);
+      expect(() => replay.accept(eos)).to.throw('does not fit');
+      const wrong = model.tokenize('zz', false)[0]!;
+      expect(() => replay.accept(wrong)).to.throw('does not fit');
+      expect(() => replay.accept(-1)).to.throw('does not fit');
+      expect(() => replay.accept(1e9)).to.throw('does not fit');
+      expect(replay.broken).to.equal(false);
+      const half = replay.clone();
+      for (const t of tokens) replay.accept(t);
+      expect(replay.canEnd()).to.equal(true);
+      expect(half.canEnd()).to.equal(false); // the clone did not move
+      replay.accept(eos);
+      expect(replay.completed).to.equal(true);
+    });
+
+    it('keeps tokens whose text the grammar and the detokenizer disagree on out of a constrained generation', async () => {
+      const byte = (b: number): number => 5 + b; // the tiny vocab: 5 specials, then <0x00>..<0xFF>
+      const guard = batch.tokenGuard();
+      // <unk> <s> <|im_start|>; not </s> or <|im_end|>, which end a generation.
+      expect(Array.from(guard.banned)).to.deep.equal([0, 1, 3]);
+      expect(Array.from(guard.after(byte(0xe0))!)).to.deep.equal(Array.from({ length: 32 }, (_, i) => byte(0x80 + i)));
+      expect(Array.from(guard.after(byte(0xf0))!)).to.deep.equal(Array.from({ length: 16 }, (_, i) => byte(0x80 + i)));
+      expect(guard.after(byte(0xe2))).to.equal(undefined);
+
+      // Pushed towards `<unk>` (five characters to the grammar, nothing once detokenized) and
+      // towards the overlong E0 9F BF (one code point to the grammar, three U+FFFD as text).
+      for (const [schema, favour] of [
+        [{ type: 'string', minLength: 5, maxLength: 5 }, [0]],
+        [{ type: 'string', minLength: 1, maxLength: 1 }, [byte(0xe0), byte(0x9f), byte(0xbf)]],
+      ] as const) {
+        const grammar = batch.createGrammar(compileJsonSchema(schema, { param: 'p' }).gbnf);
+        for (const seed of [1, 2, 3]) {
+          const state = batch.createGrammarState(grammar);
+          const sampler = batch.createSampler();
+          const keys = Uint32Array.from(favour);
+          batch.applySamplerConfig(sampler, { temperature: 1, seed, tokenBiasKeys: keys, tokenBiasValues: new Float32Array(keys.length).fill(30) }, state);
+          const { tokens, ended } = await constrained(state, sampler);
+          batch.clearSequence(0);
+          sampler.dispose();
+          const text = model.detokenize(tokens as never[]);
+          expect(ended).to.equal(true);
+          expect(validateOutput(schema, text), JSON.stringify(text)).to.include({ valid: true });
+        }
+      }
+    });
+
+    it('a bad grammar is a 400 before llama.cpp sees it', () => {
+      for (const [gbnf, why] of [
+        ['root ::= "a', 'not closed'],
+        [`root ::= ${'('.repeat(100_000)}"a"${')'.repeat(100_000)}`, 'nest deeper'],
+        ['root ::= item\n', "'item' is used but not defined"],
+        ['root ::= root "a" | "b"\n', 'llama.cpp refused it'], // left recursion: llama.cpp's own check
+      ] as const) {
+        expect(() => batch.createGrammar(gbnf, 'grammar'), why).to.throw(InferFluxError, why).with.property('param', 'grammar');
+      }
+    });
   });
 });
 

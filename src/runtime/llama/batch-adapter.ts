@@ -12,6 +12,9 @@
  *   - `test/unit/batch-adapter.test.ts` is the contract test an upgrade must pass.
  */
 import type { Llama, LlamaContext, LlamaModel } from 'node-llama-cpp';
+import { InferFluxError } from '../../errors.js';
+import { checkGbnf } from '../grammar/gbnf-check.js';
+import { buildGrammarTokenGuard, type GrammarTokenGuard } from './grammar-token-guard.js';
 
 export const PINNED_NODE_LLAMA_CPP = '3.22.1';
 
@@ -40,6 +43,12 @@ export interface AddonSampler {
   applyConfig(config: AddonSamplerConfig): void;
 }
 
+/**
+ * Sampler settings. There is deliberately no grammar field: a grammar is attached with
+ * `BatchContext.applySamplerConfig(sampler, config, grammar)`, because AddonSampler.applyConfig
+ * DETACHES the grammar whenever the config it is given lacks one, and because the adapter must
+ * know which sampler holds which grammar state to keep a broken state away from native code.
+ */
 export interface AddonSamplerConfig {
   temperature?: number;
   minP?: number;
@@ -71,6 +80,129 @@ type SampleTokenWithLogits = (
   logits: [tokens: readonly number[], includeMax: boolean, includeMin: boolean, includeSelected: boolean, includeTop: number],
   totalLogitWeight: boolean,
 ) => Promise<[token: number, probabilities: number[] | undefined, confidence: number | undefined, logits: number[] | undefined, totalLogitWeight: number | undefined]>;
+/** Internal addon grammar (AddonTypes.d.ts, `AddonGrammar`): the parsed GBNF, shareable. */
+interface AddonGrammar {
+  isTextCompatible(text: string): boolean;
+}
+
+/** Internal native grammar evaluation state (`AddonGrammarEvaluationState`): one per generation. */
+type AddonGrammarState = { readonly __brand: 'AddonGrammarEvaluationState' };
+
+interface GrammarBindings {
+  AddonGrammar: new (text: string, opts: { addonExports: unknown; rootRuleName: string }) => AddonGrammar;
+  AddonGrammarEvaluationState: {
+    new (model: unknown, grammar: AddonGrammar): AddonGrammarState;
+    new (existing: AddonGrammarState): AddonGrammarState;
+  };
+  AddonSampler: {
+    acceptGrammarEvaluationStateToken(state: AddonGrammarState, token: number): void;
+    canBeNextTokenForGrammarEvaluationState(state: AddonGrammarState, token: number): boolean;
+  };
+}
+
+/** GBNF parsed by llama.cpp, checked first by checkGbnf. Immutable; share it between requests. */
+export class NativeGrammar {
+  /** @internal */
+  constructor(
+    /** @internal */ readonly native: AddonGrammar,
+    readonly gbnf: string,
+  ) {}
+}
+
+/**
+ * Where one generation stands in its grammar (llama.cpp's grammar sampler state).
+ *
+ * llama.cpp aborts the whole process (GGML_ABORT / GGML_ASSERT, measured) when a grammar state
+ * is handed an end-of-generation token before the grammar can end, and when a state is used
+ * again after a token was refused (the refusal leaves it with no parse stacks). So this wrapper
+ * checks every token before the native accept, and once anything failed it is `broken` and never
+ * reaches native code again.
+ *
+ * Tokens sampled by a sampler that holds this state are accepted by llama.cpp itself inside
+ * sampleToken: do NOT `accept()` them again. `accept()` is for tokens the grammar did not sample
+ * (replaying a suspended generation into a fresh state, a forced prefix).
+ */
+export class GrammarState {
+  private isBroken = false;
+  private isDisposed = false;
+  private isCompleted = false;
+
+  /** @internal */
+  constructor(
+    private readonly owner: BatchContext,
+    /** @internal */ readonly native: AddonGrammarState,
+    readonly grammar: NativeGrammar,
+  ) {}
+
+  /** True once the grammar ended the generation (an end-of-generation token was sampled/accepted). */
+  get completed(): boolean {
+    return this.isCompleted;
+  }
+
+  /** True after a failure; the state must be dropped (a new one built from the grammar). */
+  get broken(): boolean {
+    return this.isBroken;
+  }
+
+  /** Whether the grammar may end here (llama.cpp lets end-of-generation tokens through). */
+  canEnd(): boolean {
+    this.ensureUsable();
+    return this.owner.grammarBindings.AddonSampler.canBeNextTokenForGrammarEvaluationState(this.native, this.owner.eogToken);
+  }
+
+  /** Whether `token` may come next. */
+  canAccept(token: number): boolean {
+    this.ensureUsable();
+    if (!this.owner.validToken(token)) return false;
+    if (this.owner.model.isEogToken(token as never)) return this.canEnd();
+    return this.owner.grammarBindings.AddonSampler.canBeNextTokenForGrammarEvaluationState(this.native, token);
+  }
+
+  /** Advance by a token the grammar did not sample itself; throws (and changes nothing) if it does not fit. */
+  accept(token: number): void {
+    if (!this.canAccept(token)) throw new Error(`token ${token} does not fit the grammar here`);
+    if (this.owner.model.isEogToken(token as never)) {
+      // llama.cpp's sampler never feeds end-of-generation tokens to the grammar either.
+      this.isCompleted = true;
+      return;
+    }
+    try {
+      this.owner.grammarBindings.AddonSampler.acceptGrammarEvaluationStateToken(this.native, token);
+    } catch (err) {
+      this.isBroken = true;
+      throw err;
+    }
+  }
+
+  /** An independent copy (llama_sampler_clone), e.g. to try tokens without moving this one. */
+  clone(): GrammarState {
+    this.ensureUsable();
+    const copy = new GrammarState(this.owner, new this.owner.grammarBindings.AddonGrammarEvaluationState(this.native), this.grammar);
+    copy.isCompleted = this.isCompleted;
+    return copy;
+  }
+
+  /** Drop this state (the native object is freed by the garbage collector once no sampler holds it). */
+  dispose(): void {
+    this.isDisposed = true;
+  }
+
+  /** @internal */
+  markBroken(): void {
+    this.isBroken = true;
+  }
+
+  /** @internal */
+  markCompleted(): void {
+    this.isCompleted = true;
+  }
+
+  /** @internal */
+  ensureUsable(): void {
+    if (this.isDisposed) throw new Error('GrammarState is disposed');
+    if (this.isBroken) throw new Error('GrammarState is broken by an earlier failure; build a new one');
+  }
+}
 
 export class InternalApiError extends Error {
   constructor(member: string) {
@@ -108,6 +240,16 @@ export class BatchContext {
   private readonly bindings: { AddonSampler: new (model: unknown) => AddonSampler };
   private readonly addonModel: unknown;
   private disposed = false;
+  private grammarApi: GrammarBindings | undefined;
+  /**
+   * The grammar state each sampler holds, as last attached through applySamplerConfig, with the
+   * caller's config and the guard's ban for the next step (grammar-token-guard.ts).
+   */
+  private readonly samplerGrammar = new WeakMap<AddonSampler, { state: GrammarState; config: AddonSamplerConfig; next: Uint32Array | undefined }>();
+  private guard: GrammarTokenGuard | undefined;
+  private readonly vocabSize: number;
+  /** @internal An end-of-generation token, to ask a grammar state whether it may end. */
+  readonly eogToken: number;
 
   constructor(
     readonly llama: Llama,
@@ -121,6 +263,103 @@ export class BatchContext {
     this.bindings = requireInternal(llama, '_bindings', 'Llama._bindings');
     if (typeof this.bindings.AddonSampler !== 'function') throw new InternalApiError('Llama._bindings.AddonSampler');
     this.addonModel = requireInternal(model, '_model', 'LlamaModel._model');
+    const vocab = model.fileInfo.metadata.tokenizer?.ggml?.tokens;
+    this.vocabSize = Array.isArray(vocab) ? vocab.length : 0;
+    const eog = model.tokens.eos ?? model.tokens.eot;
+    this.eogToken = eog ?? -1;
+  }
+
+  /** @internal Grammar members of the bindings, checked on first use. */
+  get grammarBindings(): GrammarBindings {
+    if (this.grammarApi) return this.grammarApi;
+    const b = this.bindings as unknown as Partial<GrammarBindings>;
+    if (typeof b.AddonGrammar !== 'function') throw new InternalApiError('Llama._bindings.AddonGrammar');
+    if (typeof b.AddonGrammarEvaluationState !== 'function') throw new InternalApiError('Llama._bindings.AddonGrammarEvaluationState');
+    const sampler = b.AddonSampler as unknown as Partial<GrammarBindings['AddonSampler']>;
+    if (typeof sampler.acceptGrammarEvaluationStateToken !== 'function') throw new InternalApiError('AddonSampler.acceptGrammarEvaluationStateToken');
+    if (typeof sampler.canBeNextTokenForGrammarEvaluationState !== 'function') {
+      throw new InternalApiError('AddonSampler.canBeNextTokenForGrammarEvaluationState');
+    }
+    this.grammarApi = b as GrammarBindings;
+    return this.grammarApi;
+  }
+
+  /** @internal */
+  validToken(token: number): boolean {
+    return Number.isInteger(token) && token >= 0 && token < this.vocabSize;
+  }
+
+  /**
+   * Parse GBNF (root rule `root`) for this model's llama.cpp. The text is checked by checkGbnf
+   * first, so nothing that could crash native code gets there; a grammar llama.cpp still refuses
+   * is an `invalid_request` naming `param`. Build once per grammar and share it.
+   */
+  createGrammar(gbnf: string, param = 'grammar'): NativeGrammar {
+    this.ensureNotDisposed();
+    checkGbnf(gbnf, param);
+    if (this.eogToken < 0) throw new InferFluxError('invalid_request', 'This model has no end-of-generation token, so a grammar cannot end.', { param });
+    const api = this.grammarBindings;
+    try {
+      return new NativeGrammar(new api.AddonGrammar(gbnf, { addonExports: this.bindings, rootRuleName: 'root' }), gbnf);
+    } catch (err) {
+      throw new InferFluxError('invalid_request', `The grammar is invalid: llama.cpp refused it (${(err as Error).message}).`, { param, cause: err });
+    }
+  }
+
+  /** A fresh evaluation state at the start of `grammar`, one per generation. */
+  createGrammarState(grammar: NativeGrammar): GrammarState {
+    this.ensureNotDisposed();
+    return new GrammarState(this, new this.grammarBindings.AddonGrammarEvaluationState(this.addonModel, grammar.native), grammar);
+  }
+
+  /**
+   * Apply sampler settings, with `grammar` attached (or none). Every (re)configuration of a
+   * sampler that should stay constrained must come through here with its grammar: a plain
+   * `applyConfig` detaches it. With a grammar, the token guard's bans (grammar-token-guard.ts:
+   * control/unknown tokens, overlong UTF-8) are added to the config's token biases.
+   */
+  applySamplerConfig(sampler: AddonSampler, config: AddonSamplerConfig, grammar: GrammarState | null): void {
+    this.ensureNotDisposed();
+    if (grammar) {
+      grammar.ensureUsable();
+      const known = this.samplerGrammar.get(sampler);
+      const entry = { state: grammar, config, next: known?.state === grammar ? known.next : undefined };
+      this.samplerGrammar.set(sampler, entry);
+      this.applyGuarded(sampler, entry);
+    } else {
+      sampler.applyConfig(config);
+      this.samplerGrammar.delete(sampler);
+    }
+  }
+
+  private applyGuarded(sampler: AddonSampler, entry: { state: GrammarState; config: AddonSamplerConfig; next: Uint32Array | undefined }): void {
+    const guard = this.tokenGuard();
+    const base = entry.config;
+    const ours = entry.next ? [guard.banned, entry.next] : [guard.banned];
+    const oursLength = ours.reduce((n, a) => n + a.length, 0);
+    const baseLength = base.tokenBiasKeys?.length ?? 0;
+    const keys = new Uint32Array(baseLength + oursLength);
+    const values = new Float32Array(keys.length).fill(-Infinity);
+    if (base.tokenBiasKeys) keys.set(base.tokenBiasKeys);
+    if (base.tokenBiasValues) values.set(base.tokenBiasValues);
+    let at = baseLength;
+    for (const a of ours) {
+      keys.set(a, at);
+      at += a.length;
+    }
+    const cfg = keys.length > 0 ? { ...base, tokenBiasKeys: keys, tokenBiasValues: values } : base;
+    sampler.applyConfig({ ...cfg, grammarEvaluationState: entry.state.native } as AddonSamplerConfig);
+  }
+
+  /** @internal Tokens a grammar-constrained generation must not sample (built once, on first use). */
+  tokenGuard(): GrammarTokenGuard {
+    if (!this.guard) {
+      const tk = this.model.fileInfo.metadata.tokenizer as { model?: string; ggml?: { tokens?: unknown; token_type?: unknown; model?: string } } | undefined;
+      const tokens = Array.isArray(tk?.ggml?.tokens) ? (tk!.ggml!.tokens as string[]) : [];
+      const types = Array.isArray(tk?.ggml?.token_type) ? (tk!.ggml!.token_type as number[]) : undefined;
+      this.guard = buildGrammarTokenGuard({ tokens, types, model: tk?.ggml?.model, isEog: (t) => this.model.isEogToken(t as never) });
+    }
+    return this.guard;
   }
 
   /**
@@ -145,29 +384,62 @@ export class BatchContext {
     return logitIndexes;
   }
 
-  /** Sample from the logits at `logitIndex` of the last decoded batch. -1 means no candidate. */
-  sample(logitIndex: number, sampler: AddonSampler): Promise<number> {
-    this.ensureNotDisposed();
-    return this.addon.sampleToken(logitIndex, sampler);
+  /**
+   * Sample from the logits at `logitIndex` of the last decoded batch. -1 means no candidate.
+   * With a grammar attached (applySamplerConfig), only tokens the grammar allows are sampled and
+   * llama.cpp advances the grammar state by the token itself; an end-of-generation token then
+   * means the grammar is complete (`grammar.completed`). It is sampled even when a token bias
+   * bans it (ignore_eos, min_tokens), because a complete grammar allows nothing else: the caller
+   * must end the generation there. A failed sample breaks the state (see GrammarState).
+   */
+  async sample(logitIndex: number, sampler: AddonSampler): Promise<number> {
+    return (await this.sampleVia(sampler, () => this.addon.sampleToken(logitIndex, sampler))).token;
   }
 
   /**
-   * Sample, and report the sampled token's log probability and the `top` most likely tokens'
+   * `sample`, also reporting the sampled token's log probability and the `top` most likely tokens'
    * (descending), from the raw logits: logprob = logit - maxLogit - ln(sum exp(logit - maxLogit)),
    * node-llama-cpp's `totalLogitWeight` being that sum (notes §2).
    */
   async sampleWithLogprobs(logitIndex: number, sampler: AddonSampler, top: number): Promise<SampledLogprobs> {
-    this.ensureNotDisposed();
     const sampleToken = this.addon.sampleToken as unknown as SampleTokenWithLogits;
-    // Asked for: the max logit, the top `top`, and the selected token, in that order, as flat pairs.
-    const [token, , , logits, weight] = await sampleToken.call(this.addon, logitIndex, sampler, false, false, [[], true, false, true, top], true);
+    let raw: { logits: number[] | undefined; weight: number | undefined } = { logits: undefined, weight: undefined };
+    const { token } = await this.sampleVia(sampler, async () => {
+      // Asked for: the max logit, the top `top`, and the selected token, in that order, as flat pairs.
+      const [t, , , logits, weight] = await sampleToken.call(this.addon, logitIndex, sampler, false, false, [[], true, false, true, top], true);
+      raw = { logits, weight };
+      return t;
+    });
+    const { logits, weight } = raw;
     if (!logits || logits.length < 4 || weight === undefined || !(weight > 0)) throw new InternalApiError('sampleToken(..., logits) result');
-    const max = logits[1]!;
-    const norm = max + Math.log(weight);
+    const norm = logits[1]! + Math.log(weight);
     const pairs: [number, number][] = [];
     for (let i = 2; i + 1 < logits.length - 2; i += 2) pairs.push([logits[i]!, logits[i + 1]! - norm]);
-    const selected = logits.length >= 2 ? logits[logits.length - 1]! - norm : -Infinity;
-    return { token, logprob: selected, top: pairs.slice(0, top) };
+    return { token, logprob: logits[logits.length - 1]! - norm, top: pairs.slice(0, top) };
+  }
+
+  /** One native sample, with the grammar bookkeeping when the sampler holds a grammar state. */
+  private async sampleVia(sampler: AddonSampler, draw: () => Promise<number>): Promise<{ token: number }> {
+    this.ensureNotDisposed();
+    const entry = this.samplerGrammar.get(sampler);
+    if (!entry) return { token: await draw() };
+    const grammar = entry.state;
+    grammar.ensureUsable();
+    let token: number;
+    try {
+      token = await draw();
+    } catch (err) {
+      grammar.markBroken();
+      throw err;
+    }
+    if (token >= 0 && this.model.isEogToken(token as never)) grammar.markCompleted();
+    // A ban for the next step only (overlong UTF-8 after a lone E0/F0 byte), set or lifted.
+    const next = token >= 0 ? this.tokenGuard().after(token) : undefined;
+    if (next !== entry.next) {
+      entry.next = next;
+      this.applyGuarded(sampler, entry);
+    }
+    return { token };
   }
 
   createSampler(): AddonSampler {

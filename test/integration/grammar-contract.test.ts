@@ -1,0 +1,211 @@
+/**
+ * Structured-output contract: with random weights, a valid answer can only come from the
+ * constraint. 24 schemas x 9 generations (temperatures 0, 0.7, 1.0, 1.5; several seeds), eight
+ * sequences at a time through BatchContext on the tiny generated model (real llama.cpp). Every
+ * output must JSON.parse, validate with ajv, and have been ended by the grammar (an
+ * end-of-generation token sampled once the grammar was complete), never by the token limit.
+ */
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LlamaLogLevel, getLlama, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
+import { generateModel } from '../../src/runtime/gguf/generate.js';
+import { GrammarCache } from '../../src/runtime/grammar/grammar-cache.js';
+import { validateOutput } from '../../src/runtime/grammar/validate-output.js';
+import { BatchContext, type AddonSampler, type GrammarState, type NativeGrammar } from '../../src/runtime/llama/batch-adapter.js';
+
+const str = (maxLength: number, minLength = 0) => ({ type: 'string', minLength, maxLength });
+const int = (minimum: number, maximum: number) => ({ type: 'integer', minimum, maximum });
+
+/** Every string is bounded, so each answer is finite and the grammar, not the limit, ends it. */
+const SCHEMAS: Record<string, unknown> = {
+  flat: { type: 'object', properties: { name: str(8), age: int(0, 120), active: { type: 'boolean' } }, required: ['name', 'age', 'active'], additionalProperties: false },
+  optional: { type: 'object', properties: { id: int(1, 999), nickname: str(6), score: { type: 'number', minimum: 0, maximum: 1 } }, required: ['id'] },
+  nested: {
+    type: 'object',
+    properties: { user: { type: 'object', properties: { first: str(6, 1), last: str(6, 1) }, required: ['first', 'last'] }, meta: { type: 'object', properties: { created: { type: 'string', format: 'date' } } } },
+    required: ['user'],
+  },
+  tags: { type: 'object', properties: { tags: { type: 'array', items: { enum: ['a', 'b', 'c'] }, minItems: 1, maxItems: 4 } }, required: ['tags'] },
+  colour: { enum: ['red', 'green', 'blue'] },
+  bounds: { type: 'object', properties: { t: { type: 'number', exclusiveMinimum: -10, exclusiveMaximum: 10 }, n: int(-5, 5) }, required: ['t', 'n'] },
+  pattern: { type: 'object', properties: { code: { type: 'string', pattern: '^[A-Z]{3}-\\d{2,4}$' } }, required: ['code'] },
+  times: {
+    type: 'object',
+    properties: { when: { type: 'string', format: 'date-time' }, day: { type: 'string', format: 'date' }, at: { type: 'string', format: 'time' } },
+    required: ['when', 'day', 'at'],
+  },
+  ids: {
+    type: 'object',
+    properties: { id: { type: 'string', format: 'uuid' }, mail: { type: 'string', format: 'email' }, site: { type: 'string', format: 'uri' } },
+    required: ['id', 'mail', 'site'],
+  },
+  anyOf: { type: 'object', properties: { value: { anyOf: [int(0, 9), str(3), { type: 'null' }] } }, required: ['value'] },
+  tree: {
+    $defs: { node: { type: 'object', properties: { v: int(0, 9), kids: { type: 'array', maxItems: 2, items: { $ref: '#/$defs/node' } } }, required: ['v'] } },
+    $ref: '#/$defs/node',
+  },
+  points: {
+    definitions: { point: { type: 'object', properties: { x: int(-9, 9), y: int(-9, 9) }, required: ['x', 'y'] } },
+    type: 'object',
+    properties: { a: { $ref: '#/definitions/point' }, b: { $ref: '#/definitions/point' } },
+    required: ['a', 'b'],
+  },
+  tuple: { type: 'array', prefixItems: [str(4), int(0, 50), { type: 'boolean' }], items: false, minItems: 3 },
+  rows: { type: 'array', items: { type: 'object', properties: { k: { enum: ['x', 'y'] }, v: int(0, 99) }, required: ['k', 'v'] }, maxItems: 3 },
+  allOf: { allOf: [{ type: 'object', properties: { a: int(0, 3) }, required: ['a'] }, { properties: { b: { type: 'boolean' } }, required: ['b'] }] },
+  oneOf: { type: 'object', properties: { x: { oneOf: [int(0, 5), str(2)] } }, required: ['x'] },
+  constAndTypes: { type: 'object', properties: { kind: { const: 'event' }, level: { type: ['integer', 'null'], minimum: 0, maximum: 3 } }, required: ['kind', 'level'] },
+  matrix: { type: 'array', items: { type: 'array', items: int(0, 9), minItems: 1, maxItems: 3 }, minItems: 1, maxItems: 3 },
+  text: { type: 'string', minLength: 2, maxLength: 5 },
+  price: { type: 'number', minimum: 0.5, maximum: 99.5 },
+  flags: { type: 'object', properties: { ok: { type: 'boolean' }, err: { type: 'null' }, note: str(4) } },
+  deep: {
+    type: 'object',
+    properties: { a: { type: 'object', properties: { b: { type: 'object', properties: { c: { type: 'object', properties: { d: int(0, 1) }, required: ['d'] } }, required: ['c'] } }, required: ['b'] } },
+    required: ['a'],
+  },
+  answer: { type: 'object', properties: { answer: { type: 'string', pattern: '^(yes|no|maybe)$' }, why: { anyOf: [str(5), { type: 'null' }] } }, required: ['answer', 'why'] },
+  strictLike: {
+    type: 'object',
+    properties: { title: str(10, 1), count: int(0, 1000), ratio: { type: 'number', minimum: -1, maximum: 1 }, items: { type: 'array', items: str(3), maxItems: 2 } },
+    required: ['title', 'count', 'ratio', 'items'],
+    additionalProperties: false,
+  },
+};
+
+/** (temperature, seed) per schema: 9 generations each. */
+const RUNS: Array<[number, number]> = [
+  [0, 0],
+  [0.7, 11],
+  [0.7, 12],
+  [1.0, 21],
+  [1.0, 22],
+  [1.0, 23],
+  [1.5, 31],
+  [1.5, 32],
+  [1.5, 33],
+];
+const SEQUENCES = 8;
+/** A safety net only: every answer here is far shorter, and reaching it fails the test. */
+const MAX_TOKENS = 400;
+
+interface Job {
+  name: string;
+  schema: unknown;
+  grammar: NativeGrammar;
+  temperature: number;
+  seed: number;
+}
+
+interface Slot {
+  job: Job;
+  state: GrammarState;
+  sampler: AddonSampler;
+  feed: Uint32Array;
+  pos: number;
+  tokens: number[];
+}
+
+interface Outcome {
+  job: Job;
+  text: string;
+  tokens: number;
+  ended: 'grammar' | 'limit';
+  completed: boolean;
+}
+
+describe('structured output contract (grammar-constrained decoding on the random tiny model)', function () {
+  this.timeout(180_000);
+  let dir: string;
+  let llama: Llama;
+  let model: LlamaModel;
+  let context: LlamaContext;
+  let batch: BatchContext;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ifx-grammar-'));
+    const { path } = await generateModel({ shape: 'tiny', seed: 7, outPath: join(dir, 'tiny.gguf') });
+    llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: 1 });
+    model = await llama.loadModel({ modelPath: path });
+    context = await model.createContext({ contextSize: 512, sequences: SEQUENCES, threads: 1, batchSize: 256 });
+    batch = new BatchContext(llama, model, context);
+  });
+
+  after(async () => {
+    batch?.dispose();
+    await context?.dispose();
+    await model?.dispose();
+    await llama?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function runAll(jobs: Job[]): Promise<Outcome[]> {
+    const prompt = Uint32Array.from([model.tokens.bos!, ...model.tokenize('Answer in JSON:', false)]);
+    const queue = [...jobs];
+    const slots: Array<Slot | null> = new Array<Slot | null>(SEQUENCES).fill(null);
+    const out: Outcome[] = [];
+    const finish = (seq: number, ended: Outcome['ended']): void => {
+      const slot = slots[seq]!;
+      out.push({ job: slot.job, text: model.detokenize(slot.tokens as never[]), tokens: slot.tokens.length, ended, completed: slot.state.completed });
+      slot.sampler.dispose();
+      slot.state.dispose();
+      batch.clearSequence(seq);
+      slots[seq] = null;
+    };
+    while (queue.length > 0 || slots.some((s) => s !== null)) {
+      for (let seq = 0; seq < SEQUENCES; seq++) {
+        if (slots[seq] || queue.length === 0) continue;
+        const job = queue.shift()!;
+        const state = batch.createGrammarState(job.grammar);
+        const sampler = batch.createSampler();
+        batch.applySamplerConfig(sampler, { temperature: job.temperature, seed: job.seed }, state);
+        slots[seq] = { job, state, sampler, feed: prompt, pos: 0, tokens: [] };
+      }
+      const active = slots.map((s, seq) => [s, seq] as const).filter((x): x is readonly [Slot, number] => x[0] !== null);
+      const idx = await batch.decode(active.map(([s, seq]) => ({ sequenceId: seq, position: s.pos, tokens: s.feed, wantLogits: true })));
+      const sampled = await Promise.all(active.map(([s], i) => batch.sample(idx[i]!, s.sampler)));
+      active.forEach(([s, seq], i) => {
+        const token = sampled[i]!;
+        s.pos += s.feed.length;
+        if (model.isEogToken(token as never)) return finish(seq, 'grammar');
+        s.tokens.push(token);
+        if (s.tokens.length >= MAX_TOKENS) return finish(seq, 'limit');
+        s.feed = Uint32Array.of(token);
+      });
+    }
+    return out;
+  }
+
+  it(`${Object.keys(SCHEMAS).length} schemas x ${RUNS.length} generations: every output parses, validates and was ended by the grammar`, async () => {
+    const cache = new GrammarCache();
+    const jobs: Job[] = [];
+    for (const [name, schema] of Object.entries(SCHEMAS)) {
+      const grammar = batch.createGrammar(cache.forSchema(schema, 'response_format.json_schema.schema').gbnf);
+      for (const [temperature, seed] of RUNS) jobs.push({ name, schema, grammar, temperature, seed });
+    }
+    expect(Object.keys(SCHEMAS).length).to.be.at.least(20);
+    expect(jobs.length).to.be.at.least(200);
+
+    const t0 = performance.now();
+    const outcomes = await runAll(jobs);
+    const seconds = (performance.now() - t0) / 1000;
+    expect(outcomes.length).to.equal(jobs.length);
+
+    const failures: string[] = [];
+    let tokens = 0;
+    for (const o of outcomes) {
+      tokens += o.tokens;
+      const where = `${o.job.name} t=${o.job.temperature} seed=${o.job.seed}`;
+      if (o.ended !== 'grammar' || !o.completed) failures.push(`${where}: ended by ${o.ended} after ${o.tokens} tokens: ${JSON.stringify(o.text.slice(0, 120))}`);
+      const check = validateOutput(o.job.schema, o.text);
+      if (!check.valid) failures.push(`${where}: ${check.reason} (${check.message}): ${JSON.stringify(o.text)}`);
+    }
+    // Distinct outputs per schema: the sampler varied, and the constraint still held.
+    const distinct = new Set(outcomes.map((o) => `${o.job.name}\0${o.text}`)).size;
+    console.log(`      ${outcomes.length} generations, ${tokens} tokens, ${distinct} distinct outputs, ${seconds.toFixed(1)} s`);
+    expect(failures).to.deep.equal([]);
+    expect(distinct).to.be.greaterThan(outcomes.length / 2);
+  });
+});
