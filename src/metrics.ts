@@ -56,6 +56,21 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly structuredOutputs = new Counter({
+    name: 'inferflux_structured_output_total',
+    help: 'Constrained (response_format / schema) choices checked after generation: valid, invalid, or truncated (ended by max_tokens before the grammar)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly grammarCompile = new Histogram({
+    name: 'inferflux_grammar_compile_seconds',
+    help: 'Compiling a request schema or checking a raw grammar to GBNF (a cache hit is near 0)',
+    labelNames: ['kind'] as const,
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: [this.registry],
+  });
+
   readonly cancelledTotal = new Counter({
     name: 'inferflux_cancelled_requests_total',
     help: 'Generations stopped because the client went away',

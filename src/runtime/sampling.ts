@@ -38,6 +38,11 @@ export interface SamplingSettings {
    * vLLM does); null = none.
    */
   logprobs: number | null;
+  /**
+   * GBNF the output must follow (checked and compiled on the main thread: response_format, a raw
+   * `grammar`, a required tool call); null = free text. The grammar ends the generation.
+   */
+  grammar: string | null;
 }
 
 /** Settings as the engine runs them: every open value decided. */
@@ -65,6 +70,7 @@ export const DEFAULT_SAMPLING: Readonly<SamplingSettings> = Object.freeze({
   ignoreEos: false,
   minTokens: 0,
   logprobs: null,
+  grammar: null,
 });
 
 /** The defaults with the fields a request set; `undefined` means "not set" and keeps the default. */

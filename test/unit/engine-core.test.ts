@@ -22,7 +22,7 @@ function sampling(over: Partial<EngineSampling> = {}): EngineSampling {
   return {
     maxTokens: 16, temperature: 0, topP: 1, topK: 0, minP: 0, seed: 1, stop: [],
     presencePenalty: 0, frequencyPenalty: 0, repeatPenalty: 1, logitBias: [],
-    ignoreEos: false, minTokens: 0, logprobs: null, ...over,
+    ignoreEos: false, minTokens: 0, logprobs: null, grammar: null, ...over,
   };
 }
 

@@ -83,6 +83,7 @@ describe('http: OpenAI routes', () => {
         ignoreEos: false,
         minTokens: 0,
         logprobs: null,
+        grammar: null,
       },
     });
   });

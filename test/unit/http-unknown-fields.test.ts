@@ -14,7 +14,6 @@ describe('http: unknown request fields', () => {
     fetch(`${t.base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
   for (const [field, value] of [
-    ['response_format', { type: 'json_object' }],
     ['tools', [{ type: 'function', function: { name: 'f' } }]],
     ['frobnicate', 1],
   ] as const) {

@@ -19,6 +19,11 @@ export class LlamaSlotSampler implements SlotSampler {
     history: readonly number[] = [],
     /** Alternatives to report with each sampled token's log probability; null = no log probabilities. */
     readonly logprobs: number | null = null,
+    /**
+     * Applies a config to the native sampler. With a grammar this must be the batch adapter's
+     * `applySamplerConfig` with the request's grammar state: a plain `applyConfig` detaches it.
+     */
+    private readonly apply: (cfg: AddonSamplerConfig) => void = (cfg) => native.applyConfig(cfg),
   ) {
     this.usesPenalty = base.repeatPenaltyTokens !== undefined;
     this.history = this.usesPenalty ? history.slice(-PENALTY_WINDOW) : [];
@@ -39,7 +44,7 @@ export class LlamaSlotSampler implements SlotSampler {
     // Re-applying must hand the sampler its own history back, or llama.cpp rebuilds the
     // penalty sampler empty (AddonSampler compares the given history with its ring buffer).
     if (this.usesPenalty) cfg.repeatPenaltyTokens = Uint32Array.from(this.history.slice(-PENALTY_WINDOW));
-    this.native.applyConfig(cfg);
+    this.apply(cfg);
   }
 
   record(token: number): void {

@@ -34,7 +34,7 @@ import {
 import { toNativeSamplerConfig } from '../../runtime/llama/sampler-config.js';
 import { prefixBlocks } from '../../runtime/prefix/block-hash.js';
 import { STATE_DIR, disposeNativeEngine, loadNativeEngine, type NativeEngine } from './bootstrap.js';
-import type { SampledLogprobs } from '../../runtime/llama/batch-adapter.js';
+import type { GrammarState, NativeGrammar, SampledLogprobs } from '../../runtime/llama/batch-adapter.js';
 import { EngineCore, type Emission, type StepPlan } from './core.js';
 import { KvHandoff } from './handoff.js';
 import { KvMoves } from './kv-moves.js';
@@ -46,6 +46,8 @@ const now = (): number => performance.timeOrigin + performance.now();
 
 /** Steps between generated-token reports to the scheduler (fair share needs no per-token message). */
 const PROGRESS_EVERY_STEPS = 8;
+/** Parsed grammars kept per worker (llama.cpp parses one in about 1 ms; schemas repeat across requests). */
+const GRAMMARS_KEPT = 32;
 /** How long a decode worker waits for a hand-off's ring frame before prefilling the prompt itself. */
 const HANDOFF_WAIT_MS = 10_000;
 
@@ -65,6 +67,8 @@ class EngineShell {
    * batch is decoding on the libuv pool would race with llama.cpp on the same context.
    */
   private readonly admits: { req: AdmitBody; port: MessagePort; since: number }[] = [];
+  /** Parsed grammars by GBNF text, least recently used first (see grammarState). */
+  private readonly grammars = new Map<string, NativeGrammar>();
   /** An ordinary token to detokenize single tokens after (see afterStep). */
   private pieceContext: number[] = [];
   /** Log probabilities of sampled tokens not yet sent, per request (requests that asked for them). */
@@ -275,12 +279,22 @@ class EngineShell {
     // A resumed request's repetition penalties see the tokens it generated before suspension.
     const history = req.resume ? req.tokens.slice(req.resume.promptTokens) : [];
     const batch = this.native.batch!;
+    let grammar: GrammarState | null = null;
+    try {
+      grammar = req.sampling.grammar === null ? null : this.grammarState(req.sampling.grammar, history);
+    } catch (err) {
+      this.fail(port, InferFluxError.from(err));
+      this.released(req.id, 0);
+      return;
+    }
+    const native = batch.createSampler();
     const sampler = new LlamaSlotSampler(
-      batch.createSampler(),
+      native,
       toNativeSamplerConfig(req.sampling, history),
       this.native.eog!,
       history,
       req.sampling.logprobs,
+      grammar ? (cfg) => batch.applySamplerConfig(native, cfg, grammar) : undefined,
     );
     // The sequence about to be reused may hold a prefix worth keeping: save it to the cache first.
     await this.moves.keepReusedPrefix(req);
@@ -296,6 +310,23 @@ class EngineShell {
     this.samplers.set(req.id, sampler);
     this.listen(req.id, port);
     await this.moves.hydrate(req, admitted);
+  }
+
+  /**
+   * A fresh grammar state for a request, advanced past the tokens it already generated (a
+   * suspended or handed-off request resuming here: states cannot cross threads, so they are
+   * rebuilt by replaying). Parsed grammars are shared by requests with the same GBNF.
+   */
+  private grammarState(gbnf: string, generated: readonly number[]): GrammarState {
+    const batch = this.native.batch!;
+    let parsed = this.grammars.get(gbnf);
+    if (parsed) this.grammars.delete(gbnf);
+    else parsed = batch.createGrammar(gbnf);
+    this.grammars.set(gbnf, parsed);
+    if (this.grammars.size > GRAMMARS_KEPT) this.grammars.delete(this.grammars.keys().next().value!);
+    const state = batch.createGrammarState(parsed);
+    for (const t of generated) state.accept(t);
+    return state;
   }
 
   /** Save suspended requests' KV to tmpfs and hand them back to the scheduler with their ports. */

@@ -23,11 +23,15 @@ import type { EventStream, StreamEvent, StreamOptions } from '../stream-writer.j
 import type { HttpDeps } from '../types.js';
 import { meteredSink, withCaller } from './caller.js';
 import type { GenerationEncoder } from './encoder.js';
+import { outputCheckSink } from './output-check.js';
+import type { OutputCheckSpec } from '../../generation/structured-output.js';
 
 export interface RunOptions {
   input: GenerateInput;
   stream: boolean;
   encoder: GenerationEncoder;
+  /** Constrained output: what each finished choice is checked against (counted in metrics). */
+  outputCheck?: OutputCheckSpec | null;
 }
 
 /** `cancelled` only happens when the client left; if it ever reaches a live client the server stopped it. */
@@ -136,10 +140,12 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
     },
   };
 
+  // Checked after the output filter: the text the client receives is what must follow the schema.
+  const checked = opts.outputCheck ? outputCheckSink(sink, opts.outputCheck, n, deps.metrics) : sink;
   // Output guardrails: on a denial mid-stream, stop the generation and end with an error.
   let cancelEarly = false;
   const guarded = output
-    ? guardSink(sink, output, n, {
+    ? guardSink(checked, output, n, {
         deny(reason) {
           deps.guardrails?.recordOutputDenial(reason);
           const ctx = { requestId: input.requestId, prompt: input.prompt, model: meta?.model ?? input.model, tenant: input.tenant, keyId: input.keyId, route: ex.route };
@@ -150,7 +156,7 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
         },
         done: (seconds, redacted) => deps.guardrails?.recordOutputTime(seconds, redacted),
       })
-    : sink;
+    : checked;
 
   try {
     handle = deps.gateway.generate(input, meteredSink(ex, guarded));

@@ -9,6 +9,7 @@ import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
 import { chatLogprobs, openAIEncoder, type Shape } from '../openai-common/encoder.js';
 import { runGeneration } from '../../generation/runner.js';
+import { outputConstraintOf } from '../openai-common/structured.js';
 import { chatLogprobCount, firstMediaPart, toChatMessage, type ChatRequest } from './schema.js';
 import { InferFluxError } from '../../../errors.js';
 
@@ -39,13 +40,15 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
         param: media.param,
       });
     }
+    const constraint = outputConstraintOf(body, deps.metrics);
     runGeneration(res, deps, {
+      outputCheck: constraint?.check ?? null,
       input: {
         requestId: ctx.requestId,
         model: body.model,
         prompt: { kind: 'chat', messages: body.messages.map(toChatMessage) },
         // Chat has no default cap in OpenAI's API: generate until a stop or the context is full.
-        params: toSamplingParams(body, undefined, chatLogprobCount(body)),
+        params: toSamplingParams(body, undefined, { logprobs: chatLogprobCount(body), grammar: constraint?.grammar }),
         n: body.n ?? 1,
         priority: requestPriority(body, ctx.priorityHeader),
       },

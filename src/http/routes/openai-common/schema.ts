@@ -7,10 +7,11 @@
  * in the README): a field we do not implement must never be a 200 that silently ignores it.
  */
 import { samplingWith, type SamplingSettings } from '../../../runtime/sampling.js';
+import { structuredProperties, type StructuredBody } from './structured.js';
 import { InferFluxError } from '../../../errors.js';
 import type { LimitsConfig } from '../../../config/types.js';
 
-export interface SamplingBody {
+export interface SamplingBody extends StructuredBody {
   model?: string;
   max_tokens?: number;
   max_completion_tokens?: number;
@@ -69,6 +70,7 @@ export function samplingProperties(limits: LimitsConfig): Record<string, object>
     ignore_eos: { type: 'boolean' },
     min_tokens: int(0, limits.maxTokens),
     priority: int(-1000, 1000),
+    ...structuredProperties,
     ...IGNORED_OPENAI_FIELDS,
   };
 }
@@ -95,9 +97,14 @@ export const MAX_TOP_LOGPROBS = 20;
  * `DEFAULT_SAMPLING`). `defaultMaxTokens` differs per route (see callers); seed -1 is llama.cpp's
  * "random".
  */
-export function toSamplingParams(body: SamplingBody, defaultMaxTokens: number | undefined, logprobs: number | null = null): SamplingSettings {
+export function toSamplingParams(
+  body: SamplingBody,
+  defaultMaxTokens: number | undefined,
+  extra: { logprobs?: number | null; grammar?: string | null } = {},
+): SamplingSettings {
   return samplingWith({
-    logprobs,
+    logprobs: extra.logprobs ?? null,
+    grammar: extra.grammar ?? null,
     maxTokens: body.max_completion_tokens ?? body.max_tokens ?? defaultMaxTokens,
     temperature: body.temperature,
     topP: body.top_p,

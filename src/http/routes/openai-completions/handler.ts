@@ -10,6 +10,7 @@ import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
 import { completionLogprobs, openAIEncoder, type Shape } from '../openai-common/encoder.js';
 import { runGeneration } from '../../generation/runner.js';
+import { outputConstraintOf } from '../openai-common/structured.js';
 import type { CompletionRequest } from './schema.js';
 
 /** OpenAI's (and vLLM's) default `max_tokens` for legacy completions. */
@@ -37,12 +38,14 @@ function toPrompt(p: CompletionRequest['prompt']): PromptInput {
 export function completionHandler(deps: HttpDeps, validate: Validator<CompletionRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    const constraint = outputConstraintOf(body, deps.metrics);
     runGeneration(res, deps, {
+      outputCheck: constraint?.check ?? null,
       input: {
         requestId: ctx.requestId,
         model: body.model,
         prompt: toPrompt(body.prompt),
-        params: toSamplingParams(body, DEFAULT_COMPLETION_MAX_TOKENS, body.logprobs ?? null),
+        params: toSamplingParams(body, DEFAULT_COMPLETION_MAX_TOKENS, { logprobs: body.logprobs ?? null, grammar: constraint?.grammar }),
         n: body.n ?? 1,
         priority: requestPriority(body, ctx.priorityHeader),
       },
