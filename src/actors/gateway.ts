@@ -400,7 +400,6 @@ class Run {
 
   fail(err: InferFluxError): void {
     if (this.ended) return;
-    this.metrics.errorsTotal.inc({ model: this.model, code: err.code });
     for (let i = 0; i < this.ports.length; i++) this.stopChoice(i);
     if (!this.cancelled) this.sink.onError(err);
     this.audit(err.status, `error:${err.code}`);
@@ -437,7 +436,6 @@ class Run {
   finish(): void {
     if (this.ended) return;
     this.ended = true;
-    this.metrics.requestLatency.observe({ model: this.model }, (now() - this.startedAt) / 1000);
     this.onFinish();
   }
 

@@ -142,6 +142,7 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
       if (over || !meta) return;
       over = true;
       if (sse) {
+        deps.metrics.streamTokensTotal.inc({ model: meta.model }, usage.completionTokens);
         if (opts.includeUsage) sse.send(chunk([], { usage: usageBody(usage) }));
         sse.end();
         return;
