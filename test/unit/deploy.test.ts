@@ -228,6 +228,13 @@ describe('deployment: Dockerfile', () => {
     expect(last).to.include('COPY --from=build /app/models ./models');
   });
 
+  it('drops the GPU llama.cpp binaries only because the engine never asks for a GPU', () => {
+    expect(dockerfile).to.contain('rm -rf node_modules/@node-llama-cpp/*-cuda* node_modules/@node-llama-cpp/*-vulkan*');
+    const calls = allSources(join(ROOT, 'src')).match(/getLlama\([^)]*\)/g) ?? [];
+    expect(calls.length).to.be.greaterThan(0);
+    for (const c of calls) expect(c).to.match(/\{[^}]*gpu: false/);
+  });
+
   it('keeps local build output, models and secrets out of the build context', () => {
     const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n');
     expect(ignored).to.include.members(['node_modules', 'dist', 'models', '*.gguf', 'config/policy_store.conf*', '.git']);
