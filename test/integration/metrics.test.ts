@@ -15,7 +15,11 @@ const MODEL = 'tiny-seed0';
 const KEY_A = 'metrics-key-team-a';
 const KEY_B = 'metrics-key-team-b';
 /** Requests per minute per key: enough for team-a's requests, and quick to exhaust for team-b. */
-const PER_MINUTE = 8;
+const PER_MINUTE = 12;
+/** Tokens a request generates before yielding to a waiting one of equal priority. */
+const TIMESLICE = 8;
+/** Long enough to still be generating when a second request arrives (the tiny model is fast). */
+const LONG = 300;
 
 /** The seeds' OBS-1 table (003, "Required Prometheus Metrics"), name by name. */
 const REQUIRED = [
@@ -139,9 +143,12 @@ describe('metrics: every request kind moves the right samples (real server)', fu
       cfg,
       [
         'runtime:',
-        '  context_size: 256',
+        '  context_size: 512',
         '  threads_per_worker: 1',
-        '  sequences_per_worker: 2',
+        // One sequence, so a second request waits, and a short timeslice, so the first yields to it.
+        '  sequences_per_worker: 1',
+        '  fairness:',
+        `    max_timeslice_tokens: ${TIMESLICE}`,
         'scheduler:',
         '  decode_pool_size: 1',
         'rate_limit:',
@@ -281,6 +288,25 @@ describe('metrics: every request kind moves the right samples (real server)', fu
       [`inferflux_request_latency_seconds_count{${m}}`]: 1,
       [`inferflux_guardrail_verdict_seconds_count{stage="prompt",engine="local"}`]: 1,
     });
+  });
+
+  it('a request that waits for the only sequence makes the running one yield and resume', async () => {
+    const m = `model="${MODEL}"`;
+    const d = await moved(async () => {
+      // The long request streams, so the short one is sent once it is surely generating.
+      const long = await post(server, '/v1/completions', KEY_A, { model: MODEL, prompt: 'A long one', max_tokens: LONG, ignore_eos: true, stream: true });
+      const reader = long.body!.getReader();
+      await reader.read();
+      const short = await post(server, '/v1/completions', KEY_A, { model: MODEL, prompt: 'Short', max_tokens: 2, ignore_eos: true });
+      expect(short.status).to.equal(200);
+      await short.arrayBuffer();
+      while (!(await reader.read()).done);
+    }, (x) => x['inferflux_tenant_tokens_total{tenant="team-a"}'] === LONG + 2);
+    expect(d['inferflux_fairness_yields_total']).to.equal(1);
+    expect(d['inferflux_fairness_resumes_total']).to.equal(1);
+    expect(d['inferflux_fairness_preemptions_total']).to.equal(undefined);
+    expect(d[`inferflux_stream_tokens_total{${m}}`]).to.equal(LONG);
+    expect(d[`inferflux_requests_total{route="/v1/completions",${m},backend="cpu",status="200"}`]).to.equal(2);
   });
 
   it('a rate-limited request', async () => {
