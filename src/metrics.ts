@@ -44,7 +44,7 @@ export class Metrics {
 
   readonly streamTokensTotal = new Counter({
     name: 'inferflux_stream_tokens_total',
-    help: 'Tokens delivered over SSE streams',
+    help: 'Completion tokens of SSE streams that ran to their end, by model (non-streamed responses are not counted)',
     labelNames: ['model'] as const,
     registers: [this.registry],
   });
@@ -312,7 +312,11 @@ export class Metrics {
   });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'inferflux_process_' });
+    // No prefix: prom-client's names (process_cpu_user_seconds_total, process_resident_memory_bytes,
+    // nodejs_eventloop_lag_seconds, ...) are the ones every Prometheus client library exports and
+    // stock dashboards and alerts query; the scrape job's labels already say which service it is.
+    // (A prefix is prepended as is: 'inferflux_process_' produced inferflux_process_process_*.)
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
   /** Runs before each scrape: pulls counters that live in actors (cumulative snapshots). */

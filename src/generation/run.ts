@@ -217,7 +217,6 @@ export class Run {
 
   fail(err: InferFluxError): void {
     if (this.ended) return;
-    this.metrics.errorsTotal.inc({ model: this.model, code: err.code });
     for (let i = 0; i < this.ports.length; i++) this.stopChoice(i);
     if (!this.cancelled) this.sink.onError(err);
     this.audit(err.status, `error:${err.code}`);
@@ -254,7 +253,6 @@ export class Run {
   finish(): void {
     if (this.ended) return;
     this.ended = true;
-    this.metrics.requestLatency.observe({ model: this.model }, (now() - this.startedAt) / 1000);
     this.onFinish();
   }
 

@@ -129,6 +129,10 @@ describe('policy store in Redis (real redis-server)', function () {
     const logs: string[] = [];
     const seen: PolicyDocument[] = [];
     store({ log: (m) => logs.push(m), watchIntervalMs: 50 }).watch((d) => seen.push(d));
+    // The watch derives the key (scrypt) before it can find the envelope tampered: on a loaded
+    // machine that takes longer than any fixed sleep, so wait for its report (bounded), then for
+    // a few more checks that must neither report again nor deliver anything.
+    for (const deadline = Date.now() + 10_000; logs.length === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 25));
     await new Promise((r) => setTimeout(r, 300));
     expect(seen).to.deep.equal([]);
     expect(logs).to.have.length(1);

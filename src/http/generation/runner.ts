@@ -132,7 +132,10 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
     onEnd(usage) {
       if (over || !meta) return;
       over = true;
-      if (stream) return stream.end(encoder.end(usage));
+      if (stream) {
+        deps.metrics.streamTokensTotal.inc({ model: meta.model }, usage.completionTokens);
+        return stream.end(encoder.end(usage));
+      }
       sendJson(res, 200, encoder.body({ meta, texts, reasons, completionTokens, usage, logprobs }));
     },
     onError(err) {
