@@ -63,6 +63,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly toolCallsParsed = new Counter({
+    name: 'inferflux_tool_calls_parsed_total',
+    help: 'Tool calls read from model output, by the format the model wrote (hermes, mistral, llama3)',
+    labelNames: ['format'] as const,
+    registers: [this.registry],
+  });
+
   readonly grammarCompile = new Histogram({
     name: 'inferflux_grammar_compile_seconds',
     help: 'Compiling a request schema or checking a raw grammar to GBNF (a cache hit is near 0)',

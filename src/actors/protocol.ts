@@ -13,6 +13,7 @@ import type { WireError } from '../errors.js';
 import type { AuditEvent } from '../audit/event.js';
 import type { FinishReason } from '../runtime/finish-reason.js';
 import type { EngineSampling } from '../runtime/sampling.js';
+import type { ChatTemplateMessage, ChatTemplateTool } from '../runtime/chat-template.js';
 import { pack, unpack } from '../runtime/frame-codec.js';
 
 export { pack, unpack };
@@ -252,7 +253,7 @@ export interface EngineStatus {
 export interface TokenizeTask {
   modelPath: string;
   prompt:
-    | { kind: 'chat'; messages: { role: string; content: string; name?: string }[] }
+    | { kind: 'chat'; messages: ChatTemplateMessage[]; tools?: ChatTemplateTool[] | undefined }
     | { kind: 'text'; text: string };
 }
 

@@ -7,6 +7,7 @@
 import type { InferFluxError } from '../errors.js';
 import type { FinishReason } from '../runtime/finish-reason.js';
 import type { SamplingSettings } from '../runtime/sampling.js';
+import type { ChatTemplateTool } from '../runtime/chat-template.js';
 import type { PoolReport } from '../actors/system.js';
 
 export type { FinishReason, PoolReport, SamplingSettings };
@@ -16,10 +17,24 @@ export interface ChatMessage {
   /** Text content; array content parts are flattened to text by the route before this point. */
   content: string;
   name?: string;
+  /** An assistant turn's earlier tool calls. */
+  toolCalls?: ToolCall[] | undefined;
+  /** A tool turn: the id of the call it answers. */
+  toolCallId?: string | undefined;
+}
+
+/** A function the model may call (rendered into the prompt by the chat template or the preamble). */
+export type ToolSpec = ChatTemplateTool;
+
+/** A call the model made: `arguments` is JSON text, as OpenAI sends it. */
+export interface ToolCall {
+  id: string;
+  name: string;
+  arguments: string;
 }
 
 export type PromptInput =
-  | { kind: 'chat'; messages: ChatMessage[] }
+  | { kind: 'chat'; messages: ChatMessage[]; tools?: ToolSpec[] | undefined }
   | { kind: 'text'; text: string }
   | { kind: 'tokens'; tokens: number[] };
 

@@ -68,7 +68,7 @@ function run(tok: LoadedTokenizer, prompt: TokenizeTask['prompt']): number[] {
   const { model, bos } = tok;
   switch (prompt.kind) {
     case 'chat': {
-      const text = tok.render(prompt.messages, tok.special);
+      const text = tok.render(prompt.messages, tok.special, prompt.tools);
       // Special tokens in the rendered template (`<|im_start|>`) must become their ids. Message
       // content is parsed too, as in llama.cpp's server and HF `apply_chat_template`: a client can
       // type `<|im_end|>` into content. Guardrails that care must screen for it before this point.

@@ -5,7 +5,7 @@
  * One encoder object per request (it may hold the response id, a created time, block indexes).
  */
 import type { InferFluxError } from '../../errors.js';
-import type { FinishReason, StartMeta, TokenLogprob, Usage } from '../../generation/contract.js';
+import type { FinishReason, StartMeta, TokenLogprob, ToolCall, Usage } from '../../generation/contract.js';
 import type { StreamEvent } from '../stream-writer.js';
 
 /** Everything a non-streamed response is built from. */
@@ -18,6 +18,8 @@ export interface GenerationResult {
   usage: Usage;
   /** Per choice, its tokens' log probabilities when the request asked for them, else null. */
   logprobs: TokenLogprob[][] | null;
+  /** Per choice, the tool calls it made (null: none; its text is the answer). */
+  toolCalls: (ToolCall[] | null)[];
 }
 
 export interface GenerationEncoder {
@@ -28,6 +30,8 @@ export interface GenerationEncoder {
   /** `logprobs` when the request asked for them: one entry per token of this piece (its text may be empty). */
   text(choice: number, text: string, logprobs?: TokenLogprob[]): StreamEvent[];
   choiceEnd(choice: number, reason: FinishReason, completionTokens: number): StreamEvent[];
+  /** Streamed: a choice's tool calls (and the text the model wrote before them). Protocols without tools never get it. */
+  toolCalls?(choice: number, calls: ToolCall[], content: string): StreamEvent[];
   /** Streamed: the closing events (a usage chunk, `[DONE]`, `message_stop`, Ollama's `done` line). */
   end(usage: Usage): StreamEvent[];
   /** Not streamed: the whole response body. */

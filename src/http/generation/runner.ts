@@ -10,7 +10,7 @@
  * choice starts on an engine (see generation/run.ts), so a request refused by a full queue is a 429.
  */
 import type { HttpResponse } from 'uWebSockets.js';
-import type { FinishReason, GenerateInput, GenerationHandle, StartMeta, TokenLogprob, TokenSink } from '../../generation/contract.js';
+import type { FinishReason, GenerateInput, GenerationHandle, StartMeta, TokenLogprob, TokenSink, ToolCall } from '../../generation/contract.js';
 import { InferFluxError } from '../../errors.js';
 import { denialAuditEvent, guardrailDenied } from '../../policy/guardrails/guardrail-engine.js';
 import { guardSink } from '../../policy/guardrails/guarded-sink.js';
@@ -24,6 +24,7 @@ import type { HttpDeps } from '../types.js';
 import { meteredSink, withCaller } from './caller.js';
 import type { GenerationEncoder } from './encoder.js';
 import { outputCheckSink } from './output-check.js';
+import { toolCallSink, type ToolCallOptions, type ToolCallReceiver } from './tool-call-sink.js';
 import type { OutputCheckSpec } from '../../generation/structured-output.js';
 
 export interface RunOptions {
@@ -32,6 +33,8 @@ export interface RunOptions {
   encoder: GenerationEncoder;
   /** Constrained output: what each finished choice is checked against (counted in metrics). */
   outputCheck?: OutputCheckSpec | null;
+  /** Tools offered (and not `tool_choice: "none"`): the output is read for tool calls. */
+  tools?: ToolCallOptions | null;
 }
 
 /** `cancelled` only happens when the client left; if it ever reaches a live client the server stopped it. */
@@ -85,6 +88,7 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
   const reasons: FinishReason[] = Array.from({ length: n }, () => 'stop');
   const completionTokens: number[] = Array.from({ length: n }, () => 0);
   const logprobs = input.params.logprobs !== null ? Array.from({ length: n }, (): TokenLogprob[] => []) : null;
+  const toolCalls: (ToolCall[] | null)[] = Array.from({ length: n }, () => null);
   let meta: StartMeta | undefined;
   let over = false;
 
@@ -107,7 +111,7 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
     for (const ev of events) stream!.send(ev);
   };
 
-  const sink: TokenSink = {
+  const sink: TokenSink & ToolCallReceiver = {
     onStart(m) {
       if (over) return;
       meta = m;
@@ -121,6 +125,12 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
       if (stream) return send(encoder.text(choice, text, lps));
       texts[choice] += text;
       if (logprobs && lps) logprobs[choice]!.push(...lps);
+    },
+    onToolCalls(choice, calls, content) {
+      if (over || !meta) return;
+      if (stream) return send(encoder.toolCalls?.(choice, calls, content) ?? []);
+      toolCalls[choice] = calls;
+      texts[choice] = content;
     },
     onChoiceEnd(choice, reason, tokens) {
       if (over || !meta) return;
@@ -136,15 +146,16 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
         deps.metrics.streamTokensTotal.inc({ model: meta.model }, usage.completionTokens);
         return stream.end(encoder.end(usage));
       }
-      sendJson(res, 200, encoder.body({ meta, texts, reasons, completionTokens, usage, logprobs }));
+      sendJson(res, 200, encoder.body({ meta, texts, reasons, completionTokens, usage, logprobs, toolCalls }));
     },
     onError(err) {
       if (!over) fail(err);
     },
   };
 
+  const withTools = opts.tools ? toolCallSink(sink, opts.tools, n, deps.metrics) : sink;
   // Checked after the output filter: the text the client receives is what must follow the schema.
-  const checked = opts.outputCheck ? outputCheckSink(sink, opts.outputCheck, n, deps.metrics) : sink;
+  const checked = opts.outputCheck ? outputCheckSink(withTools, opts.outputCheck, n, deps.metrics) : withTools;
   // Output guardrails: on a denial mid-stream, stop the generation and end with an error.
   let cancelEarly = false;
   const guarded = output

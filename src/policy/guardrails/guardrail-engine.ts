@@ -213,7 +213,7 @@ export class GuardrailEngine {
     if (redacted.length === 0) return { prompt, redacted };
     const next: PromptInput =
       prompt.kind === 'chat'
-        ? { kind: 'chat', messages: prompt.messages.map((m, i): ChatMessage => ({ ...m, content: out[i]! })) }
+        ? { ...prompt, messages: prompt.messages.map((m, i): ChatMessage => ({ ...m, content: out[i]! })) }
         : { kind: 'text', text: out[0]! };
     return { prompt: next, redacted };
   }

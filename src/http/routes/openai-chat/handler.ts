@@ -2,7 +2,6 @@
  * `POST /v1/chat/completions`: parse, validate, map to a `GenerateInput`, run it. No engine logic.
  */
 import type { HttpResponse } from 'uWebSockets.js';
-import type { FinishReason } from '../../../generation/contract.js';
 import { readJsonBody } from '../../body.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
@@ -10,8 +9,12 @@ import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
 import { chatLogprobs, openAIEncoder, type Shape } from '../openai-common/encoder.js';
 import { runGeneration } from '../../generation/runner.js';
 import { outputConstraintOf } from '../openai-common/structured.js';
+import { toolPlanOf } from './tools.js';
 import { chatLogprobCount, firstMediaPart, toChatMessage, type ChatRequest } from './schema.js';
 import { InferFluxError } from '../../../errors.js';
+
+/** Characters of a call's arguments per streamed chunk. */
+const ARGUMENT_PIECE = 32;
 
 const chatShape: Shape = {
   object: 'chat.completion',
@@ -19,13 +22,27 @@ const chatShape: Shape = {
   idPrefix: 'chatcmpl-',
   startChoice: (index) => ({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
   textChoice: (index, text, logprobs) => ({ index, delta: { content: text }, logprobs, finish_reason: null }),
-  endChoice: (index, reason: FinishReason) => ({ index, delta: {}, logprobs: null, finish_reason: reason }),
-  finalChoice: (index, text, reason, logprobs) => ({
+  endChoice: (index, reason) => ({ index, delta: {}, logprobs: null, finish_reason: reason }),
+  finalChoice: (index, text, reason, logprobs, toolCalls) => ({
     index,
-    message: { role: 'assistant', content: text },
+    message: toolCalls
+      ? { role: 'assistant', content: text === '' ? null : text, tool_calls: toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) }
+      : { role: 'assistant', content: text },
     logprobs,
     finish_reason: reason,
   }),
+  toolCallDeltas(index, calls, content) {
+    const out: Record<string, unknown>[] = [];
+    if (content !== '') out.push({ index, delta: { content }, logprobs: null, finish_reason: null });
+    calls.forEach((c, i) => {
+      out.push({ index, delta: { tool_calls: [{ index: i, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] }, logprobs: null, finish_reason: null });
+      // Arguments in pieces, as OpenAI streams them; clients concatenate.
+      for (let at = 0; at < c.arguments.length; at += ARGUMENT_PIECE) {
+        out.push({ index, delta: { tool_calls: [{ index: i, function: { arguments: c.arguments.slice(at, at + ARGUMENT_PIECE) } }] }, logprobs: null, finish_reason: null });
+      }
+    });
+    return out;
+  },
   renderLogprobs: (tokens) => chatLogprobs(tokens),
 };
 
@@ -40,15 +57,17 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
         param: media.param,
       });
     }
+    const tools = toolPlanOf(body, deps.metrics);
     const constraint = outputConstraintOf(body, deps.metrics);
     runGeneration(res, deps, {
       outputCheck: constraint?.check ?? null,
+      tools: tools.options,
       input: {
         requestId: ctx.requestId,
         model: body.model,
-        prompt: { kind: 'chat', messages: body.messages.map(toChatMessage) },
+        prompt: { kind: 'chat', messages: body.messages.map(toChatMessage), tools: tools.specs },
         // Chat has no default cap in OpenAI's API: generate until a stop or the context is full.
-        params: toSamplingParams(body, undefined, { logprobs: chatLogprobCount(body), grammar: constraint?.grammar }),
+        params: toSamplingParams(body, undefined, { logprobs: chatLogprobCount(body), grammar: tools.grammar ?? constraint?.grammar }),
         n: body.n ?? 1,
         priority: requestPriority(body, ctx.priorityHeader),
       },

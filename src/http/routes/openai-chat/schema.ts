@@ -16,12 +16,24 @@ export interface ChatRequestMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
   content: string | ContentPart[] | null;
   name?: string;
+  tool_calls?: { id: string; type: 'function'; function: { name: string; arguments: string } }[];
+  tool_call_id?: string;
 }
+
+export interface ChatTool {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: unknown; strict?: boolean | null };
+}
+
+export type ToolChoice = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
 
 export interface ChatRequest extends SamplingBody {
   messages: ChatRequestMessage[];
   logprobs?: boolean | null;
   top_logprobs?: number | null;
+  tools?: ChatTool[];
+  tool_choice?: ToolChoice;
+  parallel_tool_calls?: boolean;
 }
 
 /** Chat's `logprobs` (on/off) and `top_logprobs` (alternatives) as one count, or null for none. */
@@ -69,10 +81,70 @@ export function chatMessagesSchema(): object {
           ],
         },
         name: { type: 'string', maxLength: 256 },
+        tool_calls: {
+          type: 'array',
+          maxItems: 64,
+          items: {
+            type: 'object',
+            required: ['id', 'type', 'function'],
+            additionalProperties: false,
+            properties: {
+              id: { type: 'string', maxLength: 128 },
+              type: { const: 'function' },
+              function: {
+                type: 'object',
+                required: ['name', 'arguments'],
+                additionalProperties: false,
+                properties: { name: { type: 'string', maxLength: 64 }, arguments: { type: 'string', maxLength: MAX_TEXT } },
+              },
+            },
+          },
+        },
+        tool_call_id: { type: 'string', maxLength: 128 },
       },
     },
   };
 }
+
+/** `tools`, `tool_choice`, `parallel_tool_calls` (OpenAI's shapes; only function tools exist). */
+export const toolProperties: Record<string, object> = {
+  tools: {
+    type: 'array',
+    maxItems: 128,
+    items: {
+      type: 'object',
+      required: ['type', 'function'],
+      additionalProperties: false,
+      properties: {
+        type: { const: 'function' },
+        function: {
+          type: 'object',
+          required: ['name'],
+          additionalProperties: false,
+          properties: {
+            name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+            description: { type: 'string', maxLength: 8192 },
+            // Any JSON value: the schema compiler says what it cannot take, naming the tool.
+            parameters: {},
+            strict: { type: ['boolean', 'null'] },
+          },
+        },
+      },
+    },
+  },
+  tool_choice: {
+    anyOf: [
+      { enum: ['none', 'auto', 'required'] },
+      {
+        type: 'object',
+        required: ['type', 'function'],
+        additionalProperties: false,
+        properties: { type: { const: 'function' }, function: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', maxLength: 64 } } } },
+      },
+    ],
+  },
+  parallel_tool_calls: { type: 'boolean' },
+};
 
 export function chatSchema(limits: LimitsConfig): object {
   return {
@@ -84,6 +156,7 @@ export function chatSchema(limits: LimitsConfig): object {
       messages: chatMessagesSchema(),
       logprobs: { type: ['boolean', 'null'] },
       top_logprobs: { anyOf: [{ type: 'integer', minimum: 0, maximum: MAX_TOP_LOGPROBS }, { type: 'null' }] },
+      ...toolProperties,
     },
   };
 }
@@ -106,5 +179,9 @@ export function firstMediaPart(messages: ChatRequestMessage[]): { param: string;
 export function toChatMessage(m: ChatRequestMessage): ChatMessage {
   const content =
     m.content === null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => (p.type === 'text' ? p.text : '')).join('');
-  return m.name === undefined ? { role: m.role, content } : { role: m.role, content, name: m.name };
+  const out: ChatMessage = { role: m.role, content };
+  if (m.name !== undefined) out.name = m.name;
+  if (m.tool_calls) out.toolCalls = m.tool_calls.map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments }));
+  if (m.tool_call_id !== undefined) out.toolCallId = m.tool_call_id;
+  return out;
 }

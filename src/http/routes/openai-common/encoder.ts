@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { openAIErrorBody, type InferFluxError } from '../../../errors.js';
-import type { FinishReason, StartMeta, TokenLogprob, Usage } from '../../../generation/contract.js';
+import type { FinishReason, StartMeta, TokenLogprob, ToolCall, Usage } from '../../../generation/contract.js';
 import type { GenerationEncoder, GenerationResult } from '../../generation/encoder.js';
 import type { StreamEvent } from '../../stream-writer.js';
 
@@ -19,15 +19,21 @@ export interface Shape {
   startChoice?(index: number): Record<string, unknown>;
   /** `logprobs`: the piece's tokens when the request asked for log probabilities, rendered by `renderLogprobs`. */
   textChoice(index: number, text: string, logprobs: unknown): Record<string, unknown>;
-  endChoice(index: number, reason: FinishReason): Record<string, unknown>;
+  /** `reason`: the engine's, or `tool_calls` for a choice that ended in calls. */
+  endChoice(index: number, reason: WireFinishReason): Record<string, unknown>;
   /** A whole choice for the non-streaming response. */
-  finalChoice(index: number, text: string, reason: FinishReason, logprobs: unknown): Record<string, unknown>;
+  finalChoice(index: number, text: string, reason: WireFinishReason, logprobs: unknown, toolCalls: ToolCall[] | null): Record<string, unknown>;
+  /** Streamed chunks' choices for a choice's tool calls (chat only). */
+  toolCallDeltas?(index: number, calls: ToolCall[], content: string): Record<string, unknown>[];
   /**
    * The route's `logprobs` object for some tokens of a choice; `offset` is the characters of the
    * choice's text before them (legacy completions report text offsets).
    */
   renderLogprobs(tokens: TokenLogprob[], offset: number): unknown;
 }
+
+/** OpenAI's finish reasons: the engine's, plus `tool_calls`. */
+export type WireFinishReason = FinishReason | 'tool_calls';
 
 const bytesOf = (s: string): number[] => [...Buffer.from(s, 'utf8')];
 
@@ -74,6 +80,9 @@ export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boo
   let meta: StartMeta | undefined;
   /** Characters streamed per choice so far (text offsets of legacy completions' logprobs). */
   const streamed: number[] = Array.from({ length: opts.n }, () => 0);
+  /** Choices that ended in tool calls: their finish reason is `tool_calls`. */
+  const called = new Set<number>();
+  const wireReason = (choice: number, reason: FinishReason): WireFinishReason => (called.has(choice) && reason === 'stop' ? 'tool_calls' : reason);
   const chunk = (choices: Record<string, unknown>[], extra: Record<string, unknown> = {}): StreamEvent => ({
     data: {
       id,
@@ -99,7 +108,11 @@ export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boo
       streamed[choice]! += text.length;
       return [chunk([shape.textChoice(choice, text, lp)])];
     },
-    choiceEnd: (choice, reason) => [chunk([shape.endChoice(choice, reason)])],
+    choiceEnd: (choice, reason) => [chunk([shape.endChoice(choice, wireReason(choice, reason))])],
+    toolCalls(choice, calls, content) {
+      called.add(choice);
+      return (shape.toolCallDeltas?.(choice, calls, content) ?? []).map((c) => chunk([c]));
+    },
     end(usage) {
       const done: StreamEvent = { data: '[DONE]' };
       return opts.includeUsage ? [chunk([], { usage: usageBody(usage) }), done] : [done];
@@ -111,7 +124,11 @@ export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boo
         created: r.meta.created,
         model: r.meta.model,
         system_fingerprint: SYSTEM_FINGERPRINT,
-        choices: r.texts.map((t, i) => shape.finalChoice(i, t, r.reasons[i]!, r.logprobs ? shape.renderLogprobs(r.logprobs[i]!, 0) : null)),
+        choices: r.texts.map((t, i) => {
+          const calls = r.toolCalls[i] ?? null;
+          if (calls) called.add(i);
+          return shape.finalChoice(i, t, wireReason(i, r.reasons[i]!), r.logprobs ? shape.renderLogprobs(r.logprobs[i]!, 0) : null, calls);
+        }),
         usage: usageBody(r.usage),
       };
     },

@@ -1,0 +1,158 @@
+/**
+ * Tool calling on the real engine through the `openai` client. The random tiny model never calls
+ * a tool by itself, so `tool_choice: "required"` and named choices (grammar-constrained) are what
+ * make calls here: each must name a declared function with arguments valid for its schema, in
+ * OpenAI's shapes, streamed (delta.tool_calls with index, id, name, argument pieces) and not. A
+ * two-turn loop sends the call and its result back; bad tool input is a 400 naming the parameter.
+ */
+import { expect } from 'chai';
+import OpenAI from 'openai';
+import { validateOutput } from '../../src/runtime/grammar/validate-output.js';
+import { metric, startServer, type RunningServer } from '../helpers/server.js';
+
+const MODEL = 'tiny-seed0';
+const weather = {
+  type: 'object',
+  properties: { city: { type: 'string', minLength: 1, maxLength: 12 }, unit: { enum: ['c', 'f'] } },
+  required: ['city', 'unit'],
+  additionalProperties: false,
+};
+const add = { type: 'object', properties: { a: { type: 'integer', minimum: 0, maximum: 99 }, b: { type: 'integer', minimum: 0, maximum: 99 } }, required: ['a', 'b'], additionalProperties: false };
+const TOOLS: OpenAI.ChatCompletionTool[] = [
+  { type: 'function', function: { name: 'get_weather', description: 'Weather in a city', parameters: weather } },
+  { type: 'function', function: { name: 'add', description: 'Add two numbers', parameters: add } },
+];
+const SCHEMAS: Record<string, unknown> = { get_weather: weather, add };
+
+describe('tool calling (real engine, openai client)', function () {
+  this.timeout(180_000);
+  let server: RunningServer;
+  let client: OpenAI;
+
+  before(async () => {
+    server = await startServer();
+    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  function checkCall(c: { id: string; type: string; function: { name: string; arguments: string } }): void {
+    expect(c.id).to.match(/^call_[0-9a-f]{24}$/);
+    expect(c.type).to.equal('function');
+    expect(Object.keys(SCHEMAS)).to.include(c.function.name);
+    const v = validateOutput(SCHEMAS[c.function.name], c.function.arguments);
+    expect(v.valid, `${c.function.name}(${c.function.arguments})`).to.equal(true);
+  }
+
+  it('required: finish_reason tool_calls, calls valid for their schemas, over several seeds', async () => {
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const r = await client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: 'user', content: 'What is the weather in Oslo?' }],
+        tools: TOOLS,
+        tool_choice: 'required',
+        temperature: 1,
+        seed,
+        max_tokens: 300,
+      });
+      const c = r.choices[0]!;
+      expect(c.finish_reason).to.equal('tool_calls');
+      expect(c.message.content).to.equal(null);
+      expect(c.message.tool_calls!.length).to.be.within(1, 4);
+      for (const call of c.message.tool_calls!) checkCall(call as never);
+    }
+    expect(await metric(server.url, 'inferflux_tool_calls_parsed_total{format="hermes"}')).to.be.at.least(6);
+  });
+
+  it('a named function is the one called; parallel_tool_calls false gives exactly one call', async () => {
+    const r = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'Add 2 and 3.' }],
+      tools: TOOLS,
+      tool_choice: { type: 'function', function: { name: 'add' } },
+      parallel_tool_calls: false,
+      temperature: 0.7,
+      seed: 9,
+      max_tokens: 200,
+    });
+    const calls = r.choices[0]!.message.tool_calls!;
+    expect(calls).to.have.length(1);
+    expect((calls[0] as OpenAI.ChatCompletionMessageFunctionToolCall).function.name).to.equal('add');
+    checkCall(calls[0] as never);
+  });
+
+  it('streamed: delta.tool_calls with index, id and name first, then the arguments in pieces', async () => {
+    const stream = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'Weather?' }],
+      tools: TOOLS,
+      tool_choice: { type: 'function', function: { name: 'get_weather' } },
+      temperature: 0.5,
+      seed: 4,
+      max_tokens: 200,
+      stream: true,
+    });
+    const calls: { id: string; type: string; function: { name: string; arguments: string } }[] = [];
+    let pieces = 0;
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      const ch = chunk.choices[0];
+      if (!ch) continue;
+      finish = ch.finish_reason ?? finish;
+      for (const d of ch.delta.tool_calls ?? []) {
+        if (d.id) calls[d.index] = { id: d.id, type: d.type!, function: { name: d.function!.name!, arguments: '' } };
+        else {
+          calls[d.index]!.function.arguments += d.function!.arguments!;
+          pieces++;
+        }
+      }
+    }
+    expect(finish).to.equal('tool_calls');
+    expect(calls).to.have.length(1);
+    expect(calls[0]!.function.name).to.equal('get_weather');
+    expect(pieces).to.be.greaterThan(0);
+    checkCall(calls[0]!);
+  });
+
+  it('a two-turn tool loop: the call and its result go back into the next prompt', async () => {
+    const first = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'Add 2 and 3.' }],
+      tools: TOOLS,
+      tool_choice: { type: 'function', function: { name: 'add' } },
+      seed: 1,
+      max_tokens: 200,
+    });
+    const msg = first.choices[0]!.message;
+    const call = msg.tool_calls![0]!;
+    const history = (result: string): OpenAI.ChatCompletionMessageParam[] => [
+      { role: 'user', content: 'Add 2 and 3.' },
+      msg as OpenAI.ChatCompletionMessageParam,
+      { role: 'tool', tool_call_id: call.id, content: result },
+    ];
+    const short = await client.chat.completions.create({ model: MODEL, messages: history('5'), tools: TOOLS, max_tokens: 8, temperature: 0 });
+    const long = await client.chat.completions.create({ model: MODEL, messages: history('5 '.repeat(40)), tools: TOOLS, max_tokens: 8, temperature: 0 });
+    expect(short.choices[0]!.finish_reason).to.be.oneOf(['stop', 'length', 'tool_calls']);
+    // The tool's result is in the prompt: a longer result costs more prompt tokens.
+    expect(long.usage!.prompt_tokens - short.usage!.prompt_tokens).to.be.at.least(30);
+    const withoutTools = await client.chat.completions.create({ model: MODEL, messages: history('5'), max_tokens: 8, temperature: 0 });
+    // The tools (preamble) are in the prompt too.
+    expect(short.usage!.prompt_tokens).to.be.greaterThan(withoutTools.usage!.prompt_tokens);
+  });
+
+  it('bad tool input is a 400 naming the parameter, before any token', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ tools: [{ type: 'function', function: { name: 'x', parameters: { type: 'object', properties: { a: { type: 'string', not: {} } } } } }] }, 'tools[0].function.parameters'],
+      [{ tools: TOOLS, tool_choice: { type: 'function', function: { name: 'nope' } } }, 'tool_choice'],
+      [{ tool_choice: 'required' }, 'tool_choice'],
+      [{ tools: [TOOLS[0], TOOLS[0]] }, 'tools[1].function.name'],
+      [{ tools: TOOLS, tool_choice: 'required', response_format: { type: 'json_object' } }, 'tool_choice'],
+    ];
+    for (const [extra, param] of cases) {
+      const err = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 4, ...extra } as never).catch((e: unknown) => e);
+      expect(err, JSON.stringify(extra).slice(0, 100)).to.be.instanceOf(OpenAI.BadRequestError);
+      expect((err as InstanceType<typeof OpenAI.BadRequestError>).param, JSON.stringify(extra).slice(0, 100)).to.equal(param);
+    }
+  });
+});
