@@ -93,6 +93,13 @@ export const ERRORS = {
     'The shared rate limiter (Redis) did not answer and rate_limit.redis_fail_mode is closed; the request was not admitted. Retry later.',
     1,
   ),
+  guardrail_unavailable: spec(
+    'guardrail_unavailable',
+    503,
+    'service_unavailable',
+    'The external policy engine could not decide and guardrails.opa_fail_mode is closed; the request was not checked. Retry later.',
+    5,
+  ),
   auth_unavailable: spec(
     'auth_unavailable',
     503,

@@ -328,6 +328,18 @@ describe('guardrails: engine prompt checks', () => {
     expect(err.message).to.equal('Denied by guardrail policy: opa_denied (finance is off limits).');
   });
 
+  it('an external engine that could not decide (fail mode closed) is 503 guardrail_unavailable with Retry-After, audited as 503', () => {
+    const err = guardrailDenied('opa_unavailable', 'no answer within 150 ms');
+    expect([err.status, err.code, err.type, err.param, err.retryAfter]).to.deep.equal([503, 'guardrail_unavailable', 'service_unavailable', null, 5]);
+    expect(err.message).to.not.include('150 ms'); // why it failed is for the audit log, not the client
+    const ctx = { requestId: 'r1', prompt: { kind: 'text' as const, text: 'x' }, model: 'm', route: ROUTE };
+    expect(denialAuditEvent(ctx, 'opa_unavailable', 'prompt', false, 'no answer within 150 ms')).to.deep.include({
+      status: 503,
+      decision: 'guardrail:opa_unavailable',
+      detail: 'prompt: no answer within 150 ms',
+    });
+  });
+
   it('audit lines carry the prompt hash, not the text, unless debug mode', () => {
     const ctx = { requestId: 'r1', prompt: { kind: 'text' as const, text: 'secret plan' }, model: 'm', route: ROUTE };
     const hashed = denialAuditEvent(ctx, 'blocklist', 'prompt', false);
