@@ -8,6 +8,66 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
+interface OpenAIError {
+  error: { message: string; type: string; param: string | null; code: string };
+}
+
+async function send(url: string, method: string, path: string, body: string, headers: Record<string, string> = {}) {
+  const res = await fetch(url + path, { method, headers: { 'content-type': 'application/json', ...headers }, body });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : {}) as OpenAIError & Record<string, unknown> };
+}
+
+/** Every route that reads a JSON body. */
+const BODY_ROUTES: [string, string][] = [
+  ['POST', '/v1/chat/completions'],
+  ['POST', '/api/v0/chat/completions'],
+  ['POST', '/v1/completions'],
+  ['POST', '/api/v0/completions'],
+  ['PUT', '/v1/admin/guardrails'],
+  ['PUT', '/v1/admin/rate_limit'],
+  ['POST', '/v1/admin/api_keys'],
+  ['PUT', '/v1/admin/fairness'],
+  ['POST', '/v1/admin/cache'],
+];
+
+describe('request edges on the real server (default config, open loopback mode)', function () {
+  this.timeout(120_000);
+  let server: RunningServer;
+
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('a body nested 10,000 arrays or objects deep is 400 invalid_request naming the limit on every JSON route', async () => {
+    const tooDeep = {
+      error: {
+        message: 'The request body nests arrays and objects more than 64 levels deep (the limit).',
+        type: 'invalid_request_error',
+        param: null,
+        code: 'invalid_request',
+      },
+    };
+    const arrays = '['.repeat(10_000) + ']'.repeat(10_000);
+    const objects = '{"a":'.repeat(10_000) + '1' + '}'.repeat(10_000);
+    for (const [method, path] of BODY_ROUTES) {
+      for (const body of [arrays, objects, `{"messages":${arrays},"prompt":${arrays}}`]) {
+        const r = await send(server.url, method, path, body);
+        expect({ route: `${method} ${path}`, status: r.status, body: r.body }).to.deep.equal({ route: `${method} ${path}`, status: 400, body: tooDeep });
+      }
+    }
+    // 64 levels are fine: the request is served (the unknown field is ignored, as OpenAI does).
+    const messages = [{ role: 'user', content: 'x' }];
+    const at64 = `{"messages":${JSON.stringify(messages)},"max_tokens":1,"extra":${'['.repeat(63)}${']'.repeat(63)}}`;
+    expect((await send(server.url, 'POST', '/v1/chat/completions', at64)).status).to.equal(200);
+    const at65 = `{"messages":${JSON.stringify(messages)},"max_tokens":1,"extra":${'['.repeat(64)}${']'.repeat(64)}}`;
+    expect((await send(server.url, 'POST', '/v1/chat/completions', at65)).body).to.deep.equal(tooDeep);
+  });
+});
+
 describe('queue_full on the real server', function () {
   this.timeout(120_000);
   let server: RunningServer;
