@@ -53,6 +53,12 @@ export const ERRORS = {
     'invalid_request_error',
     'The policy was changed by another replica at the same time; the newer policy is being loaded. Retry the change.',
   ),
+  host_not_allowed: spec(
+    'host_not_allowed',
+    421,
+    'invalid_request_error',
+    'The Host header names a host this server does not answer for (server.allowed_hosts).',
+  ),
   request_too_large: spec('request_too_large', 413, 'invalid_request_error', 'The request body is too large.'),
   unsupported_media_type: spec(
     'unsupported_media_type',

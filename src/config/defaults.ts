@@ -24,6 +24,12 @@ server:
   port: 8080
   # Largest request body in bytes; larger bodies get 413 request_too_large. Env: INFERFLUX_MAX_BODY_BYTES.
   max_body_bytes: 1048576
+  # Host header values the server answers (DNS-rebinding protection); any other Host gets 421
+  # host_not_allowed before authentication. Entries: a name or IP (any port), name:port, [::1],
+  # *.example.com (its subdomains) or "*" (any host). auto = localhost, 127.0.0.1 and [::1] when
+  # host is a loopback address, else "*". A reverse proxy that forwards the client's Host needs
+  # that name listed. Env: INFERFLUX_ALLOWED_HOSTS (comma list, or auto).
+  allowed_hosts: auto
   # Seconds an idle keep-alive connection stays open. uWebSockets.js fixes this at 10 s in its
   # native layer, so this documents the effective value and must stay 10 until uWS exposes it.
   idle_timeout_seconds: 10

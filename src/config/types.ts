@@ -28,6 +28,11 @@ export interface ServerConfig {
   port: number;
   /** Largest accepted request body. Defaults to 1 MiB. */
   maxBodyBytes: number;
+  /**
+   * Host header values answered (lower case; `*` = any, `*.x` = subdomains of x, `name:port`);
+   * others get 421. Defaults to the loopback names when bound to loopback, else `['*']`.
+   */
+  allowedHosts: string[];
   /** Seconds an idle keep-alive connection stays open (uWS default is 10). */
   idleTimeoutSeconds: number;
   /** Seconds between SSE heartbeat comment lines on an idle stream. Defaults to 15. */

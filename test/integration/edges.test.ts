@@ -3,6 +3,7 @@
  * headers, idle connections), every answer in OpenAI's error shape.
  */
 import { expect } from 'chai';
+import { request } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,19 @@ async function send(url: string, method: string, path: string, body: string, hea
   const res = await fetch(url + path, { method, headers: { 'content-type': 'application/json', ...headers }, body });
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : {}) as OpenAIError & Record<string, unknown> };
+}
+
+/** One request with a Host header of our choosing (fetch does not let a caller set it). */
+function withHost(port: number, method: string, path: string, host: string, body?: string) {
+  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: OpenAIError & Record<string, unknown> }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers: { host, 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 /** Every route that reads a JSON body. */
@@ -40,6 +54,32 @@ describe('request edges on the real server (default config, open loopback mode)'
   });
   after(async () => {
     await server?.stop();
+  });
+
+  it('a foreign Host (DNS rebinding) can neither read nor change admin settings; the loopback names can', async () => {
+    const foreign = (host: string) => ({
+      error: {
+        message: `The Host header ${JSON.stringify(host)} is not one this server answers for; an operator can add it to server.allowed_hosts (INFERFLUX_ALLOWED_HOSTS).`,
+        type: 'invalid_request_error',
+        param: null,
+        code: 'host_not_allowed',
+      },
+    });
+    const before = await withHost(server.port, 'GET', '/v1/admin/guardrails', `localhost:${server.port}`);
+    expect(before.status).to.equal(200);
+    for (const host of [`rebind.attacker.example:${server.port}`, 'rebind.attacker.example', `127.0.0.1.nip.io:${server.port}`]) {
+      const read = await withHost(server.port, 'GET', '/v1/admin/guardrails', host);
+      expect({ status: read.status, body: read.body }).to.deep.equal({ status: 421, body: foreign(host) });
+      const write = await withHost(server.port, 'PUT', '/v1/admin/guardrails', host, JSON.stringify({ blocklist: ['pwned'] }));
+      expect({ status: write.status, body: write.body }).to.deep.equal({ status: 421, body: foreign(host) });
+      const key = await withHost(server.port, 'POST', '/v1/admin/api_keys', host, JSON.stringify({ scopes: ['admin'] }));
+      expect(key.status).to.equal(421);
+    }
+    for (const host of [`127.0.0.1:${server.port}`, `[::1]:${server.port}`, 'LOCALHOST']) {
+      const r = await withHost(server.port, 'GET', '/v1/admin/guardrails', host);
+      expect({ host, status: r.status, body: r.body }).to.deep.equal({ host, status: 200, body: before.body });
+    }
+    expect((await withHost(server.port, 'GET', '/v1/admin/api_keys', 'localhost')).body).to.deep.include({ data: [] });
   });
 
   it('a body nested 10,000 arrays or objects deep is 400 invalid_request naming the limit on every JSON route', async () => {
