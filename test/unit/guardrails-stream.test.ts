@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import type { FinishReason, StartMeta, TokenSink, Usage } from '../../src/actors/gateway-types.js';
 import type { InferFluxError } from '../../src/errors.js';
 import { Metrics } from '../../src/metrics.js';
-import { Blocklist } from '../../src/policy/guardrails/blocklist.js';
+import { Blocklist, normalise } from '../../src/policy/guardrails/blocklist.js';
 import { GuardrailEngine, denialAuditEvent, guardrailDenied } from '../../src/policy/guardrails/guardrail-engine.js';
 import { guardSink } from '../../src/policy/guardrails/guarded-sink.js';
 import { OutputFilter, type OutputRules } from '../../src/policy/guardrails/output-filter.js';
@@ -185,6 +185,41 @@ describe('guardrails: output filter', () => {
       for (const size of [1, 2, 3, 5, 1000]) expect(run(rules(terms), chunked(text, size)), `size ${size}: ${JSON.stringify(text)}`).to.deep.equal(want);
     }
     expect(denied, 'both outcomes are exercised').to.be.within(20, 180);
+  });
+
+  it('denies a term padded with invisible characters, marks and look-alikes far beyond its length, at every chunk size', () => {
+    const pad = '\u200b\u2060\ufeff\u00ad\u200d'.repeat(6);
+    const disguised = [...'classified'].map((c) => (c === 'a' ? '\u0430' : c === 'c' ? 'c\u0327' : c)).join(pad);
+    expect(disguised.length).to.be.above(250);
+    for (const size of [1, 2, 3, 7, 31, 1000]) {
+      expect(run(rules(['classified']), chunked(`See the ${disguised} file.`, size)), `size ${size}`).to.deep.equal({ deny: 'blocklist' });
+    }
+    const f = new OutputFilter(rules(['classified']));
+    let released = '';
+    for (const c of chunked(`See the ${disguised}`, 3)) {
+      const step = f.push(c, false);
+      if (step.kind === 'emit') released += step.text;
+    }
+    expect(normalise(released)).to.equal('see the '); // nothing of the term went out before the verdict
+  });
+
+  it('denies exactly when the whole text holds a term, for disguised random text at every chunk size', () => {
+    const terms = ['classified', 'top secret', 'confidential*', '*coin'];
+    const words = ['the', 'class', 'classified', 'declassified', 'top', 'secret', 'stop', 'confidentiality', 'bitcoin', 'coins', 'c', 'co'];
+    const disguises = ['\u200b', '\u00ad', '\u0301', '\u2060\ufeff', ''];
+    const lookAlike: Record<string, string> = { a: '\u0430', c: '\u0441', e: '\u0435', o: '\u03bf', p: '\u0440', s: '\u0455', i: '\u0456' };
+    const blocklist = new Blocklist(terms);
+    const rnd = randomInts(11);
+    let denied = 0;
+    for (let t = 0; t < 150; t++) {
+      const plain = Array.from({ length: 2 + rnd(5) }, () => words[rnd(words.length)]!).join([' ', '', '. '][rnd(3)]!);
+      const text = [...plain].map((ch) => (rnd(4) === 0 ? lookAlike[ch] ?? ch : ch) + disguises[rnd(disguises.length)]!).join('');
+      const want = blocklist.scan(plain, true).kind === 'hit' ? { deny: 'blocklist' } : { text };
+      expect(blocklist.scan(text, true).kind === 'hit', JSON.stringify(text)).to.equal('deny' in want);
+      if ('deny' in want) denied++;
+      for (const size of [1, 2, 5, 1000]) expect(run(rules(terms), chunked(text, size)), `size ${size}: ${JSON.stringify(text)}`).to.deep.equal(want);
+    }
+    expect(denied, 'both outcomes are exercised').to.be.within(15, 135);
   });
 
   it('does not decide on a card number until it stops growing', () => {
