@@ -53,6 +53,12 @@ export const ERRORS = {
     'invalid_request_error',
     'The policy was changed by another replica at the same time; the newer policy is being loaded. Retry the change.',
   ),
+  headers_too_large: spec(
+    'headers_too_large',
+    431,
+    'invalid_request_error',
+    'The request headers are larger than server.max_header_bytes allows.',
+  ),
   host_not_allowed: spec(
     'host_not_allowed',
     421,

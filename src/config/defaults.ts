@@ -24,6 +24,11 @@ server:
   port: 8080
   # Largest request body in bytes; larger bodies get 413 request_too_large. Env: INFERFLUX_MAX_BODY_BYTES.
   max_body_bytes: 1048576
+  # Largest request head (request line plus headers, in bytes) answered; a larger one gets 431
+  # headers_too_large. Up to 65536. Whatever this says, uWebSockets.js itself resets the connection
+  # of a head over ~128 KiB and never answers a request with more than 48 header lines.
+  # Env: INFERFLUX_MAX_HEADER_BYTES.
+  max_header_bytes: 16384
   # Host header values the server answers (DNS-rebinding protection); any other Host gets 421
   # host_not_allowed before authentication. Entries: a name or IP (any port), name:port, [::1],
   # *.example.com (its subdomains) or "*" (any host). auto = localhost, 127.0.0.1 and [::1] when

@@ -45,6 +45,8 @@ export const RULES: Record<string, Rule> = {
   'server.host': str(1, 255),
   'server.port': int(0, 65535),
   'server.max_body_bytes': int(1024, 1024 * 1024 * 1024),
+  // uWS resets connections whose head passes ~128 KiB before we see them.
+  'server.max_header_bytes': int(1024, 65536),
   'server.allowed_hosts': {
     schema: {
       anyOf: [

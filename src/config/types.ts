@@ -28,6 +28,8 @@ export interface ServerConfig {
   port: number;
   /** Largest accepted request body. Defaults to 1 MiB. */
   maxBodyBytes: number;
+  /** Largest request head (request line + headers) answered; larger gets 431. Defaults to `16384`. */
+  maxHeaderBytes: number;
   /**
    * Host header values answered (lower case; `*` = any, `*.x` = subdomains of x, `name:port`);
    * others get 421. Defaults to the loopback names when bound to loopback, else `['*']`.

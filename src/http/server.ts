@@ -79,6 +79,11 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     const rawPath = req.getUrl();
     const query = req.getQuery() ?? '';
     const host = req.getHeader('host');
+    // uWS has no head size limit of its own below ~128 KiB: count the request line and headers.
+    let headBytes = method.length + rawPath.length + query.length + 12;
+    req.forEach((name, value) => {
+      headBytes += name.length + value.length + 4;
+    });
     const contentType = req.getHeader('content-type').toLowerCase();
     const lengthHeader = req.getHeader('content-length');
     const chunked = req.getHeader('transfer-encoding') !== '';
@@ -100,6 +105,10 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     };
     inflight.add(res);
 
+    if (headBytes > deps.config.server.maxHeaderBytes) {
+      const err = new InferFluxError('headers_too_large', `The request line and headers take ${headBytes} bytes, more than the ${deps.config.server.maxHeaderBytes} server.max_header_bytes allows.`);
+      return sendError(res, err, { closeConnection: true });
+    }
     // DNS rebinding: a foreign Host is refused before routing and auth; closed, so an unread body is never parsed.
     if (!hostAllowed(host)) {
       const shown = JSON.stringify(host.slice(0, 256));

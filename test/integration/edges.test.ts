@@ -4,6 +4,7 @@
  */
 import { expect } from 'chai';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +30,27 @@ function withHost(port: number, method: string, path: string, host: string, body
     });
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+/** Writes `head` on a raw socket; what came back before the server closed or `waitMs` passed. */
+function rawExchange(port: number, head: string, waitMs: number): Promise<{ text: string; end: 'closed' | 'reset' | 'open' }> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    let settled = false;
+    const done = (end: 'closed' | 'reset' | 'open') => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, end });
+    };
+    const timer = setTimeout(() => done('open'), waitMs);
+    socket.on('data', (d: Buffer) => (text += d.toString()));
+    socket.on('end', () => done('closed'));
+    socket.on('error', () => done('reset'));
+    socket.write(head);
   });
 }
 
@@ -80,6 +102,31 @@ describe('request edges on the real server (default config, open loopback mode)'
       expect({ host, status: r.status, body: r.body }).to.deep.equal({ host, status: 200, body: before.body });
     }
     expect((await withHost(server.port, 'GET', '/v1/admin/api_keys', 'localhost')).body).to.deep.include({ data: [] });
+  });
+
+  it('a request head over server.max_header_bytes (16 KiB) is 431 headers_too_large in OpenAI shape, then closed', async () => {
+    const head = (pad: number, extra = '') => `GET /v1/models HTTP/1.1\r\nHost: localhost\r\n${extra}x-pad: ${'a'.repeat(pad)}\r\n\r\n`;
+    const fits = await rawExchange(server.port, head(16_000), 1500);
+    expect(fits.text).to.match(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(fits.end, 'a request that fits keeps its keep-alive connection').to.equal('open');
+    for (const [pad, extra] of [[20_000, ''], [100, Array.from({ length: 40 }, (_, i) => `x-h${i}: ${'v'.repeat(500)}\r\n`).join('')]] as const) {
+      const r = await rawExchange(server.port, head(pad, extra), 5000);
+      const [status, ...rest] = r.text.split('\r\n');
+      expect(status).to.equal('HTTP/1.1 431 Request Header Fields Too Large');
+      const body = JSON.parse(rest.slice(rest.indexOf('') + 1).join('\r\n')) as OpenAIError;
+      expect(body.error).to.include({ code: 'headers_too_large', type: 'invalid_request_error', param: null });
+      expect(body.error.message).to.match(/^The request line and headers take \d+ bytes, more than the 16384 server\.max_header_bytes allows\.$/);
+      expect(r.end).to.equal('closed');
+    }
+  });
+
+  it('uWebSockets.js limits we cannot answer: more than 48 header lines get no answer; a head over ~128 KiB is reset', async () => {
+    const lines = (n: number) => `GET /v1/models HTTP/1.1\r\nHost: localhost\r\n${Array.from({ length: n - 1 }, (_, i) => `x-h${i}: v\r\n`).join('')}\r\n`;
+    expect((await rawExchange(server.port, lines(48), 1500)).text).to.match(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(await rawExchange(server.port, lines(49), 1000)).to.deep.equal({ text: '', end: 'open' }); // closed by uWS's 10 s idle timeout
+    const huge = await rawExchange(server.port, `GET /v1/models HTTP/1.1\r\nHost: localhost\r\nx-pad: ${'a'.repeat(140_000)}\r\n\r\n`, 3000);
+    expect(huge.text).to.equal('');
+    expect(huge.end).to.not.equal('open');
   });
 
   it('a body nested 10,000 arrays or objects deep is 400 invalid_request naming the limit on every JSON route', async () => {

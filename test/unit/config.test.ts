@@ -17,6 +17,7 @@ describe('config', () => {
         host: '127.0.0.1',
         port: 8080,
         maxBodyBytes: 1048576,
+        maxHeaderBytes: 16384,
         allowedHosts: ['localhost', '127.0.0.1', '[::1]'],
         idleTimeoutSeconds: 10,
         sseHeartbeatSeconds: 15,
@@ -90,6 +91,7 @@ describe('config', () => {
         INFERFLUX_HOST: '0.0.0.0',
         INFERFLUX_PORT: '0',
         INFERFLUX_MAX_BODY_BYTES: '2048',
+        INFERFLUX_MAX_HEADER_BYTES: '4096',
         INFERFLUX_AUDIT_LOG: 'var/a.log',
         INFERFLUX_AUDIT_DEBUG: 'true',
         INFERFLUX_CORES: '6',
@@ -105,6 +107,7 @@ describe('config', () => {
     expect(cfg.server.host).to.equal('0.0.0.0');
     expect(cfg.server.port).to.equal(0);
     expect(cfg.server.maxBodyBytes).to.equal(2048);
+    expect(cfg.server.maxHeaderBytes).to.equal(4096);
     expect(cfg.audit).to.deep.equal({ path: path.join(cwd, 'var/a.log'), debugMode: true });
     expect(cfg.runtime).to.include({ cores: 6, threadsPerWorker: 2, sequencesPerWorker: 16, contextSize: 4096 });
     expect(cfg.scheduler).to.include({ decodePoolSize: 3, prefillPoolSize: 0 });

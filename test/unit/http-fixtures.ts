@@ -24,6 +24,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       host: '127.0.0.1',
       port: 0,
       maxBodyBytes: 64 * 1024,
+      maxHeaderBytes: 16384,
       allowedHosts: ['localhost', '127.0.0.1', '[::1]'],
       idleTimeoutSeconds: 10,
       sseHeartbeatSeconds: 15,
