@@ -98,6 +98,10 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     ex.traceparent = traceparentFor(req.getHeader('traceparent'));
     ex.headers.traceparent = ex.traceparent;
     cors.apply(origin, ex.headers);
+    // uWS closes an idle keep-alive connection 8-12 s after a response (compiled in; README
+    // limits). Saying 7 s lets clients that honour it (undici, fetch) retire the connection first
+    // instead of reusing it just as the server closes it.
+    ex.headers['keep-alive'] = 'timeout=7';
     const finishHooks: (() => void)[] = [];
     ex.onFinish = () => {
       record(ex, startedAt, res);

@@ -108,6 +108,7 @@ describe('request edges on the real server (default config, open loopback mode)'
     const head = (pad: number, extra = '') => `GET /v1/models HTTP/1.1\r\nHost: localhost\r\n${extra}x-pad: ${'a'.repeat(pad)}\r\n\r\n`;
     const fits = await rawExchange(server.port, head(16_000), 1500);
     expect(fits.text).to.match(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(fits.text).to.match(/\r\nkeep-alive: timeout=7\r\n/i);
     expect(fits.end, 'a request that fits keeps its keep-alive connection').to.equal('open');
     for (const [pad, extra] of [[20_000, ''], [100, Array.from({ length: 40 }, (_, i) => `x-h${i}: ${'v'.repeat(500)}\r\n`).join('')]] as const) {
       const r = await rawExchange(server.port, head(pad, extra), 5000);
@@ -120,13 +121,23 @@ describe('request edges on the real server (default config, open loopback mode)'
     }
   });
 
-  it('uWebSockets.js limits we cannot answer: more than 48 header lines get no answer; a head over ~128 KiB is reset', async () => {
+  it('uWebSockets.js limits we cannot change: idle keep-alive closed 8-12 s after a response; 49+ header lines unanswered; ~128 KiB heads reset', async () => {
+    // The idle close runs meanwhile: uWS compiles in 10 s, checked on a 4 s timer.
+    const idle = (async () => {
+      const t0 = Date.now();
+      const r = await rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n', 20_000);
+      return { r, seconds: (Date.now() - t0) / 1000 };
+    })();
     const lines = (n: number) => `GET /v1/models HTTP/1.1\r\nHost: localhost\r\n${Array.from({ length: n - 1 }, (_, i) => `x-h${i}: v\r\n`).join('')}\r\n`;
     expect((await rawExchange(server.port, lines(48), 1500)).text).to.match(/^HTTP\/1\.1 200 OK\r\n/);
     expect(await rawExchange(server.port, lines(49), 1000)).to.deep.equal({ text: '', end: 'open' }); // closed by uWS's 10 s idle timeout
     const huge = await rawExchange(server.port, `GET /v1/models HTTP/1.1\r\nHost: localhost\r\nx-pad: ${'a'.repeat(140_000)}\r\n\r\n`, 3000);
     expect(huge.text).to.equal('');
     expect(huge.end).to.not.equal('open');
+    const { r, seconds } = await idle;
+    expect(r.text).to.match(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(r.end).to.equal('closed');
+    expect(seconds).to.be.within(7.5, 13);
   });
 
   it('a body nested 10,000 arrays or objects deep is 400 invalid_request naming the limit on every JSON route', async () => {
