@@ -13,10 +13,15 @@ export interface ErrorSpec {
   readonly code: string;
   /** Default message when the thrower gives none. */
   readonly message: string;
+  /**
+   * Seconds a client should wait before retrying, on every 429/503 where retrying can help;
+   * becomes `Retry-After`. A thrower that knows better (a rate limit's refill time) overrides it.
+   */
+  readonly retryAfter?: number;
 }
 
-function spec<const C extends string>(code: C, status: number, type: string, message: string) {
-  return { code, status, type, message } as const;
+function spec<const C extends string>(code: C, status: number, type: string, message: string, retryAfter?: number) {
+  return { code, status, type, message, retryAfter } as const;
 }
 
 export const ERRORS = {
@@ -48,6 +53,18 @@ export const ERRORS = {
     'invalid_request_error',
     'The policy was changed by another replica at the same time; the newer policy is being loaded. Retry the change.',
   ),
+  headers_too_large: spec(
+    'headers_too_large',
+    431,
+    'invalid_request_error',
+    'The request headers are larger than server.max_header_bytes allows.',
+  ),
+  host_not_allowed: spec(
+    'host_not_allowed',
+    421,
+    'invalid_request_error',
+    'The Host header names a host this server does not answer for (server.allowed_hosts).',
+  ),
   request_too_large: spec('request_too_large', 413, 'invalid_request_error', 'The request body is too large.'),
   unsupported_media_type: spec(
     'unsupported_media_type',
@@ -61,40 +78,52 @@ export const ERRORS = {
     'invalid_request_error',
     'The model does not have the capability this request needs.',
   ),
-  queue_full: spec('queue_full', 429, 'rate_limit_error', 'The server is at capacity; retry later.'),
-  rate_limited: spec('rate_limited', 429, 'rate_limit_error', 'Rate limit reached; retry after the time in Retry-After.'),
+  queue_full: spec('queue_full', 429, 'rate_limit_error', 'The server is at capacity; retry later.', 1),
+  rate_limited: spec('rate_limited', 429, 'rate_limit_error', 'Rate limit reached; retry after the time in Retry-After.', 1),
   too_many_concurrent_requests: spec(
     'too_many_concurrent_requests',
     429,
     'rate_limit_error',
     'This key has as many generation requests in flight as limits.max_concurrent_requests_per_key allows; retry when one finishes.',
+    1,
   ),
   internal_error: spec('internal_error', 500, 'server_error', 'Internal server error.'),
-  model_not_loaded: spec('model_not_loaded', 503, 'service_unavailable', 'No model is loaded.'),
+  model_not_loaded: spec('model_not_loaded', 503, 'service_unavailable', 'No model is loaded.', 5),
   worker_crashed: spec(
     'worker_crashed',
     503,
     'service_unavailable',
     'The engine worker serving this request stopped; the request was not completed. Retry it.',
+    1,
   ),
-  shutting_down: spec('shutting_down', 503, 'service_unavailable', 'The server is shutting down.'),
+  shutting_down: spec('shutting_down', 503, 'service_unavailable', 'The server is shutting down.', 1),
   policy_store_unavailable: spec(
     'policy_store_unavailable',
     503,
     'service_unavailable',
     'The policy store could not be written; nothing was changed. Retry later.',
+    1,
   ),
   rate_limiter_unavailable: spec(
     'rate_limiter_unavailable',
     503,
     'service_unavailable',
     'The shared rate limiter (Redis) did not answer and rate_limit.redis_fail_mode is closed; the request was not admitted. Retry later.',
+    1,
+  ),
+  guardrail_unavailable: spec(
+    'guardrail_unavailable',
+    503,
+    'service_unavailable',
+    'The external policy engine could not decide and guardrails.opa_fail_mode is closed; the request was not checked. Retry later.',
+    5,
   ),
   auth_unavailable: spec(
     'auth_unavailable',
     503,
     'service_unavailable',
     "The identity provider's signing keys could not be fetched; the token was not checked. Retry later.",
+    5,
   ),
 } as const;
 
@@ -105,6 +134,8 @@ export interface WireError {
   code: ErrorCode;
   message: string;
   param?: string | null;
+  /** Travels so the thrower's retry time survives the thread hop; absent means the table's. */
+  retryAfter?: number;
 }
 
 export class InferFluxError extends Error {
@@ -127,16 +158,19 @@ export class InferFluxError extends Error {
     this.status = entry.status;
     this.type = entry.type;
     this.param = opts.param ?? null;
-    this.retryAfter = opts.retryAfter;
+    this.retryAfter = opts.retryAfter ?? (entry as ErrorSpec).retryAfter;
   }
 
   toWire(): WireError {
-    return { code: this.code, message: this.message, param: this.param };
+    const wire: WireError = { code: this.code, message: this.message, param: this.param };
+    if (this.retryAfter !== undefined) wire.retryAfter = this.retryAfter;
+    return wire;
   }
 
   static fromWire(wire: WireError): InferFluxError {
-    const code: ErrorCode = wire.code in ERRORS ? wire.code : 'internal_error';
-    return new InferFluxError(code, wire.message, { param: wire.param ?? null });
+    const code: ErrorCode = isErrorCode(wire.code) ? wire.code : 'internal_error';
+    const retryAfter = typeof wire.retryAfter === 'number' && Number.isFinite(wire.retryAfter) ? wire.retryAfter : undefined;
+    return new InferFluxError(code, wire.message, { param: wire.param ?? null, retryAfter });
   }
 
   /** Anything thrown becomes an InferFluxError; unknown errors are internal and keep their cause. */

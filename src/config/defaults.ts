@@ -24,8 +24,21 @@ server:
   port: 8080
   # Largest request body in bytes; larger bodies get 413 request_too_large. Env: INFERFLUX_MAX_BODY_BYTES.
   max_body_bytes: 1048576
-  # Seconds an idle keep-alive connection stays open. uWebSockets.js fixes this at 10 s in its
-  # native layer, so this documents the effective value and must stay 10 until uWS exposes it.
+  # Largest request head (request line plus headers, in bytes) answered; a larger one gets 431
+  # headers_too_large. Up to 65536. Whatever this says, uWebSockets.js itself resets the connection
+  # of a head over ~128 KiB and never answers a request with more than 48 header lines.
+  # Env: INFERFLUX_MAX_HEADER_BYTES.
+  max_header_bytes: 16384
+  # Host header values the server answers (DNS-rebinding protection); any other Host gets 421
+  # host_not_allowed before authentication. Entries: a name or IP (any port), name:port, [::1],
+  # *.example.com (its subdomains) or "*" (any host). auto = localhost, 127.0.0.1 and [::1] when
+  # host is a loopback address, else "*". A reverse proxy that forwards the client's Host needs
+  # that name listed. Env: INFERFLUX_ALLOWED_HOSTS (comma list, or auto).
+  allowed_hosts: auto
+  # Seconds an idle keep-alive connection stays open. uWebSockets.js 20.30 compiles this in
+  # (HTTP_IDLE_TIMEOUT_S = 10, checked on a 4 s timer: measured 8.6-11.9 s) and offers no setting,
+  # so this documents the effective value and must stay 10. Responses carry Keep-Alive: timeout=7;
+  # put a load balancer's backend idle timeout below 8 s.
   idle_timeout_seconds: 10
   # Seconds between \`: ping\` comment lines on an idle SSE stream (keeps proxies from closing it).
   sse_heartbeat_seconds: 15

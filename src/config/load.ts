@@ -17,6 +17,7 @@ import { ConfigError } from './errors.js';
 
 export { ConfigError };
 import { resolveAuth, resolveRateLimit, resolveRateLimitBackend, resolveServerEdges } from './policy-config.js';
+import { resolveAllowedHosts } from './allowed-hosts.js';
 
 
 type Raw = Record<string, unknown>;
@@ -101,6 +102,8 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_HOST', 'server.host', (v) => v],
   ['INFERFLUX_PORT', 'server.port', envInt],
   ['INFERFLUX_MAX_BODY_BYTES', 'server.max_body_bytes', envInt],
+  ['INFERFLUX_MAX_HEADER_BYTES', 'server.max_header_bytes', envInt],
+  ['INFERFLUX_ALLOWED_HOSTS', 'server.allowed_hosts', (v) => (v.trim() === 'auto' ? 'auto' : envList(v))],
   ['INFERFLUX_MAX_CONCURRENT_REQUESTS_PER_KEY', 'limits.max_concurrent_requests_per_key', envInt],
   ['INFERFLUX_AUDIT_LOG', 'audit.path', (v) => v],
   ['INFERFLUX_AUDIT_DEBUG', 'audit.debug_mode', envBool],
@@ -330,6 +333,8 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       host: s.host as string,
       port: s.port as number,
       maxBodyBytes: s.max_body_bytes as number,
+      maxHeaderBytes: s.max_header_bytes as number,
+      allowedHosts: resolveAllowedHosts(s.allowed_hosts as string[] | 'auto', s.host as string),
       idleTimeoutSeconds: s.idle_timeout_seconds as number,
       sseHeartbeatSeconds: s.sse_heartbeat_seconds as number,
       sseMaxBufferedBytes: s.sse_max_buffered_bytes as number,

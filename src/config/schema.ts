@@ -25,6 +25,9 @@ function str(minLength: number, maxLength: number): Rule {
   return { schema: { type: 'string', minLength, maxLength }, expect: `must be a string of ${minLength}..${maxLength} characters` };
 }
 
+/** `*`, `*.example.com`, `name`, `1.2.3.4`, `[::1]`, each but `*` optionally with `:port`. */
+const ALLOWED_HOST_PATTERN = '^(\\*|(\\*\\.)?[A-Za-z0-9_.-]+(:[0-9]{1,5})?|\\[[0-9A-Fa-f:.]+\\](:[0-9]{1,5})?)$';
+
 const bool: Rule = { schema: { type: 'boolean' }, expect: 'must be true or false' };
 
 function strList(minItems: number, maxItems: number, minLength: number, maxLength: number, what: string): Rule {
@@ -42,6 +45,17 @@ export const RULES: Record<string, Rule> = {
   'server.host': str(1, 255),
   'server.port': int(0, 65535),
   'server.max_body_bytes': int(1024, 1024 * 1024 * 1024),
+  // uWS resets connections whose head passes ~128 KiB before we see them.
+  'server.max_header_bytes': int(1024, 65536),
+  'server.allowed_hosts': {
+    schema: {
+      anyOf: [
+        { const: 'auto' },
+        { type: 'array', minItems: 1, maxItems: 256, items: { type: 'string', maxLength: 261, pattern: ALLOWED_HOST_PATTERN } },
+      ],
+    },
+    expect: 'must be "auto" or a list of host names or IPs (optionally with :port), [IPv6], *.domain or "*"',
+  },
   // uWebSockets.js compiles its HTTP idle timeout in (10 s); accepting another value would be a lie.
   'server.idle_timeout_seconds': { schema: { const: 10 }, expect: 'must be 10 (uWebSockets.js fixes the HTTP idle timeout at 10 s)' },
   'server.sse_heartbeat_seconds': int(1, 3600),

@@ -26,6 +26,13 @@ export interface ServerConfig {
   port: number;
   /** Largest accepted request body. Defaults to 1 MiB. */
   maxBodyBytes: number;
+  /** Largest request head (request line + headers) answered; larger gets 431. Defaults to `16384`. */
+  maxHeaderBytes: number;
+  /**
+   * Host header values answered (lower case; `*` = any, `*.x` = subdomains of x, `name:port`);
+   * others get 421. Defaults to the loopback names when bound to loopback, else `['*']`.
+   */
+  allowedHosts: string[];
   /** Seconds an idle keep-alive connection stays open (uWS default is 10). */
   idleTimeoutSeconds: number;
   /** Seconds between SSE heartbeat comment lines on an idle stream. Defaults to 15. */

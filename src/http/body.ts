@@ -6,6 +6,7 @@
 import type { HttpResponse } from 'uWebSockets.js';
 import { InferFluxError } from '../errors.js';
 import { exchangeOf } from './exchange.js';
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from './json-depth.js';
 import { sendError } from './respond.js';
 import type { RequestContext } from './types.js';
 
@@ -68,7 +69,8 @@ export function bufferBodyEarly(res: HttpResponse, ctx: RequestContext, limit: n
 }
 
 /**
- * Resolves with the parsed body. On a bad body it answers the client itself (413/415/400) and
+ * Resolves with the parsed body. On a bad body (too large, not JSON, nested deeper than
+ * MAX_JSON_DEPTH) it answers the client itself (413/415/400) and
  * rejects with the same error, so the route just returns; it also rejects if the client leaves.
  */
 export function readJsonBody(res: HttpResponse, ctx: RequestContext, limit: number): Promise<unknown> {
@@ -83,6 +85,9 @@ export function readJsonBody(res: HttpResponse, ctx: RequestContext, limit: numb
   const raw = ctx.bodyBuffer ?? collectBody(res, ctx.contentLength, limit);
   return raw.then(
     (bytes) => {
+      if (jsonDepthExceeds(bytes, MAX_JSON_DEPTH)) {
+        throw fail(new InferFluxError('invalid_request', `The request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep (the limit).`));
+      }
       try {
         return JSON.parse(bytes.toString('utf8')) as unknown;
       } catch (err) {

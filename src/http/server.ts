@@ -11,6 +11,7 @@ import type { PolicyContext } from '../policy/pipeline.js';
 import { ANONYMOUS } from '../policy/principal.js';
 import { traceparentFor } from '../policy/traceparent.js';
 import { bufferBodyEarly } from './body.js';
+import { compileHostCheck } from './host-check.js';
 import { Cors } from './cors.js';
 import { attachExchange, type Exchange } from './exchange.js';
 import { sendError, sendRaw } from './respond.js';
@@ -57,6 +58,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
   const log = deps.log ?? (() => {});
   const router = buildRouter(deps);
   const cors = new Cors(deps.config.server.cors);
+  const hostAllowed = compileHostCheck(deps.config.server.allowedHosts);
   const pipeline = deps.pipeline;
   const inflight = new Set<HttpResponse>();
   let listenSocket: us_listen_socket | undefined;
@@ -76,6 +78,12 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     const method = req.getMethod();
     const rawPath = req.getUrl();
     const query = req.getQuery() ?? '';
+    const host = req.getHeader('host');
+    // uWS has no head size limit of its own below ~128 KiB: count the request line and headers.
+    let headBytes = method.length + rawPath.length + query.length + 12;
+    req.forEach((name, value) => {
+      headBytes += name.length + value.length + 4;
+    });
     const contentType = req.getHeader('content-type').toLowerCase();
     const lengthHeader = req.getHeader('content-length');
     const chunked = req.getHeader('transfer-encoding') !== '';
@@ -90,6 +98,10 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     ex.traceparent = traceparentFor(req.getHeader('traceparent'));
     ex.headers.traceparent = ex.traceparent;
     cors.apply(origin, ex.headers);
+    // uWS closes an idle keep-alive connection 8-12 s after a response (compiled in; README
+    // limits). Saying 7 s lets clients that honour it (undici, fetch) retire the connection first
+    // instead of reusing it just as the server closes it.
+    ex.headers['keep-alive'] = 'timeout=7';
     const finishHooks: (() => void)[] = [];
     ex.onFinish = () => {
       record(ex, startedAt, res);
@@ -97,6 +109,16 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     };
     inflight.add(res);
 
+    if (headBytes > deps.config.server.maxHeaderBytes) {
+      const err = new InferFluxError('headers_too_large', `The request line and headers take ${headBytes} bytes, more than the ${deps.config.server.maxHeaderBytes} server.max_header_bytes allows.`);
+      return sendError(res, err, { closeConnection: true });
+    }
+    // DNS rebinding: a foreign Host is refused before routing and auth; closed, so an unread body is never parsed.
+    if (!hostAllowed(host)) {
+      const shown = JSON.stringify(host.slice(0, 256));
+      const err = new InferFluxError('host_not_allowed', `The Host header ${shown} is not one this server answers for; an operator can add it to server.allowed_hosts (INFERFLUX_ALLOWED_HOSTS).`);
+      return sendError(res, err, { closeConnection: true });
+    }
     if (closing) return sendError(res, new InferFluxError('shutting_down'), { closeConnection: true });
     const segments = normalisePath(rawPath);
     if (segments === null) {

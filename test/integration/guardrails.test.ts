@@ -37,9 +37,11 @@ async function startOpa(): Promise<{ url: string; seen: OpaInputSeen[]; server: 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/data/inferflux`, seen, server };
 }
 
-async function post(url: string, path: string, body: unknown): Promise<{ status: number; json: unknown }> {
+async function post(url: string, path: string, body: unknown): Promise<{ status: number; json: unknown; retryAfter?: string | null }> {
   const res = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, json: await res.json() };
+  const out = { status: res.status, json: await res.json() };
+  // Retry-After only where the status gives it a meaning, so the denials compare without it.
+  return res.status === 503 ? { ...out, retryAfter: res.headers.get('retry-after') } : out;
 }
 
 function denied(reason: string) {
@@ -100,7 +102,7 @@ describe('guardrails on the real server', function () {
     expect(readFileSync(join(server.dir, 'audit.log'), 'utf8')).to.not.include('plans');
   });
 
-  it('asks the external engine with the OPA input document: allow, deny with reason, timeout fails closed', async () => {
+  it('asks the external engine with the OPA input document: allow, deny with reason, timeout fails closed with 503', async () => {
     opa.seen.length = 0;
     const allow = await post(server.url, '/v1/completions', { model: MODEL, prompt: 'Once upon a time', max_tokens: 3 });
     expect(allow.status).to.equal(200);
@@ -113,8 +115,21 @@ describe('guardrails on the real server', function () {
 
     const t0 = Date.now();
     const slow = await post(server.url, '/v1/completions', { model: MODEL, prompt: 'opa-slow please', max_tokens: 3 });
-    expect(slow).to.deep.equal({ status: 400, json: denied('opa_unavailable') });
+    expect(slow).to.deep.equal({
+      status: 503,
+      retryAfter: '5',
+      json: {
+        error: {
+          message: 'The external policy engine could not decide and guardrails.opa_fail_mode is closed; the request was not checked. Retry later.',
+          type: 'service_unavailable',
+          param: null,
+          code: 'guardrail_unavailable',
+        },
+      },
+    });
     expect(Date.now() - t0).to.be.below(900);
+    const audited = (await auditLines(server, (l) => l.decision === 'guardrail:opa_unavailable')).find((l) => l.decision === 'guardrail:opa_unavailable');
+    expect(audited).to.deep.include({ event: 'denial', status: 503, route: '/v1/completions', model: MODEL, detail: 'prompt: no answer within 150 ms' });
 
     expect(await metric(server.url, 'inferflux_guardrail_denials_total{stage="prompt",reason="opa_unavailable"}')).to.equal(1);
     expect(await metric(server.url, 'inferflux_guardrail_verdict_seconds_count{stage="prompt",engine="opa"}')).to.be.at.least(3);

@@ -17,6 +17,8 @@ describe('config', () => {
         host: '127.0.0.1',
         port: 8080,
         maxBodyBytes: 1048576,
+        maxHeaderBytes: 16384,
+        allowedHosts: ['localhost', '127.0.0.1', '[::1]'],
         idleTimeoutSeconds: 10,
         sseHeartbeatSeconds: 15,
         sseMaxBufferedBytes: 262144,
@@ -89,6 +91,7 @@ describe('config', () => {
         INFERFLUX_HOST: '0.0.0.0',
         INFERFLUX_PORT: '0',
         INFERFLUX_MAX_BODY_BYTES: '2048',
+        INFERFLUX_MAX_HEADER_BYTES: '4096',
         INFERFLUX_AUDIT_LOG: 'var/a.log',
         INFERFLUX_AUDIT_DEBUG: 'true',
         INFERFLUX_CORES: '6',
@@ -104,6 +107,7 @@ describe('config', () => {
     expect(cfg.server.host).to.equal('0.0.0.0');
     expect(cfg.server.port).to.equal(0);
     expect(cfg.server.maxBodyBytes).to.equal(2048);
+    expect(cfg.server.maxHeaderBytes).to.equal(4096);
     expect(cfg.audit).to.deep.equal({ path: path.join(cwd, 'var/a.log'), debugMode: true });
     expect(cfg.runtime).to.include({ cores: 6, threadsPerWorker: 2, sequencesPerWorker: 16, contextSize: 4096 });
     expect(cfg.scheduler).to.include({ decodePoolSize: 3, prefillPoolSize: 0 });
@@ -190,6 +194,19 @@ describe('config', () => {
     const cfg = loadConfig({ env: { ...ENV, INFERFLUX_POLICY_REDIS_URL: 'redis://cache:6379/1' }, cwd: makeCwd('policy:\n  redis_key: "prod:policy"\n') });
     expect(cfg.policy).to.include({ redisUrl: 'redis://cache:6379/1', redisKey: 'prod:policy' });
     expect(loadError({ ...ENV, INFERFLUX_POLICY_REDIS_URL: 'cache:6379' }).key).to.equal('policy.redis_url');
+  });
+
+  it('server.allowed_hosts: auto is the loopback names on loopback and any host elsewhere; a list comes from YAML or INFERFLUX_ALLOWED_HOSTS', () => {
+    const hosts = (env: Record<string, string>, yaml?: string) => loadConfig({ env: { ...ENV, ...env }, cwd: makeCwd(yaml) }).server.allowedHosts;
+    expect(hosts({})).to.deep.equal(['localhost', '127.0.0.1', '[::1]']);
+    for (const loopback of ['::1', '127.0.0.2', 'localhost']) expect(hosts({ INFERFLUX_HOST: loopback })).to.deep.equal(['localhost', '127.0.0.1', '[::1]']);
+    for (const open of ['0.0.0.0', '::', '10.1.2.3', 'api.internal']) expect(hosts({ INFERFLUX_HOST: open })).to.deep.equal(['*']);
+    expect(hosts({ INFERFLUX_ALLOWED_HOSTS: ' API.example.com, *.svc.cluster.local ,localhost:8080' })).to.deep.equal(['api.example.com', '*.svc.cluster.local', 'localhost:8080']);
+    expect(hosts({ INFERFLUX_HOST: '0.0.0.0', INFERFLUX_ALLOWED_HOSTS: 'auto' })).to.deep.equal(['*']);
+    expect(hosts({}, 'server:\n  allowed_hosts: ["[::1]:9000", "*"]\n')).to.deep.equal(['[::1]:9000', '*']);
+    expect(loadError({ ...ENV, INFERFLUX_ALLOWED_HOSTS: 'http://evil.example' }).message).to.equal(
+      'server.allowed_hosts: must be "auto" or a list of host names or IPs (optionally with :port), [IPv6], *.domain or "*" (got ["http://evil.example"] from INFERFLUX_ALLOWED_HOSTS)',
+    );
   });
 
   it('rejects duplicate ids and several defaults', () => {

@@ -122,6 +122,38 @@ describe('guardrails: blocklist', () => {
     expect(normalise('ﬁle')).to.equal('file');
   });
 
+  it('drops invisible characters, soft hyphens and marks on Latin/Greek/Cyrillic letters, and folds look-alike letters', () => {
+    for (const invisible of ['\u200b', '\u200c', '\u200d', '\u2060', '\ufeff', '\u00ad', '\u200e', '\u202e']) {
+      expect(normalise(`clas${invisible}si${invisible}${invisible}fied`), JSON.stringify(invisible)).to.equal('classified');
+    }
+    expect(normalise('c\u0308la\u0301\u0301ssi\u0336fied')).to.equal('classified'); // combining marks, stacked too
+    expect(normalise('Clássïfíèd')).to.equal('classified'); // precomposed accents decompose first
+    expect(normalise('\u0441l\u0430\u0455\u0455ifi\u0435d')).to.equal('classified'); // Cyrillic с а ѕ е
+    expect(normalise('\u03bf\u03c1\u03b5\u03bd')).to.equal('opev'); // Greek ο ρ ε ν
+    expect(normalise('\u041d\u0415\u0422')).to.equal(normalise('\u043d\u0435\u0442')); // НЕТ and нет fold alike
+    expect(normalise('\u0915\u093e\u092e')).to.equal('\u0915\u093e\u092e'); // Devanagari keeps its vowel sign
+    expect(normalise('\u0301\u0301x')).to.equal('x'); // marks with no letter are dropped
+  });
+
+  it('catches terms written with invisible characters, marks or look-alikes, in terms and text alike, still as whole words', () => {
+    const b = new Blocklist(['classified', 'top secret', 'secret']);
+    for (const text of [
+      'the clas\u200bsified plan',
+      'the cla\u00adssi\u00adfied plan',
+      'the c\u0327lassified plan',
+      'the \u0441l\u0430ssified plan',
+      'the CLASS\u0399FIED plan', // Greek capital iota
+      'a t\u043ep\u2060 s\u0435cret',
+      'the \u0301classified plan', // a stray mark in front does not make the term part of a word
+    ]) {
+      expect(b.scan(text).kind, JSON.stringify(text)).to.equal('hit');
+    }
+    expect(b.scan('the secre\u200btary').kind).to.equal('clean');
+    expect(b.scan('declas\u200bsified').kind).to.equal('clean');
+    // A term itself written with a look-alike or an invisible character matches the plain word.
+    expect(new Blocklist(['\u0441lassi\u200bfied']).scan('Classified!').kind).to.equal('hit');
+  });
+
   it('matches whole words case-insensitively, across Unicode forms', () => {
     const b = new Blocklist(['Classified', 'top secret']);
     expect(b.scan('This is CLASSIFIED.').kind).to.equal('hit');

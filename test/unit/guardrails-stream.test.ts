@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import type { FinishReason, StartMeta, TokenSink, Usage } from '../../src/generation/contract.js';
 import type { InferFluxError } from '../../src/errors.js';
 import { Metrics } from '../../src/metrics.js';
-import { Blocklist } from '../../src/policy/guardrails/blocklist.js';
+import { Blocklist, normalise } from '../../src/policy/guardrails/blocklist.js';
 import { GuardrailEngine, denialAuditEvent, guardrailDenied } from '../../src/policy/guardrails/guardrail-engine.js';
 import { guardSink } from '../../src/policy/guardrails/guarded-sink.js';
 import { OutputFilter, type OutputRules } from '../../src/policy/guardrails/output-filter.js';
@@ -187,6 +187,41 @@ describe('guardrails: output filter', () => {
     expect(denied, 'both outcomes are exercised').to.be.within(20, 180);
   });
 
+  it('denies a term padded with invisible characters, marks and look-alikes far beyond its length, at every chunk size', () => {
+    const pad = '\u200b\u2060\ufeff\u00ad\u200d'.repeat(6);
+    const disguised = [...'classified'].map((c) => (c === 'a' ? '\u0430' : c === 'c' ? 'c\u0327' : c)).join(pad);
+    expect(disguised.length).to.be.above(250);
+    for (const size of [1, 2, 3, 7, 31, 1000]) {
+      expect(run(rules(['classified']), chunked(`See the ${disguised} file.`, size)), `size ${size}`).to.deep.equal({ deny: 'blocklist' });
+    }
+    const f = new OutputFilter(rules(['classified']));
+    let released = '';
+    for (const c of chunked(`See the ${disguised}`, 3)) {
+      const step = f.push(c, false);
+      if (step.kind === 'emit') released += step.text;
+    }
+    expect(normalise(released)).to.equal('see the '); // nothing of the term went out before the verdict
+  });
+
+  it('denies exactly when the whole text holds a term, for disguised random text at every chunk size', () => {
+    const terms = ['classified', 'top secret', 'confidential*', '*coin'];
+    const words = ['the', 'class', 'classified', 'declassified', 'top', 'secret', 'stop', 'confidentiality', 'bitcoin', 'coins', 'c', 'co'];
+    const disguises = ['\u200b', '\u00ad', '\u0301', '\u2060\ufeff', ''];
+    const lookAlike: Record<string, string> = { a: '\u0430', c: '\u0441', e: '\u0435', o: '\u03bf', p: '\u0440', s: '\u0455', i: '\u0456' };
+    const blocklist = new Blocklist(terms);
+    const rnd = randomInts(11);
+    let denied = 0;
+    for (let t = 0; t < 150; t++) {
+      const plain = Array.from({ length: 2 + rnd(5) }, () => words[rnd(words.length)]!).join([' ', '', '. '][rnd(3)]!);
+      const text = [...plain].map((ch) => (rnd(4) === 0 ? lookAlike[ch] ?? ch : ch) + disguises[rnd(disguises.length)]!).join('');
+      const want = blocklist.scan(plain, true).kind === 'hit' ? { deny: 'blocklist' } : { text };
+      expect(blocklist.scan(text, true).kind === 'hit', JSON.stringify(text)).to.equal('deny' in want);
+      if ('deny' in want) denied++;
+      for (const size of [1, 2, 5, 1000]) expect(run(rules(terms), chunked(text, size)), `size ${size}: ${JSON.stringify(text)}`).to.deep.equal(want);
+    }
+    expect(denied, 'both outcomes are exercised').to.be.within(15, 135);
+  });
+
   it('does not decide on a card number until it stops growing', () => {
     const f = new OutputFilter(rules([], 'block', ['credit_card']));
     // 16 Luhn-valid digits so far, but a 17th may follow (and make it invalid).
@@ -326,6 +361,18 @@ describe('guardrails: engine prompt checks', () => {
     const err = guardrailDenied('opa_denied', 'finance is off limits');
     expect([err.status, err.code, err.param]).to.deep.equal([400, 'guardrail_denied', null]);
     expect(err.message).to.equal('Denied by guardrail policy: opa_denied (finance is off limits).');
+  });
+
+  it('an external engine that could not decide (fail mode closed) is 503 guardrail_unavailable with Retry-After, audited as 503', () => {
+    const err = guardrailDenied('opa_unavailable', 'no answer within 150 ms');
+    expect([err.status, err.code, err.type, err.param, err.retryAfter]).to.deep.equal([503, 'guardrail_unavailable', 'service_unavailable', null, 5]);
+    expect(err.message).to.not.include('150 ms'); // why it failed is for the audit log, not the client
+    const ctx = { requestId: 'r1', prompt: { kind: 'text' as const, text: 'x' }, model: 'm', route: ROUTE };
+    expect(denialAuditEvent(ctx, 'opa_unavailable', 'prompt', false, 'no answer within 150 ms')).to.deep.include({
+      status: 503,
+      decision: 'guardrail:opa_unavailable',
+      detail: 'prompt: no answer within 150 ms',
+    });
   });
 
   it('audit lines carry the prompt hash, not the text, unless debug mode', () => {

@@ -4,7 +4,7 @@ import { CREATED, get, json, rawRequest, startServer, type FakeHandle, type Test
 
 function postHead(path: string, headers: Record<string, string | number>): string {
   const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  return `POST ${path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n${lines}\r\n`;
+  return `POST ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n${lines}\r\n`;
 }
 
 describe('http: edge', () => {

@@ -24,6 +24,8 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       host: '127.0.0.1',
       port: 0,
       maxBodyBytes: 64 * 1024,
+      maxHeaderBytes: 16384,
+      allowedHosts: ['localhost', '127.0.0.1', '[::1]'],
       idleTimeoutSeconds: 10,
       sseHeartbeatSeconds: 15,
       sseMaxBufferedBytes: 256 * 1024,
@@ -196,7 +198,7 @@ export function rawRequest(port: number, head: string, body = ''): Promise<RawRe
 }
 
 export function get(path: string): string {
-  return `GET ${path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n`;
+  return `GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`;
 }
 
 /** Parses an SSE body into its `data:` payloads (JSON-decoded except `[DONE]`). */

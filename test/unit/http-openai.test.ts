@@ -221,7 +221,7 @@ describe('http: OpenAI routes', () => {
         const r = await post(t, '/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], stream });
         expect(r.status).to.equal(status);
         expect(await json(r)).to.deep.equal({ error: { message: err.message, type: err.type, param: err.param, code: err.code } });
-        expect(r.headers.get('retry-after')).to.equal(err.retryAfter === undefined ? null : '2');
+        expect(r.headers.get('retry-after')).to.equal(err.retryAfter === undefined ? null : String(err.retryAfter));
       }
     }
     // A gateway that throws synchronously is an internal error, not a crash.

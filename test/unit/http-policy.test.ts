@@ -230,7 +230,7 @@ describe('http: policy pipeline', () => {
 
   it('path tricks are judged after normalisation: /v1/models/../admin/x needs admin', async () => {
     t = await start();
-    const r = await rawRequest(t.port, `GET /v1/models/%2e%2e/admin/api_keys HTTP/1.1\r\nHost: t\r\nx-api-key: ${READ_KEY}\r\nConnection: close\r\n\r\n`);
+    const r = await rawRequest(t.port, `GET /v1/models/%2e%2e/admin/api_keys HTTP/1.1\r\nHost: localhost\r\nx-api-key: ${READ_KEY}\r\nConnection: close\r\n\r\n`);
     expect([403, 404]).to.include(r.status);
     if (r.status === 403) expect(JSON.parse(r.body).error.code).to.equal('forbidden');
   });

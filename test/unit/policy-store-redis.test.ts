@@ -123,7 +123,7 @@ describe('policy store in Redis (real redis-server)', function () {
       expect.fail('load accepted a tampered store');
     } catch (err) {
       expect(err).to.be.instanceOf(PolicyStoreError);
-      expect((err as PolicyStoreError).reason).to.equal('authentication_failed');
+      expect((err as PolicyStoreError).reason).to.equal('corrupted');
       expect((err as Error).message).to.contain(`key ${storeKey}`);
     }
     const logs: string[] = [];

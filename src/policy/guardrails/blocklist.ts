@@ -1,19 +1,58 @@
 /**
  * The blocklist, compiled once per policy version into one regex over normalised text.
  *
- * Normalisation (terms and text alike): Unicode NFKC (fullwidth, ligatures and compatibility forms
- * fold to their plain letters), lower case, whitespace runs to one space. A term matches as a whole
+ * Normalisation (terms and text alike) undoes the ways a term can be written to look the same and
+ * compare different: compatibility forms (fullwidth, ligatures), invisible characters (zero-width
+ * spaces and joiners, soft hyphens, BOM, bidi controls), combining marks on Latin, Greek and
+ * Cyrillic letters (`c̈lässified`), look-alike Cyrillic and Greek letters (confusables.ts), case and
+ * whitespace runs. Other scripts keep their marks: in Devanagari or Arabic a mark changes the word.
+ * A term matches as a whole
  * word when its edge is a letter or digit (`secret` does not match `secretary`); a leading or
  * trailing `*` lifts that edge (`classif*` matches `classified`, `*coin` matches `bitcoin`). Terms
  * whose edge is punctuation match wherever they occur.
  */
 
+import { foldConfusables } from './confusables.js';
+
 const WORD = String.raw`[\p{L}\p{N}\p{M}_]`;
 const WORD_CHAR = /^[\p{L}\p{N}\p{M}_]$/u;
 
+/** Characters Unicode says to ignore when rendering: U+00AD, U+200B..U+200F, U+2060..U+206F, U+FEFF, ... */
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
+/** A run of combining marks and the character before it (none at the start of the text). */
+const MARKS = /(^|[^\p{M}])(\p{M}+)/gu;
+const LETTER = /^\p{L}$/u;
+const LATIN_GREEK_CYRILLIC = /^[\p{sc=Latin}\p{sc=Greek}\p{sc=Cyrillic}]$/u;
+const marksMatter = (base: string): boolean => LETTER.test(base) && !LATIN_GREEK_CYRILLIC.test(base);
+
 export function normalise(text: string): string {
-  return text.normalize('NFKC').toLowerCase().replace(/\s+/gu, ' ');
+  const folded = text
+    .normalize('NFKD')
+    .replace(INVISIBLE, '')
+    .toLowerCase()
+    // Marks stay only on letters of scripts where they make the word; elsewhere (and alone) they are dropped.
+    .replace(MARKS, (all, base: string) => (marksMatter(base) ? all : base));
+  return foldConfusables(folded).normalize('NFC').replace(/\s+/gu, ' ');
 }
+
+/**
+ * Start of the shortest suffix of `text` holding at least `chars` characters that survive
+ * normalisation (not invisible, not a mark): raw lengths say nothing once a term is padded with
+ * zero-width characters, so windows over raw text are sized with this.
+ */
+export function visibleSuffixStart(text: string, chars: number): number {
+  let seen = 0;
+  let i = text.length;
+  while (i > 0 && seen < chars) {
+    const c = text.codePointAt(i - 1)!;
+    // Step over a surrogate pair as one character.
+    const width = i >= 2 && c >= 0xdc00 && c <= 0xdfff ? 2 : 1;
+    i -= width;
+    if (!SKIPPED.test(text.slice(i, i + width))) seen++;
+  }
+  return i;
+}
+const SKIPPED = /^[\p{Default_Ignorable_Code_Point}\p{M}]$/u;
 
 function escapeRegExp(s: string): string {
   // `u` regexes reject needless escapes (`\-`), so only syntax characters are escaped.
@@ -82,15 +121,20 @@ export class Blocklist {
    */
   holdBack(text: string): number {
     if (this.bodies.length === 0 || text === '') return 0;
-    const maxRaw = Math.min(text.length, this.maxTermLength * 2 + 8);
+    const maxRaw = text.length - visibleSuffixStart(text, this.maxTermLength * 2 + 8);
     for (let r = maxRaw; r > 0; r--) {
       const start = text.length - r;
       const tail = normalise(text.slice(start));
       if (tail === '' || tail === ' ') continue;
-      const afterWord = start > 0 && WORD_CHAR.test(text[start - 1]!);
-      if (this.bodies.some((b) => b.body.startsWith(tail) && !(b.boundedStart && afterWord))) return r;
+      if (this.bodies.some((b) => b.body.startsWith(tail) && !(b.boundedStart && this.afterWord(text, start)))) return r;
     }
     return 0;
+  }
+
+  /** Whether the normalised text before `start` ends in a word character (so no word starts there). */
+  private afterWord(text: string, start: number): boolean {
+    const before = normalise(text.slice(visibleSuffixStart(text.slice(0, start), 2), start));
+    return before !== '' && WORD_CHAR.test([...before].pop()!);
   }
 
   /**

@@ -49,8 +49,17 @@ interface Compiled {
   active: boolean;
 }
 
-/** The client-visible denial: 400 `guardrail_denied`, the reason code in the message, `param` null. */
+/** Reason of a prompt the external engine could not judge while the fail mode is `closed`. */
+const OPA_UNAVAILABLE = 'opa_unavailable';
+
+/**
+ * The client-visible refusal of a prompt: 400 `guardrail_denied` with the reason code in the
+ * message, `param` null; or, when the external engine could not decide (fail mode closed), 503
+ * `guardrail_unavailable` with Retry-After: nothing is wrong with the request, so the client may
+ * retry. Why the engine failed (timeouts, paths) goes to the log and audit, not to the client.
+ */
 export function guardrailDenied(reason: string, detail?: string): InferFluxError {
+  if (reason === OPA_UNAVAILABLE) return new InferFluxError('guardrail_unavailable');
   const why = detail ? ` (${detail})` : '';
   return new InferFluxError('guardrail_denied', `Denied by guardrail policy: ${reason}${why}.`);
 }
@@ -72,7 +81,7 @@ export function denialAuditEvent(
     tenant: ctx.tenant,
     model: ctx.model,
     route: ctx.route,
-    status: 400,
+    status: guardrailDenied(reason).status,
     decision: `guardrail:${reason}`,
     prompt: debugMode ? text : createHash('sha256').update(text).digest('hex'),
     detail: detail ? `${stage}: ${detail}` : stage,
@@ -171,7 +180,7 @@ export class GuardrailEngine {
           this.lastUnavailableLog = now;
           this.log(`guardrails: external policy engine unavailable (${outcome.why}); failing ${c.policy.opaFailMode}`);
         }
-        if (c.policy.opaFailMode === 'closed') return this.deny('opa_unavailable', 'opa');
+        if (c.policy.opaFailMode === 'closed') return this.deny(OPA_UNAVAILABLE, 'opa', outcome.why);
       }
     }
     return { allow: true, prompt: local.prompt, redacted: local.redacted, output: c.output };

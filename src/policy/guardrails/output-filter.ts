@@ -10,7 +10,7 @@
  *
  * Pure: no clocks, no I/O. The sink wrapper (guarded-sink.ts) drives it.
  */
-import type { Blocklist } from './blocklist.js';
+import { visibleSuffixStart, type Blocklist } from './blocklist.js';
 import { findPii, piiLiveStart, PII_MAX_RUN, redact, type PiiMatch } from './pii.js';
 import type { PiiKind } from '../types.js';
 
@@ -24,7 +24,10 @@ export type FilterStep =
   | { kind: 'emit'; text: string; redacted: PiiKind[] }
   | { kind: 'deny'; reason: string };
 
-/** Released text kept for look-behind (word boundaries, terms spanning a release point). */
+/**
+ * Released text kept for look-behind (word boundaries, terms spanning a release point), counted in
+ * characters that survive normalisation, so zero-width padding cannot push a term's start out.
+ */
 const CONTEXT_CHARS = 64;
 
 export class OutputFilter {
@@ -70,7 +73,8 @@ export class OutputFilter {
     const released = held.slice(0, cut);
     const inside = this.rules.piiAction === 'redact' ? matches.filter((m) => m.end <= cut) : [];
     this.held = held.slice(cut);
-    this.context = (this.context + released).slice(-CONTEXT_CHARS);
+    const context = this.context + released;
+    this.context = context.slice(visibleSuffixStart(context, CONTEXT_CHARS));
     return { kind: 'emit', text: redact(released, inside), redacted: inside.map((m) => m.kind) };
   }
 

@@ -4,7 +4,8 @@
  * ```
  * {"format":"inferflux-policy-store","version":1,"cipher":"aes-256-gcm",
  *  "kdf":{"name":"scrypt","N":32768,"r":8,"p":1,"salt":"<b64, 16 bytes>"},
- *  "nonce":"<b64, 12 bytes>","tag":"<b64, 16 bytes>","ciphertext":"<b64>"}
+ *  "nonce":"<b64, 12 bytes>","keycheck":"<b64, 16 bytes>","headercheck":"<b64, 16 bytes>",
+ *  "tag":"<b64, 16 bytes>","ciphertext":"<b64>"}
  * {"format":"inferflux-policy-store","version":1,"cipher":"none","document":{...}}
  * ```
  *
@@ -13,8 +14,16 @@
  * write. The header (format, version, cipher, kdf params, salt, nonce) is the GCM additional data, so
  * editing any of it fails authentication just like editing the ciphertext. KDF parameters read
  * from a file are bounded before use: a forged header must not make us allocate gigabytes.
+ *
+ * AES-GCM alone cannot tell a wrong passphrase from a damaged file: both fail the tag. Two short
+ * checks tell them apart. `headercheck`, a SHA-256 over the header and `keycheck`, catches a damaged
+ * header (a wrong salt derives a wrong key, which would otherwise look like a wrong passphrase).
+ * `keycheck`, an HMAC of a fixed text under the derived key, then says whether the passphrase is
+ * right; if it is and the tag still fails, the ciphertext or tag is damaged. They are for honest
+ * diagnosis, not security: GCM authenticates everything that matters. Files written before these
+ * fields existed are read as before, with the ambiguous message.
  */
-import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCb, type ScryptOptions } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { PolicyDocument } from '../types.js';
 
 export const STORE_FORMAT = 'inferflux-policy-store' as const;
@@ -39,6 +48,9 @@ interface EncryptedEnvelope {
   cipher: 'aes-256-gcm';
   kdf: KdfParams;
   nonce: string;
+  /** Absent in files from before it existed. */
+  keycheck?: string;
+  headercheck?: string;
   tag: string;
   ciphertext: string;
 }
@@ -54,7 +66,17 @@ interface PlainEnvelope {
 export class PolicyStoreError extends Error {
   constructor(
     readonly file: string,
-    readonly reason: 'malformed' | 'unsupported' | 'passphrase_required' | 'plaintext_refused' | 'authentication_failed' | 'invalid_document',
+    readonly reason:
+      | 'malformed'
+      | 'unsupported'
+      | 'passphrase_required'
+      | 'plaintext_refused'
+      /** Wrong passphrase or a damaged file; only files without key/header checks end here. */
+      | 'authentication_failed'
+      | 'wrong_passphrase'
+      /** The file is intact JSON but its header, tag or ciphertext is damaged or was altered. */
+      | 'corrupted'
+      | 'invalid_document',
     detail: string,
   ) {
     super(`policy store ${file}: ${detail}`);
@@ -92,6 +114,25 @@ function aad(e: Pick<EncryptedEnvelope, 'format' | 'version' | 'cipher' | 'kdf' 
   return Buffer.from(JSON.stringify([e.format, e.version, e.cipher, e.kdf.name, e.kdf.N, e.kdf.r, e.kdf.p, e.kdf.salt, e.nonce]), 'utf8');
 }
 
+function keyCheck(key: Buffer): Buffer {
+  return createHmac('sha256', key).update('inferflux-policy-store key check').digest().subarray(0, 16);
+}
+
+function headerCheck(e: Pick<EncryptedEnvelope, 'format' | 'version' | 'cipher' | 'kdf' | 'nonce'>, keycheck: string): Buffer {
+  return createHash('sha256').update(aad(e)).update(keycheck).digest().subarray(0, 16);
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function same(a: Buffer | null, b: Buffer): boolean {
+  return a !== null && a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Strict base64 (Buffer.from skips bad characters silently), or null. */
+function b64(v: unknown): Buffer | null {
+  return typeof v === 'string' && BASE64.test(v) ? Buffer.from(v, 'base64') : null;
+}
+
 /**
  * Derives and caches AES keys for one passphrase. Each distinct (salt, params) derives once; a
  * replica that reads a file another replica created pays one derivation, then reuses it.
@@ -119,31 +160,56 @@ export class Sealer {
     const kdf = this.current;
     const nonce = randomBytes(12);
     const head = { format: STORE_FORMAT, version: STORE_VERSION, cipher: 'aes-256-gcm' as const, kdf, nonce: nonce.toString('base64') };
-    const cipher = createCipheriv('aes-256-gcm', await this.key(kdf), nonce);
+    const key = await this.key(kdf);
+    const cipher = createCipheriv('aes-256-gcm', key, nonce);
     cipher.setAAD(aad(head));
     const ciphertext = Buffer.concat([cipher.update(JSON.stringify(doc), 'utf8'), cipher.final()]);
-    const env: EncryptedEnvelope = { ...head, tag: cipher.getAuthTag().toString('base64'), ciphertext: ciphertext.toString('base64') };
+    const keycheck = keyCheck(key).toString('base64');
+    const env: EncryptedEnvelope = {
+      ...head,
+      keycheck,
+      headercheck: headerCheck(head, keycheck).toString('base64'),
+      tag: cipher.getAuthTag().toString('base64'),
+      ciphertext: ciphertext.toString('base64'),
+    };
     return JSON.stringify(env) + '\n';
   }
 
   async open(file: string, env: EncryptedEnvelope): Promise<unknown> {
+    const refuse = 'refusing to start from or overwrite it';
+    const checked = env.keycheck !== undefined || env.headercheck !== undefined;
+    if (checked) {
+      const keycheck = typeof env.keycheck === 'string' ? env.keycheck : '';
+      const kdfReadable = env.kdf !== null && typeof env.kdf === 'object';
+      if (!kdfReadable || !same(b64(env.headercheck), headerCheck(env, keycheck))) {
+        throw new PolicyStoreError(file, 'corrupted', `the file is damaged: its header (key derivation, nonce or key check) fails its checksum; ${refuse}`);
+      }
+    }
     const kdf = checkKdf(file, env.kdf);
-    const nonce = Buffer.from(String(env.nonce), 'base64');
-    const tag = Buffer.from(String(env.tag), 'base64');
-    if (nonce.length !== 12 || tag.length !== 16 || typeof env.ciphertext !== 'string') {
-      throw new PolicyStoreError(file, 'malformed', 'bad nonce, tag or ciphertext field');
+    const nonce = b64(env.nonce);
+    const tag = b64(env.tag);
+    const ciphertext = b64(env.ciphertext);
+    if (nonce?.length !== 12 || tag?.length !== 16 || !ciphertext || ciphertext.length === 0) {
+      throw new PolicyStoreError(file, checked ? 'corrupted' : 'malformed', `the file is damaged: bad nonce, tag or ciphertext field; ${refuse}`);
+    }
+    const key = await this.key(kdf);
+    if (checked && !same(b64(env.keycheck), keyCheck(key))) {
+      throw new PolicyStoreError(file, 'wrong_passphrase', `wrong INFERFLUX_POLICY_PASSPHRASE (the file is intact, but the key it derives fails the file's key check); ${refuse}`);
     }
     let plain: Buffer;
     try {
-      const decipher = createDecipheriv('aes-256-gcm', await this.key(kdf), nonce, { authTagLength: 16 });
+      const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: 16 });
       decipher.setAAD(aad(env));
       decipher.setAuthTag(tag);
-      plain = Buffer.concat([decipher.update(Buffer.from(env.ciphertext, 'base64')), decipher.final()]);
+      plain = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
     } catch {
+      if (checked) {
+        throw new PolicyStoreError(file, 'corrupted', `the passphrase is right, but the encrypted content or its tag is damaged or was altered (AES-GCM authentication failed); ${refuse}`);
+      }
       throw new PolicyStoreError(
         file,
         'authentication_failed',
-        'cannot decrypt: wrong INFERFLUX_POLICY_PASSPHRASE or the file was altered (AES-GCM authentication failed); refusing to start from or overwrite it',
+        `cannot decrypt: wrong INFERFLUX_POLICY_PASSPHRASE or a damaged file (AES-GCM authentication failed; this file predates the checks that tell the two apart); ${refuse}`,
       );
     }
     this.current = kdf;
@@ -176,7 +242,7 @@ export async function openEnvelope(file: string, text: string, sealer: Sealer | 
   try {
     env = JSON.parse(text) as EncryptedEnvelope | PlainEnvelope;
   } catch {
-    throw new PolicyStoreError(file, 'malformed', 'not a policy store file (not JSON; truncated or foreign)');
+    throw new PolicyStoreError(file, 'malformed', text.trim() === '' ? 'the file is empty' : 'not a policy store file (not JSON: truncated, damaged or foreign)');
   }
   if (env === null || typeof env !== 'object' || env.format !== STORE_FORMAT) {
     throw new PolicyStoreError(file, 'malformed', `not a policy store file (format is not "${STORE_FORMAT}")`);

@@ -7,7 +7,8 @@
  * at any point) sees either the old file or the new one, never a torn one. Leftover temp files of
  * a crashed writer are ignored (and swept once they are old).
  *
- * Replicas sharing the file: writers take a lock file (`<store>.lock`, O_EXCL, stale after 10 s)
+ * Replicas sharing the file: writers take a lock file (`<store>.lock`, file-lock.ts: O_EXCL, taken
+ * over at once when its owner on this machine is dead, else once older than 10 s)
  * and refuse to write a version that is not newer than the one on disk (`policy_conflict`), so
  * two replicas never both write version N with different contents. Readers notice changes by
  * `fs.watch` on the directory plus a periodic check (a shared volume such as NFS may not deliver
@@ -22,6 +23,7 @@ import type { PolicyPersistence } from '../policy-service.js';
 import type { PolicyDocument } from '../types.js';
 import { validateDocument } from './document-schema.js';
 import { openEnvelope, PolicyStoreError, Sealer, storedText } from './envelope.js';
+import { acquireFileLock } from './file-lock.js';
 import { RedisPolicyStore } from './redis-policy-store.js';
 import { StoreWatches } from './store-watch.js';
 import type { PolicyStore } from './store.js';
@@ -192,26 +194,9 @@ class FilePolicyStore implements PolicyStore {
     }
   }
 
-  /** Cross-process writer lock: O_EXCL lock file; a lock older than 10 s belongs to a dead writer. */
-  private async lock(): Promise<() => Promise<void>> {
+  /** Cross-process writer lock (file-lock.ts): a dead writer's lock is taken over at once. */
+  private lock(): Promise<() => Promise<void>> {
     const lockPath = `${this.path}.lock`;
-    const until = Date.now() + LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        const fh = await open(lockPath, 'wx', 0o600);
-        await fh.writeFile(`${process.pid}\n`);
-        await fh.close();
-        return () => rm(lockPath, { force: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      const st = await stat(lockPath).catch(() => null);
-      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) {
-        await rm(lockPath, { force: true });
-        continue;
-      }
-      if (Date.now() > until) throw new InferFluxError('policy_conflict', `the policy store is locked by another writer (${lockPath})`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    return acquireFileLock(lockPath, { waitMs: LOCK_WAIT_MS, staleMs: LOCK_STALE_MS }, () => new InferFluxError('policy_conflict', `the policy store is locked by another writer (${lockPath})`));
   }
 }
