@@ -1,0 +1,116 @@
+/**
+ * `npm run bench:grammar`: what structured output costs, measured in one run on the bench model.
+ *
+ * 1. Decode throughput with a JSON-schema constraint vs without, same server, same prompts,
+ *    interleaved request by request. The constrained side asks for a fixed-shape answer (an array
+ *    of 24 bounded integers, ended by the grammar); the unconstrained side of each pair then
+ *    generates exactly as many tokens as its constrained twin did (`max_tokens` = that count,
+ *    `ignore_eos`), so both sides do the same work but for the grammar. tok/s = completion tokens /
+ *    summed request time; ratio = constrained / unconstrained; target overhead < 5% (ratio >= 0.95).
+ * 2. Grammar compile time per schema (the structured-output contract's 24 schemas): first compile
+ *    and a cached repeat (by schema hash), in this process.
+ *
+ * Loopback only; every loop is bounded (pairs per level, a timeout per request).
+ */
+import { performance } from 'node:perf_hooks';
+import { compileOutputConstraint } from '../src/generation/structured-output.js';
+import { CONTRACT_SCHEMAS } from '../test/helpers/contract-schemas.js';
+import { benchModel, provenance, randomWords, runBench, say, startServer, type BenchServer } from './server.js';
+import { median } from './stats.js';
+
+const PAIRS = Number(process.env.BENCH_GRAMMAR_PAIRS ?? 8);
+const LEVELS = [1, 4];
+const REQUEST_TIMEOUT_MS = 120_000;
+const SCHEMA = {
+  type: 'array',
+  items: { type: 'integer', minimum: 0, maximum: 999 },
+  minItems: 24,
+  maxItems: 24,
+};
+
+interface Result {
+  tokens: number;
+  ms: number;
+}
+
+async function chat(server: BenchServer, body: Record<string, unknown>): Promise<Result> {
+  const t0 = performance.now();
+  const res = await fetch(`${server.baseUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  });
+  const json = (await res.json()) as { usage?: { completion_tokens: number }; choices?: { finish_reason: string; message: { content: string } }[]; error?: unknown };
+  if (!res.ok || !json.usage) throw new Error(`request failed (${res.status}): ${JSON.stringify(json).slice(0, 300)}`);
+  return { tokens: json.usage.completion_tokens, ms: performance.now() - t0 };
+}
+
+/** One pair: the constrained request, then an unconstrained twin of the same length. */
+async function pair(server: BenchServer, i: number): Promise<{ on: Result; off: Result }> {
+  const messages = [{ role: 'user', content: `List numbers. ${randomWords(7000 + i, 40)}` }];
+  const on = await chat(server, {
+    messages,
+    temperature: 0.8,
+    seed: i,
+    max_tokens: 1000,
+    response_format: { type: 'json_schema', json_schema: { name: 'numbers', schema: SCHEMA } },
+  });
+  const off = await chat(server, { messages, temperature: 0.8, seed: i, max_tokens: on.tokens, ignore_eos: true });
+  return { on, off };
+}
+
+async function level(server: BenchServer, clients: number): Promise<{ on: Result[]; off: Result[] }> {
+  const on: Result[] = [];
+  const off: Result[] = [];
+  let next = 0;
+  const total = PAIRS * clients;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (next < total) {
+        const p = await pair(server, clients * 1000 + next++);
+        on.push(p.on);
+        off.push(p.off);
+      }
+    }),
+  );
+  return { on, off };
+}
+
+const tokPerSec = (rs: Result[]): number => rs.reduce((n, r) => n + r.tokens, 0) / (rs.reduce((n, r) => n + r.ms, 0) / 1000);
+
+async function main(): Promise<number> {
+  say(`grammar cost bench: ${provenance()}; node ${process.version}; loopback only`);
+  say(`model: ${await benchModel()}`);
+  const server = await startServer();
+  say(`server: ${server.baseUrl} ready; ${server.sizing}`);
+  try {
+    // Warm-up: the first constrained request compiles and parses the grammar.
+    await pair(server, 0);
+    say('\nthroughput, constrained (json_schema: 24 bounded integers) vs unconstrained twin of the same length');
+    say('  c | pairs | constrained tok/s | unconstrained tok/s | ratio | tokens/answer (median)');
+    for (const c of LEVELS) {
+      const r = await level(server, c);
+      const on = tokPerSec(r.on);
+      const off = tokPerSec(r.off);
+      say(
+        `  ${c} | ${String(r.on.length).padStart(5)} | ${on.toFixed(1).padStart(17)} | ${off.toFixed(1).padStart(19)} | ${(on / off).toFixed(3)} | ${median(r.on.map((x) => x.tokens))}`,
+      );
+    }
+  } finally {
+    const s = await server.stop();
+    say(`server stopped in ${s.ms} ms (exit code ${s.code}, signal ${s.signal})`);
+  }
+  say('\ngrammar compile per schema (ms): first compile, cached repeat (by schema hash)');
+  for (const [name, schema] of Object.entries(CONTRACT_SCHEMAS)) {
+    const t0 = performance.now();
+    const first = compileOutputConstraint({ kind: 'json_schema', schema: { ...(schema as object), $comment: `bench-${process.pid}` }, param: 'schema' });
+    const t1 = performance.now();
+    compileOutputConstraint({ kind: 'json_schema', schema: { ...(schema as object), $comment: `bench-${process.pid}` }, param: 'schema' });
+    const t2 = performance.now();
+    say(`  ${name.padEnd(14)} ${(t1 - t0).toFixed(2).padStart(7)} ${(t2 - t1).toFixed(2).padStart(7)}   (${first.grammar.length} bytes of GBNF)`);
+  }
+  return 0;
+}
+
+runBench(main);
