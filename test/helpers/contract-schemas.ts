@@ -65,3 +65,16 @@ export const CONTRACT_SCHEMAS: Record<string, unknown> = {
 };
 
 /** (temperature, seed) per schema: 9 generations each. */
+
+/** (temperature, seed) runs per schema: greedy, and sampled at three temperatures with varied seeds. */
+export const CONTRACT_RUNS: Array<[number, number]> = [
+  [0, 0],
+  [0.7, 11],
+  [0.7, 12],
+  [1.0, 21],
+  [1.0, 22],
+  [1.0, 23],
+  [1.5, 31],
+  [1.5, 32],
+  [1.5, 33],
+];

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import OpenAI from 'openai';
 import { ensureModel } from '../../src/runtime/gguf/generate.js';
 
 export interface RunningServer {
@@ -104,4 +105,20 @@ export async function metric(url: string, sample: string): Promise<number> {
     if (line.startsWith(sample + ' ')) return Number(line.slice(sample.length + 1));
   }
   return 0;
+}
+
+/**
+ * A real server for one `describe` block, started in `before` and stopped in `after`, with an
+ * `openai` client pointed at it (no retries). Read `ctx.server` / `ctx.client` inside the tests.
+ */
+export function serverWithOpenAI(env: Record<string, string> = {}): { server: RunningServer; client: OpenAI } {
+  const ctx = {} as { server: RunningServer; client: OpenAI };
+  before(async () => {
+    ctx.server = await startServer(env);
+    ctx.client = new OpenAI({ baseURL: `${ctx.server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  });
+  after(async () => {
+    await ctx.server?.stop();
+  });
+  return ctx;
 }

@@ -4,15 +4,10 @@
  * order, checked by test/helpers/lifecycle-sink.ts. Runs the actor system in-process from dist/.
  */
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { tinyModel } from '../helpers/server.js';
+import { startActors, type InProcessActors } from '../helpers/actors.js';
 import { checkedSink } from '../helpers/lifecycle-sink.js';
 import type { GenerateInput } from '../../src/generation/contract.js';
 import { samplingWith, type SamplingSettings } from '../../src/runtime/sampling.js';
-
-const dist = (p: string) => new URL(`../../dist/${p}`, import.meta.url).href;
 
 function input(n: number, params: Partial<SamplingSettings>, prompt: GenerateInput['prompt'] = { kind: 'text', text: 'lifecycle test' }): GenerateInput {
   return { requestId: `lc-${Math.random().toString(36).slice(2)}`, model: undefined, prompt, n, params: samplingWith(params) };
@@ -20,40 +15,18 @@ function input(n: number, params: Partial<SamplingSettings>, prompt: GenerateInp
 
 describe('generation sink lifecycle (real engines)', function () {
   this.timeout(120_000);
-  let dir: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  let system: any;
+  let actors: InProcessActors;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   let gateway: any;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ifx-lc-'));
-    mkdirSync(join(dir, 'config'));
     // One worker with one sequence and a queue of one: the third concurrent request is turned away.
-    writeFileSync(join(dir, 'config', 'server.yaml'), 'scheduler:\n  max_queue: 1\n');
-    const { loadConfig } = await import(dist('config/load.js'));
-    const { Metrics } = await import(dist('metrics.js'));
-    const { ActorSystem } = await import(dist('actors/system.js'));
-    const { ActorGateway } = await import(dist('generation/gateway.js'));
-    const config = loadConfig({
-      cwd: dir,
-      env: {
-        INFERFLUX_MODEL_PATH: await tinyModel(),
-        INFERFLUX_AUDIT_LOG: join(dir, 'audit.log'),
-        INFERFLUX_DECODE_POOL_SIZE: '1',
-        INFERFLUX_SEQUENCES_PER_WORKER: '1',
-        INFERFLUX_THREADS_PER_WORKER: '1',
-        INFERFLUX_CORES: '2',
-      },
-    });
-    const metrics = new Metrics({ defaultMetrics: false });
-    system = await ActorSystem.start(config, metrics, () => undefined);
-    gateway = new ActorGateway(config, system, metrics);
+    actors = await startActors({ INFERFLUX_SEQUENCES_PER_WORKER: '1' }, 'scheduler:\n  max_queue: 1\n');
+    gateway = actors.gateway;
   });
 
   after(async () => {
-    await system?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await actors?.stop();
   });
 
   it('one choice: start, text, its end, then the end', async () => {

@@ -15,19 +15,9 @@ import { GrammarCache } from '../../src/runtime/grammar/grammar-cache.js';
 import { validateOutput } from '../../src/runtime/grammar/validate-output.js';
 import { BatchContext, type AddonSampler, type GrammarState, type NativeGrammar } from '../../src/runtime/llama/batch-adapter.js';
 
-import { CONTRACT_SCHEMAS as SCHEMAS } from '../helpers/contract-schemas.js';
+import { CONTRACT_RUNS, CONTRACT_SCHEMAS as SCHEMAS } from '../helpers/contract-schemas.js';
 
-const RUNS: Array<[number, number]> = [
-  [0, 0],
-  [0.7, 11],
-  [0.7, 12],
-  [1.0, 21],
-  [1.0, 22],
-  [1.0, 23],
-  [1.5, 31],
-  [1.5, 32],
-  [1.5, 33],
-];
+const RUNS = CONTRACT_RUNS;
 const SEQUENCES = 8;
 /** A safety net only: every answer here is far shorter, and reaching it fails the test. */
 const MAX_TOKENS = 400;

@@ -6,22 +6,13 @@
  */
 import { expect } from 'chai';
 import OpenAI from 'openai';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { serverWithOpenAI } from '../helpers/server.js';
 
 const MODEL = 'tiny-seed0';
 
 describe('logprobs (real engine, openai client)', function () {
   this.timeout(120_000);
-  let server: RunningServer;
-  let client: OpenAI;
-
-  before(async () => {
-    server = await startServer();
-    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  const ctx = serverWithOpenAI();
 
   function checkGreedy(entries: { token: string; logprob: number; top_logprobs: { token: string; logprob: number }[] }[], k: number): void {
     expect(entries.length).to.be.greaterThan(0);
@@ -34,7 +25,7 @@ describe('logprobs (real engine, openai client)', function () {
   }
 
   it('chat, not streamed: one entry per completion token, greedy = top alternative, texts spell the answer', async () => {
-    const res = await client.chat.completions.create({
+    const res = await ctx.client.chat.completions.create({
       model: MODEL,
       messages: [{ role: 'user', content: 'Say something.' }],
       max_tokens: 10,
@@ -61,8 +52,8 @@ describe('logprobs (real engine, openai client)', function () {
       top_logprobs: 2,
       ignore_eos: true,
     };
-    const whole = await client.chat.completions.create(body as never);
-    const stream = await client.chat.completions.create({ ...body, stream: true } as never);
+    const whole = await ctx.client.chat.completions.create(body as never);
+    const stream = await ctx.client.chat.completions.create({ ...body, stream: true } as never);
     const got: { token: string; logprob: number; top_logprobs: { token: string; logprob: number }[] }[] = [];
     let text = '';
     for await (const chunk of stream as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>) {
@@ -78,7 +69,7 @@ describe('logprobs (real engine, openai client)', function () {
   });
 
   it('legacy completions: tokens, token_logprobs, top_logprobs maps and text offsets', async () => {
-    const res = (await client.completions.create({ model: MODEL, prompt: 'Once upon', max_tokens: 6, temperature: 0, logprobs: 2, ignore_eos: true } as never)) as OpenAI.Completion;
+    const res = (await ctx.client.completions.create({ model: MODEL, prompt: 'Once upon', max_tokens: 6, temperature: 0, logprobs: 2, ignore_eos: true } as never)) as OpenAI.Completion;
     const lp = res.choices[0]!.logprobs!;
     expect(lp.tokens).to.have.length(6);
     expect(lp.tokens!.join('')).to.equal(res.choices[0]!.text);
@@ -92,10 +83,10 @@ describe('logprobs (real engine, openai client)', function () {
   });
 
   it('no logprobs unless asked; top_logprobs without logprobs and more than 20 are 400s', async () => {
-    const res = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 2 });
+    const res = await ctx.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 2 });
     expect(res.choices[0]!.logprobs).to.equal(null);
     for (const extra of [{ top_logprobs: 2 }, { logprobs: true, top_logprobs: 21 }]) {
-      const err = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 2, ...extra }).catch((e: unknown) => e);
+      const err = await ctx.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 2, ...extra }).catch((e: unknown) => e);
       expect(err).to.be.instanceOf(OpenAI.BadRequestError);
       expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).to.equal('top_logprobs');
     }

@@ -8,40 +8,21 @@
 import { expect } from 'chai';
 import OpenAI from 'openai';
 import { validateOutput } from '../../src/runtime/grammar/validate-output.js';
-import { CONTRACT_SCHEMAS } from '../helpers/contract-schemas.js';
-import { metric, startServer, type RunningServer } from '../helpers/server.js';
+import { CONTRACT_RUNS, CONTRACT_SCHEMAS } from '../helpers/contract-schemas.js';
+import { metric, serverWithOpenAI } from '../helpers/server.js';
 
-const RUNS: Array<[number, number]> = [
-  [0, 0],
-  [0.7, 11],
-  [0.7, 12],
-  [1.0, 21],
-  [1.0, 22],
-  [1.0, 23],
-  [1.5, 31],
-  [1.5, 32],
-  [1.5, 33],
-];
+const RUNS = CONTRACT_RUNS;
 
 describe('structured output over HTTP (real engine, openai client)', function () {
   this.timeout(300_000);
-  let server: RunningServer;
-  let client: OpenAI;
-
-  before(async () => {
-    server = await startServer({ INFERFLUX_SEQUENCES_PER_WORKER: '8' });
-    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  const ctx = serverWithOpenAI({ INFERFLUX_SEQUENCES_PER_WORKER: '8' });
 
   it(`contract: ${Object.keys(CONTRACT_SCHEMAS).length} schemas x ${RUNS.length} runs all parse, validate and end by the grammar`, async () => {
     const jobs: (() => Promise<string | null>)[] = [];
     for (const [name, schema] of Object.entries(CONTRACT_SCHEMAS)) {
       for (const [temperature, seed] of RUNS) {
         jobs.push(async () => {
-          const r = await client.chat.completions.create({
+          const r = await ctx.client.chat.completions.create({
             model: 'tiny-seed0',
             messages: [{ role: 'user', content: `Give me ${name} as JSON.` }],
             temperature,
@@ -68,12 +49,12 @@ describe('structured output over HTTP (real engine, openai client)', function ()
       }),
     );
     expect(failures).to.deep.equal([]);
-    expect(await metric(server.url, 'inferflux_structured_output_total{outcome="valid"}')).to.equal(jobs.length);
-    expect(await metric(server.url, 'inferflux_structured_output_total{outcome="invalid"}')).to.equal(0);
+    expect(await metric(ctx.server.url, 'inferflux_structured_output_total{outcome="valid"}')).to.equal(jobs.length);
+    expect(await metric(ctx.server.url, 'inferflux_structured_output_total{outcome="invalid"}')).to.equal(0);
   });
 
   it('json_object gives a JSON object; a raw GBNF grammar is followed; both stream too', async () => {
-    const obj = await client.chat.completions.create({
+    const obj = await ctx.client.chat.completions.create({
       model: 'tiny-seed0',
       messages: [{ role: 'user', content: 'json please' }],
       temperature: 0.8,
@@ -86,10 +67,10 @@ describe('structured output over HTTP (real engine, openai client)', function ()
       expect(v).to.be.an('object');
     } else expect(obj.choices[0]!.finish_reason).to.equal('length');
     const gbnf = 'root ::= ("yes" | "no") " " [0-9] [0-9]?';
-    const g = await client.completions.create({ model: 'tiny-seed0', prompt: 'Answer:', max_tokens: 20, temperature: 1, seed: 3, grammar: gbnf } as never);
+    const g = await ctx.client.completions.create({ model: 'tiny-seed0', prompt: 'Answer:', max_tokens: 20, temperature: 1, seed: 3, grammar: gbnf } as never);
     expect((g as OpenAI.Completion).choices[0]!.text).to.match(/^(yes|no) [0-9][0-9]?$/);
     expect((g as OpenAI.Completion).choices[0]!.finish_reason).to.equal('stop');
-    const stream = await client.chat.completions.create({
+    const stream = await ctx.client.chat.completions.create({
       model: 'tiny-seed0',
       messages: [{ role: 'user', content: 'colour?' }],
       max_tokens: 50,
@@ -107,7 +88,7 @@ describe('structured output over HTTP (real engine, openai client)', function ()
   });
 
   it('bad input is a 400 naming the parameter, before any token is generated', async () => {
-    const before = await metric(server.url, 'inferflux_completion_tokens_total{model="tiny-seed0",backend="cpu"}');
+    const before = await metric(ctx.server.url, 'inferflux_completion_tokens_total{model="tiny-seed0",backend="cpu"}');
     const cases: [Record<string, unknown>, string, RegExp][] = [
       [{ response_format: { type: 'json_schema', json_schema: { name: 'x' } } }, 'response_format.json_schema.schema', /required/],
       [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string' } }, patternProperties: {} } } } }, 'response_format.json_schema.schema', /patternProperties/],
@@ -118,7 +99,7 @@ describe('structured output over HTTP (real engine, openai client)', function ()
       [{ response_format: { type: 'json_object' }, ignore_eos: true }, 'ignore_eos', /grammar ends/],
     ];
     for (const [extra, param, message] of cases) {
-      const err = await client.chat.completions
+      const err = await ctx.client.chat.completions
         .create({ model: 'tiny-seed0', messages: [{ role: 'user', content: 'x' }], max_tokens: 5, ...extra } as never)
         .catch((e: unknown) => e);
       expect(err, JSON.stringify(extra)).to.be.instanceOf(OpenAI.BadRequestError);
@@ -126,7 +107,7 @@ describe('structured output over HTTP (real engine, openai client)', function ()
       expect(e.param, JSON.stringify(extra)).to.equal(param);
       expect(e.message, JSON.stringify(extra)).to.match(message);
     }
-    expect(await metric(server.url, 'inferflux_completion_tokens_total{model="tiny-seed0",backend="cpu"}')).to.equal(before);
-    expect(await metric(server.url, 'inferflux_grammar_compile_seconds_count{kind="json_schema"}')).to.be.greaterThan(0);
+    expect(await metric(ctx.server.url, 'inferflux_completion_tokens_total{model="tiny-seed0",backend="cpu"}')).to.equal(before);
+    expect(await metric(ctx.server.url, 'inferflux_grammar_compile_seconds_count{kind="json_schema"}')).to.be.greaterThan(0);
   });
 });

@@ -4,15 +4,10 @@
  * Runs the actor system in-process (from dist/, where the worker files are) to reach the threads.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { tinyModel } from '../helpers/server.js';
+import { startActors, type InProcessActors } from '../helpers/actors.js';
 import type { GenerateInput, TokenSink } from '../../src/generation/contract.js';
 import { samplingWith } from '../../src/runtime/sampling.js';
 import type { InferFluxError } from '../../src/errors.js';
-
-const dist = (p: string) => new URL(`../../dist/${p}`, import.meta.url).href;
 
 interface Outcome {
   text: string;
@@ -52,7 +47,7 @@ function input(maxTokens: number): GenerateInput {
 
 describe('actor supervision (real engines)', function () {
   this.timeout(120_000);
-  let dir: string;
+  let actors: InProcessActors;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   let system: any;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -60,23 +55,12 @@ describe('actor supervision (real engines)', function () {
 
   before(async () => {
     process.env.INFERFLUX_FAULT_INJECTION = '1';
-    dir = mkdtempSync(join(tmpdir(), 'ifx-sup-'));
-    const { loadConfig } = await import(dist('config/load.js'));
-    const { Metrics } = await import(dist('metrics.js'));
-    const { ActorSystem } = await import(dist('actors/system.js'));
-    const { ActorGateway } = await import(dist('generation/gateway.js'));
-    const config = loadConfig({
-      cwd: dir,
-      env: { INFERFLUX_MODEL_PATH: await tinyModel(), INFERFLUX_AUDIT_LOG: join(dir, 'audit.log'), INFERFLUX_DECODE_POOL_SIZE: '1', INFERFLUX_THREADS_PER_WORKER: '1', INFERFLUX_CORES: '2' },
-    });
-    const metrics = new Metrics({ defaultMetrics: false });
-    system = await ActorSystem.start(config, metrics, () => undefined);
-    gateway = new ActorGateway(config, system, metrics);
+    actors = await startActors();
+    ({ system, gateway } = actors);
   });
 
   after(async () => {
-    await system?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await actors?.stop();
     delete process.env.INFERFLUX_FAULT_INJECTION;
   });
 

@@ -1,5 +1,5 @@
 /**
- * Tool calling on the real engine through the `openai` client. The random tiny model never calls
+ * Tool calling on the real engine through the `openai` ctx.client. The random tiny model never calls
  * a tool by itself, so `tool_choice: "required"` and named choices (grammar-constrained) are what
  * make calls here: each must name a declared function with arguments valid for its schema, in
  * OpenAI's shapes, streamed (delta.tool_calls with index, id, name, argument pieces) and not. A
@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import OpenAI from 'openai';
 import { validateOutput } from '../../src/runtime/grammar/validate-output.js';
-import { metric, startServer, type RunningServer } from '../helpers/server.js';
+import { metric, serverWithOpenAI } from '../helpers/server.js';
 
 const MODEL = 'tiny-seed0';
 const weather = {
@@ -26,16 +26,7 @@ const SCHEMAS: Record<string, unknown> = { get_weather: weather, add };
 
 describe('tool calling (real engine, openai client)', function () {
   this.timeout(180_000);
-  let server: RunningServer;
-  let client: OpenAI;
-
-  before(async () => {
-    server = await startServer();
-    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  const ctx = serverWithOpenAI();
 
   function checkCall(c: { id: string; type: string; function: { name: string; arguments: string } }): void {
     expect(c.id).to.match(/^call_[0-9a-f]{24}$/);
@@ -47,7 +38,7 @@ describe('tool calling (real engine, openai client)', function () {
 
   it('required: finish_reason tool_calls, calls valid for their schemas, over several seeds', async () => {
     for (const seed of [1, 2, 3, 4, 5, 6]) {
-      const r = await client.chat.completions.create({
+      const r = await ctx.client.chat.completions.create({
         model: MODEL,
         messages: [{ role: 'user', content: 'What is the weather in Oslo?' }],
         tools: TOOLS,
@@ -62,11 +53,11 @@ describe('tool calling (real engine, openai client)', function () {
       expect(c.message.tool_calls!.length).to.be.within(1, 4);
       for (const call of c.message.tool_calls!) checkCall(call as never);
     }
-    expect(await metric(server.url, 'inferflux_tool_calls_parsed_total{format="hermes"}')).to.be.at.least(6);
+    expect(await metric(ctx.server.url, 'inferflux_tool_calls_parsed_total{format="hermes"}')).to.be.at.least(6);
   });
 
   it('a named function is the one called; parallel_tool_calls false gives exactly one call', async () => {
-    const r = await client.chat.completions.create({
+    const r = await ctx.client.chat.completions.create({
       model: MODEL,
       messages: [{ role: 'user', content: 'Add 2 and 3.' }],
       tools: TOOLS,
@@ -83,7 +74,7 @@ describe('tool calling (real engine, openai client)', function () {
   });
 
   it('streamed: delta.tool_calls with index, id and name first, then the arguments in pieces', async () => {
-    const stream = await client.chat.completions.create({
+    const stream = await ctx.client.chat.completions.create({
       model: MODEL,
       messages: [{ role: 'user', content: 'Weather?' }],
       tools: TOOLS,
@@ -116,7 +107,7 @@ describe('tool calling (real engine, openai client)', function () {
   });
 
   it('a two-turn tool loop: the call and its result go back into the next prompt', async () => {
-    const first = await client.chat.completions.create({
+    const first = await ctx.client.chat.completions.create({
       model: MODEL,
       messages: [{ role: 'user', content: 'Add 2 and 3.' }],
       tools: TOOLS,
@@ -131,12 +122,12 @@ describe('tool calling (real engine, openai client)', function () {
       msg as OpenAI.ChatCompletionMessageParam,
       { role: 'tool', tool_call_id: call.id, content: result },
     ];
-    const short = await client.chat.completions.create({ model: MODEL, messages: history('5'), tools: TOOLS, max_tokens: 8, temperature: 0 });
-    const long = await client.chat.completions.create({ model: MODEL, messages: history('5 '.repeat(40)), tools: TOOLS, max_tokens: 8, temperature: 0 });
+    const short = await ctx.client.chat.completions.create({ model: MODEL, messages: history('5'), tools: TOOLS, max_tokens: 8, temperature: 0 });
+    const long = await ctx.client.chat.completions.create({ model: MODEL, messages: history('5 '.repeat(40)), tools: TOOLS, max_tokens: 8, temperature: 0 });
     expect(short.choices[0]!.finish_reason).to.be.oneOf(['stop', 'length', 'tool_calls']);
     // The tool's result is in the prompt: a longer result costs more prompt tokens.
     expect(long.usage!.prompt_tokens - short.usage!.prompt_tokens).to.be.at.least(30);
-    const withoutTools = await client.chat.completions.create({ model: MODEL, messages: history('5'), max_tokens: 8, temperature: 0 });
+    const withoutTools = await ctx.client.chat.completions.create({ model: MODEL, messages: history('5'), max_tokens: 8, temperature: 0 });
     // The tools (preamble) are in the prompt too.
     expect(short.usage!.prompt_tokens).to.be.greaterThan(withoutTools.usage!.prompt_tokens);
   });
@@ -150,7 +141,7 @@ describe('tool calling (real engine, openai client)', function () {
       [{ tools: TOOLS, tool_choice: 'required', response_format: { type: 'json_object' } }, 'tool_choice'],
     ];
     for (const [extra, param] of cases) {
-      const err = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 4, ...extra } as never).catch((e: unknown) => e);
+      const err = await ctx.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 4, ...extra } as never).catch((e: unknown) => e);
       expect(err, JSON.stringify(extra).slice(0, 100)).to.be.instanceOf(OpenAI.BadRequestError);
       expect((err as InstanceType<typeof OpenAI.BadRequestError>).param, JSON.stringify(extra).slice(0, 100)).to.equal(param);
     }
