@@ -1,5 +1,6 @@
 /**
- * Start-up: config -> models on disk -> actors -> HTTP; and graceful shutdown (< 5 s) that
+ * Start-up: config -> policy -> bind the port (readiness 503) -> models on disk -> actors ->
+ * serve every route; and graceful shutdown (< 5 s) that
  * stops accepting, lets running requests finish until a deadline, then disposes every native
  * object in every worker before the process exits (exiting with live llama.cpp objects aborts).
  */
@@ -9,7 +10,7 @@ import { prepareModels } from './runtime/model-files.js';
 import { Metrics } from './metrics.js';
 import { ActorSystem } from './actors/system.js';
 import { ActorGateway } from './actors/gateway.js';
-import { createHttpServer } from './http/server.js';
+import { createStartingHttpServer } from './http/server.js';
 import { GuardrailEngine } from './policy/guardrails/guardrail-engine.js';
 import { policyDefaultsFrom } from './policy/store/initial-policy.js';
 import { startPolicy } from './policy/store/start-policy.js';
@@ -54,8 +55,16 @@ async function main(): Promise<void> {
   });
   const auth = decideAuth(config.auth, new KeyRegistry(config.auth.apiKeys, policy.service.current.apiKeys).size, config.server.host);
   log(auth.warning ?? auth.summary);
-  await prepareModels(config.models, log);
+  // The port is bound before any model loads: a port in use fails start-up in milliseconds, and
+  // while models load (at start or after a supervised restart) /readyz says 503 instead of
+  // clients meeting a closed port.
   const metrics = new Metrics();
+  const http = createStartingHttpServer({ config, metrics, log });
+  const port = await http.listen();
+  bound = http;
+  const scheme = config.server.tls.enabled ? 'https' : 'http';
+  log(`bound ${scheme}://${config.server.host}:${port}; loading models (readyz 503 until ready)`);
+  await prepareModels(config.models, log);
   const system = await ActorSystem.start(config, metrics, log);
   // From here a start-up failure must dispose the workers' llama.cpp objects before exiting.
   started = system;
@@ -76,10 +85,9 @@ async function main(): Promise<void> {
   });
   const cache = { status: () => system.cacheStatus(), flush: () => system.flushCache() };
   const fairness = { get: () => system.fairnessSettings, set: (patch: Parameters<typeof system.setFairness>[0]) => system.setFairness(patch) };
-  const http = createHttpServer({ config, gateway, metrics, log, policy: policy.service, audit: system.audit, guardrails, pipeline, cache, fairness });
-  const port = await http.listen();
+  http.activate({ config, gateway, metrics, log, policy: policy.service, audit: system.audit, guardrails, pipeline, cache, fairness });
   const ready = gateway.readiness();
-  log(`listening on ${config.server.tls.enabled ? 'https' : 'http'}://${config.server.host}:${port} (models: ${ready.models.map((m) => `${m.id}${m.ready ? '' : ' NOT READY'}`).join(', ')})`);
+  log(`listening on ${scheme}://${config.server.host}:${port} (models: ${ready.models.map((m) => `${m.id}${m.ready ? '' : ' NOT READY'}`).join(', ')})`);
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
@@ -108,9 +116,12 @@ function delay(ms: number): Promise<void> {
 
 /** The actor system once it exists, so a failed start can shut it down cleanly. */
 let started: ActorSystem | null = null;
+/** The bound port once it exists, closed on a failed start. */
+let bound: { close(deadlineMs?: number): Promise<void> } | null = null;
 
 main().catch(async (err: unknown) => {
   log(`failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  await bound?.close(0).catch(() => undefined);
   // Exiting while workers hold llama.cpp objects aborts the process; stop them first.
   await started?.stop().catch(() => undefined);
   process.exit(1);
