@@ -8,6 +8,7 @@
  * code (match on that, not on the message) and a message naming the field and file offset.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { checkModelRules } from './model-rules.js';
 import { GGML_MAX_DIMS, GGML_TYPES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_SCALAR_SIZE, GgufValueType } from './format.js';
 
 /** Caps far above any real model (llama 405B has ~1.1k tensors, vocabularies ~256k tokens). */
@@ -321,13 +322,11 @@ async function parse(c: Cursor): Promise<GgufInfo> {
 
 /**
  * Full check before a model path reaches llama.cpp: the structural checks of `readGgufHeader`
- * plus the one key llama.cpp needs to pick an architecture. Returns the parsed header.
+ * plus what llama.cpp asserts on while loading (model-rules.ts: hyperparameter limits, key types,
+ * tensor shapes, vocabulary). Returns the parsed header.
  */
 export async function validateGguf(path: string): Promise<GgufInfo> {
   const info = await readGgufHeader(path);
-  const arch = info.metadata['general.architecture'];
-  if (typeof arch !== 'string' || arch.length === 0) {
-    throw new GgufFormatError('missing_key', `invalid GGUF ${path}: general.architecture is missing or not a string`);
-  }
+  checkModelRules(info, path);
   return info;
 }
