@@ -25,6 +25,7 @@ import type { EngineApi } from './engine/worker.js';
 import type { SchedulerApi } from './scheduler/worker.js';
 import { createTokenizerPool, type TokenizerPool } from './tokenizer/pool.js';
 import { startAuditWriter, type AuditWriter } from './audit/client.js';
+import { checkpointKey } from './audit/checkpoint.js';
 import type { PoolReport } from './gateway-types.js';
 
 export type Log = (msg: string) => void;
@@ -159,6 +160,10 @@ export class ActorSystem {
   static async start(config: InferFluxConfig, metrics: Metrics, log: Log): Promise<ActorSystem> {
     const audit = await startAuditWriter({
       path: config.audit.path,
+      batchMs: config.audit.flushIntervalMs,
+      // The checkpoint is signed with a key from the policy passphrase when there is one
+      // (checkpoint.ts explains the trust model).
+      checkpointKey: checkpointKey(process.env.INFERFLUX_POLICY_PASSPHRASE),
       // A failed batch is retried until it lands; the metric tells operators the disk is in trouble.
       onWriteError: (message: string) => {
         metrics.auditDropped.inc();
