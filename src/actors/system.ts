@@ -232,6 +232,16 @@ export class ActorSystem {
     await e.rpc.injectFault();
   }
 
+  /**
+   * Make engine worker `index` of a model call `process.abort()`, as a failed GGML_ASSERT would
+   * (supervisor tests; refused unless INFERFLUX_FAULT_INJECTION=1). The whole process dies.
+   */
+  async injectEngineAbort(model: string, index: number): Promise<void> {
+    const e = this.engines.find((x) => x.model.id === model && x.index === index);
+    if (!e) throw new Error(`no engine ${model}#${index}`);
+    await e.rpc.injectAbort();
+  }
+
   get schedulerReady(): boolean {
     return this.schedulerUp;
   }

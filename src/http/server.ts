@@ -50,7 +50,16 @@ export interface StartingHttpServer extends HttpServer {
 }
 
 /** The edge's needs before the actors exist. */
-export type StartingDeps = Pick<HttpDeps, 'config' | 'metrics' | 'log'>;
+export type StartingDeps = Pick<HttpDeps, 'config' | 'metrics' | 'log'> & {
+  /**
+   * Refuse a port something already listens on. The check is an exclusive bind (no
+   * SO_REUSEPORT, LIBUS_LISTEN_EXCLUSIVE_PORT) closed at once; the server then listens in uWS's
+   * default mode, because a server that dies leaves its connections in TIME_WAIT on the port for
+   * up to a minute, and only a listener in that same mode can bind over them: a supervised
+   * restart sets this to false and re-binds at once. Defaults to `true`.
+   */
+  exclusivePort?: boolean;
+};
 
 /** Seconds a client is told to wait while models load. */
 const STARTING_RETRY_AFTER_S = 1;
@@ -242,17 +251,20 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
       pipeline = full.pipeline;
       router = buildRouter(full);
     },
-    listen() {
+    async listen() {
       const { host, port } = base.config.server;
+      if (base.exclusivePort !== false && port !== 0) {
+        // Port 0 is a fresh kernel pick: nobody else can be on it.
+        const probe = await new Promise<us_listen_socket | false>((resolve) =>
+          (uWS.App() as unknown as ListenWithOptions).listen(host, port, LIBUS_LISTEN_EXCLUSIVE_PORT, resolve),
+        );
+        if (probe) uWS.us_listen_socket_close(probe);
+        else throw portInUse(host, port);
+      }
       return new Promise((resolve, reject) => {
-        (app as unknown as ListenWithOptions).listen(host, port, LIBUS_LISTEN_EXCLUSIVE_PORT, (socket) => {
+        app.listen(host, port, (socket) => {
           if (!socket) {
-            return reject(
-              new Error(
-                `cannot listen on ${host}:${port}: the port is in use by another process or cannot be bound on that address; ` +
-                  'choose another with INFERFLUX_PORT (or server.port in the config file)',
-              ),
-            );
+            return reject(portInUse(host, port));
           }
           listenSocket = socket;
           const actual = uWS.us_socket_local_port(socket as unknown as uWS.us_socket);
@@ -277,6 +289,13 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
       inflight.clear();
     },
   };
+}
+
+function portInUse(host: string, port: number): Error {
+  return new Error(
+    `cannot listen on ${host}:${port}: the port is in use by another process or cannot be bound on that address; ` +
+      'choose another with INFERFLUX_PORT (or server.port in the config file)',
+  );
 }
 
 /** Answers a request that arrived before the models were loaded (see StartingHttpServer). */
