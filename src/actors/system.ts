@@ -25,6 +25,7 @@ import type { EngineApi } from './engine/worker.js';
 import type { SchedulerApi } from './scheduler/worker.js';
 import { createTokenizerPool, type TokenizerPool } from './tokenizer/pool.js';
 import { startAuditWriter, type AuditWriter } from './audit/client.js';
+import { checkpointKey } from '../audit/checkpoint.js';
 
 export type Log = (msg: string) => void;
 
@@ -166,6 +167,10 @@ export class ActorSystem {
   static async start(config: InferFluxConfig, metrics: Metrics, log: Log): Promise<ActorSystem> {
     const audit = await startAuditWriter({
       path: config.audit.path,
+      batchMs: config.audit.flushIntervalMs,
+      // The checkpoint is signed with a key from the policy passphrase when there is one
+      // (checkpoint.ts explains the trust model).
+      checkpointKey: checkpointKey(process.env.INFERFLUX_POLICY_PASSPHRASE),
       // A failed batch is retried until it lands; the metric tells operators the disk is in trouble.
       onWriteError: (message: string) => {
         metrics.auditDropped.inc();
@@ -232,6 +237,16 @@ export class ActorSystem {
     const e = this.engines.find((x) => x.model.id === model && x.index === index);
     if (!e) throw new Error(`no engine ${model}#${index}`);
     await e.rpc.injectFault();
+  }
+
+  /**
+   * Make engine worker `index` of a model call `process.abort()`, as a failed GGML_ASSERT would
+   * (supervisor tests; refused unless INFERFLUX_FAULT_INJECTION=1). The whole process dies.
+   */
+  async injectEngineAbort(model: string, index: number): Promise<void> {
+    const e = this.engines.find((x) => x.model.id === model && x.index === index);
+    if (!e) throw new Error(`no engine ${model}#${index}`);
+    await e.rpc.injectAbort();
   }
 
   get schedulerReady(): boolean {

@@ -9,8 +9,9 @@
  *
  * What it proves: editing a line breaks the next line's `prev`; deleting lines leaves a `seq`
  * gap as well; reordering breaks both. What it cannot prove on its own: that nobody cut lines
- * off the end, or dropped whole rotated files from the start (their successor's `prev` then has
- * nothing to match, and the verifier reports where it anchored).
+ * off the end (the separate checkpoint, checkpoint.ts, covers that), or dropped whole rotated
+ * files from the start (their successor's `prev` then has nothing to match, and the verifier
+ * reports where it anchored).
  */
 import { createHash } from 'node:crypto';
 
@@ -65,7 +66,7 @@ export interface ChainProblem {
   file: string;
   /** 1-based line number in `file`. */
   line: number;
-  kind: 'altered' | 'missing' | 'malformed';
+  kind: 'altered' | 'missing' | 'malformed' | 'truncated' | 'checkpoint';
   message: string;
 }
 
@@ -76,6 +77,10 @@ export interface VerifyReport {
   problem: ChainProblem | null;
   /** How the first line was accepted: `genesis`, or `anchored` (earlier files rotated away). */
   start: 'genesis' | 'anchored' | 'empty';
+  /** The last line's file, line number, `seq` and hash (null for an empty log). */
+  last: { file: string; line: number; seq: number; hash: string } | null;
+  /** The line whose `seq` was asked for (`verifyChain`'s `findSeq`), if it was seen. */
+  found: { file: string; line: number; hash: string } | null;
 }
 
 interface Prev {
@@ -89,11 +94,12 @@ interface Prev {
  * Verifies files given oldest first (`audit.log.N` … `audit.log.1`, `audit.log`), each as its
  * lines (without `\n`; a final empty string from a trailing newline is dropped by the caller).
  */
-export function verifyChain(files: { file: string; lines: string[] }[]): VerifyReport {
+export function verifyChain(files: { file: string; lines: string[] }[], findSeq = -1): VerifyReport {
   let prev: Prev | null = null;
   let start: VerifyReport['start'] = 'empty';
   let count = 0;
-  const fail = (problem: ChainProblem): VerifyReport => ({ ok: false, lines: count, problem, start });
+  let found: VerifyReport['found'] = null;
+  const fail = (problem: ChainProblem): VerifyReport => ({ ok: false, lines: count, problem, start, last: prev, found });
   for (const { file, lines } of files) {
     for (let i = 0; i < lines.length; i++) {
       const text = lines[i]!;
@@ -123,8 +129,9 @@ export function verifyChain(files: { file: string; lines: string[] }[]): VerifyR
         return fail({ ...at, kind: 'altered', message: `seq ${seq} does not follow ${prev.seq}` });
       }
       prev = { file, line: i + 1, hash: sha256Hex(text), seq };
+      if (seq === findSeq) found = { file, line: i + 1, hash: prev.hash };
       count++;
     }
   }
-  return { ok: true, lines: count, problem: null, start };
+  return { ok: true, lines: count, problem: null, start, last: prev, found };
 }

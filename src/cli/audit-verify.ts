@@ -4,13 +4,17 @@
  * hash chain (src/actors/audit/chain.ts) and names the first altered or missing line as
  * `file:line`. Files of one log are put in chain order whatever order they are given in
  * (`audit.log.5` … `audit.log.1`, then `audit.log`); a directory is every log in it, each
- * chain checked on its own. Exit 0 when every chain verifies, 1 when one does not, 2 on usage
- * or read errors.
+ * chain checked on its own. The log's checkpoint (`audit.log.checkpoint`, see
+ * src/audit/checkpoint.ts) is checked too: a log that ends before the checkpointed line, or
+ * whose line there hashes differently, fails (lines cut off the end). With
+ * `INFERFLUX_POLICY_PASSPHRASE` set, the checkpoint's signature is checked as well.
+ * Exit 0 when every chain verifies, 1 when one does not, 2 on usage or read errors.
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { verifyChain, type VerifyReport } from '../audit/chain.js';
+import { CheckpointError, checkpointKey, checkpointPathFor, decodeCheckpoint, readCheckpointText, type ReadCheckpoint } from '../audit/checkpoint.js';
 
 /** `audit.log.3` -> {base: 'audit.log', n: 3}; `audit.log` -> n 0. */
 function rotationOf(path: string): { base: string; n: number } {
@@ -38,7 +42,8 @@ async function expand(args: string[]): Promise<string[]> {
       for (const name of (await readdir(p)).sort()) {
         if (/\.log(\.\d+)?$/.test(name)) out.push(join(p, name));
       }
-    } else {
+    } else if (!/\.checkpoint(\.tmp)?$/.test(p)) {
+      // A shell glob (`logs/*`) brings the checkpoint along; it is read with its log, not as one.
       out.push(p);
     }
   }
@@ -47,12 +52,30 @@ async function expand(args: string[]): Promise<string[]> {
 
 export interface FileReport extends VerifyReport {
   files: string[];
+  /** The checkpoint that was checked, or null when the log has none. */
+  checkpoint: ReadCheckpoint | null;
 }
 
-/** Verifies every log among `paths` (files or directories); one report per log. */
-export async function verifyAuditPaths(paths: string[]): Promise<FileReport[]> {
+/**
+ * Verifies every log among `paths` (files or directories); one report per log. `checkpointKey`
+ * (checkpoint.ts `checkpointKey(passphrase)`) authenticates signed checkpoints.
+ */
+export async function verifyAuditPaths(paths: string[], checkpointKey: Uint8Array | null = null): Promise<FileReport[]> {
   const reports: FileReport[] = [];
   for (const files of chainOrder(await expand(paths))) {
+    const newest = files[files.length - 1]!;
+    const cpPath = checkpointPathFor(rotationOf(newest).base);
+    const cpText = await readCheckpointText(cpPath);
+    let checkpoint: ReadCheckpoint | null = null;
+    let cpProblem: string | null = null;
+    if (cpText !== null) {
+      try {
+        checkpoint = decodeCheckpoint(cpText, checkpointKey);
+      } catch (err) {
+        if (!(err instanceof CheckpointError)) throw err;
+        cpProblem = err.message;
+      }
+    }
     const inputs = [];
     for (const file of files) {
       const text = await readFile(file, 'utf8');
@@ -62,7 +85,33 @@ export async function verifyAuditPaths(paths: string[]): Promise<FileReport[]> {
       if (lines[lines.length - 1] === '') lines.pop();
       inputs.push({ file, lines });
     }
-    reports.push({ ...verifyChain(inputs), files });
+    const report: FileReport = { ...verifyChain(inputs, checkpoint?.seq ?? -1), files, checkpoint };
+    if (report.ok && cpProblem !== null) {
+      report.ok = false;
+      report.problem = { file: cpPath, line: 1, kind: 'checkpoint', message: cpProblem };
+    } else if (report.ok && checkpoint) {
+      const last = report.last;
+      const lastSeq = last?.seq ?? -1;
+      if (lastSeq < checkpoint.seq) {
+        const n = checkpoint.seq - lastSeq;
+        report.ok = false;
+        report.problem = {
+          file: last?.file ?? newest,
+          line: (last?.line ?? 0) + 1,
+          kind: 'truncated',
+          message: `${n} line(s) missing at the end of the log (seq ${lastSeq + 1}..${checkpoint.seq}): the checkpoint records seq ${checkpoint.seq} written ${checkpoint.ts}`,
+        };
+      } else if (report.found?.hash !== checkpoint.hash) {
+        report.ok = false;
+        report.problem = {
+          file: report.found?.file ?? last!.file,
+          line: report.found?.line ?? last!.line,
+          kind: 'altered',
+          message: `line seq ${checkpoint.seq} does not match the checkpoint's hash (altered or replaced)`,
+        };
+      }
+    }
+    reports.push(report);
   }
   return reports;
 }
@@ -76,14 +125,19 @@ export function describeReport(r: FileReport): string {
       : r.start === 'anchored'
         ? `anchored at the first line of ${basename(r.files[0]!)} (older files were rotated away)`
         : 'empty';
-  return `OK ${r.lines} line(s) in ${names}, chain ${start}`;
+  const cp = r.checkpoint
+    ? `; checkpoint seq ${r.checkpoint.seq} matches (${
+        r.checkpoint.authenticated ? 'signature checked' : r.checkpoint.signed ? 'signed, but not checked: set INFERFLUX_POLICY_PASSPHRASE' : 'unsigned'
+      })`
+    : '; no checkpoint, so lines cut off the end would not show';
+  return `OK ${r.lines} line(s) in ${names}, chain ${start}${cp}`;
 }
 
 /** Verifies and prints one line per log; 0 when every chain verifies, 1 when one does not, 2 on read errors. */
 export async function runAuditVerify(paths: string[], io: { out: (t: string) => void; err: (t: string) => void }): Promise<number> {
   let reports: FileReport[];
   try {
-    reports = await verifyAuditPaths(paths);
+    reports = await verifyAuditPaths(paths, checkpointKey(process.env.INFERFLUX_POLICY_PASSPHRASE));
   } catch (err) {
     io.err(`audit-verify: ${err instanceof Error ? err.message : String(err)}\n`);
     return 2;

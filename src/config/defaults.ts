@@ -216,6 +216,10 @@ audit:
   path: logs/audit.log
   # Log raw prompt and response text instead of their SHA-256. Env: INFERFLUX_AUDIT_DEBUG.
   debug_mode: false
+  # Milliseconds the writer gathers lines before one write + fsync (or 256 lines, if sooner). A
+  # kill -9 loses at most this window's lines plus one fsync; SIGTERM loses none.
+  # Env: INFERFLUX_AUDIT_FLUSH_INTERVAL_MS.
+  flush_interval_ms: 20
 
 guardrails:
   # Terms denied in prompts and in generated text (400 guardrail_denied, reason blocklist; a

@@ -107,6 +107,7 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_MAX_CONCURRENT_REQUESTS_PER_KEY', 'limits.max_concurrent_requests_per_key', envInt],
   ['INFERFLUX_AUDIT_LOG', 'audit.path', (v) => v],
   ['INFERFLUX_AUDIT_DEBUG', 'audit.debug_mode', envBool],
+  ['INFERFLUX_AUDIT_FLUSH_INTERVAL_MS', 'audit.flush_interval_ms', envInt],
   ['INFERFLUX_POLICY_STORE', 'policy.store_path', (v) => v],
   ['INFERFLUX_POLICY_REDIS_URL', 'policy.redis_url', (v) => v.trim()],
   ['INFERFLUX_AUTH_ENABLED', 'auth.enabled', (v) => (v.trim() === 'auto' ? 'auto' : envBool(v))],
@@ -383,7 +384,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       maxStop: lim.max_stop as number,
       maxConcurrentRequestsPerKey: lim.max_concurrent_requests_per_key as number,
     },
-    audit: { path: path.resolve(cwd, aud.path as string), debugMode: aud.debug_mode as boolean },
+    audit: { path: path.resolve(cwd, aud.path as string), debugMode: aud.debug_mode as boolean, flushIntervalMs: aud.flush_interval_ms as number },
     guardrails: resolveGuardrails(raw.guardrails as Raw),
     policy: {
       storePath: path.resolve(cwd, pol.store_path as string),

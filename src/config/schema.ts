@@ -121,6 +121,7 @@ export const RULES: Record<string, Rule> = {
   'limits.max_concurrent_requests_per_key': int(0, 100_000),
   'audit.path': str(1, 4096),
   'audit.debug_mode': bool,
+  'audit.flush_interval_ms': int(1, 10_000),
   'policy.store_path': str(1, 4096),
   'policy.watch_interval_seconds': int(1, 3600),
   'policy.redis_url': {

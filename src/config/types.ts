@@ -168,6 +168,11 @@ export interface AuditConfig {
   path: string;
   /** Log raw prompt and response text instead of their SHA-256. Defaults to false. */
   debugMode: boolean;
+  /**
+   * How long the audit writer gathers lines before one write + fsync. A `kill -9` loses at most
+   * the lines of this window (plus one fsync); SIGTERM loses none. Defaults to `20`.
+   */
+  flushIntervalMs: number;
 }
 
 export interface PolicyStoreConfig {

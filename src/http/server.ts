@@ -14,7 +14,7 @@ import { bufferBodyEarly } from './body.js';
 import { compileHostCheck } from './host-check.js';
 import { Cors } from './cors.js';
 import { attachExchange, type Exchange } from './exchange.js';
-import { sendError, sendRaw } from './respond.js';
+import { sendError, sendJson, sendRaw } from './respond.js';
 import { normalisePath, pathText, protocolForPath, Router } from './router.js';
 import { register as registerChat } from './routes/openai-chat/index.js';
 import { register as registerCompletions } from './routes/openai-completions/index.js';
@@ -26,7 +26,11 @@ import { register as registerAdminFairness } from './routes/admin-fairness/index
 import type { HttpDeps, RequestContext } from './types.js';
 
 export interface HttpServer {
-  /** Starts listening; resolves with the bound port (config port 0 picks a free one). */
+  /**
+   * Starts listening; resolves with the bound port (config port 0 picks a free one). The port is
+   * taken exclusively: a port another process listens on is an error naming it, never a shared
+   * socket (uWS reuses ports by default, and two servers would then split the clients).
+   */
   listen(): Promise<number>;
   /**
    * Stops accepting connections, lets in-flight requests finish for up to `deadlineMs`, then
@@ -34,6 +38,42 @@ export interface HttpServer {
    */
   close(deadlineMs?: number): Promise<void>;
 }
+
+/**
+ * A server that can listen before the models are loaded (start-up, or a supervised restart):
+ * until `activate`, `/livez` and `/healthz` answer 200, `/readyz` 503, and every other route 503
+ * `model_not_loaded` with `Retry-After`, so load balancers and clients wait instead of failing over
+ * to a port nobody answers on.
+ */
+export interface StartingHttpServer extends HttpServer {
+  /** Serves every route from now on. */
+  activate(deps: HttpDeps): void;
+}
+
+/** The edge's needs before the actors exist. */
+export type StartingDeps = Pick<HttpDeps, 'config' | 'metrics' | 'log'> & {
+  /**
+   * Refuse a port something already listens on. The check is an exclusive bind (no
+   * SO_REUSEPORT, LIBUS_LISTEN_EXCLUSIVE_PORT) closed at once; the server then listens in uWS's
+   * default mode, because a server that dies leaves its connections in TIME_WAIT on the port for
+   * up to a minute, and only a listener in that same mode can bind over them: a supervised
+   * restart sets this to false and re-binds at once. Defaults to `true`.
+   */
+  exclusivePort?: boolean;
+};
+
+/** Seconds a client is told to wait while models load. */
+const STARTING_RETRY_AFTER_S = 1;
+
+/**
+ * uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT: bind without SO_REUSEPORT. The runtime exports it as
+ * `uWS.LIBUS_LISTEN_EXCLUSIVE_PORT` (= 1) and accepts it as the third argument of
+ * `listen(host, port, options, cb)`, but the installed d.ts declares neither, so both are typed here.
+ */
+const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
+type ListenWithOptions = {
+  listen(host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void): unknown;
+};
 
 /** Client request ids are echoed only when short and plain, so logs and headers stay safe. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -54,12 +94,20 @@ export function buildRouter(deps: HttpDeps): Router {
   return router;
 }
 
+/** A server that serves every route at once (tests, and anything built after start-up). */
 export function createHttpServer(deps: HttpDeps): HttpServer {
-  const log = deps.log ?? (() => {});
-  const router = buildRouter(deps);
-  const cors = new Cors(deps.config.server.cors);
-  const hostAllowed = compileHostCheck(deps.config.server.allowedHosts);
-  const pipeline = deps.pipeline;
+  const server = createStartingHttpServer(deps);
+  server.activate(deps);
+  return server;
+}
+
+export function createStartingHttpServer(base: StartingDeps): StartingHttpServer {
+  const log = base.log ?? (() => {});
+  const cors = new Cors(base.config.server.cors);
+  const hostAllowed = compileHostCheck(base.config.server.allowedHosts);
+  let deps: HttpDeps | null = null;
+  let router: Router | null = null;
+  let pipeline: HttpDeps['pipeline'];
   const inflight = new Set<HttpResponse>();
   let listenSocket: us_listen_socket | undefined;
   let closing = false;
@@ -67,9 +115,9 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
   const record = (ex: Exchange, startedAt: number, res: HttpResponse) => {
     inflight.delete(res);
     const model = ex.model || 'none';
-    deps.metrics.requestsTotal.inc({ route: ex.route, model, backend: 'cpu', status: String(ex.status) });
-    if (ex.errorCode) deps.metrics.errorsTotal.inc({ model, code: ex.errorCode });
-    deps.metrics.requestLatency.observe({ model }, (performance.now() - startedAt) / 1000);
+    base.metrics.requestsTotal.inc({ route: ex.route, model, backend: 'cpu', status: String(ex.status) });
+    if (ex.errorCode) base.metrics.errorsTotal.inc({ model, code: ex.errorCode });
+    base.metrics.requestLatency.observe({ model }, (performance.now() - startedAt) / 1000);
   };
 
   const dispatch = (res: HttpResponse, req: HttpRequest): void => {
@@ -109,8 +157,8 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     };
     inflight.add(res);
 
-    if (headBytes > deps.config.server.maxHeaderBytes) {
-      const err = new InferFluxError('headers_too_large', `The request line and headers take ${headBytes} bytes, more than the ${deps.config.server.maxHeaderBytes} server.max_header_bytes allows.`);
+    if (headBytes > base.config.server.maxHeaderBytes) {
+      const err = new InferFluxError('headers_too_large', `The request line and headers take ${headBytes} bytes, more than the ${base.config.server.maxHeaderBytes} server.max_header_bytes allows.`);
       return sendError(res, err, { closeConnection: true });
     }
     // DNS rebinding: a foreign Host is refused before routing and auth; closed, so an unread body is never parsed.
@@ -126,6 +174,10 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     }
     const path = pathText(segments);
     ex.protocol = protocolForPath(segments);
+    if (!deps || !router) {
+      const unreadBody = chunked || (/^\d+$/.test(lengthHeader) && Number(lengthHeader) > 0);
+      return answerWhileStarting(res, ex, method, path, unreadBody);
+    }
     if (method === 'options') {
       // Preflights come without credentials, so they are answered before the policy pipeline.
       const m = router.match(method, segments);
@@ -206,7 +258,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       const ret = pipeline.run(pctx, afterPolicy);
       if (ret instanceof Promise) {
         // The pipeline awaits (OIDC): uWS hands the body only to an onData attached now.
-        if (!handlerStarted && method !== 'get') bufferBodyEarly(res, ctx, deps.config.server.maxBodyBytes);
+        if (!handlerStarted && method !== 'get') bufferBodyEarly(res, ctx, base.config.server.maxBodyBytes);
         ret.catch(onError);
       }
     } catch (err) {
@@ -214,15 +266,30 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     }
   };
 
-  const { tls } = deps.config.server;
+  const { tls } = base.config.server;
   const app = (tls.enabled ? uWS.SSLApp({ cert_file_name: tls.certPath, key_file_name: tls.keyPath }) : uWS.App()).any('/*', dispatch);
 
   return {
-    listen() {
-      const { host, port } = deps.config.server;
+    activate(full) {
+      deps = full;
+      pipeline = full.pipeline;
+      router = buildRouter(full);
+    },
+    async listen() {
+      const { host, port } = base.config.server;
+      if (base.exclusivePort !== false && port !== 0) {
+        // Port 0 is a fresh kernel pick: nobody else can be on it.
+        const probe = await new Promise<us_listen_socket | false>((resolve) =>
+          (uWS.App() as unknown as ListenWithOptions).listen(host, port, LIBUS_LISTEN_EXCLUSIVE_PORT, resolve),
+        );
+        if (probe) uWS.us_listen_socket_close(probe);
+        else throw portInUse(host, port);
+      }
       return new Promise((resolve, reject) => {
         app.listen(host, port, (socket) => {
-          if (!socket) return reject(new Error(`cannot listen on ${host}:${port}`));
+          if (!socket) {
+            return reject(portInUse(host, port));
+          }
           listenSocket = socket;
           const actual = uWS.us_socket_local_port(socket as unknown as uWS.us_socket);
           resolve(actual);
@@ -246,4 +313,23 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       inflight.clear();
     },
   };
+}
+
+function portInUse(host: string, port: number): Error {
+  return new Error(
+    `cannot listen on ${host}:${port}: the port is in use by another process or cannot be bound on that address; ` +
+      'choose another with INFERFLUX_PORT (or server.port in the config file)',
+  );
+}
+
+/** Answers a request that arrived before the models were loaded (see StartingHttpServer). */
+function answerWhileStarting(res: HttpResponse, ex: Exchange, method: string, path: string, unreadBody: boolean): void {
+  ex.route = path === '/livez' || path === '/healthz' || path === '/readyz' ? path : 'starting';
+  if (method === 'get' && (path === '/livez' || path === '/healthz')) return sendJson(res, 200, { status: 'ok' });
+  if (method === 'get' && path === '/readyz') {
+    return sendJson(res, 503, { ready: false, status: 'starting', models: [], pools: [] }, { 'retry-after': String(STARTING_RETRY_AFTER_S) });
+  }
+  const err = new InferFluxError('model_not_loaded', 'The server is starting: models are still loading.', { retryAfter: STARTING_RETRY_AFTER_S });
+  // The body was not read: close, so its bytes never parse as the next request.
+  sendError(res, err, { closeConnection: unreadBody });
 }

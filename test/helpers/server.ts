@@ -41,6 +41,8 @@ export async function startServer(env: Record<string, string> = {}, timeoutMs = 
       INFERFLUX_PORT: '0',
       INFERFLUX_MODEL_PATH: modelPath,
       INFERFLUX_AUDIT_LOG: join(dir, 'audit.log'),
+      // Tests signal and inspect the server's own pid; the supervisor tests opt back in.
+      INFERFLUX_SUPERVISE: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

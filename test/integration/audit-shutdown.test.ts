@@ -44,6 +44,8 @@ describe('audit log on SIGTERM', function () {
       expect(completions.map((l) => l.requestId).sort()).to.deep.equal(results.map((r) => r.id).sort());
       const [report] = await verifyAuditPaths([log]);
       expect(report).to.deep.include({ ok: true, start: 'genesis' });
+      // The checkpoint names the last line: nothing was cut off the end either.
+      expect(report!.checkpoint?.seq).to.equal(lines.length - 1);
     } finally {
       rmSync(server.dir, { recursive: true, force: true });
     }

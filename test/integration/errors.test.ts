@@ -90,8 +90,9 @@ describe('no model loaded', function () {
   let server: RunningServer;
 
   before(async () => {
-    // A structurally valid GGUF that llama.cpp refuses (unknown architecture): the engine cannot
-    // load it, the server stays up and answers 503 instead of inventing text.
+    // A GGUF that passes validation (structure and the shared hyperparameter rules) but that
+    // llama.cpp refuses (unknown architecture): the engine cannot load it, the server stays up and
+    // answers 503 instead of inventing text.
     const { tinyModel } = await import('../helpers/server.js');
     await tinyModel();
     const dir = (await import('node:os')).tmpdir();
@@ -99,6 +100,9 @@ describe('no model loaded', function () {
     await writeGguf(path, [
       ['general.architecture', gv.string('no-such-arch')],
       ['general.alignment', gv.u32(32)],
+      ['no-such-arch.context_length', gv.u32(64)],
+      ['no-such-arch.embedding_length', gv.u32(32)],
+      ['no-such-arch.block_count', gv.u32(1)],
     ], [{ name: 'w', dims: [32], type: GgmlType.F32, data: () => [new Uint8Array(128)] }]);
     server = await startServer({ INFERFLUX_MODEL_PATH: path });
   });

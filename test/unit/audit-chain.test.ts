@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GENESIS_HASH, sha256Hex, verifyChain } from '../../src/audit/chain.js';
 import type { AuditEvent } from '../../src/audit/event.js';
+import { checkpointKey, encodeCheckpoint } from '../../src/audit/checkpoint.js';
 import { verifyAuditPaths } from '../../src/cli/audit-verify.js';
 
 type ClientModule = typeof import('../../src/actors/audit/client.js');
@@ -116,7 +117,12 @@ describe('audit hash chain', function () {
 
   it('a restart right after a rotation continues from audit.log.1', async () => {
     await write(50, 0, { maxBytes: 2048, keep: 10 });
-    await rm(path); // as if the process died between the rotation and its first write
+    // As if the process died between the rotation and its first write: no audit.log, and the
+    // checkpoint still at the last line of audit.log.1 (removing audit.log's lines alone is a
+    // truncation, which the checkpoint reports).
+    await rm(path);
+    const last = (await lines(`${path}.1`)).at(-1)!;
+    await writeFile(`${path}.checkpoint`, encodeCheckpoint({ seq: (JSON.parse(last) as { seq: number }).seq, hash: sha256Hex(last), ts: new Date(0).toISOString() }, null));
     await write(3, 50, { maxBytes: 2048, keep: 10 });
     expect((await verifyAuditPaths([dir]))[0]).to.deep.include({ ok: true, start: 'genesis' });
   });
@@ -148,5 +154,102 @@ describe('audit hash chain', function () {
     expect(bad.status).to.equal(1);
     expect(bad.stdout).to.contain(`FAIL ${path}:3: altered`);
     expect(spawnSync(process.execPath, [DIST_CLI], { encoding: 'utf8' }).status).to.equal(2);
+  });
+});
+
+describe('audit checkpoint (lines cut off the end)', function () {
+  this.timeout(30_000);
+  let client: ClientModule;
+  let dir: string;
+  let path: string;
+  const key = checkpointKey('correct horse battery staple')!;
+
+  before(async () => {
+    client = (await import(DIST_CLIENT)) as ClientModule;
+  });
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ifx-checkpoint-'));
+    path = join(dir, 'audit.log');
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function write(n: number, from = 0, opts: { checkpointKey?: Uint8Array | null; maxBytes?: number; keep?: number } = {}): Promise<void> {
+    const w = await client.startAuditWriter({ path, ...opts });
+    for (let i = from; i < from + n; i++) w.record(event(i));
+    await w.close();
+  }
+
+  it('is written next to the log with the last line\'s seq and hash', async () => {
+    await write(7);
+    const cp = JSON.parse(await readFile(`${path}.checkpoint`, 'utf8')) as Record<string, unknown>;
+    expect(cp).to.include({ v: 1, seq: 6, hash: sha256Hex((await lines(path)).at(-1)!), mac: null });
+    const [r] = await verifyAuditPaths([path]);
+    expect(r).to.deep.include({ ok: true, lines: 7 });
+    expect(r!.checkpoint).to.include({ seq: 6, signed: false });
+  });
+
+  it('removing the last lines fails verification, naming the missing lines', async () => {
+    await write(10);
+    const ls = await lines(path);
+    await writeFile(path, ls.slice(0, 8).join('\n') + '\n');
+    const [r] = await verifyAuditPaths([path]);
+    expect(r!.ok).to.equal(false);
+    expect(r!.problem).to.deep.include({ file: path, line: 9, kind: 'truncated' });
+    expect(r!.problem!.message).to.match(/^2 line\(s\) missing at the end of the log \(seq 8\.\.9\): the checkpoint records seq 9 written /);
+    const cli = spawnSync(process.execPath, [DIST_CLI, path], { encoding: 'utf8' });
+    expect(cli.status).to.equal(1);
+    expect(cli.stdout).to.contain(`FAIL ${path}:9: truncated: 2 line(s) missing at the end of the log (seq 8..9)`);
+  });
+
+  it('a replaced last line fails against the checkpoint hash', async () => {
+    await write(4);
+    const ls = await lines(path);
+    const last = JSON.parse(ls[3]!) as Record<string, unknown>;
+    ls[3] = JSON.stringify({ ...last, requestId: 'forged' });
+    await writeFile(path, ls.join('\n') + '\n');
+    const [r] = await verifyAuditPaths([path]);
+    expect(r!.problem).to.deep.include({ file: path, line: 4, kind: 'altered' });
+  });
+
+  it('a restart after truncation continues from the checkpoint, so the gap stays visible', async () => {
+    await write(10);
+    const ls = await lines(path);
+    await writeFile(path, ls.slice(0, 6).join('\n') + '\n');
+    await write(3, 10);
+    const after = await lines(path);
+    expect(JSON.parse(after[6]!)).to.include({ event: 'lifecycle', decision: 'audit.checkpoint_mismatch', seq: 10 });
+    const [r] = await verifyAuditPaths([path]);
+    expect(r!.problem).to.deep.include({ file: path, line: 7, kind: 'missing' });
+    expect(r!.problem!.message).to.contain('4 line(s) missing before this line (seq 6..9)');
+  });
+
+  it('rotation keeps one checkpoint for the whole chain', async () => {
+    await write(200, 0, { maxBytes: 4096, keep: 100 });
+    const [ok] = await verifyAuditPaths([dir]);
+    expect(ok).to.deep.include({ ok: true, lines: 200 });
+    expect(ok!.checkpoint).to.include({ seq: 199 });
+    await writeFile(path, '');
+    const [bad] = await verifyAuditPaths([dir]);
+    expect(bad!.problem!.kind).to.equal('truncated');
+  });
+
+  it('signed with a key from the passphrase: a forged checkpoint or an unsigned one is refused', async () => {
+    await write(5, 0, { checkpointKey: key });
+    const cpPath = `${path}.checkpoint`;
+    const cp = JSON.parse(await readFile(cpPath, 'utf8')) as { mac: string | null; seq: number };
+    expect(cp.mac).to.match(/^[0-9a-f]{64}$/);
+    expect((await verifyAuditPaths([path], key))[0]).to.deep.include({ ok: true });
+    expect((await verifyAuditPaths([path], key))[0]!.checkpoint).to.include({ signed: true, authenticated: true });
+    // Cut the tail and rewrite the checkpoint to match, without the key.
+    const ls = await lines(path);
+    await writeFile(path, ls.slice(0, 3).join('\n') + '\n');
+    await writeFile(cpPath, JSON.stringify({ ...cp, seq: 2, hash: sha256Hex(ls[2]!) }));
+    const [forged] = await verifyAuditPaths([path], key);
+    expect(forged!.problem).to.deep.include({ file: cpPath, kind: 'checkpoint', message: 'the checkpoint signature does not match (altered, or another passphrase)' });
+    await writeFile(cpPath, JSON.stringify({ ...cp, seq: 2, hash: sha256Hex(ls[2]!), mac: null }));
+    const [unsigned] = await verifyAuditPaths([path], key);
+    expect(unsigned!.problem!.message).to.equal('the checkpoint is unsigned but a passphrase is set (it could have been written by anyone)');
   });
 });

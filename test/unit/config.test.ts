@@ -29,7 +29,7 @@ describe('config', () => {
       runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, contextSize: 2048, batchSize: 512, prefillChunk: 256, prefillChunkDecoding: 256, cores: 8, fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 }, pagedKv: { cpuPages: 512, eviction: 'lru' }, nvmeOffload: { path: '', workers: 2, queueDepth: 64 }, responseCache: { enabled: false, maxEntries: 1024, maxBytes: 67108864 } },
       scheduler: { decodePoolSize: 8, prefillPoolSize: 0, kvRingBytes: 67108864, maxQueue: 256, isolatePromptTokens: 1024, tokenizerWorkers: 1 },
       limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },
-      audit: { path: path.join(cwd, 'logs/audit.log'), debugMode: false },
+      audit: { path: path.join(cwd, 'logs/audit.log'), debugMode: false, flushIntervalMs: 20 },
       guardrails: {
         blocklist: [],
         pii: { action: 'off', kinds: ['email', 'phone', 'credit_card', 'iban', 'secret'], output: true },
@@ -94,6 +94,7 @@ describe('config', () => {
         INFERFLUX_MAX_HEADER_BYTES: '4096',
         INFERFLUX_AUDIT_LOG: 'var/a.log',
         INFERFLUX_AUDIT_DEBUG: 'true',
+        INFERFLUX_AUDIT_FLUSH_INTERVAL_MS: '150',
         INFERFLUX_CORES: '6',
         INFERFLUX_DECODE_POOL_SIZE: '3',
         INFERFLUX_PREFILL_POOL_SIZE: '0',
@@ -108,7 +109,7 @@ describe('config', () => {
     expect(cfg.server.port).to.equal(0);
     expect(cfg.server.maxBodyBytes).to.equal(2048);
     expect(cfg.server.maxHeaderBytes).to.equal(4096);
-    expect(cfg.audit).to.deep.equal({ path: path.join(cwd, 'var/a.log'), debugMode: true });
+    expect(cfg.audit).to.deep.equal({ path: path.join(cwd, 'var/a.log'), debugMode: true, flushIntervalMs: 150 });
     expect(cfg.runtime).to.include({ cores: 6, threadsPerWorker: 2, sequencesPerWorker: 16, contextSize: 4096 });
     expect(cfg.scheduler).to.include({ decodePoolSize: 3, prefillPoolSize: 0 });
   });

@@ -49,7 +49,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
     },
     scheduler: { decodePoolSize: 1, prefillPoolSize: 0, kvRingBytes: 1048576, maxQueue: 16, isolatePromptTokens: 0, tokenizerWorkers: 1 },
     limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },
-    audit: { path: '/tmp/audit.log', debugMode: false },
+    audit: { path: '/tmp/audit.log', debugMode: false, flushIntervalMs: 20 },
     guardrails: { blocklist: [], pii: { action: 'off', kinds: [] }, opaEndpoint: '', opaTimeoutMs: 200, opaFailMode: 'closed' },
     policy: { storePath: '/tmp/policy_store.conf', watchIntervalSeconds: 5, redisUrl: '', redisKey: 'inferflux:policy' },
     auth: { enabled: 'auto', enabledSource: 'test', apiKeys: [], metricsPublic: true, oidc: null },

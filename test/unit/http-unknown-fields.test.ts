@@ -14,7 +14,7 @@ describe('http: unknown request fields', () => {
     fetch(`${t.base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
   for (const [field, value] of [
-    ['tools', [{ type: 'function', function: { name: 'f' } }]],
+    ['functions', [{ name: 'f' }]],
     ['frobnicate', 1],
   ] as const) {
     it(`chat: '${field}' is refused with a 400 that names it`, async () => {

@@ -146,8 +146,8 @@ class AuditWriterImpl implements AuditWriter {
       port1.close();
       if (this.live?.worker === worker && !this.closing) void this.restart(ready);
     });
-    const { path, maxBytes, keep } = this.opts;
-    const hello = await api.init({ path, maxBytes, keep }).catch(async (err: unknown) => {
+    const { path, maxBytes, keep, batchMs, checkpointKey } = this.opts;
+    const hello = await api.init({ path, maxBytes, keep, batchMs, checkpointKey }).catch(async (err: unknown) => {
       await worker.terminate();
       throw new InferFluxError('internal_error', `audit writer failed to start: ${String((err as Error)?.message ?? err)}`, { cause: err });
     });

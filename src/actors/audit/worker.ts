@@ -6,14 +6,22 @@
  *
  * Durability contract: events are counted in arrival order and acknowledged by count
  * (`{acked: n}`) only after the `fdatasync` that covers them, so the client can keep every
- * unacknowledged event and re-send it if this thread dies. A batch closes after 20 ms or 256
- * events, whichever comes first, and is written with one `write` (two when a rotation splits it).
+ * unacknowledged event and re-send it if this thread dies. A batch closes after `batchMs`
+ * (`audit.flush_interval_ms`, default 20 ms) or 256 events, whichever comes first, and is written
+ * with one `write` (two when a rotation splits it). A `kill -9` loses at most the batch being
+ * gathered or written: the lines of the last `batchMs` plus one fsync.
  *
  * Tamper evidence: every line carries `seq` and `prev` (chain.ts). The chain is computed at write
  * time, in file order, and continues across rotation and restarts: on open the writer reads the
  * last line of `audit.log` (or of `audit.log.1` when a rotation left `audit.log` empty). A torn
  * last line (a crash mid-write; never acknowledged, so the client still had it) is cut off, and a
  * `lifecycle` line saying so is chained in its place.
+ *
+ * Truncation evidence: after each durable batch the writer rewrites `<log>.checkpoint` (seq and
+ * hash of the last line, HMAC-signed when a key is given; checkpoint.ts). On open, a checkpoint
+ * ahead of the log's last line (lines cut off the end) or naming a different last line makes the
+ * writer continue the chain from the checkpoint, not from the shortened log, so the gap stays
+ * visible to `audit verify` instead of being papered over by the next lines.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
@@ -22,6 +30,7 @@ import * as Comlink from 'comlink';
 import nodeAdapter from 'comlink/dist/umd/node-adapter.js';
 import { PROTOCOL_VERSION, T, unpack, type AuditEvent, type AuditFrame, type WorkerHello } from '../protocol.js';
 import { chainLine, genesisState, stateAfter, type ChainState } from '../../audit/chain.js';
+import { checkpointPathFor, CheckpointError, decodeCheckpoint, encodeCheckpoint, readCheckpointText, writeCheckpoint } from '../../audit/checkpoint.js';
 
 /**
  * The UMD adapter sets `module.exports = nodeEndpoint`, but its d.ts declares `export default`, so
@@ -36,6 +45,10 @@ export interface AuditWriterOptions {
   maxBytes?: number;
   /** Rotated files kept (`path.1` newest … `path.keep` oldest). Defaults to `5`. */
   keep?: number;
+  /** How long a batch gathers events before its write + fsync (`audit.flush_interval_ms`). Defaults to `20`. */
+  batchMs?: number;
+  /** HMAC key for the checkpoint (checkpoint.ts `checkpointKey`); null writes it unsigned. Defaults to `null`. */
+  checkpointKey?: Uint8Array | null;
 }
 
 /** Control surface exposed over comlink. */
@@ -53,7 +66,7 @@ export interface AuditWorkerData {
   control: MessagePort;
 }
 
-const BATCH_MS = 20;
+const DEFAULT_BATCH_MS = 20;
 const BATCH_EVENTS = 256;
 /** Pause before retrying a failed write (disk full, EIO): the batch stays pending, never dropped. */
 const RETRY_MS = 500;
@@ -107,6 +120,7 @@ class AuditFile {
     private readonly path: string,
     private readonly maxBytes: number,
     private readonly keep: number,
+    private readonly checkpointKey: Uint8Array | null,
   ) {}
 
   async open(): Promise<void> {
@@ -136,13 +150,42 @@ class AuditFile {
     }
     let last = tail?.last ?? null;
     if (last === null) last = (await readTail(`${this.path}.1`))?.last ?? null;
-    if (last === null) return genesisState();
-    const state = stateAfter(last);
-    if (state) return state;
-    // A last line without chain fields (a log from before the chain, or altered): start a new
-    // chain and say so in it, so the verifier's report and this line explain each other.
-    this.notes.push({ ts: new Date().toISOString(), event: 'lifecycle', decision: 'audit.chain_restarted', detail: 'the previous last line carries no chain fields' });
-    return genesisState();
+    let state = last === null ? genesisState() : stateAfter(last);
+    if (state === null) {
+      // A last line without chain fields (a log from before the chain, or altered): start a new
+      // chain and say so in it, so the verifier's report and this line explain each other.
+      this.notes.push({ ts: new Date().toISOString(), event: 'lifecycle', decision: 'audit.chain_restarted', detail: 'the previous last line carries no chain fields' });
+      state = genesisState();
+    }
+    return this.againstCheckpoint(state);
+  }
+
+  /** The chain position to continue from, given the checkpoint (see the file header). */
+  private async againstCheckpoint(state: ChainState): Promise<ChainState> {
+    const text = await readCheckpointText(checkpointPathFor(this.path));
+    if (text === null) return state;
+    const now = new Date().toISOString();
+    try {
+      const cp = decodeCheckpoint(text, this.checkpointKey);
+      const logLast = state.seq - 1;
+      if (cp.seq > logLast || (cp.seq === logLast && cp.hash !== state.prev)) {
+        const what = cp.seq > logLast ? `lines seq ${logLast + 1}..${cp.seq} are missing from the end of the log` : `the last line (seq ${cp.seq}) differs from the one checkpointed`;
+        this.notes.push({ ts: now, event: 'lifecycle', decision: 'audit.checkpoint_mismatch', detail: `${what}; the chain continues from the checkpoint` });
+        return { seq: cp.seq + 1, prev: cp.hash };
+      }
+    } catch (err) {
+      if (!(err instanceof CheckpointError)) throw err;
+      this.notes.push({ ts: now, event: 'lifecycle', decision: 'audit.checkpoint_invalid', detail: err.message });
+    }
+    return state;
+  }
+
+  /** Records the chain position after the last durable line. */
+  private async checkpoint(): Promise<void> {
+    const chain = this.chain!;
+    if (chain.seq === 0) return;
+    const text = encodeCheckpoint({ seq: chain.seq - 1, hash: chain.prev, ts: new Date().toISOString() }, this.checkpointKey);
+    await writeCheckpoint(checkpointPathFor(this.path), text);
   }
 
   /**
@@ -153,6 +196,7 @@ class AuditFile {
    */
   async append(entries: (AuditEvent | null)[]): Promise<{ done: number; error?: unknown }> {
     let done = 0;
+    let wrote = false;
     try {
       // A failed rotation leaves no handle; reopen so a retry can proceed.
       if (!this.fh) await this.open();
@@ -164,6 +208,7 @@ class AuditFile {
         await this.writeSync([buf], buf.length);
         Object.assign(chain, state);
         this.notes.shift();
+        wrote = true;
       }
       let chunk: Buffer[] = [];
       let chunkBytes = 0;
@@ -171,6 +216,7 @@ class AuditFile {
       const state = { ...chain };
       const commit = async () => {
         await this.writeSync(chunk, chunkBytes);
+        if (chunkBytes > 0) wrote = true;
         Object.assign(chain, state);
         done += chunkEntries;
         chunk = [];
@@ -194,6 +240,8 @@ class AuditFile {
         chunkEntries++;
       }
       await commit();
+      // After the fsync: the checkpoint never runs ahead of the durable log.
+      if (wrote) await this.checkpoint();
       return { done };
     } catch (error) {
       return { done, error };
@@ -265,9 +313,13 @@ class AuditBatcher {
   private file: AuditFile | null = null;
   written = 0;
 
-  constructor(private readonly ack: (msg: AuditAck) => void) {}
+  constructor(
+    private readonly ack: (msg: AuditAck) => void,
+    private batchMs = DEFAULT_BATCH_MS,
+  ) {}
 
-  async init(file: AuditFile): Promise<void> {
+  async init(file: AuditFile, batchMs: number): Promise<void> {
+    this.batchMs = batchMs;
     await file.open();
     this.file = file;
     this.schedule();
@@ -307,7 +359,7 @@ class AuditBatcher {
   private schedule(): void {
     if (!this.file || this.writing || this.pendingFrames === 0) return;
     if (this.pendingFrames >= BATCH_EVENTS) this.startWrite();
-    else this.timer ??= setTimeout(() => this.startWrite(), BATCH_MS);
+    else this.timer ??= setTimeout(() => this.startWrite(), this.batchMs);
   }
 
   private startWrite(): void {
@@ -347,7 +399,8 @@ if (parentPort) {
 
   const api: AuditWriterApi = {
     async init(opts) {
-      await batcher.init(new AuditFile(opts.path, opts.maxBytes ?? 64 * 1024 * 1024, Math.max(1, opts.keep ?? 5)));
+      const file = new AuditFile(opts.path, opts.maxBytes ?? 64 * 1024 * 1024, Math.max(1, opts.keep ?? 5), opts.checkpointKey ?? null);
+      await batcher.init(file, opts.batchMs ?? DEFAULT_BATCH_MS);
       return { protocolVersion: PROTOCOL_VERSION };
     },
     flush: () => batcher.flush(),

@@ -487,6 +487,14 @@ const api = {
     if (process.env.INFERFLUX_FAULT_INJECTION !== '1') throw new Error('fault injection is disabled');
     shell.injectFault();
   },
+  /**
+   * Test hook: what a failed GGML_ASSERT in this thread does, abort(3), which raises SIGABRT for
+   * the whole process (`process.abort()` itself is refused in worker threads).
+   */
+  injectAbort: () => {
+    if (process.env.INFERFLUX_FAULT_INJECTION !== '1') throw new Error('fault injection is disabled');
+    process.kill(process.pid, 'SIGABRT');
+  },
 };
 export type EngineApi = typeof api;
 exposeRpc(api, parentPort!);

@@ -8,6 +8,7 @@
  * code (match on that, not on the message) and a message naming the field and file offset.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { checkModelRules } from './model-rules.js';
 import { GGML_MAX_DIMS, GGML_TYPES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_SCALAR_SIZE, GgufValueType } from './format.js';
 
 /** Caps far above any real model (llama 405B has ~1.1k tensors, vocabularies ~256k tokens). */
@@ -20,58 +21,10 @@ export const GGUF_LIMITS = {
   maxTensorName: 64,
 } as const;
 
-export type GgufProblem =
-  | 'bad_magic'
-  | 'unsupported_version'
-  | 'truncated'
-  | 'limit_exceeded'
-  | 'bad_value'
-  | 'duplicate'
-  | 'bad_tensor'
-  | 'misaligned'
-  | 'out_of_range'
-  | 'overlap'
-  | 'missing_key';
+import { GgufFormatError, type GgufInfo, type GgufMetaValue, type GgufProblem, type GgufScalar, type GgufTensorInfo } from './gguf-info.js';
 
-export class GgufFormatError extends Error {
-  readonly code = 'gguf_invalid';
-  constructor(
-    readonly reason: GgufProblem,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'GgufFormatError';
-  }
-}
-
-export type GgufScalar = number | bigint | boolean | string;
-export type GgufMetaValue = GgufScalar | GgufScalar[];
-
-export interface GgufTensorInfo {
-  readonly name: string;
-  /** ne0 first, as stored. */
-  readonly dims: number[];
-  readonly type: number;
-  readonly typeName: string;
-  /** Relative to the data section, as stored. */
-  readonly offset: number;
-  readonly absoluteOffset: number;
-  readonly byteLength: number;
-}
-
-export interface GgufInfo {
-  readonly version: number;
-  readonly alignment: number;
-  /** Key -> value, a null-prototype object so keys like `__proto__` stay inert data. */
-  readonly metadata: Record<string, GgufMetaValue>;
-  /** Key -> stored value type (GgufValueType); for arrays, the element type is in `arrayTypes`. */
-  readonly metadataTypes: Record<string, number>;
-  readonly arrayTypes: Record<string, number>;
-  readonly tensors: GgufTensorInfo[];
-  /** Absolute file offset where tensor data begins. */
-  readonly dataOffset: number;
-  readonly fileSize: number;
-}
+export { GgufFormatError };
+export type { GgufInfo, GgufMetaValue, GgufProblem, GgufScalar, GgufTensorInfo } from './gguf-info.js';
 
 /** Sequential reader over a file handle with a refillable window; every read is range-checked. */
 class Cursor {
@@ -321,13 +274,11 @@ async function parse(c: Cursor): Promise<GgufInfo> {
 
 /**
  * Full check before a model path reaches llama.cpp: the structural checks of `readGgufHeader`
- * plus the one key llama.cpp needs to pick an architecture. Returns the parsed header.
+ * plus what llama.cpp asserts on while loading (model-rules.ts: hyperparameter limits, key types,
+ * tensor shapes, vocabulary). Returns the parsed header.
  */
 export async function validateGguf(path: string): Promise<GgufInfo> {
   const info = await readGgufHeader(path);
-  const arch = info.metadata['general.architecture'];
-  if (typeof arch !== 'string' || arch.length === 0) {
-    throw new GgufFormatError('missing_key', `invalid GGUF ${path}: general.architecture is missing or not a string`);
-  }
+  checkModelRules(info, path);
   return info;
 }

@@ -65,7 +65,9 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
       input: {
         requestId: ctx.requestId,
         model: body.model,
-        prompt: { kind: 'chat', messages: body.messages.map(toChatMessage), tools: tools.specs },
+        prompt: tools.specs
+          ? { kind: 'chat', messages: body.messages.map(toChatMessage), tools: tools.specs }
+          : { kind: 'chat', messages: body.messages.map(toChatMessage) },
         // Chat has no default cap in OpenAI's API: generate until a stop or the context is full.
         params: toSamplingParams(body, undefined, { logprobs: chatLogprobCount(body), grammar: tools.grammar ?? constraint?.grammar }),
         n: body.n ?? 1,

@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+/**
+ * `check-model [--load] FILE...`: runs the server's GGUF validation (the one `prepareModels` and
+ * the admin load use) on each file and prints one JSON line per file:
+ * `{"file", "accepted": true}` or `{"file", "accepted": false, "reason", "message"}`. With `--load`,
+ * each accepted file is also loaded by llama.cpp (model + a small context, as an engine worker
+ * does) and the line says `"loaded": true`, or `"loaded": false` with llama.cpp's error.
+ *
+ * The GGUF fuzz test runs this in a child process: a file that passes validation and then aborts
+ * llama.cpp ends this process with a signal, which the parent counts as a crash. Lines are
+ * written before each load, so the parent knows which file was being loaded.
+ * Exit 0 when every file was handled (accepted or not), 2 on usage errors.
+ */
+import { writeSync } from 'node:fs';
+import { LlamaLogLevel, getLlama, type Llama } from 'node-llama-cpp';
+import { GgufFormatError, validateGguf } from '../runtime/gguf/reader.js';
+
+function line(obj: object): void {
+  // Synchronous: the line must be out before a native abort can end the process.
+  writeSync(1, JSON.stringify(obj) + '\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const load = argv.includes('--load');
+  const files = argv.filter((a) => a !== '--load');
+  if (files.length === 0 || files.some((f) => f.startsWith('-'))) {
+    process.stderr.write('usage: check-model [--load] FILE...\n');
+    return 2;
+  }
+  let llama: Llama | null = null;
+  try {
+    for (const file of files) {
+      try {
+        await validateGguf(file);
+      } catch (err) {
+        const reason = err instanceof GgufFormatError ? err.reason : 'io_error';
+        line({ file, accepted: false, reason, message: err instanceof Error ? err.message : String(err) });
+        continue;
+      }
+      if (!load) {
+        line({ file, accepted: true });
+        continue;
+      }
+      line({ file, accepted: true, loading: true });
+      llama ??= await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.disabled, maxThreads: 1 });
+      try {
+        const model = await llama.loadModel({ modelPath: file, useMmap: true, gpuLayers: 0 });
+        try {
+          const context = await model.createContext({ contextSize: 128, sequences: 1, threads: 1 });
+          await context.dispose();
+          line({ file, accepted: true, loaded: true });
+        } finally {
+          await model.dispose();
+        }
+      } catch (err) {
+        line({ file, accepted: true, loaded: false, message: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  } finally {
+    // Exiting with live llama.cpp objects aborts the process; dispose first.
+    await llama?.dispose();
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => (process.exitCode = code),
+  (err: unknown) => {
+    process.stderr.write(`check-model: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

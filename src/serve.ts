@@ -1,0 +1,154 @@
+/**
+ * The server process (started by src/main.ts, directly or under the supervisor).
+ * Start-up: config -> policy -> bind the port (readiness 503) -> models on disk -> actors ->
+ * serve every route; and graceful shutdown (< 5 s) that
+ * stops accepting, lets running requests finish until a deadline, then disposes every native
+ * object in every worker before the process exits (exiting with live llama.cpp objects aborts).
+ */
+import { loadConfig } from './config/load.js';
+import { sizeThreadPool } from './runtime/threadpool.js';
+import { prepareModels } from './runtime/model-files.js';
+import { Metrics } from './metrics.js';
+import { ActorSystem } from './actors/system.js';
+import { ActorGateway } from './generation/gateway.js';
+import { createStartingHttpServer } from './http/server.js';
+import { GuardrailEngine } from './policy/guardrails/guardrail-engine.js';
+import { policyDefaultsFrom } from './policy/store/initial-policy.js';
+import { startPolicy } from './policy/store/start-policy.js';
+import { KeyRegistry } from './policy/api-keys.js';
+import { decideAuth } from './policy/auth-mode.js';
+import { OidcVerifier } from './policy/oidc.js';
+import { createPolicyLayer } from './policy/pipeline.js';
+import { createRateLimiter } from './policy/rate-limiter.js';
+
+/** Time running requests get to finish after SIGTERM before they are cut off. */
+const DRAIN_MS = 3000;
+
+const log = (msg: string): void => {
+  process.stderr.write(`${new Date().toISOString()} inferflux ${msg}\n`);
+};
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  // Keys are hashed in the config; drop the plaintext env copies so no worker thread inherits them.
+  delete process.env.INFERFLUX_API_KEYS;
+  delete process.env.INFERCTL_API_KEY;
+  const engineWorkers = config.models.length * config.scheduler.decodePoolSize;
+  const pool = sizeThreadPool(engineWorkers);
+  log(
+    `config from ${config.source}: ${config.models.length} model(s), ${config.scheduler.decodePoolSize} engine worker(s) per model x ` +
+      `${config.runtime.threadsPerWorker} thread(s) x ${config.runtime.sequencesPerWorker} sequences, ` +
+      `context ${config.runtime.contextSize}/sequence, ${config.runtime.cores} core(s), libuv pool ${pool}`,
+  );
+  const kv = config.runtime;
+  log(
+    `KV cache: host pool ${kv.pagedKv.cpuPages} x 256 KiB pages per engine worker (eviction ${kv.pagedKv.eviction}), ` +
+      (kv.nvmeOffload.path === ''
+        ? 'no disk tier'
+        : `disk tier ${kv.nvmeOffload.path} (workers ${kv.nvmeOffload.workers}, queue depth ${kv.nvmeOffload.queueDepth})`),
+  );
+  // The policy store is read before anything starts: a tampered or undecryptable file stops start-up.
+  const policy = await startPolicy({
+    store: config.policy,
+    passphrase: process.env.INFERFLUX_POLICY_PASSPHRASE,
+    defaults: policyDefaultsFrom(config),
+    log,
+  });
+  const auth = decideAuth(config.auth, new KeyRegistry(config.auth.apiKeys, policy.service.current.apiKeys).size, config.server.host);
+  log(auth.warning ?? auth.summary);
+  // The port is bound before any model loads: a port in use fails start-up in milliseconds, and
+  // while models load (at start or after a supervised restart) /readyz says 503 instead of
+  // clients meeting a closed port.
+  const metrics = new Metrics();
+  const restartReason = process.env.INFERFLUX_RESTART_REASON;
+  // A restart by the supervisor re-binds the port the dead server held (see exclusivePort).
+  const http = createStartingHttpServer({ config, metrics, log, exclusivePort: restartReason === undefined });
+  const port = await http.listen();
+  bound = http;
+  const scheme = config.server.tls.enabled ? 'https' : 'http';
+  log(`bound ${scheme}://${config.server.host}:${port} (pid ${process.pid}); loading models (readyz 503 until ready)`);
+  // Under the supervisor: it keeps this port for a restarted server (config port 0 included).
+  toSupervisor({ t: 'bound', port, configuredPort: config.server.port });
+  await prepareModels(config.models, log);
+  const system = await ActorSystem.start(config, metrics, log);
+  // From here a start-up failure must dispose the workers' llama.cpp objects before exiting.
+  started = system;
+  const gateway = new ActorGateway(config, system, metrics);
+  // Guardrails follow the live policy: the config's at first, then every admin change.
+  const guardrails = new GuardrailEngine(config.guardrails, { metrics, log });
+  guardrails.follow(policy.service);
+  const limiter = await createRateLimiter(config.rateLimitBackend, () => policy.service.current.rateLimit, metrics, log);
+  const pipeline = createPolicyLayer({
+    limiter,
+    maxConcurrentPerKey: config.limits.maxConcurrentRequestsPerKey,
+    authEnabled: auth.enabled,
+    metricsPublic: config.auth.metricsPublic,
+    configKeys: config.auth.apiKeys,
+    policy: policy.service,
+    oidc: config.auth.oidc ? new OidcVerifier(config.auth.oidc) : null,
+    audit: (event) => system.audit.record(event),
+  });
+  http.activate({ config, gateway, metrics, log, policy: policy.service, audit: system.audit, guardrails, pipeline });
+  const ready = gateway.readiness();
+  toSupervisor({ t: 'ready', port });
+  if (restartReason) {
+    // The audit trail says why a new process continues the chain.
+    system.audit.record({ ts: new Date().toISOString(), event: 'lifecycle', decision: 'server.restarted', detail: restartReason });
+  }
+  if (process.env.INFERFLUX_FAULT_INJECTION === '1') {
+    // Test hook (supervisor tests): SIGUSR2 makes engine worker 0 of the first model abort natively.
+    process.on('SIGUSR2', () => void system.injectEngineAbort(config.models[0]!.id, 0).catch((err: unknown) => log(`fault injection failed: ${String(err)}`)));
+  }
+  log(`listening on ${scheme}://${config.server.host}:${port} (models: ${ready.models.map((m) => `${m.id}${m.ready ? '' : ' NOT READY'}`).join(', ')})`);
+
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: shutting down`);
+    const closing = http.close();
+    await Promise.race([gateway.whenIdle(), delay(DRAIN_MS)]);
+    await policy.close();
+    await limiter.close();
+    await system.stop();
+    await closing;
+    log('stopped');
+    process.exitCode = 0;
+    // Workers are terminated and native objects disposed; nothing should keep the loop alive,
+    // but a stray keep-alive socket must not hold shutdown past its budget.
+    setTimeout(() => process.exit(0), 500).unref();
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  // A supervised server must not outlive its supervisor (kill -9 of the parent included).
+  if (process.send) {
+    if (!process.connected) void shutdown('supervisor gone');
+    process.on('disconnect', () => void shutdown('supervisor gone'));
+  }
+}
+
+/** Messages to the supervisor (src/supervisor.ts) over the IPC channel, when there is one. */
+export type ToSupervisor = { t: 'bound'; port: number; configuredPort: number } | { t: 'ready'; port: number };
+
+function toSupervisor(msg: ToSupervisor): void {
+  if (process.send && process.connected) process.send(msg);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** The actor system once it exists, so a failed start can shut it down cleanly. */
+let started: ActorSystem | null = null;
+/** The bound port once it exists, closed on a failed start. */
+let bound: { close(deadlineMs?: number): Promise<void> } | null = null;
+
+export function runServer(): void {
+  main().catch(async (err: unknown) => {
+    log(`failed to start: ${err instanceof Error ? err.message : String(err)}`);
+    await bound?.close(0).catch(() => undefined);
+    // Exiting while workers hold llama.cpp objects aborts the process; stop them first.
+    await started?.stop().catch(() => undefined);
+    process.exit(1);
+  });
+}
