@@ -43,7 +43,7 @@ describe('chat template rendering', () => {
   it('falls back to ChatML when the model has no template', () => {
     const text = renderChatTemplate(undefined, MESSAGES.slice(0, 2), SPECIAL);
     expect(text).to.equal('<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello there, how are you?<|im_end|>\n<|im_start|>assistant\n');
-    expect(compileChatTemplate('  ')).to.equal(renderChatMLFallback);
+    expect(compileChatTemplate('  ')(MESSAGES.slice(0, 2), SPECIAL)).to.equal(renderChatMLFallback(MESSAGES.slice(0, 2)));
   });
 
   it('a template that raises on the messages is invalid_request; an unparsable one is internal', () => {
