@@ -255,3 +255,29 @@ export interface TokenizeTask {
 export interface TokenizeResult {
   tokens: number[];
 }
+
+/** Tokenizer pool task `tokenizeText` (llama.cpp server's `/tokenize` options). */
+export interface TokenizeTextTask {
+  modelPath: string;
+  text: string;
+  addSpecial: boolean;
+  parseSpecial: boolean;
+  withPieces: boolean;
+}
+
+export interface TokenizeTextResult {
+  tokens: number[];
+  pieces?: string[];
+}
+
+/** Tokenizer pool task `detokenize`: ids are checked against the vocabulary in the worker. */
+export interface DetokenizeTask {
+  modelPath: string;
+  tokens: number[];
+}
+
+/** Tokenizer pool task `applyTemplate`: the rendered chat prompt as text. */
+export interface ApplyTemplateTask {
+  modelPath: string;
+  messages: { role: string; content: string; name?: string }[];
+}

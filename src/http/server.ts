@@ -22,6 +22,8 @@ import { register as registerOps } from './routes/ops/index.js';
 import { register as registerAdmin } from './routes/admin/index.js';
 import { register as registerAdminCache } from './routes/admin-cache/index.js';
 import { register as registerAdminFairness } from './routes/admin-fairness/index.js';
+import { register as registerOllamaGenerate } from './routes/ollama-generate/index.js';
+import { register as registerOllamaModels } from './routes/ollama-models/index.js';
 import type { HttpDeps, RequestContext } from './types.js';
 
 export interface HttpServer {
@@ -33,6 +35,10 @@ export interface HttpServer {
    */
   close(deadlineMs?: number): Promise<void>;
 }
+
+/** Said by every 404 for an unknown path, so a client pointed at the wrong base URL learns where to go. */
+export const APIS_SERVED =
+  'This server speaks OpenAI /v1 (chat/completions, completions, responses, models), Ollama /api (chat, generate, tags, show, ps, version), LM Studio /api/v0, Anthropic /v1/messages and llama.cpp /tokenize, /detokenize, /apply-template.';
 
 /** Client request ids are echoed only when short and plain, so logs and headers stay safe. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -47,6 +53,8 @@ export function buildRouter(deps: HttpDeps): Router {
   registerModels(router, deps);
   registerChat(router, deps);
   registerCompletions(router, deps);
+  registerOllamaGenerate(router, deps);
+  registerOllamaModels(router, deps);
   registerAdmin(router, deps);
   registerAdminCache(router, deps);
   registerAdminFairness(router, deps);
@@ -115,7 +123,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     }
     const found = router.match(method, segments);
     if (found.kind === 'not_found') {
-      return sendError(res, new InferFluxError('not_found', `No route for ${method.toUpperCase()} ${path}.`));
+      return sendError(res, new InferFluxError('not_found', `No route for ${method.toUpperCase()} ${path}. ${APIS_SERVED}`));
     }
     if (found.kind === 'method_not_allowed') {
       ex.route = path;

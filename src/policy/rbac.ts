@@ -56,7 +56,12 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   ['/api/show', READ],
   ['/api/ps', READ],
   ['/api/version', READ],
+  // Model management (501 until it lands): admin, like the admin API that will back it.
   ['/api/pull', ADMIN],
+  ['/api/push', ADMIN],
+  ['/api/create', ADMIN],
+  ['/api/copy', ADMIN],
+  ['/api/delete', ADMIN],
   // llama.cpp-style helpers
   ['/tokenize', GENERATE],
   ['/detokenize', GENERATE],

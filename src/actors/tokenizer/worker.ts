@@ -12,7 +12,7 @@
 import { threadId } from 'node:worker_threads';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { InferFluxError, type WireError } from '../../errors.js';
-import type { TokenizeTask, TokenizeResult } from '../protocol.js';
+import type { ApplyTemplateTask, DetokenizeTask, TokenizeResult, TokenizeTask, TokenizeTextResult, TokenizeTextTask } from '../protocol.js';
 import { chatNeedsBos, compileChatTemplate, type ChatTemplateRenderer, type SpecialTokenStrings } from '../../runtime/chat-template.js';
 
 interface LoadedTokenizer {
@@ -95,6 +95,42 @@ function toWire(err: unknown): WireError {
 export default async function tokenize(task: TokenizeTask): Promise<TokenizeResult> {
   try {
     return { tokens: run(await tokenizer(task.modelPath), task.prompt) };
+  } catch (err) {
+    throw toWire(err);
+  }
+}
+
+/**
+ * llama.cpp server's `/tokenize`: BOS only when asked (`add_special`), special-token text parsed
+ * only when asked (`parse_special`), each token's text when asked (`with_pieces`).
+ */
+export async function tokenizeText(task: TokenizeTextTask): Promise<TokenizeTextResult> {
+  try {
+    const { model, bos } = await tokenizer(task.modelPath);
+    const body = model.tokenize(task.text, task.parseSpecial) as number[];
+    const tokens = task.addSpecial && bos !== null ? [bos, ...body] : body;
+    if (!task.withPieces) return { tokens };
+    return { tokens, pieces: tokens.map((t) => model.detokenize([t as never], true)) };
+  } catch (err) {
+    throw toWire(err);
+  }
+}
+
+/** Ids to text, special tokens rendered as their text (the caller checked the ids against the vocabulary). */
+export async function detokenize(task: DetokenizeTask): Promise<string> {
+  try {
+    const { model } = await tokenizer(task.modelPath);
+    return model.detokenize(task.tokens as never[], true);
+  } catch (err) {
+    throw toWire(err);
+  }
+}
+
+/** The chat prompt a generation would tokenize, as text. */
+export async function applyTemplate(task: ApplyTemplateTask): Promise<string> {
+  try {
+    const tok = await tokenizer(task.modelPath);
+    return tok.render(task.messages, tok.special);
   } catch (err) {
     throw toWire(err);
   }
