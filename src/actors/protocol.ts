@@ -105,6 +105,8 @@ export interface DoneStats {
   ttftMs: number;
   /** Disaggregated mode: prefill hand-off -> first decode step on the decode worker, else -1. */
   kvTransferMs: number;
+  /** The stop sequence that ended the choice (reason `stop`), null when it was end-of-generation or another reason. */
+  stopSequence: string | null;
   /**
    * Disaggregated mode: prefill hand-off -> state loaded into the decode worker's sequence, ready
    * for its first step (the part of kvTransferMs that moves KV; the rest is waiting for and running

@@ -53,6 +53,8 @@ export interface Usage {
    * tokens/s). Zeros for a response served from the response cache; absent where nothing ran.
    */
   timings?: GenerationTimings | undefined;
+  /** The stop sequence that ended choice 0 (Anthropic's `stop_sequence`); null or absent when none did. */
+  stopSequence?: string | null | undefined;
 }
 
 export interface GenerationTimings {

@@ -24,6 +24,7 @@ export interface FinishedResponse {
   texts: string[];
   reasons: FinishReason[];
   completion: number[];
+  stopSequence: string | null;
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -46,6 +47,7 @@ export class Run {
   private completionTokens = 0;
   private cachedTokens = 0;
   private timings: GenerationTimings = { queueMs: 0, prefillMs: 0, decodeMs: 0 };
+  private stopSequence: string | null = null;
   private firstTokenSeen = false;
   /** Known at admission; handed to the sink when the first choice starts (see the header). */
   private startMeta: StartMeta | null = null;
@@ -128,6 +130,7 @@ export class Run {
         if (choice === 0) {
           this.cachedTokens = stats.cachedTokens;
           this.timings = { queueMs: stats.queueMs, prefillMs: stats.prefillMs, decodeMs: stats.decodeMs };
+          this.stopSequence = stats.stopSequence;
           this.countPrefix(stats.cachedTokens, stats.promptTokens);
         }
         this.finishReasons[choice] = reason;
@@ -196,9 +199,10 @@ export class Run {
       completionTokens: this.completionTokens,
       cachedTokens: this.cachedTokens,
       timings: this.timings,
+      stopSequence: this.stopSequence,
     });
     this.audit(200, 'allow');
-    this.onComplete?.({ promptTokens: this.promptTokens, texts: [...this.texts], reasons: [...this.finishReasons], completion: [...this.completionPerChoice] });
+    this.onComplete?.({ promptTokens: this.promptTokens, texts: [...this.texts], reasons: [...this.finishReasons], completion: [...this.completionPerChoice], stopSequence: this.stopSequence });
     this.finish();
   }
 
@@ -214,7 +218,7 @@ export class Run {
       this.sink.onChoiceEnd(i, r.reasons[i]!, r.completion[i]!);
       this.completionTokens += r.completion[i]!;
     }
-    this.sink.onEnd({ promptTokens: r.promptTokens, completionTokens: this.completionTokens, cachedTokens: r.promptTokens, timings: this.timings });
+    this.sink.onEnd({ promptTokens: r.promptTokens, completionTokens: this.completionTokens, cachedTokens: r.promptTokens, timings: this.timings, stopSequence: r.stopSequence });
     this.audit(200, 'allow:cached');
     this.finish();
   }

@@ -24,6 +24,7 @@ import { register as registerAdminCache } from './routes/admin-cache/index.js';
 import { register as registerAdminFairness } from './routes/admin-fairness/index.js';
 import { register as registerOllamaGenerate } from './routes/ollama-generate/index.js';
 import { register as registerOllamaModels } from './routes/ollama-models/index.js';
+import { register as registerAnthropic } from './routes/anthropic-messages/index.js';
 import type { HttpDeps, RequestContext } from './types.js';
 
 export interface HttpServer {
@@ -55,6 +56,7 @@ export function buildRouter(deps: HttpDeps): Router {
   registerCompletions(router, deps);
   registerOllamaGenerate(router, deps);
   registerOllamaModels(router, deps);
+  registerAnthropic(router, deps);
   registerAdmin(router, deps);
   registerAdminCache(router, deps);
   registerAdminFairness(router, deps);
