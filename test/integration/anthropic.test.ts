@@ -2,7 +2,8 @@
  * Anthropic's Messages API on the real server (actors + llama.cpp on the generated tiny model),
  * driven by the official `@anthropic-ai/sdk` client with an `x-api-key`: messages streamed and not
  * (the whole event sequence), stop sequences, count_tokens, and the bad-input cases, whose
- * message and Anthropic error type must reach the SDK's typed errors.
+ * message and Anthropic error type must reach the SDK's typed errors. `temperature`, `top_p` and
+ * `top_k` are no longer in this SDK's types, but older clients send them, so they are still sent.
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { expect } from 'chai';
@@ -106,7 +107,7 @@ describe('Anthropic Messages API on the real engine (@anthropic-ai/sdk)', functi
       ],
     };
     const count = await client.messages.countTokens(req);
-    const m = await client.messages.create({ ...req, max_tokens: 4, temperature: 0, top_k: 5, top_p: 0.9, metadata: { user_id: 'u1' } });
+    const m = await client.messages.create({ ...req, max_tokens: 4, temperature: 0, top_k: 5, top_p: 0.9, metadata: { user_id: 'u1' } } as Anthropic.MessageCreateParamsNonStreaming);
     expect(count.input_tokens).to.equal(m.usage.input_tokens + (m.usage.cache_read_input_tokens ?? 0));
     const shorter = await client.messages.countTokens({ model: MODEL, messages: [{ role: 'user', content: 'Hi.' }] });
     expect(shorter.input_tokens).to.be.lessThan(count.input_tokens);
@@ -122,7 +123,7 @@ describe('Anthropic Messages API on the real engine (@anthropic-ai/sdk)', functi
     expect(e.apiMessage).to.match(/^'tools' is not supported/);
     e = await rejection(client.messages.create({ ...ASK, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'aGk=' } }] }] }));
     expect(e.apiMessage).to.match(/^'messages\[0\]\.content\[0\]\.type' is not supported: the loaded models are text-only/);
-    e = await rejection(client.messages.create({ ...ASK, temperature: 1.5 }));
+    e = await rejection(client.messages.create({ ...ASK, temperature: 1.5 } as never));
     expect(e.apiMessage).to.include("'temperature'");
     e = await rejection(client.messages.create({ ...ASK, messages: [...ASK.messages, { role: 'assistant', content: 'Once' }] }));
     expect(e.apiMessage).to.include('prefill');
