@@ -25,6 +25,7 @@ import { register as registerAdminFairness } from './routes/admin-fairness/index
 import { register as registerOllamaGenerate } from './routes/ollama-generate/index.js';
 import { register as registerOllamaModels } from './routes/ollama-models/index.js';
 import { register as registerAnthropic } from './routes/anthropic-messages/index.js';
+import { register as registerResponses } from './routes/openai-responses/index.js';
 import type { HttpDeps, RequestContext } from './types.js';
 
 export interface HttpServer {
@@ -57,6 +58,7 @@ export function buildRouter(deps: HttpDeps): Router {
   registerOllamaGenerate(router, deps);
   registerOllamaModels(router, deps);
   registerAnthropic(router, deps);
+  registerResponses(router, deps);
   registerAdmin(router, deps);
   registerAdminCache(router, deps);
   registerAdminFairness(router, deps);
