@@ -26,6 +26,7 @@ import { register as registerOllamaGenerate } from './routes/ollama-generate/ind
 import { register as registerOllamaModels } from './routes/ollama-models/index.js';
 import { register as registerAnthropic } from './routes/anthropic-messages/index.js';
 import { register as registerResponses } from './routes/openai-responses/index.js';
+import { register as registerTokenizer } from './routes/llama-tokenizer/index.js';
 import type { HttpDeps, RequestContext } from './types.js';
 
 export interface HttpServer {
@@ -59,6 +60,7 @@ export function buildRouter(deps: HttpDeps): Router {
   registerOllamaModels(router, deps);
   registerAnthropic(router, deps);
   registerResponses(router, deps);
+  registerTokenizer(router, deps);
   registerAdmin(router, deps);
   registerAdminCache(router, deps);
   registerAdminFairness(router, deps);

@@ -62,10 +62,10 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   ['/api/create', ADMIN],
   ['/api/copy', ADMIN],
   ['/api/delete', ADMIN],
-  // llama.cpp-style helpers
-  ['/tokenize', GENERATE],
-  ['/detokenize', GENERATE],
-  ['/apply-template', GENERATE],
+  // llama.cpp server's tokenizer helpers: they run no model, so `read` is enough.
+  ['/tokenize', READ],
+  ['/detokenize', READ],
+  ['/apply-template', READ],
   // Admin: adapters may also be managed by adapter-manager keys.
   ['/v1/admin/adapters', ADAPTERS],
   ['/v1/admin/adapters/*', ADAPTERS],

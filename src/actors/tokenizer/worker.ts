@@ -13,6 +13,7 @@ import { threadId } from 'node:worker_threads';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { InferFluxError, type WireError } from '../../errors.js';
 import type { ApplyTemplateTask, DetokenizeTask, TokenizeResult, TokenizeTask, TokenizeTextResult, TokenizeTextTask } from '../protocol.js';
+import { TokenTextStream } from '../../runtime/text/token-text-stream.js';
 import { chatNeedsBos, compileChatTemplate, type ChatTemplateRenderer, type SpecialTokenStrings } from '../../runtime/chat-template.js';
 
 interface LoadedTokenizer {
@@ -110,7 +111,12 @@ export async function tokenizeText(task: TokenizeTextTask): Promise<TokenizeText
     const body = model.tokenize(task.text, task.parseSpecial) as number[];
     const tokens = task.addSpecial && bos !== null ? [bos, ...body] : body;
     if (!task.withPieces) return { tokens };
-    return { tokens, pieces: tokens.map((t) => model.detokenize([t as never], true)) };
+    // Streamed like generated text: the previous tokens place SentencePiece's leading spaces, and a
+    // token ending inside a UTF-8 character gets '' while the next one completes it.
+    const stream = new TokenTextStream((toks, last) => model.detokenize(toks as never[], true, last as never[]));
+    const pieces = tokens.map((t) => stream.push(t));
+    if (pieces.length > 0) pieces[pieces.length - 1] += stream.flush();
+    return { tokens, pieces };
   } catch (err) {
     throw toWire(err);
   }
