@@ -27,6 +27,7 @@ import { register as registerOllamaModels } from './routes/ollama-models/index.j
 import { register as registerAnthropic } from './routes/anthropic-messages/index.js';
 import { register as registerResponses } from './routes/openai-responses/index.js';
 import { register as registerTokenizer } from './routes/llama-tokenizer/index.js';
+import { register as registerLmStudio } from './routes/lmstudio/index.js';
 import type { HttpDeps, RequestContext } from './types.js';
 
 export interface HttpServer {
@@ -61,6 +62,7 @@ export function buildRouter(deps: HttpDeps): Router {
   registerAnthropic(router, deps);
   registerResponses(router, deps);
   registerTokenizer(router, deps);
+  registerLmStudio(router);
   registerAdmin(router, deps);
   registerAdminCache(router, deps);
   registerAdminFairness(router, deps);

@@ -133,6 +133,7 @@ describe('http: edge', () => {
             publisher: 'inferflux',
             arch: 'llama',
             compatibility_type: 'gguf',
+            quantization: 'F32',
             state: 'loaded',
             max_context_length: 4096,
           },

@@ -5,22 +5,16 @@
  * (read once per file through the facade) and the serving state.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { HttpResponse } from 'uWebSockets.js';
 import { InferFluxError } from '../../../errors.js';
 import type { Gateway, ModelFileInfo, ModelInfo } from '../../../generation/contract.js';
 import { readJsonBody } from '../../body.js';
 import { sendError, sendJson } from '../../respond.js';
+import { SERVER_VERSION } from '../../server-version.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { modelIdFor, ollamaName } from '../ollama-common/names.js';
 import type { ShowRequest } from './schema.js';
-
-/** The server's own version (package.json, read once), reported as `/api/version`. */
-export const SERVER_VERSION: string = (() => {
-  const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-})();
 
 /** `7615616512` → `7.6B`, as Ollama prints parameter sizes. */
 export function parameterSize(n: number): string {

@@ -7,8 +7,9 @@ import { readJsonBody } from '../../body.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
-import { openAIEncoder, type Shape } from '../openai-common/encoder.js';
+import { openAIEncoder, type Dialect, type Shape } from '../openai-common/encoder.js';
 import { runGeneration } from '../../generation/runner.js';
+import { lmStudioExtras, lmStudioModelInfo } from '../lmstudio/encoder.js';
 import { toChatMessage, type ChatRequest } from './schema.js';
 
 const chatShape: Shape = {
@@ -26,9 +27,11 @@ const chatShape: Shape = {
   }),
 };
 
-export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
+export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>, dialect: Dialect = 'openai') {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    // LM Studio's alias adds its stats and model_info (resolving the model first: a 404 before any work).
+    const extras = dialect === 'lmstudio' ? lmStudioExtras(await lmStudioModelInfo(deps.gateway, body.model)) : undefined;
     runGeneration(res, deps, {
       input: {
         requestId: ctx.requestId,
@@ -40,7 +43,7 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
         priority: requestPriority(body, ctx.priorityHeader),
       },
       stream: body.stream === true,
-      encoder: openAIEncoder(chatShape, { n: body.n ?? 1, includeUsage: body.stream_options?.include_usage === true }),
+      encoder: openAIEncoder(chatShape, { n: body.n ?? 1, includeUsage: body.stream_options?.include_usage === true, extras }),
     });
   };
 }

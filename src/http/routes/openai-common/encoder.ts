@@ -33,9 +33,20 @@ export function usageBody(u: Usage) {
   };
 }
 
-export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boolean }): GenerationEncoder {
+/**
+ * Fields a dialect adds to the finished response (LM Studio's `stats`, `model_info`): on the
+ * whole body, and when streamed, on a last empty-choices chunk before `[DONE]` (the usage chunk
+ * when `include_usage` asked for one).
+ */
+/** OpenAI itself, or LM Studio's `/api/v0` aliases (OpenAI shapes plus `stats`, `model_info`, `runtime`). */
+export type Dialect = 'openai' | 'lmstudio';
+
+export type FinalExtras = (usage: Usage, reasons: FinishReason[]) => Record<string, unknown>;
+
+export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boolean; extras?: FinalExtras }): GenerationEncoder {
   const id = shape.idPrefix + randomUUID().replaceAll('-', '');
   let meta: StartMeta | undefined;
+  const reasons: FinishReason[] = Array.from({ length: opts.n }, () => 'stop');
   const chunk = (choices: Record<string, unknown>[], extra: Record<string, unknown> = {}): StreamEvent => ({
     data: {
       id,
@@ -57,10 +68,15 @@ export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boo
       return events;
     },
     text: (choice, text) => [chunk([shape.textChoice(choice, text)])],
-    choiceEnd: (choice, reason) => [chunk([shape.endChoice(choice, reason)])],
+    choiceEnd(choice, reason) {
+      reasons[choice] = reason;
+      return [chunk([shape.endChoice(choice, reason)])];
+    },
     end(usage) {
       const done: StreamEvent = { data: '[DONE]' };
-      return opts.includeUsage ? [chunk([], { usage: usageBody(usage) }), done] : [done];
+      const extra = opts.extras?.(usage, reasons) ?? {};
+      if (opts.includeUsage) return [chunk([], { usage: usageBody(usage), ...extra }), done];
+      return opts.extras ? [chunk([], extra), done] : [done];
     },
     body(r: GenerationResult) {
       return {
@@ -71,6 +87,7 @@ export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boo
         system_fingerprint: SYSTEM_FINGERPRINT,
         choices: r.texts.map((t, i) => shape.finalChoice(i, t, r.reasons[i]!)),
         usage: usageBody(r.usage),
+        ...opts.extras?.(r.usage, r.reasons),
       };
     },
     // OpenAI's SDK raises an `APIError` for a data event carrying `error`.
