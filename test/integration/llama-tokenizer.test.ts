@@ -83,4 +83,19 @@ describe('llama.cpp tokenizer helpers on the real tokenizer pool', function () {
     expect((await post('/tokenize', { content: 'x' }, GEN_KEY)).status).to.equal(403);
     expect((await post('/apply-template', { messages: [{ role: 'user', content: 'x' }] }, null)).status).to.equal(401);
   });
+
+  it('a 401 reaches each protocol in its own envelope', async () => {
+    const ollama = await api(server, 'GET', '/api/tags', undefined, null);
+    expect(ollama.status).to.equal(401);
+    expect(ollama.body).to.deep.equal({ error: 'Missing credentials: send Authorization: Bearer <key> or x-api-key.' });
+    const anthropic = await post('/v1/messages', { model: 'tiny-seed0', max_tokens: 1, messages: [{ role: 'user', content: 'x' }] }, null);
+    expect(anthropic.status).to.equal(401);
+    expect(anthropic.body).to.deep.equal({ type: 'error', error: { type: 'authentication_error', message: 'Missing credentials: send Authorization: Bearer <key> or x-api-key.' } });
+    const lmStudio = await post('/api/v0/chat/completions', { messages: [{ role: 'user', content: 'x' }] }, null);
+    expect(lmStudio.body.error).to.include({ code: 'unauthorized', type: 'authentication_error' });
+    // Read-only key on Ollama's generation route: 403 in Ollama's shape.
+    const forbidden = await post('/api/generate', { model: 'tiny-seed0', prompt: 'x' });
+    expect(forbidden.status).to.equal(403);
+    expect(Object.keys(forbidden.body)).to.deep.equal(['error']);
+  });
 });
