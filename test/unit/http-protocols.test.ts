@@ -1,15 +1,16 @@
 /**
  * The new protocols' shapes on the real HTTP edge with a scripted gateway: the mid-stream error
  * each one's client expects (Ollama's `{"error"}` line, Anthropic's `error` event, the Responses
- * `error` event with its sequence number), read by the official clients.
+ * `error` event with its sequence number), read by the official clients; and how each maps its
+ * fields onto the generation input.
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { expect } from 'chai';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { InferFluxError } from '../../src/errors.js';
-import type { Script } from './http-fixtures.js';
-import { CREATED, sseEvents, startServer, type TestServer } from './http-fixtures.js';
+import { DEFAULT_SAMPLING } from '../../src/runtime/sampling.js';
+import { CREATED, emitText, sseEvents, startServer, type Script, type TestServer } from './http-fixtures.js';
 
 /** Two pieces of text, then the engine worker dies. */
 const textThenCrash: Script = (input, sink) => {
@@ -37,6 +38,40 @@ describe('http: Ollama, Anthropic and Responses streams on the edge', () => {
   after(() => t.server.close());
 
   const post = (path: string, body: unknown) => fetch(`${t.base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+  it('maps each protocol onto GenerateInput: prompt, sampling with the protocol defaults', async () => {
+    t.gateway.script = emitText(['ok']);
+    t.gateway.inputs = [];
+    try {
+      await post('/api/chat', { model: 'tiny:latest', stream: false, messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'u' }] });
+      await post('/api/generate', {
+        model: 'tiny',
+        stream: false,
+        prompt: 'p',
+        system: 's',
+        options: { num_predict: 7, temperature: 0.2, top_k: 3, top_p: 0.5, min_p: 0.1, seed: 9, stop: ['x'], repeat_penalty: 1.3, presence_penalty: 0.4, frequency_penalty: 0.6, num_ctx: 1024, num_gpu: 99 },
+      });
+      await post('/api/generate', { model: 'tiny', stream: false, prompt: 'raw text', raw: true, options: { num_predict: -1 } });
+      await post('/v1/messages', { model: 'tiny', max_tokens: 5, system: [{ type: 'text', text: 'sys' }], stop_sequences: ['END'], top_k: 2, messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] }] });
+      await post('/v1/responses', { model: 'tiny', instructions: 'ins', input: 'in', max_output_tokens: 6, top_p: 0.3 });
+      const [chat, gen, raw, anthropic, responses] = t.gateway.inputs;
+      // Ollama: `name:latest` resolves to the id; absent options take Ollama's defaults.
+      expect(chat!.model).to.equal('tiny');
+      expect(chat!.prompt).to.deep.equal({ kind: 'chat', messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'u' }] });
+      expect(chat!.params).to.deep.equal({ ...DEFAULT_SAMPLING, temperature: 0.8, topK: 40, topP: 0.9, repeatPenalty: 1.1 });
+      expect(gen!.prompt).to.deep.equal({ kind: 'chat', messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'p' }] });
+      expect(gen!.params).to.deep.equal({ ...DEFAULT_SAMPLING, maxTokens: 7, temperature: 0.2, topK: 3, topP: 0.5, minP: 0.1, seed: 9, stop: ['x'], repeatPenalty: 1.3, presencePenalty: 0.4, frequencyPenalty: 0.6 });
+      expect(raw!.prompt).to.deep.equal({ kind: 'text', text: 'raw text' });
+      expect(raw!.params.maxTokens).to.equal(null);
+      // Anthropic: system first, text blocks joined, its defaults (temperature 1, no top_p cut).
+      expect(anthropic!.prompt).to.deep.equal({ kind: 'chat', messages: [{ role: 'system', content: 'sys' }, { role: 'user', content: 'ab' }] });
+      expect(anthropic!.params).to.deep.equal({ ...DEFAULT_SAMPLING, maxTokens: 5, topK: 2, stop: ['END'] });
+      expect(responses!.prompt).to.deep.equal({ kind: 'chat', messages: [{ role: 'system', content: 'ins' }, { role: 'user', content: 'in' }] });
+      expect(responses!.params).to.deep.equal({ ...DEFAULT_SAMPLING, maxTokens: 6, topP: 0.3 });
+    } finally {
+      t.gateway.script = textThenCrash;
+    }
+  });
 
   it('Ollama: pieces as NDJSON lines, then an {"error"} line the ollama client throws on', async () => {
     const r = await post('/api/chat', { model: 'tiny', messages: [{ role: 'user', content: 'hi' }] });
