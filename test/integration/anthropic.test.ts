@@ -7,10 +7,11 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { expect } from 'chai';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { KEYS, protocolServer } from '../helpers/protocol-server.js';
+import type { RunningServer } from '../helpers/server.js';
 
 const MODEL = 'tiny-seed0';
-const KEY = 'sk-anthropic-test-key-0123456789';
+const KEY = KEYS.all;
 const ASK = { model: MODEL, max_tokens: 16, temperature: 0, messages: [{ role: 'user' as const, content: 'Tell me a story.' }] };
 
 async function rejection(p: Promise<unknown>): Promise<InstanceType<typeof Anthropic.APIError>> {
@@ -29,13 +30,8 @@ describe('Anthropic Messages API on the real engine (@anthropic-ai/sdk)', functi
   let client: Anthropic;
 
   before(async () => {
-    server = await startServer({ INFERFLUX_API_KEYS: `${KEY}:generate|read` });
+    server = await protocolServer();
     client = new Anthropic({ baseURL: server.url, apiKey: KEY, maxRetries: 0 });
-  });
-
-  after(async () => {
-    const code = await server?.stop();
-    expect(code, 'server exit code after SIGTERM').to.equal(0);
   });
 
   it('a message, not streamed: text block, stop_reason and usage', async () => {

@@ -4,10 +4,11 @@
  */
 import { expect } from 'chai';
 import OpenAI from 'openai';
-import { api, startServer, type RunningServer } from '../helpers/server.js';
+import { KEYS, protocolServer } from '../helpers/protocol-server.js';
+import { api, type RunningServer } from '../helpers/server.js';
 
-const READ_KEY = 'sk-tokenizer-read-0123456789';
-const GEN_KEY = 'sk-tokenizer-generate-0123456789';
+const READ_KEY = KEYS.read;
+const GEN_KEY = KEYS.generate;
 
 describe('llama.cpp tokenizer helpers on the real tokenizer pool', function () {
   this.timeout(120_000);
@@ -15,12 +16,7 @@ describe('llama.cpp tokenizer helpers on the real tokenizer pool', function () {
   const post = (path: string, body: unknown, key: string | null = READ_KEY) => api(server, 'POST', path, body, key);
 
   before(async () => {
-    server = await startServer({ INFERFLUX_API_KEYS: `${READ_KEY}:read,${GEN_KEY}:generate` });
-  });
-
-  after(async () => {
-    const code = await server?.stop();
-    expect(code, 'server exit code after SIGTERM').to.equal(0);
+    server = await protocolServer();
   });
 
   it('tokenize and detokenize round-trip; pieces spell the text', async () => {

@@ -6,7 +6,8 @@
  */
 import { expect } from 'chai';
 import OpenAI from 'openai';
-import { api, startServer, type RunningServer } from '../helpers/server.js';
+import { KEYS, protocolServer } from '../helpers/protocol-server.js';
+import { api, type RunningServer } from '../helpers/server.js';
 
 const MODEL = 'tiny-seed0';
 
@@ -32,17 +33,12 @@ describe('LM Studio REST API on the real engine', function () {
   let quant: string;
 
   before(async () => {
-    server = await startServer();
-    client = new OpenAI({ baseURL: `${server.url}/api/v0`, apiKey: 'unused', maxRetries: 0 });
-  });
-
-  after(async () => {
-    const code = await server?.stop();
-    expect(code, 'server exit code after SIGTERM').to.equal(0);
+    server = await protocolServer();
+    client = new OpenAI({ baseURL: `${server.url}/api/v0`, apiKey: KEYS.all, maxRetries: 0 });
   });
 
   it('lists models in its shape, one model by id, 404 for an unknown id', async () => {
-    const list = await api(server, 'GET', '/api/v0/models', undefined, null);
+    const list = await api(server, 'GET', '/api/v0/models', undefined, KEYS.all);
     expect(list.status).to.equal(200);
     expect(list.body.object).to.equal('list');
     const m = list.body.data[0];
@@ -60,9 +56,9 @@ describe('LM Studio REST API on the real engine', function () {
       max_context_length: m.max_context_length,
     });
     expect(m.max_context_length).to.be.greaterThan(0);
-    const one = await api(server, 'GET', `/api/v0/models/${MODEL}`, undefined, null);
+    const one = await api(server, 'GET', `/api/v0/models/${MODEL}`, undefined, KEYS.all);
     expect(one.body).to.deep.equal(m);
-    const none = await api(server, 'GET', '/api/v0/models/nope', undefined, null);
+    const none = await api(server, 'GET', '/api/v0/models/nope', undefined, KEYS.all);
     expect(none.status).to.equal(404);
     expect(none.body.error.code).to.equal('model_not_found');
   });
@@ -81,7 +77,7 @@ describe('LM Studio REST API on the real engine', function () {
     expectExtras(last as LmStudioExtras, quant);
     expect(chunks.slice(0, -1).every((c) => c.stats === undefined)).to.equal(true);
     // OpenAI's own route is unchanged: no LM Studio fields.
-    const plain = await new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 }).chat.completions.create(ask);
+    const plain = await new OpenAI({ baseURL: `${server.url}/v1`, apiKey: KEYS.all, maxRetries: 0 }).chat.completions.create(ask);
     expect(plain).to.not.have.property('stats');
   });
 
@@ -105,7 +101,7 @@ describe('LM Studio REST API on the real engine', function () {
       expect((err as InstanceType<typeof OpenAI.APIError>).status).to.equal(501);
       expect((err as InstanceType<typeof OpenAI.APIError>).code).to.equal('not_implemented');
     }
-    const r = await api(server, 'POST', '/api/v0/chat/completions', { model: 'nope', messages: [{ role: 'user', content: 'x' }] }, null);
+    const r = await api(server, 'POST', '/api/v0/chat/completions', { model: 'nope', messages: [{ role: 'user', content: 'x' }] }, KEYS.all);
     expect(r.status).to.equal(404);
     expect(r.body.error.code).to.equal('model_not_found');
   });

@@ -5,7 +5,8 @@
  */
 import { expect } from 'chai';
 import { Ollama } from 'ollama';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { KEYS, protocolServer } from '../helpers/protocol-server.js';
+import type { RunningServer } from '../helpers/server.js';
 
 const MODEL = 'tiny-seed0';
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
@@ -49,13 +50,8 @@ describe('Ollama API on the real engine (ollama npm client)', function () {
   let ollama: Ollama;
 
   before(async () => {
-    server = await startServer();
-    ollama = new Ollama({ host: server.url });
-  });
-
-  after(async () => {
-    const code = await server?.stop();
-    expect(code, 'server exit code after SIGTERM').to.equal(0);
+    server = await protocolServer();
+    ollama = new Ollama({ host: server.url, headers: { authorization: `Bearer ${KEYS.all}` } });
   });
 
   it('version, list, ps and show describe the GGUF model', async () => {
@@ -168,9 +164,14 @@ describe('Ollama API on the real engine (ollama npm client)', function () {
     e = await rejection(ollama.embed({ model: MODEL, input: 'hi' }));
     expect(e.status_code).to.equal(501);
     expect(e.error).to.include('Embeddings (/api/embed) is not implemented');
+    // Model management needs `admin`: refused (403) for a generate|read key, 501 for an admin one.
     e = await rejection(ollama.delete({ model: MODEL }));
+    expect(e.status_code).to.equal(403);
+    const admin = new Ollama({ host: server.url, headers: { authorization: `Bearer ${KEYS.admin}` } });
+    e = await rejection(admin.delete({ model: MODEL }));
     expect(e.status_code).to.equal(501);
-    e = await rejection(ollama.pull({ model: MODEL }));
+    expect(e.error).to.include('Deleting models (/api/delete) is not implemented');
+    e = await rejection(admin.pull({ model: MODEL }));
     expect(e.status_code).to.equal(501);
     e = await rejection(ollama.show({ model: 'nope' }));
     expect(e.status_code).to.equal(404);

@@ -6,7 +6,8 @@
  */
 import { expect } from 'chai';
 import OpenAI from 'openai';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { KEYS, protocolServer } from '../helpers/protocol-server.js';
+import type { RunningServer } from '../helpers/server.js';
 
 const MODEL = 'tiny-seed0';
 
@@ -26,13 +27,8 @@ describe('OpenAI Responses API on the real engine (openai client)', function () 
   let client: OpenAI;
 
   before(async () => {
-    server = await startServer();
-    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
-  });
-
-  after(async () => {
-    const code = await server?.stop();
-    expect(code, 'server exit code after SIGTERM').to.equal(0);
+    server = await protocolServer();
+    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: KEYS.all, maxRetries: 0 });
   });
 
   it('string input, not streamed: a response with one output_text message and usage', async () => {
