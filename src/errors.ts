@@ -88,6 +88,7 @@ export const ERRORS = {
     1,
   ),
   internal_error: spec('internal_error', 500, 'server_error', 'Internal server error.'),
+  not_implemented: spec('not_implemented', 501, 'server_error', 'This endpoint is not implemented on this server yet.'),
   model_not_loaded: spec('model_not_loaded', 503, 'service_unavailable', 'No model is loaded.', 5),
   worker_crashed: spec(
     'worker_crashed',

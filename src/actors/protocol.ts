@@ -106,6 +106,8 @@ export interface DoneStats {
   ttftMs: number;
   /** Disaggregated mode: prefill hand-off -> first decode step on the decode worker, else -1. */
   kvTransferMs: number;
+  /** The stop sequence that ended the choice (reason `stop`), null when it was end-of-generation or another reason. */
+  stopSequence: string | null;
   /**
    * Disaggregated mode: prefill hand-off -> state loaded into the decode worker's sequence, ready
    * for its first step (the part of kvTransferMs that moves KV; the rest is waiting for and running
@@ -259,4 +261,30 @@ export interface TokenizeTask {
 
 export interface TokenizeResult {
   tokens: number[];
+}
+
+/** Tokenizer pool task `tokenizeText` (llama.cpp server's `/tokenize` options). */
+export interface TokenizeTextTask {
+  modelPath: string;
+  text: string;
+  addSpecial: boolean;
+  parseSpecial: boolean;
+  withPieces: boolean;
+}
+
+export interface TokenizeTextResult {
+  tokens: number[];
+  pieces?: string[];
+}
+
+/** Tokenizer pool task `detokenize`: ids are checked against the vocabulary in the worker. */
+export interface DetokenizeTask {
+  modelPath: string;
+  tokens: number[];
+}
+
+/** Tokenizer pool task `applyTemplate`: the rendered chat prompt as text. */
+export interface ApplyTemplateTask {
+  modelPath: string;
+  messages: { role: string; content: string; name?: string }[];
 }

@@ -63,6 +63,22 @@ export interface Usage {
   completionTokens: number;
   /** Prompt tokens served from KV already in the engine (prefix reuse), not prefilled again. */
   cachedTokens: number;
+  /**
+   * Where choice 0's time went, as its engine measured it (Ollama's and LM Studio's durations and
+   * tokens/s). Zeros for a response served from the response cache; absent where nothing ran.
+   */
+  timings?: GenerationTimings | undefined;
+  /** The stop sequence that ended choice 0 (Anthropic's `stop_sequence`); null or absent when none did. */
+  stopSequence?: string | null | undefined;
+}
+
+export interface GenerationTimings {
+  /** Admission to the first batch on an engine. */
+  queueMs: number;
+  /** Evaluating the prompt (the part not reused from cache). */
+  prefillMs: number;
+  /** Generating the completion, after the prompt. */
+  decodeMs: number;
 }
 
 export interface StartMeta {
@@ -142,9 +158,51 @@ export interface FairnessControl {
   set(patch: Partial<FairnessSettings>): Promise<FairnessSettings>;
 }
 
+/** What a GGUF file says about itself, for model detail routes (Ollama `/api/show`). */
+export interface ModelFileInfo {
+  /** Every metadata key; array values longer than `maxArray` come back empty (Ollama's non-verbose show). */
+  metadata: Record<string, unknown>;
+  /** `tokenizer.chat_template`, '' when the file has none. */
+  chatTemplate: string;
+  /** Bytes on disk. */
+  size: number;
+  /** Last modification of the file, ms since the epoch. */
+  modifiedMs: number;
+  /** Dominant tensor type of the weights, e.g. `Q8_0`, `F16`. */
+  quantization: string;
+}
+
+/** Text to tokens the llama.cpp-server way (`/tokenize`). */
+export interface TokenizeText {
+  text: string;
+  /** Prepend BOS when the model asks for it. */
+  addSpecial: boolean;
+  /** Turn special-token text (`<|im_end|>`) into its id instead of plain text. */
+  parseSpecial: boolean;
+  /** Also return each token's text. */
+  withPieces: boolean;
+}
+
+export interface TokenizedText {
+  tokens: number[];
+  /** Present when `withPieces` was asked for. */
+  pieces?: string[];
+}
+
 export interface Gateway {
   generate(input: GenerateInput, sink: TokenSink): GenerationHandle;
   models(): ModelInfo[];
+  /** Resolves a request's model id (undefined = the default model); `model_not_found` otherwise. */
+  model(id: string | undefined): ModelInfo;
+  /** Prompt tokens a generation of this prompt would use (chat template applied), without running it. */
+  countTokens(model: string | undefined, prompt: PromptInput): Promise<number>;
+  tokenize(model: string | undefined, req: TokenizeText): Promise<TokenizedText>;
+  /** Token ids back to text; ids outside the vocabulary are refused (`invalid_request`). */
+  detokenize(model: string | undefined, tokens: number[]): Promise<string>;
+  /** The model's chat template applied to the messages, with the generation prompt appended. */
+  applyTemplate(model: string | undefined, messages: ChatMessage[]): Promise<string>;
+  /** The model's GGUF metadata (read once per model, then cached). */
+  modelFile(model: string | undefined, opts?: { maxArray?: number }): Promise<ModelFileInfo>;
   readiness(): ReadyReport;
   /** Prefix cache status and flush (absent: `/v1/admin/cache` is not served). */
   readonly cache?: CacheControl | undefined;

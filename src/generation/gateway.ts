@@ -12,14 +12,20 @@ import type { ActorSystem } from '../actors/system.js';
 import { ResponseCache, type ResponseKey } from '../runtime/prefix/response-cache.js';
 import type {
   CacheControl,
+  ChatMessage,
   FairnessControl,
   Gateway,
   GenerateInput,
   GenerationHandle,
+  ModelFileInfo,
   ModelInfo,
+  PromptInput,
   ReadyReport,
+  TokenizedText,
+  TokenizeText,
   TokenSink,
 } from './contract.js';
+import { ModelFileCache } from './model-file.js';
 import { Run, type FinishedResponse } from './run.js';
 import { checkPromptTokens, resolveSampling } from './sampling.js';
 
@@ -28,6 +34,7 @@ export class ActorGateway implements Gateway {
   private inflight = 0;
   private idleWaiters: (() => void)[] = [];
   private readonly responses: ResponseCache<FinishedResponse>;
+  private readonly files = new ModelFileCache();
   readonly cache: CacheControl;
   readonly fairness: FairnessControl;
 
@@ -71,6 +78,46 @@ export class ActorGateway implements Gateway {
     });
   }
 
+  model(id: string | undefined): ModelInfo {
+    const entry = this.resolveModel(id);
+    return this.models().find((m) => m.id === entry.id)!;
+  }
+
+  async countTokens(model: string | undefined, prompt: PromptInput): Promise<number> {
+    const entry = this.resolveModel(model);
+    const tokens = await this.promptTokens(entry, prompt, this.readyEngine(entry).vocabSize);
+    return tokens.length;
+  }
+
+  tokenize(model: string | undefined, req: TokenizeText): Promise<TokenizedText> {
+    const entry = this.resolveModel(model);
+    return this.system.tokenizer.tokenizeText({ modelPath: entry.path, ...req });
+  }
+
+  async detokenize(model: string | undefined, tokens: number[]): Promise<string> {
+    const entry = this.resolveModel(model);
+    // The vocabulary size comes from the loaded engine; an id past it would read out of bounds.
+    checkPromptTokens(tokens, this.readyEngine(entry).vocabSize, 'tokens');
+    return this.system.tokenizer.detokenize({ modelPath: entry.path, tokens });
+  }
+
+  applyTemplate(model: string | undefined, messages: ChatMessage[]): Promise<string> {
+    const entry = this.resolveModel(model);
+    return this.system.tokenizer.applyTemplate({ modelPath: entry.path, messages });
+  }
+
+  modelFile(model: string | undefined, opts: { maxArray?: number } = {}): Promise<ModelFileInfo> {
+    return this.files.get(this.resolveModel(model).path, opts.maxArray ?? Infinity);
+  }
+
+  /** The model's ready engine, or `model_not_loaded` (with why, when its workers failed). */
+  private readyEngine(model: ModelEntry) {
+    const engine = this.system.engineInfo(model.id);
+    if (engine) return engine;
+    const why = this.system.failure(model.id);
+    throw new InferFluxError('model_not_loaded', `Model '${model.id}' is not loaded${why ? `: ${why}` : ''}.`, { retryAfter: 5 });
+  }
+
   readiness(): ReadyReport {
     const models = this.config.models.map((m) => ({ id: m.id, ready: this.system.engineInfo(m.id) !== null }));
     return { ready: this.system.schedulerReady && models.some((m) => m.ready), models, pools: this.system.pools() };
@@ -91,12 +138,8 @@ export class ActorGateway implements Gateway {
     try {
       const model = this.resolveModel(run.input.model);
       run.model = model.id;
-      const engine = this.system.engineInfo(model.id);
-      if (!engine) {
-        const why = this.system.failure(model.id);
-        throw new InferFluxError('model_not_loaded', `Model '${model.id}' is not loaded${why ? `: ${why}` : ''}.`, { retryAfter: 5 });
-      }
-      const tokens = await this.tokenize(model, run.input, engine.vocabSize);
+      const engine = this.readyEngine(model);
+      const tokens = await this.promptTokens(model, run.input.prompt, engine.vocabSize);
       if (run.cancelled) return run.finish();
       const sampling = resolveSampling(run.input.params, engine, tokens.length);
       const key = this.responseKey(model.id, tokens, run.input);
@@ -132,8 +175,7 @@ export class ActorGateway implements Gateway {
     return model;
   }
 
-  private async tokenize(model: ModelEntry, input: GenerateInput, vocabSize: number): Promise<number[]> {
-    const p = input.prompt;
+  private async promptTokens(model: ModelEntry, p: PromptInput, vocabSize: number): Promise<number[]> {
     if (p.kind === 'tokens') {
       // Out-of-range ids abort llama.cpp (GGML_ASSERT) and with it the whole process.
       checkPromptTokens(p.tokens, vocabSize);

@@ -16,7 +16,7 @@ import type { ActorSystem } from '../actors/system.js';
 import { T, postFrame, unpack, type AdmitBody, type Envelope, type OnRequestPortFromEngine, type RequestId } from '../actors/protocol.js';
 import { prefixBlocks } from '../runtime/prefix/block-hash.js';
 import type { EngineSampling } from '../runtime/sampling.js';
-import type { FinishReason, GenerateInput, GenerationHandle, StartMeta, TokenSink } from './contract.js';
+import type { FinishReason, GenerateInput, GenerationHandle, GenerationTimings, StartMeta, TokenSink } from './contract.js';
 
 /** A finished deterministic response, kept for exact-match reuse (`runtime.response_cache`). */
 export interface FinishedResponse {
@@ -24,6 +24,7 @@ export interface FinishedResponse {
   texts: string[];
   reasons: FinishReason[];
   completion: number[];
+  stopSequence: string | null;
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -45,6 +46,8 @@ export class Run {
   private promptTokens = 0;
   private completionTokens = 0;
   private cachedTokens = 0;
+  private timings: GenerationTimings = { queueMs: 0, prefillMs: 0, decodeMs: 0 };
+  private stopSequence: string | null = null;
   private firstTokenSeen = false;
   /** Known at admission; handed to the sink when the first choice starts (see the header). */
   private startMeta: StartMeta | null = null;
@@ -129,6 +132,8 @@ export class Run {
         this.completionPerChoice[choice] = stats.completionTokens;
         if (choice === 0) {
           this.cachedTokens = stats.cachedTokens;
+          this.timings = { queueMs: stats.queueMs, prefillMs: stats.prefillMs, decodeMs: stats.decodeMs };
+          this.stopSequence = stats.stopSequence;
           this.countPrefix(stats.cachedTokens, stats.promptTokens);
         }
         this.finishReasons[choice] = reason;
@@ -192,9 +197,15 @@ export class Run {
       return this.finish();
     }
     this.startSink();
-    this.sink.onEnd({ promptTokens: this.promptTokens, completionTokens: this.completionTokens, cachedTokens: this.cachedTokens });
+    this.sink.onEnd({
+      promptTokens: this.promptTokens,
+      completionTokens: this.completionTokens,
+      cachedTokens: this.cachedTokens,
+      timings: this.timings,
+      stopSequence: this.stopSequence,
+    });
     this.audit(200, 'allow');
-    this.onComplete?.({ promptTokens: this.promptTokens, texts: [...this.texts], reasons: [...this.finishReasons], completion: [...this.completionPerChoice] });
+    this.onComplete?.({ promptTokens: this.promptTokens, texts: [...this.texts], reasons: [...this.finishReasons], completion: [...this.completionPerChoice], stopSequence: this.stopSequence });
     this.finish();
   }
 
@@ -210,7 +221,7 @@ export class Run {
       this.sink.onChoiceEnd(i, r.reasons[i]!, r.completion[i]!);
       this.completionTokens += r.completion[i]!;
     }
-    this.sink.onEnd({ promptTokens: r.promptTokens, completionTokens: this.completionTokens, cachedTokens: r.promptTokens });
+    this.sink.onEnd({ promptTokens: r.promptTokens, completionTokens: this.completionTokens, cachedTokens: r.promptTokens, timings: this.timings, stopSequence: r.stopSequence });
     this.audit(200, 'allow:cached');
     this.finish();
   }

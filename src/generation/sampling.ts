@@ -49,10 +49,10 @@ export function resolveSampling(s: SamplingSettings, model: ModelLimits, promptT
 }
 
 /** Token ids a client sent as its prompt, checked against the vocabulary. */
-export function checkPromptTokens(tokens: readonly number[], vocabSize: number): void {
+export function checkPromptTokens(tokens: readonly number[], vocabSize: number, param = 'prompt'): void {
   for (const t of tokens) {
     if (!Number.isInteger(t) || t < 0 || t >= vocabSize) {
-      throw new InferFluxError('invalid_request', `Token id ${t} is outside the vocabulary (0..${vocabSize - 1}).`, { param: 'prompt' });
+      throw new InferFluxError('invalid_request', `Token id ${t} is outside the vocabulary (0..${vocabSize - 1}).`, { param });
     }
   }
 }

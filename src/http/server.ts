@@ -23,6 +23,12 @@ import { register as registerOps } from './routes/ops/index.js';
 import { register as registerAdmin } from './routes/admin/index.js';
 import { register as registerAdminCache } from './routes/admin-cache/index.js';
 import { register as registerAdminFairness } from './routes/admin-fairness/index.js';
+import { register as registerOllamaGenerate } from './routes/ollama-generate/index.js';
+import { register as registerOllamaModels } from './routes/ollama-models/index.js';
+import { register as registerAnthropic } from './routes/anthropic-messages/index.js';
+import { register as registerResponses } from './routes/openai-responses/index.js';
+import { register as registerTokenizer } from './routes/llama-tokenizer/index.js';
+import { register as registerLmStudio } from './routes/lmstudio/index.js';
 import type { HttpDeps, RequestContext } from './types.js';
 
 export interface HttpServer {
@@ -75,6 +81,10 @@ type ListenWithOptions = {
   listen(host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void): unknown;
 };
 
+/** Said by every 404 for an unknown path, so a client pointed at the wrong base URL learns where to go. */
+export const APIS_SERVED =
+  'This server speaks OpenAI /v1 (chat/completions, completions, responses, models), Ollama /api (chat, generate, tags, show, ps, version), LM Studio /api/v0, Anthropic /v1/messages and llama.cpp /tokenize, /detokenize, /apply-template.';
+
 /** Client request ids are echoed only when short and plain, so logs and headers stay safe. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -88,6 +98,12 @@ export function buildRouter(deps: HttpDeps): Router {
   registerModels(router, deps);
   registerChat(router, deps);
   registerCompletions(router, deps);
+  registerOllamaGenerate(router, deps);
+  registerOllamaModels(router, deps);
+  registerAnthropic(router, deps);
+  registerResponses(router, deps);
+  registerTokenizer(router, deps);
+  registerLmStudio(router);
   registerAdmin(router, deps);
   registerAdminCache(router, deps);
   registerAdminFairness(router, deps);
@@ -189,7 +205,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     }
     const found = router.match(method, segments);
     if (found.kind === 'not_found') {
-      return sendError(res, new InferFluxError('not_found', `No route for ${method.toUpperCase()} ${path}.`));
+      return sendError(res, new InferFluxError('not_found', `No route for ${method.toUpperCase()} ${path}. ${APIS_SERVED}`));
     }
     if (found.kind === 'method_not_allowed') {
       ex.route = path;

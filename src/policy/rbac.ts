@@ -1,10 +1,11 @@
 /**
- * The one route-to-scope table. Every path the server serves (or will serve) is listed here with
+ * The one route-to-scope table. Every path the server serves, and only those, is listed here with
  * the access it needs; the authorize step asks `accessFor(path)` with the normalised path (the
  * same form the router matched), so auth and routing can never disagree on what a path is.
  *
  * A path that matches no row needs `admin`: a route added without a row here fails closed, and a
- * unit test checks that every registered route has an explicit row.
+ * unit test checks that every registered route has an explicit row and every row serves a route.
+ * (Adapter routes, for `adapter-manager` keys, get their rows when they exist.)
  */
 import type { Scope } from './types.js';
 
@@ -20,7 +21,6 @@ const PUBLIC: Access = { kind: 'public' };
 const GENERATE: Access = { kind: 'scopes', anyOf: ['generate'] };
 const READ: Access = { kind: 'scopes', anyOf: ['read'] };
 const ADMIN: Access = { kind: 'scopes', anyOf: ['admin'] };
-const ADAPTERS: Access = { kind: 'scopes', anyOf: ['admin', 'adapter-manager'] };
 
 /**
  * `[pattern, access]`, first match wins. `:x` matches one segment, a trailing `*` matches zero or
@@ -35,7 +35,6 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   // OpenAI
   ['/v1/chat/completions', GENERATE],
   ['/v1/completions', GENERATE],
-  ['/v1/embeddings', GENERATE],
   ['/v1/responses', GENERATE],
   ['/v1/messages', GENERATE],
   ['/v1/messages/count_tokens', GENERATE],
@@ -56,14 +55,16 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   ['/api/show', READ],
   ['/api/ps', READ],
   ['/api/version', READ],
+  // Model management (501 until it lands): admin, like the admin API that will back it.
   ['/api/pull', ADMIN],
-  // llama.cpp-style helpers
-  ['/tokenize', GENERATE],
-  ['/detokenize', GENERATE],
-  ['/apply-template', GENERATE],
-  // Admin: adapters may also be managed by adapter-manager keys.
-  ['/v1/admin/adapters', ADAPTERS],
-  ['/v1/admin/adapters/*', ADAPTERS],
+  ['/api/push', ADMIN],
+  ['/api/create', ADMIN],
+  ['/api/copy', ADMIN],
+  ['/api/delete', ADMIN],
+  // llama.cpp server's tokenizer helpers: they run no model, so `read` is enough.
+  ['/tokenize', READ],
+  ['/detokenize', READ],
+  ['/apply-template', READ],
   ['/v1/admin/*', ADMIN],
 ];
 

@@ -1,3 +1,4 @@
+import { APIS_SERVED } from '../../src/http/server.js';
 import net from 'node:net';
 import { expect } from 'chai';
 import { CREATED, get, json, rawRequest, startServer, type FakeHandle, type TestServer } from './http-fixtures.js';
@@ -73,7 +74,7 @@ describe('http: edge', () => {
       const r = await fetch(`${t.base}/v2/nothing`);
       expect(r.status).to.equal(404);
       expect(await json(r)).to.deep.equal({
-        error: { message: 'No route for GET /v2/nothing.', type: 'invalid_request_error', param: null, code: 'not_found' },
+        error: { message: `No route for GET /v2/nothing. ${APIS_SERVED}`, type: 'invalid_request_error', param: null, code: 'not_found' },
       });
     });
 
@@ -132,6 +133,7 @@ describe('http: edge', () => {
             publisher: 'inferflux',
             arch: 'llama',
             compatibility_type: 'gguf',
+            quantization: 'F32',
             state: 'loaded',
             max_context_length: 4096,
           },

@@ -4,7 +4,13 @@
  * path tests need bytes on the wire).
  */
 import net from 'node:net';
+import { InferFluxError } from '../../src/errors.js';
 import type {
+  ChatMessage,
+  ModelFileInfo,
+  PromptInput,
+  TokenizedText,
+  TokenizeText,
   Gateway,
   GenerateInput,
   GenerationHandle,
@@ -140,6 +146,39 @@ export class FakeGateway implements Gateway {
         ready: this.ready,
       },
     ];
+  }
+
+  model(id: string | undefined): ModelInfo {
+    const m = this.models().find((x) => id === undefined || x.id === id);
+    if (!m) throw new InferFluxError('model_not_found', `The model '${id}' does not exist.`, { param: 'model' });
+    return m;
+  }
+
+  /** Fake tokenizer: one token per UTF-16 code unit (its code), prompts as their JSON text. */
+  async countTokens(model: string | undefined, prompt: PromptInput): Promise<number> {
+    this.model(model);
+    return prompt.kind === 'tokens' ? prompt.tokens.length : JSON.stringify(prompt).length;
+  }
+
+  async tokenize(model: string | undefined, req: TokenizeText): Promise<TokenizedText> {
+    this.model(model);
+    const tokens = [...req.text].map((c) => c.charCodeAt(0));
+    return req.withPieces ? { tokens, pieces: [...req.text] } : { tokens };
+  }
+
+  async detokenize(model: string | undefined, tokens: number[]): Promise<string> {
+    this.model(model);
+    return String.fromCharCode(...tokens);
+  }
+
+  async applyTemplate(model: string | undefined, messages: ChatMessage[]): Promise<string> {
+    this.model(model);
+    return messages.map((m) => `<${m.role}>${m.content}`).join('') + '<assistant>';
+  }
+
+  async modelFile(model: string | undefined): Promise<ModelFileInfo> {
+    this.model(model);
+    return { metadata: { 'general.architecture': 'llama' }, chatTemplate: '', size: 1, modifiedMs: 0, quantization: 'F32' };
   }
 
   readiness(): ReadyReport {

@@ -88,10 +88,19 @@ describe('http: OpenAI routes', () => {
     });
   });
 
-  it('text completion, non-stream, via the LM Studio alias too', async () => {
+  it('text completion, non-stream, via the LM Studio alias too (plus its stats)', async () => {
     for (const path of ['/v1/completions', '/api/v0/completions']) {
       const r = await post(t, path, { prompt: ['Once'], max_tokens: 3 });
       expect(r.status).to.equal(200);
+      const lmStudio =
+        path === '/api/v0/completions'
+          ? {
+              // The fake engine reports no timings: zero durations.
+              stats: { tokens_per_second: 0, time_to_first_token: 0, generation_time: 0, stop_reason: 'eosFound' },
+              model_info: { arch: 'llama', quant: 'F32', format: 'gguf', context_length: 2048 },
+              runtime: { name: 'inferflux-llama.cpp', version: '0.1.0', supported_formats: ['gguf'] },
+            }
+          : {};
       expect(withoutId(await json(r), 'cmpl-')).to.deep.equal({
         object: 'text_completion',
         created: CREATED,
@@ -99,6 +108,7 @@ describe('http: OpenAI routes', () => {
         system_fingerprint: 'fp_inferflux',
         choices: [{ index: 0, text: 'Hello world', logprobs: null, finish_reason: 'stop' }],
         usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0 } },
+        ...lmStudio,
       });
     }
     expect(t.gateway.inputs[0]!.prompt).to.deep.equal({ kind: 'text', text: 'Once' });

@@ -3,6 +3,7 @@
  * named events, the error event each protocol expects mid-stream, and errors before a stream in
  * the route protocol's envelope (an unknown path under Ollama's `/api/` answers in Ollama's shape).
  */
+import { APIS_SERVED } from '../../src/http/server.js';
 import { expect } from 'chai';
 import uWS, { type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
 import { InferFluxError, errorBody } from '../../src/errors.js';
@@ -96,7 +97,7 @@ describe('http: stream formats and error envelopes', () => {
     it("an unknown path under Ollama's /api/ answers in Ollama's shape, OpenAI's paths in OpenAI's", async () => {
       const o = await fetch(`${t.base}/api/nothing-here`);
       expect(o.status).to.equal(404);
-      expect(await o.json()).to.deep.equal({ error: 'No route for GET /api/nothing-here.' });
+      expect(await o.json()).to.deep.equal({ error: `No route for GET /api/nothing-here. ${APIS_SERVED}` });
       const v = await fetch(`${t.base}/v1/nothing-here`);
       expect((await json(v)).error.code).to.equal('not_found');
       const a = await fetch(`${t.base}/v1/messages`);

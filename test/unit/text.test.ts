@@ -16,6 +16,16 @@ describe('StopMatcher', () => {
   it('stops at the earliest of several sequences', () => {
     const m = new StopMatcher(['END', 'x']);
     expect(m.push('abxEND')).to.deep.equal({ emit: 'ab', stopped: true });
+    // Anthropic's `stop_sequence` reports which one it was.
+    expect(m.matched).to.equal('x');
+    const later = new StopMatcher(['x', 'END']);
+    expect(later.push('abENDx').stopped).to.equal(true);
+    expect(later.matched).to.equal('END');
+  });
+  it('reports no matched sequence until one stops the text', () => {
+    const m = new StopMatcher(['###']);
+    m.push('ab#');
+    expect(m.matched).to.equal(null);
   });
   it('flushes held text when generation ends otherwise', () => {
     const m = new StopMatcher(['</s>']);

@@ -507,6 +507,7 @@ export class EngineCore<R> {
         ttftMs: slot.firstTokenAt < 0 ? -1 : Math.max(0, slot.firstTokenAt - slot.req.enqueuedAt),
         kvTransferMs: slot.handoffAt >= 0 && slot.firstDecodeAt >= 0 ? Math.max(0, slot.firstDecodeAt - slot.handoffAt) : -1,
         kvHydrateMs: slot.handoffAt >= 0 && slot.hydratedAt >= 0 ? Math.max(0, slot.hydratedAt - slot.handoffAt) : -1,
+        stopSequence: reason === 'stop' ? slot.stop.matched : null,
       },
     };
   }

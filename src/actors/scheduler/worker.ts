@@ -87,7 +87,7 @@ function dropState(body: AdmitBody): void {
 }
 
 function cancelled(p: Pending): void {
-  postFrame(p.port, [T.Done, 'cancelled', { promptTokens: p.body.resume?.promptTokens ?? p.body.tokens.length, cachedTokens: 0, completionTokens: p.body.resume?.generated ?? 0, queueMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: -1, kvTransferMs: -1, kvHydrateMs: -1 }]);
+  postFrame(p.port, [T.Done, 'cancelled', { promptTokens: p.body.resume?.promptTokens ?? p.body.tokens.length, cachedTokens: 0, completionTokens: p.body.resume?.generated ?? 0, queueMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: -1, kvTransferMs: -1, kvHydrateMs: -1, stopSequence: null }]);
   p.port.close();
   dropState(p.body);
 }

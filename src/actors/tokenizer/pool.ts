@@ -6,7 +6,7 @@
  */
 import { Piscina } from 'piscina';
 import { InferFluxError, isErrorCode, type WireError } from '../../errors.js';
-import type { TokenizeResult, TokenizeTask } from '../protocol.js';
+import type { ApplyTemplateTask, DetokenizeTask, TokenizeResult, TokenizeTask, TokenizeTextResult, TokenizeTextTask } from '../protocol.js';
 import type { BroadcastTask } from './worker.js';
 
 export interface TokenizerPoolOptions {
@@ -19,6 +19,11 @@ export interface TokenizerPoolOptions {
 export interface TokenizerPool {
   /** Rejects with an InferFluxError (`invalid_request`, `model_not_loaded`, …). */
   tokenize(task: TokenizeTask): Promise<TokenizeResult>;
+  /** Plain text with llama.cpp server's `/tokenize` options. */
+  tokenizeText(task: TokenizeTextTask): Promise<TokenizeTextResult>;
+  detokenize(task: DetokenizeTask): Promise<string>;
+  /** The chat template rendered to text (what `tokenize` with a chat prompt tokenizes). */
+  applyTemplate(task: ApplyTemplateTask): Promise<string>;
   /** Loads `modelPath` in every thread so no request pays for the first load. */
   warm(modelPath: string): Promise<void>;
   /** Frees native objects in every thread, then ends the threads. */
@@ -55,16 +60,22 @@ export function createTokenizerPool(opts: TokenizerPoolOptions): TokenizerPool {
     }
   }
 
+  /** One request task on whichever thread is free; worker rejections come back as InferFluxErrors. */
+  async function run<R>(task: object, name: string): Promise<R> {
+    if (destroyed) throw new InferFluxError('shutting_down');
+    try {
+      return (await piscina.run(task, { name })) as R;
+    } catch (err) {
+      throw rebuild(err);
+    }
+  }
+
   return {
     workers,
-    async tokenize(task) {
-      if (destroyed) throw new InferFluxError('shutting_down');
-      try {
-        return (await piscina.run(task)) as TokenizeResult;
-      } catch (err) {
-        throw rebuild(err);
-      }
-    },
+    tokenize: (task) => run<TokenizeResult>(task, 'default'),
+    tokenizeText: (task) => run<TokenizeTextResult>(task, 'tokenizeText'),
+    detokenize: (task) => run<string>(task, 'detokenize'),
+    applyTemplate: (task) => run<string>(task, 'applyTemplate'),
     async warm(modelPath) {
       if (destroyed) throw new InferFluxError('shutting_down');
       await broadcast('warm', modelPath);

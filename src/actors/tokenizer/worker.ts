@@ -12,7 +12,8 @@
 import { threadId } from 'node:worker_threads';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { InferFluxError, type WireError } from '../../errors.js';
-import type { TokenizeTask, TokenizeResult } from '../protocol.js';
+import type { ApplyTemplateTask, DetokenizeTask, TokenizeResult, TokenizeTask, TokenizeTextResult, TokenizeTextTask } from '../protocol.js';
+import { TokenTextStream } from '../../runtime/text/token-text-stream.js';
 import { chatNeedsBos, compileChatTemplate, type ChatTemplateRenderer, type SpecialTokenStrings } from '../../runtime/chat-template.js';
 
 interface LoadedTokenizer {
@@ -95,6 +96,47 @@ function toWire(err: unknown): WireError {
 export default async function tokenize(task: TokenizeTask): Promise<TokenizeResult> {
   try {
     return { tokens: run(await tokenizer(task.modelPath), task.prompt) };
+  } catch (err) {
+    throw toWire(err);
+  }
+}
+
+/**
+ * llama.cpp server's `/tokenize`: BOS only when asked (`add_special`), special-token text parsed
+ * only when asked (`parse_special`), each token's text when asked (`with_pieces`).
+ */
+export async function tokenizeText(task: TokenizeTextTask): Promise<TokenizeTextResult> {
+  try {
+    const { model, bos } = await tokenizer(task.modelPath);
+    const body = model.tokenize(task.text, task.parseSpecial) as number[];
+    const tokens = task.addSpecial && bos !== null ? [bos, ...body] : body;
+    if (!task.withPieces) return { tokens };
+    // Streamed like generated text: the previous tokens place SentencePiece's leading spaces, and a
+    // token ending inside a UTF-8 character gets '' while the next one completes it.
+    const stream = new TokenTextStream((toks, last) => model.detokenize(toks as never[], true, last as never[]));
+    const pieces = tokens.map((t) => stream.push(t));
+    if (pieces.length > 0) pieces[pieces.length - 1] += stream.flush();
+    return { tokens, pieces };
+  } catch (err) {
+    throw toWire(err);
+  }
+}
+
+/** Ids to text, special tokens rendered as their text (the caller checked the ids against the vocabulary). */
+export async function detokenize(task: DetokenizeTask): Promise<string> {
+  try {
+    const { model } = await tokenizer(task.modelPath);
+    return model.detokenize(task.tokens as never[], true);
+  } catch (err) {
+    throw toWire(err);
+  }
+}
+
+/** The chat prompt a generation would tokenize, as text. */
+export async function applyTemplate(task: ApplyTemplateTask): Promise<string> {
+  try {
+    const tok = await tokenizer(task.modelPath);
+    return tok.render(task.messages, tok.special);
   } catch (err) {
     throw toWire(err);
   }

@@ -11,6 +11,8 @@ export interface StopResult {
 }
 
 export class StopMatcher {
+  /** The stop sequence that ended the text (Anthropic's `stop_sequence`), null while none has. */
+  matched: string | null = null;
   private held: string;
   private readonly longest: number;
 
@@ -33,7 +35,10 @@ export class StopMatcher {
     let first = -1;
     for (const s of this.stops) {
       const at = buf.indexOf(s);
-      if (at !== -1 && (first === -1 || at < first)) first = at;
+      if (at !== -1 && (first === -1 || at < first)) {
+        first = at;
+        this.matched = s;
+      }
     }
     if (first !== -1) {
       this.held = '';

@@ -3,7 +3,7 @@
  * architecture, context length and load state so LM Studio clients can pick a model.
  */
 import type { HttpResponse } from 'uWebSockets.js';
-import type { ModelInfo } from '../../../generation/contract.js';
+import type { Gateway, ModelInfo } from '../../../generation/contract.js';
 import { InferFluxError } from '../../../errors.js';
 import { sendError, sendJson } from '../../respond.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
@@ -12,7 +12,9 @@ export function openAIModel(m: ModelInfo) {
   return { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy };
 }
 
-export function lmStudioModel(m: ModelInfo) {
+/** LM Studio's model object; `quantization` is the dominant weight type in the GGUF (read once per file). */
+export async function lmStudioModel(m: ModelInfo, gateway: Gateway) {
+  const f = await gateway.modelFile(m.id, { maxArray: 0 });
   return {
     id: m.id,
     object: 'model',
@@ -20,26 +22,30 @@ export function lmStudioModel(m: ModelInfo) {
     publisher: m.ownedBy,
     arch: m.architecture,
     compatibility_type: 'gguf',
+    quantization: f.quantization,
     state: m.ready ? 'loaded' : 'not-loaded',
     max_context_length: m.trainContextSize,
   };
 }
 
+type ModelShape = (m: ModelInfo, gateway: Gateway) => object | Promise<object>;
+
 function notFound(id: string): InferFluxError {
   return new InferFluxError('model_not_found', `The model '${id}' does not exist.`, { param: 'model' });
 }
 
-export function listHandler(deps: HttpDeps, shape: (m: ModelInfo) => object) {
-  return (res: HttpResponse): void => {
-    sendJson(res, 200, { object: 'list', data: deps.gateway.models().map(shape) });
+export function listHandler(deps: HttpDeps, shape: ModelShape) {
+  return async (res: HttpResponse): Promise<void> => {
+    const data = await Promise.all(deps.gateway.models().map((m) => shape(m, deps.gateway)));
+    sendJson(res, 200, { object: 'list', data });
   };
 }
 
-export function getHandler(deps: HttpDeps, shape: (m: ModelInfo) => object) {
-  return (res: HttpResponse, ctx: RequestContext): void => {
+export function getHandler(deps: HttpDeps, shape: ModelShape) {
+  return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const id = ctx.params.id!;
     const m = deps.gateway.models().find((x) => x.id === id);
-    if (m) sendJson(res, 200, shape(m));
+    if (m) sendJson(res, 200, await shape(m, deps.gateway));
     else sendError(res, notFound(id));
   };
 }

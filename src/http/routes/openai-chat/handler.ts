@@ -6,7 +6,7 @@ import { readJsonBody } from '../../body.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
-import { chatLogprobs, openAIEncoder, type Shape } from '../openai-common/encoder.js';
+import { chatLogprobs, openAIEncoder, type Dialect, type Shape } from '../openai-common/encoder.js';
 import { runGeneration } from '../../generation/runner.js';
 import { outputConstraintOf } from '../openai-common/structured.js';
 import { toolPlanOf } from './tools.js';
@@ -15,6 +15,7 @@ import { InferFluxError } from '../../../errors.js';
 
 /** Characters of a call's arguments per streamed chunk. */
 const ARGUMENT_PIECE = 32;
+import { lmStudioExtras, lmStudioModelInfo } from '../lmstudio/encoder.js';
 
 const chatShape: Shape = {
   object: 'chat.completion',
@@ -46,7 +47,7 @@ const chatShape: Shape = {
   renderLogprobs: (tokens) => chatLogprobs(tokens),
 };
 
-export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
+export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>, dialect: Dialect = 'openai') {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
     const media = firstMediaPart(body.messages);
@@ -59,6 +60,8 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
     }
     const tools = toolPlanOf(body, deps.metrics);
     const constraint = outputConstraintOf(body, deps.metrics);
+    // LM Studio's alias adds its stats and model_info (resolving the model first: a 404 before any work).
+    const extras = dialect === 'lmstudio' ? lmStudioExtras(await lmStudioModelInfo(deps.gateway, body.model)) : undefined;
     runGeneration(res, deps, {
       outputCheck: constraint?.check ?? null,
       tools: tools.options,
@@ -74,7 +77,7 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>) {
         priority: requestPriority(body, ctx.priorityHeader),
       },
       stream: body.stream === true,
-      encoder: openAIEncoder(chatShape, { n: body.n ?? 1, includeUsage: body.stream_options?.include_usage === true }),
+      encoder: openAIEncoder(chatShape, { n: body.n ?? 1, includeUsage: body.stream_options?.include_usage === true, extras }),
     });
   };
 }

@@ -75,7 +75,17 @@ export function usageBody(u: Usage) {
   };
 }
 
-export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boolean }): GenerationEncoder {
+/**
+ * Fields a dialect adds to the finished response (LM Studio's `stats`, `model_info`): on the
+ * whole body, and when streamed, on a last empty-choices chunk before `[DONE]` (the usage chunk
+ * when `include_usage` asked for one).
+ */
+/** OpenAI itself, or LM Studio's `/api/v0` aliases (OpenAI shapes plus `stats`, `model_info`, `runtime`). */
+export type Dialect = 'openai' | 'lmstudio';
+
+export type FinalExtras = (usage: Usage, reasons: FinishReason[]) => Record<string, unknown>;
+
+export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boolean; extras?: FinalExtras }): GenerationEncoder {
   const id = shape.idPrefix + randomUUID().replaceAll('-', '');
   let meta: StartMeta | undefined;
   /** Characters streamed per choice so far (text offsets of legacy completions' logprobs). */
@@ -83,6 +93,7 @@ export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boo
   /** Choices that ended in tool calls: their finish reason is `tool_calls`. */
   const called = new Set<number>();
   const wireReason = (choice: number, reason: FinishReason): WireFinishReason => (called.has(choice) && reason === 'stop' ? 'tool_calls' : reason);
+  const reasons: FinishReason[] = Array.from({ length: opts.n }, () => 'stop');
   const chunk = (choices: Record<string, unknown>[], extra: Record<string, unknown> = {}): StreamEvent => ({
     data: {
       id,
@@ -108,14 +119,19 @@ export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boo
       streamed[choice]! += text.length;
       return [chunk([shape.textChoice(choice, text, lp)])];
     },
-    choiceEnd: (choice, reason) => [chunk([shape.endChoice(choice, wireReason(choice, reason))])],
+    choiceEnd(choice, reason) {
+      reasons[choice] = reason;
+      return [chunk([shape.endChoice(choice, wireReason(choice, reason))])];
+    },
     toolCalls(choice, calls, content) {
       called.add(choice);
       return (shape.toolCallDeltas?.(choice, calls, content) ?? []).map((c) => chunk([c]));
     },
     end(usage) {
       const done: StreamEvent = { data: '[DONE]' };
-      return opts.includeUsage ? [chunk([], { usage: usageBody(usage) }), done] : [done];
+      const extra = opts.extras?.(usage, reasons) ?? {};
+      if (opts.includeUsage) return [chunk([], { usage: usageBody(usage), ...extra }), done];
+      return opts.extras ? [chunk([], extra), done] : [done];
     },
     body(r: GenerationResult) {
       return {
@@ -130,6 +146,7 @@ export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boo
           return shape.finalChoice(i, t, wireReason(i, r.reasons[i]!), r.logprobs ? shape.renderLogprobs(r.logprobs[i]!, 0) : null, calls);
         }),
         usage: usageBody(r.usage),
+        ...opts.extras?.(r.usage, r.reasons),
       };
     },
     // OpenAI's SDK raises an `APIError` for a data event carrying `error`.

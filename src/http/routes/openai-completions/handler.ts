@@ -8,9 +8,10 @@ import { readJsonBody } from '../../body.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
-import { completionLogprobs, openAIEncoder, type Shape } from '../openai-common/encoder.js';
+import { completionLogprobs, openAIEncoder, type Dialect, type Shape } from '../openai-common/encoder.js';
 import { runGeneration } from '../../generation/runner.js';
 import { outputConstraintOf } from '../openai-common/structured.js';
+import { lmStudioExtras, lmStudioModelInfo } from '../lmstudio/encoder.js';
 import type { CompletionRequest } from './schema.js';
 
 /** OpenAI's (and vLLM's) default `max_tokens` for legacy completions. */
@@ -35,10 +36,12 @@ function toPrompt(p: CompletionRequest['prompt']): PromptInput {
   throw new InferFluxError('invalid_request', `Invalid value for 'prompt': ${why}.`, { param: 'prompt' });
 }
 
-export function completionHandler(deps: HttpDeps, validate: Validator<CompletionRequest>) {
+export function completionHandler(deps: HttpDeps, validate: Validator<CompletionRequest>, dialect: Dialect = 'openai') {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
     const constraint = outputConstraintOf(body, deps.metrics);
+    // LM Studio's alias adds its stats and model_info (resolving the model first: a 404 before any work).
+    const extras = dialect === 'lmstudio' ? lmStudioExtras(await lmStudioModelInfo(deps.gateway, body.model)) : undefined;
     runGeneration(res, deps, {
       outputCheck: constraint?.check ?? null,
       input: {
@@ -50,7 +53,7 @@ export function completionHandler(deps: HttpDeps, validate: Validator<Completion
         priority: requestPriority(body, ctx.priorityHeader),
       },
       stream: body.stream === true,
-      encoder: openAIEncoder(completionShape, { n: body.n ?? 1, includeUsage: body.stream_options?.include_usage === true }),
+      encoder: openAIEncoder(completionShape, { n: body.n ?? 1, includeUsage: body.stream_options?.include_usage === true, extras }),
     });
   };
 }

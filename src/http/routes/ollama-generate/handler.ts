@@ -1,0 +1,85 @@
+/**
+ * `POST /api/chat` and `POST /api/generate`: Ollama's fields onto a `GenerateInput`, run by the
+ * protocol-neutral runner with Ollama's encoder. Fields with no honest mapping yet are refused
+ * with a 400 naming them (Ollama's `{"error": "..."}` shape, from the route's protocol).
+ */
+import type { HttpResponse } from 'uWebSockets.js';
+import { InferFluxError } from '../../../errors.js';
+import type { ChatMessage, PromptInput } from '../../../generation/contract.js';
+import { readJsonBody } from '../../body.js';
+import { runGeneration } from '../../generation/runner.js';
+import { sendJson } from '../../respond.js';
+import type { HttpDeps, RequestContext } from '../../types.js';
+import type { Validator } from '../../validate.js';
+import { ollamaEncoder, type OllamaKind } from '../ollama-common/encoder.js';
+import { grammarForFormat } from '../ollama-common/format.js';
+import { modelIdFor } from '../ollama-common/names.js';
+import { checkNumCtx, toSampling } from '../ollama-common/options.js';
+import type { OllamaChatRequest, OllamaGenerateRequest } from './schema.js';
+
+function refuse(param: string, why: string): never {
+  throw new InferFluxError('invalid_request', `'${param}' is not supported: ${why}`, { param });
+}
+
+const hasItems = (a: unknown[] | null | undefined): boolean => Array.isArray(a) && a.length > 0;
+
+/** Checks shared by both routes: structured output, thinking. */
+function refuseCommon(body: OllamaChatRequest | OllamaGenerateRequest): void {
+  if (body.format !== undefined && body.format !== null && body.format !== '') grammarForFormat(body.format);
+  if (body.think !== undefined && body.think !== false) refuse('think', 'this server does not separate thinking from the answer.');
+}
+
+function chatPrompt(body: OllamaChatRequest): ChatMessage[] {
+  if (hasItems(body.tools)) refuse('tools', 'tool calling is not available on this server yet.');
+  return (body.messages ?? []).map((m, i) => {
+    if (hasItems(m.images)) refuse(`messages[${i}].images`, 'the loaded models are text-only.');
+    if (hasItems(m.tool_calls)) refuse(`messages[${i}].tool_calls`, 'tool calling is not available on this server yet.');
+    if (m.role === 'tool' || m.tool_name !== undefined) refuse(`messages[${i}].tool_name`, 'tool calling is not available on this server yet.');
+    return { role: m.role, content: m.content ?? '' };
+  });
+}
+
+function generatePrompt(body: OllamaGenerateRequest): PromptInput {
+  if (body.template !== undefined && body.template !== '') {
+    refuse('template', "Go prompt templates are not evaluated here; the model's own GGUF chat template is used. Send raw: true with a fully templated prompt instead.");
+  }
+  if (body.suffix !== undefined && body.suffix !== '') refuse('suffix', 'fill-in-the-middle is not available on this server.');
+  if (hasItems(body.images)) refuse('images', 'the loaded models are text-only.');
+  if (hasItems(body.context)) refuse('context', 'it is deprecated in Ollama; send the conversation as /api/chat messages.');
+  const prompt = body.prompt ?? '';
+  if (body.raw === true) {
+    if (body.system !== undefined && body.system !== '') refuse('system', 'with raw: true no template is applied, so there is nowhere to put a system prompt; put it in the prompt.');
+    return { kind: 'text', text: prompt };
+  }
+  // Not raw: the prompt is one user turn in the model's chat template, as Ollama does.
+  const messages: ChatMessage[] = [];
+  if (body.system) messages.push({ role: 'system', content: body.system });
+  messages.push({ role: 'user', content: prompt });
+  return { kind: 'chat', messages };
+}
+
+/** An empty prompt asks Ollama to load the model; here models are always loaded, so it just says so. */
+function loaded(res: HttpResponse, kind: OllamaKind, model: string): void {
+  const base = { model, created_at: new Date().toISOString() };
+  sendJson(res, 200, kind === 'chat' ? { ...base, message: { role: 'assistant', content: '' }, done_reason: 'load', done: true } : { ...base, response: '', done: true, done_reason: 'load' });
+}
+
+export function ollamaHandler<K extends OllamaKind>(kind: K, deps: HttpDeps, validate: Validator<K extends 'chat' ? OllamaChatRequest : OllamaGenerateRequest>) {
+  return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
+    const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    refuseCommon(body);
+    const modelId = modelIdFor(deps.gateway, body.model);
+    const model = deps.gateway.model(modelId);
+    checkNumCtx(body.options, model.contextSize);
+    const params = toSampling(body.options);
+    const empty = kind === 'chat' ? ((body as OllamaChatRequest).messages ?? []).length === 0 : ((body as OllamaGenerateRequest).prompt ?? '') === '';
+    const prompt = kind === 'chat' ? { kind: 'chat' as const, messages: chatPrompt(body as OllamaChatRequest) } : generatePrompt(body as OllamaGenerateRequest);
+    if (empty) return loaded(res, kind, body.model);
+    runGeneration(res, deps, {
+      input: { requestId: ctx.requestId, model: modelId, prompt, params, n: 1 },
+      // Ollama streams unless told not to.
+      stream: body.stream !== false,
+      encoder: ollamaEncoder(kind, body.model, ctx.startedAt),
+    });
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * Request schemas for Ollama's `POST /api/chat` and `POST /api/generate` (its docs/api.md). Fields
+ * this server cannot honour are accepted by the schema and refused by the handler with a 400
+ * naming them, so the client learns why instead of getting a different answer than it asked for.
+ */
+import type { LimitsConfig } from '../../../config/types.js';
+import { optionsSchema, type OllamaOptions } from '../ollama-common/options.js';
+
+export interface OllamaChatMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  content: string;
+  images?: string[] | null;
+  tool_calls?: unknown[] | null;
+  tool_name?: string;
+  thinking?: string;
+}
+
+interface OllamaCommon {
+  model: string;
+  stream?: boolean;
+  format?: unknown;
+  options?: OllamaOptions;
+  keep_alive?: string | number;
+  think?: boolean | string;
+}
+
+export interface OllamaChatRequest extends OllamaCommon {
+  messages?: OllamaChatMessage[];
+  tools?: unknown[] | null;
+}
+
+export interface OllamaGenerateRequest extends OllamaCommon {
+  prompt?: string;
+  suffix?: string;
+  system?: string;
+  template?: string;
+  raw?: boolean;
+  images?: string[] | null;
+  context?: number[] | null;
+}
+
+const MAX_TEXT = 1_048_576;
+const text = { type: 'string', maxLength: MAX_TEXT };
+
+function common(limits: LimitsConfig): Record<string, object> {
+  return {
+    model: { type: 'string', minLength: 1, maxLength: 256 },
+    stream: { type: 'boolean' },
+    format: { anyOf: [{ type: 'string' }, { type: 'object' }, { type: 'null' }] },
+    options: optionsSchema(limits),
+    // Ollama takes a duration string ("5m") or seconds; accepted and ignored (models stay loaded).
+    keep_alive: { anyOf: [{ type: 'string', maxLength: 64 }, { type: 'number' }] },
+    think: { anyOf: [{ type: 'boolean' }, { type: 'string', maxLength: 16 }] },
+  };
+}
+
+export function chatSchema(limits: LimitsConfig): object {
+  return {
+    type: 'object',
+    required: ['model'],
+    properties: {
+      ...common(limits),
+      messages: {
+        type: 'array',
+        maxItems: 1024,
+        items: {
+          type: 'object',
+          required: ['role'],
+          properties: {
+            role: { enum: ['system', 'user', 'assistant', 'tool'] },
+            content: text,
+            images: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'null' }] },
+            tool_calls: { anyOf: [{ type: 'array' }, { type: 'null' }] },
+            tool_name: { type: 'string', maxLength: 256 },
+            thinking: text,
+          },
+        },
+      },
+      tools: { anyOf: [{ type: 'array' }, { type: 'null' }] },
+    },
+  };
+}
+
+export function generateSchema(limits: LimitsConfig): object {
+  return {
+    type: 'object',
+    required: ['model'],
+    properties: {
+      ...common(limits),
+      prompt: text,
+      suffix: text,
+      system: text,
+      template: text,
+      raw: { type: 'boolean' },
+      images: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'null' }] },
+      context: { anyOf: [{ type: 'array', items: { type: 'integer' } }, { type: 'null' }] },
+    },
+  };
+}

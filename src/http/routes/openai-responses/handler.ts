@@ -1,0 +1,90 @@
+/**
+ * `POST /v1/responses`, stateless: `input` (a string or message items) and `instructions` onto a
+ * chat prompt, `max_output_tokens`/`temperature`/`top_p` onto sampling, run by the shared runner
+ * with the Responses encoder. Whatever needs server-side state (`store: true`,
+ * `previous_response_id`, `conversation`, `background`) or machinery this server lacks (tools,
+ * structured output, non-text inputs) is refused with a 400 naming the field.
+ */
+import type { HttpResponse } from 'uWebSockets.js';
+import { InferFluxError } from '../../../errors.js';
+import type { ChatMessage } from '../../../generation/contract.js';
+import { samplingWith } from '../../../runtime/sampling.js';
+import { readJsonBody } from '../../body.js';
+import { runGeneration } from '../../generation/runner.js';
+import type { HttpDeps, RequestContext } from '../../types.js';
+import type { Validator } from '../../validate.js';
+import { requestPriority } from '../openai-common/schema.js';
+import { responsesEncoder } from './encoder.js';
+import type { InputContent, ResponsesRequest } from './schema.js';
+
+function refuse(param: string, why: string): never {
+  throw new InferFluxError('invalid_request', `'${param}' is not supported: ${why}`, { param });
+}
+
+const STATELESS = 'this server is stateless and keeps no responses; send the whole conversation in input.';
+
+function refuseUnsupported(b: ResponsesRequest): void {
+  if (b.store === true) refuse('store', `${STATELESS} Send store: false.`);
+  if (b.previous_response_id) refuse('previous_response_id', STATELESS);
+  if (b.conversation !== undefined && b.conversation !== null) refuse('conversation', STATELESS);
+  if (b.background === true) refuse('background', STATELESS);
+  if (b.tools && b.tools.length > 0) refuse('tools', 'tool calling is not available on this server yet.');
+  if (b.tool_choice !== undefined && b.tool_choice !== null && b.tool_choice !== 'none' && b.tool_choice !== 'auto') refuse('tool_choice', 'tool calling is not available on this server yet.');
+  const format = b.text?.format?.type;
+  if (format !== undefined && format !== 'text') refuse('text.format', 'structured output needs the grammar compiler, which this server does not have yet.');
+  if (b.reasoning?.effort) refuse('reasoning', 'the served models do not reason separately.');
+  if (b.prompt !== undefined && b.prompt !== null) refuse('prompt', 'stored prompt templates need server-side state.');
+}
+
+/** Text content parts joined; images, files and other parts refused by their path. */
+function textOf(content: string | InputContent[] | undefined, at: string): string {
+  if (content === undefined) throw new InferFluxError('invalid_request', `Missing required parameter: '${at}'.`, { param: at });
+  if (typeof content === 'string') return content;
+  return content
+    .map((c, j) => {
+      if (c.type !== 'input_text' && c.type !== 'output_text') refuse(`${at}[${j}].type`, `'${c.type}' content is not supported (only input_text and output_text).`);
+      return c.text ?? '';
+    })
+    .join('');
+}
+
+export function toMessages(b: ResponsesRequest): ChatMessage[] {
+  const out: ChatMessage[] = [];
+  if (b.instructions) out.push({ role: 'system', content: b.instructions });
+  if (typeof b.input === 'string') {
+    out.push({ role: 'user', content: b.input });
+    return out;
+  }
+  b.input.forEach((item, i) => {
+    const type = item.type ?? 'message';
+    if (type !== 'message') {
+      const why = type.startsWith('function_call') || type.endsWith('_call') ? 'tool calling is not available on this server yet.' : type === 'item_reference' ? STATELESS : `'${type}' items are not supported (only messages).`;
+      refuse(`input[${i}].type`, why);
+    }
+    if (item.role === undefined) throw new InferFluxError('invalid_request', `Missing required parameter: 'input[${i}].role'.`, { param: `input[${i}].role` });
+    out.push({ role: item.role, content: textOf(item.content, `input[${i}].content`) });
+  });
+  return out;
+}
+
+export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRequest>) {
+  return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
+    const b = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    refuseUnsupported(b);
+    const messages = toMessages(b);
+    const params = samplingWith({ maxTokens: b.max_output_tokens ?? undefined, temperature: b.temperature ?? undefined, topP: b.top_p ?? undefined });
+    runGeneration(res, deps, {
+      input: { requestId: ctx.requestId, model: b.model, prompt: { kind: 'chat', messages }, params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
+      stream: b.stream === true,
+      encoder: responsesEncoder({
+        model: b.model,
+        instructions: b.instructions ?? null,
+        maxOutputTokens: b.max_output_tokens ?? null,
+        temperature: params.temperature,
+        topP: params.topP,
+        metadata: b.metadata ?? {},
+        user: b.user,
+      }),
+    });
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * OpenAI's Responses API (stateless) on the real server (actors + llama.cpp on the generated tiny
+ * model), driven by the `openai` client's `responses.create` and `responses.stream`: string and
+ * item input, instructions, the numbered event sequence, incomplete on max_output_tokens, and the
+ * fields a stateless server refuses.
+ */
+import { expect } from 'chai';
+import OpenAI from 'openai';
+import { KEYS, protocolServer } from '../helpers/protocol-server.js';
+import type { RunningServer } from '../helpers/server.js';
+
+const MODEL = 'tiny-seed0';
+
+async function rejection(p: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).to.be.instanceOf(OpenAI.APIError);
+    return err as InstanceType<typeof OpenAI.APIError>;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('OpenAI Responses API on the real engine (openai client)', function () {
+  this.timeout(120_000);
+  let server: RunningServer;
+  let client: OpenAI;
+
+  before(async () => {
+    server = await protocolServer();
+    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: KEYS.all, maxRetries: 0 });
+  });
+
+  it('string input, not streamed: a response with one output_text message and usage', async () => {
+    const r = await client.responses.create({ model: MODEL, input: 'Tell me a story.', max_output_tokens: 12, temperature: 0, store: false });
+    expect(r.id).to.match(/^resp_[0-9a-f]{32}$/);
+    expect(r).to.include({ object: 'response', model: MODEL, store: false, max_output_tokens: 12, temperature: 0 });
+    expect(r.status).to.be.oneOf(['completed', 'incomplete']);
+    expect(r.output).to.have.length(1);
+    const msg = r.output[0] as OpenAI.Responses.ResponseOutputMessage;
+    expect(msg).to.include({ type: 'message', role: 'assistant', status: 'completed' });
+    expect(msg.content[0]!.type).to.equal('output_text');
+    expect(r.output_text).to.equal((msg.content[0] as OpenAI.Responses.ResponseOutputText).text);
+    expect(r.usage!.output_tokens).to.be.within(1, 12);
+    expect(r.usage!.total_tokens).to.equal(r.usage!.input_tokens + r.usage!.output_tokens);
+    if (r.status === 'incomplete') {
+      expect(r.incomplete_details).to.deep.equal({ reason: 'max_output_tokens' });
+      expect(r.usage!.output_tokens).to.equal(12);
+    }
+  });
+
+  it('streamed: numbered events in the documented order; same text as unstreamed (greedy)', async () => {
+    const ask = { model: MODEL, instructions: 'Be brief.', input: [{ role: 'user' as const, content: [{ type: 'input_text' as const, text: 'Hi.' }] }], max_output_tokens: 10, temperature: 0 };
+    const whole = await client.responses.create(ask);
+    const events = [];
+    for await (const ev of await client.responses.create({ ...ask, stream: true })) events.push(ev);
+    const types = events.map((e) => e.type);
+    const deltas = types.filter((t) => t === 'response.output_text.delta').length;
+    expect(deltas).to.be.greaterThan(0);
+    expect(types).to.deep.equal([
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      ...Array(deltas).fill('response.output_text.delta'),
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      `response.${whole.status}`,
+    ]);
+    expect(events.map((e) => e.sequence_number)).to.deep.equal(events.map((_, i) => i));
+    const done = events.find((e) => e.type === 'response.output_text.done') as OpenAI.Responses.ResponseTextDoneEvent;
+    expect(done.text).to.equal(whole.output_text);
+    const final = await client.responses.stream(ask).finalResponse();
+    expect(final.output_text).to.equal(whole.output_text);
+    expect(final.usage!.output_tokens).to.equal(whole.usage!.output_tokens);
+  });
+
+  it('multi-turn items with an assistant output_text turn', async () => {
+    const r = await client.responses.create({
+      model: MODEL,
+      input: [
+        { role: 'user', content: 'Hi.' },
+        { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Hello.', annotations: [] }] } as never,
+        { role: 'user', content: 'Again.' },
+      ],
+      max_output_tokens: 4,
+    });
+    expect(r.output_text).to.be.a('string');
+    expect(r.usage!.input_tokens).to.be.greaterThan(10);
+  });
+
+  it('refuses what a stateless server cannot honour, naming the field', async () => {
+    const base = { model: MODEL, input: 'hi', max_output_tokens: 4 };
+    const cases: [Record<string, unknown>, string][] = [
+      [{ store: true }, "'store' is not supported"],
+      [{ previous_response_id: 'resp_123' }, "'previous_response_id' is not supported"],
+      [{ tools: [{ type: 'function', name: 'f', parameters: {} }] }, "'tools' is not supported"],
+      [{ text: { format: { type: 'json_object' } } }, "'text.format' is not supported"],
+      [{ input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'data:,' }] }] }, "'input[0].content[0].type' is not supported"],
+      [{ input: [{ type: 'function_call_output', call_id: 'c', output: 'x' }] }, "'input[0].type' is not supported"],
+      [{ temperature: 3 }, "'temperature'"],
+    ];
+    for (const [extra, message] of cases) {
+      const e = await rejection(client.responses.create({ ...base, ...extra } as never));
+      expect(e.status, JSON.stringify(extra)).to.equal(400);
+      expect(e.message, JSON.stringify(extra)).to.include(message);
+      expect(e.type).to.equal('invalid_request_error');
+    }
+    const e = await rejection(client.responses.create({ ...base, model: 'nope' }));
+    expect(e.status).to.equal(404);
+    expect(e.code).to.equal('model_not_found');
+  });
+});
