@@ -18,6 +18,7 @@ import { decideAuth } from './policy/auth-mode.js';
 import { OidcVerifier } from './policy/oidc.js';
 import { createPolicyLayer } from './policy/pipeline.js';
 import { createRateLimiter } from './policy/rate-limiter.js';
+import { handleServerArgv } from './config/server-flags.js';
 
 /** Time running requests get to finish after SIGTERM before they are cut off. */
 const DRAIN_MS = 3000;
@@ -27,6 +28,8 @@ const log = (msg: string): void => {
 };
 
 async function main(): Promise<void> {
+  // --help, --version and usage errors stop here; flags become INFERFLUX_* env variables.
+  if (handleServerArgv(process.argv.slice(2))) return;
   const config = loadConfig();
   // Keys are hashed in the config; drop the plaintext env copies so no worker thread inherits them.
   delete process.env.INFERFLUX_API_KEYS;
