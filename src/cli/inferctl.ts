@@ -22,7 +22,7 @@ import { packageVersion, SERVER_FLAGS, flagsToEnv } from '../config/server-flags
 import { runApiKeys, runCache, runFairness, runGuardrails, runRateLimit } from './admin.js';
 import { runAuditVerify } from './audit-verify.js';
 import { runSession, type SessionIo } from './chat-session.js';
-import { CliError, connectionFrom, EXIT, formatError, type GlobalOptions } from './client.js';
+import { CliError, connectionFrom, EXIT, formatError, numberFlag, type GlobalOptions } from './client.js';
 import { parseMessage, runChat, runCompletion, type SamplingOptions } from './generate.js';
 import { runModelsList, runModelsShow, runStatus } from './inspect.js';
 import { ensureServer } from './quickstart.js';
@@ -113,7 +113,8 @@ Examples:
       .option('--max-tokens <n>', 'upper bound on tokens per answer', '256')
       .action(async (o: { model?: string; wait: string; log?: string; maxTokens: string }) => {
         const c = conn();
-        await ensureServer(c, { model: o.model, wait: Number(o.wait), log: o.log }, (t) => io.err(`${t}\n`));
+        const wait = numberFlag('wait', o.wait, { min: 1 })!;
+        await ensureServer(c, { model: o.model, wait, log: o.log }, (t) => io.err(`${t}\n`));
         if ((await runSession(c, [], { maxTokens: o.maxTokens }, io)) > 0) setExit(EXIT.server);
       }),
     ['inferctl quickstart', 'inferctl --port 9000 quickstart', 'echo "Hello" | inferctl quickstart   # one answer, then exit'],
@@ -242,17 +243,26 @@ Examples:
       .command('verify')
       .description("check an audit log's hash chain; names the first altered or missing line (exit 1 when one does not verify)")
       .argument('<paths...>', 'audit.log and its rotated files, or a directory')
-      .action(async (paths: string[]) => setExit(await runAuditVerify(paths, io))),
-    ['inferctl audit verify logs/', 'inferctl audit verify logs/audit.log logs/audit.log.1'],
+      .action(async (paths: string[]) => setExit(await runAuditVerify(paths, io, { json: json() }))),
+    ['inferctl audit verify logs/', 'inferctl audit verify logs/audit.log logs/audit.log.1', 'inferctl audit verify logs/ --json'],
   );
 
   return program;
+}
+
+/** `inferctl admin cache` for that command. */
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
 }
 
 /** Runs one command line; resolves to the exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   let code = 0;
   const program = buildProgram(io, (c) => (code = Math.max(code, c)));
+  let ran = program; // the command whose action runs, named in a usage error's next step
+  program.hook('preAction', (_, action) => void (ran = action));
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;
@@ -261,7 +271,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       // Help and version are exits with code 0; anything else commander refused is usage.
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    io.err(formatError(err));
+    // A usage error without its own next step points at the command's help.
+    const usage = err instanceof CliError && err.exitCode === EXIT.usage && err.hint === undefined;
+    io.err(formatError(usage ? new CliError(err.message, EXIT.usage, `see ${commandPath(ran)} --help for the flags and examples`) : err));
     return err instanceof CliError ? err.exitCode : EXIT.server;
   }
 }

@@ -6,8 +6,9 @@
  * server's own log, intact and tampered with.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../helpers/server.js';
@@ -215,6 +216,11 @@ describe('inferctl (the CLI against a real server)', function () {
       expect(r.stderr).to.not.equal('');
     }
     expect((await inferctl(server, ['chat', '--help'])).stdout).to.contain('--stream').and.contain('not with --json');
+    const rate = await inferctl(server, ['--timeout', '30', 'admin', 'rate-limit', '--set', 'many']);
+    expect(rate.stderr).to.equal('inferctl: --set must be an integer >= 0, got many\n  next: see inferctl admin rate-limit --help for the flags and examples\n');
+    const wait = await inferctl(server, ['quickstart', '--wait', 'soon']);
+    expect(wait.code).to.equal(2);
+    expect(wait.stderr).to.contain('--wait must be a number >= 1, got soon');
     const badKey = await inferctl(server, ['--api-key', 'sk-not-a-key-00000000', 'models']);
     expect(badKey).to.include({ code: 3, stdout: '' });
     expect(badKey.stderr).to.match(/^inferctl: Invalid credentials\. \(unauthorized, HTTP 401\)\n {2}next: .*INFERCTL_API_KEY/);
@@ -238,6 +244,16 @@ describe('inferctl (the CLI against a real server)', function () {
   it('--version and --help with examples on every command', async () => {
     const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
     expect(await inferctl(null, ['--version'])).to.include({ code: 0, stdout: `${version}\n` });
+    // As after `npm link`: `inferctl` on PATH is a symlink to the built entry (its shebang runs it).
+    const bin = mkdtempSync(join(tmpdir(), 'ifx-bin-'));
+    try {
+      symlinkSync(CLI, join(bin, 'inferctl'));
+      chmodSync(CLI, 0o755); // npm link marks the bin executable; tsc writes it 0644
+      const linked = spawnSync('inferctl', ['--version'], { cwd: bin, env: { PATH: `${bin}:${process.env.PATH ?? ''}` }, encoding: 'utf8' });
+      expect(linked).to.include({ status: 0, stdout: `${version}\n` });
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
     const commands = [[], ['serve'], ['quickstart'], ['status'], ['models'], ['completion'], ['chat'], ['admin'], ['admin', 'guardrails'], ['admin', 'rate-limit'], ['admin', 'api-keys'], ['admin', 'cache'], ['admin', 'fairness'], ['audit'], ['audit', 'verify']];
     for (const cmd of commands) {
       const r = await inferctl(null, [...cmd, '--help']);
@@ -252,11 +268,17 @@ describe('inferctl (the CLI against a real server)', function () {
     const ok = await inferctl(null, ['audit', 'verify', server.dir]);
     expect(ok.code, ok.stderr).to.equal(0);
     expect(ok.stdout).to.match(/^OK \d+ line\(s\) in audit\.log, chain from genesis\n$/);
+    const okJson = json(await inferctl(null, ['audit', 'verify', server.dir, '--json']));
+    expect(okJson).to.have.length(1);
+    expect(okJson[0]).to.include({ ok: true, start: 'genesis', problem: null });
     const lines = readFileSync(log, 'utf8').split('\n');
     lines[3] = lines[3]!.replace('"status":200', '"status":201');
     writeFileSync(log, lines.join('\n'));
     const bad = await inferctl(null, ['audit', 'verify', log]);
     expect(bad.code).to.equal(1);
     expect(bad.stdout).to.match(new RegExp(`^FAIL ${log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4: `));
+    const badJson = await inferctl(null, ['--json', 'audit', 'verify', log]);
+    expect(badJson.code).to.equal(1);
+    expect(JSON.parse(badJson.stdout)[0]).to.deep.include({ ok: false }).and.nested.include({ 'problem.line': 4, 'problem.file': log });
   });
 });
