@@ -1,5 +1,5 @@
 /**
- * `inferctl status` and `inferctl admin ...`: thin commands over the server's ops and admin API.
+ * `inferctl admin ...`: thin commands over the server's ops and admin API.
  * Flags become exactly one admin request body (snake_case, as on the wire), so the server's own
  * validation answers a bad value; each command prints the server's JSON view after the change.
  */
@@ -17,30 +17,6 @@ export function listFlag(v: string): string[] {
 
 function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-export async function runStatus(c: Connection, io: Output): Promise<boolean> {
-  const health = await requestJson<{ status?: string }>(c, 'GET', '/healthz');
-  // /readyz answers 503 with the same report while not ready; both are worth printing.
-  let ready: { ready?: boolean; models?: { id: string; ready: boolean }[] };
-  let readyOk = true;
-  try {
-    ready = (await requestJson<typeof ready>(c, 'GET', '/readyz')).body;
-  } catch (err) {
-    readyOk = false;
-    ready = { ready: false };
-    io.err(`readyz: ${err instanceof Error ? err.message : String(err)}\n`);
-  }
-  io.out(`server  ${c.baseUrl}\n`);
-  io.out(`health  ${health.body.status ?? 'ok'}\n`);
-  io.out(`ready   ${ready.ready === true ? 'yes' : 'no'}\n`);
-  for (const m of ready.models ?? []) io.out(`model   ${m.id}${m.ready ? '' : ' (not ready)'}\n`);
-  return readyOk && ready.ready === true;
-}
-
-export async function runModels(c: Connection, io: Output): Promise<void> {
-  const r = await requestJson<{ data: { id: string; owned_by?: string }[] }>(c, 'GET', '/v1/models');
-  for (const m of r.body.data) io.out(`${m.id}\n`);
 }
 
 export interface GuardrailFlags {

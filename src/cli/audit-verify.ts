@@ -134,7 +134,7 @@ export function describeReport(r: FileReport): string {
 }
 
 /** Verifies and prints one line per log; 0 when every chain verifies, 1 when one does not, 2 on read errors. */
-export async function runAuditVerify(paths: string[], io: { out: (t: string) => void; err: (t: string) => void }): Promise<number> {
+export async function runAuditVerify(paths: string[], io: { out: (t: string) => void; err: (t: string) => void }, o: { json?: boolean } = {}): Promise<number> {
   let reports: FileReport[];
   try {
     reports = await verifyAuditPaths(paths, checkpointKey(process.env.INFERFLUX_POLICY_PASSPHRASE));
@@ -146,7 +146,8 @@ export async function runAuditVerify(paths: string[], io: { out: (t: string) => 
     io.err('audit-verify: no audit log files found\n');
     return 2;
   }
-  for (const r of reports) io.out(describeReport(r) + '\n');
+  if (o.json) io.out(`${JSON.stringify(reports, null, 2)}\n`);
+  else for (const r of reports) io.out(describeReport(r) + '\n');
   return reports.every((r) => r.ok) ? 0 : 1;
 }
 

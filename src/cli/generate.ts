@@ -3,7 +3,6 @@
  * that keeps the transcript), through the `openai` client against the server's `/v1` API, so the
  * CLI exercises exactly what any OpenAI client sees. `--stream` prints text as it is generated.
  */
-import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { CliError, numberFlag, serverError, timedOut, unreachable, type Connection } from './client.js';
@@ -13,6 +12,7 @@ export interface SamplingOptions {
   maxTokens?: string;
   temperature?: string;
   seed?: string;
+  ignoreEos?: boolean;
   stream?: boolean;
   json?: boolean;
 }
@@ -22,9 +22,16 @@ export interface Output {
   err: (text: string) => void;
 }
 
-function client(c: Connection): OpenAI {
-  // The SDK insists on a key; an open server ignores the header.
-  return new OpenAI({ baseURL: `${c.baseUrl}/v1`, apiKey: c.apiKey ?? 'none', timeout: c.timeoutMs, maxRetries: 0 });
+export function client(c: Connection): OpenAI {
+  // The SDK insists on a key; without one the Authorization header is removed (a null default
+  // header), so the server sees no credentials rather than a bogus `Bearer none`.
+  return new OpenAI({
+    baseURL: `${c.baseUrl}/v1`,
+    apiKey: c.apiKey ?? 'unused',
+    defaultHeaders: c.apiKey ? undefined : { Authorization: null },
+    timeout: c.timeoutMs,
+    maxRetries: 0,
+  });
 }
 
 /** Request fields from the flags; an absent flag is left to the server's default. */
@@ -34,6 +41,8 @@ function sampling(o: SamplingOptions) {
     max_tokens: numberFlag('max-tokens', o.maxTokens, { integer: true, min: 1 }),
     temperature: numberFlag('temperature', o.temperature, { min: 0 }),
     seed: numberFlag('seed', o.seed, { integer: true }),
+    // A llama.cpp extension the server accepts: generate exactly max_tokens (benchmarks, long answers).
+    ...(o.ignoreEos ? { ignore_eos: true } : {}),
   };
   // No `model`: the server's default model answers (the SDK's types require the field; JSON drops undefined).
   return fields as typeof fields & { model: string };
@@ -48,7 +57,7 @@ export function describeApiError(c: Connection, err: unknown): CliError {
   if (err instanceof OpenAI.APIError) {
     const body = err.error as { message?: string; code?: string; type?: string } | undefined;
     if (err.status === undefined) return new CliError(`the server ended the stream with an error: ${body?.message ?? err.message}`);
-    return serverError(err.status, body, err.message);
+    return serverError(err.status, body, err.message, c);
   }
   return new CliError(err instanceof Error ? err.message : String(err));
 }
@@ -79,16 +88,18 @@ export function parseMessage(spec: string): ChatCompletionMessageParam {
 }
 
 /** One chat turn; returns the assistant's text so a session can append it to the transcript. */
-async function chatTurn(api: OpenAI, c: Connection, messages: ChatCompletionMessageParam[], o: SamplingOptions, io: Output): Promise<string> {
+export async function chatTurn(api: OpenAI, c: Connection, messages: ChatCompletionMessageParam[], o: SamplingOptions, io: Output, signal?: AbortSignal): Promise<string> {
   try {
     if (o.stream) {
       let text = '';
-      const stream = await api.chat.completions.create({ ...sampling(o), messages, stream: true });
+      const stream = await api.chat.completions.create({ ...sampling(o), messages, stream: true }, { signal });
       for await (const chunk of stream) {
         const delta = chunk.choices[0]?.delta.content ?? '';
         text += delta;
         io.out(delta);
       }
+      // The SDK ends the iteration quietly when the request is aborted: a cut answer is no answer.
+      if (signal?.aborted) throw new OpenAI.APIUserAbortError();
       io.out('\n');
       return text;
     }
@@ -97,6 +108,8 @@ async function chatTurn(api: OpenAI, c: Connection, messages: ChatCompletionMess
     io.out(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${text}\n`);
     return text;
   } catch (err) {
+    // A cancelled turn (Ctrl-C in a session) is not an error of the server's; the caller decides.
+    if (err instanceof OpenAI.APIUserAbortError) throw err;
     throw describeApiError(c, err);
   }
 }
@@ -104,34 +117,4 @@ async function chatTurn(api: OpenAI, c: Connection, messages: ChatCompletionMess
 export async function runChat(c: Connection, messages: ChatCompletionMessageParam[], o: SamplingOptions, io: Output): Promise<void> {
   if (!messages.some((m) => m.role === 'user')) throw new CliError('chat needs a user message: --message "user:Hello"', 2);
   await chatTurn(client(c), c, messages, o, io);
-}
-
-/**
- * Reads one user message per line from `input` until EOF or `/exit`, answering each with the whole
- * transcript so far. A failed turn is reported and dropped from the transcript; the session goes on.
- * Returns the number of failed turns.
- */
-export async function runInteractive(c: Connection, start: ChatCompletionMessageParam[], o: SamplingOptions, io: Output, input: NodeJS.ReadableStream): Promise<number> {
-  const api = client(c);
-  const transcript = [...start];
-  const tty = (input as { isTTY?: boolean }).isTTY === true;
-  const rl = createInterface({ input, terminal: tty });
-  let failed = 0;
-  if (tty) io.err('inferctl chat: one message per line; /exit or Ctrl-D ends the session\n');
-  for await (const line of rl) {
-    const text = line.trim();
-    if (text === '/exit' || text === '/quit') break;
-    if (text === '') continue;
-    transcript.push({ role: 'user', content: text });
-    try {
-      const answer = await chatTurn(api, c, transcript, o, io);
-      transcript.push({ role: 'assistant', content: answer });
-    } catch (err) {
-      transcript.pop();
-      failed++;
-      io.err(`inferctl: ${err instanceof Error ? err.message : String(err)}\n`);
-    }
-  }
-  rl.close();
-  return failed;
 }

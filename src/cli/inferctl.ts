@@ -3,33 +3,39 @@
  * `inferctl`: the InferFlux command line. Talks to a running server over its HTTP API (the same
  * one every client uses), except `audit verify`, which reads audit log files.
  *
- *   inferctl status | models
+ *   inferctl quickstart | serve [server flags]
+ *   inferctl status | models [list | show ID]
  *   inferctl completion --prompt TEXT [--stream]
  *   inferctl chat --message "user:Hello" [--stream] | --interactive
  *   inferctl admin guardrails|rate-limit|api-keys|cache|fairness [--list | changes]
  *   inferctl audit verify <audit.log | dir>...
  *
  * Server: `--url`, or `--host`/`--port`, or `INFERCTL_URL` (default http://127.0.0.1:8080). Key:
- * `--api-key` or `INFERCTL_API_KEY`. Exit codes: 0 done, 1 the server or the network failed (or
- * a log did not verify), 2 usage.
+ * `--api-key` or `INFERCTL_API_KEY`. `--json` for scripts. Exit codes (client.ts EXIT): 0 ok,
+ * 1 server error (or a log did not verify), 2 usage, 3 auth, 4 not found, 5 unreachable.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
-import { runApiKeys, runCache, runFairness, runGuardrails, runModels, runRateLimit, runStatus } from './admin.js';
+import { packageVersion, SERVER_FLAGS, flagsToEnv } from '../config/server-flags.js';
+import { runApiKeys, runCache, runFairness, runGuardrails, runRateLimit } from './admin.js';
 import { runAuditVerify } from './audit-verify.js';
-import { CliError, connectionFrom, type GlobalOptions } from './client.js';
-import { parseMessage, runChat, runCompletion, runInteractive, type Output, type SamplingOptions } from './generate.js';
+import { runSession, type SessionIo } from './chat-session.js';
+import { CliError, connectionFrom, EXIT, formatError, numberFlag, type GlobalOptions } from './client.js';
+import { parseMessage, runChat, runCompletion, type SamplingOptions } from './generate.js';
+import { runModelsList, runModelsShow, runStatus } from './inspect.js';
+import { ensureServer } from './quickstart.js';
+import { serveForeground } from './serve.js';
 
-export interface CliIo extends Output {
-  input: NodeJS.ReadableStream;
-}
-
-/** The package version (dist/cli and src/cli are both two levels below the package root). */
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export type CliIo = SessionIo;
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** Examples under a command's --help. */
+function examples(cmd: Command, lines: string[]): Command {
+  return cmd.addHelpText('after', `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`);
+}
 
 function samplingOptions(cmd: Command): Command {
   return cmd
@@ -37,57 +43,141 @@ function samplingOptions(cmd: Command): Command {
     .option('--max-tokens <n>', 'upper bound on generated tokens')
     .option('--temperature <t>', 'sampling temperature (0 = greedy)')
     .option('--seed <n>', 'sampling seed, for repeatable output')
-    .option('--stream', 'print text as it is generated (SSE)')
-    .option('--json', 'print the whole JSON response (not with --stream)');
+    .option('--ignore-eos', 'keep generating past the end-of-text token, up to --max-tokens')
+    .option('--stream', 'print text as it is generated (SSE; not with --json)');
+}
+
+/** `--json` is one response object: a stream of them is not offered, so the pair is a usage error. */
+function checkJsonStream(o: { json?: boolean; stream?: boolean }): void {
+  if (o.json && o.stream) throw new CliError('--json prints the whole response as one JSON object and cannot be combined with --stream', EXIT.usage, 'drop one of them');
+}
+
+/** INFERFLUX_HOST/PORT from the global --url or --host/--port, when given. */
+function addressEnv(o: GlobalOptions): Record<string, string> {
+  if (o.url !== undefined) {
+    const u = new URL(connectionFrom(o).baseUrl);
+    return { INFERFLUX_HOST: u.hostname.replace(/^\[|\]$/g, ''), ...(u.port ? { INFERFLUX_PORT: u.port } : {}) };
+  }
+  return { ...(o.host !== undefined ? { INFERFLUX_HOST: o.host } : {}), ...(o.port !== undefined ? { INFERFLUX_PORT: o.port } : {}) };
 }
 
 /** Builds the program; `io` is where output goes, so tests can run it in-process too. */
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command('inferctl')
-    .description('InferFlux command line: generate, inspect and administer an InferFlux server')
-    .version(VERSION)
+    .description('InferFlux command line: run, chat with, inspect and administer an InferFlux server')
+    .version(packageVersion(), '-v, --version', 'print the version')
     .option('--url <url>', 'server base URL (env INFERCTL_URL; default http://127.0.0.1:8080)')
-    .option('--host <host>', 'server host (with --port, instead of --url)')
+    .option('--host <host>', 'server host (with --port, instead of --url); for serve and quickstart, the address to bind')
     .option('--port <port>', 'server port')
-    .option('--api-key <key>', 'API key, sent as a Bearer token (env INFERCTL_API_KEY)')
+    .option('--api-key <key>', 'API key, sent as a Bearer token (env INFERCTL_API_KEY; none: no Authorization header)')
     .option('--timeout <seconds>', 'per-request timeout', '600')
+    .option('--json', 'machine-readable output: one JSON document on stdout')
     .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .showHelpAfterError()
+    .showHelpAfterError('(add --help for usage and examples)')
     .exitOverride();
+  program.addHelpText(
+    'after',
+    `
+Exit codes: 0 ok, 1 server error, 2 usage, 3 auth (401/403), 4 not found, 5 server unreachable.
+
+Examples:
+  $ inferctl quickstart                         # demo model + local server + chat, in one command
+  $ inferctl serve --port 8080 --model ./models/llama.gguf
+  $ inferctl chat -i                            # interactive chat with the running server
+  $ inferctl status --json
+  $ INFERCTL_API_KEY=sk-... inferctl admin api-keys --list
+`,
+  );
   const conn = () => connectionFrom(program.opts<GlobalOptions>());
+  const json = (o: { json?: boolean } = {}) => program.opts<{ json?: boolean }>().json === true || o.json === true;
 
-  program
-    .command('status')
-    .description('health, readiness and models of the server')
-    .action(async () => {
-      if (!(await runStatus(conn(), io))) setExit(1);
-    });
+  const serve = examples(
+    program
+      .command('serve')
+      .description('run the server in the foreground (Ctrl-C stops it gracefully); flags map onto INFERFLUX_* env variables')
+      .addHelpText('before', 'Address: the global --host/--port (or --url), e.g. inferctl serve --port 9000; default: the config (127.0.0.1:8080).\n'),
+    ['inferctl serve', 'inferctl serve --port 9000 --model ./models/llama.gguf', 'inferctl serve --host 0.0.0.0 --api-keys "sk-team:generate|read,sk-ops:admin"'],
+  );
+  // --host and --port are the global options (commander hands them to the program wherever they
+  // stand): the address inferctl talks to is the address the server binds.
+  for (const f of SERVER_FLAGS) if (f.name !== 'host' && f.name !== 'port') serve.option(`--${f.name} <${f.value.toLowerCase().replace(/[^a-z]+/g, '-')}>`, `${f.help} (env ${f.env})`);
+  serve.action(async (o: Record<string, string>) => setExit(await serveForeground({ ...flagsToEnv(o), ...addressEnv(program.opts<GlobalOptions>()) })));
 
-  program
-    .command('models')
-    .description('list the model ids the server serves')
-    .action(async () => runModels(conn(), io));
+  examples(
+    program
+      .command('quickstart')
+      .description('use the server at --url, or start one with the demo model (generated, no download); then chat')
+      .option('-m, --model <path>', 'a GGUF file for the started server instead of the demo model')
+      .option('--wait <seconds>', 'how long to wait for the server to be ready', '120')
+      .option('--log <file>', 'log file of the started server (default: in the temp dir, printed)')
+      .option('--max-tokens <n>', 'upper bound on tokens per answer', '256')
+      .action(async (o: { model?: string; wait: string; log?: string; maxTokens: string }) => {
+        const c = conn();
+        const wait = numberFlag('wait', o.wait, { min: 1 })!;
+        await ensureServer(c, { model: o.model, wait, log: o.log }, (t) => io.err(`${t}\n`));
+        if ((await runSession(c, [], { maxTokens: o.maxTokens }, io)) > 0) setExit(EXIT.server);
+      }),
+    ['inferctl quickstart', 'inferctl --port 9000 quickstart', 'echo "Hello" | inferctl quickstart   # one answer, then exit'],
+  );
 
-  samplingOptions(program.command('completion').description('a text completion (POST /v1/completions)'))
-    .requiredOption('-p, --prompt <text>', 'the prompt')
-    .action(async (o: SamplingOptions & { prompt: string }) => runCompletion(conn(), o.prompt, o, io));
+  examples(
+    program
+      .command('status')
+      .description('health, readiness, pools and queue depth of the server (exit 1 when not ready)')
+      .action(async () => {
+        if (!(await runStatus(conn(), { json: json() }, io))) setExit(EXIT.server);
+      }),
+    ['inferctl status', 'inferctl status --json | jq .queue'],
+  );
 
-  samplingOptions(program.command('chat').description('a chat completion (POST /v1/chat/completions), or an interactive session'))
-    .option('--message <role:text>', 'a message, repeatable: "user:Hello", "system:Be brief" (no role = user)', collect)
-    .option('-s, --system <text>', 'a system message first')
-    .option('-i, --interactive', 'read one user message per line from stdin, keeping the transcript (/exit ends)')
-    .action(async (o: SamplingOptions & { message?: string[]; system?: string; interactive?: boolean }) => {
-      const messages: ChatCompletionMessageParam[] = [
-        ...(o.system !== undefined ? [{ role: 'system' as const, content: o.system }] : []),
-        ...(o.message ?? []).map(parseMessage),
-      ];
-      if (o.interactive) {
-        if ((await runInteractive(conn(), messages, o, io, io.input)) > 0) setExit(1);
-        return;
-      }
-      await runChat(conn(), messages, o, io);
-    });
+  const models = examples(program.command('models').description('the models the server serves'), ['inferctl models', 'inferctl models show demo', 'inferctl models list --json']);
+  models
+    .command('list', { isDefault: true })
+    .description('list the model ids')
+    .action(async () => runModelsList(conn(), { json: json() }, io));
+  models
+    .command('show')
+    .description('one model: load state, architecture, context length')
+    .argument('<id>', 'model id')
+    .action(async (id: string) => runModelsShow(conn(), id, { json: json() }, io));
 
+  examples(
+    samplingOptions(program.command('completion').description('a text completion (POST /v1/completions)'))
+      .requiredOption('-p, --prompt <text>', 'the prompt')
+      .action(async (o: SamplingOptions & { prompt: string }) => {
+        const opts = { ...o, json: json() };
+        checkJsonStream(opts);
+        await runCompletion(conn(), o.prompt, opts, io);
+      }),
+    ['inferctl completion -p "Once upon a time" --max-tokens 32 --stream', 'inferctl completion -p "2+2=" --temperature 0 --json'],
+  );
+
+  examples(
+    samplingOptions(program.command('chat').description('a chat completion (POST /v1/chat/completions), or an interactive session'))
+      .option('--message <role:text>', 'a message, repeatable: "user:Hello", "system:Be brief" (no role = user)', collect)
+      .option('-s, --system <text>', 'a system message first')
+      .option('-i, --interactive', 'a session: prompt, history, multi-line input, streamed answers, Ctrl-C cancels an answer; /help inside')
+      .action(async (o: SamplingOptions & { message?: string[]; system?: string; interactive?: boolean }) => {
+        const opts = { ...o, json: json() };
+        checkJsonStream(opts);
+        const messages: ChatCompletionMessageParam[] = [
+          ...(o.system !== undefined ? [{ role: 'system' as const, content: o.system }] : []),
+          ...(o.message ?? []).map(parseMessage),
+        ];
+        if (o.interactive) {
+          if (opts.json) throw new CliError('--json is for one-shot requests, not an interactive session', EXIT.usage, 'drop --json, or use --message');
+          if ((await runSession(conn(), messages, opts, io)) > 0) setExit(EXIT.server);
+          return;
+        }
+        await runChat(conn(), messages, opts, io);
+      }),
+    [
+      'inferctl chat -i',
+      'inferctl chat --system "Be brief" --message "user:Hello" --stream',
+      'printf "first question\\nsecond question\\n" | inferctl chat -i   # one message per line',
+      'inferctl chat --message Hello --json | jq -r ".choices[0].message.content"',
+    ],
+  );
   const admin = program.command('admin').description('change the live policy (needs an admin key); every change is persisted and audited');
   admin
     .command('guardrails')
@@ -136,37 +226,65 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--high-priority-threshold <n>', 'priority from which a request may preempt')
     .option('--max-timeslice-tokens <n>', 'tokens a stream runs before yielding to waiting peers (0 = off)')
     .action(async (o) => runFairness(conn(), o, io));
+  // The admin commands always print the server's JSON view, so --json changes nothing there.
+  const adminExamples: Record<string, string[]> = {
+    guardrails: ['inferctl admin guardrails --list', 'inferctl admin guardrails --set "launch codes,classified" --pii redact --pii-output on'],
+    'rate-limit': ['inferctl admin rate-limit', 'inferctl admin rate-limit --set 200 --tokens-per-minute 100000'],
+    'api-keys': ['inferctl admin api-keys --list', 'inferctl admin api-keys --add ci-bot --scopes generate,read --tenant team-x', 'inferctl admin api-keys --remove key:37cf9cc6406f'],
+    cache: ['inferctl admin cache --list', 'inferctl admin cache --warm "You are a helpful assistant."', 'inferctl admin cache --flush'],
+    fairness: ['inferctl admin fairness', 'inferctl admin fairness --preemption on --max-timeslice-tokens 64'],
+  };
+  for (const cmd of admin.commands) examples(cmd, adminExamples[cmd.name()] ?? []);
+  examples(admin, ['inferctl admin guardrails --list   # INFERCTL_API_KEY holds an admin key']);
 
-  program
-    .command('audit')
-    .description('audit log tools')
-    .command('verify')
-    .description("check an audit log's hash chain; names the first altered or missing line")
-    .argument('<paths...>', 'audit.log and its rotated files, or a directory')
-    .action(async (paths: string[]) => setExit(await runAuditVerify(paths, io)));
+  const audit = examples(program.command('audit').description('audit log tools'), ['inferctl audit verify logs/']);
+  examples(
+    audit
+      .command('verify')
+      .description("check an audit log's hash chain; names the first altered or missing line (exit 1 when one does not verify)")
+      .argument('<paths...>', 'audit.log and its rotated files, or a directory')
+      .action(async (paths: string[]) => setExit(await runAuditVerify(paths, io, { json: json() }))),
+    ['inferctl audit verify logs/', 'inferctl audit verify logs/audit.log logs/audit.log.1', 'inferctl audit verify logs/ --json'],
+  );
 
   return program;
+}
+
+/** `inferctl admin cache` for that command. */
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
 }
 
 /** Runs one command line; resolves to the exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   let code = 0;
   const program = buildProgram(io, (c) => (code = Math.max(code, c)));
+  let ran = program; // the command whose action runs, named in a usage error's next step
+  program.hook('preAction', (_, action) => void (ran = action));
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version are exits with code 0; anything else commander refused is usage.
-      return err.exitCode === 0 ? 0 : 2;
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    io.err(`inferctl: ${err instanceof Error ? err.message : String(err)}\n`);
-    return err instanceof CliError ? err.exitCode : 1;
+    // A usage error without its own next step points at the command's help.
+    const usage = err instanceof CliError && err.exitCode === EXIT.usage && err.hint === undefined;
+    io.err(formatError(usage ? new CliError(err.message, EXIT.usage, `see ${commandPath(ran)} --help for the flags and examples`) : err));
+    return err instanceof CliError ? err.exitCode : EXIT.server;
   }
 }
 
 // Run when executed (directly or through the npm bin symlink), not when imported.
 if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
-  const io: CliIo = { out: (t) => void process.stdout.write(t), err: (t) => void process.stderr.write(t), input: process.stdin };
+  const io: CliIo = {
+    out: (t) => void process.stdout.write(t),
+    err: (t) => void process.stderr.write(t),
+    input: process.stdin,
+    terminal: process.stdout,
+  };
   runCli(process.argv.slice(2), io).then((code) => (process.exitCode = code));
 }

@@ -6,8 +6,9 @@
  * server's own log, intact and tampered with.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../helpers/server.js';
@@ -72,14 +73,30 @@ describe('inferctl (the CLI against a real server)', function () {
     await server?.stop();
   });
 
-  it('status and models', async () => {
+  it('status (pools, queue depth) and models list|show, as text and --json', async () => {
     const s = await inferctl(server, ['status']);
     expect(s.code, s.stderr).to.equal(0);
     expect(s.stdout).to.match(/^health\s+ok$/m);
     expect(s.stdout).to.match(/^ready\s+yes$/m);
     expect(s.stdout).to.match(/^model\s+tiny-seed0$/m);
+    expect(s.stdout).to.match(/^pool\s+decode: (\d+)\/\1 worker\(s\) ready, 0 restart\(s\)$/m);
+    expect(s.stdout).to.match(/^queue\s+tiny-seed0: 0 waiting, 0 running$/m);
+    const sj = json(await inferctl(server, ['status', '--json']));
+    expect(sj).to.include({ ready: true, health: 'ok', server: server.url });
+    expect(sj.pools.map((p: { name: string }) => p.name)).to.include.members(['decode', 'scheduler']);
+    expect(sj.queue).to.deep.equal([{ model: 'tiny-seed0', waiting: 0, running: 0 }]);
     const m = await inferctl(server, ['models']);
     expect(m).to.include({ code: 0, stdout: 'tiny-seed0\n' });
+    expect(await inferctl(server, ['models', 'list'])).to.include({ code: 0, stdout: 'tiny-seed0\n' });
+    expect(json(await inferctl(server, ['--json', 'models', 'list'])).map((x: { id: string }) => x.id)).to.deep.equal(['tiny-seed0']);
+    const show = await inferctl(server, ['models', 'show', 'tiny-seed0']);
+    expect(show.code, show.stderr).to.equal(0);
+    expect(show.stdout).to.match(/^state\s+loaded$/m);
+    expect(show.stdout).to.match(/^context\s+\d+$/m);
+    expect(json(await inferctl(server, ['models', 'show', 'tiny-seed0', '--json']))).to.include({ id: 'tiny-seed0', arch: 'llama', state: 'loaded' });
+    const missing = await inferctl(server, ['models', 'show', 'no-such-model']);
+    expect(missing).to.include({ code: 4, stdout: '' });
+    expect(missing.stderr).to.contain('model_not_found, HTTP 404').and.contain('next: list the served models with: inferctl models list');
     // --host/--port instead of the URL.
     const port = await inferctl(null, ['--host', '127.0.0.1', '--port', String(server.port), '--api-key', ADMIN_KEY, 'models']);
     expect(port).to.include({ code: 0, stdout: 'tiny-seed0\n' });
@@ -150,11 +167,11 @@ describe('inferctl (the CLI against a real server)', function () {
     expect((await inferctl(server, asBot)).code).to.equal(0);
     // Generate and read only: admin is refused with the server's reason.
     const forbidden = await inferctl(server, ['--api-key', key.key, 'admin', 'rate-limit']);
-    expect(forbidden.code).to.equal(1);
+    expect(forbidden.code).to.equal(3);
     expect(forbidden.stderr).to.contain('forbidden, HTTP 403');
     json(await inferctl(server, ['admin', 'api-keys', '--remove', key.id]));
     const revoked = await inferctl(server, asBot);
-    expect(revoked.code).to.equal(1);
+    expect(revoked.code).to.equal(3);
     expect(revoked.stderr).to.contain('unauthorized, HTTP 401');
   });
 
@@ -182,19 +199,67 @@ describe('inferctl (the CLI against a real server)', function () {
     json(await inferctl(server, ['admin', 'fairness', '--preemption', before.enable_preemption ? 'on' : 'off', '--max-timeslice-tokens', String(before.max_timeslice_tokens)]));
   });
 
-  it('usage errors exit 2; server and network errors exit 1 with one clear line', async () => {
-    for (const args of [['admin', 'rate-limit', '--set', 'many'], ['nonsense'], ['completion'], ['admin', 'guardrails', '--pii', 'maybe'], ['chat', '--max-tokens', '2']]) {
+  it('exit codes: 2 usage, 3 auth, 4 not found, 5 unreachable, each with the next step', async () => {
+    for (const args of [
+      ['admin', 'rate-limit', '--set', 'many'],
+      ['nonsense'],
+      ['completion'],
+      ['admin', 'guardrails', '--pii', 'maybe'],
+      ['chat', '--max-tokens', '2'],
+      // --json is one response object: with --stream it is refused, as the help says.
+      ['chat', '--message', 'hi', '--json', '--stream'],
+      ['--json', 'completion', '-p', 'hi', '--stream'],
+      ['chat', '-i', '--json'],
+    ]) {
       const r = await inferctl(server, args);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(2);
       expect(r.stderr).to.not.equal('');
     }
+    expect((await inferctl(server, ['chat', '--help'])).stdout).to.contain('--stream').and.contain('not with --json');
+    const rate = await inferctl(server, ['--timeout', '30', 'admin', 'rate-limit', '--set', 'many']);
+    expect(rate.stderr).to.equal('inferctl: --set must be an integer >= 0, got many\n  next: see inferctl admin rate-limit --help for the flags and examples\n');
+    const wait = await inferctl(server, ['quickstart', '--wait', 'soon']);
+    expect(wait.code).to.equal(2);
+    expect(wait.stderr).to.contain('--wait must be a number >= 1, got soon');
     const badKey = await inferctl(server, ['--api-key', 'sk-not-a-key-00000000', 'models']);
-    expect(badKey).to.include({ code: 1, stdout: '' });
-    expect(badKey.stderr).to.equal('inferctl: Invalid credentials. (unauthorized, HTTP 401)\n');
+    expect(badKey).to.include({ code: 3, stdout: '' });
+    expect(badKey.stderr).to.match(/^inferctl: Invalid credentials\. \(unauthorized, HTTP 401\)\n {2}next: .*INFERCTL_API_KEY/);
+    // No key at all: no Authorization header (not "Bearer none"), so the server says the key is missing.
+    for (const args of [['models'], ['chat', '--message', 'hi', '--max-tokens', '1']]) {
+      const noKey = await inferctl(null, ['--url', server.url, ...args]);
+      expect(noKey.code, noKey.stderr).to.equal(3);
+      expect(noKey.stderr).to.contain('Missing credentials').and.contain('next: the server wants a key: set INFERCTL_API_KEY=<key>');
+    }
+    const unknownKey = await inferctl(server, ['admin', 'api-keys', '--remove', 'key:000000000000']);
+    expect(unknownKey.code).to.equal(4);
+    expect(unknownKey.stderr).to.contain('next: list the key ids with: inferctl admin api-keys --list');
     const port = await closedPort();
     const nowhere = await inferctl(null, ['--url', `http://127.0.0.1:${port}`, 'status']);
-    expect(nowhere.code).to.equal(1);
-    expect(nowhere.stderr).to.equal(`inferctl: cannot reach http://127.0.0.1:${port}: ECONNREFUSED\n`);
+    expect(nowhere.code).to.equal(5);
+    expect(nowhere.stderr).to.equal(
+      `inferctl: cannot reach http://127.0.0.1:${port}: ECONNREFUSED\n  next: start a server with: inferctl serve --port ${port}   (or: inferctl quickstart, for the demo model and a chat)\n`,
+    );
+  });
+
+  it('--version and --help with examples on every command', async () => {
+    const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    expect(await inferctl(null, ['--version'])).to.include({ code: 0, stdout: `${version}\n` });
+    // As after `npm link`: `inferctl` on PATH is a symlink to the built entry (its shebang runs it).
+    const bin = mkdtempSync(join(tmpdir(), 'ifx-bin-'));
+    try {
+      symlinkSync(CLI, join(bin, 'inferctl'));
+      chmodSync(CLI, 0o755); // npm link marks the bin executable; tsc writes it 0644
+      const linked = spawnSync('inferctl', ['--version'], { cwd: bin, env: { PATH: `${bin}:${process.env.PATH ?? ''}` }, encoding: 'utf8' });
+      expect(linked).to.include({ status: 0, stdout: `${version}\n` });
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+    const commands = [[], ['serve'], ['quickstart'], ['status'], ['models'], ['completion'], ['chat'], ['admin'], ['admin', 'guardrails'], ['admin', 'rate-limit'], ['admin', 'api-keys'], ['admin', 'cache'], ['admin', 'fairness'], ['audit'], ['audit', 'verify']];
+    for (const cmd of commands) {
+      const r = await inferctl(null, [...cmd, '--help']);
+      expect(r.code, cmd.join(' ')).to.equal(0);
+      expect(r.stdout, cmd.join(' ')).to.match(/\nExamples:\n {2}\$ inferctl /);
+    }
   });
 
   it('audit verify: the stopped server log verifies; an altered line is named, exit 1', async () => {
@@ -203,11 +268,17 @@ describe('inferctl (the CLI against a real server)', function () {
     const ok = await inferctl(null, ['audit', 'verify', server.dir]);
     expect(ok.code, ok.stderr).to.equal(0);
     expect(ok.stdout).to.match(/^OK \d+ line\(s\) in audit\.log, chain from genesis; checkpoint seq \d+ matches \(unsigned\)\n$/);
+    const okJson = json(await inferctl(null, ['audit', 'verify', server.dir, '--json']));
+    expect(okJson).to.have.length(1);
+    expect(okJson[0]).to.include({ ok: true, start: 'genesis', problem: null });
     const lines = readFileSync(log, 'utf8').split('\n');
     lines[3] = lines[3]!.replace('"status":200', '"status":201');
     writeFileSync(log, lines.join('\n'));
     const bad = await inferctl(null, ['audit', 'verify', log]);
     expect(bad.code).to.equal(1);
     expect(bad.stdout).to.match(new RegExp(`^FAIL ${log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4: `));
+    const badJson = await inferctl(null, ['--json', 'audit', 'verify', log]);
+    expect(badJson.code).to.equal(1);
+    expect(JSON.parse(badJson.stdout)[0]).to.deep.include({ ok: false }).and.nested.include({ 'problem.line': 4, 'problem.file': log });
   });
 });
