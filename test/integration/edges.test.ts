@@ -157,10 +157,12 @@ describe('request edges on the real server (default config, open loopback mode)'
         expect({ route: `${method} ${path}`, status: r.status, body: r.body }).to.deep.equal({ route: `${method} ${path}`, status: 400, body: tooDeep });
       }
     }
-    // 64 levels are fine: the request is served (the unknown field is ignored, as OpenAI does).
+    // 64 levels pass the depth check and reach validation, which names the unknown field.
     const messages = [{ role: 'user', content: 'x' }];
     const at64 = `{"messages":${JSON.stringify(messages)},"max_tokens":1,"extra":${'['.repeat(63)}${']'.repeat(63)}}`;
-    expect((await send(server.url, 'POST', '/v1/chat/completions', at64)).status).to.equal(200);
+    const r64 = await send(server.url, 'POST', '/v1/chat/completions', at64);
+    expect(r64.status).to.equal(400);
+    expect((r64.body as { error: { param: string } }).error.param).to.equal('extra');
     const at65 = `{"messages":${JSON.stringify(messages)},"max_tokens":1,"extra":${'['.repeat(64)}${']'.repeat(64)}}`;
     expect((await send(server.url, 'POST', '/v1/chat/completions', at65)).body).to.deep.equal(tooDeep);
   });

@@ -133,13 +133,27 @@ describe('Ollama API on the real engine (ollama npm client)', function () {
     expect(load).to.include({ model: MODEL, response: '', done: true, done_reason: 'load' });
   });
 
+  it('format: a JSON schema or "json" constrains the answer (grammar), streamed and not', async () => {
+    const schema = { type: 'object', properties: { colour: { enum: ['red', 'green'] }, n: { type: 'integer', minimum: 0, maximum: 9 } }, required: ['colour', 'n'] };
+    for (const seed of [1, 2, 3]) {
+      const r = await ollama.chat({ model: MODEL, messages: [{ role: 'user', content: 'colour?' }], format: schema, stream: false, options: { seed, num_predict: 200 } });
+      const v = JSON.parse(r.message.content) as { colour: string; n: number };
+      expect(['red', 'green']).to.include(v.colour);
+      expect(v.n).to.be.within(0, 9);
+      expect(r.done_reason).to.equal('stop');
+    }
+    let text = '';
+    for await (const part of await ollama.generate({ model: MODEL, prompt: 'n?', format: { type: 'integer', minimum: 10, maximum: 99 }, stream: true, options: { seed: 4 } })) text += part.response;
+    expect(Number(text)).to.be.within(10, 99);
+  });
+
   it('bad input reaches ResponseError with the server message and status', async () => {
     const chat = (extra: Record<string, unknown>) => ollama.chat({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], stream: false, ...extra } as never);
-    let e = await rejection(chat({ format: 'json' }));
+    let e = await rejection(chat({ format: { type: 'array', uniqueItems: true } }));
     expect(e.status_code).to.equal(400);
-    expect(e.error).to.match(/^'format' \("json"\) is not supported yet/);
-    e = await rejection(chat({ format: { type: 'object' } }));
-    expect(e.error).to.include('JSON schema');
+    expect(e.error).to.include('uniqueItems');
+    e = await rejection(chat({ format: 42 }));
+    expect(e.error).to.include("'format'");
     e = await rejection(chat({ model: 'nope' }));
     expect(e.status_code).to.equal(404);
     expect(e.error).to.equal("The model 'nope' does not exist.");

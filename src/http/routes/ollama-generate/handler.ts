@@ -12,7 +12,7 @@ import { sendJson } from '../../respond.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { ollamaEncoder, type OllamaKind } from '../ollama-common/encoder.js';
-import { grammarForFormat } from '../ollama-common/format.js';
+import { constraintForFormat } from '../ollama-common/format.js';
 import { modelIdFor } from '../ollama-common/names.js';
 import { checkNumCtx, toSampling } from '../ollama-common/options.js';
 import type { OllamaChatRequest, OllamaGenerateRequest } from './schema.js';
@@ -23,9 +23,8 @@ function refuse(param: string, why: string): never {
 
 const hasItems = (a: unknown[] | null | undefined): boolean => Array.isArray(a) && a.length > 0;
 
-/** Checks shared by both routes: structured output, thinking. */
+/** Checks shared by both routes: thinking. */
 function refuseCommon(body: OllamaChatRequest | OllamaGenerateRequest): void {
-  if (body.format !== undefined && body.format !== null && body.format !== '') grammarForFormat(body.format);
   if (body.think !== undefined && body.think !== false) refuse('think', 'this server does not separate thinking from the answer.');
 }
 
@@ -71,11 +70,13 @@ export function ollamaHandler<K extends OllamaKind>(kind: K, deps: HttpDeps, val
     const modelId = modelIdFor(deps.gateway, body.model);
     const model = deps.gateway.model(modelId);
     checkNumCtx(body.options, model.contextSize);
-    const params = toSampling(body.options);
+    const constraint = constraintForFormat(body.format, deps.metrics);
+    const params = { ...toSampling(body.options), grammar: constraint?.grammar ?? null };
     const empty = kind === 'chat' ? ((body as OllamaChatRequest).messages ?? []).length === 0 : ((body as OllamaGenerateRequest).prompt ?? '') === '';
     const prompt = kind === 'chat' ? { kind: 'chat' as const, messages: chatPrompt(body as OllamaChatRequest) } : generatePrompt(body as OllamaGenerateRequest);
     if (empty) return loaded(res, kind, body.model);
     runGeneration(res, deps, {
+      outputCheck: constraint?.check ?? null,
       input: { requestId: ctx.requestId, model: modelId, prompt, params, n: 1 },
       // Ollama streams unless told not to.
       stream: body.stream !== false,
