@@ -77,6 +77,32 @@ describe('policy store writer lock', function () {
     expect(existsSync(`${file}.lock`)).to.equal(false);
   });
 
+  it('the lock appears whole or not at all: a reader never sees it empty or torn', async () => {
+    // A lock created empty and filled afterwards, SIGKILLed in between, names no owner and blocks
+    // every writer until it is stale (it failed CI once). Poll the name while a child takes and
+    // releases it in a tight loop: every read that finds the file must parse as an owner.
+    const lockPath = join(dir, 'store.lock');
+    const script = `
+      import { acquireFileLock } from ${JSON.stringify(LOCK_MODULE)};
+      for (let i = 0; i < 400; i++) await (await acquireFileLock(${JSON.stringify(lockPath)}, { waitMs: 5000, staleMs: 600000 }, () => new Error('busy')))();
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const exited = once(child, 'exit');
+    let running = true;
+    void exited.then(() => (running = false));
+    let seen = 0;
+    const deadline = Date.now() + 20_000;
+    while (running && Date.now() < deadline) {
+      const text = await readFile(lockPath, 'utf8').catch(() => null);
+      if (text === null) continue;
+      seen++;
+      expect(() => JSON.parse(text), `lock read as ${JSON.stringify(text)}`).to.not.throw();
+    }
+    const [code] = (await exited) as [number];
+    expect(code).to.equal(0);
+    expect(seen, 'the poller saw the lock held at least once').to.be.greaterThan(0);
+  });
+
   it('tells a reused pid from its owner, and leaves owners it cannot check to the age rule', async () => {
     const me = currentOwner();
     expect(ownerState(me)).to.equal('alive');

@@ -210,8 +210,14 @@ describe('policy store', function () {
     `;
     let lastVersion = 0;
     for (let round = 0; round < 4; round++) {
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-      await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      // A writer that cannot take the lock left by the last one exits: fail with its error, not a timeout.
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.once('data', () => resolve());
+        child.once('exit', (code) => reject(new Error(`round ${round}: the writer exited ${code} before its first save: ${stderr}`)));
+      });
       await new Promise((r) => setTimeout(r, 150 + round * 70));
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));

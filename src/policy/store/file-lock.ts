@@ -5,9 +5,14 @@
  * to a process started at another time (pid reuse), is dead, and its lock is taken over at once;
  * a live one keeps it however long it takes. An owner elsewhere (another replica on a shared
  * volume) cannot be checked; its lock is taken over once it is older than `staleMs`.
+ *
+ * The lock appears whole or not at all: the owner is written to a file of its own first, then
+ * hard-linked to `<store>.lock` (link fails when the name exists, as O_EXCL does). A lock created
+ * empty and filled afterwards would, after a SIGKILL in between, be an owner nobody can check and
+ * block every writer until it is stale.
  */
 import { readFileSync, readlinkSync } from 'node:fs';
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { link, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 
 export interface LockOwner {
@@ -82,14 +87,19 @@ function parseOwner(text: string): LockOwner | null {
 export async function acquireFileLock(lockPath: string, opts: FileLockOptions, onBusy: () => Error): Promise<() => Promise<void>> {
   const me = currentOwner();
   const until = Date.now() + opts.waitMs;
+  const mine = `${lockPath}.${process.pid}.${Date.now().toString(36)}.tmp`;
+  await writeFile(mine, JSON.stringify(me) + '\n', { mode: 0o600 });
+  try {
+    return await takeOver(lockPath, mine, me, until, opts, onBusy);
+  } finally {
+    await rm(mine, { force: true });
+  }
+}
+
+async function takeOver(lockPath: string, mine: string, me: LockOwner, until: number, opts: FileLockOptions, onBusy: () => Error): Promise<() => Promise<void>> {
   for (;;) {
     try {
-      const fh = await open(lockPath, 'wx', 0o600);
-      try {
-        await fh.writeFile(JSON.stringify(me) + '\n');
-      } finally {
-        await fh.close();
-      }
+      await link(mine, lockPath);
       return () => rm(lockPath, { force: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
