@@ -7,6 +7,7 @@
  * writes the result back, so every case is a file of the kind an attacker could hand us.
  */
 import { GgufValueType as V, GGUF_SCALAR_SIZE } from '../../src/runtime/gguf/format.js';
+import { mulberry32 } from '../../bench/server.js';
 
 export interface RawKv {
   key: string;
@@ -126,16 +127,8 @@ export function serialize(g: RawGguf): Buffer {
   return Buffer.concat([head, Buffer.alloc(pad), g.data]);
 }
 
-/** mulberry32, so a seed names one exact sequence of cases. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (bench/server.ts), so a seed names one exact sequence of cases. */
+export const rng = mulberry32;
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 

@@ -6,12 +6,12 @@
  * server's own log, intact and tampered with.
  */
 import { expect } from 'chai';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../helpers/server.js';
+import { freePort, runProcess } from '../helpers/process.js';
 
 const CLI = new URL('../../dist/cli/inferctl.js', import.meta.url).pathname;
 const ADMIN_KEY = 'sk-it-inferctl-admin-0001';
@@ -24,29 +24,8 @@ interface Run {
 
 /** Runs the CLI with `args`, optional stdin; the server URL and admin key come from the env, as documented. */
 function inferctl(server: RunningServer | null, args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env.PATH ?? '', ...(server ? { INFERCTL_URL: server.url, INFERCTL_API_KEY: ADMIN_KEY } : {}), ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(opts.stdin ?? '');
-  });
-}
-
-/** A loopback port nothing listens on (bound, then closed). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
+  const env = { PATH: process.env.PATH ?? '', ...(server ? { INFERCTL_URL: server.url, INFERCTL_API_KEY: ADMIN_KEY } : {}), ...opts.env };
+  return runProcess(process.execPath, [CLI, ...args], { env, stdin: opts.stdin ?? '' });
 }
 
 function json(r: Run): Record<string, any> {
@@ -233,7 +212,7 @@ describe('inferctl (the CLI against a real server)', function () {
     const unknownKey = await inferctl(server, ['admin', 'api-keys', '--remove', 'key:000000000000']);
     expect(unknownKey.code).to.equal(4);
     expect(unknownKey.stderr).to.contain('next: list the key ids with: inferctl admin api-keys --list');
-    const port = await closedPort();
+    const port = await freePort();
     const nowhere = await inferctl(null, ['--url', `http://127.0.0.1:${port}`, 'status']);
     expect(nowhere.code).to.equal(5);
     expect(nowhere.stderr).to.equal(

@@ -17,20 +17,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkGbnf } from '../../src/runtime/grammar/gbnf-check.js';
+import { mulberry32 as rng } from '../../bench/server.js';
 import { startServer, tinyModel, type RunningServer } from '../helpers/server.js';
 
 const SEED = Number(process.env.INFERFLUX_FUZZ_SEED ?? 20261205);
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const BASES: [string, Record<string, unknown>][] = [
   ['/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, temperature: 0.5 }],

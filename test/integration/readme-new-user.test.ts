@@ -9,10 +9,9 @@
  * Not here yet: the `ollama` client step of the path, which needs the Ollama API (another branch).
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort, runProcess, type ProcessResult } from '../helpers/process.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -25,26 +24,8 @@ function readmePath(): { bash: string[]; js: string } {
   return { bash, js };
 }
 
-function sh(command: string, env: Record<string, string>, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', command], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
+function sh(command: string, env: Record<string, string>, stdin = ''): Promise<ProcessResult> {
+  return runProcess('sh', ['-c', command], { cwd: ROOT, env: { ...process.env, ...env }, stdin });
 }
 
 function processAlive(pid: number): boolean {
