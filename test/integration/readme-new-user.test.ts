@@ -6,7 +6,7 @@
  * first steps but not run (this suite runs inside an installed clone; a nested npm ci would
  * rebuild node_modules under the running tests). The README's default port 8080 is swapped for a
  * free one through `INFERCTL_URL`, and the snippet's URL to match.
- * Not here yet: the `ollama` client step of the path, which needs the Ollama API (another branch).
+ * The README's `hello-ollama.mjs` then streams the same way through the `ollama` client.
  */
 import { expect } from 'chai';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,12 +15,12 @@ import { freePort, runProcess, type ProcessResult } from '../helpers/process.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-function readmePath(): { bash: string[]; js: string } {
+function readmePath(): { bash: string[]; js: string[] } {
   const readme = readFileSync(`${ROOT}README.md`, 'utf8');
   const section = /<!-- new-user-path[^>]*-->([\s\S]*?)<!-- \/new-user-path -->/.exec(readme)?.[1];
   if (!section) throw new Error('README has no new-user-path section');
   const bash = /```bash\n([\s\S]*?)```/.exec(section)![1]!.trim().split('\n');
-  const js = /```js\n([\s\S]*?)```/.exec(section)![1]!;
+  const js = [...section.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!);
   return { bash, js };
 }
 
@@ -48,7 +48,7 @@ describe('README new-user path', function () {
     }
   });
 
-  it('clone, install, quickstart with a streamed chat, then an openai client', async () => {
+  it('clone, install, quickstart with a streamed chat, then an openai and an ollama client', async () => {
     const { bash, js } = readmePath();
     expect(bash[0]).to.match(/^git clone \S+ && cd inferflux$/);
     expect(bash[1]).to.equal('npm ci');
@@ -66,15 +66,20 @@ describe('README new-user path', function () {
     expect(readFileSync(log, 'utf8')).to.contain(`listening on http://127.0.0.1:${port} (models: demo)`);
     expect(first.stdout.trim().length, 'a streamed answer').to.be.above(0);
 
-    // The README's OpenAI client, as written, against that server.
-    const file = `${ROOT}hello-readme-test-${process.pid}.mjs`;
-    writeFileSync(file, js.replace('http://127.0.0.1:8080/v1', `http://127.0.0.1:${port}/v1`));
-    try {
-      const hello = await sh(`node ${file}`, {});
-      expect(hello.code, hello.stderr).to.equal(0);
-      expect(hello.stdout.trim().length).to.be.above(0);
-    } finally {
-      rmSync(file, { force: true });
+    // The README's OpenAI client, then its Ollama client, as written, against that server.
+    expect(js, 'an openai and an ollama snippet').to.have.length(2);
+    expect(js[0]).to.contain("from 'openai'");
+    expect(js[1]).to.contain("from 'ollama'");
+    for (const [i, snippet] of js.entries()) {
+      const file = `${ROOT}hello-readme-test-${process.pid}-${i}.mjs`;
+      writeFileSync(file, snippet.replaceAll('http://127.0.0.1:8080', `http://127.0.0.1:${port}`));
+      try {
+        const hello = await sh(`node ${file}`, {});
+        expect(hello.code, hello.stderr).to.equal(0);
+        expect(hello.stdout.trim().length, `snippet ${i} streamed text`).to.be.above(0);
+      } finally {
+        rmSync(file, { force: true });
+      }
     }
 
     // Run again: the running server is used, not a second one started.
