@@ -84,6 +84,9 @@ function progressView(io: Output, bar: NodeJS.WriteStream | null): (ev: PullEven
         io.err(`file ${ev.file}${ev.size !== null ? ` (${formatBytes(ev.size)})` : ''}${ev.sha256 ? `, sha256 ${ev.sha256}` : ', no published digest (pass --sha256 to verify)'}\n`);
         return;
       case 'attempt':
+        // A line under a live bar would be drawn over: end the bar, the next progress starts one.
+        single?.stop();
+        single = null;
         if (ev.offset > 0) io.err(`resuming at ${formatBytes(ev.offset)}${ev.attempt > 1 ? ` (attempt ${ev.attempt})` : ''}\n`);
         return;
       case 'progress': {

@@ -93,6 +93,16 @@ describe('pull: inferctl and the Ollama routes against a loopback hub', function
     expect(readdirSync(dir).sort()).to.deep.equal(['blobs', 'manifests']);
     expect(readdirSync(join(dir, 'blobs'))).to.deep.equal([`sha256-${sha256(gguf)}.gguf`]);
 
+    // On a terminal (script(1) gives the child a pseudo-terminal): a progress bar instead of lines.
+    const tty = await runProcess('script', ['-qec', `${process.execPath} ${CLI} pull acme/tiny-GGUF:Q8_0 --models-dir ${join(tmp, 'tty-models')}`, '/dev/null'], {
+      env: { PATH: process.env.PATH ?? '', HOME: tmp, TERM: 'xterm', INFERFLUX_HUB_URL: hub.url, INFERFLUX_PULL_ALLOWED_HOSTS: '127.0.0.1' },
+      cwd: tmp,
+    });
+    expect(tty.code, tty.stdout).to.equal(0);
+    expect(tty.stdout).to.match(/={30} 100% \| [\d.]+ KiB \/ [\d.]+ KiB {2}[\d.]+ (B|KiB|MiB|GiB)\/s {2}ETA \d+s/);
+    expect(tty.stdout).to.contain('\x1b[?25l'); // the bar hides the cursor while it draws
+    expect(tty.stdout).to.not.match(/\(100%\)\r?\n/); // and the plain lines are not printed
+
     const rm = await cli(['rm', 'acme/tiny-GGUF:q4_k_m', '--models-dir', dir]);
     expect([rm.code, rm.stdout]).to.deep.equal([0, 'removed acme/tiny-GGUF:q4_k_m\n']);
     expect(readdirSync(join(dir, 'blobs'))).to.deep.equal([]);
