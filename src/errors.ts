@@ -87,6 +87,17 @@ export const ERRORS = {
     'This key has as many generation requests in flight as limits.max_concurrent_requests_per_key allows; retry when one finishes.',
     1,
   ),
+  // Pulling models (src/runtime/models): the message names the host, file or digest.
+  download_refused: spec(
+    'download_refused',
+    400,
+    'invalid_request_error',
+    'The download would reach a host or scheme a pull may not use (private, loopback or link-local addresses need pull.allowed_private_hosts).',
+  ),
+  invalid_model_file: spec('invalid_model_file', 422, 'invalid_request_error', 'The downloaded file is not a GGUF model this server can load; it was removed.'),
+  pull_in_progress: spec('pull_in_progress', 409, 'invalid_request_error', 'This model is already being pulled; wait for that pull to finish.'),
+  download_failed: spec('download_failed', 502, 'server_error', 'The download failed; the partial file is kept and the next pull resumes it.'),
+  digest_mismatch: spec('digest_mismatch', 502, 'server_error', 'The downloaded file does not match its SHA-256 digest; it was removed.'),
   internal_error: spec('internal_error', 500, 'server_error', 'Internal server error.'),
   not_implemented: spec('not_implemented', 501, 'server_error', 'This endpoint is not implemented on this server yet.'),
   model_not_loaded: spec('model_not_loaded', 503, 'service_unavailable', 'No model is loaded.', 5),

@@ -4,7 +4,8 @@
  * one every client uses), except `audit verify`, which reads audit log files.
  *
  *   inferctl quickstart | serve [server flags]
- *   inferctl status | models [list | show ID]
+ *   inferctl status | models [list [--local] | show ID]
+ *   inferctl pull REF [--quant Q] [--sha256 H] | rm NAME   (the local models directory)
  *   inferctl completion --prompt TEXT [--stream]
  *   inferctl chat --message "user:Hello" [--stream] | --interactive
  *   inferctl admin guardrails|rate-limit|api-keys|cache|fairness [--list | changes]
@@ -25,6 +26,7 @@ import { runSession, type SessionIo } from './chat-session.js';
 import { CliError, connectionFrom, EXIT, formatError, numberFlag, type GlobalOptions } from './client.js';
 import { parseMessage, runChat, runCompletion, type SamplingOptions } from './generate.js';
 import { runModelsList, runModelsShow, runStatus } from './inspect.js';
+import { runLocalList, runPull, runRemove } from './pull.js';
 import { ensureServer } from './quickstart.js';
 import { serveForeground } from './serve.js';
 
@@ -133,8 +135,12 @@ Examples:
   const models = examples(program.command('models').description('the models the server serves'), ['inferctl models', 'inferctl models show demo', 'inferctl models list --json']);
   models
     .command('list', { isDefault: true })
-    .description('list the model ids')
-    .action(async () => runModelsList(conn(), { json: json() }, io));
+    .description('list the model ids (--local: the pulled models in the models directory)')
+    .option('--local', 'list the local models directory instead of asking the server')
+    .option('--models-dir <dir>', 'models directory (default: server.models_dir / INFERFLUX_MODELS_DIR / the user cache dir)')
+    .action(async (o: { local?: boolean; modelsDir?: string }) =>
+      o.local || o.modelsDir !== undefined ? runLocalList({ modelsDir: o.modelsDir, json: json() }, io) : runModelsList(conn(), { json: json() }, io),
+    );
   models
     .command('show')
     .description('one model: load state, architecture, context length')
@@ -178,6 +184,33 @@ Examples:
       'inferctl chat --message Hello --json | jq -r ".choices[0].message.content"',
     ],
   );
+  examples(
+    program
+      .command('pull')
+      .description('download a GGUF from the hub (or a URL) into the local models directory: resumable, SHA-256 verified, GGUF-checked')
+      .argument('<ref>', 'owner/repo[:quant], hf://owner/repo/file.gguf or an https:// URL')
+      .option('-q, --quant <quant>', 'quantisation to pick from the repository (Q4_K_M, Q8_0, ...); default: Q4_K_M, then the usual order')
+      .option('--sha256 <hex>', 'expected SHA-256 of the file (must match the hub\'s when it lists one)')
+      .option('--name <name>', 'store the model under this name instead of the reference')
+      .option('--models-dir <dir>', 'models directory (default: server.models_dir / INFERFLUX_MODELS_DIR / the user cache dir)')
+      .action(async (ref: string, o: { quant?: string; sha256?: string; name?: string; modelsDir?: string }) => runPull(ref, { ...o, json: json() }, io)),
+    [
+      'inferctl pull bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M',
+      'inferctl pull hf://Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q8_0.gguf',
+      'inferctl pull https://example.com/model.gguf --sha256 <hex> --name my-model',
+      'INFERFLUX_HUB_URL=https://hub.internal inferctl pull team/model --quant Q8_0',
+    ],
+  );
+  examples(
+    program
+      .command('rm')
+      .description('remove a pulled model from the local models directory (its file goes when no other name uses it)')
+      .argument('<name>', 'the name shown by: inferctl models list --local')
+      .option('--models-dir <dir>', 'models directory (default: server.models_dir / INFERFLUX_MODELS_DIR / the user cache dir)')
+      .action(async (name: string, o: { modelsDir?: string }) => runRemove(name, { ...o, json: json() }, io)),
+    ['inferctl rm bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M', 'inferctl models list --local'],
+  );
+
   const admin = program.command('admin').description('change the live policy (needs an admin key); every change is persisted and audited');
   admin
     .command('guardrails')

@@ -44,6 +44,12 @@ server:
   sse_heartbeat_seconds: 15
   # Bytes buffered for a slow SSE reader before its generation is paused.
   sse_max_buffered_bytes: 262144
+  # Where pulled models are stored (inferctl pull, POST /api/pull): blobs/ holds the GGUF files,
+  # named by SHA-256, manifests/ one small JSON file per model name. Empty = the user's cache
+  # directory: $XDG_CACHE_HOME/inferflux/models or ~/.cache/inferflux/models (macOS
+  # ~/Library/Caches/inferflux/models, Windows %LOCALAPPDATA%/inferflux/Cache/models). Relative
+  # paths resolve against the working directory. Env: INFERFLUX_MODELS_DIR.
+  models_dir: ""
   # In-process TLS (https). Files are PEM; start-up fails naming the key when one is missing,
   # unreadable, not PEM, or the key does not match the certificate.
   # Env: INFERFLUX_TLS_ENABLED, INFERFLUX_TLS_CERT_PATH, INFERFLUX_TLS_KEY_PATH.
@@ -264,4 +270,17 @@ policy:
   # appendonly yes to keep admin changes across its restarts. Env: INFERFLUX_POLICY_REDIS_URL.
   redis_url: ""
   redis_key: "inferflux:policy"
+
+# Pulling models from a Hugging Face-style hub (inferctl pull, POST /api/pull).
+pull:
+  # The hub: its file listing (/api/models/OWNER/REPO/tree/main) picks the GGUF and gives its
+  # SHA-256. https, or http to a host in allowed_private_hosts. Env: INFERFLUX_HUB_URL (or
+  # HF_ENDPOINT, as the Hugging Face tools read it).
+  hub_url: https://huggingface.co
+  # A pull refuses loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local
+  # (169.254/16, where cloud metadata lives) and other non-public addresses, on the first request
+  # and on every redirect, and plain http anywhere. Hosts (exact names), IPs or CIDRs listed here
+  # are allowed anyway, plain http included: a mirror on the private network, or 127.0.0.1 for a
+  # local hub. Env: INFERFLUX_PULL_ALLOWED_HOSTS (comma list).
+  allowed_private_hosts: []
 `;

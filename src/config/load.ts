@@ -7,10 +7,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
+import envPaths from 'env-paths';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_YAML, DEMO_MODEL_PATH, RESERVED_SECTIONS } from './defaults.js';
 import { CONFIG_SCHEMA, RULES, SECTION_EXPECT } from './schema.js';
-import type { InferFluxConfig, ModelEntry } from './types.js';
+import type { InferFluxConfig, ModelEntry, PullConfig } from './types.js';
 import { redactUrlPasswords } from '../redact.js';
 import type { GuardrailPolicy, PiiKind } from './policy-types.js';
 import { ConfigError } from './errors.js';
@@ -138,6 +139,11 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_GUARDRAIL_OPA_ENDPOINT', 'guardrails.opa_endpoint', (v) => v.trim()],
   ['INFERFLUX_GUARDRAIL_OPA_TIMEOUT_MS', 'guardrails.opa_timeout_ms', envInt],
   ['INFERFLUX_GUARDRAIL_OPA_FAIL_MODE', 'guardrails.opa_fail_mode', (v) => v.trim().toLowerCase()],
+  ['INFERFLUX_MODELS_DIR', 'server.models_dir', (v) => v],
+  // HF_ENDPOINT first, so INFERFLUX_HUB_URL wins when both are set (the later layer is merged last).
+  ['HF_ENDPOINT', 'pull.hub_url', (v) => v.trim()],
+  ['INFERFLUX_HUB_URL', 'pull.hub_url', (v) => v.trim()],
+  ['INFERFLUX_PULL_ALLOWED_HOSTS', 'pull.allowed_private_hosts', envList],
 ];
 
 /** `id=llama3,path=/m/a.gguf,backend=cpu,default=true;id=...` -> raw model entries. */
@@ -339,6 +345,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       idleTimeoutSeconds: s.idle_timeout_seconds as number,
       sseHeartbeatSeconds: s.sse_heartbeat_seconds as number,
       sseMaxBufferedBytes: s.sse_max_buffered_bytes as number,
+      modelsDir: resolveModelsDir(s.models_dir as string, cwd, env),
       ...resolveServerEdges(s, cwd, from),
     },
     models,
@@ -395,6 +402,33 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
     auth: resolveAuth(raw.auth as Raw, env, from),
     rateLimit: resolveRateLimit(raw.rate_limit as Raw),
     rateLimitBackend: resolveRateLimitBackend(raw.rate_limit as Raw),
+    pull: resolvePull(raw.pull as Raw),
     source,
   };
+}
+
+/** `server.models_dir`, or the user's cache directory (env-paths: XDG on Linux, the OS's elsewhere). */
+function resolveModelsDir(configured: string, cwd: string, env: NodeJS.ProcessEnv): string {
+  if (configured.trim() !== '') return path.resolve(cwd, configured);
+  // env-paths reads XDG_CACHE_HOME from process.env; honour the env given to loadConfig too.
+  const xdg = env.XDG_CACHE_HOME;
+  if (process.platform === 'linux' && xdg && path.isAbsolute(xdg)) return path.join(xdg, 'inferflux', 'models');
+  return path.join(envPaths('inferflux', { suffix: '' }).cache, 'models');
+}
+
+/**
+ * Only the URL's shape is checked here: whether its host may be reached (public, or on
+ * allowed_private_hosts; http only there) is decided when a pull connects, with the address in hand.
+ */
+function resolvePull(p: Raw): PullConfig {
+  let hub: URL;
+  try {
+    hub = new URL(p.hub_url as string);
+  } catch {
+    throw new ConfigError('pull.hub_url', `must be an http(s):// URL, got ${JSON.stringify(p.hub_url)}`);
+  }
+  if ((hub.protocol !== 'https:' && hub.protocol !== 'http:') || hub.username || hub.password || hub.search || hub.hash) {
+    throw new ConfigError('pull.hub_url', `must be an http(s):// URL without credentials, query or fragment, got ${JSON.stringify(p.hub_url)}`);
+  }
+  return { hubUrl: hub.href.replace(/\/+$/, ''), allowedPrivateHosts: p.allowed_private_hosts as string[] };
 }

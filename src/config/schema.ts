@@ -135,6 +135,9 @@ export const RULES: Record<string, Rule> = {
   'server.cors.allowed_origins': strList(0, 64, 1, 512, 'origins such as https://app.example.com, or "*"'),
   'server.cors.allowed_headers': strList(0, 64, 1, 128, 'header names, or "*" to allow what the browser asks for'),
   'server.cors.max_age_seconds': int(0, 86400),
+  'server.models_dir': str(0, 4096),
+  'pull.hub_url': str(1, 2048),
+  'pull.allowed_private_hosts': strList(0, 256, 1, 256, 'host names, IPs or CIDRs (10.0.0.0/8)'),
   'auth.enabled': {
     schema: { anyOf: [{ const: 'auto' }, { type: 'boolean' }] },
     expect: 'must be "auto", true or false',

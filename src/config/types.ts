@@ -39,6 +39,11 @@ export interface ServerConfig {
   sseHeartbeatSeconds: number;
   /** Bytes buffered for a slow SSE reader before the stream is paused. Defaults to 256 KiB. */
   sseMaxBufferedBytes: number;
+  /**
+   * Absolute directory of pulled models (blobs/ and manifests/). Defaults to the user's cache
+   * directory (`$XDG_CACHE_HOME/inferflux/models`, `~/.cache/inferflux/models`).
+   */
+  modelsDir: string;
   /** In-process TLS (SEC-5). */
   tls: TlsConfig;
   /** Cross-origin access for browser clients. */
@@ -207,6 +212,18 @@ export interface InferFluxConfig {
   rateLimit: RateLimitPolicy;
   /** Where the rate-limit buckets live. */
   rateLimitBackend: RateLimitBackendConfig;
+  /** Pulling models from a hub. */
+  pull: PullConfig;
   /** Where the config came from, for the start-up log. */
   source: string;
+}
+
+export interface PullConfig {
+  /** Base URL of the Hugging Face-style hub. Defaults to `https://huggingface.co`. */
+  hubUrl: string;
+  /**
+   * Hosts (exact names), IPs or CIDRs a pull may reach although they are loopback, private or
+   * link-local (plain http included). Defaults to `[]`.
+   */
+  allowedPrivateHosts: string[];
 }

@@ -55,7 +55,7 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   ['/api/show', READ],
   ['/api/ps', READ],
   ['/api/version', READ],
-  // Model management (501 until it lands): admin, like the admin API that will back it.
+  // Model management: pull, copy and delete change the local models directory (push and create are 501); admin.
   ['/api/pull', ADMIN],
   ['/api/push', ADMIN],
   ['/api/create', ADMIN],

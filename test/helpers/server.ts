@@ -41,6 +41,8 @@ export async function startServer(env: Record<string, string> = {}, timeoutMs = 
       INFERFLUX_PORT: '0',
       INFERFLUX_MODEL_PATH: modelPath,
       INFERFLUX_AUDIT_LOG: join(dir, 'audit.log'),
+      // Pulled models go to the test's own directory, never the user's cache.
+      INFERFLUX_MODELS_DIR: join(dir, 'pulled'),
       // Tests signal and inspect the server's own pid; the supervisor tests opt back in.
       INFERFLUX_SUPERVISE: '0',
       ...env,

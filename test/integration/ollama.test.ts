@@ -182,10 +182,15 @@ describe('Ollama API on the real engine (ollama npm client)', function () {
     e = await rejection(ollama.delete({ model: MODEL }));
     expect(e.status_code).to.equal(403);
     const admin = new Ollama({ host: server.url, headers: { authorization: `Bearer ${KEYS.admin}` } });
+    // The served model is configured, not pulled: delete names the local models directory.
     e = await rejection(admin.delete({ model: MODEL }));
-    expect(e.status_code).to.equal(501);
-    expect(e.error).to.include('Deleting models (/api/delete) is not implemented');
+    expect(e.status_code).to.equal(404);
+    expect(e.error).to.include('is not in the local models directory');
+    // A bare name is not a hub reference (InferFlux pulls GGUFs from a Hugging Face-style hub).
     e = await rejection(admin.pull({ model: MODEL }));
+    expect(e.status_code).to.equal(400);
+    expect(e.error).to.include('owner/repo[:quant]');
+    e = await rejection(admin.push({ model: MODEL }));
     expect(e.status_code).to.equal(501);
     e = await rejection(ollama.show({ model: 'nope' }));
     expect(e.status_code).to.equal(404);

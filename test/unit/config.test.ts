@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
+import envPaths from 'env-paths';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_YAML } from '../../src/config/defaults.js';
 import { loadConfig, parseModelsEnv } from '../../src/config/load.js';
@@ -22,6 +23,7 @@ describe('config', () => {
         idleTimeoutSeconds: 10,
         sseHeartbeatSeconds: 15,
         sseMaxBufferedBytes: 262144,
+        modelsDir: path.join(envPaths('inferflux', { suffix: '' }).cache, 'models'),
         tls: { enabled: false, certPath: '', keyPath: '' },
         cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       },
@@ -41,8 +43,19 @@ describe('config', () => {
       auth: { enabled: 'auto', enabledSource: 'built-in default', apiKeys: [], metricsPublic: true, oidc: null },
       rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
       rateLimitBackend: { redisUrl: '', redisPrefix: 'inferflux:rl:', redisTimeoutMs: 100, redisFailMode: 'local' },
+      pull: { hubUrl: 'https://huggingface.co', allowedPrivateHosts: [] },
       source: 'built-in default + env (INFERFLUX_CORES)',
     });
+  });
+
+  it('models dir, hub and pull allow-list: env over file, XDG cache by default, INFERFLUX_HUB_URL over HF_ENDPOINT', () => {
+    const cwd = makeCwd();
+    expect(loadConfig({ env: { ...ENV, XDG_CACHE_HOME: '/xdg' }, cwd }).server.modelsDir).to.equal(process.platform === 'linux' ? '/xdg/inferflux/models' : path.join(envPaths('inferflux', { suffix: '' }).cache, 'models'));
+    const cfg = loadConfig({ env: { ...ENV, INFERFLUX_MODELS_DIR: 'pulled', HF_ENDPOINT: 'https://mirror.example/', INFERFLUX_PULL_ALLOWED_HOSTS: '127.0.0.1, 10.0.0.0/8' }, cwd });
+    expect(cfg.server.modelsDir).to.equal(path.join(cwd, 'pulled'));
+    expect(cfg.pull).to.deep.equal({ hubUrl: 'https://mirror.example', allowedPrivateHosts: ['127.0.0.1', '10.0.0.0/8'] });
+    expect(loadConfig({ env: { ...ENV, HF_ENDPOINT: 'https://a.example', INFERFLUX_HUB_URL: 'http://127.0.0.1:9' }, cwd }).pull.hubUrl).to.equal('http://127.0.0.1:9');
+    expect(loadError({ ...ENV, INFERFLUX_HUB_URL: 'ftp://x' }).message).to.contain('pull.hub_url: must be an http(s):// URL');
   });
 
   it('cores auto = os.availableParallelism()', () => {

@@ -1,7 +1,7 @@
 /**
  * Ollama's model routes: `/api/tags` (models on disk), `/api/show` (details, GGUF `model_info`,
  * chat template), `/api/ps` (models loaded), `/api/version`, and the model-management routes that
- * answer 501 until model management exists. Everything about a model comes from its GGUF header
+ * answer 501 (push, create; pull, copy and delete are in manage.ts). Everything about a model comes from its GGUF header
  * (read once per file through the facade) and the serving state.
  */
 import { createHash } from 'node:crypto';
@@ -14,6 +14,7 @@ import { SERVER_VERSION } from '../../server-version.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { modelIdFor, ollamaName } from '../ollama-common/names.js';
+import { storedTagEntries } from './manage.js';
 import type { ShowRequest } from './schema.js';
 
 /** `7615616512` → `7.6B`, as Ollama prints parameter sizes. */
@@ -58,7 +59,8 @@ async function listed(gateway: Gateway, m: ModelInfo) {
 export function tagsHandler(deps: HttpDeps) {
   return async (res: HttpResponse): Promise<void> => {
     const all = await Promise.all(deps.gateway.models().map((m) => listed(deps.gateway, m)));
-    sendJson(res, 200, { models: all.map(({ f, entry }) => ({ ...entry, modified_at: new Date(f.modifiedMs).toISOString() })) });
+    const served = all.map(({ f, entry }) => ({ ...entry, modified_at: new Date(f.modifiedMs).toISOString() }));
+    sendJson(res, 200, { models: [...served, ...(await storedTagEntries(deps, new Set(served.map((e) => e.name))))] });
   };
 }
 

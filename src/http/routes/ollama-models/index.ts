@@ -3,19 +3,20 @@ import type { Router } from '../../router.js';
 import type { HttpDeps } from '../../types.js';
 import { compileRequestSchema } from '../../validate.js';
 import { notImplemented, psHandler, showHandler, tagsHandler, versionHandler } from './handler.js';
-import { showSchema, type ShowRequest } from './schema.js';
+import { copyHandler, deleteHandler, pullHandler } from './manage.js';
+import { copySchema, deleteSchema, pullSchema, showSchema, type CopyRequest, type DeleteRequest, type PullRequestBody, type ShowRequest } from './schema.js';
 
 const ollama = { protocol: 'ollama' } as const;
 
-/** Routes that answer 501 until model management and embeddings exist: [method, path, what]. */
+/**
+ * Routes that answer 501: [method, path, what]. Push and create stay here: there is no registry
+ * to push to, and Modelfiles are not supported (pull a GGUF instead).
+ */
 export const OLLAMA_NOT_IMPLEMENTED = [
   ['post', '/api/embed', 'Embeddings (/api/embed)'],
   ['post', '/api/embeddings', 'Embeddings (/api/embeddings)'],
-  ['post', '/api/pull', 'Pulling models (/api/pull)'],
   ['post', '/api/push', 'Pushing models (/api/push)'],
   ['post', '/api/create', 'Creating models (/api/create)'],
-  ['post', '/api/copy', 'Copying models (/api/copy)'],
-  ['delete', '/api/delete', 'Deleting models (/api/delete)'],
 ] as const;
 
 export function register(app: Router, deps: HttpDeps): void {
@@ -23,5 +24,8 @@ export function register(app: Router, deps: HttpDeps): void {
   app.get('/api/ps', psHandler(deps), ollama);
   app.get('/api/version', versionHandler(), ollama);
   app.post('/api/show', showHandler(deps, compileRequestSchema<ShowRequest>('POST /api/show', showSchema)), ollama);
+  app.post('/api/pull', pullHandler(deps, compileRequestSchema<PullRequestBody>('POST /api/pull', pullSchema)), ollama);
+  app.post('/api/copy', copyHandler(deps, compileRequestSchema<CopyRequest>('POST /api/copy', copySchema)), ollama);
+  app.add('delete', '/api/delete', deleteHandler(deps, compileRequestSchema<DeleteRequest>('DELETE /api/delete', deleteSchema)), ollama);
   for (const [method, path, what] of OLLAMA_NOT_IMPLEMENTED) app.add(method, path, notImplemented(what), ollama);
 }
