@@ -37,12 +37,20 @@ export interface LoadOptions {
   maxTokens: number;
   /** Hard cap for the whole level, in ms. */
   timeoutMs: number;
+  /** Fields added to every request body (llama-server's `cache_prompt`). */
+  extraBody?: Record<string, unknown>;
 }
 
 const now = (): number => performance.now();
 
 /** One streaming completion; parses the SSE stream by hand (data lines, `[DONE]`, `error` events). */
-export async function streamCompletion(baseUrl: string, prompt: string, maxTokens: number, signal: AbortSignal): Promise<RequestResult> {
+export async function streamCompletion(
+  baseUrl: string,
+  prompt: string,
+  maxTokens: number,
+  signal: AbortSignal,
+  extraBody: Record<string, unknown> = {},
+): Promise<RequestResult> {
   const startMs = now();
   const r: RequestResult = { ok: false, startMs, ttftMs: Number.NaN, endMs: startMs, promptTokens: 0, completionTokens: 0 };
   try {
@@ -56,6 +64,7 @@ export async function streamCompletion(baseUrl: string, prompt: string, maxToken
         stream_options: { include_usage: true },
         ignore_eos: true,
         temperature: 0,
+        ...extraBody,
       }),
       signal,
     });
@@ -95,7 +104,7 @@ export async function runLevel(o: LoadOptions): Promise<LevelResult> {
       const out: RequestResult[] = [];
       for (let i = 0; i < o.requestsPerClient; i++) {
         if (signal.aborted) break;
-        out.push(await streamCompletion(o.baseUrl, o.prompts[c]![i]!, o.maxTokens, signal));
+        out.push(await streamCompletion(o.baseUrl, o.prompts[c]![i]!, o.maxTokens, signal, o.extraBody));
       }
       return out;
     }),

@@ -1,68 +1,88 @@
 /**
- * `npm run bench`: server throughput and latency against the raw node-llama-cpp ceiling, measured
- * in the same run, on the same model file, with the same worker count, threads per worker,
- * sequences per worker, context and batch size.
+ * `npm run bench`: InferFlux against llama.cpp's own `llama-server` (the anchor), measured in the
+ * same run, on the same model file, with the same llama.cpp threads, total sequences (slots),
+ * context per sequence and batch size, the same load, interleaved.
  *
- *   1. models/bench.gguf is generated once (random weights, SmolLM-135M shape) and reused.
- *   2. Raw workers load the model; prompts are fitted to ~PROMPT_TOKENS tokens with its tokenizer.
- *   3. The real server (`node dist/main.js`) starts on 127.0.0.1, port 0.
- *   4. For each repetition (BENCH_REPEATS, default 3), for each level c: server load at c and raw at
- *      c back to back, alternating which goes first, so slow phases of a noisy machine hit both
- *      sides alike. Per level the best repetition of each side is reported (noise on a shared
- *      machine only ever slows a run down), with the range over repetitions next to it.
- *   5. The server gets SIGTERM; raw workers dispose their native objects; a table is printed.
+ *   1. llama-server is located (`bench/llama-server/build.sh --print-path`); if it is not built the
+ *      bench says how to build it and exits 1 (it never falls back to another anchor).
+ *   2. models/bench.gguf is generated once (random weights, SmolLM-135M shape) and reused; prompts
+ *      are fitted to 128 and 2000 tokens with its tokenizer (one node-llama-cpp model, then closed).
+ *   3. Both servers start on 127.0.0.1 (InferFlux: `node dist/main.js`, port 0; llama-server: a free
+ *      port). An idle server uses no CPU, so both stay up.
+ *   4. For each repetition (BENCH_REPEATS, default 3), for each level (c = 1, 4, 8, 16 with 128-token
+ *      prompts and 64 generated tokens; then c = 1 with 2000-token prompts for TTFT): InferFlux and
+ *      llama-server back to back, alternating which goes first.
+ *   5. Both get SIGTERM; the table and the ratios InferFlux / llama-server are printed, and the
+ *      results go to bench/results/ as JSON and an SVG chart (BENCH_RESULTS_DIR overrides).
  *
+ * BENCH_RAW=1 adds the repo's raw node-llama-cpp loop (bench/raw-ceiling.ts) as a third side.
  * Loopback only; every loop is bounded in count (requests per client) and time (level cap).
- * Exit code 0 whatever the ratio (it is a measurement); 1 if the run failed or requests errored.
+ * Exit code 0 whatever the ratios (it is a measurement); 1 if the run failed or requests errored.
  */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/load.js';
 import { ensureModel } from '../src/runtime/gguf/generate.js';
 import { sizeThreadPool } from '../src/runtime/threadpool.js';
+import { lineChartSvg } from './chart-svg.js';
+import { LlamaServerMissingError, locateLlamaServer, startLlamaServer, type LlamaServer } from './llama-server/process.js';
 import { runLevel, streamCompletion, type LevelResult } from './load.js';
 import { RawCeiling, type RawLevelResult } from './raw-ceiling.js';
-import { summarize } from './stats.js';
-import { randomWords, runBench, say, startServer, type BenchServer } from './server.js';
+import { median, summarize } from './stats.js';
+import { provenance, randomWords, runBench, say, startServer, type BenchServer } from './server.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MODEL_PATH = path.join(ROOT, 'models', 'bench.gguf');
+const RESULTS_DIR = process.env.BENCH_RESULTS_DIR ?? path.join(ROOT, 'bench', 'results');
 const PROMPT_TOKENS = 128;
+const LONG_PROMPT_TOKENS = 2000;
 const MAX_TOKENS = 64;
+/** The long-prompt level measures TTFT only; a few tokens are enough to end the request. */
+const LONG_MAX_TOKENS = 4;
+
+interface Level {
+  key: string;
+  clients: number;
+  requestsPerClient: number;
+  promptTokens: number;
+  maxTokens: number;
+}
 /** Concurrency levels and requests per client at each (bounded load). */
-const LEVELS: readonly { clients: number; requestsPerClient: number }[] = [
-  { clients: 1, requestsPerClient: 3 },
-  { clients: 4, requestsPerClient: 2 },
-  { clients: 8, requestsPerClient: 2 },
-  { clients: 16, requestsPerClient: 2 },
+const LEVELS: readonly Level[] = [
+  { key: 'c1', clients: 1, requestsPerClient: 3, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS },
+  { key: 'c4', clients: 4, requestsPerClient: 2, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS },
+  { key: 'c8', clients: 8, requestsPerClient: 2, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS },
+  { key: 'c16', clients: 16, requestsPerClient: 2, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS },
+  { key: 'long', clients: 1, requestsPerClient: 2, promptTokens: LONG_PROMPT_TOKENS, maxTokens: LONG_MAX_TOKENS },
 ];
 const REPEATS = positiveInt(process.env.BENCH_REPEATS, 3);
 /** Hard cap per level and side. */
 const LEVEL_TIMEOUT_MS = positiveInt(process.env.BENCH_LEVEL_TIMEOUT_S, 180) * 1000;
-const TARGET = 0.95;
 /** BENCH_VERBOSE=1 prints every request's timings. */
 const VERBOSE = process.env.BENCH_VERBOSE === '1';
+const WITH_RAW = process.env.BENCH_RAW === '1';
+/** llama-server's prompt cache, stated in every request (its default too); prompts are unique, so it never hits. */
+const LLAMA_EXTRA_BODY = { cache_prompt: true };
 
 function positiveInt(v: string | undefined, fallback: number): number {
   const n = v === undefined ? Number.NaN : Number(v);
   return Number.isInteger(n) && n > 0 ? n : fallback;
 }
 
-// ---- prompts -----------------------------------------------------------------------------------
-
 /** Deterministic lowercase pseudo-words; a different seed per request makes every prompt unique. */
-function words(seed: number, count = 400): string[] {
+function words(seed: number, count: number): string[] {
   return randomWords(seed, count).split(' ');
 }
 
-// ---- server ------------------------------------------------------------------------------------
-
-// ---- reporting ---------------------------------------------------------------------------------
+// ---- per-side numbers --------------------------------------------------------------------------
 
 interface Side {
   tokPerSec: number;
+  wallMs: number;
+  ttftMs: number[];
   ttftP50: number;
-  ttftP95: number;
   promptTokens: number;
   errors: number;
 }
@@ -70,11 +90,12 @@ interface Side {
 function fromServer(r: LevelResult): Side {
   const ok = r.requests.filter((q) => q.ok);
   const gen = r.requests.reduce((a, q) => a + q.completionTokens, 0);
-  const ttft = summarize(ok.map((q) => q.ttftMs));
+  const ttftMs = ok.map((q) => q.ttftMs);
   return {
     tokPerSec: gen / (r.wallMs / 1000),
-    ttftP50: ttft.p50,
-    ttftP95: ttft.p95,
+    wallMs: r.wallMs,
+    ttftMs,
+    ttftP50: summarize(ttftMs).p50,
     promptTokens: summarize(ok.map((q) => q.promptTokens)).mean,
     errors: r.errors.length,
   };
@@ -82,170 +103,301 @@ function fromServer(r: LevelResult): Side {
 
 function fromRaw(r: RawLevelResult): Side {
   const gen = r.requests.reduce((a, q) => a + q.completionTokens, 0);
-  const ttft = summarize(r.requests.map((q) => q.ttftMs));
+  const ttftMs = r.requests.map((q) => q.ttftMs);
   return {
     tokPerSec: gen / (r.wallMs / 1000),
-    ttftP50: ttft.p50,
-    ttftP95: ttft.p95,
+    wallMs: r.wallMs,
+    ttftMs,
+    ttftP50: summarize(ttftMs).p50,
     promptTokens: summarize(r.requests.map((q) => q.promptTokens)).mean,
     errors: 0,
   };
 }
 
+type SideName = 'inferflux' | 'llamaServer' | 'raw';
+
+interface LevelRecord {
+  level: Level;
+  reps: Partial<Record<SideName, Side>>[];
+  errors: string[];
+}
+
+/** Best tok/s over repetitions (noise on a shared machine only slows a run), pooled TTFT p50. */
+function aggregate(rec: LevelRecord, side: SideName) {
+  const xs = rec.reps.map((r) => r[side]).filter((x): x is Side => x !== undefined);
+  if (xs.length === 0) return undefined;
+  const tok = xs.map((x) => x.tokPerSec);
+  const ttft = xs.flatMap((x) => x.ttftMs);
+  return {
+    bestTokPerSec: Math.max(...tok),
+    tokPerSecRange: [Math.min(...tok), Math.max(...tok)] as [number, number],
+    ttftP50Ms: summarize(ttft).p50,
+    ttftP95Ms: summarize(ttft).p95,
+    ttftN: ttft.length,
+    promptTokens: summarize(xs.map((x) => x.promptTokens)).mean,
+  };
+}
+
+/** Median over repetitions of the paired ratio a/b (each repetition ran both sides back to back). */
+function pairedRatio(rec: LevelRecord, a: SideName, b: SideName, pick: (s: Side) => number): number {
+  const rs = rec.reps.filter((r) => r[a] && r[b]).map((r) => pick(r[a]!) / pick(r[b]!));
+  return rs.length === 0 ? Number.NaN : median(rs);
+}
+
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '-');
+const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-');
 const f0 = (n: number): string => (Number.isFinite(n) ? n.toFixed(0) : '-');
 const pad = (s: string, n: number): string => s.padStart(n);
-const range = (xs: Side[]): string =>
-  xs.length === 0 ? '-' : `${f1(Math.min(...xs.map((x) => x.tokPerSec)))}-${f1(Math.max(...xs.map((x) => x.tokPerSec)))}`;
+const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
 
 // ---- main --------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
+  let anchor: { bin: string; info: string };
+  try {
+    anchor = locateLlamaServer();
+  } catch (err) {
+    if (err instanceof LlamaServerMissingError) {
+      say(`bench: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+  let buildInfo: unknown = null;
+  try {
+    buildInfo = JSON.parse(readFileSync(path.join(path.dirname(anchor.bin), 'build-info.json'), 'utf8'));
+  } catch {
+    // INFERFLUX_LLAMA_SERVER_BIN pointing at a binary built elsewhere
+  }
+
   const serverEnv: NodeJS.ProcessEnv = { ...process.env, INFERFLUX_MODEL_PATH: MODEL_PATH };
   delete serverEnv.INFERFLUX_MODELS;
-  // The server's own resolution of sizing (auto values included), so raw uses the very same.
+  // The server's own resolution of sizing (auto values included), so llama-server gets the same.
   // (bench/server.ts starts it on the built-in default config, which config/server.yaml equals.)
   const cfg = loadConfig({ env: serverEnv, cwd: ROOT });
   const W = cfg.scheduler.decodePoolSize;
   const rt = cfg.runtime;
-  // Same libuv pool as the server (it must be set before this process's first async native call).
   const uvPool = sizeThreadPool(W);
   const capacity = W * rt.sequencesPerWorker;
-  const maxClients = Math.max(...LEVELS.map((l) => l.clients));
-  if (maxClients > capacity) {
-    say(
-      `note: c=${maxClients} > ${W} workers x ${rt.sequencesPerWorker} sequences; extra requests queue on both sides ` +
-        `(raw: client k+${capacity} runs on client k's sequence after it; raw TTFT excludes that queue wait, server TTFT includes it)`,
-    );
-  }
+  const threads = W * rt.threadsPerWorker;
 
   const gen = await ensureModel('bench', MODEL_PATH);
   say(`model: ${path.relative(ROOT, MODEL_PATH)} (${gen.created ? 'generated now' : 'reused'}; shape bench, random weights)`);
+  say(`code: ${provenance()}`);
+  say(`llama-server: ${anchor.bin} (${anchor.info})${buildInfo ? ` ${JSON.stringify(buildInfo)}` : ''}`);
   say(
-    `sizing (server and raw): ${W} worker(s) x ${rt.threadsPerWorker} thread(s) x ${rt.sequencesPerWorker} sequences, ` +
-      `context ${rt.contextSize}/sequence, batch ${rt.batchSize}, libuv pool ${uvPool}, ${rt.cores} core(s)`,
+    `sizing: InferFlux ${W} worker(s) x ${rt.threadsPerWorker} thread(s) x ${rt.sequencesPerWorker} sequences; ` +
+      `llama-server -t ${threads} --parallel ${capacity}; context ${rt.contextSize}/sequence, batch ${rt.batchSize}, ${rt.cores} core(s)`,
   );
-  say(`workload: ~${PROMPT_TOKENS}-token unique prompts, ${MAX_TOKENS} generated (greedy, EOS ignored), streaming; ${REPEATS} repetition(s), best kept`);
+  say(
+    `workload: unique ~${PROMPT_TOKENS}-token prompts, ${MAX_TOKENS} generated (greedy, EOS ignored), streaming /v1/completions, c = ` +
+      `${LEVELS.filter((l) => l.key !== 'long').map((l) => l.clients).join(', ')}; TTFT of ~${LONG_PROMPT_TOKENS}-token prompts at c=1; ` +
+      `${REPEATS} repetition(s); llama-server requests carry cache_prompt: true (unique prompts: no reuse on either side)`,
+  );
+  const loadBefore = load();
+  say(`load average before: ${loadBefore}`);
 
   let raw: RawCeiling | null = null;
   let server: BenchServer | null = null;
+  let llama: LlamaServer | null = null;
   let failed = false;
-  const results = new Map<number, { server: Side[]; raw: Side[]; errors: string[] }>();
+  const records: LevelRecord[] = LEVELS.map((level) => ({ level, reps: [], errors: [] }));
+  const loadSamples: number[] = [];
   try {
-    raw = await RawCeiling.start(W, {
+    // With BENCH_RAW=1 the raw side is sized like the server; otherwise one small context only
+    // fits the prompts with the model's tokenizer and is closed before any load.
+    raw = await RawCeiling.start(WITH_RAW ? W : 1, {
       modelPath: MODEL_PATH,
       threads: rt.threadsPerWorker,
-      sequences: rt.sequencesPerWorker,
+      sequences: WITH_RAW ? rt.sequencesPerWorker : 1,
       contextSize: rt.contextSize,
       batchSize: rt.batchSize,
     });
-
-    // prompts[rep][level][client][i]; one fitting call for all of them.
-    const layout: { rep: number; li: number; c: number; i: number }[] = [];
-    for (let rep = 0; rep < REPEATS; rep++)
-      LEVELS.forEach((l, li) => {
-        for (let c = 0; c < l.clients; c++) for (let i = 0; i < l.requestsPerClient; i++) layout.push({ rep, li, c, i });
-      });
-    const fitted = await raw.fit(layout.map((_, k) => words(1000 + k)), PROMPT_TOKENS);
+    // prompts[rep][level][client][i]; one fitting call per prompt length.
     const prompts: string[][][][] = Array.from({ length: REPEATS }, () => LEVELS.map((l) => Array.from({ length: l.clients }, () => [])));
-    layout.forEach((p, k) => (prompts[p.rep]![p.li]![p.c]![p.i] = fitted.prompts[k]!));
-    const tok = summarize(fitted.tokens);
-    say(`prompt tokens (BOS included): min ${Math.min(...fitted.tokens)}, p50 ${tok.p50}, max ${Math.max(...fitted.tokens)}`);
+    for (const target of [PROMPT_TOKENS, LONG_PROMPT_TOKENS]) {
+      const layout: { rep: number; li: number; c: number; i: number }[] = [];
+      for (let rep = 0; rep < REPEATS; rep++)
+        LEVELS.forEach((l, li) => {
+          if (l.promptTokens !== target) return;
+          for (let c = 0; c < l.clients; c++) for (let i = 0; i < l.requestsPerClient; i++) layout.push({ rep, li, c, i });
+        });
+      const wordCount = Math.ceil(target * 0.9);
+      const fitted = await raw.fit(layout.map((_, k) => words(target * 100_000 + 1000 + k, wordCount)), target);
+      layout.forEach((p, k) => (prompts[p.rep]![p.li]![p.c]![p.i] = fitted.prompts[k]!));
+      say(`prompt tokens (BOS included), target ${target}: min ${Math.min(...fitted.tokens)}, max ${Math.max(...fitted.tokens)}`);
+    }
+    if (!WITH_RAW) {
+      await raw.close();
+      raw = null;
+    }
 
-    const t0 = Date.now();
+    let t0 = Date.now();
     server = await startServer();
-    say(`server: ${server.baseUrl} ready in ${Date.now() - t0} ms`);
-    if (server.sizing) say(`server says: ${server.sizing}`);
+    say(`InferFlux: ${server.baseUrl} ready in ${Date.now() - t0} ms; it says: ${server.sizing}`);
+    t0 = Date.now();
+    llama = await startLlamaServer({ bin: anchor.bin, modelPath: MODEL_PATH, threads, parallel: capacity, contextPerSlot: rt.contextSize, batchSize: rt.batchSize });
+    say(`llama-server: ${llama.baseUrl} ready in ${Date.now() - t0} ms; args: ${llama.args.join(' ')}`);
 
-    // Warm-up: W concurrent short requests (one per engine worker, if the scheduler spreads them),
-    // and one short round on every raw worker, so no side pays a cold first decode in a level.
-    const warm = await Promise.all(
-      Array.from({ length: W }, (_, i) => streamCompletion(server!.baseUrl, `warm up engine ${i}`, 8, AbortSignal.timeout(60_000))),
-    );
-    for (const w of warm) if (!w.ok) throw new Error(`warm-up request failed: ${w.error}`);
-    await raw.runLevel(W, 1, Array.from({ length: W }, () => ['warm up the engine']), 8);
+    // Warm-up: `capacity` short concurrent requests per server, one raw round, not measured.
+    for (const [name, base, extra] of [
+      ['InferFlux', server.baseUrl, {}],
+      ['llama-server', llama.baseUrl, LLAMA_EXTRA_BODY],
+    ] as const) {
+      const warm = await Promise.all(
+        Array.from({ length: capacity }, (_, i) => streamCompletion(base, `warm up engine ${i}`, 8, AbortSignal.timeout(60_000), extra)),
+      );
+      for (const w of warm) if (!w.ok) throw new Error(`${name} warm-up request failed: ${w.error}`);
+    }
+    if (raw) await raw.runLevel(W, 1, Array.from({ length: W }, () => ['warm up the engine']), 8);
+
+    const runSide = async (side: SideName, level: Level, p: string[][]): Promise<{ side: Side; errors: string[] }> => {
+      if (side === 'raw') {
+        const r =
+          level.clients <= capacity
+            ? await raw!.runLevel(level.clients, level.requestsPerClient, p, level.maxTokens)
+            : // More clients than sequences: the same sequences serve the extra clients' requests in turn.
+              await (() => {
+                const folded = Array.from({ length: capacity }, (_, k) => p.filter((_, c) => c % capacity === k).flat());
+                return raw!.runLevel(capacity, folded[0]!.length, folded, level.maxTokens);
+              })();
+        return { side: fromRaw(r), errors: [] };
+      }
+      const s = await runLevel({
+        baseUrl: side === 'inferflux' ? server!.baseUrl : llama!.baseUrl,
+        clients: level.clients,
+        requestsPerClient: level.requestsPerClient,
+        prompts: p,
+        maxTokens: level.maxTokens,
+        timeoutMs: LEVEL_TIMEOUT_MS,
+        extraBody: side === 'llamaServer' ? LLAMA_EXTRA_BODY : {},
+      });
+      if (VERBOSE)
+        for (const q of s.requests) say(`    ${side} req: start +${f0(q.startMs - s.requests[0]!.startMs)} ms, ttft ${f0(q.ttftMs)} ms, total ${f0(q.endMs - q.startMs)} ms, ${q.completionTokens} tok`);
+      return { side: fromServer(s), errors: s.errors.map((e) => `${side}: ${e}`) };
+    };
 
     for (let rep = 0; rep < REPEATS; rep++) {
       for (const [li, level] of LEVELS.entries()) {
-        const p = prompts[rep]![li]!;
-        const rawLevel = (): Promise<RawLevelResult> => {
-          if (level.clients <= capacity) return raw!.runLevel(level.clients, level.requestsPerClient, p, MAX_TOKENS);
-          // More clients than sequences: the same sequences serve the extra clients' requests in
-          // turn, as a queue in front of them would (same work, same sequences per worker).
-          const folded = Array.from({ length: capacity }, (_, k) => p.filter((_, c) => c % capacity === k).flat());
-          return raw!.runLevel(capacity, folded[0]!.length, folded, MAX_TOKENS);
-        };
-        // Alternate which side goes first, so neither always runs right after the other.
-        const rawFirst = rep % 2 === 1;
-        const rawBefore = rawFirst ? await rawLevel() : null;
-        const s = await runLevel({
-          baseUrl: server.baseUrl,
-          clients: level.clients,
-          requestsPerClient: level.requestsPerClient,
-          prompts: p,
-          maxTokens: MAX_TOKENS,
-          timeoutMs: LEVEL_TIMEOUT_MS,
-        });
-        const r = rawFirst ? rawBefore : await rawLevel();
-        const entry = results.get(level.clients) ?? { server: [], raw: [], errors: [] };
-        const ss = fromServer(s);
-        entry.server.push(ss);
-        entry.errors.push(...s.errors);
-        if (r) entry.raw.push(fromRaw(r));
-        results.set(level.clients, entry);
-        say(
-          `  rep ${rep + 1} c=${level.clients}: server ${f1(ss.tokPerSec)} tok/s in ${f0(s.wallMs)} ms (${s.requests.length} req, ${s.errors.length} err)` +
-            (r ? `, raw ${f1(fromRaw(r).tokPerSec)} tok/s in ${f0(r.wallMs)} ms, ratio ${(ss.tokPerSec / fromRaw(r).tokPerSec).toFixed(2)}` : '') +
-            (rawFirst ? ' (raw ran first)' : ''),
-        );
-        for (const e of s.errors) say(`    error: ${e}`);
-        if (VERBOSE) {
-          for (const q of s.requests) say(`    server req: start +${f0(q.startMs - s.requests[0]!.startMs)} ms, ttft ${f0(q.ttftMs)} ms, total ${f0(q.endMs - q.startMs)} ms, ${q.completionTokens} tok`);
-          if (r) say(`    raw ttft: ${r.requests.map((q) => f0(q.ttftMs)).join(' ')} ms`);
+        const order: SideName[] = (rep + li) % 2 === 0 ? ['inferflux', 'llamaServer'] : ['llamaServer', 'inferflux'];
+        if (raw) order.push('raw');
+        const entry: Partial<Record<SideName, Side>> = {};
+        const rec = records[li]!;
+        for (const side of order) {
+          const r = await runSide(side, level, prompts[rep]![li]!);
+          entry[side] = r.side;
+          rec.errors.push(...r.errors);
+          for (const e of r.errors) say(`    error: ${e}`);
         }
+        rec.reps.push(entry);
+        loadSamples.push(loadavg()[0]!);
+        const i = entry.inferflux!;
+        const l = entry.llamaServer!;
+        say(
+          `  rep ${rep + 1} ${level.key} (c=${level.clients}, ${level.promptTokens}-token prompts): ` +
+            `InferFlux ${f1(i.tokPerSec)} tok/s, TTFT p50 ${f0(i.ttftP50)} ms; llama-server ${f1(l.tokPerSec)} tok/s, TTFT p50 ${f0(l.ttftP50)} ms; ` +
+            `ratio tok/s ${f2(i.tokPerSec / l.tokPerSec)}, TTFT ${f2(i.ttftP50 / l.ttftP50)}` +
+            (entry.raw ? `; raw ${f1(entry.raw.tokPerSec)} tok/s` : '') +
+            ` (${order[0]} first; load ${loadavg()[0]!.toFixed(2)})`,
+        );
       }
     }
   } catch (err) {
     failed = true;
     say(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
-    if (server) for (const l of server.log.slice(-20)) say(`  server: ${l}`);
+    if (server) for (const l of server.log.slice(-20)) say(`  InferFlux: ${l}`);
+    if (llama) for (const l of llama.log.slice(-20)) say(`  llama-server: ${l}`);
   } finally {
     if (server) {
-      // stop() prints the server's last lines itself when the exit is unclean.
       const stop = await server.stop();
       const clean = stop.code === 0 && stop.signal === null;
-      say(`server stopped in ${stop.ms} ms (exit code ${stop.code}, signal ${stop.signal})${clean ? '' : ' -- WARNING: unclean exit'}`);
+      say(`InferFlux stopped in ${stop.ms} ms (exit code ${stop.code}, signal ${stop.signal})${clean ? '' : ' -- WARNING: unclean exit'}`);
+    }
+    if (llama) {
+      const stop = await llama.stop();
+      say(`llama-server stopped in ${stop.ms} ms (exit code ${stop.code}, signal ${stop.signal})`);
     }
     await raw?.close();
   }
+  const loadAfter = load();
 
-  const best = (xs: Side[]): Side | undefined => xs.reduce<Side | undefined>((b, x) => (b === undefined || x.tokPerSec > b.tokPerSec ? x : b), undefined);
+  // ---- report --------------------------------------------------------------------------------
   say('');
-  say(`best of ${REPEATS} per side; tok/s = generated tokens / level wall time (prefill included); TTFT in ms`);
+  say(`tok/s = generated tokens / level wall time (prefill included), best of ${REPEATS}; TTFT p50/p95 pooled over repetitions, ms`);
+  say(`ratio = InferFlux / llama-server: "best" compares the best repetitions, "paired" is the median of each repetition's back-to-back ratio`);
   say(
-    `${pad('c', 3)} | ${pad('server tok/s', 12)} | ${pad('raw tok/s', 10)} | ${pad('ratio', 6)} | ${pad('server TTFT p50/p95', 19)} | ${pad('raw TTFT p50/p95', 16)} | ` +
-      `${pad('prompt tok s/r', 14)} | errors | ${pad('server range', 13)} | ${pad('raw range', 13)}`,
+    `${pad('level', 6)} | ${pad('InferFlux tok/s', 15)} | ${pad('llama-server', 12)} | ${pad('best', 5)} | ${pad('paired', 6)} | ` +
+      `${pad('InferFlux TTFT', 14)} | ${pad('llama TTFT', 11)} | ${pad('TTFT p50 ratio', 14)} | ${pad('prompt tok', 10)} | errors | ${pad('InferFlux range', 15)} | ${pad('llama range', 13)}` +
+      (WITH_RAW ? ` | ${pad('raw tok/s', 9)}` : ''),
   );
-  let ratio8 = Number.NaN;
-  let ratio16 = Number.NaN;
   let errors = 0;
-  for (const level of LEVELS) {
-    const e = results.get(level.clients);
-    if (!e) continue;
-    const s = best(e.server)!;
-    const r = best(e.raw);
-    const ratio = r ? s.tokPerSec / r.tokPerSec : Number.NaN;
-    if (level.clients === 8) ratio8 = ratio;
-    if (level.clients === 16) ratio16 = ratio;
-    errors += e.errors.length;
+  const json: Record<string, unknown>[] = [];
+  for (const rec of records) {
+    const i = aggregate(rec, 'inferflux');
+    const l = aggregate(rec, 'llamaServer');
+    const r = aggregate(rec, 'raw');
+    errors += rec.errors.length;
+    if (!i || !l) continue;
+    const isLong = rec.level.key === 'long';
+    const best = i.bestTokPerSec / l.bestTokPerSec;
+    const paired = pairedRatio(rec, 'inferflux', 'llamaServer', (s) => s.tokPerSec);
+    const ttftRatio = i.ttftP50Ms / l.ttftP50Ms;
     say(
-      `${pad(String(level.clients), 3)} | ${pad(f1(s.tokPerSec), 12)} | ${pad(r ? f1(r.tokPerSec) : '-', 10)} | ${pad(Number.isFinite(ratio) ? ratio.toFixed(2) : '-', 6)} | ` +
-        `${pad(`${f0(s.ttftP50)} / ${f0(s.ttftP95)}`, 19)} | ${pad(r ? `${f0(r.ttftP50)} / ${f0(r.ttftP95)}` : '-', 16)} | ` +
-        `${pad(`${f0(s.promptTokens)}/${r ? f0(r.promptTokens) : '-'}`, 14)} | ${pad(String(e.errors.length), 6)} | ${pad(range(e.server), 13)} | ${pad(range(e.raw), 13)}`,
+      `${pad(isLong ? `${rec.level.promptTokens}c1` : `c=${rec.level.clients}`, 6)} | ${pad(isLong ? '-' : f1(i.bestTokPerSec), 15)} | ${pad(isLong ? '-' : f1(l.bestTokPerSec), 12)} | ` +
+        `${pad(isLong ? '-' : f2(best), 5)} | ${pad(isLong ? '-' : f2(paired), 6)} | ${pad(`${f0(i.ttftP50Ms)}/${f0(i.ttftP95Ms)}`, 14)} | ${pad(`${f0(l.ttftP50Ms)}/${f0(l.ttftP95Ms)}`, 11)} | ` +
+        `${pad(f2(ttftRatio), 14)} | ${pad(`${f0(i.promptTokens)}/${f0(l.promptTokens)}`, 10)} | ${pad(String(rec.errors.length), 6)} | ` +
+        `${pad(isLong ? '-' : `${f1(i.tokPerSecRange[0])}-${f1(i.tokPerSecRange[1])}`, 15)} | ${pad(isLong ? '-' : `${f1(l.tokPerSecRange[0])}-${f1(l.tokPerSecRange[1])}`, 13)}` +
+        (WITH_RAW ? ` | ${pad(r ? f1(r.bestTokPerSec) : '-', 9)}` : ''),
     );
+    json.push({
+      level: rec.level,
+      inferflux: i,
+      llamaServer: l,
+      ...(r ? { raw: r } : {}),
+      ratio: { tokPerSecBest: best, tokPerSecPairedMedian: paired, ttftP50: ttftRatio },
+      reps: rec.reps,
+      errors: rec.errors,
+    });
   }
-  say(`ratio at c=8: ${Number.isFinite(ratio8) ? ratio8.toFixed(2) : 'n/a'} (target >= ${TARGET})`);
-  if (Number.isFinite(ratio16)) say(`ratio at c=16: ${ratio16.toFixed(2)} (${capacity} sequences in all: both sides queue)`);
+  say(`load average: before ${loadBefore}, after ${loadAfter}; 1-min load after each level: ${loadSamples.map((x) => x.toFixed(1)).join(' ')}`);
+
+  if (!failed && json.length === LEVELS.length) {
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const result = {
+      date: new Date().toISOString(),
+      code: provenance(),
+      machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? '?', loadBefore, loadAfter, loadAfterEachLevel: loadSamples },
+      sizing: { workers: W, threadsPerWorker: rt.threadsPerWorker, sequencesPerWorker: rt.sequencesPerWorker, contextSize: rt.contextSize, batchSize: rt.batchSize, libuvPool: uvPool },
+      llamaServer: { bin: anchor.bin, build: buildInfo, args: llama?.args.map((a) => (a === MODEL_PATH ? 'models/bench.gguf' : a)) },
+      workload: { promptTokens: PROMPT_TOKENS, longPromptTokens: LONG_PROMPT_TOKENS, maxTokens: MAX_TOKENS, longMaxTokens: LONG_MAX_TOKENS, repeats: REPEATS, greedy: true, ignoreEos: true, stream: true },
+      levels: json,
+    };
+    const jsonPath = path.join(RESULTS_DIR, 'throughput.json');
+    writeFileSync(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
+    const tput = json.filter((j) => (j.level as Level).key !== 'long');
+    const xs = tput.map((j) => (j.level as Level).clients);
+    const pts = (side: 'inferflux' | 'llamaServer') =>
+      tput.map((j) => [(j.level as Level).clients, (j[side] as { bestTokPerSec: number }).bestTokPerSec] as const);
+    const c8 = tput.find((j) => (j.level as Level).clients === 8);
+    const svg = lineChartSvg({
+      title: 'Aggregate tok/s vs concurrency (bench model, same run)',
+      subtitle:
+        `${cpus().length} cores, ${W}x${rt.threadsPerWorker} threads, ${capacity} sequences; 128-token prompts, 64 tokens; best of ${REPEATS}` +
+        (c8 ? `; c=8 ratio ${f2((c8.ratio as { tokPerSecBest: number }).tokPerSecBest)}` : ''),
+      xLabel: 'concurrent clients',
+      yLabel: 'generated tokens / s',
+      xs,
+      series: [
+        { name: 'InferFlux', color: '#1f77b4', points: pts('inferflux') },
+        { name: 'llama-server', color: '#d62728', points: pts('llamaServer') },
+      ],
+    });
+    const svgPath = path.join(RESULTS_DIR, 'throughput.svg');
+    writeFileSync(svgPath, svg);
+    say(`results: ${path.relative(ROOT, jsonPath)}, ${path.relative(ROOT, svgPath)}`);
+  } else {
+    say('results not written: the run did not complete');
+  }
   return failed || errors > 0 ? 1 : 0;
 }
 
