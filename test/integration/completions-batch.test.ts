@@ -4,7 +4,7 @@
  * usage is the sum; bad prompts and too many prompts are 400s before any work.
  */
 import { expect } from 'chai';
-import OpenAI from 'openai';
+import OpenAI, { APIError } from 'openai';
 import { MAX_BATCH_PROMPTS } from '../../src/generation/fan-in.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
@@ -51,14 +51,14 @@ describe('batched completion prompts on the real engine', function () {
   }
 
   it('a bad prompt is a 400 naming its index; too many prompts are refused', async () => {
-    const refused = async (prompt: unknown): Promise<OpenAI.APIError> => {
+    const refused = async (prompt: unknown): Promise<APIError> => {
       const err = await client.completions.create({ ...GREEDY, prompt: prompt as string }).then(
         () => null,
         (e: unknown) => e,
       );
-      expect(err).to.be.instanceOf(OpenAI.APIError);
-      expect((err as OpenAI.APIError).status).to.equal(400);
-      return err as OpenAI.APIError;
+      expect(err).to.be.instanceOf(APIError);
+      expect((err as APIError).status).to.equal(400);
+      return err as APIError;
     };
     const long = await refused(['Hi', 'Hi', 'word '.repeat(3000)]);
     expect(long).to.include({ code: 'context_length_exceeded', param: 'prompt[2]' });
