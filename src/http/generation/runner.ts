@@ -145,18 +145,26 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
       texts[choice] += text;
       if (logprobs && lps) logprobs[choice]!.push(...lps);
     },
-    onToolCalls(choice, calls, content) {
+    onToolCallStart(choice, index, id, name) {
       if (over || !meta) return;
-      if (stream) return send(encoder.toolCalls?.(choice, calls, content) ?? []);
-      toolCalls[choice] = calls;
-      texts[choice] = content;
+      (toolCalls[choice] ??= [])[index] = { id, name, arguments: '' };
+      if (stream && encoder.toolCallStart) send(encoder.toolCallStart(choice, index, id, name));
+    },
+    onToolCallArguments(choice, index, piece) {
+      if (over || !meta) return;
+      toolCalls[choice]![index]!.arguments += piece;
+      if (stream && encoder.toolCallArguments) send(encoder.toolCallArguments(choice, index, piece));
     },
     onChoiceEnd(choice, reason, tokens) {
       if (over || !meta) return;
       if (reason === 'cancelled') return fail(stoppedByServer());
       reasons[choice] = reason;
       completionTokens[choice] = tokens;
-      if (stream) send(encoder.choiceEnd(choice, reason, tokens));
+      if (!stream) return;
+      // Protocols that send calls whole get them once the choice is over.
+      const calls = toolCalls[choice];
+      if (calls && !encoder.toolCallStart) send(encoder.toolCalls?.(choice, calls, '') ?? []);
+      send(encoder.choiceEnd(choice, reason, tokens));
     },
     onEnd(usage) {
       if (over || !meta) return;
