@@ -7,7 +7,10 @@ import { expect } from 'chai';
 import { InferFluxError } from '../../src/errors.js';
 import type { GenerateInput, TokenSink } from '../../src/generation/contract.js';
 import { MAX_BATCH_PROMPTS } from '../../src/generation/fan-in.js';
-import { CREATED, json, sseEvents, startServer, type FakeHandle, type TestServer } from './http-fixtures.js';
+import { createHttpServer } from '../../src/http/server.js';
+import { Metrics } from '../../src/metrics.js';
+import { GuardrailEngine } from '../../src/policy/guardrails/guardrail-engine.js';
+import { CREATED, FakeGateway, json, sseEvents, startServer, testConfig, type FakeHandle, type TestServer } from './http-fixtures.js';
 
 function post(t: TestServer, body: unknown) {
   return fetch(`${t.base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -108,5 +111,25 @@ describe('http: batched completion prompts', () => {
     const r = await post(t, { prompt: ['a', 'boom'] });
     expect(r.status).to.equal(503);
     expect(t.gateway.handles.map((h) => h.cancelled)).to.deep.equal([true, true]);
+  });
+
+  it('guardrails check every prompt: one denied refuses the batch, redactions apply per prompt', async () => {
+    const gateway = new FakeGateway();
+    gateway.script = echoScript;
+    const guardrails = new GuardrailEngine({ blocklist: ['classified'], pii: { action: 'redact', kinds: ['email'] }, opaEndpoint: '', opaTimeoutMs: 200, opaFailMode: 'closed' });
+    const srv = createHttpServer({ config: testConfig(), gateway, metrics: new Metrics({ defaultMetrics: false }), guardrails });
+    const g: TestServer = { gateway, metrics: new Metrics({ defaultMetrics: false }), server: srv, port: await srv.listen(), base: '' };
+    g.base = `http://127.0.0.1:${g.port}`;
+    try {
+      const denied = await post(g, { prompt: ['hello', 'the classified plan'] });
+      expect(denied.status).to.equal(400);
+      expect((await json(denied)).error.code).to.equal('guardrail_denied');
+      expect(gateway.inputs).to.have.length(0);
+      const ok = await post(g, { prompt: ['mail me at a@example.com', 'hi'] });
+      expect(ok.status).to.equal(200);
+      expect(gateway.inputs.map((i) => (i.prompt.kind === 'text' ? i.prompt.text : ''))).to.deep.equal(['mail me at [REDACTED:email]', 'hi']);
+    } finally {
+      srv.close(100);
+    }
   });
 });
