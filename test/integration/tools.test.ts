@@ -106,6 +106,27 @@ describe('tool calling (real engine, openai client)', function () {
     checkCall(calls[0]!);
   });
 
+  it('streamed calls, reassembled by the openai client, equal the non-streamed ones for the same seed', async () => {
+    const strip = (calls: OpenAI.ChatCompletionMessageToolCall[] | undefined) =>
+      (calls ?? []).map((c) => ({ type: c.type, function: (c as OpenAI.ChatCompletionMessageFunctionToolCall).function }));
+    for (const seed of [1, 2, 3]) {
+      const req = { model: MODEL, messages: [{ role: 'user' as const, content: 'Use a tool.' }], tools: TOOLS, tool_choice: 'required' as const, temperature: 0.7, seed, max_tokens: 300 };
+      const whole = await ctx.client.chat.completions.create(req);
+      const stream = ctx.client.chat.completions.stream(req);
+      let pieces = 0;
+      stream.on('chunk', (chunk) => {
+        for (const d of chunk.choices[0]?.delta.tool_calls ?? []) if (!d.id && d.function?.arguments) pieces++;
+      });
+      const final = await stream.finalChatCompletion();
+      expect(final.choices[0]!.finish_reason).to.equal('tool_calls');
+      expect(strip(final.choices[0]!.message.tool_calls), `seed ${seed}`).to.deep.equal(strip(whole.choices[0]!.message.tool_calls));
+      for (const c of whole.choices[0]!.message.tool_calls!) checkCall(c as never);
+      // Arguments stream as tokens arrive: a piece per few characters, not one blob at the end.
+      const chars = strip(whole.choices[0]!.message.tool_calls).reduce((n, c) => n + c.function.arguments.length, 0);
+      expect(pieces, `seed ${seed}`).to.be.at.least(Math.min(3, chars));
+    }
+  });
+
   it('a two-turn tool loop: the call and its result go back into the next prompt', async () => {
     const first = await ctx.client.chat.completions.create({
       model: MODEL,

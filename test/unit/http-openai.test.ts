@@ -213,7 +213,7 @@ describe('http: OpenAI routes', () => {
       expect(error.param, JSON.stringify(body).slice(0, 80)).to.equal(param);
       expect(error.message).to.be.a('string').and.contain(param);
     }
-    const r = await post(t, '/v1/completions', { prompt: ['a', 'b'] });
+    const r = await post(t, '/v1/completions', { prompt: ['a', 1] });
     expect((await json(r)).error.param).to.equal('prompt');
     expect(t.gateway.inputs).to.have.length(0);
   });

@@ -30,8 +30,18 @@ export interface GenerationEncoder {
   /** `logprobs` when the request asked for them: one entry per token of this piece (its text may be empty). */
   text(choice: number, text: string, logprobs?: TokenLogprob[]): StreamEvent[];
   choiceEnd(choice: number, reason: FinishReason, completionTokens: number): StreamEvent[];
-  /** Streamed: a choice's tool calls (and the text the model wrote before them). Protocols without tools never get it. */
+  /**
+   * Streamed, for protocols that send calls whole: a choice's tool calls, at its end (the text
+   * the model wrote before them came through `text`, so `content` is ''). Protocols without tools never get it.
+   */
   toolCalls?(choice: number, calls: ToolCall[], content: string): StreamEvent[];
+  /**
+   * Streamed, for protocols that send calls as they are generated (then `toolCalls` is not
+   * used): call `index` of a choice begins, with its id and function name...
+   */
+  toolCallStart?(choice: number, index: number, id: string, name: string): StreamEvent[];
+  /** ...and then its arguments, a piece at a time (JSON text; the pieces concatenate). */
+  toolCallArguments?(choice: number, index: number, piece: string): StreamEvent[];
   /** Streamed: the closing events (a usage chunk, `[DONE]`, `message_stop`, Ollama's `done` line). */
   end(usage: Usage): StreamEvent[];
   /** Not streamed: the whole response body. */

@@ -26,6 +26,8 @@ import type { GenerationEncoder } from './encoder.js';
 import { outputCheckSink } from './output-check.js';
 import { toolCallSink, type ToolCallOptions, type ToolCallReceiver } from './tool-call-sink.js';
 import type { OutputCheckSpec } from '../../generation/structured-output.js';
+import { generateEach } from '../../generation/fan-in.js';
+import type { PromptInput } from '../../generation/contract.js';
 
 export interface RunOptions {
   input: GenerateInput;
@@ -35,6 +37,12 @@ export interface RunOptions {
   outputCheck?: OutputCheckSpec | null;
   /** Tools offered (and not `tool_choice: "none"`): the output is read for tool calls. */
   tools?: ToolCallOptions | null;
+  /**
+   * Batched prompts (legacy completions): each runs as its own generation of `input` with that
+   * prompt, concurrently, into one response; prompt p's choice i is choice `p * input.n + i`
+   * (generation/fan-in.ts). Absent: `input.prompt` alone.
+   */
+  prompts?: PromptInput[] | null;
 }
 
 /** `cancelled` only happens when the client left; if it ever reaches a live client the server stopped it. */
@@ -54,19 +62,29 @@ export function runGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOption
 
   const ex = exchangeOf(res);
   const { input } = opts;
-  const ctx = { requestId: input.requestId, prompt: input.prompt, model: input.model, tenant: input.tenant, keyId: input.keyId, route: ex.route };
-  guard.checkPrompt(ctx).then(
-    (v) => {
+  const ctxOf = (prompt: PromptInput) => ({ requestId: input.requestId, prompt, model: input.model, tenant: input.tenant, keyId: input.keyId, route: ex.route });
+  // Every prompt of a batch is checked; the first denied one refuses the whole request.
+  Promise.all((opts.prompts ?? [input.prompt]).map((p) => guard.checkPrompt(ctxOf(p)))).then(
+    (verdicts) => {
       if (ex.aborted || ex.done) return;
-      if (v.allow && v.output && input.params.logprobs !== null) {
+      const denied = verdicts.findIndex((v) => !v.allow);
+      if (denied >= 0) {
+        const v = verdicts[denied]!;
+        if (v.allow) return;
+        const ctx = ctxOf((opts.prompts ?? [input.prompt])[denied]!);
+        ex.model = input.model ?? ex.model;
+        deps.audit?.record(denialAuditEvent(ctx, v.reason, 'prompt', deps.config.audit.debugMode, v.detail));
+        return sendError(res, guardrailDenied(v.reason, v.detail));
+      }
+      const allowed = verdicts.flatMap((v) => (v.allow ? [v] : []));
+      const output = allowed[0]!.output;
+      if (output && input.params.logprobs !== null) {
         // Token texts would show what the output filter redacts or denies.
         const why = 'logprobs are not available while output guardrails are on (token texts would bypass the output filter).';
         return sendError(res, new InferFluxError('invalid_request', why, { param: 'logprobs' }));
       }
-      if (v.allow) return startGeneration(res, deps, { ...opts, input: { ...input, prompt: v.prompt } }, v.output);
-      ex.model = input.model ?? ex.model;
-      deps.audit?.record(denialAuditEvent(ctx, v.reason, 'prompt', deps.config.audit.debugMode, v.detail));
-      sendError(res, guardrailDenied(v.reason, v.detail));
+      const prompts = opts.prompts ? allowed.map((v) => v.prompt) : null;
+      startGeneration(res, deps, { ...opts, input: { ...input, prompt: allowed[0]!.prompt }, prompts }, output);
     },
     (err: unknown) => sendError(res, InferFluxError.from(err)),
   );
@@ -83,7 +101,8 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
   const { input, encoder } = opts;
   const ex = exchangeOf(res);
   ex.model = input.model ?? ex.model;
-  const n = input.n;
+  // Choices of the whole response: every prompt's `n`.
+  const n = input.n * (opts.prompts?.length ?? 1);
   const texts: string[] = Array.from({ length: n }, () => '');
   const reasons: FinishReason[] = Array.from({ length: n }, () => 'stop');
   const completionTokens: number[] = Array.from({ length: n }, () => 0);
@@ -126,18 +145,26 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
       texts[choice] += text;
       if (logprobs && lps) logprobs[choice]!.push(...lps);
     },
-    onToolCalls(choice, calls, content) {
+    onToolCallStart(choice, index, id, name) {
       if (over || !meta) return;
-      if (stream) return send(encoder.toolCalls?.(choice, calls, content) ?? []);
-      toolCalls[choice] = calls;
-      texts[choice] = content;
+      (toolCalls[choice] ??= [])[index] = { id, name, arguments: '' };
+      if (stream && encoder.toolCallStart) send(encoder.toolCallStart(choice, index, id, name));
+    },
+    onToolCallArguments(choice, index, piece) {
+      if (over || !meta) return;
+      toolCalls[choice]![index]!.arguments += piece;
+      if (stream && encoder.toolCallArguments) send(encoder.toolCallArguments(choice, index, piece));
     },
     onChoiceEnd(choice, reason, tokens) {
       if (over || !meta) return;
       if (reason === 'cancelled') return fail(stoppedByServer());
       reasons[choice] = reason;
       completionTokens[choice] = tokens;
-      if (stream) send(encoder.choiceEnd(choice, reason, tokens));
+      if (!stream) return;
+      // Protocols that send calls whole get them once the choice is over.
+      const calls = toolCalls[choice];
+      if (calls && !encoder.toolCallStart) send(encoder.toolCalls?.(choice, calls, '') ?? []);
+      send(encoder.choiceEnd(choice, reason, tokens));
     },
     onEnd(usage) {
       if (over || !meta) return;
@@ -173,7 +200,10 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
     : checked;
 
   try {
-    handle = deps.gateway.generate(input, meteredSink(ex, guarded));
+    const metered = meteredSink(ex, guarded);
+    // Each prompt of a batch gets its own request id (the scheduler keys choices by it).
+    const batch = opts.prompts?.map((prompt, p): GenerateInput => ({ ...input, requestId: `${input.requestId}-${p}`, prompt }));
+    handle = batch ? generateEach(deps.gateway, batch, metered) : deps.gateway.generate(input, metered);
   } catch (err) {
     fail(InferFluxError.from(err));
     return;

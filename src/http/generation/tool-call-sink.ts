@@ -1,21 +1,31 @@
 /**
- * A TokenSink stage for requests with tools: reads each choice's output for tool calls
- * (generation/tools/parse-tool-calls.ts) and hands them on as calls instead of text.
+ * A TokenSink stage for requests with tools: reads each choice's output for tool calls and hands
+ * them on as calls instead of text, as they are generated.
  *
- * Streaming: with `tool_choice: "auto"` text is held back only while it may still become a call
- * (a start of `<tool_call>`, `[TOOL_CALLS]`, `<|python_tag|>` or a JSON object); once it cannot,
- * it streams as usual. A constrained choice (`required`, a named function) is all calls: it is
- * held to its end. At a choice's end held text is parsed; calls go to `onToolCalls`, anything
- * else is released as text.
+ * Hermes blocks (`<tool_call>{"name", "arguments"}</tool_call>`: InferFlux's format, and all a
+ * constrained choice can write) are read while they grow (generation/tools/hermes-call-scanner.ts):
+ * a call starts (`onToolCallStart`, with its id) once its name is complete and names a declared
+ * function, then its arguments follow in pieces as tokens arrive (`onToolCallArguments`). Streamed
+ * and non-streamed responses are both built from these calls, so they agree exactly.
+ *
+ * With `tool_choice: "auto"` text is held back only while it may still become a call (a start of
+ * `<tool_call>`, `[TOOL_CALLS]`, `<|python_tag|>` or a JSON object); once it cannot, it streams as
+ * usual. Formats that cannot be read before they end (Mistral's array, Llama 3's bare JSON) are
+ * parsed at the choice's end and their calls sent whole; held text that is no call is released.
+ * Once a Hermes call started, the rest of the choice belongs to its calls: text after them that
+ * forms no further call is dropped (a constrained choice never has any).
  */
 import { randomUUID } from 'node:crypto';
-import type { TokenLogprob, TokenSink, ToolCall } from '../../generation/contract.js';
+import type { TokenLogprob, TokenSink } from '../../generation/contract.js';
+import { scanHermesCalls } from '../../generation/tools/hermes-call-scanner.js';
 import { mayBeToolCall, parseToolCalls } from '../../generation/tools/parse-tool-calls.js';
 import type { Metrics } from '../../metrics.js';
 
 export interface ToolCallReceiver {
-  /** A choice's calls, with the text the model wrote before them ('' for none). */
-  onToolCalls(choice: number, calls: ToolCall[], content: string): void;
+  /** Call `index` of a choice begins: its id and function name (its arguments follow). */
+  onToolCallStart(choice: number, index: number, id: string, name: string): void;
+  /** More of call `index`'s arguments (JSON text; the pieces concatenate). */
+  onToolCallArguments(choice: number, index: number, piece: string): void;
 }
 
 export interface ToolCallOptions {
@@ -27,38 +37,83 @@ export interface ToolCallOptions {
   parallel: boolean;
 }
 
+const callId = (): string => `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+
+interface ChoiceState {
+  held: string;
+  heldLogprobs: TokenLogprob[];
+  passing: boolean;
+  /** Characters of each started call's arguments already handed on. */
+  sent: number[];
+}
+
 export function toolCallSink(inner: TokenSink & ToolCallReceiver, opts: ToolCallOptions, choices: number, metrics: Metrics): TokenSink {
-  const held: string[] = Array.from({ length: choices }, () => '');
-  const heldLogprobs: TokenLogprob[][] = Array.from({ length: choices }, () => []);
-  const passing: boolean[] = Array.from({ length: choices }, () => false);
+  const st: ChoiceState[] = Array.from({ length: choices }, () => ({ held: '', heldLogprobs: [], passing: false, sent: [] }));
   const release = (choice: number) => {
-    const text = held[choice]!;
-    const lps = heldLogprobs[choice]!;
-    held[choice] = '';
-    heldLogprobs[choice] = [];
+    const s = st[choice]!;
+    const { held: text, heldLogprobs: lps } = s;
+    s.held = '';
+    s.heldLogprobs = [];
     if (text !== '' || lps.length > 0) inner.onText(choice, text, lps.length > 0 ? lps : undefined);
   };
+
+  /** Starts calls whose names are complete and sends their new argument text. */
+  const advanceHermes = (choice: number, final: boolean) => {
+    const s = st[choice]!;
+    const scanned = scanHermesCalls(s.held);
+    if (!scanned) return;
+    for (let k = 0; k < scanned.calls.length; k++) {
+      const call = scanned.calls[k]!;
+      if (k === s.sent.length) {
+        if (call.name === null || !opts.names.has(call.name) || (k > 0 && !opts.parallel)) return;
+        // The model's words before its first call (Hermes models may think aloud) go out as text.
+        const content = scanned.content.trim();
+        if (k === 0 && content !== '') inner.onText(choice, content);
+        s.sent.push(0);
+        inner.onToolCallStart(choice, k, callId(), call.name);
+      }
+      // A call without arguments takes none: `{}`, as parse-tool-calls.ts reads it.
+      const args = final && !call.argumentsStarted ? '{}' : call.arguments;
+      if (args.length > s.sent[k]!) {
+        inner.onToolCallArguments(choice, k, args.slice(s.sent[k]!));
+        s.sent[k] = args.length;
+      }
+    }
+  };
+
   return {
     onStart: (meta) => inner.onStart(meta),
     onText(choice, text, logprobs) {
-      if (passing[choice]) return inner.onText(choice, text, logprobs);
-      held[choice] += text;
-      if (logprobs) heldLogprobs[choice]!.push(...logprobs);
-      if (!opts.constrained && !mayBeToolCall(held[choice]!)) {
-        passing[choice] = true;
-        release(choice);
+      const s = st[choice]!;
+      if (s.passing) return inner.onText(choice, text, logprobs);
+      s.held += text;
+      if (logprobs) s.heldLogprobs.push(...logprobs);
+      if (!opts.constrained && s.sent.length === 0 && !mayBeToolCall(s.held)) {
+        s.passing = true;
+        return release(choice);
       }
+      advanceHermes(choice, false);
     },
     onChoiceEnd(choice, reason, completionTokens) {
-      if (!passing[choice]) {
-        const parsed = parseToolCalls(held[choice]!, opts.names);
-        if (parsed) {
-          const calls = (opts.parallel ? parsed.calls : parsed.calls.slice(0, 1)).map((c) => ({ id: `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`, ...c }));
-          metrics.toolCallsParsed.inc({ format: parsed.format }, calls.length);
-          held[choice] = '';
-          heldLogprobs[choice] = [];
-          inner.onToolCalls(choice, calls, parsed.content);
-        } else release(choice);
+      const s = st[choice]!;
+      if (!s.passing) {
+        advanceHermes(choice, true);
+        if (s.sent.length > 0) {
+          metrics.toolCallsParsed.inc({ format: 'hermes' }, s.sent.length);
+        } else {
+          const parsed = parseToolCalls(s.held, opts.names);
+          if (parsed) {
+            const calls = opts.parallel ? parsed.calls : parsed.calls.slice(0, 1);
+            metrics.toolCallsParsed.inc({ format: parsed.format }, calls.length);
+            if (parsed.content !== '') inner.onText(choice, parsed.content);
+            calls.forEach((c, k) => {
+              inner.onToolCallStart(choice, k, callId(), c.name);
+              inner.onToolCallArguments(choice, k, c.arguments);
+            });
+          } else release(choice);
+        }
+        s.held = '';
+        s.heldLogprobs = [];
       }
       inner.onChoiceEnd(choice, reason, completionTokens);
     },

@@ -13,8 +13,6 @@ import { toolPlanOf } from './tools.js';
 import { chatLogprobCount, firstMediaPart, toChatMessage, type ChatRequest } from './schema.js';
 import { InferFluxError } from '../../../errors.js';
 
-/** Characters of a call's arguments per streamed chunk. */
-const ARGUMENT_PIECE = 32;
 import { lmStudioExtras, lmStudioModelInfo } from '../lmstudio/encoder.js';
 
 const chatShape: Shape = {
@@ -32,18 +30,14 @@ const chatShape: Shape = {
     logprobs,
     finish_reason: reason,
   }),
-  toolCallDeltas(index, calls, content) {
-    const out: Record<string, unknown>[] = [];
-    if (content !== '') out.push({ index, delta: { content }, logprobs: null, finish_reason: null });
-    calls.forEach((c, i) => {
-      out.push({ index, delta: { tool_calls: [{ index: i, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] }, logprobs: null, finish_reason: null });
-      // Arguments in pieces, as OpenAI streams them; clients concatenate.
-      for (let at = 0; at < c.arguments.length; at += ARGUMENT_PIECE) {
-        out.push({ index, delta: { tool_calls: [{ index: i, function: { arguments: c.arguments.slice(at, at + ARGUMENT_PIECE) } }] }, logprobs: null, finish_reason: null });
-      }
-    });
-    return out;
-  },
+  // OpenAI's streamed call: index, id and name first, then the arguments in pieces (clients concatenate).
+  toolCallStart: (index, call, id, name) => ({
+    index,
+    delta: { tool_calls: [{ index: call, id, type: 'function', function: { name, arguments: '' } }] },
+    logprobs: null,
+    finish_reason: null,
+  }),
+  toolCallArguments: (index, call, piece) => ({ index, delta: { tool_calls: [{ index: call, function: { arguments: piece } }] }, logprobs: null, finish_reason: null }),
   renderLogprobs: (tokens) => chatLogprobs(tokens),
 };
 

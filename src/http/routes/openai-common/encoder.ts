@@ -23,8 +23,9 @@ export interface Shape {
   endChoice(index: number, reason: WireFinishReason): Record<string, unknown>;
   /** A whole choice for the non-streaming response. */
   finalChoice(index: number, text: string, reason: WireFinishReason, logprobs: unknown, toolCalls: ToolCall[] | null): Record<string, unknown>;
-  /** Streamed chunks' choices for a choice's tool calls (chat only). */
-  toolCallDeltas?(index: number, calls: ToolCall[], content: string): Record<string, unknown>[];
+  /** Streamed chunk choices for tool calls as they are generated (chat only): a call begins, then its argument pieces. */
+  toolCallStart?(index: number, call: number, id: string, name: string): Record<string, unknown>;
+  toolCallArguments?(index: number, call: number, piece: string): Record<string, unknown>;
   /**
    * The route's `logprobs` object for some tokens of a choice; `offset` is the characters of the
    * choice's text before them (legacy completions report text offsets).
@@ -123,10 +124,15 @@ export function openAIEncoder(shape: Shape, opts: { n: number; includeUsage: boo
       reasons[choice] = reason;
       return [chunk([shape.endChoice(choice, wireReason(choice, reason))])];
     },
-    toolCalls(choice, calls, content) {
-      called.add(choice);
-      return (shape.toolCallDeltas?.(choice, calls, content) ?? []).map((c) => chunk([c]));
-    },
+    ...(shape.toolCallStart && shape.toolCallArguments
+      ? {
+          toolCallStart(choice: number, index: number, callId: string, name: string) {
+            called.add(choice);
+            return [chunk([shape.toolCallStart!(choice, index, callId, name)])];
+          },
+          toolCallArguments: (choice: number, index: number, piece: string) => [chunk([shape.toolCallArguments!(choice, index, piece)])],
+        }
+      : {}),
     end(usage) {
       const done: StreamEvent = { data: '[DONE]' };
       const extra = opts.extras?.(usage, reasons) ?? {};

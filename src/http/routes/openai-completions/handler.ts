@@ -13,6 +13,7 @@ import { runGeneration } from '../../generation/runner.js';
 import { outputConstraintOf } from '../openai-common/structured.js';
 import { lmStudioExtras, lmStudioModelInfo } from '../lmstudio/encoder.js';
 import type { CompletionRequest } from './schema.js';
+import { MAX_BATCH_PROMPTS } from '../../../generation/fan-in.js';
 
 /** OpenAI's (and vLLM's) default `max_tokens` for legacy completions. */
 export const DEFAULT_COMPLETION_MAX_TOKENS = 16;
@@ -27,13 +28,21 @@ const completionShape: Shape = {
   renderLogprobs: completionLogprobs,
 };
 
-function toPrompt(p: CompletionRequest['prompt']): PromptInput {
-  if (typeof p === 'string') return { kind: 'text', text: p };
-  const strings = p.filter((x) => typeof x === 'string').length;
-  if (strings === 0) return { kind: 'tokens', tokens: p as number[] };
-  if (strings === 1 && p.length === 1) return { kind: 'text', text: p[0] as string };
-  const why = strings === p.length ? 'batched prompts are not supported; send one prompt per request' : 'mixes text and token ids';
-  throw new InferFluxError('invalid_request', `Invalid value for 'prompt': ${why}.`, { param: 'prompt' });
+/**
+ * The request's prompts: a string, an array of strings, an array of token ids, or an array of
+ * token-id arrays (OpenAI's four forms). More than one runs as a batch (generation/fan-in.ts).
+ */
+export function toPrompts(p: CompletionRequest['prompt']): PromptInput[] {
+  if (typeof p === 'string') return [{ kind: 'text', text: p }];
+  let prompts: PromptInput[];
+  if (p.every((x) => typeof x === 'number')) prompts = [{ kind: 'tokens', tokens: p as number[] }];
+  else if (p.every((x) => typeof x === 'string')) prompts = (p as string[]).map((text) => ({ kind: 'text', text }));
+  else if (p.every((x) => Array.isArray(x))) prompts = (p as number[][]).map((tokens) => ({ kind: 'tokens', tokens }));
+  else throw new InferFluxError('invalid_request', "Invalid value for 'prompt': mixes text, token ids and token arrays; send one form.", { param: 'prompt' });
+  if (prompts.length > MAX_BATCH_PROMPTS) {
+    throw new InferFluxError('invalid_request', `'prompt' holds ${prompts.length} prompts; at most ${MAX_BATCH_PROMPTS} per request.`, { param: 'prompt' });
+  }
+  return prompts;
 }
 
 export function completionHandler(deps: HttpDeps, validate: Validator<CompletionRequest>, dialect: Dialect = 'openai') {
@@ -42,18 +51,21 @@ export function completionHandler(deps: HttpDeps, validate: Validator<Completion
     const constraint = outputConstraintOf(body, deps.metrics);
     // LM Studio's alias adds its stats and model_info (resolving the model first: a 404 before any work).
     const extras = dialect === 'lmstudio' ? lmStudioExtras(await lmStudioModelInfo(deps.gateway, body.model)) : undefined;
+    const prompts = toPrompts(body.prompt);
+    const n = body.n ?? 1;
     runGeneration(res, deps, {
+      prompts: prompts.length > 1 ? prompts : null,
       outputCheck: constraint?.check ?? null,
       input: {
         requestId: ctx.requestId,
         model: body.model,
-        prompt: toPrompt(body.prompt),
+        prompt: prompts[0]!,
         params: toSamplingParams(body, DEFAULT_COMPLETION_MAX_TOKENS, { logprobs: body.logprobs ?? null, grammar: constraint?.grammar }),
-        n: body.n ?? 1,
+        n,
         priority: requestPriority(body, ctx.priorityHeader),
       },
       stream: body.stream === true,
-      encoder: openAIEncoder(completionShape, { n: body.n ?? 1, includeUsage: body.stream_options?.include_usage === true, extras }),
+      encoder: openAIEncoder(completionShape, { n: n * prompts.length, includeUsage: body.stream_options?.include_usage === true, extras }),
     });
   };
 }
