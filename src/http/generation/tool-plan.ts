@@ -7,7 +7,7 @@
  * Each protocol only says where its fields live, so its 400s name its own parameters.
  */
 import { InferFluxError } from '../../errors.js';
-import type { ToolSpec } from '../../generation/contract.js';
+import type { ChatMessage, PromptInput, ToolSpec } from '../../generation/contract.js';
 import { compileOutputConstraint } from '../../generation/structured-output.js';
 import { toolCallGrammar } from '../../generation/tools/tool-grammar.js';
 import type { Metrics } from '../../metrics.js';
@@ -77,6 +77,11 @@ export function planTools(req: ToolRequest, metrics: Metrics): ToolPlan {
   const g = toolCallGrammar(only === undefined ? specs : specs.filter((s) => s.name === only), { parallel: parallel && only === undefined });
   metrics.grammarCompile.observe({ kind: 'tool_call' }, g.compileMs / 1000);
   return { specs, grammar: g.grammar, options: { names, constrained: true, parallel } };
+}
+
+/** A chat prompt with the plan's tools, when it has any to render. */
+export function chatPromptWithTools(messages: ChatMessage[], plan: ToolPlan): PromptInput {
+  return plan.specs ? { kind: 'chat', messages, tools: plan.specs } : { kind: 'chat', messages };
 }
 
 /**

@@ -15,7 +15,7 @@ import { runGeneration } from '../../generation/runner.js';
 import { sendJson } from '../../respond.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
-import type { ToolPlan } from '../../generation/tool-plan.js';
+import { chatPromptWithTools, type ToolPlan } from '../../generation/tool-plan.js';
 import { anthropicEncoder } from './encoder.js';
 import type { ContentBlock, CountTokensRequest, MessagesRequest } from './schema.js';
 import { anthropicToolPlan, turnMessages } from './tools.js';
@@ -59,7 +59,7 @@ export function messagesHandler(deps: HttpDeps, validate: Validator<MessagesRequ
       input: {
         requestId: ctx.requestId,
         model: body.model,
-        prompt: { kind: 'chat', messages, tools: tools.specs },
+        prompt: chatPromptWithTools(messages, tools),
         // Anthropic's defaults: temperature 1, top_p and top_k off.
         params: samplingWith({
           maxTokens: body.max_tokens,
@@ -81,7 +81,7 @@ export function countTokensHandler(deps: HttpDeps, validate: Validator<CountToke
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
     const { messages, tools } = toChat(body, deps.metrics);
-    const tokens = await deps.gateway.countTokens(body.model, { kind: 'chat', messages, tools: tools.specs });
+    const tokens = await deps.gateway.countTokens(body.model, chatPromptWithTools(messages, tools));
     sendJson(res, 200, { input_tokens: tokens });
   };
 }

@@ -16,7 +16,7 @@ import { ollamaEncoder, type OllamaKind } from '../ollama-common/encoder.js';
 import { constraintForFormat } from '../ollama-common/format.js';
 import { modelIdFor } from '../ollama-common/names.js';
 import { checkNumCtx, toSampling } from '../ollama-common/options.js';
-import { NO_TOOLS, type ToolPlan } from '../../generation/tool-plan.js';
+import { chatPromptWithTools, NO_TOOLS, type ToolPlan } from '../../generation/tool-plan.js';
 import type { OllamaChatRequest, OllamaGenerateRequest } from './schema.js';
 import { ollamaMessages, ollamaToolPlan } from './tools.js';
 
@@ -35,8 +35,7 @@ function chatPrompt(body: OllamaChatRequest, tools: ToolPlan): PromptInput {
   (body.messages ?? []).forEach((m, i) => {
     if (hasItems(m.images)) refuse(`messages[${i}].images`, 'the loaded models are text-only.');
   });
-  const messages = ollamaMessages(body.messages ?? []);
-  return tools.specs ? { kind: 'chat', messages, tools: tools.specs } : { kind: 'chat', messages };
+  return chatPromptWithTools(ollamaMessages(body.messages ?? []), tools);
 }
 
 function generatePrompt(body: OllamaGenerateRequest): PromptInput {

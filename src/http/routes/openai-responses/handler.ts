@@ -12,6 +12,7 @@ import type { ChatMessage } from '../../../generation/contract.js';
 import { samplingWith } from '../../../runtime/sampling.js';
 import { readJsonBody } from '../../body.js';
 import { runGeneration } from '../../generation/runner.js';
+import { chatPromptWithTools } from '../../generation/tool-plan.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority } from '../openai-common/schema.js';
@@ -78,7 +79,7 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
     const params = samplingWith({ maxTokens: b.max_output_tokens ?? undefined, temperature: b.temperature ?? undefined, topP: b.top_p ?? undefined, grammar: tools.grammar });
     runGeneration(res, deps, {
       tools: tools.options,
-      input: { requestId: ctx.requestId, model: b.model, prompt: { kind: 'chat', messages, tools: tools.specs }, params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
+      input: { requestId: ctx.requestId, model: b.model, prompt: chatPromptWithTools(messages, tools), params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
       stream: b.stream === true,
       encoder: responsesEncoder({
         model: b.model,
