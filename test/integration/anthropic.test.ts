@@ -114,9 +114,9 @@ describe('Anthropic Messages API on the real engine (@anthropic-ai/sdk)', functi
     expect(e).to.be.instanceOf(Anthropic.BadRequestError);
     expect(e.apiMessage).to.equal("Missing required parameter: 'max_tokens'.");
     expect(e.type).to.equal('invalid_request_error');
-    e = await rejection(client.messages.create({ ...ASK, tools: [{ name: 'f', input_schema: { type: 'object' } }] }));
+    e = await rejection(client.messages.create({ ...ASK, tools: [{ type: 'bash_20250124', name: 'bash' }] }));
     expect(e.status).to.equal(400);
-    expect(e.apiMessage).to.match(/^'tools' is not supported/);
+    expect(e.apiMessage).to.match(/^'tools\[0\]\.type' is not supported/);
     e = await rejection(client.messages.create({ ...ASK, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'aGk=' } }] }] }));
     expect(e.apiMessage).to.match(/^'messages\[0\]\.content\[0\]\.type' is not supported: the loaded models are text-only/);
     e = await rejection(client.messages.create({ ...ASK, temperature: 1.5 } as never));

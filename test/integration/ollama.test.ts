@@ -167,8 +167,8 @@ describe('Ollama API on the real engine (ollama npm client)', function () {
     expect(e.error).to.include("'options.temperature'");
     e = await rejection(chat({ options: { mirostat: 2 } }));
     expect(e.error).to.include('options.mirostat is not supported');
-    e = await rejection(chat({ tools: [{ type: 'function', function: { name: 'f' } }] }));
-    expect(e.error).to.include("'tools' is not supported");
+    e = await rejection(chat({ tools: [{ type: 'retrieval', function: { name: 'f' } }] }));
+    expect(e.error).to.include("'tools[0].type' is not supported");
     e = await rejection(ollama.generate({ model: MODEL, prompt: 'x', template: '{{ .Prompt }}', stream: false }));
     expect(e.error).to.include("'template' is not supported");
     e = await rejection(ollama.generate({ model: MODEL, prompt: 'x', images: ['aGk='], stream: false }));

@@ -95,10 +95,10 @@ describe('OpenAI Responses API on the real engine (openai client)', function () 
     const cases: [Record<string, unknown>, string][] = [
       [{ store: true }, "'store' is not supported"],
       [{ previous_response_id: 'resp_123' }, "'previous_response_id' is not supported"],
-      [{ tools: [{ type: 'function', name: 'f', parameters: {} }] }, "'tools' is not supported"],
+      [{ tools: [{ type: 'web_search' }] }, "'tools[0].type' is not supported"],
       [{ text: { format: { type: 'json_object' } } }, "'text.format' is not supported"],
       [{ input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'data:,' }] }] }, "'input[0].content[0].type' is not supported"],
-      [{ input: [{ type: 'function_call_output', call_id: 'c', output: 'x' }] }, "'input[0].type' is not supported"],
+      [{ input: [{ type: 'web_search_call', id: 'ws_1', status: 'completed' }] }, "'input[0].type' is not supported"],
       [{ temperature: 3 }, "'temperature'"],
     ];
     for (const [extra, message] of cases) {

@@ -1,14 +1,37 @@
 /**
  * Request schemas for Anthropic's `POST /v1/messages` and `POST /v1/messages/count_tokens`.
- * Content blocks are accepted by the schema with any `type`; the handler turns text blocks into
- * text and refuses the rest by name (images, documents, tool use...), so the client is told which
- * field this server cannot honour yet rather than getting a schema error.
+ * Content blocks are accepted by the schema with any `type`; the handler maps text, `tool_use`
+ * and `tool_result` blocks and refuses the rest by name (images, documents...), so the client is
+ * told which field this server cannot honour rather than getting a schema error. Tools are
+ * checked the same way: a server tool (`web_search_...`) is refused by its type.
  */
 import type { LimitsConfig } from '../../../config/types.js';
 
 export interface ContentBlock {
   type: string;
   text?: string;
+  /** `tool_use`: the call's id, the function and its input. */
+  id?: string;
+  name?: string;
+  input?: Record<string, unknown>;
+  /** `tool_result`: the call it answers, its output (text or text blocks), whether it failed. */
+  tool_use_id?: string;
+  content?: string | ContentBlock[];
+  is_error?: boolean;
+}
+
+/** A client tool (`type` absent or `custom`); any other type is a server tool, refused by name. */
+export interface AnthropicTool {
+  type?: string;
+  name: string;
+  description?: string;
+  input_schema?: unknown;
+}
+
+export interface AnthropicToolChoice {
+  type: 'auto' | 'any' | 'tool' | 'none';
+  name?: string;
+  disable_parallel_tool_use?: boolean;
 }
 
 export interface AnthropicMessage {
@@ -20,8 +43,8 @@ export interface CountTokensRequest {
   model: string;
   messages: AnthropicMessage[];
   system?: string | ContentBlock[];
-  tools?: unknown[];
-  tool_choice?: unknown;
+  tools?: AnthropicTool[];
+  tool_choice?: AnthropicToolChoice;
   thinking?: { type: string };
 }
 
@@ -36,12 +59,51 @@ export interface MessagesRequest extends CountTokensRequest {
 }
 
 const MAX_TEXT = 1_048_576;
-const block = {
+const textBlock = {
   type: 'object',
   required: ['type'],
   properties: { type: { type: 'string', maxLength: 64 }, text: { type: 'string', maxLength: MAX_TEXT } },
 };
+const block = {
+  type: 'object',
+  required: ['type'],
+  properties: {
+    ...textBlock.properties,
+    id: { type: 'string', minLength: 1, maxLength: 128 },
+    name: { type: 'string', minLength: 1, maxLength: 128 },
+    input: { type: 'object' },
+    tool_use_id: { type: 'string', minLength: 1, maxLength: 128 },
+    content: { anyOf: [{ type: 'string', maxLength: MAX_TEXT }, { type: 'array', maxItems: 256, items: textBlock }] },
+    is_error: { type: 'boolean' },
+  },
+};
 const content = { anyOf: [{ type: 'string', maxLength: MAX_TEXT }, { type: 'array', maxItems: 256, items: block }] };
+
+const tools = {
+  type: 'array',
+  maxItems: 128,
+  items: {
+    type: 'object',
+    required: ['name'],
+    properties: {
+      type: { type: 'string', maxLength: 64 },
+      name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+      description: { type: 'string', maxLength: 8192 },
+      // Any JSON value: the schema compiler says what it cannot take, naming the tool.
+      input_schema: {},
+    },
+  },
+};
+
+const toolChoice = {
+  type: 'object',
+  required: ['type'],
+  properties: {
+    type: { enum: ['auto', 'any', 'tool', 'none'] },
+    name: { type: 'string', maxLength: 64 },
+    disable_parallel_tool_use: { type: 'boolean' },
+  },
+};
 
 function countProperties(): Record<string, object> {
   return {
@@ -53,8 +115,8 @@ function countProperties(): Record<string, object> {
       items: { type: 'object', required: ['role', 'content'], properties: { role: { enum: ['user', 'assistant'] }, content } },
     },
     system: content,
-    tools: { type: 'array' },
-    tool_choice: { type: 'object' },
+    tools,
+    tool_choice: toolChoice,
     thinking: { type: 'object', properties: { type: { type: 'string' } } },
   };
 }

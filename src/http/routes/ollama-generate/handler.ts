@@ -1,6 +1,7 @@
 /**
  * `POST /api/chat` and `POST /api/generate`: Ollama's fields onto a `GenerateInput`, run by the
- * protocol-neutral runner with Ollama's encoder. Fields with no honest mapping yet are refused
+ * protocol-neutral runner with Ollama's encoder; chat's tools and tool turns through tools.ts.
+ * Fields with no honest mapping yet are refused
  * with a 400 naming them (Ollama's `{"error": "..."}` shape, from the route's protocol).
  */
 import type { HttpResponse } from 'uWebSockets.js';
@@ -15,7 +16,9 @@ import { ollamaEncoder, type OllamaKind } from '../ollama-common/encoder.js';
 import { constraintForFormat } from '../ollama-common/format.js';
 import { modelIdFor } from '../ollama-common/names.js';
 import { checkNumCtx, toSampling } from '../ollama-common/options.js';
+import { chatPromptWithTools, NO_TOOLS, type ToolPlan } from '../../generation/tool-plan.js';
 import type { OllamaChatRequest, OllamaGenerateRequest } from './schema.js';
+import { ollamaMessages, ollamaToolPlan } from './tools.js';
 
 function refuse(param: string, why: string): never {
   throw new InferFluxError('invalid_request', `'${param}' is not supported: ${why}`, { param });
@@ -28,14 +31,11 @@ function refuseCommon(body: OllamaChatRequest | OllamaGenerateRequest): void {
   if (body.think !== undefined && body.think !== false) refuse('think', 'this server does not separate thinking from the answer.');
 }
 
-function chatPrompt(body: OllamaChatRequest): ChatMessage[] {
-  if (hasItems(body.tools)) refuse('tools', 'tool calling is not available on this server yet.');
-  return (body.messages ?? []).map((m, i) => {
+function chatPrompt(body: OllamaChatRequest, tools: ToolPlan): PromptInput {
+  (body.messages ?? []).forEach((m, i) => {
     if (hasItems(m.images)) refuse(`messages[${i}].images`, 'the loaded models are text-only.');
-    if (hasItems(m.tool_calls)) refuse(`messages[${i}].tool_calls`, 'tool calling is not available on this server yet.');
-    if (m.role === 'tool' || m.tool_name !== undefined) refuse(`messages[${i}].tool_name`, 'tool calling is not available on this server yet.');
-    return { role: m.role, content: m.content ?? '' };
   });
+  return chatPromptWithTools(ollamaMessages(body.messages ?? []), tools);
 }
 
 function generatePrompt(body: OllamaGenerateRequest): PromptInput {
@@ -73,10 +73,12 @@ export function ollamaHandler<K extends OllamaKind>(kind: K, deps: HttpDeps, val
     const constraint = constraintForFormat(body.format, deps.metrics);
     const params = { ...toSampling(body.options), grammar: constraint?.grammar ?? null };
     const empty = kind === 'chat' ? ((body as OllamaChatRequest).messages ?? []).length === 0 : ((body as OllamaGenerateRequest).prompt ?? '') === '';
-    const prompt = kind === 'chat' ? { kind: 'chat' as const, messages: chatPrompt(body as OllamaChatRequest) } : generatePrompt(body as OllamaGenerateRequest);
+    const tools = kind === 'chat' ? ollamaToolPlan(body as OllamaChatRequest, deps.metrics) : NO_TOOLS;
+    const prompt = kind === 'chat' ? chatPrompt(body as OllamaChatRequest, tools) : generatePrompt(body as OllamaGenerateRequest);
     if (empty) return loaded(res, kind, body.model);
     runGeneration(res, deps, {
       outputCheck: constraint?.check ?? null,
+      tools: tools.options,
       input: { requestId: ctx.requestId, model: modelId, prompt, params, n: 1 },
       // Ollama streams unless told not to.
       stream: body.stream !== false,

@@ -10,9 +10,19 @@ export interface OllamaChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool';
   content: string;
   images?: string[] | null;
-  tool_calls?: unknown[] | null;
+  tool_calls?: OllamaToolCall[] | null;
   tool_name?: string;
   thinking?: string;
+}
+
+/** A call as Ollama sends it: the arguments are an object, not JSON text. */
+export interface OllamaToolCall {
+  function: { name: string; arguments: Record<string, unknown> };
+}
+
+export interface OllamaTool {
+  type: string;
+  function: { name: string; description?: string; parameters?: unknown };
 }
 
 interface OllamaCommon {
@@ -26,7 +36,7 @@ interface OllamaCommon {
 
 export interface OllamaChatRequest extends OllamaCommon {
   messages?: OllamaChatMessage[];
-  tools?: unknown[] | null;
+  tools?: OllamaTool[] | null;
 }
 
 export interface OllamaGenerateRequest extends OllamaCommon {
@@ -70,13 +80,57 @@ export function chatSchema(limits: LimitsConfig): object {
             role: { enum: ['system', 'user', 'assistant', 'tool'] },
             content: text,
             images: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'null' }] },
-            tool_calls: { anyOf: [{ type: 'array' }, { type: 'null' }] },
+            tool_calls: {
+              anyOf: [
+                {
+                  type: 'array',
+                  maxItems: 64,
+                  items: {
+                    type: 'object',
+                    required: ['function'],
+                    properties: {
+                      function: {
+                        type: 'object',
+                        required: ['name', 'arguments'],
+                        properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, arguments: { type: 'object' } },
+                      },
+                    },
+                  },
+                },
+                { type: 'null' },
+              ],
+            },
             tool_name: { type: 'string', maxLength: 256 },
             thinking: text,
           },
         },
       },
-      tools: { anyOf: [{ type: 'array' }, { type: 'null' }] },
+      tools: {
+        anyOf: [
+          {
+            type: 'array',
+            maxItems: 128,
+            items: {
+              type: 'object',
+              required: ['type', 'function'],
+              properties: {
+                type: { type: 'string', maxLength: 64 },
+                function: {
+                  type: 'object',
+                  required: ['name'],
+                  properties: {
+                    name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+                    description: { type: 'string', maxLength: 8192 },
+                    // Any JSON value: the schema compiler says what it cannot take, naming the tool.
+                    parameters: {},
+                  },
+                },
+              },
+            },
+          },
+          { type: 'null' },
+        ],
+      },
     },
   };
 }

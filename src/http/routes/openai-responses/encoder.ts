@@ -1,14 +1,19 @@
 /**
  * OpenAI Responses shapes (stateless): one `response` object, or its SSE event sequence, every
- * event numbered by `sequence_number`: `response.created`, `response.in_progress`,
- * `response.output_item.added`, `response.content_part.added`, `response.output_text.delta`*,
- * `response.output_text.done`, `response.content_part.done`, `response.output_item.done`, then
- * `response.completed` (or `response.incomplete` when `max_output_tokens` cut the text, as OpenAI does).
+ * event numbered by `sequence_number`: `response.created`, `response.in_progress`, then per output
+ * item: a message (`response.output_item.added`, `response.content_part.added`,
+ * `response.output_text.delta`*, `response.output_text.done`, `response.content_part.done`,
+ * `response.output_item.done`) or a function call (`response.output_item.added`,
+ * `response.function_call_arguments.delta`*, `response.function_call_arguments.done`,
+ * `response.output_item.done`); then `response.completed` (or `response.incomplete` when
+ * `max_output_tokens` cut the answer, as OpenAI does). Items open as output arrives, so an answer
+ * that is only calls has no empty message.
  */
 import { randomUUID } from 'node:crypto';
 import { openAIErrorBody, type InferFluxError } from '../../../errors.js';
-import type { FinishReason, StartMeta, Usage } from '../../../generation/contract.js';
+import type { FinishReason, StartMeta, ToolCall, Usage } from '../../../generation/contract.js';
 import type { GenerationEncoder, GenerationResult } from '../../generation/encoder.js';
+import { argumentPieces } from '../../generation/tool-plan.js';
 import type { StreamEvent } from '../../stream-writer.js';
 
 /** What the request said, echoed in every response object as OpenAI does. */
@@ -20,6 +25,9 @@ export interface EchoedParams {
   topP: number;
   metadata: Record<string, string>;
   user: string | undefined;
+  tools: unknown[];
+  toolChoice: unknown;
+  parallelToolCalls: boolean;
 }
 
 const hex = () => randomUUID().replaceAll('-', '');
@@ -41,9 +49,13 @@ export function responsesEncoder(p: EchoedParams): GenerationEncoder {
   let meta: StartMeta | undefined;
   let text = '';
   let reason: FinishReason = 'stop';
+  /** Finished output items, in order; the message's index while it is open (-1: not open). */
+  const output: Record<string, unknown>[] = [];
+  let messageIndex = -1;
 
   const part = (t: string) => ({ type: 'output_text', text: t, annotations: [], logprobs: [] });
   const item = (status: string, content: unknown[]) => ({ id: itemId, type: 'message', status, role: 'assistant', content });
+  const callItem = (c: ToolCall, status: string, args: string) => ({ id: 'fc_' + c.id.replace(/^call_/, ''), type: 'function_call', status, arguments: args, call_id: c.id, name: c.name });
   const response = (m: StartMeta, status: string, fields: Record<string, unknown>) => ({
     id,
     object: 'response',
@@ -56,14 +68,14 @@ export function responsesEncoder(p: EchoedParams): GenerationEncoder {
     max_output_tokens: p.maxOutputTokens,
     model: m.model,
     output: [],
-    parallel_tool_calls: false,
+    parallel_tool_calls: p.parallelToolCalls,
     previous_response_id: null,
     reasoning: { effort: null, summary: null },
     store: false,
     temperature: p.temperature,
     text: { format: { type: 'text' } },
-    tool_choice: 'none',
-    tools: [],
+    tool_choice: p.toolChoice,
+    tools: p.tools,
     top_p: p.topP,
     truncation: 'disabled',
     usage: null,
@@ -72,40 +84,71 @@ export function responsesEncoder(p: EchoedParams): GenerationEncoder {
     ...fields,
   });
   const ev = (type: string, fields: Record<string, unknown>): StreamEvent => ({ event: type, data: { type, sequence_number: seq++, ...fields } });
-  const at = { item_id: itemId, output_index: 0, content_index: 0 };
+  const at = () => ({ item_id: itemId, output_index: messageIndex, content_index: 0 });
   const statusOf = (r: FinishReason) => (r === 'length' ? 'incomplete' : 'completed');
+
+  const openMessage = (): StreamEvent[] => {
+    messageIndex = output.length;
+    return [ev('response.output_item.added', { output_index: messageIndex, item: item('in_progress', []) }), ev('response.content_part.added', { ...at(), part: part('') })];
+  };
+  const addText = (t: string): StreamEvent[] => {
+    const events = messageIndex < 0 ? openMessage() : [];
+    text += t;
+    events.push(ev('response.output_text.delta', { ...at(), delta: t, logprobs: [] }));
+    return events;
+  };
+  const closeMessage = (): StreamEvent[] => {
+    if (messageIndex < 0) return [];
+    const done = item('completed', [part(text)]);
+    const events = [
+      ev('response.output_text.done', { ...at(), text, logprobs: [] }),
+      ev('response.content_part.done', { ...at(), part: part(text) }),
+      ev('response.output_item.done', { output_index: messageIndex, item: done }),
+    ];
+    output.push(done);
+    messageIndex = -1;
+    return events;
+  };
 
   return {
     streamFormat: 'sse',
     start(m) {
       meta = m;
       const opening = response(m, 'in_progress', {});
-      return [
-        ev('response.created', { response: opening }),
-        ev('response.in_progress', { response: opening }),
-        ev('response.output_item.added', { output_index: 0, item: item('in_progress', []) }),
-        ev('response.content_part.added', { ...at, part: part('') }),
-      ];
+      return [ev('response.created', { response: opening }), ev('response.in_progress', { response: opening })];
     },
-    text(_choice, t) {
-      text += t;
-      return [ev('response.output_text.delta', { ...at, delta: t, logprobs: [] })];
+    text: (_choice, t) => addText(t),
+    toolCalls(_choice, calls, content) {
+      const events = content === '' ? [] : addText(content);
+      events.push(...closeMessage());
+      for (const c of calls) {
+        const index = output.length;
+        const added = callItem(c, 'in_progress', '');
+        events.push(ev('response.output_item.added', { output_index: index, item: added }));
+        for (const delta of argumentPieces(c.arguments)) events.push(ev('response.function_call_arguments.delta', { item_id: added.id, output_index: index, delta }));
+        events.push(ev('response.function_call_arguments.done', { item_id: added.id, output_index: index, name: c.name, arguments: c.arguments }));
+        const done = callItem(c, 'completed', c.arguments);
+        events.push(ev('response.output_item.done', { output_index: index, item: done }));
+        output.push(done);
+      }
+      return events;
     },
     choiceEnd(_choice, r) {
       reason = r;
-      return [
-        ev('response.output_text.done', { ...at, text, logprobs: [] }),
-        ev('response.content_part.done', { ...at, part: part(text) }),
-        ev('response.output_item.done', { output_index: 0, item: item('completed', [part(text)]) }),
-      ];
+      // An answer with no output at all is still one (empty) message, as OpenAI sends.
+      return output.length === 0 && messageIndex < 0 ? [...openMessage(), ...closeMessage()] : closeMessage();
     },
     end(usage) {
       const status = statusOf(reason);
-      const final = response(meta!, status, { output: [item('completed', [part(text)])], usage: usageBody(usage) });
-      return [ev(`response.${status}`, { response: final })];
+      return [ev(`response.${status}`, { response: response(meta!, status, { output, usage: usageBody(usage) }) })];
     },
-    body: (r: GenerationResult) =>
-      response(r.meta, statusOf(r.reasons[0] ?? 'stop'), { output: [item('completed', [part(r.texts[0] ?? '')])], usage: usageBody(r.usage) }),
+    body(r: GenerationResult) {
+      const calls = r.toolCalls[0] ?? null;
+      const t = r.texts[0] ?? '';
+      const items: unknown[] = t !== '' || !calls ? [item('completed', [part(t)])] : [];
+      for (const c of calls ?? []) items.push(callItem(c, 'completed', c.arguments));
+      return response(r.meta, statusOf(r.reasons[0] ?? 'stop'), { output: items, usage: usageBody(r.usage) });
+    },
     // OpenAI's `error` event fields, plus the `error` envelope on which the SDK raises an APIError.
     streamError(err: InferFluxError) {
       const body = openAIErrorBody(err);

@@ -1,9 +1,10 @@
 /**
  * `POST /v1/responses`, stateless: `input` (a string or message items) and `instructions` onto a
- * chat prompt, `max_output_tokens`/`temperature`/`top_p` onto sampling, run by the shared runner
- * with the Responses encoder. Whatever needs server-side state (`store: true`,
- * `previous_response_id`, `conversation`, `background`) or machinery this server lacks (tools,
- * structured output, non-text inputs) is refused with a 400 naming the field.
+ * chat prompt, `max_output_tokens`/`temperature`/`top_p` onto sampling, function tools and
+ * `function_call`/`function_call_output` items through tools.ts, run by the shared runner with
+ * the Responses encoder. Whatever needs server-side state (`store: true`, `previous_response_id`,
+ * `conversation`, `background`) or machinery this server lacks (hosted tools, structured output,
+ * non-text inputs) is refused with a 400 naming the field.
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import { InferFluxError } from '../../../errors.js';
@@ -11,11 +12,13 @@ import type { ChatMessage } from '../../../generation/contract.js';
 import { samplingWith } from '../../../runtime/sampling.js';
 import { readJsonBody } from '../../body.js';
 import { runGeneration } from '../../generation/runner.js';
+import { chatPromptWithTools } from '../../generation/tool-plan.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority } from '../openai-common/schema.js';
 import { responsesEncoder } from './encoder.js';
 import type { InputContent, ResponsesRequest } from './schema.js';
+import { addFunctionCall, functionCallOutput, responsesToolPlan } from './tools.js';
 
 function refuse(param: string, why: string): never {
   throw new InferFluxError('invalid_request', `'${param}' is not supported: ${why}`, { param });
@@ -28,8 +31,6 @@ function refuseUnsupported(b: ResponsesRequest): void {
   if (b.previous_response_id) refuse('previous_response_id', STATELESS);
   if (b.conversation !== undefined && b.conversation !== null) refuse('conversation', STATELESS);
   if (b.background === true) refuse('background', STATELESS);
-  if (b.tools && b.tools.length > 0) refuse('tools', 'tool calling is not available on this server yet.');
-  if (b.tool_choice !== undefined && b.tool_choice !== null && b.tool_choice !== 'none' && b.tool_choice !== 'auto') refuse('tool_choice', 'tool calling is not available on this server yet.');
   const format = b.text?.format?.type;
   if (format !== undefined && format !== 'text') refuse('text.format', 'structured output needs the grammar compiler, which this server does not have yet.');
   if (b.reasoning?.effort) refuse('reasoning', 'the served models do not reason separately.');
@@ -57,8 +58,10 @@ export function toMessages(b: ResponsesRequest): ChatMessage[] {
   }
   b.input.forEach((item, i) => {
     const type = item.type ?? 'message';
+    if (type === 'function_call') return addFunctionCall(out, item, `input[${i}]`);
+    if (type === 'function_call_output') return void out.push(functionCallOutput(item, `input[${i}]`));
     if (type !== 'message') {
-      const why = type.startsWith('function_call') || type.endsWith('_call') ? 'tool calling is not available on this server yet.' : type === 'item_reference' ? STATELESS : `'${type}' items are not supported (only messages).`;
+      const why = type.endsWith('_call') || type.endsWith('_call_output') ? `'${type}' items belong to hosted tools; only function calls are served.` : type === 'item_reference' ? STATELESS : `'${type}' items are not supported (only messages and function calls).`;
       refuse(`input[${i}].type`, why);
     }
     if (item.role === undefined) throw new InferFluxError('invalid_request', `Missing required parameter: 'input[${i}].role'.`, { param: `input[${i}].role` });
@@ -71,10 +74,12 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const b = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
     refuseUnsupported(b);
+    const tools = responsesToolPlan(b, deps.metrics);
     const messages = toMessages(b);
-    const params = samplingWith({ maxTokens: b.max_output_tokens ?? undefined, temperature: b.temperature ?? undefined, topP: b.top_p ?? undefined });
+    const params = samplingWith({ maxTokens: b.max_output_tokens ?? undefined, temperature: b.temperature ?? undefined, topP: b.top_p ?? undefined, grammar: tools.grammar });
     runGeneration(res, deps, {
-      input: { requestId: ctx.requestId, model: b.model, prompt: { kind: 'chat', messages }, params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
+      tools: tools.options,
+      input: { requestId: ctx.requestId, model: b.model, prompt: chatPromptWithTools(messages, tools), params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
       stream: b.stream === true,
       encoder: responsesEncoder({
         model: b.model,
@@ -84,6 +89,9 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
         topP: params.topP,
         metadata: b.metadata ?? {},
         user: b.user,
+        tools: b.tools ?? [],
+        toolChoice: b.tool_choice ?? 'auto',
+        parallelToolCalls: b.parallel_tool_calls ?? true,
       }),
     });
   };
