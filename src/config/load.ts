@@ -138,6 +138,8 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_GUARDRAIL_OPA_ENDPOINT', 'guardrails.opa_endpoint', (v) => v.trim()],
   ['INFERFLUX_GUARDRAIL_OPA_TIMEOUT_MS', 'guardrails.opa_timeout_ms', envInt],
   ['INFERFLUX_GUARDRAIL_OPA_FAIL_MODE', 'guardrails.opa_fail_mode', (v) => v.trim().toLowerCase()],
+  ['INFERFLUX_MODELS_DIR', 'server.models_dir', (v) => v],
+  ['INFERFLUX_MEMORY_BUDGET_BYTES', 'runtime.memory_budget_bytes', envInt],
 ];
 
 /** `id=llama3,path=/m/a.gguf,backend=cpu,default=true;id=...` -> raw model entries. */
@@ -259,6 +261,13 @@ function resolveGuardrails(g: Raw): GuardrailPolicy {
   };
 }
 
+/** The machine's memory, or the cgroup's limit when a container sets a lower one. */
+function machineMemory(): number {
+  const total = os.totalmem();
+  const limit = process.constrainedMemory?.() ?? 0;
+  return limit > 0 && limit < total ? limit : total;
+}
+
 function autoOr(v: unknown, fallback: number): number {
   return v === 'auto' ? fallback : (v as number);
 }
@@ -339,6 +348,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       idleTimeoutSeconds: s.idle_timeout_seconds as number,
       sseHeartbeatSeconds: s.sse_heartbeat_seconds as number,
       sseMaxBufferedBytes: s.sse_max_buffered_bytes as number,
+      modelsDir: s.models_dir === '' ? '' : path.resolve(cwd, s.models_dir as string),
       ...resolveServerEdges(s, cwd, from),
     },
     models,
@@ -369,6 +379,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
         maxEntries: (r.response_cache as Raw).max_entries as number,
         maxBytes: (r.response_cache as Raw).max_bytes as number,
       },
+      memoryBudgetBytes: autoOr(r.memory_budget_bytes, machineMemory()),
     },
     scheduler: {
       decodePoolSize,

@@ -60,6 +60,7 @@ export const RULES: Record<string, Rule> = {
   'server.idle_timeout_seconds': { schema: { const: 10 }, expect: 'must be 10 (uWebSockets.js fixes the HTTP idle timeout at 10 s)' },
   'server.sse_heartbeat_seconds': int(1, 3600),
   'server.sse_max_buffered_bytes': int(1024, 1024 * 1024 * 1024),
+  'server.models_dir': str(0, 4096),
   'model.path': str(0, 4096),
   'models[].id': {
     schema: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]*$' },
@@ -86,6 +87,7 @@ export const RULES: Record<string, Rule> = {
   'runtime.response_cache.enabled': bool,
   'runtime.response_cache.max_entries': int(1, 10_000_000),
   'runtime.response_cache.max_bytes': int(1024, 64 * 1024 * 1024 * 1024),
+  'runtime.memory_budget_bytes': intOrAuto(1024 * 1024, Number.MAX_SAFE_INTEGER),
   'scheduler.decode_pool_size': intOrAuto(1, 1024),
   'scheduler.prefill_pool_size': int(0, 1024),
   'scheduler.kv_ring_bytes': int(65536, 2 * 1024 * 1024 * 1024 - 65536),

@@ -39,6 +39,8 @@ export interface ServerConfig {
   sseHeartbeatSeconds: number;
   /** Bytes buffered for a slow SSE reader before the stream is paused. Defaults to 256 KiB. */
   sseMaxBufferedBytes: number;
+  /** Absolute directory admin model loads must come from; '' = no confinement. Defaults to `''`. */
+  modelsDir: string;
   /** In-process TLS (SEC-5). */
   tls: TlsConfig;
   /** Cross-origin access for browser clients. */
@@ -124,6 +126,8 @@ export interface RuntimeConfig {
   nvmeOffload: { path: string; workers: number; queueDepth: number };
   /** Exact-match reuse of deterministic responses (opt-in). */
   responseCache: { enabled: boolean; maxEntries: number; maxBytes: number };
+  /** Bytes the served models may use together (estimated); `auto` resolves to the machine's memory. */
+  memoryBudgetBytes: number;
 }
 
 export interface SchedulerConfig {

@@ -2,7 +2,8 @@
  * `POST /v1/messages` and `POST /v1/messages/count_tokens`: Anthropic's fields onto a
  * `GenerateInput` (system, multi-turn text, `max_tokens`, `stop_sequences`, `temperature`,
  * `top_p`, `top_k`; `metadata` accepted), run by the shared runner with Anthropic's encoder.
- * Tools, images, documents, thinking and an assistant prefill are refused with a 400 naming the field.
+ * Tools, thinking and an assistant prefill are refused with a 400 naming the field; image and
+ * document blocks with 422 `capability_not_supported` naming the model.
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import { InferFluxError } from '../../../errors.js';
@@ -11,6 +12,7 @@ import { samplingWith } from '../../../runtime/sampling.js';
 import { readJsonBody } from '../../body.js';
 import { runGeneration } from '../../generation/runner.js';
 import { sendJson } from '../../respond.js';
+import { firstMedia, refuseMedia } from '../../media-refusal.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { anthropicEncoder } from './encoder.js';
@@ -37,6 +39,12 @@ function textOf(content: string | ContentBlock[], at: string): string {
     .join('');
 }
 
+/** Image and document blocks: 422 `capability_not_supported` naming the model (media-refusal.ts). */
+function refuseMediaBlocks(deps: HttpDeps, body: CountTokensRequest): void {
+  const media = firstMedia([[body.system, 'system'], ...body.messages.map((m, i) => [m.content, `messages[${i}].content`] as const)]);
+  if (media) refuseMedia(deps.gateway, body.model, media.kind, media.param);
+}
+
 /** The conversation as chat messages, after refusing what cannot be honoured. */
 export function toChat(body: CountTokensRequest): ChatMessage[] {
   if (body.tools !== undefined && body.tools.length > 0) refuse('tools', NO_TOOLS);
@@ -57,6 +65,7 @@ export function toChat(body: CountTokensRequest): ChatMessage[] {
 export function messagesHandler(deps: HttpDeps, validate: Validator<MessagesRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    refuseMediaBlocks(deps, body);
     const messages = toChat(body);
     runGeneration(res, deps, {
       input: {
@@ -76,6 +85,7 @@ export function messagesHandler(deps: HttpDeps, validate: Validator<MessagesRequ
 export function countTokensHandler(deps: HttpDeps, validate: Validator<CountTokensRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    refuseMediaBlocks(deps, body);
     const tokens = await deps.gateway.countTokens(body.model, { kind: 'chat', messages: toChat(body) });
     sendJson(res, 200, { input_tokens: tokens });
   };

@@ -11,6 +11,7 @@ import type { ChatMessage } from '../../../generation/contract.js';
 import { samplingWith } from '../../../runtime/sampling.js';
 import { readJsonBody } from '../../body.js';
 import { runGeneration } from '../../generation/runner.js';
+import { firstMedia, refuseMedia } from '../../media-refusal.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority } from '../openai-common/schema.js';
@@ -70,6 +71,8 @@ export function toMessages(b: ResponsesRequest): ChatMessage[] {
 export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const b = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    const media = typeof b.input === 'string' ? null : firstMedia(b.input.map((item, i) => [item.content, `input[${i}].content`] as const));
+    if (media) refuseMedia(deps.gateway, b.model, media.kind, media.param);
     refuseUnsupported(b);
     const messages = toMessages(b);
     const params = samplingWith({ maxTokens: b.max_output_tokens ?? undefined, temperature: b.temperature ?? undefined, topP: b.top_p ?? undefined });
