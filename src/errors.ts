@@ -137,6 +137,24 @@ export const ERRORS = {
     "The identity provider's signing keys could not be fetched; the token was not checked. Retry later.",
     5,
   ),
+  // Model registry (runtime load/unload, /v1/admin/models).
+  model_unloading: spec('model_unloading', 503, 'service_unavailable', 'The model is being unloaded; requests already running finish, new ones are refused.', 1),
+  model_exists: spec('model_exists', 409, 'invalid_request_error', 'A model with this id is already loaded or loading.'),
+  model_is_default: spec(
+    'model_is_default',
+    409,
+    'invalid_request_error',
+    'The default model cannot be unloaded; make another model the default first.',
+  ),
+  model_not_ready: spec('model_not_ready', 409, 'invalid_request_error', 'The model is not ready (loading, unloading or failed).'),
+  invalid_model_path: spec('invalid_model_path', 400, 'invalid_request_error', 'The model path is not a readable file inside the allowed models directory.'),
+  invalid_model_file: spec('invalid_model_file', 422, 'invalid_request_error', 'The file is not a GGUF model llama.cpp can load safely.'),
+  insufficient_memory: spec(
+    'insufficient_memory',
+    507,
+    'server_error',
+    'Loading this model would pass runtime.memory_budget_bytes; unload a model or raise the budget.',
+  ),
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

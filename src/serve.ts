@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   const system = await ActorSystem.start(config, metrics, log);
   // From here a start-up failure must dispose the workers' llama.cpp objects before exiting.
   started = system;
-  const gateway = new ActorGateway(config, system, metrics);
+  const gateway = await ActorGateway.create(config, system, metrics);
   // Guardrails follow the live policy: the config's at first, then every admin change.
   const guardrails = new GuardrailEngine(config.guardrails, { metrics, log });
   guardrails.follow(policy.service);

@@ -59,6 +59,8 @@ export class ActorSystem {
   /** Disaggregated mode: each decode worker's KV ring (kept across its restarts), by model and index. */
   private readonly rings = new Map<string, SharedArrayBuffer>();
   private readonly failed = new Map<string, string>();
+  /** Models whose workers are being stopped on purpose: an exit there is not a crash to restart. */
+  private readonly stoppingModels = new Set<string>();
   private stopping = false;
   /** False between a scheduler crash and its replacement's hello. */
   private schedulerUp = false;
@@ -180,15 +182,59 @@ export class ActorSystem {
     const tokenizer = createTokenizerPool({ workers: config.scheduler.tokenizerWorkers });
     const system = new ActorSystem(config, metrics, log, tokenizer, audit);
     await system.spawnScheduler();
-    const warm = Promise.all(config.models.map((m) => tokenizer.warm(m.path).catch(() => undefined)));
-    const engines: Promise<void>[] = [];
-    const disaggregated = config.scheduler.prefillPoolSize > 0;
-    for (const model of config.models) {
-      for (let i = 0; i < config.scheduler.decodePoolSize; i++) engines.push(system.spawnEngine(model, disaggregated ? 'decode' : 'unified', i));
-      for (let i = 0; i < config.scheduler.prefillPoolSize; i++) engines.push(system.spawnEngine(model, 'prefill', i));
-    }
-    await Promise.all([warm, ...engines]);
+    // A configured model that fails to start leaves the server up: /readyz and its requests say why.
+    await Promise.all(config.models.map((m) => system.startModel(m, { lenientTokenizer: true }).catch(() => undefined)));
     return system;
+  }
+
+  /**
+   * Starts a model's engine pool (decode, and prefill in disaggregated mode) and loads its
+   * tokenizer in every tokenizer thread, while every other model keeps serving. Rejects, saying
+   * why, when no worker came up (the failed workers are already gone).
+   */
+  async startModel(model: ModelEntry, opts: { lenientTokenizer?: boolean } = {}): Promise<void> {
+    const warm = this.tokenizer.warm(model.path).catch((err: unknown) => {
+      if (!opts.lenientTokenizer) throw err;
+    });
+    const engines: Promise<void>[] = [];
+    const disaggregated = this.config.scheduler.prefillPoolSize > 0;
+    for (let i = 0; i < this.config.scheduler.decodePoolSize; i++) engines.push(this.spawnEngine(model, disaggregated ? 'decode' : 'unified', i));
+    for (let i = 0; i < this.config.scheduler.prefillPoolSize; i++) engines.push(this.spawnEngine(model, 'prefill', i));
+    const [tok] = await Promise.allSettled([warm, Promise.all(engines)]);
+    if (this.engineInfo(model.id) === null) throw new Error(this.failed.get(model.id) ?? 'no engine worker came up');
+    if (tok.status === 'rejected') {
+      await this.stopModel(model);
+      throw tok.reason instanceof Error ? tok.reason : new Error(String(tok.reason));
+    }
+  }
+
+  /**
+   * Stops a model's engine workers (the caller has drained its requests): the scheduler forgets
+   * them first so nothing new is placed there, each worker disposes its llama.cpp objects, and the
+   * tokenizer threads drop the model's vocabulary unless another model id serves the same file.
+   */
+  async stopModel(model: ModelEntry): Promise<void> {
+    const mine = this.engines.filter((e) => e.model.id === model.id);
+    this.stoppingModels.add(model.id);
+    try {
+      await Promise.all(
+        mine.map(async (e) => {
+          e.stopping = true;
+          this.toScheduler([T.EngineDown, { model: e.model.id, worker: e.index, role: e.role }]);
+          if (e.ready) await withTimeout(e.rpc.shutdown(), ENGINE_SHUTDOWN_MS).catch((err: unknown) => this.log(`engine ${e.model.id}#${e.index} did not shut down cleanly: ${String(err)}`));
+          await e.worker.terminate();
+        }),
+      );
+    } finally {
+      this.stoppingModels.delete(model.id);
+    }
+    for (const e of mine) this.engines.splice(this.engines.indexOf(e), 1);
+    for (const key of [...this.rings.keys()]) if (key.startsWith(`${model.id}#`)) this.rings.delete(key);
+    this.failed.delete(model.id);
+    for (const phase of ['prefill', 'decode']) this.queued.delete(`${model.id}\u0000${phase}`);
+    if (!this.engines.some((e) => e.model.path === model.path)) {
+      await this.tokenizer.release(model.path).catch((err: unknown) => this.log(`tokenizer release of ${model.path} failed: ${String(err)}`));
+    }
   }
 
   /** Ready engine info for a model (the first ready worker), or null when none is ready. */
@@ -202,6 +248,12 @@ export class ActorSystem {
   /** Why a model has no ready engine, if its workers failed to start. */
   failure(modelId: string): string | undefined {
     return this.failed.get(modelId);
+  }
+
+  /** Start-up failure for the registry: why a configured model has no ready engine, null when it has one. */
+  startupFailure(modelId: string): string | null {
+    if (this.engineInfo(modelId) !== null) return null;
+    return this.failed.get(modelId) ?? 'no engine worker came up';
   }
 
   pools(): PoolReport[] {
@@ -396,7 +448,7 @@ export class ActorSystem {
   private onEngineExit(e: EngineHandle, code: number): void {
     const wasReady = e.ready !== null;
     e.ready = null;
-    if (this.stopping || e.stopping) return;
+    if (this.stopping || e.stopping || this.stoppingModels.has(e.model.id)) return;
     this.toScheduler([T.EngineDown, { model: e.model.id, worker: e.index, role: e.role }]);
     this.log(`engine ${e.role} ${e.model.id}#${e.index} exited (code ${code})${wasReady ? '; restarting' : ''}`);
     // Only restart workers that had reached Ready: one that dies while starting would loop.

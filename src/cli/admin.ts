@@ -131,3 +131,30 @@ export async function runFairness(c: Connection, f: FairnessFlags, io: Output): 
   if (Object.keys(body).length === 0) return print(io, (await requestJson(c, 'GET', '/v1/admin/fairness')).body);
   print(io, (await requestJson(c, 'PUT', '/v1/admin/fairness', body)).body);
 }
+
+export interface ModelFlags {
+  list?: boolean;
+  load?: string;
+  id?: string;
+  default?: boolean;
+  unload?: string;
+  setDefault?: string;
+}
+
+/** `inferctl admin models`: list (no flags), --load PATH --id ID [--default], --unload ID, --set-default ID. */
+export async function runModels(c: Connection, f: ModelFlags, io: Output): Promise<void> {
+  const actions = [f.load, f.unload, f.setDefault].filter((a) => a !== undefined).length;
+  if (actions > 1) throw new CliError('--load, --unload and --set-default cannot be combined', 2);
+  if (f.load === undefined && (f.id !== undefined || f.default)) throw new CliError('--id and --default go with --load PATH', 2);
+  if (f.load !== undefined) {
+    if (f.id === undefined) throw new CliError('--load needs --id, the name clients will send as "model"', 2);
+    io.err(`loading ${f.load} as ${f.id} (returns once it serves)\n`);
+    return print(io, (await requestJson(c, 'POST', '/v1/admin/models', defined({ id: f.id, path: f.load, default: f.default ? true : undefined }))).body);
+  }
+  if (f.unload !== undefined) {
+    io.err(`unloading ${f.unload}: running requests finish first\n`);
+    return print(io, (await requestJson(c, 'DELETE', `/v1/admin/models/${encodeURIComponent(f.unload)}`)).body);
+  }
+  if (f.setDefault !== undefined) return print(io, (await requestJson(c, 'POST', `/v1/admin/models/${encodeURIComponent(f.setDefault)}/default`)).body);
+  print(io, (await requestJson(c, 'GET', '/v1/admin/models')).body);
+}

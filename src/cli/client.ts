@@ -122,6 +122,8 @@ function classify(status: number, code: string | undefined, c?: Connection): { e
     return { exit: EXIT.notFound, hint: 'the server has no such route: check that --url / INFERCTL_URL points at an InferFlux server' };
   }
   if (status === 429) return { exit: EXIT.server, hint: 'rate limited: wait and retry (inferctl admin rate-limit shows the limits)' };
+  if (code === 'insufficient_memory') return { exit: EXIT.server, hint: 'unload a model first (inferctl admin models --unload ID) or raise runtime.memory_budget_bytes' };
+  if (code === 'model_unloading') return { exit: EXIT.server, hint: 'the model is being unloaded: pick another one (inferctl admin models --list)' };
   if (status === 503) return { exit: EXIT.server, hint: 'the server is not ready yet: inferctl status shows which pool is down' };
   if (status >= 500) return { exit: EXIT.server, hint: "see the server's log for the cause" };
   return { exit: EXIT.server, hint: 'fix the request as the message says; --help lists the flags' };

@@ -9,6 +9,7 @@
  *   inferctl completion --prompt TEXT [--stream]
  *   inferctl chat --message "user:Hello" [--stream] | --interactive
  *   inferctl admin guardrails|rate-limit|api-keys|cache|fairness [--list | changes]
+ *   inferctl admin models [--list | --load PATH --id ID [--default] | --unload ID | --set-default ID]
  *   inferctl audit verify <audit.log | dir>...
  *
  * Server: `--url`, or `--host`/`--port`, or `INFERCTL_URL` (default http://127.0.0.1:8080). Key:
@@ -20,7 +21,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { packageVersion, SERVER_FLAGS, flagsToEnv } from '../config/server-flags.js';
-import { runApiKeys, runCache, runFairness, runGuardrails, runRateLimit } from './admin.js';
+import { runApiKeys, runCache, runFairness, runGuardrails, runModels, runRateLimit } from './admin.js';
 import { runAuditVerify } from './audit-verify.js';
 import { runSession, type SessionIo } from './chat-session.js';
 import { CliError, connectionFrom, EXIT, formatError, numberFlag, type GlobalOptions } from './client.js';
@@ -259,6 +260,16 @@ Examples:
     .option('--high-priority-threshold <n>', 'priority from which a request may preempt')
     .option('--max-timeslice-tokens <n>', 'tokens a stream runs before yielding to waiting peers (0 = off)')
     .action(async (o) => runFairness(conn(), o, io));
+  admin
+    .command('models')
+    .description('served models: list with state and capabilities (--list, or no flags), --load a GGUF, --unload (drains first) or --set-default')
+    .option('--list', 'list the models, their state, SHA-256, capabilities and estimated memory')
+    .option('--load <path>', 'load this GGUF file (inside server.models_dir when the server sets one) with --id')
+    .option('--id <id>', 'id clients send as "model" for the loaded file')
+    .option('--default', 'make the loaded model the default once it is ready')
+    .option('--unload <id>', 'stop serving this model: running requests finish, new ones get 503 then 404')
+    .option('--set-default <id>', 'serve this model when a request names none')
+    .action(async (o) => runModels(conn(), o, io));
   // The admin commands always print the server's JSON view, so --json changes nothing there.
   const adminExamples: Record<string, string[]> = {
     guardrails: ['inferctl admin guardrails --list', 'inferctl admin guardrails --set "launch codes,classified" --pii redact --pii-output on'],
@@ -266,6 +277,7 @@ Examples:
     'api-keys': ['inferctl admin api-keys --list', 'inferctl admin api-keys --add ci-bot --scopes generate,read --tenant team-x', 'inferctl admin api-keys --remove key:37cf9cc6406f'],
     cache: ['inferctl admin cache --list', 'inferctl admin cache --warm "You are a helpful assistant."', 'inferctl admin cache --flush'],
     fairness: ['inferctl admin fairness', 'inferctl admin fairness --preemption on --max-timeslice-tokens 64'],
+    models: ['inferctl admin models --list', 'inferctl admin models --load /models/qwen2.5-0.5b-q8_0.gguf --id qwen --default', 'inferctl admin models --unload old-model'],
   };
   for (const cmd of admin.commands) examples(cmd, adminExamples[cmd.name()] ?? []);
   examples(admin, ['inferctl admin guardrails --list   # INFERCTL_API_KEY holds an admin key']);

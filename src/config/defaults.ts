@@ -50,6 +50,11 @@ server:
   # ~/Library/Caches/inferflux/models, Windows %LOCALAPPDATA%/inferflux/Cache/models). Relative
   # paths resolve against the working directory. Env: INFERFLUX_MODELS_DIR.
   models_dir: ""
+  # Directory admin loads (POST /v1/admin/models, inferctl admin models --load) must come from; a
+  # path outside it (symlinks resolved) is refused with 400 invalid_model_path. "" = any file the
+  # server can read. Models in the models list of this file are not confined.
+  # Env: INFERFLUX_ADMIN_LOAD_DIR.
+  admin_load_dir: ""
   # In-process TLS (https). Files are PEM; start-up fails naming the key when one is missing,
   # unreadable, not PEM, or the key does not match the certificate.
   # Env: INFERFLUX_TLS_ENABLED, INFERFLUX_TLS_CERT_PATH, INFERFLUX_TLS_KEY_PATH.
@@ -130,6 +135,11 @@ runtime:
     enabled: false
     max_entries: 1024
     max_bytes: 67108864
+  # Memory the served models may use together, in bytes; loading one whose estimate (weights, plus
+  # per engine worker: KV cache for context_size x sequences, compute buffers and thread overhead)
+  # would pass it answers 507 insufficient_memory instead of loading. auto = the machine's memory
+  # (the cgroup limit when lower). Env: INFERFLUX_MEMORY_BUDGET_BYTES.
+  memory_budget_bytes: auto
 
 scheduler:
   # Engine (decode) workers per model; auto = cores / models. Env: INFERFLUX_DECODE_POOL_SIZE.

@@ -140,10 +140,12 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_GUARDRAIL_OPA_TIMEOUT_MS', 'guardrails.opa_timeout_ms', envInt],
   ['INFERFLUX_GUARDRAIL_OPA_FAIL_MODE', 'guardrails.opa_fail_mode', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_MODELS_DIR', 'server.models_dir', (v) => v],
+  ['INFERFLUX_ADMIN_LOAD_DIR', 'server.admin_load_dir', (v) => v],
   // HF_ENDPOINT first, so INFERFLUX_HUB_URL wins when both are set (the later layer is merged last).
   ['HF_ENDPOINT', 'pull.hub_url', (v) => v.trim()],
   ['INFERFLUX_HUB_URL', 'pull.hub_url', (v) => v.trim()],
   ['INFERFLUX_PULL_ALLOWED_HOSTS', 'pull.allowed_private_hosts', envList],
+  ['INFERFLUX_MEMORY_BUDGET_BYTES', 'runtime.memory_budget_bytes', envInt],
 ];
 
 /** `id=llama3,path=/m/a.gguf,backend=cpu,default=true;id=...` -> raw model entries. */
@@ -265,6 +267,13 @@ function resolveGuardrails(g: Raw): GuardrailPolicy {
   };
 }
 
+/** The machine's memory, or the cgroup's limit when a container sets a lower one. */
+function machineMemory(): number {
+  const total = os.totalmem();
+  const limit = process.constrainedMemory?.() ?? 0;
+  return limit > 0 && limit < total ? limit : total;
+}
+
 function autoOr(v: unknown, fallback: number): number {
   return v === 'auto' ? fallback : (v as number);
 }
@@ -346,6 +355,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       sseHeartbeatSeconds: s.sse_heartbeat_seconds as number,
       sseMaxBufferedBytes: s.sse_max_buffered_bytes as number,
       modelsDir: resolveModelsDir(s.models_dir as string, cwd, env),
+      adminLoadDir: s.admin_load_dir === '' ? '' : path.resolve(cwd, s.admin_load_dir as string),
       ...resolveServerEdges(s, cwd, from),
     },
     models,
@@ -376,6 +386,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
         maxEntries: (r.response_cache as Raw).max_entries as number,
         maxBytes: (r.response_cache as Raw).max_bytes as number,
       },
+      memoryBudgetBytes: autoOr(r.memory_budget_bytes, machineMemory()),
     },
     scheduler: {
       decodePoolSize,

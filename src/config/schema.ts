@@ -60,6 +60,8 @@ export const RULES: Record<string, Rule> = {
   'server.idle_timeout_seconds': { schema: { const: 10 }, expect: 'must be 10 (uWebSockets.js fixes the HTTP idle timeout at 10 s)' },
   'server.sse_heartbeat_seconds': int(1, 3600),
   'server.sse_max_buffered_bytes': int(1024, 1024 * 1024 * 1024),
+  'server.models_dir': str(0, 4096),
+  'server.admin_load_dir': str(0, 4096),
   'model.path': str(0, 4096),
   'models[].id': {
     schema: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]*$' },
@@ -86,6 +88,7 @@ export const RULES: Record<string, Rule> = {
   'runtime.response_cache.enabled': bool,
   'runtime.response_cache.max_entries': int(1, 10_000_000),
   'runtime.response_cache.max_bytes': int(1024, 64 * 1024 * 1024 * 1024),
+  'runtime.memory_budget_bytes': intOrAuto(1024 * 1024, Number.MAX_SAFE_INTEGER),
   'scheduler.decode_pool_size': intOrAuto(1, 1024),
   'scheduler.prefill_pool_size': int(0, 1024),
   'scheduler.kv_ring_bytes': int(65536, 2 * 1024 * 1024 * 1024 - 65536),
@@ -135,7 +138,6 @@ export const RULES: Record<string, Rule> = {
   'server.cors.allowed_origins': strList(0, 64, 1, 512, 'origins such as https://app.example.com, or "*"'),
   'server.cors.allowed_headers': strList(0, 64, 1, 128, 'header names, or "*" to allow what the browser asks for'),
   'server.cors.max_age_seconds': int(0, 86400),
-  'server.models_dir': str(0, 4096),
   'pull.hub_url': str(1, 2048),
   'pull.allowed_private_hosts': strList(0, 256, 1, 256, 'host names, IPs or CIDRs (10.0.0.0/8)'),
   'auth.enabled': {

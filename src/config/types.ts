@@ -44,6 +44,8 @@ export interface ServerConfig {
    * directory (`$XDG_CACHE_HOME/inferflux/models`, `~/.cache/inferflux/models`).
    */
   modelsDir: string;
+  /** Absolute directory admin model loads must come from; '' = no confinement. Defaults to `''`. */
+  adminLoadDir: string;
   /** In-process TLS (SEC-5). */
   tls: TlsConfig;
   /** Cross-origin access for browser clients. */
@@ -129,6 +131,8 @@ export interface RuntimeConfig {
   nvmeOffload: { path: string; workers: number; queueDepth: number };
   /** Exact-match reuse of deterministic responses (opt-in). */
   responseCache: { enabled: boolean; maxEntries: number; maxBytes: number };
+  /** Bytes the served models may use together (estimated); `auto` resolves to the machine's memory. */
+  memoryBudgetBytes: number;
 }
 
 export interface SchedulerConfig {

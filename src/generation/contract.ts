@@ -9,8 +9,11 @@ import type { FinishReason } from '../runtime/finish-reason.js';
 import type { SamplingSettings } from '../runtime/sampling.js';
 import type { ChatTemplateTool } from '../runtime/chat-template.js';
 import type { PoolReport } from '../actors/system.js';
+import type { Capabilities, Capability } from '../registry/capabilities.js';
+import type { ModelMetadata } from '../registry/model-metadata.js';
+import type { ModelState, RegistryChange } from '../registry/model-registry.js';
 
-export type { FinishReason, PoolReport, SamplingSettings };
+export type { Capabilities, Capability, FinishReason, ModelMetadata, ModelState, PoolReport, RegistryChange, SamplingSettings };
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
@@ -127,15 +130,48 @@ export interface ModelInfo {
   architecture: string;
   trainContextSize: number;
   parameterCount: number;
+  /** From the loaded engine; 0 while none is ready. */
   vocabSize: number;
-  /** True while at least one engine worker for it is ready. */
+  /** True while the model is `ready` and at least one engine worker for it is up. */
   ready: boolean;
+  /** Registry state: loading, ready, unloading, failed. */
+  state: ModelState;
+  capabilities: Capabilities;
+  /** Hex SHA-256 of the file, null while it is still being computed. */
+  sha256: string | null;
+  /** `config` (server.yaml / env) or `admin` (loaded at runtime). */
+  source: 'config' | 'admin';
+  /** Why it failed to load (state `failed`). */
+  error: string | null;
+  /** What the GGUF header says (architecture, parameters, quantisation, MoE, chat template...). */
+  metadata: ModelMetadata;
+  /** Estimated bytes the model holds while served (weights, KV, worker overhead). */
+  memoryBytes: number;
 }
 
 export interface ReadyReport {
+  /** The scheduler is up and the default model is ready. */
   ready: boolean;
-  models: { id: string; ready: boolean }[];
+  models: { id: string; ready: boolean; state: ModelState; default: boolean; error?: string }[];
   pools: PoolReport[];
+}
+
+export interface LoadModelRequest {
+  id: string;
+  path: string;
+  /** Make it the default once ready. */
+  default?: boolean;
+}
+
+/** Runtime model management (`/v1/admin/models`): load, unload (draining), default. */
+export interface ModelControl {
+  /** Resolves once the model serves; rejects with the table's errors (409, 400, 422, 507...). */
+  load(req: LoadModelRequest): Promise<ModelInfo>;
+  /** Resolves once running requests finished and the workers are gone. */
+  unload(id: string): Promise<void>;
+  setDefault(id: string): ModelInfo;
+  /** Every registry change, as it happens. */
+  onChange(listener: (change: RegistryChange) => void): void;
 }
 
 /** Live `runtime.fairness.*` settings. */
@@ -208,4 +244,6 @@ export interface Gateway {
   readonly cache?: CacheControl | undefined;
   /** Live fairness settings (absent: `/v1/admin/fairness` is not served). */
   readonly fairness?: FairnessControl | undefined;
+  /** Runtime model management (absent: `/v1/admin/models` is not served). */
+  readonly modelControl?: ModelControl | undefined;
 }

@@ -3,9 +3,12 @@
  * pool), check lengths and ids before anything reaches native code (sampling.ts), serve an exact
  * repeat from the response cache, else hand the request to a `Run` (run.ts), which admits it to the
  * scheduler and turns what comes back into sink calls, metrics and the audit line. Also the door to
- * runtime controls the admin API uses (prefix cache, fairness).
+ * runtime controls the admin API uses (prefix cache, fairness, models).
+ *
+ * Which models exist, and in what state, is the registry's (src/registry): every request resolves
+ * its model there and holds a lease on it while it runs, so an unload waits for it.
  */
-import type { InferFluxConfig, ModelEntry } from '../config/types.js';
+import type { InferFluxConfig } from '../config/types.js';
 import { InferFluxError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { ActorSystem } from '../actors/system.js';
@@ -17,6 +20,7 @@ import type {
   Gateway,
   GenerateInput,
   GenerationHandle,
+  ModelControl,
   ModelFileInfo,
   ModelInfo,
   PromptInput,
@@ -28,6 +32,7 @@ import type {
 import { ModelFileCache } from './model-file.js';
 import { Run, type FinishedResponse } from './run.js';
 import { checkPromptTokens, resolveSampling } from './sampling.js';
+import { ModelRegistry, type RegisteredModel } from '../registry/model-registry.js';
 
 export class ActorGateway implements Gateway {
   private readonly created = Math.floor(Date.now() / 1000);
@@ -37,16 +42,38 @@ export class ActorGateway implements Gateway {
   private readonly files = new ModelFileCache();
   readonly cache: CacheControl;
   readonly fairness: FairnessControl;
+  readonly modelControl: ModelControl;
 
-  constructor(
+  private constructor(
     private readonly config: InferFluxConfig,
     private readonly system: ActorSystem,
     private readonly metrics: Metrics,
+    readonly registry: ModelRegistry,
   ) {
     const rc = config.runtime.responseCache;
     this.responses = new ResponseCache({ enabled: rc.enabled, maxEntries: rc.maxEntries, maxBytes: rc.maxBytes });
     this.cache = { status: () => system.cacheStatus(), flush: () => system.flushCache() };
     this.fairness = { get: () => system.fairnessSettings, set: (patch) => system.setFairness(patch) };
+    this.modelControl = {
+      load: async (req) => this.info(await registry.load(req)),
+      unload: (id) => registry.unload(id),
+      setDefault: (id) => this.info(registry.setDefault(id)),
+      onChange: (listener) => void registry.on('change', listener),
+    };
+  }
+
+  /** The facade over a started actor system, with the configured models adopted by a new registry. */
+  static async create(config: InferFluxConfig, system: ActorSystem, metrics: Metrics): Promise<ActorGateway> {
+    const sch = config.scheduler;
+    const registry = new ModelRegistry({
+      host: system,
+      modelsDir: config.server.adminLoadDir,
+      memoryBudgetBytes: config.runtime.memoryBudgetBytes,
+      shape: { workers: sch.decodePoolSize + sch.prefillPoolSize, contextSize: config.runtime.contextSize, sequences: config.runtime.sequencesPerWorker },
+    });
+    await registry.adoptConfigured(config.models);
+    registry.hashConfigured();
+    return new ActorGateway(config, system, metrics, registry);
   }
 
   /** Requests still running; shutdown waits for this to reach zero (bounded by a deadline). */
@@ -60,58 +87,73 @@ export class ActorGateway implements Gateway {
   }
 
   models(): ModelInfo[] {
-    return this.config.models.map((m) => {
-      const info = this.system.engineInfo(m.id);
-      return {
-        id: m.id,
-        path: m.path,
-        created: this.created,
-        ownedBy: 'inferflux',
-        isDefault: m.default,
-        contextSize: this.config.runtime.contextSize,
-        architecture: info?.architecture ?? 'unknown',
-        trainContextSize: info?.trainContextSize ?? 0,
-        parameterCount: info?.parameterCount ?? 0,
-        vocabSize: info?.vocabSize ?? 0,
-        ready: info !== null,
-      };
-    });
+    return this.registry.list().map((m) => this.info(m));
+  }
+
+  private info(m: RegisteredModel): ModelInfo {
+    const engine = this.system.engineInfo(m.id);
+    return {
+      id: m.id,
+      path: m.path,
+      created: this.created,
+      ownedBy: 'inferflux',
+      isDefault: m.isDefault,
+      contextSize: this.config.runtime.contextSize,
+      architecture: m.metadata.architecture,
+      trainContextSize: m.metadata.contextLength,
+      parameterCount: m.metadata.parameterCount,
+      vocabSize: engine?.vocabSize ?? 0,
+      ready: m.state === 'ready' && engine !== null,
+      state: m.state,
+      capabilities: { ...m.capabilities },
+      sha256: m.sha256,
+      source: m.source,
+      error: m.error,
+      metadata: { ...m.metadata },
+      memoryBytes: m.memory.totalBytes,
+    };
   }
 
   model(id: string | undefined): ModelInfo {
-    const entry = this.resolveModel(id);
-    return this.models().find((m) => m.id === entry.id)!;
+    return this.info(this.registry.lookup(id));
   }
 
   async countTokens(model: string | undefined, prompt: PromptInput): Promise<number> {
-    const entry = this.resolveModel(model);
-    const tokens = await this.promptTokens(entry, prompt, this.readyEngine(entry).vocabSize);
-    return tokens.length;
+    return this.leased(model, async (entry) => (await this.promptTokens(entry, prompt, this.readyEngine(entry).vocabSize)).length);
   }
 
   tokenize(model: string | undefined, req: TokenizeText): Promise<TokenizedText> {
-    const entry = this.resolveModel(model);
-    return this.system.tokenizer.tokenizeText({ modelPath: entry.path, ...req });
+    return this.leased(model, (entry) => this.system.tokenizer.tokenizeText({ modelPath: entry.path, ...req }));
   }
 
-  async detokenize(model: string | undefined, tokens: number[]): Promise<string> {
-    const entry = this.resolveModel(model);
-    // The vocabulary size comes from the loaded engine; an id past it would read out of bounds.
-    checkPromptTokens(tokens, this.readyEngine(entry).vocabSize, 'tokens');
-    return this.system.tokenizer.detokenize({ modelPath: entry.path, tokens });
+  detokenize(model: string | undefined, tokens: number[]): Promise<string> {
+    return this.leased(model, (entry) => {
+      // The vocabulary size comes from the loaded engine; an id past it would read out of bounds.
+      checkPromptTokens(tokens, this.readyEngine(entry).vocabSize, 'tokens');
+      return this.system.tokenizer.detokenize({ modelPath: entry.path, tokens });
+    });
   }
 
   applyTemplate(model: string | undefined, messages: ChatMessage[]): Promise<string> {
-    const entry = this.resolveModel(model);
-    return this.system.tokenizer.applyTemplate({ modelPath: entry.path, messages });
+    return this.leased(model, (entry) => this.system.tokenizer.applyTemplate({ modelPath: entry.path, messages }));
   }
 
   modelFile(model: string | undefined, opts: { maxArray?: number } = {}): Promise<ModelFileInfo> {
-    return this.files.get(this.resolveModel(model).path, opts.maxArray ?? Infinity);
+    return this.files.get(this.registry.lookup(model).path, opts.maxArray ?? Infinity);
+  }
+
+  /** Runs `fn` holding a lease on the model, so an unload cannot free its tokenizer underneath. */
+  private async leased<T>(model: string | undefined, fn: (entry: RegisteredModel) => T | Promise<T>): Promise<T> {
+    const lease = this.registry.acquire(model);
+    try {
+      return await fn(lease.model);
+    } finally {
+      lease.release();
+    }
   }
 
   /** The model's ready engine, or `model_not_loaded` (with why, when its workers failed). */
-  private readyEngine(model: ModelEntry) {
+  private readyEngine(model: RegisteredModel) {
     const engine = this.system.engineInfo(model.id);
     if (engine) return engine;
     const why = this.system.failure(model.id);
@@ -119,8 +161,13 @@ export class ActorGateway implements Gateway {
   }
 
   readiness(): ReadyReport {
-    const models = this.config.models.map((m) => ({ id: m.id, ready: this.system.engineInfo(m.id) !== null }));
-    return { ready: this.system.schedulerReady && models.some((m) => m.ready), models, pools: this.system.pools() };
+    const models = this.registry.list().map((m) => {
+      const row: ReadyReport['models'][number] = { id: m.id, ready: m.state === 'ready' && this.system.engineInfo(m.id) !== null, state: m.state, default: m.isDefault };
+      if (m.error) row.error = m.error;
+      return row;
+    });
+    const defaultReady = models.some((m) => m.default && m.ready);
+    return { ready: this.system.schedulerReady && defaultReady, models, pools: this.system.pools() };
   }
 
   generate(input: GenerateInput, sink: TokenSink): GenerationHandle {
@@ -130,19 +177,39 @@ export class ActorGateway implements Gateway {
       this.inflight--;
       if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
     };
-    void this.start(run);
+    this.start(run);
     return run.handle;
   }
 
-  private async start(run: Run): Promise<void> {
+  /**
+   * Takes the model's lease synchronously (before `generate` returns), so an unload that begins
+   * after this request was accepted waits for it; the lease ends when the run does.
+   */
+  private start(run: Run): void {
+    let lease;
     try {
-      const model = this.resolveModel(run.input.model);
+      lease = this.registry.acquire(run.input.model);
+    } catch (err) {
+      run.fail(InferFluxError.from(err));
+      return;
+    }
+    const finished = run.onFinish;
+    run.onFinish = () => {
+      lease.release();
+      finished();
+    };
+    void this.prepare(run, lease.model);
+  }
+
+  private async prepare(run: Run, model: RegisteredModel): Promise<void> {
+    try {
       run.model = model.id;
       const engine = this.readyEngine(model);
       const tokens = await this.promptTokens(model, run.input.prompt, engine.vocabSize);
       if (run.cancelled) return run.finish();
       const sampling = resolveSampling(run.input.params, engine, tokens.length);
-      const key = this.responseKey(model.id, tokens, run.input);
+      // Keyed by this load of the model: the same id loaded again from another file starts empty.
+      const key = this.responseKey(`${model.id}#${model.serial}`, tokens, run.input);
       const cached = this.responses.get(key);
       if (cached) {
         this.metrics.streamCacheHits.inc({ model: model.id });
@@ -168,14 +235,7 @@ export class ActorGateway implements Gateway {
     return this.responses.keyFor(model, tokens, { ...input.params, n: input.n });
   }
 
-  private resolveModel(id: string | undefined): ModelEntry {
-    if (id === undefined || id === '') return this.config.models.find((m) => m.default) ?? this.config.models[0]!;
-    const model = this.config.models.find((m) => m.id === id);
-    if (!model) throw new InferFluxError('model_not_found', `The model '${id}' does not exist.`, { param: 'model' });
-    return model;
-  }
-
-  private async promptTokens(model: ModelEntry, p: PromptInput, vocabSize: number): Promise<number[]> {
+  private async promptTokens(model: RegisteredModel, p: PromptInput, vocabSize: number): Promise<number[]> {
     if (p.kind === 'tokens') {
       // Out-of-range ids abort llama.cpp (GGML_ASSERT) and with it the whole process.
       checkPromptTokens(p.tokens, vocabSize);

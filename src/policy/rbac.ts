@@ -65,6 +65,10 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   ['/tokenize', READ],
   ['/detokenize', READ],
   ['/apply-template', READ],
+  // Runtime model management (load, unload, default); listed so the table names them.
+  ['/v1/admin/models', ADMIN],
+  ['/v1/admin/models/:id', ADMIN],
+  ['/v1/admin/models/:id/default', ADMIN],
   ['/v1/admin/*', ADMIN],
 ];
 

@@ -41,7 +41,7 @@ export async function startActors(env: Record<string, string> = {}, yaml?: strin
   });
   const metrics = new Metrics({ defaultMetrics: false });
   const system = await ActorSystem.start(config, metrics, () => undefined);
-  const gateway = new ActorGateway(config, system, metrics);
+  const gateway = await ActorGateway.create(config, system, metrics);
   return {
     system,
     gateway,

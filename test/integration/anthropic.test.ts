@@ -118,7 +118,8 @@ describe('Anthropic Messages API on the real engine (@anthropic-ai/sdk)', functi
     expect(e.status).to.equal(400);
     expect(e.apiMessage).to.match(/^'tools\[0\]\.type' is not supported/);
     e = await rejection(client.messages.create({ ...ASK, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'aGk=' } }] }] }));
-    expect(e.apiMessage).to.match(/^'messages\[0\]\.content\[0\]\.type' is not supported: the loaded models are text-only/);
+    expect(e.status).to.equal(422);
+    expect(e.apiMessage).to.match(/^Model '[^']+' does not support image input \(capability 'vision'\)/);
     e = await rejection(client.messages.create({ ...ASK, temperature: 1.5 } as never));
     expect(e.apiMessage).to.include("'temperature'");
     e = await rejection(client.messages.create({ ...ASK, messages: [...ASK.messages, { role: 'assistant', content: 'Once' }] }));

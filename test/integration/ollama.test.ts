@@ -172,7 +172,8 @@ describe('Ollama API on the real engine (ollama npm client)', function () {
     e = await rejection(ollama.generate({ model: MODEL, prompt: 'x', template: '{{ .Prompt }}', stream: false }));
     expect(e.error).to.include("'template' is not supported");
     e = await rejection(ollama.generate({ model: MODEL, prompt: 'x', images: ['aGk='], stream: false }));
-    expect(e.error).to.include("'images' is not supported");
+    expect(e.status_code).to.equal(422);
+    expect(e.error).to.include("does not support image input (capability 'vision')");
     e = await rejection(ollama.chat({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 5000 } } as never));
     expect(e.status_code).to.equal(400);
     e = await rejection(ollama.embed({ model: MODEL, input: 'hi' }));

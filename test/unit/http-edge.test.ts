@@ -115,13 +115,15 @@ describe('http: edge', () => {
     it('lists models the OpenAI and LM Studio ways', async () => {
       expect(await json(await fetch(`${t.base}/v1/models`))).to.deep.equal({
         object: 'list',
-        data: [{ id: 'tiny', object: 'model', created: CREATED, owned_by: 'inferflux' }],
+        data: [{ id: 'tiny', object: 'model', created: CREATED, owned_by: 'inferflux', state: 'ready', ready: true, default: true, capabilities: { chat: true, completion: true, embeddings: false, tools: true, vision: false } }],
       });
       expect(await json(await fetch(`${t.base}/v1/models/tiny`))).to.deep.equal({
         id: 'tiny',
         object: 'model',
         created: CREATED,
         owned_by: 'inferflux',
+        state: 'ready', ready: true, default: true, capabilities: { chat: true, completion: true, embeddings: false, tools: true, vision: false },
+        metadata: { architecture: 'llama', parameter_count: 1000, quantization: 'F32', context_length: 4096, is_moe: false, n_experts: 0, n_active_experts: 0, chat_template: '' },
       });
       expect(await json(await fetch(`${t.base}/api/v0/models`))).to.deep.equal({
         object: 'list',

@@ -36,6 +36,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       sseHeartbeatSeconds: 15,
       sseMaxBufferedBytes: 256 * 1024,
       modelsDir: '/nonexistent/inferflux-test-models',
+      adminLoadDir: '',
       tls: { enabled: false, certPath: '', keyPath: '' },
       cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       ...server,
@@ -53,6 +54,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       pagedKv: { cpuPages: 0, eviction: 'lru' },
       nvmeOffload: { path: '', workers: 1, queueDepth: 1 },
       responseCache: { enabled: false, maxEntries: 1, maxBytes: 1024 },
+      memoryBudgetBytes: 1024 * 1024 * 1024,
     },
     scheduler: { decodePoolSize: 1, prefillPoolSize: 0, kvRingBytes: 1048576, maxQueue: 16, isolatePromptTokens: 0, tokenizerWorkers: 1 },
     limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },
@@ -146,6 +148,16 @@ export class FakeGateway implements Gateway {
         parameterCount: 1000,
         vocabSize: 256,
         ready: this.ready,
+        state: this.ready ? 'ready' : 'loading',
+        capabilities: { chat: true, completion: true, embeddings: false, tools: true, vision: false },
+        sha256: null,
+        source: 'config',
+        error: null,
+        metadata: {
+          architecture: 'llama', parameterCount: 1000, quantization: 'F32', contextLength: 4096, isMoe: false, nExperts: 0, nActiveExperts: 0,
+          chatTemplate: '', poolingType: null, layers: 2, embeddingLength: 64, headCount: 4, headCountKv: 2, keyLength: 16, valueLength: 16,
+        },
+        memoryBytes: 0,
       },
     ];
   }
@@ -186,7 +198,7 @@ export class FakeGateway implements Gateway {
   readiness(): ReadyReport {
     return {
       ready: this.ready,
-      models: [{ id: 'tiny', ready: this.ready }],
+      models: [{ id: 'tiny', ready: this.ready, state: this.ready ? 'ready' : 'loading', default: true }],
       pools: [{ name: 'decode:tiny', workers: 1, ready: this.ready ? 1 : 0, restarts: 0 }],
     };
   }

@@ -59,21 +59,36 @@ describe('http: media content parts', () => {
   before(async () => (t = await startServer()));
   after(() => t.server.close());
 
-  it('an image_url or input_audio part is 422 capability_not_supported naming the model and the part', async () => {
-    for (const [part, what] of [
-      [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }, 'image'],
-      [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }, 'audio'],
-    ] as const) {
-      const r = await fetch(`${t.base}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ messages: [{ role: 'user', content: [{ type: 'text', text: 'look' }, part] }] }),
-      });
-      expect(r.status).to.equal(422);
-      const { error } = await json(r);
-      expect(error.code).to.equal('capability_not_supported');
-      expect(error.param).to.equal('messages[0].content[1]');
-      expect(error.message).to.equal(`Model 'tiny' does not accept ${what} input; send text content only.`);
+  const IMG = 'data:image/png;base64,AAAA';
+  const post = (path: string, body: unknown) =>
+    fetch(`${t.base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+  it('image, audio and file input on every protocol is 422 capability_not_supported naming the model, the capability and the part', async () => {
+    const text = { type: 'text', text: 'look' };
+    const cases: [path: string, body: Record<string, unknown>, model: string, what: string, capability: string, param: string][] = [
+      ['/v1/chat/completions', { messages: [{ role: 'user', content: [text, { type: 'image_url', image_url: { url: IMG } }] }] }, 'tiny', 'image', 'vision', 'messages[0].content[1]'],
+      ['/v1/chat/completions', { model: 'tiny', messages: [{ role: 'user', content: [text, { type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }] }] }, 'tiny', 'audio', 'audio', 'messages[0].content[1]'],
+      ['/v1/responses', { model: 'tiny', input: [{ role: 'user', content: [{ type: 'input_text', text: 'x' }, { type: 'input_image', image_url: IMG }] }] }, 'tiny', 'image', 'vision', 'input[0].content[1]'],
+      ['/v1/responses', { input: [{ role: 'user', content: [{ type: 'input_file', file_id: 'f' }] }] }, 'tiny', 'file', 'file input', 'input[0].content[0]'],
+      ['/v1/messages', { model: 'tiny', max_tokens: 4, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AAAA' } }] }] }, 'tiny', 'image', 'vision', 'messages[0].content[0]'],
+      ['/api/chat', { model: 'tiny', messages: [{ role: 'user', content: 'x', images: ['AAAA'] }] }, 'tiny', 'image', 'vision', 'messages[0].images'],
+      ['/api/generate', { model: 'tiny', prompt: 'x', images: ['AAAA'] }, 'tiny', 'image', 'vision', 'images'],
+    ];
+    for (const [path, body, model, what, capability, param] of cases) {
+      const r = await post(path, body);
+      const label = `${path} ${JSON.stringify(body)}`;
+      expect(r.status, label).to.equal(422);
+      const err = (await json(r)).error;
+      if (path.startsWith('/api/') || path === '/v1/messages') {
+        // Ollama's envelope is {error: message}, Anthropic's {type: 'error', error: {type, message}}.
+        expect(typeof err === 'string' ? err : err.message, label).to.include(`Model '${model}' does not support ${what} input (capability '${capability}')`);
+        continue;
+      }
+      expect(err.code, label).to.equal('capability_not_supported');
+      expect(err.param, label).to.equal(param);
+      expect(err.message, label).to.equal(
+        `Model '${model}' does not support ${what} input (capability '${capability}'): this server's llama.cpp binding has no multimodal support yet; send text content only.`,
+      );
     }
     expect(t.gateway.inputs).to.have.length(0);
   });

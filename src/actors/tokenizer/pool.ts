@@ -26,6 +26,8 @@ export interface TokenizerPool {
   applyTemplate(task: ApplyTemplateTask): Promise<string>;
   /** Loads `modelPath` in every thread so no request pays for the first load. */
   warm(modelPath: string): Promise<void>;
+  /** Frees `modelPath`'s vocabulary in every thread (its model was unloaded). */
+  release(modelPath: string): Promise<void>;
   /** Frees native objects in every thread, then ends the threads. */
   destroy(): Promise<void>;
   readonly workers: number;
@@ -48,7 +50,7 @@ export function createTokenizerPool(opts: TokenizerPoolOptions): TokenizerPool {
   let destroyed = false;
 
   /** Runs a named control task once on every thread. */
-  async function broadcast(name: 'warm' | 'dispose', modelPath?: string): Promise<void> {
+  async function broadcast(name: 'warm' | 'release' | 'dispose', modelPath?: string): Promise<void> {
     const task: BroadcastTask = { barrier: new SharedArrayBuffer(4), threads: workers, timeoutMs, modelPath };
     const ids = await Promise.all(Array.from({ length: workers }, () => piscina.run(task, { name }) as Promise<number>)).catch(
       (err: unknown) => {
@@ -79,6 +81,10 @@ export function createTokenizerPool(opts: TokenizerPoolOptions): TokenizerPool {
     async warm(modelPath) {
       if (destroyed) throw new InferFluxError('shutting_down');
       await broadcast('warm', modelPath);
+    },
+    async release(modelPath) {
+      if (destroyed) return;
+      await broadcast('release', modelPath);
     },
     async destroy() {
       if (destroyed) return;

@@ -4,7 +4,7 @@
  *
  * Per thread: one `Llama` (getLlama forks a test process and costs ~0.6 s, notes §1, so it is made
  * once) and, per model path, one vocab-only model (~40 ms, +11 MB, notes §9) with its chat template
- * compiled once. The named exports `warm` and `dispose` are run on every thread by the pool.
+ * compiled once. The named exports `warm`, `release` and `dispose` are run on every thread by the pool.
  *
  * Errors leave as thrown `WireError` objects, not `Error`s: piscina posts the thrown value with
  * structured clone, which keeps a plain object whole but strips an Error to name/message/stack.
@@ -182,6 +182,22 @@ export async function warm(task: BroadcastTask): Promise<number> {
   try {
     await barrier(task);
     if (task.modelPath) await tokenizer(task.modelPath);
+    return threadId;
+  } catch (err) {
+    throw toWire(err);
+  }
+}
+
+/** Frees `modelPath`'s vocabulary on this thread (pool.release, after an unload). */
+export async function release(task: BroadcastTask): Promise<number> {
+  try {
+    await barrier(task);
+    const entry = task.modelPath === undefined ? undefined : tokenizers.get(task.modelPath);
+    if (entry) {
+      tokenizers.delete(task.modelPath!);
+      const loaded = await entry.catch(() => null);
+      await loaded?.model.dispose();
+    }
     return threadId;
   } catch (err) {
     throw toWire(err);

@@ -2,8 +2,9 @@
  * `POST /v1/messages` and `POST /v1/messages/count_tokens`: Anthropic's fields onto a
  * `GenerateInput` (system, multi-turn text, `max_tokens`, `stop_sequences`, `temperature`,
  * `top_p`, `top_k`; `metadata` accepted; tools, `tool_use` and `tool_result` blocks through
- * tools.ts), run by the shared runner with Anthropic's encoder. Images, documents, server tools,
- * thinking and an assistant prefill are refused with a 400 naming the field.
+ * tools.ts), run by the shared runner with Anthropic's encoder. Server tools, thinking and an
+ * assistant prefill are refused with a 400 naming the field; image and document blocks with 422
+ * `capability_not_supported` naming the model.
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import { InferFluxError } from '../../../errors.js';
@@ -13,6 +14,7 @@ import { samplingWith } from '../../../runtime/sampling.js';
 import { readJsonBody } from '../../body.js';
 import { runGeneration } from '../../generation/runner.js';
 import { sendJson } from '../../respond.js';
+import { firstMedia, refuseMedia } from '../../media-refusal.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { chatPromptWithTools, type ToolPlan } from '../../generation/tool-plan.js';
@@ -34,6 +36,12 @@ function blockText(b: ContentBlock, at: string): string {
   return b.text;
 }
 
+/** Image and document blocks: 422 `capability_not_supported` naming the model (media-refusal.ts). */
+function refuseMediaBlocks(deps: HttpDeps, body: CountTokensRequest): void {
+  const media = firstMedia([[body.system, 'system'], ...body.messages.map((m, i) => [m.content, `messages[${i}].content`] as const)]);
+  if (media) refuseMedia(deps.gateway, body.model, media.kind, media.param);
+}
+
 /** The conversation as chat messages and the tool plan, after refusing what cannot be honoured. */
 export function toChat(body: CountTokensRequest, metrics: Metrics): { messages: ChatMessage[]; tools: ToolPlan } {
   const tools = anthropicToolPlan(body, metrics);
@@ -53,6 +61,7 @@ export function toChat(body: CountTokensRequest, metrics: Metrics): { messages: 
 export function messagesHandler(deps: HttpDeps, validate: Validator<MessagesRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    refuseMediaBlocks(deps, body);
     const { messages, tools } = toChat(body, deps.metrics);
     runGeneration(res, deps, {
       tools: tools.options,
@@ -80,6 +89,7 @@ export function messagesHandler(deps: HttpDeps, validate: Validator<MessagesRequ
 export function countTokensHandler(deps: HttpDeps, validate: Validator<CountTokensRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    refuseMediaBlocks(deps, body);
     const { messages, tools } = toChat(body, deps.metrics);
     const tokens = await deps.gateway.countTokens(body.model, chatPromptWithTools(messages, tools));
     sendJson(res, 200, { input_tokens: tokens });

@@ -1,15 +1,23 @@
 /**
  * Model listings: OpenAI's `/v1/models` and LM Studio's `/api/v0/models`, which adds type,
- * architecture, context length and load state so LM Studio clients can pick a model.
+ * architecture, context length and load state so LM Studio clients can pick a model. OpenAI's
+ * shape gains the registry's view (capabilities, state, default) as extra fields, and
+ * `/v1/models/{id}` the GGUF metadata (architecture, parameters, quantisation, context, MoE, template).
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import type { Gateway, ModelInfo } from '../../../generation/contract.js';
 import { InferFluxError } from '../../../errors.js';
 import { sendError, sendJson } from '../../respond.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
+import { modelMetadataView } from '../admin-models/schema.js';
 
 export function openAIModel(m: ModelInfo) {
-  return { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy };
+  return { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy, state: m.state, ready: m.ready, default: m.isDefault, capabilities: m.capabilities };
+}
+
+/** One model in detail: the list entry plus what its GGUF header says. */
+export function openAIModelDetail(m: ModelInfo) {
+  return { ...openAIModel(m), metadata: modelMetadataView(m) };
 }
 
 /** LM Studio's model object; `quantization` is the dominant weight type in the GGUF (read once per file). */

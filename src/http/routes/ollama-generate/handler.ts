@@ -10,6 +10,7 @@ import type { ChatMessage, PromptInput } from '../../../generation/contract.js';
 import { readJsonBody } from '../../body.js';
 import { runGeneration } from '../../generation/runner.js';
 import { sendJson } from '../../respond.js';
+import { refuseMedia } from '../../media-refusal.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { ollamaEncoder, type OllamaKind } from '../ollama-common/encoder.js';
@@ -25,6 +26,15 @@ function refuse(param: string, why: string): never {
 }
 
 const hasItems = (a: unknown[] | null | undefined): boolean => Array.isArray(a) && a.length > 0;
+
+/** Images: 422 `capability_not_supported` naming the model (media-refusal.ts). */
+function refuseImages(deps: HttpDeps, body: OllamaChatRequest | OllamaGenerateRequest): void {
+  if ('images' in body && hasItems(body.images)) refuseMedia(deps.gateway, body.model, 'image', 'images');
+  const messages = 'messages' in body ? (body.messages ?? []) : [];
+  messages.forEach((m, i) => {
+    if (hasItems(m.images)) refuseMedia(deps.gateway, body.model, 'image', `messages[${i}].images`);
+  });
+}
 
 /** Checks shared by both routes: thinking. */
 function refuseCommon(body: OllamaChatRequest | OllamaGenerateRequest): void {
@@ -66,6 +76,7 @@ function loaded(res: HttpResponse, kind: OllamaKind, model: string): void {
 export function ollamaHandler<K extends OllamaKind>(kind: K, deps: HttpDeps, validate: Validator<K extends 'chat' ? OllamaChatRequest : OllamaGenerateRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    refuseImages(deps, body);
     refuseCommon(body);
     const modelId = modelIdFor(deps.gateway, body.model);
     const model = deps.gateway.model(modelId);

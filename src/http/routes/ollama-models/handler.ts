@@ -16,6 +16,7 @@ import type { Validator } from '../../validate.js';
 import { modelIdFor, ollamaName } from '../ollama-common/names.js';
 import { storedTagEntries } from './manage.js';
 import type { ShowRequest } from './schema.js';
+import { modelMetadataView } from '../admin-models/schema.js';
 
 /** `7615616512` → `7.6B`, as Ollama prints parameter sizes. */
 export function parameterSize(n: number): string {
@@ -89,11 +90,19 @@ export function showHandler(deps: HttpDeps, validate: Validator<ShowRequest>) {
       ...(typeof license === 'string' ? { license } : {}),
       template: f.chatTemplate,
       details: details(m, f),
-      model_info: f.metadata,
-      capabilities: ['completion'],
+      // Ollama's show adds the parameter count to the GGUF keys; `metadata` is the summary /v1/models/{id} gives.
+      model_info: { ...f.metadata, 'general.parameter_count': m.parameterCount },
+      capabilities: ollamaCapabilities(m),
+      metadata: modelMetadataView(m),
       modified_at: new Date(f.modifiedMs).toISOString(),
     });
   };
+}
+
+/** Ollama's capability names: `completion`, `tools`, `embedding` (`vision` never: no multimodal binding). */
+function ollamaCapabilities(m: ModelInfo): string[] {
+  const c = m.capabilities;
+  return [...(c.completion ? ['completion'] : []), ...(c.tools ? ['tools'] : []), ...(c.embeddings ? ['embedding'] : [])];
 }
 
 export function versionHandler() {

@@ -3,6 +3,7 @@
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import { readJsonBody } from '../../body.js';
+import { mediaKindOf, refuseMedia } from '../../media-refusal.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
@@ -45,13 +46,7 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>, di
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
     const media = firstMediaPart(body.messages);
-    if (media) {
-      const model = body.model ?? deps.gateway.models().find((m) => m.isDefault)?.id ?? 'default';
-      const what = media.type === 'image_url' ? 'image' : media.type === 'input_audio' ? 'audio' : 'file';
-      throw new InferFluxError('capability_not_supported', `Model '${model}' does not accept ${what} input; send text content only.`, {
-        param: media.param,
-      });
-    }
+    if (media) refuseMedia(deps.gateway, body.model, mediaKindOf(media.type) ?? 'file', media.param);
     const tools = toolPlanOf(body, deps.metrics);
     const constraint = outputConstraintOf(body, deps.metrics);
     // LM Studio's alias adds its stats and model_info (resolving the model first: a 404 before any work).

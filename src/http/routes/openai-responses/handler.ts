@@ -13,6 +13,7 @@ import { samplingWith } from '../../../runtime/sampling.js';
 import { readJsonBody } from '../../body.js';
 import { runGeneration } from '../../generation/runner.js';
 import { chatPromptWithTools } from '../../generation/tool-plan.js';
+import { firstMedia, refuseMedia } from '../../media-refusal.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority } from '../openai-common/schema.js';
@@ -73,6 +74,8 @@ export function toMessages(b: ResponsesRequest): ChatMessage[] {
 export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const b = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    const media = typeof b.input === 'string' ? null : firstMedia(b.input.map((item, i) => [item.content, `input[${i}].content`] as const));
+    if (media) refuseMedia(deps.gateway, b.model, media.kind, media.param);
     refuseUnsupported(b);
     const tools = responsesToolPlan(b, deps.metrics);
     const messages = toMessages(b);

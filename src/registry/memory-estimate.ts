@@ -1,0 +1,41 @@
+/**
+ * Bytes a model will take once its engine workers are up, estimated from the GGUF header before
+ * any native code runs (the main thread never loads a model, so node-llama-cpp's
+ * `estimateContextResourceRequirementsV2`, which needs a loaded `Llama`, is not available here).
+ * Measured basis (shared/notes/node-llama-cpp-3.22.1.md §11-12):
+ *
+ * - Weights are mmapped and shared by every worker for F32/F16/BF16/Q8_0; x86 repacks Q4/IQ4-class
+ *   weights into an anonymous buffer per worker, so those count once per worker.
+ * - KV cache per worker: K and V, f16, for every layer, `context_size x sequences` cells of
+ *   `heads_kv x key_length` (K) and `heads_kv x value_length` (V) values.
+ * - Each worker adds ~35-50 MB of its own (V8 isolate, addon, compute buffers): 48 MiB here.
+ */
+import type { ModelMetadata } from './model-metadata.js';
+
+/** Per-worker overhead beyond weights and KV (notes §12: 35-50 MB anonymous per worker). */
+export const WORKER_OVERHEAD_BYTES = 48 * 1024 * 1024;
+
+/** Weight types llama.cpp's x86 CPU backend repacks per worker (ggml-cpu repack.cpp has kernels for these). */
+const REPACKED = new Set(['Q4_0', 'Q4_K', 'IQ4_NL']);
+
+export interface ServingShape {
+  /** Engine workers the model runs (decode + prefill). */
+  workers: number;
+  /** Tokens per sequence. */
+  contextSize: number;
+  sequences: number;
+}
+
+export interface MemoryEstimate {
+  weightsBytes: number;
+  kvBytesPerWorker: number;
+  totalBytes: number;
+}
+
+export function estimateModelMemory(meta: ModelMetadata, fileBytes: number, shape: ServingShape): MemoryEstimate {
+  const cells = shape.contextSize * shape.sequences;
+  const kvBytesPerWorker = meta.layers * cells * meta.headCountKv * (meta.keyLength + meta.valueLength) * 2;
+  const weightCopies = REPACKED.has(meta.quantization) ? shape.workers : 1;
+  const weightsBytes = fileBytes * weightCopies;
+  return { weightsBytes, kvBytesPerWorker, totalBytes: weightsBytes + shape.workers * (kvBytesPerWorker + WORKER_OVERHEAD_BYTES) };
+}
