@@ -10,9 +10,12 @@ import { InferFluxError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { ActorSystem } from '../actors/system.js';
 import { ResponseCache, type ResponseKey } from '../runtime/prefix/response-cache.js';
+import { Embedder } from './embedder.js';
 import type {
   CacheControl,
   ChatMessage,
+  EmbedInput,
+  EmbedOutput,
   FairnessControl,
   Gateway,
   GenerateInput,
@@ -37,6 +40,7 @@ export class ActorGateway implements Gateway {
   private readonly files = new ModelFileCache();
   readonly cache: CacheControl;
   readonly fairness: FairnessControl;
+  private readonly embedder: Embedder;
 
   constructor(
     private readonly config: InferFluxConfig,
@@ -47,6 +51,29 @@ export class ActorGateway implements Gateway {
     this.responses = new ResponseCache({ enabled: rc.enabled, maxEntries: rc.maxEntries, maxBytes: rc.maxBytes });
     this.cache = { status: () => system.cacheStatus(), flush: () => system.flushCache() };
     this.fairness = { get: () => system.fairnessSettings, set: (patch) => system.setFairness(patch) };
+    this.embedder = new Embedder({
+      config,
+      pool: system.embeddings,
+      metrics,
+      audit: system.audit,
+      resolveModel: (id) => this.resolveModel(id),
+      modelFile: (path) => this.files.get(path, 0),
+    });
+  }
+
+  /** Starts the embedding pool when a configured model serves embeddings (in the background). */
+  warmEmbeddings(log: (msg: string) => void): Promise<void> {
+    return this.embedder.warm(log);
+  }
+
+  async embed(input: EmbedInput, signal?: AbortSignal): Promise<EmbedOutput> {
+    this.inflight++;
+    try {
+      return await this.embedder.embed(input, signal);
+    } finally {
+      this.inflight--;
+      if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
   }
 
   /** Requests still running; shutdown waits for this to reach zero (bounded by a deadline). */

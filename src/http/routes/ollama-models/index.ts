@@ -7,10 +7,8 @@ import { showSchema, type ShowRequest } from './schema.js';
 
 const ollama = { protocol: 'ollama' } as const;
 
-/** Routes that answer 501 until model management and embeddings exist: [method, path, what]. */
+/** Routes that answer 501 until model management exists: [method, path, what]. */
 export const OLLAMA_NOT_IMPLEMENTED = [
-  ['post', '/api/embed', 'Embeddings (/api/embed)'],
-  ['post', '/api/embeddings', 'Embeddings (/api/embeddings)'],
   ['post', '/api/pull', 'Pulling models (/api/pull)'],
   ['post', '/api/push', 'Pushing models (/api/push)'],
   ['post', '/api/create', 'Creating models (/api/create)'],
