@@ -33,6 +33,13 @@ export const ERRORS = {
     'invalid_request_error',
     "The prompt plus max_tokens exceeds the model's context length.",
   ),
+  // The message names the model; 400 as Ollama answers a model without the embedding capability.
+  embeddings_not_supported: spec(
+    'embeddings_not_supported',
+    400,
+    'invalid_request_error',
+    'The model does not serve embeddings.',
+  ),
   // The message names the reason code: blocklist, pii_<kind>, opa_denied, opa_unavailable, token_prompt.
   guardrail_denied: spec('guardrail_denied', 400, 'invalid_request_error', 'Denied by guardrail policy.'),
   unauthorized: spec('unauthorized', 401, 'authentication_error', 'Missing or invalid credentials.'),

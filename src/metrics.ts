@@ -274,6 +274,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly embeddingInputs = new Counter({
+    name: 'inferflux_embedding_inputs_total',
+    help: 'Inputs embedded (one per string or token array of a request), by model',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly embeddingQueueDepth = new Gauge({
+    name: 'inferflux_embedding_queue_depth',
+    help: 'Embedding requests waiting for a free embedding worker (runtime.embeddings.max_queue bounds it)',
+    registers: [this.registry],
+  });
+
+  readonly embeddingDuration = new Histogram({
+    name: 'inferflux_embedding_seconds',
+    help: 'Time an embedding worker spent evaluating one request (all its inputs)',
+    labelNames: ['model'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
   readonly workerRestarts = new Counter({
     name: 'inferflux_worker_restarts_total',
     help: 'Actor worker threads restarted after exiting unexpectedly, by pool',

@@ -34,7 +34,8 @@ async function main(): Promise<void> {
   delete process.env.INFERFLUX_API_KEYS;
   delete process.env.INFERCTL_API_KEY;
   const engineWorkers = config.models.length * config.scheduler.decodePoolSize;
-  const pool = sizeThreadPool(engineWorkers);
+  // Embedding workers' native calls share the libuv pool too.
+  const pool = sizeThreadPool(engineWorkers + config.runtime.embeddings.workers);
   log(
     `config from ${config.source}: ${config.models.length} model(s), ${config.scheduler.decodePoolSize} engine worker(s) per model x ` +
       `${config.runtime.threadsPerWorker} thread(s) x ${config.runtime.sequencesPerWorker} sequences, ` +
@@ -74,6 +75,8 @@ async function main(): Promise<void> {
   // From here a start-up failure must dispose the workers' llama.cpp objects before exiting.
   started = system;
   const gateway = await ActorGateway.create(config, system, metrics);
+  // Not awaited: readiness does not wait for the embedding pool; a request meanwhile waits for it.
+  void gateway.warmEmbeddings(log);
   // Guardrails follow the live policy: the config's at first, then every admin change.
   const guardrails = new GuardrailEngine(config.guardrails, { metrics, log });
   guardrails.follow(policy.service);

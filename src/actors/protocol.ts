@@ -288,3 +288,45 @@ export interface ApplyTemplateTask {
   modelPath: string;
   messages: { role: string; content: string; name?: string }[];
 }
+
+// ---- embedding pool (control RPC with comlink: one request, one answer; see actors/embedding) ----
+
+export interface EmbeddingInit {
+  worker: number;
+  /** llama.cpp threads of this worker's embedding contexts. */
+  threads: number;
+  /** Tokens per input the embedding context holds (one input evaluated at a time). */
+  contextSize: number;
+}
+
+export interface EmbeddingReady extends WorkerHello {
+  worker: number;
+}
+
+/** One input: text (tokenized with the model's vocabulary) or token ids as given. */
+export type EmbedInputItem = { text: string } | { tokens: number[] };
+
+export interface EmbedTask {
+  modelPath: string;
+  inputs: EmbedInputItem[];
+  /**
+   * Longest input in tokens (BOS/EOS included). Inputs over it are cut to it when `truncate`,
+   * else the task fails with `context_length_exceeded` naming the input. Capped by the context.
+   */
+  maxTokens: number;
+  truncate: boolean;
+  /** How an error names input i: `param` alone when `single`, else `param[i]`. */
+  param: string;
+  single: boolean;
+}
+
+export interface EmbedResult {
+  /** One L2-normalised vector per input, in input order. */
+  vectors: Float32Array[];
+  /** Tokens evaluated per input (BOS/EOS included, after any truncation). */
+  tokens: number[];
+  /** ms spent loading the model in this worker for this task (0 when it was loaded already). */
+  loadMs: number;
+  /** ms spent evaluating the inputs. */
+  evalMs: number;
+}

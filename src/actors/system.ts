@@ -25,6 +25,7 @@ import type { EngineApi } from './engine/worker.js';
 import type { SchedulerApi } from './scheduler/worker.js';
 import { createTokenizerPool, type TokenizerPool } from './tokenizer/pool.js';
 import { startAuditWriter, type AuditWriter } from './audit/client.js';
+import { EmbeddingPool } from './embedding/pool.js';
 import { checkpointKey } from '../audit/checkpoint.js';
 
 export type Log = (msg: string) => void;
@@ -68,6 +69,8 @@ export class ActorSystem {
   private fairness: InferFluxConfig['runtime']['fairness'];
   /** Fairness counters already added to the Prometheus counters (the scheduler's are cumulative). */
   private fairnessSeen = { preemptions: 0, yields: 0, migrations: 0, resumes: 0, priority: new Map<number, number>(), tenant: new Map<string, number>() };
+  /** Embedding workers, apart from the engines; they start on first use (see pool.ts). */
+  readonly embeddings: EmbeddingPool;
 
   private constructor(
     private readonly config: InferFluxConfig,
@@ -77,6 +80,8 @@ export class ActorSystem {
     readonly audit: AuditWriter,
   ) {
     this.fairness = { ...config.runtime.fairness };
+    const e = config.runtime.embeddings;
+    this.embeddings = new EmbeddingPool({ workers: e.workers, threads: e.threads, contextSize: e.contextSize, maxQueue: e.maxQueue, metrics, log });
     metrics.onScrape(() => this.collectFairness());
     metrics.onScrape(() => this.collectCache());
     metrics.onScrape(() => this.collectTickets());
@@ -266,6 +271,8 @@ export class ActorSystem {
       pools.push({ name: 'prefill', workers: prefill.length, ready: prefill.filter((e) => e.ready).length, restarts: this.restarts.prefill });
     }
     pools.push({ name: 'scheduler', workers: 1, ready: this.schedulerUp ? 1 : 0, restarts: this.restarts.scheduler });
+    const embedding = this.embeddings.report();
+    if (embedding) pools.push(embedding);
     return pools;
   }
 
@@ -328,6 +335,7 @@ export class ActorSystem {
       }),
     );
     await this.scheduler.worker.terminate();
+    await this.embeddings.stop();
     await this.tokenizer.destroy();
     await this.audit.close();
   }

@@ -76,7 +76,10 @@ model:
   path: ""
 
 # Models to serve. Exactly one is the default (the first one if none says so).
-# Env: INFERFLUX_MODELS="id=llama3,path=/models/llama3.gguf,backend=cpu,default=true;id=..."
+# embeddings (optional): auto = the model serves embeddings when its GGUF declares a pooling type
+# (<arch>.pooling_type mean, cls or last: an embedding model); true = serve them anyway (a
+# generative model then embeds with llama.cpp's default, its last token's hidden state); false = never.
+# Env: INFERFLUX_MODELS="id=llama3,path=/models/llama3.gguf,backend=cpu,default=true,embeddings=auto;id=..."
 models:
   # The demo model is generated on first start if the file is missing.
   - id: demo
@@ -140,6 +143,24 @@ runtime:
   # would pass it answers 507 insufficient_memory instead of loading. auto = the machine's memory
   # (the cgroup limit when lower). Env: INFERFLUX_MEMORY_BUDGET_BYTES.
   memory_budget_bytes: auto
+  # Embeddings (/v1/embeddings, /api/embed, ...) run in a pool of their own worker threads, apart
+  # from the engine workers' decode loop. Its workers start on the first embeddings request (or at
+  # start-up when a configured model serves embeddings); their llama.cpp threads come on top of
+  # the engine workers' (a running stream keeps its own threads).
+  embeddings:
+    # Embedding worker threads; each evaluates one input at a time. Env: INFERFLUX_EMBEDDINGS_WORKERS.
+    workers: 1
+    # llama.cpp threads per embedding worker. Env: INFERFLUX_EMBEDDINGS_THREADS.
+    threads: 1
+    # Tokens per input the embedding context holds (BOS/EOS included, less one llama.cpp keeps);
+    # a longer input is 400 context_length_exceeded naming it (Ollama's truncate: true cuts it
+    # instead). auto = runtime.context_size. Env: INFERFLUX_EMBEDDINGS_CONTEXT_SIZE.
+    context_size: auto
+    # Inputs per request (array input); more is 400. Env: INFERFLUX_EMBEDDINGS_BATCH_MAX.
+    batch_max: 256
+    # Requests waiting for a free embedding worker before new ones get 429 queue_full.
+    # Env: INFERFLUX_EMBEDDINGS_MAX_QUEUE.
+    max_queue: 64
 
 scheduler:
   # Engine (decode) workers per model; auto = cores / models. Env: INFERFLUX_DECODE_POOL_SIZE.

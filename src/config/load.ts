@@ -135,6 +135,11 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_NVME_WORKERS', 'runtime.nvme_offload.workers', envInt],
   ['INFERFLUX_NVME_QUEUE_DEPTH', 'runtime.nvme_offload.queue_depth', envInt],
   ['INFERFLUX_RESPONSE_CACHE', 'runtime.response_cache.enabled', envBool],
+  ['INFERFLUX_EMBEDDINGS_WORKERS', 'runtime.embeddings.workers', envInt],
+  ['INFERFLUX_EMBEDDINGS_THREADS', 'runtime.embeddings.threads', envInt],
+  ['INFERFLUX_EMBEDDINGS_CONTEXT_SIZE', 'runtime.embeddings.context_size', envInt],
+  ['INFERFLUX_EMBEDDINGS_BATCH_MAX', 'runtime.embeddings.batch_max', envInt],
+  ['INFERFLUX_EMBEDDINGS_MAX_QUEUE', 'runtime.embeddings.max_queue', envInt],
   ['INFERFLUX_GUARDRAIL_BLOCKLIST', 'guardrails.blocklist', envList],
   ['INFERFLUX_GUARDRAIL_OPA_ENDPOINT', 'guardrails.opa_endpoint', (v) => v.trim()],
   ['INFERFLUX_GUARDRAIL_OPA_TIMEOUT_MS', 'guardrails.opa_timeout_ms', envInt],
@@ -158,10 +163,10 @@ export function parseModelsEnv(value: string): Raw[] {
       const eq = part.indexOf('=');
       const k = (eq < 0 ? part : part.slice(0, eq)).trim();
       const v = eq < 0 ? '' : part.slice(eq + 1).trim();
-      if (!['id', 'path', 'backend', 'default'].includes(k)) {
-        throw new ConfigError(`models[${i}]`, `unknown field "${k}" in INFERFLUX_MODELS entry ${i + 1} (fields: id, path, backend, default)`);
+      if (!['id', 'path', 'backend', 'default', 'embeddings'].includes(k)) {
+        throw new ConfigError(`models[${i}]`, `unknown field "${k}" in INFERFLUX_MODELS entry ${i + 1} (fields: id, path, backend, default, embeddings)`);
       }
-      out[k] = k === 'default' ? envBool(v) : v;
+      out[k] = k === 'default' ? envBool(v) : k === 'embeddings' && v.trim() !== 'auto' ? envBool(v) : v;
     }
     if (typeof out.path !== 'string' || out.path === '') {
       throw new ConfigError(`models[${i}].path`, `is required (INFERFLUX_MODELS entry ${i + 1})`);
@@ -234,6 +239,7 @@ interface RawModel {
   path: string;
   default?: boolean;
   backend?: string;
+  embeddings?: 'auto' | boolean;
 }
 
 function resolveModels(list: RawModel[], cwd: string): ModelEntry[] {
@@ -253,6 +259,7 @@ function resolveModels(list: RawModel[], cwd: string): ModelEntry[] {
     default: m.id === defaultId,
     backend: m.backend ?? 'cpu',
     generateIfMissing: m.path === DEMO_MODEL_PATH,
+    embeddings: m.embeddings ?? 'auto',
   }));
 }
 
@@ -387,6 +394,13 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
         maxBytes: (r.response_cache as Raw).max_bytes as number,
       },
       memoryBudgetBytes: autoOr(r.memory_budget_bytes, machineMemory()),
+      embeddings: {
+        workers: (r.embeddings as Raw).workers as number,
+        threads: (r.embeddings as Raw).threads as number,
+        contextSize: autoOr((r.embeddings as Raw).context_size, r.context_size as number),
+        batchMax: (r.embeddings as Raw).batch_max as number,
+        maxQueue: (r.embeddings as Raw).max_queue as number,
+      },
     },
     scheduler: {
       decodePoolSize,

@@ -19,6 +19,12 @@ export interface ModelEntry {
    * Only the built-in demo entry sets this.
    */
   generateIfMissing: boolean;
+  /**
+   * Serves embeddings: `auto` decides from the GGUF (a declared pooling type, see
+   * `supportsEmbeddings`), `true`/`false` force it. Decided per request, like `auth.enabled` at
+   * start, because the file is read after the config. Defaults to `auto`.
+   */
+  embeddings: 'auto' | boolean;
 }
 
 export interface ServerConfig {
@@ -133,6 +139,21 @@ export interface RuntimeConfig {
   responseCache: { enabled: boolean; maxEntries: number; maxBytes: number };
   /** Bytes the served models may use together (estimated); `auto` resolves to the machine's memory. */
   memoryBudgetBytes: number;
+  /** The embedding pool, apart from the engine workers. */
+  embeddings: EmbeddingsConfig;
+}
+
+export interface EmbeddingsConfig {
+  /** Embedding worker threads. Defaults to `1`. */
+  workers: number;
+  /** llama.cpp threads per embedding worker. Defaults to `1`. */
+  threads: number;
+  /** Tokens per input the embedding context holds. Defaults to `runtime.context_size`. */
+  contextSize: number;
+  /** Inputs per request. Defaults to `256`. */
+  batchMax: number;
+  /** Requests waiting for a worker before 429. Defaults to `64`. */
+  maxQueue: number;
 }
 
 export interface SchedulerConfig {

@@ -225,8 +225,50 @@ export interface TokenizedText {
   pieces?: string[];
 }
 
+/** One input to embed: text (tokenized with the model's vocabulary) or token ids as given. */
+export type EmbedItem = { text: string } | { tokens: number[] };
+
+export interface EmbedInput {
+  requestId: string;
+  /** Model id from the request; undefined selects the default model. */
+  model: string | undefined;
+  inputs: EmbedItem[];
+  /**
+   * Longest input in tokens; null = the embedding context's. Inputs over it are cut to it when
+   * `truncate` (Ollama's `truncate: true`), else refused (400 naming the input).
+   */
+  maxTokens: number | null;
+  truncate: boolean;
+  /** How errors name input i: `param` alone when `single` (one string), else `param[i]`. */
+  param: string;
+  single: boolean;
+  /** Caller, trace and route for the audit line (from the policy pipeline). */
+  keyId?: string | undefined;
+  tenant?: string | undefined;
+  traceparent?: string | undefined;
+  route?: string | undefined;
+}
+
+export interface EmbedOutput {
+  model: string;
+  /** One L2-normalised vector per input, in input order. */
+  vectors: Float32Array[];
+  /** Tokens evaluated, all inputs together (BOS/EOS included). */
+  promptTokens: number;
+  /** ms loading the model for this request (0 when it was loaded), evaluating, and in total. */
+  loadMs: number;
+  evalMs: number;
+  totalMs: number;
+}
+
 export interface Gateway {
   generate(input: GenerateInput, sink: TokenSink): GenerationHandle;
+  /**
+   * Embeds the inputs on the embedding pool (never the decode loop). Rejects with
+   * `embeddings_not_supported` for a model without the capability; `signal` drops a request still
+   * waiting for a worker.
+   */
+  embed(input: EmbedInput, signal?: AbortSignal): Promise<EmbedOutput>;
   models(): ModelInfo[];
   /** Resolves a request's model id (undefined = the default model); `model_not_found` otherwise. */
   model(id: string | undefined): ModelInfo;

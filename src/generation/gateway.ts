@@ -13,9 +13,12 @@ import { InferFluxError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { ActorSystem } from '../actors/system.js';
 import { ResponseCache, type ResponseKey } from '../runtime/prefix/response-cache.js';
+import { Embedder } from './embedder.js';
 import type {
   CacheControl,
   ChatMessage,
+  EmbedInput,
+  EmbedOutput,
   FairnessControl,
   Gateway,
   GenerateInput,
@@ -43,6 +46,7 @@ export class ActorGateway implements Gateway {
   readonly cache: CacheControl;
   readonly fairness: FairnessControl;
   readonly modelControl: ModelControl;
+  private readonly embedder: Embedder;
 
   private constructor(
     private readonly config: InferFluxConfig,
@@ -60,6 +64,14 @@ export class ActorGateway implements Gateway {
       setDefault: (id) => this.info(registry.setDefault(id)),
       onChange: (listener) => void registry.on('change', listener),
     };
+    this.embedder = new Embedder({
+      config,
+      pool: system.embeddings,
+      metrics,
+      audit: system.audit,
+      resolveModel: (id) => this.resolveModel(id),
+      modelFile: (path) => this.files.get(path, 0),
+    });
   }
 
   /** The facade over a started actor system, with the configured models adopted by a new registry. */
@@ -74,6 +86,21 @@ export class ActorGateway implements Gateway {
     await registry.adoptConfigured(config.models);
     registry.hashConfigured();
     return new ActorGateway(config, system, metrics, registry);
+  }
+
+  /** Starts the embedding pool when a configured model serves embeddings (in the background). */
+  warmEmbeddings(log: (msg: string) => void): Promise<void> {
+    return this.embedder.warm(log);
+  }
+
+  async embed(input: EmbedInput, signal?: AbortSignal): Promise<EmbedOutput> {
+    this.inflight++;
+    try {
+      return await this.embedder.embed(input, signal);
+    } finally {
+      this.inflight--;
+      if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
   }
 
   /** Requests still running; shutdown waits for this to reach zero (bounded by a deadline). */

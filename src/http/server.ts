@@ -29,7 +29,8 @@ import { register as registerOllamaModels } from './routes/ollama-models/index.j
 import { register as registerAnthropic } from './routes/anthropic-messages/index.js';
 import { register as registerResponses } from './routes/openai-responses/index.js';
 import { register as registerTokenizer } from './routes/llama-tokenizer/index.js';
-import { register as registerLmStudio } from './routes/lmstudio/index.js';
+import { register as registerEmbeddings } from './routes/openai-embeddings/index.js';
+import { register as registerOllamaEmbed } from './routes/ollama-embed/index.js';
 import type { HttpDeps, RequestContext } from './types.js';
 
 export interface HttpServer {
@@ -84,7 +85,7 @@ type ListenWithOptions = {
 
 /** Said by every 404 for an unknown path, so a client pointed at the wrong base URL learns where to go. */
 export const APIS_SERVED =
-  'This server speaks OpenAI /v1 (chat/completions, completions, responses, models), Ollama /api (chat, generate, tags, show, ps, version), LM Studio /api/v0, Anthropic /v1/messages and llama.cpp /tokenize, /detokenize, /apply-template.';
+  'This server speaks OpenAI /v1 (chat/completions, completions, responses, embeddings, models), Ollama /api (chat, generate, embed, embeddings, tags, show, ps, version), LM Studio /api/v0, Anthropic /v1/messages and llama.cpp /tokenize, /detokenize, /apply-template.';
 
 /** Client request ids are echoed only when short and plain, so logs and headers stay safe. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -104,7 +105,8 @@ export function buildRouter(deps: HttpDeps): Router {
   registerAnthropic(router, deps);
   registerResponses(router, deps);
   registerTokenizer(router, deps);
-  registerLmStudio(router);
+  registerEmbeddings(router, deps);
+  registerOllamaEmbed(router, deps);
   registerAdmin(router, deps);
   registerAdminCache(router, deps);
   registerAdminFairness(router, deps);

@@ -36,6 +36,7 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   ['/v1/chat/completions', GENERATE],
   ['/v1/completions', GENERATE],
   ['/v1/responses', GENERATE],
+  ['/v1/embeddings', GENERATE],
   ['/v1/messages', GENERATE],
   ['/v1/messages/count_tokens', GENERATE],
   ['/v1/models', READ],

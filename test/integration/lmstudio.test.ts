@@ -2,7 +2,8 @@
  * LM Studio's REST API (`/api/v0`) on the real server (actors + llama.cpp on the generated tiny
  * model), through the `openai` client pointed at `/api/v0` and plain fetch: model listings,
  * chat and text completions with LM Studio's `stats`, `model_info` and `runtime`, streamed and
- * not; embeddings answer 501 until they land.
+ * not; embeddings on a model without the capability are a 400 naming it (test/integration/embeddings.test.ts
+ * covers the capable model).
  */
 import { expect } from 'chai';
 import OpenAI from 'openai';
@@ -92,14 +93,15 @@ describe('LM Studio REST API on the real engine', function () {
     expect(r.stats.stop_reason).to.equal('stopStringFound');
   });
 
-  it('embeddings answer 501 in OpenAI shape; an unknown model is a 404 before any work', async () => {
+  it('embeddings on a generative model are a 400 in OpenAI shape naming model and capability; an unknown model is a 404 before any work', async () => {
     try {
       await client.embeddings.create({ model: MODEL, input: 'hi' });
       expect.fail('embeddings should be refused');
     } catch (err) {
       expect(err).to.be.instanceOf(OpenAI.APIError);
-      expect((err as InstanceType<typeof OpenAI.APIError>).status).to.equal(501);
-      expect((err as InstanceType<typeof OpenAI.APIError>).code).to.equal('not_implemented');
+      const e = err as InstanceType<typeof OpenAI.APIError>;
+      expect([e.status, e.code, e.param]).to.deep.equal([400, 'embeddings_not_supported', 'model']);
+      expect(e.message).to.include(`Model '${MODEL}' does not have the embeddings capability`);
     }
     const r = await api(server, 'POST', '/api/v0/chat/completions', { model: 'nope', messages: [{ role: 'user', content: 'x' }] }, KEYS.all);
     expect(r.status).to.equal(404);

@@ -177,8 +177,8 @@ describe('Ollama API on the real engine (ollama npm client)', function () {
     e = await rejection(ollama.chat({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 5000 } } as never));
     expect(e.status_code).to.equal(400);
     e = await rejection(ollama.embed({ model: MODEL, input: 'hi' }));
-    expect(e.status_code).to.equal(501);
-    expect(e.error).to.include('Embeddings (/api/embed) is not implemented');
+    expect(e.status_code).to.equal(400);
+    expect(e.error).to.include(`Model '${MODEL}' does not have the embeddings capability`);
     // Model management needs `admin`: refused (403) for a generate|read key, 501 for an admin one.
     e = await rejection(ollama.delete({ model: MODEL }));
     expect(e.status_code).to.equal(403);

@@ -28,8 +28,8 @@ describe('config', () => {
         tls: { enabled: false, certPath: '', keyPath: '' },
         cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       },
-      models: [{ id: 'demo', path: path.join(cwd, 'models/demo.gguf'), default: true, backend: 'cpu', generateIfMissing: true }],
-      runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, contextSize: 2048, batchSize: 512, prefillChunk: 256, prefillChunkDecoding: 256, cores: 8, fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 }, pagedKv: { cpuPages: 512, eviction: 'lru' }, nvmeOffload: { path: '', workers: 2, queueDepth: 64 }, responseCache: { enabled: false, maxEntries: 1024, maxBytes: 67108864 }, memoryBudgetBytes: cfg.runtime.memoryBudgetBytes },
+      models: [{ id: 'demo', path: path.join(cwd, 'models/demo.gguf'), default: true, backend: 'cpu', generateIfMissing: true, embeddings: 'auto' }],
+      runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, contextSize: 2048, batchSize: 512, prefillChunk: 256, prefillChunkDecoding: 256, cores: 8, fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 }, pagedKv: { cpuPages: 512, eviction: 'lru' }, nvmeOffload: { path: '', workers: 2, queueDepth: 64 }, responseCache: { enabled: false, maxEntries: 1024, maxBytes: 67108864 }, memoryBudgetBytes: cfg.runtime.memoryBudgetBytes, embeddings: { workers: 1, threads: 1, contextSize: 2048, batchMax: 256, maxQueue: 64 } },
       scheduler: { decodePoolSize: 8, prefillPoolSize: 0, kvRingBytes: 67108864, maxQueue: 256, isolatePromptTokens: 1024, tokenizerWorkers: 1 },
       limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },
       audit: { path: path.join(cwd, 'logs/audit.log'), debugMode: false, flushIntervalMs: 20 },
@@ -84,8 +84,8 @@ describe('config', () => {
     writeFileSync(file, 'models:\n  - id: a\n    path: /m/a.gguf\n  - id: b\n    path: m/b.gguf\n    default: true\n');
     const cfg = loadConfig({ env: { ...ENV, INFERFLUX_CONFIG: file }, cwd: dir });
     expect(cfg.models).to.deep.equal([
-      { id: 'a', path: '/m/a.gguf', default: false, backend: 'cpu', generateIfMissing: false },
-      { id: 'b', path: path.join(dir, 'm/b.gguf'), default: true, backend: 'cpu', generateIfMissing: false },
+      { id: 'a', path: '/m/a.gguf', default: false, backend: 'cpu', generateIfMissing: false, embeddings: 'auto' },
+      { id: 'b', path: path.join(dir, 'm/b.gguf'), default: true, backend: 'cpu', generateIfMissing: false, embeddings: 'auto' },
     ]);
     expect(loadError({ INFERFLUX_CONFIG: path.join(dir, 'nope.yaml') }).key).to.equal('INFERFLUX_CONFIG');
   });
@@ -93,7 +93,7 @@ describe('config', () => {
   it('legacy model.path becomes the single default model', () => {
     const cfg = loadConfig({ env: ENV, cwd: makeCwd('model:\n  path: /m/Llama-3.Q4.gguf\n') });
     expect(cfg.models).to.deep.equal([
-      { id: 'Llama-3.Q4', path: '/m/Llama-3.Q4.gguf', default: true, backend: 'cpu', generateIfMissing: false },
+      { id: 'Llama-3.Q4', path: '/m/Llama-3.Q4.gguf', default: true, backend: 'cpu', generateIfMissing: false, embeddings: 'auto' },
     ]);
   });
 
@@ -140,7 +140,7 @@ describe('config', () => {
   it('INFERFLUX_MODEL_PATH replaces the model list with one default entry', () => {
     const cfg = loadConfig({ env: { ...ENV, INFERFLUX_MODEL_PATH: '/models/tiny.gguf' }, cwd: makeCwd() });
     expect(cfg.models).to.deep.equal([
-      { id: 'tiny', path: '/models/tiny.gguf', default: true, backend: 'cpu', generateIfMissing: false },
+      { id: 'tiny', path: '/models/tiny.gguf', default: true, backend: 'cpu', generateIfMissing: false, embeddings: 'auto' },
     ]);
   });
 
@@ -156,6 +156,22 @@ describe('config', () => {
     expect(cfg.runtime.threadsPerWorker).to.equal(1);
     expect(loadError({ INFERFLUX_MODELS: 'id=a,path=/a.gguf,colour=red' }).message).to.match(/^models\[0\]: unknown field "colour"/);
     expect(loadError({ INFERFLUX_MODELS: 'id=a' }).key).to.equal('models[0].path');
+  });
+
+  it('runtime.embeddings.* from YAML and INFERFLUX_EMBEDDINGS_*; models[].embeddings from YAML and INFERFLUX_MODELS', () => {
+    const yaml = 'runtime:\n  context_size: 1024\n  embeddings:\n    batch_max: 8\nmodels:\n  - id: e\n    path: e.gguf\n    embeddings: true\n';
+    const cfg = loadConfig({ env: { INFERFLUX_CORES: '2', INFERFLUX_EMBEDDINGS_WORKERS: '2', INFERFLUX_EMBEDDINGS_MAX_QUEUE: '3' }, cwd: makeCwd(yaml) });
+    // context_size auto follows runtime.context_size.
+    expect(cfg.runtime.embeddings).to.deep.equal({ workers: 2, threads: 1, contextSize: 1024, batchMax: 8, maxQueue: 3 });
+    expect(cfg.models[0]!.embeddings).to.equal(true);
+    const env = loadConfig({
+      env: { INFERFLUX_CORES: '2', INFERFLUX_EMBEDDINGS_THREADS: '2', INFERFLUX_EMBEDDINGS_CONTEXT_SIZE: '512', INFERFLUX_EMBEDDINGS_BATCH_MAX: '4', INFERFLUX_MODELS: 'id=a,path=/m/a.gguf,embeddings=false;id=b,path=/m/b.gguf,embeddings=auto;id=c,path=/m/c.gguf' },
+      cwd: makeCwd(),
+    });
+    expect(env.runtime.embeddings).to.include({ threads: 2, contextSize: 512, batchMax: 4 });
+    expect(env.models.map((m) => m.embeddings)).to.deep.equal([false, 'auto', 'auto']);
+    expect(loadError({ INFERFLUX_EMBEDDINGS_WORKERS: '0' }).message).to.equal('runtime.embeddings.workers: must be an integer 1..64 (got 0 from INFERFLUX_EMBEDDINGS_WORKERS)');
+    expect(loadError({ INFERFLUX_MODELS: 'id=a,path=/a.gguf,embeddings=maybe' }).message).to.match(/^models\[0\]\.embeddings: must be "auto", true or false/);
   });
 
   it('bad values name the key, the value and its source', () => {

@@ -321,7 +321,7 @@ describe('gguf model generation', () => {
     for (const args of [['--shape', 'huge', '--out', join(dir, 'x.gguf')], ['--shape', 'tiny'], ['--bogus'], ['--shape', 'tiny', '--out', 'x', '--seed', '-1']]) {
       const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/make-model.ts', ...args], { encoding: 'utf8' });
       expect(r.status, args.join(' ')).to.equal(2);
-      expect(r.stderr).to.match(/usage: make-model --shape tiny\|bench --out FILE/);
+      expect(r.stderr).to.match(/usage: make-model --shape tiny\|tiny-embed\|bench --out FILE/);
     }
   });
 });

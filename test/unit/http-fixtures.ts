@@ -7,6 +7,8 @@ import net from 'node:net';
 import { InferFluxError } from '../../src/errors.js';
 import type {
   ChatMessage,
+  EmbedInput,
+  EmbedOutput,
   ModelFileInfo,
   PromptInput,
   TokenizedText,
@@ -41,7 +43,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       ...server,
     },
-    models: [{ id: 'tiny', path: '/m/tiny.gguf', default: true, backend: 'cpu', generateIfMissing: false }],
+    models: [{ id: 'tiny', path: '/m/tiny.gguf', default: true, backend: 'cpu', generateIfMissing: false, embeddings: 'auto' }],
     runtime: {
       threadsPerWorker: 1,
       sequencesPerWorker: 4,
@@ -55,6 +57,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       nvmeOffload: { path: '', workers: 1, queueDepth: 1 },
       responseCache: { enabled: false, maxEntries: 1, maxBytes: 1024 },
       memoryBudgetBytes: 1024 * 1024 * 1024,
+      embeddings: { workers: 1, threads: 1, contextSize: 2048, batchMax: 256, maxQueue: 16 },
     },
     scheduler: { decodePoolSize: 1, prefillPoolSize: 0, kvRingBytes: 1048576, maxQueue: 16, isolatePromptTokens: 0, tokenizerWorkers: 1 },
     limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },
@@ -132,6 +135,17 @@ export class FakeGateway implements Gateway {
     this.handles.push(handle);
     this.script(input, sink, handle);
     return handle;
+  }
+
+  embedInputs: EmbedInput[] = [];
+
+  /** Fake embeddings: one token per UTF-16 code unit (token ids: one per id), a vector [length, 1] normalised. */
+  async embed(input: EmbedInput): Promise<EmbedOutput> {
+    const m = this.model(input.model);
+    this.embedInputs.push(input);
+    const lengths = input.inputs.map((i) => ('text' in i ? i.text.length : i.tokens.length));
+    const vectors = lengths.map((n) => Float32Array.from([n / Math.hypot(n, 1), 1 / Math.hypot(n, 1)]));
+    return { model: m.id, vectors, promptTokens: lengths.reduce((a, b) => a + b, 0), loadMs: 0, evalMs: 1, totalMs: 1 };
   }
 
   models(): ModelInfo[] {

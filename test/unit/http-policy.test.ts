@@ -191,6 +191,29 @@ describe('http: policy pipeline', () => {
     expect(t.audit.at(-1)!.detail).to.equal('rate limit: key tokens per minute (7)');
   });
 
+  it('tokens per minute: embeddings are charged their prompt tokens on every embeddings route', async () => {
+    // Fake gateway: one token per character. 10 tokens per minute; "hello" costs 5.
+    const routes: [string, unknown][] = [
+      ['/v1/embeddings', { model: 'tiny', input: ['hel', 'lo'] }],
+      ['/api/v0/embeddings', { model: 'tiny', input: 'hello' }],
+      ['/api/embed', { model: 'tiny', input: 'hello' }],
+      ['/api/embeddings', { model: 'tiny', prompt: 'hello' }],
+    ];
+    for (const [path, body] of routes) {
+      t = await start({ rateLimit: { tokensPerMinute: 10 } });
+      const h = { 'x-api-key': GEN_KEY };
+      expect((await post(t, path, h, body)).status, path).to.equal(200);
+      const second = await post(t, path, h, body);
+      expect(second.status, path).to.equal(200);
+      // 10 - 5 - 5 = 0 left: the third is refused.
+      const r = await post(t, path, h, body);
+      expect(r.status, path).to.equal(429);
+      expect(t.audit.at(-1)!.detail).to.equal('rate limit: key tokens per minute (10)');
+      expect(t.gateway.embedInputs.at(-1)).to.include({ keyId: t.audit.at(-1)!.keyId, tenant: 'team-a' });
+      await t.server.close(100);
+    }
+  });
+
   it('CORS: preflight answered 204 before auth; allowed origins echoed on normal responses, others not', async () => {
     t = await start({ server: { cors: { allowedOrigins: ['https://app.example.com'], allowedHeaders: ['*'], maxAgeSeconds: 600 } } });
     const pre = await fetch(`${t.base}/v1/chat/completions`, {

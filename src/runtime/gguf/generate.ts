@@ -102,6 +102,7 @@ function buildMetadata(s: ModelShape): GgufMetadata {
     ['llama.attention.layer_norm_rms_epsilon', gv.f32(s.rmsEps)],
     ['llama.rope.freq_base', gv.f32(s.ropeFreqBase)],
     ['llama.vocab_size', gv.u32(s.nVocab)],
+    ...(s.poolingType === undefined ? [] : [['llama.pooling_type', gv.u32(s.poolingType)] as const]),
     ['tokenizer.ggml.model', gv.string('llama')],
     ['tokenizer.ggml.tokens', gv.strings(vocab.tokens)],
     ['tokenizer.ggml.scores', gv.f32s(vocab.scores)],

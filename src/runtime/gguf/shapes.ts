@@ -26,25 +26,34 @@ export interface ModelShape {
   readonly tiedEmbeddings: boolean;
   /** Standard deviation of the random weights. */
   readonly initStd: number;
+  /**
+   * `<arch>.pooling_type` (llama.cpp's llama_pooling_type: 1 mean, 2 cls, 3 last), written only
+   * when set: it is what marks an embedding model (generation/capabilities.ts). Absent = generative.
+   */
+  readonly poolingType?: 1 | 2 | 3;
 }
 
-export const SHAPES = {
-  tiny: {
-    name: 'tiny',
-    nEmbd: 64,
-    nLayer: 2,
-    nFf: 128,
-    nHead: 4,
-    nHeadKv: 2,
-    nVocab: 2048,
-    contextLength: 2048,
-    ropeFreqBase: 10000,
-    rmsEps: 1e-5,
-    matrixType: GgmlType.F16,
-    fileType: LlamaFileType.MOSTLY_F16,
-    tiedEmbeddings: false,
-    initStd: 0.02,
-  },
+const TINY: ModelShape = {
+  name: 'tiny',
+  nEmbd: 64,
+  nLayer: 2,
+  nFf: 128,
+  nHead: 4,
+  nHeadKv: 2,
+  nVocab: 2048,
+  contextLength: 2048,
+  ropeFreqBase: 10000,
+  rmsEps: 1e-5,
+  matrixType: GgmlType.F16,
+  fileType: LlamaFileType.MOSTLY_F16,
+  tiedEmbeddings: false,
+  initStd: 0.02,
+};
+
+export const SHAPES: Record<'tiny' | 'tiny-embed' | 'bench', ModelShape> = {
+  tiny: TINY,
+  /** `tiny` declaring mean pooling: an embedding model (it still generates, as any llama GGUF). */
+  'tiny-embed': { ...TINY, name: 'tiny-embed', poolingType: 1 },
   bench: {
     name: 'bench',
     nEmbd: 576,
@@ -61,7 +70,7 @@ export const SHAPES = {
     tiedEmbeddings: true,
     initStd: 0.02,
   },
-} as const satisfies Record<string, ModelShape>;
+};
 
 export type ShapeName = keyof typeof SHAPES;
 

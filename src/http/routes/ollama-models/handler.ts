@@ -109,7 +109,7 @@ export function versionHandler() {
   return (res: HttpResponse): void => sendJson(res, 200, { version: SERVER_VERSION });
 }
 
-/** Model management (pull, copy, delete, create, push) and embeddings arrive with their own issues. */
+/** Model management (pull, copy, delete, create, push) arrives with its own issue. */
 export function notImplemented(what: string) {
   return (res: HttpResponse): void =>
     sendError(res, new InferFluxError('not_implemented', `${what} is not implemented on this server yet; models are configured in server.yaml (models:) and loaded at start-up.`));

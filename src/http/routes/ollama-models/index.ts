@@ -13,8 +13,6 @@ const ollama = { protocol: 'ollama' } as const;
  * to push to, and Modelfiles are not supported (pull a GGUF instead).
  */
 export const OLLAMA_NOT_IMPLEMENTED = [
-  ['post', '/api/embed', 'Embeddings (/api/embed)'],
-  ['post', '/api/embeddings', 'Embeddings (/api/embeddings)'],
   ['post', '/api/push', 'Pushing models (/api/push)'],
   ['post', '/api/create', 'Creating models (/api/create)'],
 ] as const;
