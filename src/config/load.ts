@@ -10,7 +10,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_YAML, DEMO_MODEL_PATH, RESERVED_SECTIONS } from './defaults.js';
 import { CONFIG_SCHEMA, RULES, SECTION_EXPECT } from './schema.js';
-import type { InferFluxConfig, ModelEntry } from './types.js';
+import type { InferFluxConfig, ModelEntry, RuntimeConfig } from './types.js';
 import { redactUrlPasswords } from '../redact.js';
 import type { GuardrailPolicy, PiiKind } from './policy-types.js';
 import { ConfigError } from './errors.js';
@@ -134,6 +134,10 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_NVME_WORKERS', 'runtime.nvme_offload.workers', envInt],
   ['INFERFLUX_NVME_QUEUE_DEPTH', 'runtime.nvme_offload.queue_depth', envInt],
   ['INFERFLUX_RESPONSE_CACHE', 'runtime.response_cache.enabled', envBool],
+  ['INFERFLUX_SPECULATIVE_ENABLED', 'runtime.speculative_decoding.enabled', envBool],
+  ['INFERFLUX_SPEC_DRAFT_MODEL', 'runtime.speculative_decoding.draft_model', (v) => v],
+  ['INFERFLUX_SPEC_MAX_PREFILL', 'runtime.speculative_decoding.max_prefill_tokens', envInt],
+  ['INFERFLUX_SPEC_CHUNK_SIZE', 'runtime.speculative_decoding.chunk_size', envInt],
   ['INFERFLUX_GUARDRAIL_BLOCKLIST', 'guardrails.blocklist', envList],
   ['INFERFLUX_GUARDRAIL_OPA_ENDPOINT', 'guardrails.opa_endpoint', (v) => v.trim()],
   ['INFERFLUX_GUARDRAIL_OPA_TIMEOUT_MS', 'guardrails.opa_timeout_ms', envInt],
@@ -369,6 +373,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
         maxEntries: (r.response_cache as Raw).max_entries as number,
         maxBytes: (r.response_cache as Raw).max_bytes as number,
       },
+      speculativeDecoding: resolveSpeculative(r.speculative_decoding as Raw, cwd),
     },
     scheduler: {
       decodePoolSize,
@@ -396,5 +401,20 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
     rateLimit: resolveRateLimit(raw.rate_limit as Raw),
     rateLimitBackend: resolveRateLimitBackend(raw.rate_limit as Raw),
     source,
+  };
+}
+
+/** runtime.speculative_decoding: a draft model is required when it is on; its path is resolved like the others. */
+function resolveSpeculative(sd: Raw, cwd: string): RuntimeConfig['speculativeDecoding'] {
+  const enabled = sd.enabled as boolean;
+  const draft = sd.draft_model as string;
+  if (enabled && draft === '') {
+    throw new ConfigError('runtime.speculative_decoding.draft_model', 'is required when speculative decoding is enabled (INFERFLUX_SPEC_DRAFT_MODEL)');
+  }
+  return {
+    enabled,
+    draftModel: draft === '' ? '' : path.resolve(cwd, draft),
+    maxPrefillTokens: sd.max_prefill_tokens as number,
+    chunkSize: sd.chunk_size as number,
   };
 }

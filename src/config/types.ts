@@ -124,6 +124,8 @@ export interface RuntimeConfig {
   nvmeOffload: { path: string; workers: number; queueDepth: number };
   /** Exact-match reuse of deterministic responses (opt-in). */
   responseCache: { enabled: boolean; maxEntries: number; maxBytes: number };
+  /** Draft-model speculative decoding (greedy requests only); draftModel is an absolute path once loaded. */
+  speculativeDecoding: { enabled: boolean; draftModel: string; maxPrefillTokens: number; chunkSize: number };
 }
 
 export interface SchedulerConfig {
