@@ -147,6 +147,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly specChunks = new Counter({
+    name: 'inferflux_spec_chunks_total',
+    help: 'Speculative decoding: draft chunks the target model verified',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly specChunksAccepted = new Counter({
+    name: 'inferflux_spec_chunks_accepted_total',
+    help: 'Speculative decoding: verified chunks in which at least one draft token was accepted',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly specTokensReused = new Counter({
+    name: 'inferflux_spec_tokens_reused_total',
+    help: 'Speculative decoding: draft tokens accepted and emitted (each saved a decode step)',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
   readonly prefixHits = new Counter({
     name: 'inferflux_prefix_hits_total',
     help: 'Requests whose whole prompt (all but the last token) was served from cached KV',

@@ -114,6 +114,11 @@ export interface DoneStats {
    * that step), else -1.
    */
   kvHydrateMs: number;
+  /**
+   * Speculative decoding (only when some step verified draft tokens): verification chunks,
+   * chunks where at least one draft token was accepted, draft tokens emitted.
+   */
+  spec?: [chunks: number, accepted: number, reused: number];
 }
 
 // ---- main -> scheduler (on the scheduler's hot port; the request port rides in the transfer list)
@@ -225,6 +230,8 @@ export interface EngineInit {
   nvmePath: string;
   nvmeWorkers: number;
   nvmeQueueDepth: number;
+  /** Speculative decoding's draft model and chunking, or null when off (runtime.speculative_decoding). */
+  speculative: { draftModelPath: string; maxPrefillTokens: number; chunkSize: number } | null;
 }
 
 export interface EngineReady extends WorkerHello {

@@ -426,6 +426,9 @@ export class ActorSystem {
         nvmePath: rt.nvmeOffload.path,
         nvmeWorkers: rt.nvmeOffload.workers,
         nvmeQueueDepth: rt.nvmeOffload.queueDepth,
+        speculative: rt.speculativeDecoding.enabled
+          ? { draftModelPath: rt.speculativeDecoding.draftModel, maxPrefillTokens: rt.speculativeDecoding.maxPrefillTokens, chunkSize: rt.speculativeDecoding.chunkSize }
+          : null,
       });
       if (ready.protocolVersion !== PROTOCOL_VERSION) {
         throw new Error(`engine speaks protocol ${ready.protocolVersion}, main speaks ${PROTOCOL_VERSION}`);

@@ -161,6 +161,22 @@ runtime:
     # Requests waiting for a free embedding worker before new ones get 429 queue_full.
     # Env: INFERFLUX_EMBEDDINGS_MAX_QUEUE.
     max_queue: 64
+  # Speculative decoding, off by default: on the measured CPU setup it made decoding slower
+  # (bench/spec.ts, bench/README.md). A draft model sharing the target's tokenizer proposes up to
+  # chunk_size tokens greedily; the target checks them all in one batch step and keeps the longest
+  # prefix that matches its own greedy choice, so output is identical with and without it. Only
+  # greedy requests speculate (temperature 0, no grammar/response_format, no logprobs, no
+  # repetition penalties, min_tokens reached, not ignore_eos); the rest decode normally.
+  # Env: INFERFLUX_SPECULATIVE_ENABLED, INFERFLUX_SPEC_DRAFT_MODEL, INFERFLUX_SPEC_MAX_PREFILL,
+  # INFERFLUX_SPEC_CHUNK_SIZE.
+  speculative_decoding:
+    enabled: false
+    # Draft GGUF (same vocabulary as every served model, checked at start). Required when enabled.
+    draft_model: ""
+    # Prompt tokens (the last ones) the draft model is given as context.
+    max_prefill_tokens: 256
+    # Draft tokens proposed, and verified in one step, per chunk.
+    chunk_size: 4
 
 scheduler:
   # Engine (decode) workers per model; auto = cores / models. Env: INFERFLUX_DECODE_POOL_SIZE.

@@ -11,7 +11,7 @@ import envPaths from 'env-paths';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_YAML, DEMO_MODEL_PATH, RESERVED_SECTIONS } from './defaults.js';
 import { CONFIG_SCHEMA, RULES, SECTION_EXPECT } from './schema.js';
-import type { InferFluxConfig, ModelEntry, PullConfig } from './types.js';
+import type { InferFluxConfig, ModelEntry, PullConfig, RuntimeConfig } from './types.js';
 import { redactUrlPasswords } from '../redact.js';
 import type { GuardrailPolicy, PiiKind } from './policy-types.js';
 import { ConfigError } from './errors.js';
@@ -140,6 +140,10 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_EMBEDDINGS_CONTEXT_SIZE', 'runtime.embeddings.context_size', envInt],
   ['INFERFLUX_EMBEDDINGS_BATCH_MAX', 'runtime.embeddings.batch_max', envInt],
   ['INFERFLUX_EMBEDDINGS_MAX_QUEUE', 'runtime.embeddings.max_queue', envInt],
+  ['INFERFLUX_SPECULATIVE_ENABLED', 'runtime.speculative_decoding.enabled', envBool],
+  ['INFERFLUX_SPEC_DRAFT_MODEL', 'runtime.speculative_decoding.draft_model', (v) => v],
+  ['INFERFLUX_SPEC_MAX_PREFILL', 'runtime.speculative_decoding.max_prefill_tokens', envInt],
+  ['INFERFLUX_SPEC_CHUNK_SIZE', 'runtime.speculative_decoding.chunk_size', envInt],
   ['INFERFLUX_GUARDRAIL_BLOCKLIST', 'guardrails.blocklist', envList],
   ['INFERFLUX_GUARDRAIL_OPA_ENDPOINT', 'guardrails.opa_endpoint', (v) => v.trim()],
   ['INFERFLUX_GUARDRAIL_OPA_TIMEOUT_MS', 'guardrails.opa_timeout_ms', envInt],
@@ -401,6 +405,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
         batchMax: (r.embeddings as Raw).batch_max as number,
         maxQueue: (r.embeddings as Raw).max_queue as number,
       },
+      speculativeDecoding: resolveSpeculative(r.speculative_decoding as Raw, cwd),
     },
     scheduler: {
       decodePoolSize,
@@ -456,4 +461,17 @@ function resolvePull(p: Raw): PullConfig {
     throw new ConfigError('pull.hub_url', `must be an http(s):// URL without credentials, query or fragment, got ${JSON.stringify(p.hub_url)}`);
   }
   return { hubUrl: hub.href.replace(/\/+$/, ''), allowedPrivateHosts: p.allowed_private_hosts as string[] };
+/** runtime.speculative_decoding: a draft model is required when it is on; its path is resolved like the others. */
+function resolveSpeculative(sd: Raw, cwd: string): RuntimeConfig['speculativeDecoding'] {
+  const enabled = sd.enabled as boolean;
+  const draft = sd.draft_model as string;
+  if (enabled && draft === '') {
+    throw new ConfigError('runtime.speculative_decoding.draft_model', 'is required when speculative decoding is enabled (INFERFLUX_SPEC_DRAFT_MODEL)');
+  }
+  return {
+    enabled,
+    draftModel: draft === '' ? '' : path.resolve(cwd, draft),
+    maxPrefillTokens: sd.max_prefill_tokens as number,
+    chunkSize: sd.chunk_size as number,
+  };
 }

@@ -141,6 +141,8 @@ export interface RuntimeConfig {
   memoryBudgetBytes: number;
   /** The embedding pool, apart from the engine workers. */
   embeddings: EmbeddingsConfig;
+  /** Draft-model speculative decoding (greedy requests only); draftModel is an absolute path once loaded. */
+  speculativeDecoding: { enabled: boolean; draftModel: string; maxPrefillTokens: number; chunkSize: number };
 }
 
 export interface EmbeddingsConfig {

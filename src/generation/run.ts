@@ -144,6 +144,11 @@ export class Run {
         this.metrics.batchExec.observe({ model: this.model }, (stats.prefillMs + stats.decodeMs) / 1000);
         if (stats.kvTransferMs >= 0) this.metrics.kvTransfer.observe({ model: this.model }, stats.kvTransferMs / 1000);
         if (stats.kvHydrateMs >= 0) this.metrics.kvHydrate.observe({ model: this.model }, stats.kvHydrateMs / 1000);
+        if (stats.spec) {
+          this.metrics.specChunks.inc({ model: this.model }, stats.spec[0]);
+          this.metrics.specChunksAccepted.inc({ model: this.model }, stats.spec[1]);
+          this.metrics.specTokensReused.inc({ model: this.model }, stats.spec[2]);
+        }
         this.ports[choice]!.close();
         if (reason === 'cancelled') this.metrics.cancelledTotal.inc({ model: this.model });
         if (reason === 'cancelled' && !this.cancelled) {

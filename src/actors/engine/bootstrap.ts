@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { LlamaLogLevel, getLlama, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
 import { BatchContext } from '../../runtime/llama/batch-adapter.js';
+import { ConfigError } from '../../config/errors.js';
 import { PROTOCOL_VERSION, type EngineInit, type EngineReady } from '../protocol.js';
 
 /** Saved sequence states (suspension, hand-off) go here: tmpfs where available, so memory, not disk. */
@@ -18,6 +19,10 @@ export interface NativeEngine {
   model: LlamaModel;
   context: LlamaContext;
   batch: BatchContext;
+  /** Speculative decoding's draft model, its context (one sequence per target sequence) and batch adapter. */
+  draftModel?: LlamaModel;
+  draftContext?: LlamaContext;
+  draft?: BatchContext;
   /** End-of-generation token ids (banned while `ignore_eos` / `min_tokens` hold). */
   eog: Uint32Array;
   /** What the worker tells the main thread once up. */
@@ -36,6 +41,17 @@ export async function loadNativeEngine(init: EngineInit, into: Partial<NativeEng
   });
   const model = into.model;
   into.batch = new BatchContext(into.llama, model, into.context);
+  if (init.speculative) {
+    into.draftModel = await into.llama.loadModel({ modelPath: init.speculative.draftModelPath, useMmap: true, gpuLayers: 0 });
+    checkDraftVocabulary(model, into.draftModel, init.speculative.draftModelPath);
+    into.draftContext = await into.draftModel.createContext({
+      contextSize: init.contextSize,
+      sequences: init.sequences,
+      batchSize: init.batchSize,
+      threads: init.threads,
+    });
+    into.draft = new BatchContext(into.llama, into.draftModel, into.draftContext);
+  }
   const vocabSize = vocabSizeOf(model);
   const eog: number[] = [];
   for (let t = 0; t < vocabSize; t++) if (model.isEogToken(t as never)) eog.push(t);
@@ -56,9 +72,32 @@ export async function loadNativeEngine(init: EngineInit, into: Partial<NativeEng
 
 /** Context, then model, then the `Llama`: whatever of them exists. */
 export async function disposeNativeEngine(e: Partial<NativeEngine>): Promise<void> {
+  await e.draftContext?.dispose();
+  await e.draftModel?.dispose();
   await e.context?.dispose();
   await e.model?.dispose();
   await e.llama?.dispose();
+}
+
+/**
+ * The draft proposes token ids that the target checks, so both must mean the same thing by every
+ * id: the same number of tokens, the same text for each, the same special tokens. A draft that
+ * differs is refused at start-up (the engine does not start) rather than silently never accepted.
+ */
+export function checkDraftVocabulary(target: LlamaModel, draft: LlamaModel, draftPath: string): void {
+  const a = target.fileInfo.metadata.tokenizer?.ggml?.tokens;
+  const b = draft.fileInfo.metadata.tokenizer?.ggml?.tokens;
+  const refuse = (why: string): never => {
+    throw new ConfigError('runtime.speculative_decoding.draft_model', `${draftPath}: ${why}; the draft must share the target model's tokenizer`);
+  };
+  if (!Array.isArray(a) || !Array.isArray(b)) refuse('a model has no tokenizer.ggml.tokens');
+  const ta = a as string[];
+  const tb = b as string[];
+  if (ta.length !== tb.length) refuse(`vocabulary has ${tb.length} tokens, the target has ${ta.length}`);
+  for (let i = 0; i < ta.length; i++) if (ta[i] !== tb[i]) refuse(`token ${i} is ${JSON.stringify(tb[i])}, the target's is ${JSON.stringify(ta[i])}`);
+  for (const k of ['bos', 'eos', 'eot'] as const) {
+    if (target.tokens[k] !== draft.tokens[k]) refuse(`special token ${k} is ${String(draft.tokens[k])}, the target's is ${String(target.tokens[k])}`);
+  }
 }
 
 function vocabSizeOf(model: LlamaModel): number {

@@ -12,6 +12,7 @@ import type { FinishReason } from '../../runtime/finish-reason.js';
 import type { AdmitBody, DoneStats, RequestId, ResumeState } from '../protocol.js';
 import { StopMatcher } from '../../runtime/text/stop-matcher.js';
 import { TokenTextStream, type Detokenize } from '../../runtime/text/token-text-stream.js';
+import type { DraftRequest } from './speculator.js';
 
 /** The sampler as the core sees it; the shell backs it with llama.cpp's sampler chain. */
 export interface SlotSampler {
@@ -83,6 +84,10 @@ interface Slot<R> {
   firstBatchAt: number;
   prefillDoneAt: number;
   firstTokenAt: number;
+  /** Speculative decoding: verification chunks, chunks with a draft token accepted, draft tokens emitted. */
+  specChunks: number;
+  specAccepted: number;
+  specReused: number;
 }
 
 export interface PlannedItem {
@@ -91,6 +96,8 @@ export interface PlannedItem {
   position: number;
   tokens: Uint32Array;
   wantLogits: boolean;
+  /** Set by the step loop on a speculated decode item: logits at every token (pending + proposals). */
+  allLogits?: boolean;
 }
 
 export interface StepPlan {
@@ -211,6 +218,9 @@ export class EngineCore<R> {
       firstBatchAt: r?.firstBatchAt ?? -1,
       prefillDoneAt: r?.prefillDoneAt ?? -1,
       firstTokenAt: r?.firstTokenAt ?? -1,
+      specChunks: 0,
+      specAccepted: 0,
+      specReused: 0,
     };
     this.byId.set(req.id, seq);
     this.prefillOrder.push(seq);
@@ -393,10 +403,41 @@ export class EngineCore<R> {
   }
 
   /**
-   * Apply a decoded step. `sampled[i]` is the token sampled for `plan.items[i]`, or -1 where the
-   * item asked for no logits.
+   * What the draft model should propose for a decode item, or null when the item decodes normally.
+   * Only requests whose every token is the target's argmax with no state carried between
+   * positions can be verified several positions at once and stay exact: temperature 0, no
+   * grammar, no log probabilities, no repetition penalties, and no end-of-generation ban pending
+   * (it lifts at a token count, min_tokens). Proposals stay inside max_tokens and the context.
    */
-  apply(plan: StepPlan, sampled: ArrayLike<number>, now: number): Emission<R>[] {
+  draftRequest(item: PlannedItem, chunkSize: number): DraftRequest | null {
+    const slot = this.slots[item.slot];
+    if (!slot || slot.phase !== 'decode' || item.tokens.length !== 1 || slot.eogBanned) return null;
+    const s = slot.req.sampling;
+    if (s.temperature !== 0 || s.grammar !== null || s.logprobs !== null) return null;
+    if (s.repeatPenalty !== 1 || s.presencePenalty !== 0 || s.frequencyPenalty !== 0) return null;
+    if (this.opts.handoffAfterFirstToken) return null;
+    // The verification writes pending + `want` cells from `pos` and yields up to want + 1 tokens.
+    const want = Math.min(chunkSize, s.maxTokens - slot.generated - 1, this.opts.contextSize - slot.pos - 2);
+    if (want < 1) return null;
+    return { seq: slot.seq, prompt: slot.prompt, generated: [...slot.fed, slot.pending], want };
+  }
+
+  /**
+   * KV cells of a sequence that hold tokens the core counts as fed (after `apply`): the shell
+   * trims the rest (rejected proposals, or accepted ones after the request stopped).
+   */
+  validCells(seq: number): number {
+    const slot = this.slots[seq];
+    return slot ? slot.pos : this.resident[seq]!.length;
+  }
+
+  /**
+   * Apply a decoded step. `sampled[i]` is the token sampled for `plan.items[i]`, or -1 where the
+   * item asked for no logits. For a speculated item (tokens = pending + proposals), `more[i]` are
+   * the target's tokens after each accepted proposal: they are taken one by one through the same
+   * path as normal tokens, so stop sequences, max_tokens and end-of-generation end it the same.
+   */
+  apply(plan: StepPlan, sampled: ArrayLike<number>, now: number, more?: readonly (readonly number[] | undefined)[]): Emission<R>[] {
     this.steps++;
     this.batchedTokens += plan.tokens;
     const out: Emission<R>[] = [];
@@ -420,7 +461,13 @@ export class EngineCore<R> {
         }
       }
       const token = sampled[i]!;
+      const speculated = item.allLogits === true;
+      if (speculated) {
+        slot.specChunks++;
+        if ((more?.[i]?.length ?? 0) > 0) slot.specAccepted++;
+      }
       this.acceptToken(slot, token, now, out);
+      if (speculated) this.acceptMore(slot, item, more?.[i] ?? [], now, out);
     }
     return out;
   }
@@ -430,6 +477,18 @@ export class EngineCore<R> {
     const out: Emission<R>[] = [];
     for (const slot of this.slots) if (slot) out.push(this.finish(slot, 'cancelled', now));
     return out;
+  }
+
+  /** A verified chunk's further tokens: each accepted proposal was fed at the next position. */
+  private acceptMore(slot: Slot<R>, item: PlannedItem, more: readonly number[], now: number, out: Emission<R>[]): void {
+    for (let j = 0; j < more.length; j++) {
+      // The request ended (stop, length) or leaves its sequence: the rest is not taken.
+      if (this.slots[slot.seq] !== slot || slot.suspending) return;
+      slot.fed.push(item.tokens[j + 1]!);
+      slot.pos++;
+      slot.specReused++;
+      this.acceptToken(slot, more[j]!, now, out);
+    }
   }
 
   private acceptToken(slot: Slot<R>, token: number, now: number, out: Emission<R>[]): void {
@@ -508,6 +567,7 @@ export class EngineCore<R> {
         kvTransferMs: slot.handoffAt >= 0 && slot.firstDecodeAt >= 0 ? Math.max(0, slot.firstDecodeAt - slot.handoffAt) : -1,
         kvHydrateMs: slot.handoffAt >= 0 && slot.hydratedAt >= 0 ? Math.max(0, slot.hydratedAt - slot.handoffAt) : -1,
         stopSequence: reason === 'stop' ? slot.stop.matched : null,
+        ...(slot.specChunks > 0 ? { spec: [slot.specChunks, slot.specAccepted, slot.specReused] as [number, number, number] } : {}),
       },
     };
   }

@@ -8,8 +8,9 @@
  * (core.ts); this file only sequences the native calls and sleeps when there is nothing to do.
  */
 import type { BatchContext, SampledLogprobs } from '../../runtime/llama/batch-adapter.js';
-import type { StepPlan } from './core.js';
+import type { PlannedItem, StepPlan } from './core.js';
 import type { LlamaSlotSampler } from './sampler.js';
+import type { DraftRequest, Speculator } from './speculator.js';
 
 export interface StepDriver {
   /** Cancels, suspensions, flushes, admissions: the native work that must not overlap a batch. */
@@ -22,7 +23,11 @@ export interface StepDriver {
    * The step's sampled token per plan item (-1 where none was drawn), and its log probabilities
    * where the request asked for them.
    */
-  apply(plan: StepPlan, sampled: Int32Array, logprobs: (SampledLogprobs | undefined)[]): void;
+  apply(plan: StepPlan, sampled: Int32Array, logprobs: (SampledLogprobs | undefined)[], more: (number[] | undefined)[]): void;
+  /** Speculative decoding: what to ask the draft for this decode item, or null to decode it normally. */
+  draftFor?(item: PlannedItem, chunkSize: number): DraftRequest | null;
+  /** KV cells of a sequence that hold accepted tokens after `apply` (the rest is trimmed). */
+  validCells?(seq: number): number;
 }
 
 /** While hand-offs wait for their ring frame, the loop looks again this often (their fallback timer). */
@@ -36,6 +41,8 @@ export class StepLoop {
   constructor(
     private readonly batch: BatchContext,
     private readonly driver: StepDriver,
+    /** Draft model for speculative decoding, or null. */
+    private readonly speculator: Speculator | null = null,
   ) {}
 
   start(): void {
@@ -67,23 +74,89 @@ export class StepLoop {
         this.wakeUp = null;
         continue;
       }
-      const { sampled, logprobs } = await this.decodeAndSample(plan);
-      this.driver.apply(plan, sampled, logprobs);
+      const proposals = this.speculator ? await this.propose(plan, this.speculator) : null;
+      const { sampled, logprobs, more } = await this.decodeAndSample(plan, proposals);
+      this.driver.apply(plan, sampled, logprobs, more);
+      if (proposals) this.trimRejected(plan);
       // Let port messages (admits, cancels) in before the next step.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 
-  private async decodeAndSample(plan: StepPlan): Promise<{ sampled: Int32Array; logprobs: (SampledLogprobs | undefined)[] }> {
+  /**
+   * Draft proposals for the decode items that may speculate, appended to their tokens (pending
+   * token first) with logits at every position, inside the batch's spare room. Returns the
+   * proposals per plan item.
+   */
+  private async propose(plan: StepPlan, speculator: Speculator): Promise<(number[] | undefined)[] | null> {
+    const asks: DraftRequest[] = [];
+    const at: number[] = [];
+    let room = this.batch.context.batchSize - plan.tokens;
+    for (let i = 0; i < plan.items.length && room > 0; i++) {
+      const ask = this.driver.draftFor?.(plan.items[i]!, Math.min(speculator.opts.chunkSize, room)) ?? null;
+      if (!ask) continue;
+      asks.push(ask);
+      at.push(i);
+      room -= ask.want;
+    }
+    if (asks.length === 0) return null;
+    const drafted = await speculator.propose(asks);
+    const out: (number[] | undefined)[] = [];
+    for (let k = 0; k < at.length; k++) {
+      const props = drafted[k]!.slice(0, asks[k]!.want);
+      if (props.length === 0) continue;
+      const item = plan.items[at[k]!]!;
+      item.tokens = Uint32Array.of(item.tokens[0]!, ...props);
+      item.allLogits = true;
+      plan.tokens += props.length;
+      out[at[k]!] = props;
+    }
+    return out;
+  }
+
+  /** Drop the target's KV cells past what the core accepted (rejected proposals). */
+  private trimRejected(plan: StepPlan): void {
+    for (const item of plan.items) {
+      if (!item.allLogits) continue;
+      const valid = this.driver.validCells?.(item.sequenceId) ?? item.position + 1;
+      if (valid < item.position + item.tokens.length) this.batch.trimSequence(item.sequenceId, valid);
+    }
+  }
+
+  private async decodeAndSample(
+    plan: StepPlan,
+    proposals: (number[] | undefined)[] | null,
+  ): Promise<{ sampled: Int32Array; logprobs: (SampledLogprobs | undefined)[]; more: (number[] | undefined)[] }> {
     const items = plan.items;
-    const logitIndexes = await this.batch.decode(items);
+    const all: (Uint32Array | undefined)[] = [];
+    const logitIndexes = await this.batch.decode(items, all);
     const sampled = new Int32Array(items.length).fill(-1);
     const logprobs: (SampledLogprobs | undefined)[] = [];
+    const more: (number[] | undefined)[] = [];
     const draws: Promise<void>[] = [];
     for (let i = 0; i < items.length; i++) {
       const idx = logitIndexes[i]!;
       if (idx < 0) continue;
       const sampler = this.driver.samplerAt(items[i]!.slot);
+      const props = proposals?.[i];
+      const positions = all[i];
+      if (props && positions) {
+        // Greedy verification: the target's token after the pending one, then after each proposal
+        // as long as the proposal before it was exactly the target's own choice.
+        draws.push(
+          (async () => {
+            let t = await this.batch.sample(positions[0]!, sampler.native);
+            sampled[i] = t;
+            const extra: number[] = [];
+            for (let j = 0; j < props.length && t === props[j]; j++) {
+              t = await this.batch.sample(positions[j + 1]!, sampler.native);
+              extra.push(t);
+            }
+            more[i] = extra;
+          })(),
+        );
+        continue;
+      }
       if (sampler.logprobs !== null) {
         draws.push(
           this.batch.sampleWithLogprobs(idx, sampler.native, sampler.logprobs).then((r) => {
@@ -102,6 +175,6 @@ export class StepLoop {
       );
     }
     await Promise.all(draws);
-    return { sampled, logprobs };
+    return { sampled, logprobs, more };
   }
 }

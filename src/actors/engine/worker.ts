@@ -40,6 +40,7 @@ import { KvHandoff } from './handoff.js';
 import { KvMoves } from './kv-moves.js';
 import { KvTier } from './kv-tier.js';
 import { LlamaSlotSampler } from './sampler.js';
+import { Speculator } from './speculator.js';
 import { StepLoop } from './step-loop.js';
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -84,6 +85,7 @@ class EngineShell {
   private handoff!: KvHandoff;
   private stopping = false;
   private init!: EngineInit;
+  private speculator: Speculator | null = null;
 
   /** Host page pool + disk tier for prefixes evicted from sequences (null when disabled). */
   private kv: KvTier | null = null;
@@ -127,13 +129,26 @@ class EngineShell {
     this.handoff = new KvHandoff(init.role, () => this.loop?.wake());
     this.handoff.setRings(init.rings);
     this.moves = new KvMoves(this.core, native.batch, this.kv, this.handoff, init.worker, init.contextSize, log);
+    // Not on prefill workers: they sample one token per request, then hand it off.
+    const speculator =
+      native.draft && init.speculative && init.role !== 'prefill'
+        ? new Speculator(native.draft, init.sequences, {
+            maxPrefill: init.speculative.maxPrefillTokens,
+            chunkSize: init.speculative.chunkSize,
+            contextSize: init.contextSize,
+            batchSize: native.draftContext!.batchSize,
+          })
+        : null;
+    this.speculator = speculator;
     this.loop = new StepLoop(native.batch, {
       betweenSteps: () => this.betweenSteps(),
       plan: () => this.core.plan(now()),
       waiting: () => ({ ready: this.admits.some((a) => this.isReady(a)), any: this.admits.length > 0 }),
       samplerAt: (slot) => this.samplers.get(this.core.requestAt(slot)!)!,
-      apply: (plan, sampled, logprobs) => this.afterStep(plan, sampled, logprobs),
-    });
+      apply: (plan, sampled, logprobs, more) => this.afterStep(plan, sampled, logprobs, more),
+      draftFor: (item, chunkSize) => this.core.draftRequest(item, chunkSize),
+      validCells: (seq) => this.core.validCells(seq),
+    }, speculator);
     this.loop.start();
     return native.ready;
   }
@@ -161,6 +176,7 @@ class EngineShell {
     this.handoff.close();
     // Let queued disk spills land so the disk tier is warm after a restart.
     await this.kv?.close().catch(() => undefined);
+    this.speculator?.dispose();
     await disposeNativeEngine(this.native);
   }
 
@@ -236,7 +252,7 @@ class EngineShell {
     for (const a of this.readyAdmits()) await this.admit(a.req, a.port);
   }
 
-  private afterStep(plan: StepPlan, sampled: Int32Array, logprobs: (SampledLogprobs | undefined)[]): void {
+  private afterStep(plan: StepPlan, sampled: Int32Array, logprobs: (SampledLogprobs | undefined)[], more: (number[] | undefined)[]): void {
     for (let i = 0; i < logprobs.length; i++) {
       const lp = logprobs[i];
       if (!lp) continue;
@@ -248,7 +264,7 @@ class EngineShell {
       list.push([text(lp.token), lp.logprob, lp.top.map(([t, p]) => [text(t), p])]);
       this.logprobs.set(id, list);
     }
-    this.post(this.core.apply(plan, sampled, now()));
+    this.post(this.core.apply(plan, sampled, now(), more));
     if (this.residentChanged) this.reportResident();
     if (++this.stepsSinceProgress >= PROGRESS_EVERY_STEPS) this.reportProgress();
   }

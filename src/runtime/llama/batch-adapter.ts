@@ -227,6 +227,11 @@ export interface BatchItem {
   tokens: Uint32Array;
   /** Whether the last token of `tokens` needs logits (to sample the next token). */
   wantLogits: boolean;
+  /**
+   * Logits at EVERY token of `tokens` (speculative verification samples after each proposed
+   * token); implies `wantLogits`. `decode` then fills `all[i]` with their batch indexes.
+   */
+  allLogits?: boolean;
 }
 
 const NO_LOGITS = new Uint32Array(0);
@@ -367,7 +372,7 @@ export class BatchContext {
    * the item asked for no logits. Throws if the total exceeds the context's batch size; the
    * caller sizes batches from `context.batchSize`.
    */
-  async decode(items: readonly BatchItem[]): Promise<Int32Array> {
+  async decode(items: readonly BatchItem[], all?: (Uint32Array | undefined)[]): Promise<Int32Array> {
     this.ensureNotDisposed();
     let total = 0;
     for (const item of items) total += item.tokens.length;
@@ -376,6 +381,12 @@ export class BatchContext {
     this.addon.initBatch(total);
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
+      if (item.allLogits) {
+        const idx = this.addon.addToBatch(item.sequenceId, item.position, item.tokens, Uint32Array.from(item.tokens, (_, j) => j));
+        logitIndexes[i] = idx[idx.length - 1]!;
+        if (all) all[i] = Uint32Array.from(idx);
+        continue;
+      }
       const want = item.wantLogits ? Uint32Array.of(item.tokens.length - 1) : NO_LOGITS;
       const idx = this.addon.addToBatch(item.sequenceId, item.position, item.tokens, want);
       if (item.wantLogits) logitIndexes[i] = idx[0]!;
