@@ -461,6 +461,8 @@ function resolvePull(p: Raw): PullConfig {
     throw new ConfigError('pull.hub_url', `must be an http(s):// URL without credentials, query or fragment, got ${JSON.stringify(p.hub_url)}`);
   }
   return { hubUrl: hub.href.replace(/\/+$/, ''), allowedPrivateHosts: p.allowed_private_hosts as string[] };
+}
+
 /** runtime.speculative_decoding: a draft model is required when it is on; its path is resolved like the others. */
 function resolveSpeculative(sd: Raw, cwd: string): RuntimeConfig['speculativeDecoding'] {
   const enabled = sd.enabled as boolean;

@@ -69,7 +69,12 @@ export class ActorGateway implements Gateway {
       pool: system.embeddings,
       metrics,
       audit: system.audit,
-      resolveModel: (id) => this.resolveModel(id),
+      // The registry says which model an id is; a configured model keeps its entry (its `embeddings` flag).
+      resolveModel: (id) => {
+        const m = registry.lookup(id);
+        const configured = m.source === 'config' ? config.models.find((c) => c.id === m.id) : undefined;
+        return configured ?? { id: m.id, path: m.path, default: m.isDefault, backend: 'cpu', generateIfMissing: false, embeddings: 'auto' };
+      },
       modelFile: (path) => this.files.get(path, 0),
     });
   }

@@ -320,5 +320,5 @@ async function validated(path: string): Promise<GgufInfo> {
 }
 
 function toModelEntry(m: RegisteredModel): ModelEntry {
-  return { id: m.id, path: m.path, default: m.isDefault, backend: 'cpu', generateIfMissing: false };
+  return { id: m.id, path: m.path, default: m.isDefault, backend: 'cpu', generateIfMissing: false, embeddings: 'auto' };
 }

@@ -58,6 +58,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       responseCache: { enabled: false, maxEntries: 1, maxBytes: 1024 },
       memoryBudgetBytes: 1024 * 1024 * 1024,
       embeddings: { workers: 1, threads: 1, contextSize: 2048, batchMax: 256, maxQueue: 16 },
+      speculativeDecoding: { enabled: false, draftModel: '', maxPrefillTokens: 256, chunkSize: 4 },
     },
     scheduler: { decodePoolSize: 1, prefillPoolSize: 0, kvRingBytes: 1048576, maxQueue: 16, isolatePromptTokens: 0, tokenizerWorkers: 1 },
     limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },

@@ -129,7 +129,7 @@ describe('http: tool calls in the Ollama, Anthropic and Responses shapes', () =>
     });
     expect(r.output.map((o) => o.type)).to.deep.equal(['function_call']);
     expect(r.output_text).to.equal('');
-    expect(r.output[0]).to.include({ name: 'add', arguments: '{"a":2,"b":3}', status: 'completed' });
+    expect(r.output[0]).to.include({ name: 'add', arguments: '{"a": 2, "b": 3}', status: 'completed' });
     const events = sseEvents(await (await post('/v1/responses', { ...ask, stream: true })).text()) as { type: string; output_index?: number }[];
     expect(events.map((e) => e.type)).to.deep.equal([
       'response.created',
