@@ -10,7 +10,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_YAML, DEMO_MODEL_PATH, RESERVED_SECTIONS } from './defaults.js';
 import { CONFIG_SCHEMA, RULES, SECTION_EXPECT } from './schema.js';
-import type { InferFluxConfig, ModelEntry } from './types.js';
+import type { InferFluxConfig, LogFormat, LogLevel, ModelEntry } from './types.js';
 import { redactUrlPasswords } from '../redact.js';
 import type { GuardrailPolicy, PiiKind } from './policy-types.js';
 import { ConfigError } from './errors.js';
@@ -100,6 +100,8 @@ function envList(v: string): unknown {
 
 const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] = [
   ['INFERFLUX_HOST', 'server.host', (v) => v],
+  ['INFERFLUX_LOG_LEVEL', 'server.log_level', (v) => v.trim().toLowerCase()],
+  ['INFERFLUX_LOG_FORMAT', 'server.log_format', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_PORT', 'server.port', envInt],
   ['INFERFLUX_MAX_BODY_BYTES', 'server.max_body_bytes', envInt],
   ['INFERFLUX_MAX_HEADER_BYTES', 'server.max_header_bytes', envInt],
@@ -339,6 +341,8 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       idleTimeoutSeconds: s.idle_timeout_seconds as number,
       sseHeartbeatSeconds: s.sse_heartbeat_seconds as number,
       sseMaxBufferedBytes: s.sse_max_buffered_bytes as number,
+      logLevel: s.log_level as LogLevel,
+      logFormat: s.log_format as LogFormat,
       ...resolveServerEdges(s, cwd, from),
     },
     models,
@@ -395,6 +399,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
     auth: resolveAuth(raw.auth as Raw, env, from),
     rateLimit: resolveRateLimit(raw.rate_limit as Raw),
     rateLimitBackend: resolveRateLimitBackend(raw.rate_limit as Raw),
+    telemetry: { otlpEndpoint: ((raw.telemetry as Raw).otlp_endpoint as string).trim() },
     source,
   };
 }

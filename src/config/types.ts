@@ -39,6 +39,10 @@ export interface ServerConfig {
   sseHeartbeatSeconds: number;
   /** Bytes buffered for a slow SSE reader before the stream is paused. Defaults to 256 KiB. */
   sseMaxBufferedBytes: number;
+  /** Least severe level logged (`INFERFLUX_LOG_LEVEL`). Defaults to `info`. */
+  logLevel: LogLevel;
+  /** `auto` = pretty on a terminal, JSON lines otherwise (`INFERFLUX_LOG_FORMAT`). Defaults to `auto`. */
+  logFormat: LogFormat;
   /** In-process TLS (SEC-5). */
   tls: TlsConfig;
   /** Cross-origin access for browser clients. */
@@ -207,6 +211,19 @@ export interface InferFluxConfig {
   rateLimit: RateLimitPolicy;
   /** Where the rate-limit buckets live. */
   rateLimitBackend: RateLimitBackendConfig;
+  /** OpenTelemetry trace export. */
+  telemetry: TelemetryConfig;
   /** Where the config came from, for the start-up log. */
   source: string;
+}
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+export interface TelemetryConfig {
+  /**
+   * OTLP/HTTP traces endpoint from the config; the standard `OTEL_EXPORTER_OTLP_*` variables
+   * override it (src/telemetry/tracing.ts). Empty = no traces. Defaults to `""`.
+   */
+  otlpEndpoint: string;
 }

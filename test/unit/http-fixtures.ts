@@ -35,6 +35,8 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       idleTimeoutSeconds: 10,
       sseHeartbeatSeconds: 15,
       sseMaxBufferedBytes: 256 * 1024,
+      logLevel: 'silent',
+      logFormat: 'json',
       tls: { enabled: false, certPath: '', keyPath: '' },
       cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       ...server,
@@ -61,6 +63,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
     auth: { enabled: 'auto', enabledSource: 'test', apiKeys: [], metricsPublic: true, oidc: null },
     rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
     rateLimitBackend: { redisUrl: '', redisPrefix: 'inferflux:rl:', redisTimeoutMs: 100, redisFailMode: 'local' },
+    telemetry: { otlpEndpoint: '' },
     source: 'test',
   };
 }
