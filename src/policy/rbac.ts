@@ -66,6 +66,9 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   ['/detokenize', READ],
   ['/apply-template', READ],
   ['/v1/admin/*', ADMIN],
+  // The web console's static files hold no data; its API calls carry the key typed into the page.
+  ['/ui', PUBLIC],
+  ['/ui/:file', PUBLIC],
 ];
 
 /** What a path that matches no row needs. */
