@@ -6,6 +6,9 @@
  * object in every worker before the process exits (exiting with live llama.cpp objects aborts).
  */
 import { loadConfig } from './config/load.js';
+import { componentLog, configureLogging } from './log/logger.js';
+import { redactUrlPasswords } from './redact.js';
+import { startTracing, type Tracing } from './telemetry/tracing.js';
 import { sizeThreadPool } from './runtime/threadpool.js';
 import { prepareModels } from './runtime/model-files.js';
 import { Metrics } from './metrics.js';
@@ -24,12 +27,11 @@ import { createRateLimiter } from './policy/rate-limiter.js';
 /** Time running requests get to finish after SIGTERM before they are cut off. */
 const DRAIN_MS = 3000;
 
-const log = (msg: string): void => {
-  process.stderr.write(`${new Date().toISOString()} inferflux ${msg}\n`);
-};
+const log = componentLog('server');
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  configureLogging(config.server.logLevel, config.server.logFormat);
   // Keys are hashed in the config; drop the plaintext env copies so no worker thread inherits them.
   delete process.env.INFERFLUX_API_KEYS;
   delete process.env.INFERCTL_API_KEY;
@@ -56,14 +58,18 @@ async function main(): Promise<void> {
     log,
   });
   const auth = decideAuth(config.auth, new KeyRegistry(config.auth.apiKeys, policy.service.current.apiKeys).size, config.server.host);
-  log(auth.warning ?? auth.summary);
+  if (auth.warning) log.warn(auth.warning);
+  else log(auth.summary);
   // The port is bound before any model loads: a port in use fails start-up in milliseconds, and
   // while models load (at start or after a supervised restart) /readyz says 503 instead of
   // clients meeting a closed port.
   const metrics = new Metrics();
   const restartReason = process.env.INFERFLUX_RESTART_REASON;
   // A restart by the supervisor re-binds the port the dead server held (see exclusivePort).
-  const http = createStartingHttpServer({ config, metrics, log, exclusivePort: restartReason === undefined });
+  const tracing = startTracing(config.telemetry);
+  tracingStarted = tracing;
+  log(tracing ? `traces: OTLP/HTTP (JSON) export to ${redactUrlPasswords(tracing.url)}` : 'traces: off (no OTLP endpoint configured)');
+  const http = createStartingHttpServer({ config, metrics, log, tracer: tracing?.tracer ?? null, exclusivePort: restartReason === undefined });
   const port = await http.listen();
   bound = http;
   const scheme = config.server.tls.enabled ? 'https' : 'http';
@@ -115,6 +121,8 @@ async function main(): Promise<void> {
     await limiter.close();
     await system.stop();
     await closing;
+    // Spans still in the batch go out before the process ends.
+    await tracing?.shutdown().catch((err: unknown) => log.warn(`trace export at shutdown failed: ${String(err)}`));
     log('stopped');
     process.exitCode = 0;
     // Workers are terminated and native objects disposed; nothing should keep the loop alive,
@@ -141,6 +149,8 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
+/** Trace export once started, flushed on a failed start too. */
+let tracingStarted: Tracing | null = null;
 /** The actor system once it exists, so a failed start can shut it down cleanly. */
 let started: ActorSystem | null = null;
 /** The bound port once it exists, closed on a failed start. */
@@ -148,10 +158,11 @@ let bound: { close(deadlineMs?: number): Promise<void> } | null = null;
 
 export function runServer(): void {
   main().catch(async (err: unknown) => {
-    log(`failed to start: ${err instanceof Error ? err.message : String(err)}`);
+    log.error(`failed to start: ${err instanceof Error ? err.message : String(err)}`);
     await bound?.close(0).catch(() => undefined);
     // Exiting while workers hold llama.cpp objects aborts the process; stop them first.
     await started?.stop().catch(() => undefined);
+    await tracingStarted?.shutdown().catch(() => undefined);
     process.exit(1);
   });
 }

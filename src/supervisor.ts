@@ -22,6 +22,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
+import { componentLog } from './log/logger.js';
 import type { ToSupervisor } from './serve.js';
 
 export interface RestartPolicyOptions {
@@ -73,9 +74,7 @@ export class RestartPolicy {
   }
 }
 
-const log = (msg: string): void => {
-  process.stderr.write(`${new Date().toISOString()} inferflux supervisor: ${msg}\n`);
-};
+const log = componentLog('supervisor');
 
 /** Runs `entry` (dist/main.js) as the supervised server until it ends for good. */
 export function runSupervisor(entry: string): void {

@@ -20,7 +20,8 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
-import { packageVersion, SERVER_FLAGS, flagsToEnv } from '../config/server-flags.js';
+import { SERVER_FLAGS, flagsToEnv } from '../config/server-flags.js';
+import { SERVER_VERSION } from '../version.js';
 import { runApiKeys, runCache, runFairness, runGuardrails, runModels, runRateLimit } from './admin.js';
 import { runAuditVerify } from './audit-verify.js';
 import { runSession, type SessionIo } from './chat-session.js';
@@ -68,7 +69,7 @@ function addressEnv(o: GlobalOptions): Record<string, string> {
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command('inferctl')
     .description('InferFlux command line: run, chat with, inspect and administer an InferFlux server')
-    .version(packageVersion(), '-v, --version', 'print the version')
+    .version(SERVER_VERSION, '-v, --version', 'print the version')
     .option('--url <url>', 'server base URL (env INFERCTL_URL; default http://127.0.0.1:8080)')
     .option('--host <host>', 'server host (with --port, instead of --url); for serve and quickstart, the address to bind')
     .option('--port <port>', 'server port')

@@ -55,6 +55,12 @@ server:
   # server can read. Models in the models list of this file are not confined.
   # Env: INFERFLUX_ADMIN_LOAD_DIR.
   admin_load_dir: ""
+  # Least severe log level written: trace, debug, info, warn, error, fatal or silent.
+  # Env: INFERFLUX_LOG_LEVEL.
+  log_level: info
+  # Log line format on stdout: json (one JSON object a line, for collectors), pretty (coloured
+  # text for people) or auto (pretty when stdout is a terminal, else json). Env: INFERFLUX_LOG_FORMAT.
+  log_format: auto
   # In-process TLS (https). Files are PEM; start-up fails naming the key when one is missing,
   # unreadable, not PEM, or the key does not match the certificate.
   # Env: INFERFLUX_TLS_ENABLED, INFERFLUX_TLS_CERT_PATH, INFERFLUX_TLS_KEY_PATH.
@@ -301,6 +307,15 @@ guardrails:
   # When it times out, is unreachable, answers non-2xx or garbage: "closed" denies (reason
   # opa_unavailable), "open" allows. Env: INFERFLUX_GUARDRAIL_OPA_FAIL_MODE.
   opa_fail_mode: closed
+
+# OpenTelemetry traces, exported over OTLP/HTTP. Off (and free) while no endpoint is set.
+# otlp_endpoint: the collector's base URL (http://collector:4318; /v1/traces is appended) or the
+# full traces URL. Env: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (full URL) or OTEL_EXPORTER_OTLP_ENDPOINT
+# (base URL), as every OpenTelemetry SDK reads them. Spans go as OTLP/HTTP with JSON bodies
+# (http/json). OTEL_TRACES_EXPORTER=none turns export off; OTEL_SERVICE_NAME names the service
+# (inferflux). A caller's traceparent is the parent; its sampled flag is respected.
+telemetry:
+  otlp_endpoint: ""
 
 policy:
   # The policy store: API keys created through the admin API (as SHA-256 hashes), admin changes to

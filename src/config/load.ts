@@ -11,7 +11,7 @@ import envPaths from 'env-paths';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_YAML, DEMO_MODEL_PATH, RESERVED_SECTIONS } from './defaults.js';
 import { CONFIG_SCHEMA, RULES, SECTION_EXPECT } from './schema.js';
-import type { InferFluxConfig, ModelEntry, PullConfig, RuntimeConfig } from './types.js';
+import type { InferFluxConfig, LogFormat, LogLevel, ModelEntry, PullConfig, RuntimeConfig } from './types.js';
 import { redactUrlPasswords } from '../redact.js';
 import type { GuardrailPolicy, PiiKind } from './policy-types.js';
 import { ConfigError } from './errors.js';
@@ -101,6 +101,8 @@ function envList(v: string): unknown {
 
 const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] = [
   ['INFERFLUX_HOST', 'server.host', (v) => v],
+  ['INFERFLUX_LOG_LEVEL', 'server.log_level', (v) => v.trim().toLowerCase()],
+  ['INFERFLUX_LOG_FORMAT', 'server.log_format', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_PORT', 'server.port', envInt],
   ['INFERFLUX_MAX_BODY_BYTES', 'server.max_body_bytes', envInt],
   ['INFERFLUX_MAX_HEADER_BYTES', 'server.max_header_bytes', envInt],
@@ -367,6 +369,8 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       sseMaxBufferedBytes: s.sse_max_buffered_bytes as number,
       modelsDir: resolveModelsDir(s.models_dir as string, cwd, env),
       adminLoadDir: s.admin_load_dir === '' ? '' : path.resolve(cwd, s.admin_load_dir as string),
+      logLevel: s.log_level as LogLevel,
+      logFormat: s.log_format as LogFormat,
       ...resolveServerEdges(s, cwd, from),
     },
     models,
@@ -433,6 +437,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
     rateLimit: resolveRateLimit(raw.rate_limit as Raw),
     rateLimitBackend: resolveRateLimitBackend(raw.rate_limit as Raw),
     pull: resolvePull(raw.pull as Raw),
+    telemetry: { otlpEndpoint: ((raw.telemetry as Raw).otlp_endpoint as string).trim() },
     source,
   };
 }

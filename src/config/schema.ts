@@ -62,6 +62,15 @@ export const RULES: Record<string, Rule> = {
   'server.sse_max_buffered_bytes': int(1024, 1024 * 1024 * 1024),
   'server.models_dir': str(0, 4096),
   'server.admin_load_dir': str(0, 4096),
+  'server.log_level': {
+    schema: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
+    expect: 'must be one of trace, debug, info, warn, error, fatal, silent',
+  },
+  'server.log_format': { schema: { enum: ['auto', 'json', 'pretty'] }, expect: 'must be "auto", "json" or "pretty"' },
+  'telemetry.otlp_endpoint': {
+    schema: { type: 'string', maxLength: 2048, pattern: '^$|^https?://' },
+    expect: 'must be "" (no traces) or an http:// or https:// URL',
+  },
   'model.path': str(0, 4096),
   'models[].id': {
     schema: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]*$' },

@@ -4,7 +4,7 @@
  * `inferctl serve --port 9000` mean exactly `INFERFLUX_PORT=9000`. One table serves both; the
  * values are checked where the env ones are, by `loadConfig`.
  */
-import { readFileSync } from 'node:fs';
+import { SERVER_VERSION } from '../version.js';
 import { parseArgs } from 'node:util';
 
 export interface ServerFlag {
@@ -48,10 +48,6 @@ export function flagsToEnv(values: Record<string, unknown>): Record<string, stri
   return env;
 }
 
-/** Package version: dist/config and src/config are both two levels below the package root. */
-export function packageVersion(): string {
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-}
 
 export function serverUsage(command = 'node dist/main.js'): string {
   const width = Math.max(...SERVER_FLAGS.map((f) => f.name.length + f.value.length + 3));
@@ -103,7 +99,7 @@ export function handleServerArgv(argv: string[], command?: string): boolean {
       process.stdout.write(`${serverUsage(command)}\n`);
       return true;
     case 'version':
-      process.stdout.write(`inferflux ${packageVersion()}\n`);
+      process.stdout.write(`inferflux ${SERVER_VERSION}\n`);
       return true;
     case 'error':
       process.stderr.write(`inferflux: ${parsed.message}\n${serverUsage(command)}\n`);

@@ -52,6 +52,10 @@ export interface ServerConfig {
   modelsDir: string;
   /** Absolute directory admin model loads must come from; '' = no confinement. Defaults to `''`. */
   adminLoadDir: string;
+  /** Least severe level logged (`INFERFLUX_LOG_LEVEL`). Defaults to `info`. */
+  logLevel: LogLevel;
+  /** `auto` = pretty on a terminal, JSON lines otherwise (`INFERFLUX_LOG_FORMAT`). Defaults to `auto`. */
+  logFormat: LogFormat;
   /** In-process TLS (SEC-5). */
   tls: TlsConfig;
   /** Cross-origin access for browser clients. */
@@ -241,6 +245,8 @@ export interface InferFluxConfig {
   rateLimitBackend: RateLimitBackendConfig;
   /** Pulling models from a hub. */
   pull: PullConfig;
+  /** OpenTelemetry trace export. */
+  telemetry: TelemetryConfig;
   /** Where the config came from, for the start-up log. */
   source: string;
 }
@@ -253,4 +259,15 @@ export interface PullConfig {
    * link-local (plain http included). Defaults to `[]`.
    */
   allowedPrivateHosts: string[];
+}
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+export interface TelemetryConfig {
+  /**
+   * OTLP/HTTP traces endpoint from the config; the standard `OTEL_EXPORTER_OTLP_*` variables
+   * override it (src/telemetry/tracing.ts). Empty = no traces. Defaults to `""`.
+   */
+  otlpEndpoint: string;
 }

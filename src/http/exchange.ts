@@ -6,6 +6,7 @@
 import type { HttpResponse } from 'uWebSockets.js';
 import type { WireProtocol } from '../errors.js';
 import type { Principal } from '../policy/types.js';
+import type { RequestTrace } from '../telemetry/request-trace.js';
 
 export interface Exchange {
   requestId: string;
@@ -35,6 +36,11 @@ export interface Exchange {
   chargeTokens: ((tokens: number) => void) | undefined;
   /** Whose clients call this route: errors go out in that protocol's envelope. */
   protocol: WireProtocol;
+  /** Token counts of a generation, for the access log and the trace (null until known). */
+  tokensIn: number | null;
+  tokensOut: number | null;
+  /** The request's trace spans when tracing is on (src/telemetry/request-trace.ts). */
+  trace: RequestTrace | null;
 }
 
 const KEY = Symbol('inferflux.exchange');
@@ -56,6 +62,9 @@ export function attachExchange(res: HttpResponse, requestId: string): Exchange {
     traceparent: '',
     chargeTokens: undefined,
     protocol: 'openai',
+    tokensIn: null,
+    tokensOut: null,
+    trace: null,
   };
   (res as Tagged)[KEY] = ex;
   res.onAborted(() => {

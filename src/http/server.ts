@@ -10,6 +10,8 @@ import { InferFluxError } from '../errors.js';
 import type { PolicyContext } from '../policy/pipeline.js';
 import { ANONYMOUS } from '../policy/principal.js';
 import { traceparentFor } from '../policy/traceparent.js';
+import { logger } from '../log/logger.js';
+import { RequestTrace } from '../telemetry/request-trace.js';
 import { bufferBodyEarly } from './body.js';
 import { compileHostCheck } from './host-check.js';
 import { Cors } from './cors.js';
@@ -31,6 +33,7 @@ import { register as registerResponses } from './routes/openai-responses/index.j
 import { register as registerTokenizer } from './routes/llama-tokenizer/index.js';
 import { register as registerEmbeddings } from './routes/openai-embeddings/index.js';
 import { register as registerOllamaEmbed } from './routes/ollama-embed/index.js';
+import { register as registerConsole } from './routes/console/index.js';
 import type { HttpDeps, RequestContext } from './types.js';
 
 export interface HttpServer {
@@ -59,7 +62,7 @@ export interface StartingHttpServer extends HttpServer {
 }
 
 /** The edge's needs before the actors exist. */
-export type StartingDeps = Pick<HttpDeps, 'config' | 'metrics' | 'log'> & {
+export type StartingDeps = Pick<HttpDeps, 'config' | 'metrics' | 'log' | 'tracer'> & {
   /**
    * Refuse a port something already listens on. The check is an exclusive bind (no
    * SO_REUSEPORT, LIBUS_LISTEN_EXCLUSIVE_PORT) closed at once; the server then listens in uWS's
@@ -111,6 +114,7 @@ export function buildRouter(deps: HttpDeps): Router {
   registerAdminCache(router, deps);
   registerAdminFairness(router, deps);
   registerAdminModels(router, deps);
+  registerConsole(router);
   return router;
 }
 
@@ -122,7 +126,6 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
 }
 
 export function createStartingHttpServer(base: StartingDeps): StartingHttpServer {
-  const log = base.log ?? (() => {});
   const cors = new Cors(base.config.server.cors);
   const hostAllowed = compileHostCheck(base.config.server.allowedHosts);
   let deps: HttpDeps | null = null;
@@ -132,12 +135,46 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
   let listenSocket: us_listen_socket | undefined;
   let closing = false;
 
-  const record = (ex: Exchange, startedAt: number, res: HttpResponse) => {
+  const accessLog = logger().child({ component: 'http' });
+  const tracer = base.tracer ?? null;
+
+  const record = (ex: Exchange, startedAt: number, res: HttpResponse, method: string) => {
     inflight.delete(res);
     const model = ex.model || 'none';
+    const seconds = (performance.now() - startedAt) / 1000;
     base.metrics.requestsTotal.inc({ route: ex.route, model, backend: 'cpu', status: String(ex.status) });
     if (ex.errorCode) base.metrics.errorsTotal.inc({ model, code: ex.errorCode });
-    base.metrics.requestLatency.observe({ model }, (performance.now() - startedAt) / 1000);
+    base.metrics.requestLatency.observe({ model }, seconds);
+    // The access line: ids and counts only, never a key, a token or prompt text.
+    accessLog.info(
+      {
+        req_id: ex.requestId,
+        trace_id: ex.traceparent.slice(3, 35),
+        method: method.toUpperCase(),
+        route: ex.route,
+        status: ex.status,
+        duration_ms: Math.round(seconds * 1e4) / 10,
+        model: ex.model || undefined,
+        tokens_in: ex.tokensIn ?? undefined,
+        tokens_out: ex.tokensOut ?? undefined,
+        key_id: ex.principal?.id,
+        tenant: ex.principal?.tenant,
+        error_code: ex.errorCode,
+      },
+      'request',
+    );
+    ex.trace?.end({
+      method,
+      route: ex.route,
+      status: ex.status,
+      requestId: ex.requestId,
+      model: ex.model,
+      keyId: ex.principal?.id,
+      tenant: ex.principal?.tenant,
+      tokensIn: ex.tokensIn,
+      tokensOut: ex.tokensOut,
+      errorCode: ex.errorCode,
+    });
   };
 
   const dispatch = (res: HttpResponse, req: HttpRequest): void => {
@@ -163,7 +200,19 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     const preflightMethod = method === 'options' ? req.getHeader('access-control-request-method') : '';
     const preflightHeaders = method === 'options' ? req.getHeader('access-control-request-headers') : '';
     const ex = attachExchange(res, requestIdFrom(req.getHeader('x-request-id')));
-    ex.traceparent = traceparentFor(req.getHeader('traceparent'));
+    const incomingTrace = req.getHeader('traceparent');
+    ex.traceparent = traceparentFor(incomingTrace);
+    if (tracer) {
+      // This request's root span: its traceparent (same trace id as the caller's) goes on to the
+      // audit line, the logs and the response, naming our span as the parent of what follows.
+      const t = new RequestTrace(tracer, method, incomingTrace, startedAt);
+      if (t.recording) {
+        ex.trace = t;
+        ex.traceparent = t.traceparent;
+      } else {
+        t.end({ method, route: 'unsampled', status: 0, requestId: ex.requestId, model: '', keyId: undefined, tenant: undefined, tokensIn: null, tokensOut: null, errorCode: undefined });
+      }
+    }
     ex.headers.traceparent = ex.traceparent;
     cors.apply(origin, ex.headers);
     // uWS closes an idle keep-alive connection 8-12 s after a response (compiled in; README
@@ -172,7 +221,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     ex.headers['keep-alive'] = 'timeout=7';
     const finishHooks: (() => void)[] = [];
     ex.onFinish = () => {
-      record(ex, startedAt, res);
+      record(ex, startedAt, res, method);
       for (const fn of finishHooks.splice(0)) fn();
     };
     inflight.add(res);
@@ -236,7 +285,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     let handlerStarted = false;
     const onError = (err: unknown) => {
       const e = InferFluxError.from(err);
-      if (e.code === 'internal_error') log(`request ${ex.requestId} ${method.toUpperCase()} ${path} failed: ${String(err)}`);
+      if (e.code === 'internal_error') accessLog.error({ req_id: ex.requestId, trace_id: ex.traceparent.slice(3, 35), err: String(err) }, `request ${method.toUpperCase()} ${ex.route} failed`);
       // Denied before its body was read: close, so unread body bytes never parse as a request.
       const unreadBody = !handlerStarted && (chunked || (ctx.contentLength ?? 0) > 0);
       sendError(res, e, { closeConnection: unreadBody });
@@ -269,11 +318,13 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
       whenFinished: (fn) => (ex.status !== 0 ? fn() : void finishHooks.push(fn)),
     };
     const afterPolicy = (): void | Promise<void> => {
+      ex.trace?.policyEnd(true);
       ctx.principal = pctx.principal;
       ex.principal = pctx.principal;
       ex.chargeTokens = pctx.chargeTokens;
       return runHandler();
     };
+    ex.trace?.policyStart();
     try {
       const ret = pipeline.run(pctx, afterPolicy);
       if (ret instanceof Promise) {

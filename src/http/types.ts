@@ -2,6 +2,7 @@
  * Types shared by the HTTP edge: what a route handler receives. Handlers never touch `HttpRequest`
  * (uWS stack-allocates it; it is dead after the first `await`), only this copied context.
  */
+import type { Tracer } from '@opentelemetry/api';
 import type { HttpResponse } from 'uWebSockets.js';
 import type { Gateway } from '../generation/contract.js';
 import type { AuditEvent } from '../audit/event.js';
@@ -17,6 +18,8 @@ export interface HttpDeps {
   gateway: Gateway;
   metrics: Metrics;
   log?: (msg: string) => void;
+  /** OpenTelemetry tracer when trace export is on (src/telemetry/tracing.ts); null or absent = no spans. */
+  tracer?: Tracer | null;
   /** The live policy; the admin API edits it (through `update`, persisted first). */
   policy?: PolicyService;
   /** Audit sink for decisions made on the main thread (admin changes, auth outcomes, denials). */

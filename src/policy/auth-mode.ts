@@ -30,7 +30,7 @@ export function decideAuth(auth: Pick<AuthConfig, 'enabled' | 'enabledSource' | 
     return {
       enabled: false,
       warning:
-        `WARNING: authentication is DISABLED by auth.enabled=false (from ${auth.enabledSource})` +
+        `authentication is DISABLED by auth.enabled=false (from ${auth.enabledSource})` +
         `${what ? `, although ${what} are configured` : ''}: every caller has every scope, including admin.`,
       summary: 'auth off',
     };
@@ -52,7 +52,7 @@ export function decideAuth(auth: Pick<AuthConfig, 'enabled' | 'enabledSource' | 
   return {
     enabled: false,
     warning:
-      `WARNING: authentication is OFF: no API key or OIDC issuer is configured (auth.enabled=auto), so every caller on ${host} ` +
+      `authentication is OFF: no API key or OIDC issuer is configured (auth.enabled=auto), so every caller on ${host} ` +
       'has every scope, including admin. Set INFERFLUX_API_KEYS or auth.api_keys to require keys.',
     summary: 'auth off (no credentials configured)',
   };

@@ -3,6 +3,7 @@
  * the replicas (`rate_limit.redis_url`). Both apply the same rule (`decide` in rate-limit.ts) to
  * the live limits of the policy document.
  */
+import type { Log } from '../log/logger.js';
 import type { RateLimitBackendConfig } from '../config/types.js';
 import type { Metrics } from '../metrics.js';
 import { RateLimiterCore, localRateLimiter, type RateLimiter } from './rate-limit.js';
@@ -17,7 +18,7 @@ export async function createRateLimiter(
   backend: RateLimitBackendConfig,
   policy: () => RateLimitPolicy,
   metrics: Metrics,
-  log: (line: string) => void,
+  log: Log,
 ): Promise<RateLimiter> {
   const local = new RateLimiterCore(policy);
   if (backend.redisUrl === '') return localRateLimiter(local);
@@ -35,7 +36,7 @@ export async function createRateLimiter(
     await limiter.waitReady(READY_WAIT_MS);
   } catch {
     // Not fatal: Redis may come up after us; until then the fail mode decides.
-    log(`WARNING: rate limits: Redis at ${redactUrlPasswords(backend.redisUrl)} not reachable yet; fail mode ${backend.redisFailMode} until it is`);
+    log.warn(`rate limits: Redis at ${redactUrlPasswords(backend.redisUrl)} not reachable yet; fail mode ${backend.redisFailMode} until it is`);
   }
   return limiter;
 }

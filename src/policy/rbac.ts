@@ -71,6 +71,9 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   ['/v1/admin/models/:id', ADMIN],
   ['/v1/admin/models/:id/default', ADMIN],
   ['/v1/admin/*', ADMIN],
+  // The web console's static files hold no data; its API calls carry the key typed into the page.
+  ['/ui', PUBLIC],
+  ['/ui/:file', PUBLIC],
 ];
 
 /** What a path that matches no row needs. */

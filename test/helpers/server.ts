@@ -14,7 +14,7 @@ export interface RunningServer {
   port: number;
   dir: string;
   proc: ChildProcess;
-  /** Everything the server wrote to stderr so far. */
+  /** Everything the server wrote to stdout (its log lines) and stderr so far. */
   logs(): string;
   /** SIGTERM, wait for exit, then delete `dir` unless `keepDir` (the caller removes it). */
   stop(opts?: { keepDir?: boolean }): Promise<number | null>;
@@ -64,6 +64,7 @@ export async function startServer(env: Record<string, string> = {}, timeoutMs = 
         resolve(Number(m[2]));
       }
     };
+    proc.stdout!.on('data', check);
     proc.stderr!.on('data', check);
     void exited.then((code) => {
       clearTimeout(timer);

@@ -234,7 +234,7 @@ describe('policy store at start-up', function () {
     const store = join(dir, 'plain.conf');
     const s = await startServer({ INFERFLUX_POLICY_STORE: store, INFERCTL_API_KEY: ADMIN_KEY });
     try {
-      expect(s.logs()).to.match(/WARNING: policy store .*plain\.conf is plaintext/);
+      expect(s.logs()).to.match(/"level":"warn".*policy store .*plain\.conf is plaintext/);
       const created = await call(s, 'POST', '/v1/admin/api_keys', { scopes: ['read'] });
       expect(created.status).to.equal(201);
       const text = readFileSync(store, 'utf8');

@@ -23,7 +23,7 @@ async function freePort(): Promise<number> {
 }
 
 function childPids(log: string): number[] {
-  return [...log.matchAll(/ bound \S+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+  return [...log.matchAll(/\bbound \S+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
 }
 
 function alive(pid: number): boolean {
@@ -100,7 +100,7 @@ describe('supervisor: a native abort in an engine thread', function () {
         `      native abort -> stream cut after ${cutAfter.toFixed(0)} ms; readyz ${seen.map((s) => `${s.status}@${s.at.toFixed(0)}ms`).join(' -> ')}; ` +
           `restarted server bound (503) ${first503.toFixed(0)} ms and ready (200) ${readyAt.toFixed(0)} ms after the crash\n`,
       );
-      expect(server.logs()).to.match(new RegExp(`supervisor: server \\(pid ${first}\\) died of SIGABRT; restart 1 in 0 ms`));
+      expect(server.logs()).to.match(new RegExp(`"component":"supervisor".*"msg":"server \\(pid ${first}\\) died of SIGABRT; restart 1 in 0 ms"`));
       const pids = childPids(server.logs());
       expect(pids, server.logs()).to.have.length(2);
       expect(alive(first!)).to.equal(false);

@@ -25,6 +25,8 @@ describe('config', () => {
         sseMaxBufferedBytes: 262144,
         modelsDir: path.join(envPaths('inferflux', { suffix: '' }).cache, 'models'),
         adminLoadDir: '',
+        logLevel: 'info',
+        logFormat: 'auto',
         tls: { enabled: false, certPath: '', keyPath: '' },
         cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       },
@@ -45,6 +47,7 @@ describe('config', () => {
       rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
       rateLimitBackend: { redisUrl: '', redisPrefix: 'inferflux:rl:', redisTimeoutMs: 100, redisFailMode: 'local' },
       pull: { hubUrl: 'https://huggingface.co', allowedPrivateHosts: [] },
+      telemetry: { otlpEndpoint: '' },
       source: 'built-in default + env (INFERFLUX_CORES)',
     });
   });
@@ -196,7 +199,7 @@ describe('config', () => {
 
   it('rejects unknown keys but accepts sections owned by later work', () => {
     expect(loadError(ENV, 'server:\n  prot: 1\n').message).to.match(/^server\.prot: unknown key/);
-    expect(loadError(ENV, 'telemetry: {}\n').key).to.equal('telemetry');
+    expect(loadError(ENV, 'telemetry:\n  otlp: x\n').message).to.match(/^telemetry\.otlp: unknown key/);
     expect(loadError(ENV, 'models:\n  - id: a\n    path: a.gguf\n    lora: x\n').key).to.equal('models[0].lora');
     const cfg = loadConfig({ env: ENV, cwd: makeCwd('auth: {api_keys: []}\nguardrails: {}\nrate_limit: {}\npolicy: {}\n') });
     expect(cfg.server.port).to.equal(8080);

@@ -39,6 +39,8 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       sseMaxBufferedBytes: 256 * 1024,
       modelsDir: '/nonexistent/inferflux-test-models',
       adminLoadDir: '',
+      logLevel: 'silent',
+      logFormat: 'json',
       tls: { enabled: false, certPath: '', keyPath: '' },
       cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       ...server,
@@ -69,6 +71,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
     rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
     rateLimitBackend: { redisUrl: '', redisPrefix: 'inferflux:rl:', redisTimeoutMs: 100, redisFailMode: 'local' },
     pull: { hubUrl: 'https://huggingface.co', allowedPrivateHosts: [] },
+    telemetry: { otlpEndpoint: '' },
     source: 'test',
   };
 }

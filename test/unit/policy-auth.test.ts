@@ -252,7 +252,7 @@ describe('policy: start-up auth decision', () => {
     expect(decideAuth(base, 2, '0.0.0.0')).to.deep.equal({ enabled: true, warning: null, summary: 'auth on: 2 API key(s)' });
     const open = decideAuth(base, 0, '127.0.0.1');
     expect(open.enabled).to.equal(false);
-    expect(open.warning).to.match(/^WARNING: authentication is OFF/);
+    expect(open.warning).to.match(/^authentication is OFF/);
   });
   it('auto without credentials on a non-loopback host refuses to start, naming auth', () => {
     expect(() => decideAuth(base, 0, '0.0.0.0')).to.throw(ConfigError, /^auth\.enabled: no API key or OIDC issuer/);

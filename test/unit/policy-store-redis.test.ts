@@ -174,7 +174,7 @@ describe('policy store in Redis (real redis-server)', function () {
         store: { storePath: '/unused', redisUrl: 'redis://127.0.0.1:1', redisKey: 'inferflux:policy', watchIntervalSeconds: 5 },
         passphrase: PASS,
         defaults: emptyDefaults(),
-        log: () => undefined,
+        log: Object.assign(() => undefined, { warn: () => undefined, error: () => undefined }),
       });
       expect.fail('started without the stored policy');
     } catch (err) {

@@ -4,9 +4,10 @@
  * the end-of-generation token set; and disposal in reverse order (exiting with live llama.cpp
  * objects aborts the whole process, notes §13).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { LlamaLogLevel, getLlama, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
+import { logger } from '../../log/logger.js';
 import { BatchContext } from '../../runtime/llama/batch-adapter.js';
 import { ConfigError } from '../../config/errors.js';
 import { PROTOCOL_VERSION, type EngineInit, type EngineReady } from '../protocol.js';
@@ -31,6 +32,7 @@ export interface NativeEngine {
 
 /** Loads step by step, recording what exists in `into` so a failure half-way can still be disposed. */
 export async function loadNativeEngine(init: EngineInit, into: Partial<NativeEngine>): Promise<NativeEngine> {
+  const t0 = performance.now();
   into.llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: init.threads });
   into.model = await into.llama.loadModel({ modelPath: init.modelPath, useMmap: true, gpuLayers: 0 });
   into.context = await into.model.createContext({
@@ -40,6 +42,11 @@ export async function loadNativeEngine(init: EngineInit, into: Partial<NativeEng
     threads: init.threads,
   });
   const model = into.model;
+  // Written from this worker thread, through the same logger as the main thread.
+  logger().info(
+    { component: 'engine', model: init.model, worker: init.worker, file_bytes: statSync(init.modelPath).size, load_ms: Math.round(performance.now() - t0) },
+    `model ${init.model} loaded in engine worker ${init.worker}`,
+  );
   into.batch = new BatchContext(into.llama, model, into.context);
   if (init.speculative) {
     into.draftModel = await into.llama.loadModel({ modelPath: init.speculative.draftModelPath, useMmap: true, gpuLayers: 0 });

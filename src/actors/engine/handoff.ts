@@ -11,6 +11,7 @@
  * Decode role: frames are taken out of this worker's ring as they arrive (Atomics wake-up) and
  * kept by ticket until the request's admission picks them up (`take`).
  */
+import { componentLog } from '../../log/logger.js';
 import { readFile, stat, unlink } from 'node:fs/promises';
 import { KvRingConsumer, KvRingProducer } from '../../runtime/kv/kv-ring.js';
 import type { EngineRole } from '../protocol.js';
@@ -79,7 +80,7 @@ export class KvHandoff {
     } catch (err) {
       byPath = false;
       // The decode worker then prefills the prompt itself after its wait: slower, still correct.
-      process.stderr.write(`engine: hand-off ${ticket} not shipped (${String(err)})\n`);
+      componentLog('engine').warn(`hand-off ${ticket} not shipped (${String(err)})`);
     } finally {
       // A path hand-off's file now belongs to the decode worker, which deletes it after loading.
       if (!byPath) void unlink(file).catch(() => undefined);

@@ -9,6 +9,7 @@
  * (`/dev/shm`): memory, not disk. Everything here runs between engine steps, never while a batch
  * is decoding on the same context.
  */
+import { componentLog } from '../../log/logger.js';
 import { randomUUID } from 'node:crypto';
 import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -80,7 +81,7 @@ export class KvTier {
       await this.batch.saveSequence(seq, Uint32Array.from(tokens), file);
       this.cache.store(this.ns, tokens, await readFile(file));
     } catch (err) {
-      process.stderr.write(`engine: prefix snapshot failed (${String(err)})\n`);
+      componentLog('engine').warn(`prefix snapshot failed (${String(err)})`);
     } finally {
       void unlink(file).catch(() => undefined);
     }

@@ -37,6 +37,7 @@ import { STATE_DIR, disposeNativeEngine, loadNativeEngine, type NativeEngine } f
 import type { GrammarState, NativeGrammar, SampledLogprobs } from '../../runtime/llama/batch-adapter.js';
 import { EngineCore, type Emission, type StepPlan } from './core.js';
 import { KvHandoff } from './handoff.js';
+import { componentLog } from '../../log/logger.js';
 import { KvMoves } from './kv-moves.js';
 import { KvTier } from './kv-tier.js';
 import { LlamaSlotSampler } from './sampler.js';
@@ -52,9 +53,7 @@ const GRAMMARS_KEPT = 32;
 /** How long a decode worker waits for a hand-off's ring frame before prefilling the prompt itself. */
 const HANDOFF_WAIT_MS = 10_000;
 
-const log = (msg: string): void => {
-  process.stderr.write(`engine: ${msg}\n`);
-};
+const log = componentLog('engine');
 
 class EngineShell {
   /** Native objects as far as they exist (a failed start disposes what was made). */
@@ -200,7 +199,7 @@ class EngineShell {
    * `worker_crashed`, dispose the native objects, and only then exit (the supervisor restarts us).
    */
   async crash(err: unknown): Promise<never> {
-    process.stderr.write(`engine worker fault: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    log.error(`engine worker fault: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     this.stopping = true;
     if (this.loop) await Promise.race([this.loop.stop().catch(() => undefined), delay(2000)]);
     if (this.core) {

@@ -15,18 +15,35 @@ export function withCaller(ex: Exchange, input: GenerateInput): GenerateInput {
   return { ...input, keyId: input.keyId ?? p.id, tenant: input.tenant ?? p.tenant, priority: input.priority ?? p.priority, traceparent, route };
 }
 
+/**
+ * Also notes the token counts on the exchange (access log) and marks the generation's stages on
+ * the request's trace: the first choice starting on an engine ends the queue wait, the first text
+ * ends the prefill, the end ends the decode.
+ */
 export function meteredSink(ex: Exchange, sink: TokenSink): TokenSink {
   const charge = ex.chargeTokens;
-  if (!charge) return sink;
+  ex.trace?.mark('queued');
+  let firstText = true;
   return {
     onStart(meta) {
-      charge(meta.promptTokens);
+      charge?.(meta.promptTokens);
+      ex.tokensIn = meta.promptTokens;
+      ex.trace?.mark('started');
       sink.onStart(meta);
     },
-    onText: (choice, text, logprobs) => sink.onText(choice, text, logprobs),
+    onText: (choice, text, logprobs) => {
+      if (firstText) {
+        firstText = false;
+        ex.trace?.mark('first_token');
+      }
+      sink.onText(choice, text, logprobs);
+    },
     onChoiceEnd: (choice, reason, completionTokens) => sink.onChoiceEnd(choice, reason, completionTokens),
     onEnd(usage) {
-      charge(usage.completionTokens);
+      charge?.(usage.completionTokens);
+      ex.tokensIn = usage.promptTokens;
+      ex.tokensOut = usage.completionTokens;
+      ex.trace?.mark('ended', usage.timings);
       sink.onEnd(usage);
     },
     onError: (err) => sink.onError(err),

@@ -7,6 +7,7 @@
 import type { PolicyStoreConfig } from '../../config/types.js';
 import { PolicyService } from '../policy-service.js';
 import { initialPolicy, type PolicyDefaults } from './initial-policy.js';
+import type { Log } from '../../log/logger.js';
 import { openPolicyStore, type PolicyStore } from './policy-store.js';
 
 export interface StartPolicyOptions {
@@ -15,7 +16,7 @@ export interface StartPolicyOptions {
   /** `INFERFLUX_POLICY_PASSPHRASE`; empty or undefined = plaintext store (with a warning). */
   passphrase: string | undefined;
   defaults: PolicyDefaults;
-  log: (msg: string) => void;
+  log: Log;
 }
 
 export interface LivePolicy {
@@ -45,8 +46,8 @@ export async function startPolicy(opts: StartPolicyOptions): Promise<LivePolicy>
     throw err;
   }
   if (!store.encrypted) {
-    log(
-      `WARNING: policy store ${store.path} is plaintext JSON (keys are stored as SHA-256 hashes only); ` +
+    log.warn(
+      `policy store ${store.path} is plaintext JSON (keys are stored as SHA-256 hashes only); ` +
         'set INFERFLUX_POLICY_PASSPHRASE to encrypt it (AES-256-GCM)',
     );
   }

@@ -6,7 +6,7 @@
  * streamed, on one last chunk before `[DONE]`. The numbers are choice 0's, as its engine measured them.
  */
 import type { FinishReason, Gateway, Usage } from '../../../generation/contract.js';
-import { SERVER_VERSION } from '../../server-version.js';
+import { SERVER_VERSION } from '../../../version.js';
 import type { FinalExtras } from '../openai-common/encoder.js';
 
 /** LM Studio's stop reasons for ours. */

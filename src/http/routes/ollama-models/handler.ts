@@ -10,7 +10,7 @@ import { InferFluxError } from '../../../errors.js';
 import type { Gateway, ModelFileInfo, ModelInfo } from '../../../generation/contract.js';
 import { readJsonBody } from '../../body.js';
 import { sendError, sendJson } from '../../respond.js';
-import { SERVER_VERSION } from '../../server-version.js';
+import { SERVER_VERSION } from '../../../version.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { modelIdFor, ollamaName } from '../ollama-common/names.js';
