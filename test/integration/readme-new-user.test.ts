@@ -25,7 +25,9 @@ function readmePath(): { bash: string[]; js: string[] } {
 }
 
 function sh(command: string, env: Record<string, string>, stdin = ''): Promise<ProcessResult> {
-  return runProcess('sh', ['-c', command], { cwd: ROOT, env: { ...process.env, ...env }, stdin });
+  // A new user's shell has no INFERFLUX_LOG_LEVEL; mocha's quiet-logs helper sets it to silent.
+  const { INFERFLUX_LOG_LEVEL: _quiet, ...userEnv } = process.env;
+  return runProcess('sh', ['-c', command], { cwd: ROOT, env: { ...userEnv, ...env }, stdin });
 }
 
 function processAlive(pid: number): boolean {
