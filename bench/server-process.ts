@@ -5,9 +5,11 @@
  * that an idle server did not compete with the one under load.
  *
  * bench/run.ts has its own copy of start/stop; this one takes a name (several servers at once)
- * and keeps the whole stderr log for the report.
+ * and keeps the whole log (stdout and stderr lines) for the report.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -15,7 +17,7 @@ export interface ServerProcess {
   name: string;
   child: ChildProcess;
   baseUrl: string;
-  /** Every stderr line so far. */
+  /** Every log line so far (stdout and stderr). */
   log: string[];
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -28,28 +30,28 @@ export interface StartOptions {
   timeoutMs: number;
 }
 
+/** Calls `fn` with each line the server logs: pino writes to stdout, start-up failures go to stderr. */
+export function eachLogLine(child: ChildProcess, fn: (line: string) => void): void {
+  for (const stream of [child.stdout, child.stderr] as (Readable | null)[]) {
+    if (stream) createInterface({ input: stream, crlfDelay: Infinity }).on('line', fn);
+  }
+}
+
 export async function startServer(o: StartOptions): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [path.join(o.root, 'dist', 'main.js')], { cwd: o.root, env: o.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(o.root, 'dist', 'main.js')], { cwd: o.root, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const log: string[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
   const s: ServerProcess = { name: o.name, child, baseUrl: '', log, exited };
-  let partial = '';
-  child.stderr!.setEncoding('utf8');
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${o.name}: no "listening on" line within ${o.timeoutMs} ms`)), o.timeoutMs);
-    child.stderr!.on('data', (chunk: string) => {
-      partial += chunk;
-      const lines = partial.split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) {
-        log.push(line);
-        const m = /listening on http:\/\/[^\s]+:(\d+)/.exec(line);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
+    eachLogLine(child, (line) => {
+      log.push(line);
+      const m = /listening on http:\/\/[^\s"]+:(\d+)/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
       }
     });
     void exited.then(({ code, signal }) => {

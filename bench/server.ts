@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureModel } from '../src/runtime/gguf/generate.js';
+import { eachLogLine } from './server-process.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCH_MODEL = path.join(ROOT, 'models', 'bench.gguf');
@@ -76,7 +77,7 @@ export async function startServer(o: ServerOptions = {}): Promise<BenchServer> {
     ...o.env,
   };
   delete env.INFERFLUX_MODELS;
-  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const log: string[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   const stop = async () => {
@@ -96,19 +97,12 @@ export async function startServer(o: ServerOptions = {}): Promise<BenchServer> {
   try {
     const port = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`server did not log "listening on" within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
-      let partial = '';
-      child.stderr!.setEncoding('utf8');
-      child.stderr!.on('data', (s: string) => {
-        partial += s;
-        const lines = partial.split('\n');
-        partial = lines.pop()!;
-        for (const line of lines) {
-          log.push(line);
-          const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(line);
-          if (m) {
-            clearTimeout(timer);
-            resolve(Number(m[1]));
-          }
+      eachLogLine(child, (line) => {
+        log.push(line);
+        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(line);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
         }
       });
       void exited.then(({ code, signal }) => {

@@ -218,6 +218,11 @@ export interface EngineInit {
   modelPath: string;
   worker: number;
   threads: number;
+  /**
+   * The process's cores shared by all engine workers (core-budget.ts): this worker's slot, and the
+   * step size from which a step claims every free core while the other workers idle (0 = never).
+   */
+  cores: { budget: SharedArrayBuffer; slot: number; spreadTokens: number };
   sequences: number;
   contextSize: number;
   batchSize: number;

@@ -26,6 +26,7 @@ import type { SchedulerApi } from './scheduler/worker.js';
 import { createTokenizerPool, type TokenizerPool } from './tokenizer/pool.js';
 import { startAuditWriter, type AuditWriter } from './audit/client.js';
 import { EmbeddingPool } from './embedding/pool.js';
+import { createCoreBudget, reclaimCoreSlot } from './core-budget.js';
 import { checkpointKey } from '../audit/checkpoint.js';
 
 export type Log = (msg: string) => void;
@@ -49,6 +50,8 @@ interface EngineHandle {
   rpc: Remote<EngineApi>;
   ready: EngineReady | null;
   stopping: boolean;
+  /** Its slot in the shared core budget (kept across restarts, freed when the model stops). */
+  coreSlot: number;
 }
 
 export class ActorSystem {
@@ -71,6 +74,8 @@ export class ActorSystem {
   private fairnessSeen = { preemptions: 0, yields: 0, migrations: 0, resumes: 0, priority: new Map<number, number>(), tenant: new Map<string, number>() };
   /** Embedding workers, apart from the engines; they start on first use (see pool.ts). */
   readonly embeddings: EmbeddingPool;
+  /** The cores every engine worker claims its llama.cpp threads from, step by step (core-budget.ts). */
+  private readonly coreBudget: SharedArrayBuffer;
 
   private constructor(
     private readonly config: InferFluxConfig,
@@ -80,6 +85,7 @@ export class ActorSystem {
     readonly audit: AuditWriter,
   ) {
     this.fairness = { ...config.runtime.fairness };
+    this.coreBudget = createCoreBudget(config.runtime.cores);
     const e = config.runtime.embeddings;
     this.embeddings = new EmbeddingPool({ workers: e.workers, threads: e.threads, contextSize: e.contextSize, maxQueue: e.maxQueue, metrics, log });
     metrics.onScrape(() => this.collectFairness());
@@ -402,7 +408,8 @@ export class ActorSystem {
 
   private async spawnEngine(model: ModelEntry, role: EngineRole, index: number, slot?: number): Promise<void> {
     const worker = new Worker(new URL('./engine/worker.js', import.meta.url));
-    const handle: EngineHandle = { model, role, index, worker, rpc: connectRpc<EngineApi>(worker), ready: null, stopping: false };
+    const coreSlot = slot === undefined ? this.freeCoreSlot() : this.engines[slot]!.coreSlot;
+    const handle: EngineHandle = { model, role, index, worker, rpc: connectRpc<EngineApi>(worker), ready: null, stopping: false, coreSlot };
     if (slot === undefined) this.engines.push(handle);
     else this.engines[slot] = handle;
     worker.on('error', (err) => this.log(`engine ${model.id}#${index} error: ${err.stack ?? String(err)}`));
@@ -416,6 +423,7 @@ export class ActorSystem {
         modelPath: model.path,
         worker: index,
         threads: rt.threadsPerWorker,
+        cores: { budget: this.coreBudget, slot: coreSlot, spreadTokens: rt.prefillSpreadTokens },
         sequences: rt.sequencesPerWorker,
         contextSize: rt.contextSize,
         batchSize: rt.batchSize,
@@ -456,7 +464,17 @@ export class ActorSystem {
     );
   }
 
+  /** The lowest core-budget slot no engine holds. */
+  private freeCoreSlot(): number {
+    const taken = new Set(this.engines.map((e) => e.coreSlot));
+    let slot = 0;
+    while (taken.has(slot)) slot++;
+    return slot;
+  }
+
   private onEngineExit(e: EngineHandle, code: number): void {
+    // Whatever threads the dead worker held go back to the others (its thread is gone: no race).
+    reclaimCoreSlot(this.coreBudget, e.coreSlot);
     const wasReady = e.ready !== null;
     e.ready = null;
     if (this.stopping || e.stopping || this.stoppingModels.has(e.model.id)) return;

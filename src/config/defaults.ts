@@ -110,6 +110,12 @@ runtime:
   # streams' inter-token latency and a new long prompt's time to first token (bench/interference.ts).
   # Env: INFERFLUX_PREFILL_CHUNK_DECODING.
   prefill_chunk_decoding: 256
+  # A step with at least this many tokens (a prompt chunk) runs on every free core while the other
+  # engine workers are idle, so a lone long prompt is evaluated on all cores; other steps use
+  # threads_per_worker. Threads are claimed from one budget of runtime.cores, so the server never
+  # runs more llama.cpp threads than cores (a worker waits one step instead). 0 = fixed threads.
+  # Env: INFERFLUX_PREFILL_SPREAD_TOKENS.
+  prefill_spread_tokens: 32
   # Cores the server may use; auto = os.availableParallelism(). Env: INFERFLUX_CORES.
   cores: auto
   # Priority and tenant fairness. Live-updatable.

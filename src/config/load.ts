@@ -131,6 +131,7 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_CONTEXT_SIZE', 'runtime.context_size', envInt],
   ['INFERFLUX_CORES', 'runtime.cores', envInt],
   ['INFERFLUX_PREFILL_CHUNK_DECODING', 'runtime.prefill_chunk_decoding', envInt],
+  ['INFERFLUX_PREFILL_SPREAD_TOKENS', 'runtime.prefill_spread_tokens', envInt],
   ['INFERFLUX_KV_CPU_PAGES', 'runtime.paged_kv.cpu_pages', envInt],
   ['INFERFLUX_KV_EVICTION', 'runtime.paged_kv.eviction', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_NVME_OFFLOAD_PATH', 'runtime.nvme_offload.path', (v) => v],
@@ -381,6 +382,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       batchSize: r.batch_size as number,
       prefillChunk: r.prefill_chunk as number,
       prefillChunkDecoding: r.prefill_chunk_decoding as number,
+      prefillSpreadTokens: r.prefill_spread_tokens as number,
       cores,
       fairness: {
         enablePreemption: (r.fairness as Raw).enable_preemption as boolean,

@@ -89,6 +89,7 @@ export const RULES: Record<string, Rule> = {
   'runtime.batch_size': int(1, 65536),
   'runtime.prefill_chunk': int(1, 65536),
   'runtime.prefill_chunk_decoding': int(1, 65536),
+  'runtime.prefill_spread_tokens': int(0, 65536),
   'runtime.cores': intOrAuto(1, 4096),
   'runtime.fairness.enable_preemption': bool,
   'runtime.fairness.high_priority_threshold': int(-1000, 1000),

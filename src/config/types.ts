@@ -127,6 +127,11 @@ export interface RuntimeConfig {
   prefillChunk: number;
   /** Prompt tokens per step, all prompts together, while any stream decodes. */
   prefillChunkDecoding: number;
+  /**
+   * Tokens in one step from which it runs on every free core while the other engine workers idle
+   * (src/actors/core-budget.ts); 0 = fixed threads_per_worker. Defaults to 32.
+   */
+  prefillSpreadTokens: number;
   /** Cores the server may use; the sum of llama.cpp threads never exceeds it. */
   cores: number;
   /** Priority and tenant fairness (live-updatable through the scheduler). */

@@ -52,7 +52,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       contextSize: 2048,
       batchSize: 512,
       prefillChunk: 256,
-      prefillChunkDecoding: 256,
+      prefillChunkDecoding: 256, prefillSpreadTokens: 32,
       cores: 1,
       fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 },
       pagedKv: { cpuPages: 0, eviction: 'lru' },

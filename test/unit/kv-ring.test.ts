@@ -9,9 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { pack } from '../../src/actors/protocol.js';
+import { tsxEsmApiUrl } from '../helpers/ts-worker.js';
 import {
   KV_RING_GRANULE,
   KvFrameTooLargeError,
@@ -231,10 +230,7 @@ describe('KvRing (SharedArrayBuffer KV channel)', () => {
 
     /** An eval worker that registers tsx (see bench/raw-ceiling.ts for why), imports the ring as `ring`, then runs `body`. */
     function ringWorker(body: string, workerData: unknown): Worker {
-      // The ESM build of tsx's API (the CJS one cannot register hooks from a worker).
-      const pkgPath = createRequire(import.meta.url).resolve('tsx/package.json');
-      const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
-      const tsx = new URL(pkg.exports['./esm/api']!.import.default, pathToFileURL(pkgPath)).href;
+      const tsx = tsxEsmApiUrl();
       const ringUrl = new URL('../../src/runtime/kv/kv-ring.ts', import.meta.url).href;
       const code = `
         const { workerData, parentPort } = require('node:worker_threads');

@@ -8,6 +8,7 @@
  * (core.ts); this file only sequences the native calls and sleeps when there is nothing to do.
  */
 import type { BatchContext, SampledLogprobs } from '../../runtime/llama/batch-adapter.js';
+import type { CoreClaims } from '../core-budget.js';
 import type { PlannedItem, StepPlan } from './core.js';
 import type { LlamaSlotSampler } from './sampler.js';
 import type { DraftRequest, Speculator } from './speculator.js';
@@ -43,6 +44,8 @@ export class StepLoop {
     private readonly driver: StepDriver,
     /** Draft model for speculative decoding, or null. */
     private readonly speculator: Speculator | null = null,
+    /** The process's shared cores: each decode claims its threads there (core-budget.ts); null = fixed threads. */
+    private readonly cores: CoreClaims | null = null,
   ) {}
 
   start(): void {
@@ -68,13 +71,14 @@ export class StepLoop {
       if (plan.items.length === 0) {
         const waiting = this.driver.waiting();
         if (waiting.ready) continue;
+        this.cores?.idle();
         const timer = waiting.any ? setTimeout(() => this.wake(), WAITING_RECHECK_MS) : null;
         await new Promise<void>((resolve) => (this.wakeUp = resolve));
         if (timer) clearTimeout(timer);
         this.wakeUp = null;
         continue;
       }
-      const proposals = this.speculator ? await this.propose(plan, this.speculator) : null;
+      const proposals = this.speculator ? await this.withCores(0, () => this.propose(plan, this.speculator!)) : null;
       const { sampled, logprobs, more } = await this.decodeAndSample(plan, proposals);
       this.driver.apply(plan, sampled, logprobs, more);
       if (proposals) this.trimRejected(plan);
@@ -114,6 +118,17 @@ export class StepLoop {
     return out;
   }
 
+  /** Runs native work on threads claimed from the shared cores (0 = fixed threads, no budget). */
+  private async withCores<T>(tokens: number, work: (threads: number) => Promise<T>): Promise<T> {
+    if (!this.cores) return work(0);
+    const threads = await this.cores.acquire(tokens);
+    try {
+      return await work(threads);
+    } finally {
+      this.cores.release(threads);
+    }
+  }
+
   /** Drop the target's KV cells past what the core accepted (rejected proposals). */
   private trimRejected(plan: StepPlan): void {
     for (const item of plan.items) {
@@ -129,7 +144,10 @@ export class StepLoop {
   ): Promise<{ sampled: Int32Array; logprobs: (SampledLogprobs | undefined)[]; more: (number[] | undefined)[] }> {
     const items = plan.items;
     const all: (Uint32Array | undefined)[] = [];
-    const logitIndexes = await this.batch.decode(items, all);
+    const logitIndexes = await this.withCores(plan.tokens, (threads) => {
+      if (threads > 0) this.batch.setThreads(threads);
+      return this.batch.decode(items, all);
+    });
     const sampled = new Int32Array(items.length).fill(-1);
     const logprobs: (SampledLogprobs | undefined)[] = [];
     const more: (number[] | undefined)[] = [];

@@ -43,6 +43,7 @@ import { KvTier } from './kv-tier.js';
 import { LlamaSlotSampler } from './sampler.js';
 import { Speculator } from './speculator.js';
 import { StepLoop } from './step-loop.js';
+import { CoreClaims, MAX_ENGINE_SLOTS } from '../core-budget.js';
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -147,7 +148,7 @@ class EngineShell {
       apply: (plan, sampled, logprobs, more) => this.afterStep(plan, sampled, logprobs, more),
       draftFor: (item, chunkSize) => this.core.draftRequest(item, chunkSize),
       validCells: (seq) => this.core.validCells(seq),
-    }, speculator);
+    }, speculator, init.cores.slot < MAX_ENGINE_SLOTS ? new CoreClaims(init.cores.budget, init.cores.slot, init.threads, init.cores.spreadTokens) : null);
     this.loop.start();
     return native.ready;
   }

@@ -25,6 +25,7 @@ interface AddonContext {
   decodeBatch(): Promise<void>;
   sampleToken(batchLogitIndex: number, sampler: AddonSampler): Promise<number>;
   disposeSequence(sequenceId: number): void;
+  setThreads(threads: number): void;
 }
 
 /**
@@ -253,6 +254,8 @@ export class BatchContext {
   private readonly samplerGrammar = new WeakMap<AddonSampler, { state: GrammarState; config: AddonSamplerConfig; next: Uint32Array | undefined }>();
   private guard: GrammarTokenGuard | undefined;
   private readonly vocabSize: number;
+  /** llama.cpp threads of the next decode, as last set (0 = the context's own setting). */
+  private threads = 0;
   /** @internal An end-of-generation token, to ask a grammar state whether it may end. */
   readonly eogToken: number;
 
@@ -262,7 +265,7 @@ export class BatchContext {
     readonly context: LlamaContext,
   ) {
     this.addon = requireInternal<AddonContext>(context, '_ctx', 'LlamaContext._ctx');
-    for (const m of ['initBatch', 'addToBatch', 'decodeBatch', 'sampleToken', 'disposeSequence'] as const) {
+    for (const m of ['initBatch', 'addToBatch', 'decodeBatch', 'sampleToken', 'disposeSequence', 'setThreads'] as const) {
       if (typeof this.addon[m] !== 'function') throw new InternalApiError(`LlamaContext._ctx.${m}()`);
     }
     this.bindings = requireInternal(llama, '_bindings', 'Llama._bindings');
@@ -365,6 +368,14 @@ export class BatchContext {
       this.guard = buildGrammarTokenGuard({ tokens, types, model: tk?.ggml?.model, isEog: (t) => this.model.isEogToken(t as never) });
     }
     return this.guard;
+  }
+
+  /** llama.cpp threads for the following decodes (llama_set_n_threads; cheap, skipped when unchanged). */
+  setThreads(threads: number): void {
+    this.ensureNotDisposed();
+    if (threads === this.threads) return;
+    this.addon.setThreads(threads);
+    this.threads = threads;
   }
 
   /**
