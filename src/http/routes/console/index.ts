@@ -28,6 +28,7 @@ const FILES: Record<string, string> = {
   'index.html': 'text/html; charset=utf-8',
   'console.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
+  'favicon.svg': 'image/svg+xml',
 };
 
 export function register(app: Router, deps: HttpDeps): void {
@@ -43,6 +44,7 @@ export function register(app: Router, deps: HttpDeps): void {
     if (!file) return sendError(res, new InferFluxError('not_found', `No console file ${JSON.stringify(name.slice(0, 64))}.`));
     sendRaw(res, 200, file.body, file.type, headers);
   };
+  // The page names its icon (favicon.svg), so browsers do not ask for /favicon.ico.
   app.get('/ui', (res) => serve('index.html', res));
   app.get('/ui/:file', (res, ctx: RequestContext) => serve(ctx.params.file ?? '', res));
 
