@@ -14,6 +14,7 @@ import { toRecord } from '../../src/policy/api-keys.js';
 import { createPolicyLayer } from '../../src/policy/pipeline.js';
 import { PolicyService } from '../../src/policy/policy-service.js';
 import type { PolicyDocument } from '../../src/policy/types.js';
+import { MAX_STREAMS } from '../../src/http/routes/console/live.js';
 import { FakeGateway, json, testConfig } from './http-fixtures.js';
 
 const ADMIN_KEY = 'sk-console-admin-0001';
@@ -193,5 +194,43 @@ describe('console: API on the HTTP edge', () => {
     expect(event.split('\n')[0]).to.equal('event: snapshot');
     expect(JSON.parse(event.split('\n')[1]!.slice('data: '.length)).object).to.equal('console.snapshot');
     ac.abort();
+  });
+});
+
+describe('console: open mode and stream limits', () => {
+  it('with auth off (loopback, no keys) the console API needs no key and says auth is off', async () => {
+    const policy = new PolicyService({
+      version: 0,
+      updatedAt: new Date().toISOString(),
+      apiKeys: [],
+      rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
+      guardrails: { blocklist: [], pii: { action: 'off', kinds: [] }, opaEndpoint: '', opaTimeoutMs: 500, opaFailMode: 'closed' },
+    });
+    const pipeline = createPolicyLayer({ authEnabled: false, metricsPublic: true, configKeys: [], policy, oidc: null, audit: () => undefined });
+    const server = createHttpServer({ config: testConfig(), gateway: new FakeGateway(), metrics: new Metrics({ defaultMetrics: false }), pipeline, policy });
+    const port = await server.listen();
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/v1/admin/console`);
+      expect(r.status).to.equal(200);
+      expect((await json(r)).auth).to.equal('off');
+    } finally {
+      await server.close(100);
+    }
+  });
+
+  it(`refuses stream ${MAX_STREAMS + 1} with 429, and ends every stream promptly at shutdown`, async () => {
+    const server = createHttpServer({ config: testConfig(), gateway: new FakeGateway(), metrics: new Metrics({ defaultMetrics: false }) });
+    const url = `http://127.0.0.1:${await server.listen()}/v1/admin/console/events`;
+    const open = await Promise.all(Array.from({ length: MAX_STREAMS }, () => fetch(url)));
+    expect(open.map((r) => r.status)).to.deep.equal(Array(MAX_STREAMS).fill(200));
+    const extra = await fetch(url);
+    expect(extra.status).to.equal(429);
+    expect(extra.headers.get('retry-after')).to.equal('5');
+    expect((await json(extra)).error.code).to.equal('too_many_concurrent_requests');
+    const t0 = Date.now();
+    await server.close(5000);
+    expect(Date.now() - t0, 'close waited for the console streams').to.be.below(1000);
+    const bodies = await Promise.all(open.map((r) => r.text()));
+    for (const b of bodies) expect(b).to.match(/event: end\ndata: {"reason":"shutting_down"}\n\n$/);
   });
 });
