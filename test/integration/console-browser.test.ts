@@ -4,7 +4,7 @@
  * llama.cpp on the tiny model) on an ephemeral loopback port. The page asks for a key, lists the
  * model, follows a long streaming generation live (running sequences and generated tokens move
  * while it runs, then it shows in recent requests with its tokens and TTFT), lists a guardrail
- * denial, runs the playground, and never loads anything from another origin or breaks its CSP.
+ * denial and a PII redaction, runs the playground, and never loads anything from another origin or breaks its CSP.
  * Screenshots go to $INFERFLUX_TEST_ARTIFACTS (default /tmp/inferflux-test-artifacts); the paths
  * are printed.
  */
@@ -134,7 +134,7 @@ describe('console in headless Chromium', function () {
     expect(count(await text(page, '#tokens-completion'))).to.be.at.least(8000);
   });
 
-  it('lists a guardrail denial with its reason, never the prompt', async () => {
+  it('lists a guardrail denial and a redaction with their reasons, never the prompt', async () => {
     const id = 'console-denied-1';
     const res = await fetch(`${server.url}/v1/chat/completions`, {
       method: 'POST',
@@ -149,6 +149,27 @@ describe('console in headless Chromium', function () {
     const req = await until('the 400 in recent requests', () => cells(page, `#requests tbody tr[data-id="${id}"] td`), (c) => c.length > 0);
     expect(req[6]).to.equal('400 guardrail_denied');
     expect(await page.content()).to.not.include('classified plans');
+
+    // PII redaction (prompts only here) through the admin API: listed with its kinds, never the address.
+    const put = await fetch(`${server.url}/v1/admin/guardrails`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` },
+      body: JSON.stringify({ pii: { action: 'redact', kinds: ['email'], output: false } }),
+    });
+    expect(put.status).to.equal(200);
+    const rid = 'console-redacted-1';
+    const ok = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${USER}`, 'x-request-id': rid },
+      body: JSON.stringify({ model: MODEL, max_tokens: 2, messages: [{ role: 'user', content: 'write to jane.doe@example.com' }] }),
+    });
+    expect(ok.status).to.equal(200);
+    await ok.body?.cancel();
+    const red = await until('the redaction', () => cells(page, `#guardrails tbody tr[data-id="${rid}"] td`), (c) => c.length > 0);
+    expect(red.slice(1, 4)).to.deep.equal(['redact', 'prompt', 'email']);
+    expect(await text(page, '#guardrails-policy')).to.include('PII redact (email)');
+    expect(await page.content()).to.not.include('jane.doe');
+
     // The rate-limit budget of the user's key, as its last request was told.
     const keys = await cells(page, '#limit-keys tbody tr td:nth-child(3)');
     expect(keys.some((k) => / \/ 1,000$/.test(k))).to.equal(true);
@@ -162,7 +183,7 @@ describe('console in headless Chromium', function () {
     expect((await text(page, '#chat-output')).length).to.be.greaterThan(0);
     expect(await text(page, '#chat-error')).to.equal('');
     // The playground request shows up like any other.
-    await until('the playground request', () => cells(page, '#requests tbody tr td:nth-child(5)'), (c) => c.filter((r) => r === '/v1/chat/completions').length >= 3);
+    await until('the playground request', () => cells(page, '#requests tbody tr td:nth-child(5)'), (c) => c.filter((r) => r === '/v1/chat/completions').length >= 4);
 
     mkdirSync(ARTIFACTS, { recursive: true });
     const shot = join(ARTIFACTS, 'console.png');
