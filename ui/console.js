@@ -43,7 +43,9 @@ function setStatus(text, kind) {
 const num = (v) => (v === null || v === undefined ? '–' : Number(v).toLocaleString('en'));
 const ms = (v) => (v === null || v === undefined ? '–' : v < 1000 ? Math.round(v) + ' ms' : (v / 1000).toFixed(2) + ' s');
 const time = (iso) => (iso ? new Date(iso).toLocaleTimeString('en-GB') : '–');
-const short = (id) => (id ? (id.length > 12 ? id.slice(0, 8) + '…' : id) : '–');
+const uptime = (s) => (s < 60 ? Math.round(s) + ' s' : s < 3600 ? Math.floor(s / 60) + ' min' : Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min');
+/** A long id cut to its first characters; the whole id is the cell's tooltip. */
+const short = (id) => ({ text: id ? (id.length > 12 ? id.slice(0, 8) + '…' : id) : '–', title: id || '' });
 function bytes(v) {
   if (!v) return '0 B';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -56,7 +58,8 @@ function bytes(v) {
 }
 
 /**
- * Replaces a table body's rows: one row per item, one cell per column function. `id` names the
+ * Replaces a table body's rows: one row per item, one cell per column function (returning text, or
+ * {text, title} for a shortened value). `id` names the
  * row (data-id) and `cls` classes it, so tests and styles can find rows.
  */
 function fillTable(tableId, items, columns, opts) {
@@ -67,7 +70,14 @@ function fillTable(tableId, items, columns, opts) {
     if (opts && opts.cls) tr.className = opts.cls(item) || '';
     for (const col of columns) {
       const td = document.createElement('td');
-      td.textContent = String(col(item));
+      const v = col(item);
+      // A column gives text, or {text, title} for a shortened value.
+      if (v !== null && typeof v === 'object') {
+        td.textContent = v.text;
+        td.title = v.title;
+      } else {
+        td.textContent = String(v);
+      }
       tr.appendChild(td);
     }
     return tr;
@@ -84,7 +94,7 @@ function show(id, text) {
 // ---- rendering one snapshot ----
 
 function render(s) {
-  show('server-info', 'v' + s.version + ' · auth ' + s.auth + ' · up ' + ms(s.uptime_s * 1000) + ' · ' + time(s.time));
+  show('server-info', 'v' + s.version + ' · auth ' + s.auth + ' · up ' + uptime(s.uptime_s) + ' · ' + time(s.time));
 
   fillTable('models', s.models, [(m) => m.id, (m) => m.state + (m.error ? ': ' + m.error : ''), (m) => (m.default ? 'yes' : ''), (m) => m.architecture, (m) => num(m.context_size), (m) => bytes(m.memory_bytes)], {
     id: (m) => m.id,
@@ -153,7 +163,7 @@ function render(s) {
     [
       (r) => time(r.at),
       (r) => short(r.request_id),
-      (r) => r.trace_id.slice(0, 8) + '…',
+      (r) => short(r.trace_id),
       (r) => r.method,
       (r) => r.route,
       (r) => r.model || '–',
