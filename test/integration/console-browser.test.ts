@@ -110,7 +110,9 @@ describe('console in headless Chromium', function () {
 
     const row = `#running tbody tr[data-id="${id}"]`;
     await until('the running row', () => page.$(row), (el) => el !== null);
-    expect(await text(page, '#running-seqs')).to.match(/^2 of \d+$/);
+    // Both choices hold a sequence while they generate.
+    await until('two running sequences', () => text(page, '#running-seqs'), (t) => /^2 of \d+$/.test(t));
+    await until('the running phase', async () => (await cells(page, `${row} td`))[4], (p) => p === 'running');
     const first = await until('generated tokens', async () => count((await cells(page, `${row} td`))[6] ?? ''), (n) => n > 0);
     // The page updates while the generation runs: the count grows between snapshots.
     const later = await until('more generated tokens', async () => count((await cells(page, `${row} td`))[6] ?? '0'), (n) => n > first);
