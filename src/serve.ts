@@ -15,6 +15,7 @@ import { Metrics } from './metrics.js';
 import { ActorSystem } from './actors/system.js';
 import { ActorGateway } from './generation/gateway.js';
 import { createStartingHttpServer } from './http/server.js';
+import { ConsoleFeed } from './http/console-feed.js';
 import { GuardrailEngine } from './policy/guardrails/guardrail-engine.js';
 import { policyDefaultsFrom } from './policy/store/initial-policy.js';
 import { startPolicy } from './policy/store/start-policy.js';
@@ -69,7 +70,9 @@ async function main(): Promise<void> {
   const tracing = startTracing(config.telemetry);
   tracingStarted = tracing;
   log(tracing ? `traces: OTLP/HTTP (JSON) export to ${redactUrlPasswords(tracing.url)}` : 'traces: off (no OTLP endpoint configured)');
-  const http = createStartingHttpServer({ config, metrics, log, tracer: tracing?.tracer ?? null, exclusivePort: restartReason === undefined });
+  // The console's recent activity: the edge records requests into it, and audit events are teed into it below.
+  const feed = new ConsoleFeed();
+  const http = createStartingHttpServer({ config, metrics, log, tracer: tracing?.tracer ?? null, console: feed, exclusivePort: restartReason === undefined });
   const port = await http.listen();
   bound = http;
   const scheme = config.server.tls.enabled ? 'https' : 'http';
@@ -86,6 +89,8 @@ async function main(): Promise<void> {
   // Guardrails follow the live policy: the config's at first, then every admin change.
   const guardrails = new GuardrailEngine(config.guardrails, { metrics, log });
   guardrails.follow(policy.service);
+  // Decisions made on the main thread go to the audit writer and show in the console.
+  const audit = feed.tee(system.audit);
   const limiter = await createRateLimiter(config.rateLimitBackend, () => policy.service.current.rateLimit, metrics, log);
   const pipeline = createPolicyLayer({
     limiter,
@@ -95,9 +100,9 @@ async function main(): Promise<void> {
     configKeys: config.auth.apiKeys,
     policy: policy.service,
     oidc: config.auth.oidc ? new OidcVerifier(config.auth.oidc) : null,
-    audit: (event) => system.audit.record(event),
+    audit: (event) => audit.record(event),
   });
-  http.activate({ config, gateway, metrics, log, policy: policy.service, audit: system.audit, guardrails, pipeline });
+  http.activate({ config, gateway, metrics, log, policy: policy.service, audit, guardrails, pipeline, console: feed });
   const ready = gateway.readiness();
   toSupervisor({ t: 'ready', port });
   if (restartReason) {

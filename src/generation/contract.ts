@@ -261,6 +261,24 @@ export interface EmbedOutput {
   totalMs: number;
 }
 
+/** One generation in flight, as the operations console shows it (ids and counts only, no text). */
+export interface RunningGeneration {
+  requestId: string;
+  model: string;
+  route: string | undefined;
+  keyId: string | undefined;
+  tenant: string | undefined;
+  /** `queued` until a choice starts on an engine (tokenizing, waiting for a sequence), then `running`. */
+  phase: 'queued' | 'running';
+  promptTokens: number;
+  /** Tokens generated so far, all choices together. */
+  generatedTokens: number;
+  /** Milliseconds since the gateway took the request. */
+  ageMs: number;
+  /** Milliseconds from the gateway taking it to its first generated token; null before that. */
+  ttftMs: number | null;
+}
+
 export interface Gateway {
   generate(input: GenerateInput, sink: TokenSink): GenerationHandle;
   /**
@@ -282,6 +300,8 @@ export interface Gateway {
   /** The model's GGUF metadata (read once per model, then cached). */
   modelFile(model: string | undefined, opts?: { maxArray?: number }): Promise<ModelFileInfo>;
   readiness(): ReadyReport;
+  /** Generations in flight, oldest first (absent: the console shows none). */
+  running?(): RunningGeneration[];
   /** Prefix cache status and flush (absent: `/v1/admin/cache` is not served). */
   readonly cache?: CacheControl | undefined;
   /** Live fairness settings (absent: `/v1/admin/fairness` is not served). */

@@ -28,6 +28,7 @@ import type {
   ModelInfo,
   PromptInput,
   ReadyReport,
+  RunningGeneration,
   TokenizedText,
   TokenizeText,
   TokenSink,
@@ -40,6 +41,8 @@ import { ModelRegistry, type RegisteredModel } from '../registry/model-registry.
 export class ActorGateway implements Gateway {
   private readonly created = Math.floor(Date.now() / 1000);
   private inflight = 0;
+  /** Generations in flight (insertion order = oldest first), for the console. */
+  private readonly runs = new Set<Run>();
   private idleWaiters: (() => void)[] = [];
   private readonly responses: ResponseCache<FinishedResponse>;
   private readonly files = new ModelFileCache();
@@ -202,10 +205,16 @@ export class ActorGateway implements Gateway {
     return { ready: this.system.schedulerReady && defaultReady, models, pools: this.system.pools() };
   }
 
+  running(): RunningGeneration[] {
+    return [...this.runs].map((r) => r.live());
+  }
+
   generate(input: GenerateInput, sink: TokenSink): GenerationHandle {
     const run = new Run(input, sink, this.metrics, this.system, this.config.audit.debugMode);
     this.inflight++;
+    this.runs.add(run);
     run.onFinish = () => {
+      this.runs.delete(run);
       this.inflight--;
       if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
     };

@@ -16,7 +16,7 @@ import type { ActorSystem } from '../actors/system.js';
 import { T, postFrame, unpack, type AdmitBody, type Envelope, type OnRequestPortFromEngine, type RequestId } from '../actors/protocol.js';
 import { prefixBlocks } from '../runtime/prefix/block-hash.js';
 import type { EngineSampling } from '../runtime/sampling.js';
-import type { FinishReason, GenerateInput, GenerationHandle, GenerationTimings, StartMeta, TokenSink } from './contract.js';
+import type { FinishReason, GenerateInput, GenerationHandle, GenerationTimings, RunningGeneration, StartMeta, TokenSink } from './contract.js';
 
 /** A finished deterministic response, kept for exact-match reuse (`runtime.response_cache`). */
 export interface FinishedResponse {
@@ -49,6 +49,10 @@ export class Run {
   private timings: GenerationTimings = { queueMs: 0, prefillMs: 0, decodeMs: 0 };
   private stopSequence: string | null = null;
   private firstTokenSeen = false;
+  /** For the console: when the first token came, tokens generated so far, whether an engine started it. */
+  private firstTokenAt = 0;
+  private generated = 0;
+  private started = false;
   /** Known at admission; handed to the sink when the first choice starts (see the header). */
   private startMeta: StartMeta | null = null;
   private sinkStarted = false;
@@ -109,14 +113,17 @@ export class Run {
     if (this.ended) return;
     switch (f[0]) {
       case T.Started:
+        this.started = true;
         this.metrics.queueWait.observe({ model: this.model }, f[1].queueMs / 1000);
         this.startSink();
         break;
       case T.Text:
         this.startSink();
+        this.generated += f[2];
         if (!this.firstTokenSeen && f[2] > 0) {
           this.firstTokenSeen = true;
-          this.metrics.ttft.observe({ model: this.model }, (now() - this.startedAt) / 1000);
+          this.firstTokenAt = now();
+          this.metrics.ttft.observe({ model: this.model }, (this.firstTokenAt - this.startedAt) / 1000);
         }
         if (f[3] !== undefined) {
           this.texts[choice] += f[1];
@@ -171,6 +178,23 @@ export class Run {
         throw new Error(`gateway: unknown frame ${String(never)}`);
       }
     }
+  }
+
+  /** What the console shows of this run: ids and counts, never the prompt or the text. */
+  live(): RunningGeneration {
+    const t = now();
+    return {
+      requestId: this.input.requestId,
+      model: this.model,
+      route: this.input.route,
+      keyId: this.input.keyId,
+      tenant: this.input.tenant,
+      phase: this.started ? 'running' : 'queued',
+      promptTokens: this.promptTokens,
+      generatedTokens: this.generated,
+      ageMs: Math.round(t - this.startedAt),
+      ttftMs: this.firstTokenSeen ? Math.round(this.firstTokenAt - this.startedAt) : null,
+    };
   }
 
   /** The first choice reached an engine: the response can begin. */

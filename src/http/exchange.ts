@@ -39,6 +39,8 @@ export interface Exchange {
   /** Token counts of a generation, for the access log and the trace (null until known). */
   tokensIn: number | null;
   tokensOut: number | null;
+  /** `performance.now()` when a generation's first text came out (TTFT), null until then. */
+  firstTextAt: number | null;
   /** The request's trace spans when tracing is on (src/telemetry/request-trace.ts). */
   trace: RequestTrace | null;
 }
@@ -64,6 +66,7 @@ export function attachExchange(res: HttpResponse, requestId: string): Exchange {
     protocol: 'openai',
     tokensIn: null,
     tokensOut: null,
+    firstTextAt: null,
     trace: null,
   };
   (res as Tagged)[KEY] = ex;

@@ -15,6 +15,7 @@ import { RequestTrace } from '../telemetry/request-trace.js';
 import { bufferBodyEarly } from './body.js';
 import { compileHostCheck } from './host-check.js';
 import { Cors } from './cors.js';
+import { ConsoleFeed } from './console-feed.js';
 import { attachExchange, type Exchange } from './exchange.js';
 import { sendError, sendJson, sendRaw } from './respond.js';
 import { normalisePath, pathText, protocolForPath, Router } from './router.js';
@@ -62,7 +63,7 @@ export interface StartingHttpServer extends HttpServer {
 }
 
 /** The edge's needs before the actors exist. */
-export type StartingDeps = Pick<HttpDeps, 'config' | 'metrics' | 'log' | 'tracer'> & {
+export type StartingDeps = Pick<HttpDeps, 'config' | 'metrics' | 'log' | 'tracer' | 'console'> & {
   /**
    * Refuse a port something already listens on. The check is an exclusive bind (no
    * SO_REUSEPORT, LIBUS_LISTEN_EXCLUSIVE_PORT) closed at once; the server then listens in uWS's
@@ -114,7 +115,7 @@ export function buildRouter(deps: HttpDeps): Router {
   registerAdminCache(router, deps);
   registerAdminFairness(router, deps);
   registerAdminModels(router, deps);
-  registerConsole(router);
+  registerConsole(router, deps);
   return router;
 }
 
@@ -137,6 +138,8 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
 
   const accessLog = logger().child({ component: 'http' });
   const tracer = base.tracer ?? null;
+  // The console's recent activity (created here when the caller did not bring one to tee audit events into).
+  const feed = base.console ?? new ConsoleFeed();
 
   const record = (ex: Exchange, startedAt: number, res: HttpResponse, method: string) => {
     inflight.delete(res);
@@ -163,6 +166,23 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
       },
       'request',
     );
+    feed.request({
+      at: new Date().toISOString(),
+      request_id: ex.requestId,
+      trace_id: ex.traceparent.slice(3, 35),
+      method: method.toUpperCase(),
+      route: ex.route,
+      status: ex.status,
+      latency_ms: Math.round(seconds * 1e4) / 10,
+      model: ex.model || null,
+      tokens_in: ex.tokensIn,
+      tokens_out: ex.tokensOut,
+      ttft_ms: ex.firstTextAt === null ? null : Math.round((ex.firstTextAt - startedAt) * 10) / 10,
+      key_id: ex.principal?.id ?? null,
+      tenant: ex.principal?.tenant ?? null,
+      error_code: ex.errorCode ?? null,
+    });
+    feed.budget(ex.principal?.id, ex.principal?.tenant, ex.headers);
     ex.trace?.end({
       method,
       route: ex.route,
@@ -344,7 +364,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     activate(full) {
       deps = full;
       pipeline = full.pipeline;
-      router = buildRouter(full);
+      router = buildRouter({ ...full, console: feed });
     },
     async listen() {
       const { host, port } = base.config.server;
@@ -369,6 +389,8 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     },
     async close(deadlineMs = 5000) {
       closing = true;
+      // Console live streams never end by themselves: end them so they do not hold the drain.
+      feed.shutdown();
       if (listenSocket) uWS.us_listen_socket_close(listenSocket);
       listenSocket = undefined;
       const until = Date.now() + deadlineMs;

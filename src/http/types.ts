@@ -12,6 +12,7 @@ import type { GuardrailEngine } from '../policy/guardrails/guardrail-engine.js';
 import type { PolicyService } from '../policy/policy-service.js';
 import type { PolicyLayer } from '../policy/pipeline.js';
 import type { Principal } from '../policy/types.js';
+import type { ConsoleFeed } from './console-feed.js';
 
 export interface HttpDeps {
   config: InferFluxConfig;
@@ -32,6 +33,11 @@ export interface HttpDeps {
    * with every scope.
    */
   pipeline?: PolicyLayer;
+  /**
+   * Recent activity for the operations console (bounded rings, see console-feed.ts). The server
+   * creates one when absent; serve.ts brings its own to tee the audit events into it.
+   */
+  console?: ConsoleFeed;
 }
 
 export interface AuditSink {

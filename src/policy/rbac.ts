@@ -70,6 +70,9 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   ['/v1/admin/models', ADMIN],
   ['/v1/admin/models/:id', ADMIN],
   ['/v1/admin/models/:id/default', ADMIN],
+  // The operations console's snapshot and live stream (src/http/routes/console).
+  ['/v1/admin/console', ADMIN],
+  ['/v1/admin/console/events', ADMIN],
   ['/v1/admin/*', ADMIN],
   // The web console's static files hold no data; its API calls carry the key typed into the page.
   ['/ui', PUBLIC],

@@ -4,6 +4,7 @@
  * charges the tokens the generation used to the caller's tokens-per-minute buckets (prompt tokens
  * when known, completion tokens at the end).
  */
+import { performance } from 'node:perf_hooks';
 import type { GenerateInput, TokenSink } from '../../generation/contract.js';
 import type { Exchange } from '../exchange.js';
 
@@ -16,7 +17,7 @@ export function withCaller(ex: Exchange, input: GenerateInput): GenerateInput {
 }
 
 /**
- * Also notes the token counts on the exchange (access log) and marks the generation's stages on
+ * Also notes the token counts and the first text's time on the exchange (access log, console) and marks the generation's stages on
  * the request's trace: the first choice starting on an engine ends the queue wait, the first text
  * ends the prefill, the end ends the decode.
  */
@@ -34,6 +35,7 @@ export function meteredSink(ex: Exchange, sink: TokenSink): TokenSink {
     onText: (choice, text, logprobs) => {
       if (firstText) {
         firstText = false;
+        ex.firstTextAt = performance.now();
         ex.trace?.mark('first_token');
       }
       sink.onText(choice, text, logprobs);

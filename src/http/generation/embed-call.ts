@@ -42,6 +42,10 @@ async function checkInputs(deps: HttpDeps, input: EmbedInput): Promise<EmbedInpu
     deps.audit?.record(denialAuditEvent(ctx, v.reason, 'prompt', deps.config.audit.debugMode, v.detail));
     throw guardrailDenied(v.reason, v.detail);
   }
+  if (v.redacted.length > 0) {
+    const reason = [...new Set(v.redacted)].join(',');
+    deps.console?.redaction({ stage: 'prompt', reason, request_id: input.requestId, route: ctx.route || null, model: input.model ?? null, key_id: input.keyId ?? null, tenant: input.tenant ?? null });
+  }
   if (v.prompt.kind !== 'chat') return input;
   const inputs: EmbedItem[] = v.prompt.messages.map((m) => ({ text: m.content }));
   return { ...input, inputs };

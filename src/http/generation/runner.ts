@@ -77,6 +77,10 @@ export function runGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOption
         return sendError(res, guardrailDenied(v.reason, v.detail));
       }
       const allowed = verdicts.flatMap((v) => (v.allow ? [v] : []));
+      const kinds = [...new Set(allowed.flatMap((v) => v.redacted))];
+      if (kinds.length > 0) {
+        deps.console?.redaction({ stage: 'prompt', reason: kinds.join(','), request_id: input.requestId, route: ex.route, model: input.model ?? null, key_id: input.keyId ?? null, tenant: input.tenant ?? null });
+      }
       const output = allowed[0]!.output;
       if (output && input.params.logprobs !== null) {
         // Token texts would show what the output filter redacts or denies.
@@ -195,7 +199,13 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
           else cancelEarly = true;
           fail(guardrailDenied(reason));
         },
-        done: (seconds, redacted) => deps.guardrails?.recordOutputTime(seconds, redacted),
+        done: (seconds, redacted) => {
+          deps.guardrails?.recordOutputTime(seconds, redacted);
+          if (redacted.length > 0) {
+            const reason = [...new Set(redacted)].join(',');
+            deps.console?.redaction({ stage: 'output', reason, request_id: input.requestId, route: ex.route, model: meta?.model ?? input.model ?? null, key_id: input.keyId ?? null, tenant: input.tenant ?? null });
+          }
+        },
       })
     : checked;
 
