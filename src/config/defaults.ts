@@ -343,7 +343,9 @@ policy:
 pull:
   # The hub: its file listing (/api/models/OWNER/REPO/tree/main) picks the GGUF and gives its
   # SHA-256. https, or http to a host in allowed_private_hosts. Env: INFERFLUX_HUB_URL (or
-  # HF_ENDPOINT, as the Hugging Face tools read it).
+  # HF_ENDPOINT, as the Hugging Face tools read it). Gated or private repositories need a token:
+  # set HF_TOKEN in the environment (deliberately not a key here); it is sent to this URL's origin
+  # only, never to the CDN downloads redirect to.
   hub_url: https://huggingface.co
   # A pull refuses loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local
   # (169.254/16, where cloud metadata lives) and other non-public addresses, on the first request

@@ -438,7 +438,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
     auth: resolveAuth(raw.auth as Raw, env, from),
     rateLimit: resolveRateLimit(raw.rate_limit as Raw),
     rateLimitBackend: resolveRateLimitBackend(raw.rate_limit as Raw),
-    pull: resolvePull(raw.pull as Raw),
+    pull: resolvePull(raw.pull as Raw, env),
     telemetry: { otlpEndpoint: ((raw.telemetry as Raw).otlp_endpoint as string).trim() },
     source,
   };
@@ -457,7 +457,7 @@ function resolveModelsDir(configured: string, cwd: string, env: NodeJS.ProcessEn
  * Only the URL's shape is checked here: whether its host may be reached (public, or on
  * allowed_private_hosts; http only there) is decided when a pull connects, with the address in hand.
  */
-function resolvePull(p: Raw): PullConfig {
+function resolvePull(p: Raw, env: NodeJS.ProcessEnv): PullConfig {
   let hub: URL;
   try {
     hub = new URL(p.hub_url as string);
@@ -467,7 +467,9 @@ function resolvePull(p: Raw): PullConfig {
   if ((hub.protocol !== 'https:' && hub.protocol !== 'http:') || hub.username || hub.password || hub.search || hub.hash) {
     throw new ConfigError('pull.hub_url', `must be an http(s):// URL without credentials, query or fragment, got ${JSON.stringify(p.hub_url)}`);
   }
-  return { hubUrl: hub.href.replace(/\/+$/, ''), allowedPrivateHosts: p.allowed_private_hosts as string[] };
+  // A secret: from the environment only (as the Hugging Face tools read it), never a file key.
+  const token = (env.HF_TOKEN ?? '').trim();
+  return { hubUrl: hub.href.replace(/\/+$/, ''), allowedPrivateHosts: p.allowed_private_hosts as string[], hubToken: token === '' ? null : token };
 }
 
 /** runtime.speculative_decoding: a draft model is required when it is on; its path is resolved like the others. */

@@ -264,6 +264,12 @@ export interface PullConfig {
    * link-local (plain http included). Defaults to `[]`.
    */
   allowedPrivateHosts: string[];
+  /**
+   * Bearer token for gated or private hub repositories, from `HF_TOKEN` (environment only, never a
+   * config file key). Sent to the hub's own origin only, never to the CDN it redirects to.
+   * Defaults to `null` (none).
+   */
+  hubToken: string | null;
 }
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';

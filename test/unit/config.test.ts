@@ -46,7 +46,7 @@ describe('config', () => {
       auth: { enabled: 'auto', enabledSource: 'built-in default', apiKeys: [], metricsPublic: true, oidc: null },
       rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
       rateLimitBackend: { redisUrl: '', redisPrefix: 'inferflux:rl:', redisTimeoutMs: 100, redisFailMode: 'local' },
-      pull: { hubUrl: 'https://huggingface.co', allowedPrivateHosts: [] },
+      pull: { hubUrl: 'https://huggingface.co', allowedPrivateHosts: [], hubToken: null },
       telemetry: { otlpEndpoint: '' },
       source: 'built-in default + env (INFERFLUX_CORES)',
     });
@@ -57,8 +57,11 @@ describe('config', () => {
     expect(loadConfig({ env: { ...ENV, XDG_CACHE_HOME: '/xdg' }, cwd }).server.modelsDir).to.equal(process.platform === 'linux' ? '/xdg/inferflux/models' : path.join(envPaths('inferflux', { suffix: '' }).cache, 'models'));
     const cfg = loadConfig({ env: { ...ENV, INFERFLUX_MODELS_DIR: 'pulled', HF_ENDPOINT: 'https://mirror.example/', INFERFLUX_PULL_ALLOWED_HOSTS: '127.0.0.1, 10.0.0.0/8' }, cwd });
     expect(cfg.server.modelsDir).to.equal(path.join(cwd, 'pulled'));
-    expect(cfg.pull).to.deep.equal({ hubUrl: 'https://mirror.example', allowedPrivateHosts: ['127.0.0.1', '10.0.0.0/8'] });
+    expect(cfg.pull).to.deep.equal({ hubUrl: 'https://mirror.example', allowedPrivateHosts: ['127.0.0.1', '10.0.0.0/8'], hubToken: null });
     expect(loadConfig({ env: { ...ENV, HF_ENDPOINT: 'https://a.example', INFERFLUX_HUB_URL: 'http://127.0.0.1:9' }, cwd }).pull.hubUrl).to.equal('http://127.0.0.1:9');
+    // The hub token is read from HF_TOKEN only (a secret: no file key), blank = none.
+    expect(loadConfig({ env: { ...ENV, HF_TOKEN: ' hf_abc ' }, cwd }).pull.hubToken).to.equal('hf_abc');
+    expect(loadConfig({ env: { ...ENV, HF_TOKEN: '  ' }, cwd }).pull.hubToken).to.equal(null);
     expect(loadError({ ...ENV, INFERFLUX_HUB_URL: 'ftp://x' }).message).to.contain('pull.hub_url: must be an http(s):// URL');
   });
 

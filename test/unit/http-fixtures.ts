@@ -70,7 +70,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
     auth: { enabled: 'auto', enabledSource: 'test', apiKeys: [], metricsPublic: true, oidc: null },
     rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
     rateLimitBackend: { redisUrl: '', redisPrefix: 'inferflux:rl:', redisTimeoutMs: 100, redisFailMode: 'local' },
-    pull: { hubUrl: 'https://huggingface.co', allowedPrivateHosts: [] },
+    pull: { hubUrl: 'https://huggingface.co', allowedPrivateHosts: [], hubToken: null },
     telemetry: { otlpEndpoint: '' },
     source: 'test',
   };
