@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   log(`bound ${scheme}://${config.server.host}:${port} (pid ${process.pid}); loading models (readyz 503 until ready)`);
   // Under the supervisor: it keeps this port for a restarted server (config port 0 included).
   toSupervisor({ t: 'bound', port, configuredPort: config.server.port });
-  await prepareModels(config.models, log);
+  await prepareModels(config.models, log, config.server.modelsDir);
   const system = await ActorSystem.start(config, metrics, log);
   // From here a start-up failure must dispose the workers' llama.cpp objects before exiting.
   started = system;

@@ -52,7 +52,8 @@ server:
   models_dir: ""
   # Directory admin loads (POST /v1/admin/models, inferctl admin models --load) must come from; a
   # path outside it (symlinks resolved) is refused with 400 invalid_model_path. "" = any file the
-  # server can read. Models in the models list of this file are not confined.
+  # server can read. Models in the models list of this file, and pulled models loaded by name
+  # (they live in models_dir), are not confined.
   # Env: INFERFLUX_ADMIN_LOAD_DIR.
   admin_load_dir: ""
   # Least severe log level written: trace, debug, info, warn, error, fatal or silent.
@@ -85,7 +86,10 @@ model:
 # embeddings (optional): auto = the model serves embeddings when its GGUF declares a pooling type
 # (<arch>.pooling_type mean, cls or last: an embedding model); true = serve them anyway (a
 # generative model then embeds with llama.cpp's default, its last token's hidden state); false = never.
-# Env: INFERFLUX_MODELS="id=llama3,path=/models/llama3.gguf,backend=cpu,default=true,embeddings=auto;id=..."
+# An entry names a file (path) or a model pulled into server.models_dir by its name (model:
+# owner/repo:quant, as inferctl pull stored it; the id defaults to the name). A name not pulled
+# stops start-up with the inferctl pull command to run.
+# Env: INFERFLUX_MODELS="id=llama3,path=/models/llama3.gguf,backend=cpu,default=true,embeddings=auto;model=owner/repo:Q4_K_M;id=..."
 models:
   # The demo model is generated on first start if the file is missing.
   - id: demo

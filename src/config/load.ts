@@ -170,13 +170,18 @@ export function parseModelsEnv(value: string): Raw[] {
       const eq = part.indexOf('=');
       const k = (eq < 0 ? part : part.slice(0, eq)).trim();
       const v = eq < 0 ? '' : part.slice(eq + 1).trim();
-      if (!['id', 'path', 'backend', 'default', 'embeddings'].includes(k)) {
-        throw new ConfigError(`models[${i}]`, `unknown field "${k}" in INFERFLUX_MODELS entry ${i + 1} (fields: id, path, backend, default, embeddings)`);
+      if (!['id', 'path', 'model', 'backend', 'default', 'embeddings'].includes(k)) {
+        throw new ConfigError(`models[${i}]`, `unknown field "${k}" in INFERFLUX_MODELS entry ${i + 1} (fields: id, path, model, backend, default, embeddings)`);
       }
       out[k] = k === 'default' ? envBool(v) : k === 'embeddings' && v.trim() !== 'auto' ? envBool(v) : v;
     }
+    if (typeof out.model === 'string' && out.model !== '') {
+      if (out.path !== undefined) throw new ConfigError(`models[${i}]`, `set either path or model, not both (INFERFLUX_MODELS entry ${i + 1})`);
+      out.id ??= out.model;
+      return out;
+    }
     if (typeof out.path !== 'string' || out.path === '') {
-      throw new ConfigError(`models[${i}].path`, `is required (INFERFLUX_MODELS entry ${i + 1})`);
+      throw new ConfigError(`models[${i}].path`, `is required, or model: a pulled model name (INFERFLUX_MODELS entry ${i + 1})`);
     }
     out.id ??= modelIdFromPath(out.path);
     return out;
@@ -242,14 +247,24 @@ function schemaError(e: ErrorObject, raw: Raw, prov: Provenance): ConfigError {
 // ---- resolution --------------------------------------------------------------------------------
 
 interface RawModel {
-  id: string;
-  path: string;
+  id?: string;
+  path?: string;
+  /** A pulled model's name, instead of a path. */
+  model?: string;
   default?: boolean;
   backend?: string;
   embeddings?: 'auto' | boolean;
 }
 
-function resolveModels(list: RawModel[], cwd: string): ModelEntry[] {
+function resolveModels(raw: RawModel[], cwd: string): ModelEntry[] {
+  const list = raw.map((m, i) => {
+    if (m.path !== undefined && m.model !== undefined) throw new ConfigError(`models[${i}]`, 'set either path or model (a pulled model name), not both');
+    if (m.path === undefined && m.model === undefined) throw new ConfigError(`models[${i}].path`, 'is required (or model: the name of a model pulled with inferctl pull)');
+    // A pulled model is served under its name unless an id is given.
+    const id = m.id ?? m.model;
+    if (id === undefined) throw new ConfigError(`models[${i}].id`, 'is required');
+    return { ...m, id };
+  });
   const seen = new Set<string>();
   for (const [i, m] of list.entries()) {
     if (seen.has(m.id)) throw new ConfigError(`models[${i}].id`, `duplicate model id "${m.id}"`);
@@ -262,7 +277,8 @@ function resolveModels(list: RawModel[], cwd: string): ModelEntry[] {
   const defaultId = (marked[0] ?? list[0]!).id;
   return list.map((m) => ({
     id: m.id,
-    path: path.resolve(cwd, m.path),
+    path: m.path === undefined ? '' : path.resolve(cwd, m.path),
+    ...(m.model !== undefined ? { pulled: m.model } : {}),
     default: m.id === defaultId,
     backend: m.backend ?? 'cpu',
     generateIfMissing: m.path === DEMO_MODEL_PATH,

@@ -8,8 +8,16 @@ import type { ApiKeyRecord, GuardrailPolicy, RateLimitPolicy } from './policy-ty
 export interface ModelEntry {
   /** Id clients name in `model`. */
   id: string;
-  /** Absolute path of the GGUF file. */
+  /**
+   * Absolute path of the GGUF file. For an entry naming a pulled model (`pulled`), '' until
+   * start-up resolves the name in `server.models_dir` (src/runtime/model-files.ts).
+   */
   path: string;
+  /**
+   * A pulled model's name (`owner/repo:quant`, as `inferctl pull` stored it in `server.models_dir`)
+   * instead of a path. Defaults to none.
+   */
+  pulled?: string;
   /** Served when a request names no model. Exactly one entry is the default. */
   default: boolean;
   /** Backend label for metrics. Only `cpu` exists today. Defaults to `cpu`. */

@@ -121,6 +121,8 @@ export interface GenerationHandle {
 export interface ModelInfo {
   id: string;
   path: string;
+  /** The pulled model's name when it was loaded by name (`owner/repo:quant`), else null. */
+  pulled: string | null;
   created: number;
   ownedBy: string;
   isDefault: boolean;
@@ -157,8 +159,12 @@ export interface ReadyReport {
 }
 
 export interface LoadModelRequest {
-  id: string;
-  path: string;
+  /** Id clients will name; defaults to `model` when a pulled model is loaded. */
+  id?: string;
+  /** A GGUF file (exactly one of `path` and `model`). */
+  path?: string;
+  /** A pulled model's name in `server.models_dir` (`owner/repo:quant`). */
+  model?: string;
   /** Make it the default once ready. */
   default?: boolean;
 }

@@ -85,6 +85,7 @@ export class ActorGateway implements Gateway {
     const registry = new ModelRegistry({
       host: system,
       modelsDir: config.server.adminLoadDir,
+      pulledDir: config.server.modelsDir,
       memoryBudgetBytes: config.runtime.memoryBudgetBytes,
       shape: { workers: sch.decodePoolSize + sch.prefillPoolSize, contextSize: config.runtime.contextSize, sequences: config.runtime.sequencesPerWorker },
     });
@@ -127,6 +128,7 @@ export class ActorGateway implements Gateway {
     return {
       id: m.id,
       path: m.path,
+      pulled: m.pulled,
       created: this.created,
       ownedBy: 'inferflux',
       isDefault: m.isDefault,

@@ -52,6 +52,17 @@ describe('config', () => {
     });
   });
 
+  it('models[] entries name a file or a pulled model (id defaults to the name); both or neither is an error naming the entry', () => {
+    const cwd = makeCwd();
+    const cfg = loadConfig({ env: { ...ENV, INFERFLUX_MODELS: 'model=acme/r-GGUF:Q8_0;id=b,model=acme/b:Q4_K_M,default=true' }, cwd });
+    expect(cfg.models.map((m) => [m.id, m.path, m.pulled, m.default])).to.deep.equal([
+      ['acme/r-GGUF:Q8_0', '', 'acme/r-GGUF:Q8_0', false],
+      ['b', '', 'acme/b:Q4_K_M', true],
+    ]);
+    expect(loadError({ ...ENV, INFERFLUX_MODELS: 'model=a/b,path=/m/x.gguf' }).message).to.contain('set either path or model, not both');
+    expect(loadError({ ...ENV, INFERFLUX_MODELS: 'id=x' }).message).to.contain('models[0].path: is required, or model: a pulled model name');
+  });
+
   it('models dir, hub and pull allow-list: env over file, XDG cache by default, INFERFLUX_HUB_URL over HF_ENDPOINT', () => {
     const cwd = makeCwd();
     expect(loadConfig({ env: { ...ENV, XDG_CACHE_HOME: '/xdg' }, cwd }).server.modelsDir).to.equal(process.platform === 'linux' ? '/xdg/inferflux/models' : path.join(envPaths('inferflux', { suffix: '' }).cache, 'models'));

@@ -157,6 +157,7 @@ export class FakeGateway implements Gateway {
       {
         id: 'tiny',
         path: '/m/tiny.gguf',
+        pulled: null,
         created: CREATED,
         ownedBy: 'inferflux',
         isDefault: true,
