@@ -153,6 +153,7 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_GUARDRAIL_OPA_FAIL_MODE', 'guardrails.opa_fail_mode', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_MODELS_DIR', 'server.models_dir', (v) => v],
   ['INFERFLUX_ADMIN_LOAD_DIR', 'server.admin_load_dir', (v) => v],
+  ['INFERFLUX_MODELS_STATE', 'server.models_state_path', (v) => v.trim()],
   // HF_ENDPOINT first, so INFERFLUX_HUB_URL wins when both are set (the later layer is merged last).
   ['HF_ENDPOINT', 'pull.hub_url', (v) => v.trim()],
   ['INFERFLUX_HUB_URL', 'pull.hub_url', (v) => v.trim()],
@@ -386,6 +387,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       sseMaxBufferedBytes: s.sse_max_buffered_bytes as number,
       modelsDir: resolveModelsDir(s.models_dir as string, cwd, env),
       adminLoadDir: s.admin_load_dir === '' ? '' : path.resolve(cwd, s.admin_load_dir as string),
+      modelsStatePath: s.models_state_path === '' ? '' : path.resolve(cwd, s.models_state_path as string),
       logLevel: s.log_level as LogLevel,
       logFormat: s.log_format as LogFormat,
       ...resolveServerEdges(s, cwd, from),

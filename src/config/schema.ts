@@ -62,6 +62,7 @@ export const RULES: Record<string, Rule> = {
   'server.sse_max_buffered_bytes': int(1024, 1024 * 1024 * 1024),
   'server.models_dir': str(0, 4096),
   'server.admin_load_dir': str(0, 4096),
+  'server.models_state_path': str(0, 4096),
   'server.log_level': {
     schema: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
     expect: 'must be one of trace, debug, info, warn, error, fatal, silent',

@@ -60,6 +60,11 @@ export interface ServerConfig {
   modelsDir: string;
   /** Absolute directory admin model loads must come from; '' = no confinement. Defaults to `''`. */
   adminLoadDir: string;
+  /**
+   * Absolute path of the file keeping runtime model changes (admin loads, unloads, the default)
+   * across restarts; '' = not kept. Defaults to `config/models_state.json` under the working directory.
+   */
+  modelsStatePath: string;
   /** Least severe level logged (`INFERFLUX_LOG_LEVEL`). Defaults to `info`. */
   logLevel: LogLevel;
   /** `auto` = pretty on a terminal, JSON lines otherwise (`INFERFLUX_LOG_FORMAT`). Defaults to `auto`. */

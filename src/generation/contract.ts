@@ -175,7 +175,8 @@ export interface ModelControl {
   load(req: LoadModelRequest): Promise<ModelInfo>;
   /** Resolves once running requests finished and the workers are gone. */
   unload(id: string): Promise<void>;
-  setDefault(id: string): ModelInfo;
+  /** Resolves once the change is kept (server.models_state_path). */
+  setDefault(id: string): Promise<ModelInfo>;
   /** Every registry change, as it happens. */
   onChange(listener: (change: RegistryChange) => void): void;
 }

@@ -25,6 +25,7 @@ describe('config', () => {
         sseMaxBufferedBytes: 262144,
         modelsDir: path.join(envPaths('inferflux', { suffix: '' }).cache, 'models'),
         adminLoadDir: '',
+        modelsStatePath: path.join(cwd, 'config/models_state.json'),
         logLevel: 'info',
         logFormat: 'auto',
         tls: { enabled: false, certPath: '', keyPath: '' },

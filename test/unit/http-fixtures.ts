@@ -39,6 +39,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       sseMaxBufferedBytes: 256 * 1024,
       modelsDir: '/nonexistent/inferflux-test-models',
       adminLoadDir: '',
+      modelsStatePath: '',
       logLevel: 'silent',
       logFormat: 'json',
       tls: { enabled: false, certPath: '', keyPath: '' },
