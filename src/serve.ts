@@ -36,6 +36,8 @@ async function main(): Promise<void> {
   // Keys are hashed in the config; drop the plaintext env copies so no worker thread inherits them.
   delete process.env.INFERFLUX_API_KEYS;
   delete process.env.INFERCTL_API_KEY;
+  // The hub token lives in config.pull (main thread, pulls only); no worker inherits it either.
+  delete process.env.HF_TOKEN;
   const engineWorkers = config.models.length * config.scheduler.decodePoolSize;
   // Embedding workers' native calls share the libuv pool too.
   const pool = sizeThreadPool(engineWorkers + config.runtime.embeddings.workers);
