@@ -36,6 +36,7 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     INFERFLUX_HOST=0.0.0.0 \
     INFERFLUX_POLICY_STORE=/var/lib/inferflux/policy/policy_store.conf \
+    INFERFLUX_MODELS_STATE=/var/lib/inferflux/policy/models_state.json \
     INFERFLUX_AUDIT_LOG=/var/log/inferflux/audit.log
 WORKDIR /app
 # Application files stay owned by root: the server process can read them but not change them.
@@ -44,8 +45,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/config/server.yaml ./config/server.yaml
 COPY --from=build /app/models ./models
-# The only places the server writes: the policy store (mount a volume here, or use Redis) and the
-# audit log (ship it from here, or mount a volume).
+# The only places the server writes: the policy store and the runtime models state (mount a volume
+# here, or use Redis for the store) and the audit log (ship it from here, or mount a volume).
 RUN mkdir -p /var/lib/inferflux/policy /var/log/inferflux \
  && chown -R node:node /var/lib/inferflux /var/log/inferflux
 VOLUME ["/var/lib/inferflux/policy", "/var/log/inferflux"]

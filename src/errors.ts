@@ -101,6 +101,12 @@ export const ERRORS = {
     'invalid_request_error',
     'The download would reach a host or scheme a pull may not use (private, loopback or link-local addresses need pull.allowed_private_hosts).',
   ),
+  hub_access_denied: spec(
+    'hub_access_denied',
+    403,
+    'permission_error',
+    'The hub refused access to the repository (gated or private); set HF_TOKEN to a token that can read it.',
+  ),
   pull_in_progress: spec('pull_in_progress', 409, 'invalid_request_error', 'This model is already being pulled; wait for that pull to finish.'),
   download_failed: spec('download_failed', 502, 'server_error', 'The download failed; the partial file is kept and the next pull resumes it.'),
   digest_mismatch: spec('digest_mismatch', 502, 'server_error', 'The downloaded file does not match its SHA-256 digest; it was removed.'),

@@ -14,6 +14,7 @@ import { prepareModels } from './runtime/model-files.js';
 import { Metrics } from './metrics.js';
 import { ActorSystem } from './actors/system.js';
 import { ActorGateway } from './generation/gateway.js';
+import { readModelState } from './registry/model-state.js';
 import { createStartingHttpServer } from './http/server.js';
 import { ConsoleFeed } from './http/console-feed.js';
 import { GuardrailEngine } from './policy/guardrails/guardrail-engine.js';
@@ -36,6 +37,8 @@ async function main(): Promise<void> {
   // Keys are hashed in the config; drop the plaintext env copies so no worker thread inherits them.
   delete process.env.INFERFLUX_API_KEYS;
   delete process.env.INFERCTL_API_KEY;
+  // The hub token lives in config.pull (main thread, pulls only); no worker inherits it either.
+  delete process.env.HF_TOKEN;
   const engineWorkers = config.models.length * config.scheduler.decodePoolSize;
   // Embedding workers' native calls share the libuv pool too.
   const pool = sizeThreadPool(engineWorkers + config.runtime.embeddings.workers);
@@ -79,11 +82,14 @@ async function main(): Promise<void> {
   log(`bound ${scheme}://${config.server.host}:${port} (pid ${process.pid}); loading models (readyz 503 until ready)`);
   // Under the supervisor: it keeps this port for a restarted server (config port 0 included).
   toSupervisor({ t: 'bound', port, configuredPort: config.server.port });
-  await prepareModels(config.models, log);
+  // Runtime model changes kept from the last run: a file that does not parse stops start-up here,
+  // before any model loads, naming the file.
+  const keptModels = await readModelState(config.server.modelsStatePath);
+  await prepareModels(config.models, log, config.server.modelsDir);
   const system = await ActorSystem.start(config, metrics, log);
   // From here a start-up failure must dispose the workers' llama.cpp objects before exiting.
   started = system;
-  const gateway = await ActorGateway.create(config, system, metrics);
+  const gateway = await ActorGateway.create(config, system, metrics, { state: keptModels, log });
   // Not awaited: readiness does not wait for the embedding pool; a request meanwhile waits for it.
   void gateway.warmEmbeddings(log);
   // Guardrails follow the live policy: the config's at first, then every admin change.

@@ -141,15 +141,24 @@ export interface ModelFlags {
   setDefault?: string;
 }
 
-/** `inferctl admin models`: list (no flags), --load PATH --id ID [--default], --unload ID, --set-default ID. */
+/**
+ * What `--load X` names: a file when it looks like one (ends in `.gguf`, or starts with `/`, `.`
+ * or `~`), else a pulled model's name (`owner/repo:quant`, as `inferctl models list --local` shows).
+ */
+export function loadTarget(x: string): { path: string } | { model: string } {
+  return /\.gguf$/i.test(x) || /^[/.~]/.test(x) || x.includes('\\') ? { path: x } : { model: x };
+}
+
+/** `inferctl admin models`: list (no flags), --load PATH|NAME [--id ID] [--default], --unload ID, --set-default ID. */
 export async function runModels(c: Connection, f: ModelFlags, io: Output): Promise<void> {
   const actions = [f.load, f.unload, f.setDefault].filter((a) => a !== undefined).length;
   if (actions > 1) throw new CliError('--load, --unload and --set-default cannot be combined', 2);
-  if (f.load === undefined && (f.id !== undefined || f.default)) throw new CliError('--id and --default go with --load PATH', 2);
+  if (f.load === undefined && (f.id !== undefined || f.default)) throw new CliError('--id and --default go with --load PATH|NAME', 2);
   if (f.load !== undefined) {
-    if (f.id === undefined) throw new CliError('--load needs --id, the name clients will send as "model"', 2);
-    io.err(`loading ${f.load} as ${f.id} (returns once it serves)\n`);
-    return print(io, (await requestJson(c, 'POST', '/v1/admin/models', defined({ id: f.id, path: f.load, default: f.default ? true : undefined }))).body);
+    const target = loadTarget(f.load);
+    if (f.id === undefined && 'path' in target) throw new CliError('--load PATH needs --id, the name clients will send as "model" (a pulled model\'s name needs none)', 2);
+    io.err(`loading ${'path' in target ? f.load : `pulled model ${f.load}`} as ${f.id ?? f.load} (returns once it serves)\n`);
+    return print(io, (await requestJson(c, 'POST', '/v1/admin/models', defined({ id: f.id, ...target, default: f.default ? true : undefined }))).body);
   }
   if (f.unload !== undefined) {
     io.err(`unloading ${f.unload}: running requests finish first\n`);

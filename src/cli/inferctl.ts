@@ -9,7 +9,7 @@
  *   inferctl completion --prompt TEXT [--stream]
  *   inferctl chat --message "user:Hello" [--stream] | --interactive
  *   inferctl admin guardrails|rate-limit|api-keys|cache|fairness [--list | changes]
- *   inferctl admin models [--list | --load PATH --id ID [--default] | --unload ID | --set-default ID]
+ *   inferctl admin models [--list | --load PATH --id ID [--default] | --load NAME [--id ID] [--default] | --unload ID | --set-default ID]
  *   inferctl audit verify <audit.log | dir>...
  *
  * Server: `--url`, or `--host`/`--port`, or `INFERCTL_URL` (default http://127.0.0.1:8080). Key:
@@ -265,7 +265,7 @@ Examples:
     .command('models')
     .description('served models: list with state and capabilities (--list, or no flags), --load a GGUF, --unload (drains first) or --set-default')
     .option('--list', 'list the models, their state, SHA-256, capabilities and estimated memory')
-    .option('--load <path>', 'load this GGUF file (inside server.models_dir when the server sets one) with --id')
+    .option('--load <path|name>', 'load a GGUF file (inside server.admin_load_dir when the server sets one) with --id, or a pulled model by its name (owner/repo:quant; --id defaults to it)')
     .option('--id <id>', 'id clients send as "model" for the loaded file')
     .option('--default', 'make the loaded model the default once it is ready')
     .option('--unload <id>', 'stop serving this model: running requests finish, new ones get 503 then 404')
@@ -278,7 +278,7 @@ Examples:
     'api-keys': ['inferctl admin api-keys --list', 'inferctl admin api-keys --add ci-bot --scopes generate,read --tenant team-x', 'inferctl admin api-keys --remove key:37cf9cc6406f'],
     cache: ['inferctl admin cache --list', 'inferctl admin cache --warm "You are a helpful assistant."', 'inferctl admin cache --flush'],
     fairness: ['inferctl admin fairness', 'inferctl admin fairness --preemption on --max-timeslice-tokens 64'],
-    models: ['inferctl admin models --list', 'inferctl admin models --load /models/qwen2.5-0.5b-q8_0.gguf --id qwen --default', 'inferctl admin models --unload old-model'],
+    models: ['inferctl admin models --list', 'inferctl admin models --load /models/qwen2.5-0.5b-q8_0.gguf --id qwen --default', 'inferctl admin models --load Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M', 'inferctl admin models --unload old-model'],
   };
   for (const cmd of admin.commands) examples(cmd, adminExamples[cmd.name()] ?? []);
   examples(admin, ['inferctl admin guardrails --list   # INFERCTL_API_KEY holds an admin key']);

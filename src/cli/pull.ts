@@ -34,12 +34,14 @@ export function pullSettings(o: LocalOptions, env: NodeJS.ProcessEnv = process.e
   return {
     modelsDir: o.modelsDir ?? config.server.modelsDir,
     hubUrl: config.pull.hubUrl,
+    token: config.pull.hubToken,
     net: { allowedPrivateHosts: config.pull.allowedPrivateHosts },
   };
 }
 
 const NEXT: Partial<Record<string, [ExitCode, string]>> = {
   invalid_request: [EXIT.usage, 'see inferctl pull --help for the reference forms and flags'],
+  hub_access_denied: [EXIT.auth, 'set HF_TOKEN to a hub access token that can read this repository (and accept its terms on the hub if it is gated), then pull again'],
   model_not_found: [EXIT.notFound, 'check the repository on the hub; owner/repo:QUANT with one of the quants listed, or list local models with: inferctl models list --local'],
   download_failed: [EXIT.server, 'run the same inferctl pull again: it resumes from the partial file'],
   digest_mismatch: [EXIT.server, 'the file or the digest is wrong: check --sha256 and pull again (the bad file was removed)'],

@@ -52,9 +52,17 @@ server:
   models_dir: ""
   # Directory admin loads (POST /v1/admin/models, inferctl admin models --load) must come from; a
   # path outside it (symlinks resolved) is refused with 400 invalid_model_path. "" = any file the
-  # server can read. Models in the models list of this file are not confined.
+  # server can read. Models in the models list of this file, and pulled models loaded by name
+  # (they live in models_dir), are not confined.
   # Env: INFERFLUX_ADMIN_LOAD_DIR.
   admin_load_dir: ""
+  # Where runtime model changes are kept (models loaded or unloaded through POST/DELETE
+  # /v1/admin/models, and the default set there), so a restart serves the same set: a small JSON
+  # file written atomically (temp file, fsync, rename) after each change; nothing is written until
+  # the first change. A file that does not parse stops start-up naming it. Relative paths resolve
+  # against the working directory (as policy.store_path); "" = do not keep them (a restart serves
+  # the models list below). Env: INFERFLUX_MODELS_STATE.
+  models_state_path: config/models_state.json
   # Least severe log level written: trace, debug, info, warn, error, fatal or silent.
   # Env: INFERFLUX_LOG_LEVEL.
   log_level: info
@@ -85,7 +93,10 @@ model:
 # embeddings (optional): auto = the model serves embeddings when its GGUF declares a pooling type
 # (<arch>.pooling_type mean, cls or last: an embedding model); true = serve them anyway (a
 # generative model then embeds with llama.cpp's default, its last token's hidden state); false = never.
-# Env: INFERFLUX_MODELS="id=llama3,path=/models/llama3.gguf,backend=cpu,default=true,embeddings=auto;id=..."
+# An entry names a file (path) or a model pulled into server.models_dir by its name (model:
+# owner/repo:quant, as inferctl pull stored it; the id defaults to the name). A name not pulled
+# stops start-up with the inferctl pull command to run.
+# Env: INFERFLUX_MODELS="id=llama3,path=/models/llama3.gguf,backend=cpu,default=true,embeddings=auto;model=owner/repo:Q4_K_M;id=..."
 models:
   # The demo model is generated on first start if the file is missing.
   - id: demo
@@ -343,7 +354,9 @@ policy:
 pull:
   # The hub: its file listing (/api/models/OWNER/REPO/tree/main) picks the GGUF and gives its
   # SHA-256. https, or http to a host in allowed_private_hosts. Env: INFERFLUX_HUB_URL (or
-  # HF_ENDPOINT, as the Hugging Face tools read it).
+  # HF_ENDPOINT, as the Hugging Face tools read it). Gated or private repositories need a token:
+  # set HF_TOKEN in the environment (deliberately not a key here); it is sent to this URL's origin
+  # only, never to the CDN downloads redirect to.
   hub_url: https://huggingface.co
   # A pull refuses loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local
   # (169.254/16, where cloud metadata lives) and other non-public addresses, on the first request

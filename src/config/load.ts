@@ -153,6 +153,7 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_GUARDRAIL_OPA_FAIL_MODE', 'guardrails.opa_fail_mode', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_MODELS_DIR', 'server.models_dir', (v) => v],
   ['INFERFLUX_ADMIN_LOAD_DIR', 'server.admin_load_dir', (v) => v],
+  ['INFERFLUX_MODELS_STATE', 'server.models_state_path', (v) => v.trim()],
   // HF_ENDPOINT first, so INFERFLUX_HUB_URL wins when both are set (the later layer is merged last).
   ['HF_ENDPOINT', 'pull.hub_url', (v) => v.trim()],
   ['INFERFLUX_HUB_URL', 'pull.hub_url', (v) => v.trim()],
@@ -170,13 +171,18 @@ export function parseModelsEnv(value: string): Raw[] {
       const eq = part.indexOf('=');
       const k = (eq < 0 ? part : part.slice(0, eq)).trim();
       const v = eq < 0 ? '' : part.slice(eq + 1).trim();
-      if (!['id', 'path', 'backend', 'default', 'embeddings'].includes(k)) {
-        throw new ConfigError(`models[${i}]`, `unknown field "${k}" in INFERFLUX_MODELS entry ${i + 1} (fields: id, path, backend, default, embeddings)`);
+      if (!['id', 'path', 'model', 'backend', 'default', 'embeddings'].includes(k)) {
+        throw new ConfigError(`models[${i}]`, `unknown field "${k}" in INFERFLUX_MODELS entry ${i + 1} (fields: id, path, model, backend, default, embeddings)`);
       }
       out[k] = k === 'default' ? envBool(v) : k === 'embeddings' && v.trim() !== 'auto' ? envBool(v) : v;
     }
+    if (typeof out.model === 'string' && out.model !== '') {
+      if (out.path !== undefined) throw new ConfigError(`models[${i}]`, `set either path or model, not both (INFERFLUX_MODELS entry ${i + 1})`);
+      out.id ??= out.model;
+      return out;
+    }
     if (typeof out.path !== 'string' || out.path === '') {
-      throw new ConfigError(`models[${i}].path`, `is required (INFERFLUX_MODELS entry ${i + 1})`);
+      throw new ConfigError(`models[${i}].path`, `is required, or model: a pulled model name (INFERFLUX_MODELS entry ${i + 1})`);
     }
     out.id ??= modelIdFromPath(out.path);
     return out;
@@ -242,14 +248,24 @@ function schemaError(e: ErrorObject, raw: Raw, prov: Provenance): ConfigError {
 // ---- resolution --------------------------------------------------------------------------------
 
 interface RawModel {
-  id: string;
-  path: string;
+  id?: string;
+  path?: string;
+  /** A pulled model's name, instead of a path. */
+  model?: string;
   default?: boolean;
   backend?: string;
   embeddings?: 'auto' | boolean;
 }
 
-function resolveModels(list: RawModel[], cwd: string): ModelEntry[] {
+function resolveModels(raw: RawModel[], cwd: string): ModelEntry[] {
+  const list = raw.map((m, i) => {
+    if (m.path !== undefined && m.model !== undefined) throw new ConfigError(`models[${i}]`, 'set either path or model (a pulled model name), not both');
+    if (m.path === undefined && m.model === undefined) throw new ConfigError(`models[${i}].path`, 'is required (or model: the name of a model pulled with inferctl pull)');
+    // A pulled model is served under its name unless an id is given.
+    const id = m.id ?? m.model;
+    if (id === undefined) throw new ConfigError(`models[${i}].id`, 'is required');
+    return { ...m, id };
+  });
   const seen = new Set<string>();
   for (const [i, m] of list.entries()) {
     if (seen.has(m.id)) throw new ConfigError(`models[${i}].id`, `duplicate model id "${m.id}"`);
@@ -262,7 +278,8 @@ function resolveModels(list: RawModel[], cwd: string): ModelEntry[] {
   const defaultId = (marked[0] ?? list[0]!).id;
   return list.map((m) => ({
     id: m.id,
-    path: path.resolve(cwd, m.path),
+    path: m.path === undefined ? '' : path.resolve(cwd, m.path),
+    ...(m.model !== undefined ? { pulled: m.model } : {}),
     default: m.id === defaultId,
     backend: m.backend ?? 'cpu',
     generateIfMissing: m.path === DEMO_MODEL_PATH,
@@ -370,6 +387,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       sseMaxBufferedBytes: s.sse_max_buffered_bytes as number,
       modelsDir: resolveModelsDir(s.models_dir as string, cwd, env),
       adminLoadDir: s.admin_load_dir === '' ? '' : path.resolve(cwd, s.admin_load_dir as string),
+      modelsStatePath: s.models_state_path === '' ? '' : path.resolve(cwd, s.models_state_path as string),
       logLevel: s.log_level as LogLevel,
       logFormat: s.log_format as LogFormat,
       ...resolveServerEdges(s, cwd, from),
@@ -438,7 +456,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
     auth: resolveAuth(raw.auth as Raw, env, from),
     rateLimit: resolveRateLimit(raw.rate_limit as Raw),
     rateLimitBackend: resolveRateLimitBackend(raw.rate_limit as Raw),
-    pull: resolvePull(raw.pull as Raw),
+    pull: resolvePull(raw.pull as Raw, env),
     telemetry: { otlpEndpoint: ((raw.telemetry as Raw).otlp_endpoint as string).trim() },
     source,
   };
@@ -457,7 +475,7 @@ function resolveModelsDir(configured: string, cwd: string, env: NodeJS.ProcessEn
  * Only the URL's shape is checked here: whether its host may be reached (public, or on
  * allowed_private_hosts; http only there) is decided when a pull connects, with the address in hand.
  */
-function resolvePull(p: Raw): PullConfig {
+function resolvePull(p: Raw, env: NodeJS.ProcessEnv): PullConfig {
   let hub: URL;
   try {
     hub = new URL(p.hub_url as string);
@@ -467,7 +485,9 @@ function resolvePull(p: Raw): PullConfig {
   if ((hub.protocol !== 'https:' && hub.protocol !== 'http:') || hub.username || hub.password || hub.search || hub.hash) {
     throw new ConfigError('pull.hub_url', `must be an http(s):// URL without credentials, query or fragment, got ${JSON.stringify(p.hub_url)}`);
   }
-  return { hubUrl: hub.href.replace(/\/+$/, ''), allowedPrivateHosts: p.allowed_private_hosts as string[] };
+  // A secret: from the environment only (as the Hugging Face tools read it), never a file key.
+  const token = (env.HF_TOKEN ?? '').trim();
+  return { hubUrl: hub.href.replace(/\/+$/, ''), allowedPrivateHosts: p.allowed_private_hosts as string[], hubToken: token === '' ? null : token };
 }
 
 /** runtime.speculative_decoding: a draft model is required when it is on; its path is resolved like the others. */

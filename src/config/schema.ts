@@ -62,6 +62,7 @@ export const RULES: Record<string, Rule> = {
   'server.sse_max_buffered_bytes': int(1024, 1024 * 1024 * 1024),
   'server.models_dir': str(0, 4096),
   'server.admin_load_dir': str(0, 4096),
+  'server.models_state_path': str(0, 4096),
   'server.log_level': {
     schema: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
     expect: 'must be one of trace, debug, info, warn, error, fatal, silent',
@@ -77,6 +78,7 @@ export const RULES: Record<string, Rule> = {
     expect: 'must be 1..128 characters of [A-Za-z0-9._:/-], starting with a letter or digit',
   },
   'models[].path': str(1, 4096),
+  'models[].model': str(1, 300),
   'models[].default': bool,
   'models[].embeddings': {
     schema: { anyOf: [{ const: 'auto' }, { type: 'boolean' }] },
@@ -218,8 +220,8 @@ export const SECTION_EXPECT: Record<string, string> = {
   'guardrails.pii.kinds': 'must be a list of distinct kinds: email, phone, credit_card, iban, secret',
   'guardrails.pii.kinds[]': 'must be one of email, phone, credit_card, iban, secret',
   'guardrails.blocklist[]': 'must be a term of 1..1024 characters',
-  models: 'must be a list of {id, path, default, backend, embeddings} with at least one entry',
-  'models[]': 'must be a mapping with id and path',
+  models: 'must be a list of {id, path | model, default, backend, embeddings} with at least one entry',
+  'models[]': 'must be a mapping with id and path (or model: a pulled model name)',
   'auth.api_keys[]': 'must be a mapping {key | key_sha256, scopes, tenant?, priority?}',
   'auth.api_keys[].scopes[]': 'must be one of admin, read, generate, adapter-manager',
   'auth.api_keys[].key': 'must be a string of 8..512 characters',
@@ -234,7 +236,8 @@ function buildSchema(): Record<string, unknown> {
   const modelEntry = {
     type: 'object',
     additionalProperties: false,
-    required: ['id', 'path'],
+    // path or model (a pulled name), and the id, are checked in load.ts with clearer messages.
+    required: [] as string[],
     properties: {} as Record<string, unknown>,
   };
   const rootProps = root.properties as Record<string, Record<string, unknown>>;

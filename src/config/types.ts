@@ -8,8 +8,16 @@ import type { ApiKeyRecord, GuardrailPolicy, RateLimitPolicy } from './policy-ty
 export interface ModelEntry {
   /** Id clients name in `model`. */
   id: string;
-  /** Absolute path of the GGUF file. */
+  /**
+   * Absolute path of the GGUF file. For an entry naming a pulled model (`pulled`), '' until
+   * start-up resolves the name in `server.models_dir` (src/runtime/model-files.ts).
+   */
   path: string;
+  /**
+   * A pulled model's name (`owner/repo:quant`, as `inferctl pull` stored it in `server.models_dir`)
+   * instead of a path. Defaults to none.
+   */
+  pulled?: string;
   /** Served when a request names no model. Exactly one entry is the default. */
   default: boolean;
   /** Backend label for metrics. Only `cpu` exists today. Defaults to `cpu`. */
@@ -52,6 +60,11 @@ export interface ServerConfig {
   modelsDir: string;
   /** Absolute directory admin model loads must come from; '' = no confinement. Defaults to `''`. */
   adminLoadDir: string;
+  /**
+   * Absolute path of the file keeping runtime model changes (admin loads, unloads, the default)
+   * across restarts; '' = not kept. Defaults to `config/models_state.json` under the working directory.
+   */
+  modelsStatePath: string;
   /** Least severe level logged (`INFERFLUX_LOG_LEVEL`). Defaults to `info`. */
   logLevel: LogLevel;
   /** `auto` = pretty on a terminal, JSON lines otherwise (`INFERFLUX_LOG_FORMAT`). Defaults to `auto`. */
@@ -264,6 +277,12 @@ export interface PullConfig {
    * link-local (plain http included). Defaults to `[]`.
    */
   allowedPrivateHosts: string[];
+  /**
+   * Bearer token for gated or private hub repositories, from `HF_TOKEN` (environment only, never a
+   * config file key). Sent to the hub's own origin only, never to the CDN it redirects to.
+   * Defaults to `null` (none).
+   */
+  hubToken: string | null;
 }
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';

@@ -121,6 +121,8 @@ export interface GenerationHandle {
 export interface ModelInfo {
   id: string;
   path: string;
+  /** The pulled model's name when it was loaded by name (`owner/repo:quant`), else null. */
+  pulled: string | null;
   created: number;
   ownedBy: string;
   isDefault: boolean;
@@ -157,8 +159,12 @@ export interface ReadyReport {
 }
 
 export interface LoadModelRequest {
-  id: string;
-  path: string;
+  /** Id clients will name; defaults to `model` when a pulled model is loaded. */
+  id?: string;
+  /** A GGUF file (exactly one of `path` and `model`). */
+  path?: string;
+  /** A pulled model's name in `server.models_dir` (`owner/repo:quant`). */
+  model?: string;
   /** Make it the default once ready. */
   default?: boolean;
 }
@@ -169,7 +175,8 @@ export interface ModelControl {
   load(req: LoadModelRequest): Promise<ModelInfo>;
   /** Resolves once running requests finished and the workers are gone. */
   unload(id: string): Promise<void>;
-  setDefault(id: string): ModelInfo;
+  /** Resolves once the change is kept (server.models_state_path). */
+  setDefault(id: string): Promise<ModelInfo>;
   /** Every registry change, as it happens. */
   onChange(listener: (change: RegistryChange) => void): void;
 }

@@ -37,6 +37,7 @@ import { ModelFileCache } from './model-file.js';
 import { Run, type FinishedResponse } from './run.js';
 import { checkPromptTokens, resolveSampling } from './sampling.js';
 import { ModelRegistry, type RegisteredModel } from '../registry/model-registry.js';
+import { ModelStateWriter, restoreModelState, type KeptModelState, type StateLog } from '../registry/model-state.js';
 
 export class ActorGateway implements Gateway {
   private readonly created = Math.floor(Date.now() / 1000);
@@ -56,15 +57,31 @@ export class ActorGateway implements Gateway {
     private readonly system: ActorSystem,
     private readonly metrics: Metrics,
     readonly registry: ModelRegistry,
+    private readonly kept: ModelStateWriter | null,
   ) {
     const rc = config.runtime.responseCache;
     this.responses = new ResponseCache({ enabled: rc.enabled, maxEntries: rc.maxEntries, maxBytes: rc.maxBytes });
     this.cache = { status: () => system.cacheStatus(), flush: () => system.flushCache() };
     this.fairness = { get: () => system.fairnessSettings, set: (patch) => system.setFairness(patch) };
+    // Each change answers once it is kept (server.models_state_path), so a restart right after serves it.
+    const saved = async (): Promise<void> => {
+      await this.kept?.flush();
+    };
     this.modelControl = {
-      load: async (req) => this.info(await registry.load(req)),
-      unload: (id) => registry.unload(id),
-      setDefault: (id) => this.info(registry.setDefault(id)),
+      load: async (req) => {
+        const m = await registry.load(req);
+        await saved();
+        return this.info(m);
+      },
+      unload: async (id) => {
+        await registry.unload(id);
+        await saved();
+      },
+      setDefault: async (id) => {
+        const m = registry.setDefault(id);
+        await saved();
+        return this.info(m);
+      },
       onChange: (listener) => void registry.on('change', listener),
     };
     this.embedder = new Embedder({
@@ -82,18 +99,29 @@ export class ActorGateway implements Gateway {
     });
   }
 
-  /** The facade over a started actor system, with the configured models adopted by a new registry. */
-  static async create(config: InferFluxConfig, system: ActorSystem, metrics: Metrics): Promise<ActorGateway> {
+  /**
+   * The facade over a started actor system, with the configured models adopted by a new registry,
+   * then the runtime changes kept from an earlier run (`kept`, read at start-up) replayed over them.
+   */
+  static async create(config: InferFluxConfig, system: ActorSystem, metrics: Metrics, kept?: { state: KeptModelState; log: StateLog }): Promise<ActorGateway> {
     const sch = config.scheduler;
     const registry = new ModelRegistry({
       host: system,
       modelsDir: config.server.adminLoadDir,
+      pulledDir: config.server.modelsDir,
       memoryBudgetBytes: config.runtime.memoryBudgetBytes,
       shape: { workers: sch.decodePoolSize + sch.prefillPoolSize, contextSize: config.runtime.contextSize, sequences: config.runtime.sequencesPerWorker },
     });
     await registry.adoptConfigured(config.models);
     registry.hashConfigured();
-    return new ActorGateway(config, system, metrics, registry);
+    if (kept) await restoreModelState(registry, kept.state, kept.log);
+    let writer: ModelStateWriter | null = null;
+    if (config.server.modelsStatePath !== '') {
+      writer = new ModelStateWriter(config.server.modelsStatePath, registry, config.models.map((m) => m.id), kept?.log ?? (() => undefined));
+      // Following starts after the replay: the file changes only when an admin changes something.
+      writer.follow();
+    }
+    return new ActorGateway(config, system, metrics, registry, writer);
   }
 
   /** Starts the embedding pool when a configured model serves embeddings (in the background). */
@@ -130,6 +158,7 @@ export class ActorGateway implements Gateway {
     return {
       id: m.id,
       path: m.path,
+      pulled: m.pulled,
       created: this.created,
       ownedBy: 'inferflux',
       isDefault: m.isDefault,

@@ -24,6 +24,8 @@ import { sha256File } from './file-hash.js';
 import { estimateModelMemory, type MemoryEstimate, type ServingShape } from './memory-estimate.js';
 import { modelMetadata, type ModelMetadata } from './model-metadata.js';
 import { checkModelPath } from './model-path.js';
+import { pulledModelPath } from '../runtime/model-files.js';
+import { ModelStore } from '../runtime/models/model-store.js';
 
 export type ModelState = 'loading' | 'ready' | 'unloading' | 'failed';
 
@@ -38,6 +40,8 @@ export interface RegisteredModel {
   isDefault: boolean;
   /** Why the model failed to load (state `failed`), else null. */
   error: string | null;
+  /** The pulled model's name when it was loaded by name, else null. */
+  readonly pulled: string | null;
   /** `config` (server.yaml / env) or `admin` (loaded at runtime). */
   readonly source: 'config' | 'admin';
   /** Unique per load: caches key on it, so an id loaded again with another file never serves the old one's answers. */
@@ -61,8 +65,12 @@ export interface ModelHost {
 }
 
 export interface LoadRequest {
-  id: string;
-  path: string;
+  /** Defaults to `model` when a pulled model is named. */
+  id?: string;
+  /** A GGUF file; exactly one of `path` and `model`. */
+  path?: string;
+  /** A pulled model's name in the pulled-models directory (`owner/repo:quant`). */
+  model?: string;
   /** Make it the default model once it is ready. */
   default?: boolean;
 }
@@ -79,6 +87,11 @@ export interface RegistryOptions {
   host: ModelHost;
   /** '' = admin loads may read any file; else they must be inside it. */
   modelsDir: string;
+  /**
+   * Where pulled models are (`server.models_dir`): a load naming one reads its manifest there.
+   * Those files are the server's own store, so `modelsDir` does not confine them.
+   */
+  pulledDir: string;
   memoryBudgetBytes: number;
   /** How each model is served (workers, context), for the memory estimate. */
   shape: ServingShape;
@@ -110,7 +123,7 @@ export class ModelRegistry extends EventEmitter<{ change: [RegistryChange] }> {
     for (const m of models) {
       const info = await readGgufHeader(m.path);
       const failure = this.opts.host.startupFailure(m.id);
-      const entry = this.entry(m.id, m.path, info, 'config');
+      const entry = this.entry(m.id, m.path, info, 'config', m.pulled ?? null);
       entry.isDefault = m.default;
       entry.state = failure === null ? 'ready' : 'failed';
       entry.error = failure;
@@ -186,6 +199,15 @@ export class ModelRegistry extends EventEmitter<{ change: [RegistryChange] }> {
   }
 
   async load(req: LoadRequest): Promise<RegisteredModel> {
+    if ((req.path === undefined) === (req.model === undefined)) {
+      throw new InferFluxError('invalid_request', "Give exactly one of 'path' (a GGUF file) and 'model' (a pulled model's name).", { param: req.path === undefined ? 'path' : 'model' });
+    }
+    const id = req.id ?? req.model;
+    if (id === undefined) throw new InferFluxError('invalid_request', "'id' is required when loading a path (it is the name clients send as \"model\").", { param: 'id' });
+    return this.loadAs({ ...req, id });
+  }
+
+  private async loadAs(req: LoadRequest & { id: string }): Promise<RegisteredModel> {
     if (!ID_PATTERN.test(req.id)) {
       throw new InferFluxError('invalid_request', 'id must be 1..128 characters of [A-Za-z0-9._:/-], starting with a letter or digit.', { param: 'id' });
     }
@@ -196,9 +218,12 @@ export class ModelRegistry extends EventEmitter<{ change: [RegistryChange] }> {
     this.reserved.add(req.id);
     let entry: RegisteredModel;
     try {
-      const path = await checkModelPath(req.path, this.opts.modelsDir);
+      const path =
+        req.model !== undefined
+          ? await checkModelPath(await pulledModelPath(new ModelStore(this.opts.pulledDir), req.model), '')
+          : await checkModelPath(req.path!, this.opts.modelsDir);
       const info = await validated(path);
-      entry = this.entry(req.id, path, info, 'admin');
+      entry = this.entry(req.id, path, info, 'admin', req.model ?? null);
       const used = this.memoryUsed;
       if (used + entry.memory.totalBytes > this.opts.memoryBudgetBytes) {
         throw new InferFluxError(
@@ -275,11 +300,12 @@ export class ModelRegistry extends EventEmitter<{ change: [RegistryChange] }> {
     return m;
   }
 
-  private entry(id: string, path: string, info: GgufInfo, source: 'config' | 'admin'): RegisteredModel {
+  private entry(id: string, path: string, info: GgufInfo, source: 'config' | 'admin', pulled: string | null): RegisteredModel {
     const metadata = modelMetadata(info);
     return {
       id,
       path,
+      pulled,
       sha256: null,
       capabilities: capabilitiesOf(metadata),
       state: 'loading',

@@ -5,11 +5,18 @@
  */
 import { existsSync } from 'node:fs';
 import type { ModelEntry } from '../config/types.js';
+import { InferFluxError } from '../errors.js';
 import { ensureModel } from './gguf/generate.js';
 import { validateGguf } from './gguf/reader.js';
+import { ModelStore } from './models/model-store.js';
 
-export async function prepareModels(models: ModelEntry[], log: (msg: string) => void): Promise<void> {
+export async function prepareModels(models: ModelEntry[], log: (msg: string) => void, modelsDir: string): Promise<void> {
   for (const m of models) {
+    if (m.pulled !== undefined) {
+      // An entry naming a pulled model serves the file its manifest points to.
+      m.path = await pulledModelPath(new ModelStore(modelsDir), m.pulled, `model '${m.id}'`);
+      log(`model '${m.id}': pulled model ${m.pulled} -> ${m.path}`);
+    }
     if (m.generateIfMissing && !existsSync(m.path)) {
       log(`model '${m.id}': ${m.path} is missing; generating the demo model`);
       await ensureModel('tiny', m.path);
@@ -21,4 +28,20 @@ export async function prepareModels(models: ModelEntry[], log: (msg: string) => 
       throw new Error(`model '${m.id}': ${m.path} is not a valid GGUF file: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
+}
+
+/**
+ * The file of a pulled model (`inferctl pull NAME` stored it in the models directory), or
+ * `model_not_found` naming the directory and the pull command to run.
+ */
+export async function pulledModelPath(store: ModelStore, name: string, what?: string): Promise<string> {
+  const stored = await store.get(name);
+  if (stored === undefined || !existsSync(stored.path)) {
+    throw new InferFluxError(
+      'model_not_found',
+      `${what === undefined ? '' : `${what}: `}'${name}' is not pulled into ${store.dir} (server.models_dir); pull it first with: inferctl pull ${name}`,
+      { param: 'model' },
+    );
+  }
+  return stored.path;
 }

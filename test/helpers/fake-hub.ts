@@ -4,7 +4,10 @@
  * with each file's LFS SHA-256) and redirects `/{owner}/{repo}/resolve/main/{path}` to the CDN,
  * which serves bytes with Range support. Files can be made to misbehave: `corrupt` (bytes differ
  * from the listed digest), `dropOnce` (the first response is cut mid-body), `oversize` (more
- * bytes than listed), `redirectTo` (the resolve URL redirects there instead).
+ * bytes than listed), `redirectTo` (the resolve URL redirects there instead). Repositories named in
+ * `gated` need `Authorization: Bearer <token>` on the hub (401 without it, 403 with another
+ * token), as Hugging Face answers for gated and private repositories; every request records the
+ * Authorization header it carried, so a test can check that the CDN never saw the token.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -29,6 +32,7 @@ export interface HubRequest {
   server: 'hub' | 'cdn';
   url: string;
   range: string | undefined;
+  authorization: string | undefined;
   /** Body bytes sent in answer. */
   sent: number;
 }
@@ -56,14 +60,20 @@ function listen(server: Server): Promise<string> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
 }
 
-export async function startFakeHub(repos: Record<string, HubFileSpec[]>): Promise<FakeHub> {
+export interface FakeHubOptions {
+  /** Repositories that need the token. */
+  gated?: string[];
+  token?: string;
+}
+
+export async function startFakeHub(repos: Record<string, HubFileSpec[]>, opts: FakeHubOptions = {}): Promise<FakeHub> {
   const requests: HubRequest[] = [];
   const map = new Map(Object.entries(repos));
   const dropped = new Set<string>();
   const find = (repo: string, path: string) => map.get(repo)?.find((f) => f.path === path);
 
   const cdn = createServer((req: IncomingMessage, res) => {
-    const rec: HubRequest = { server: 'cdn', url: req.url ?? '', range: req.headers.range, sent: 0 };
+    const rec: HubRequest = { server: 'cdn', url: req.url ?? '', range: req.headers.range, authorization: req.headers.authorization, sent: 0 };
     requests.push(rec);
     const m = /^\/blob\/([^/]+)\/(.+)$/.exec(req.url ?? '');
     const file = m ? find(decodeURIComponent(m[1]!), decodeURIComponent(m[2]!)) : undefined;
@@ -99,8 +109,20 @@ export async function startFakeHub(repos: Record<string, HubFileSpec[]>): Promis
   const cdnUrl = await listen(cdn);
 
   const hub = createServer((req, res) => {
-    requests.push({ server: 'hub', url: req.url ?? '', range: req.headers.range, sent: 0 });
+    requests.push({ server: 'hub', url: req.url ?? '', range: req.headers.range, authorization: req.headers.authorization, sent: 0 });
     const url = new URL(req.url ?? '/', 'http://x');
+    const repoOf = /^\/(?:api\/models\/)?([^/]+)\/([^/]+)\//.exec(url.pathname);
+    if (repoOf && opts.gated?.includes(`${decodeURIComponent(repoOf[1]!)}/${decodeURIComponent(repoOf[2]!)}`)) {
+      const auth = req.headers.authorization;
+      if (auth === undefined) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"Access to this repository is restricted. You must be authenticated to access it."}');
+        return;
+      }
+      if (auth !== `Bearer ${opts.token}`) {
+        res.writeHead(403, { 'content-type': 'application/json' }).end('{"error":"Access to this gated repository is not allowed with this token."}');
+        return;
+      }
+    }
     const tree = /^\/api\/models\/([^/]+)\/([^/]+)\/tree\/main$/.exec(url.pathname);
     if (tree) {
       const files = map.get(`${decodeURIComponent(tree[1]!)}/${decodeURIComponent(tree[2]!)}`);

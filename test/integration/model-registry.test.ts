@@ -15,6 +15,7 @@ import { generateModel } from '../../src/runtime/gguf/generate.js';
 import { readGgufHeader } from '../../src/runtime/gguf/reader.js';
 import { estimateModelMemory } from '../../src/registry/memory-estimate.js';
 import { modelMetadata } from '../../src/registry/model-metadata.js';
+import { ModelStore } from '../../src/runtime/models/model-store.js';
 import { runProcess } from '../helpers/process.js';
 import { api, startServer, tinyModel, type RunningServer } from '../helpers/server.js';
 
@@ -85,6 +86,9 @@ describe('model registry: runtime load, serve, default, unload under load (real 
   let first: string;
   let firstId: string;
   const second = () => join(dir, 'second.gguf');
+  /** The models directory a pull writes (server.models_dir), holding `second.gguf` under a pulled name. */
+  const pulledDir = () => join(dir, 'pulled');
+  const PULLED = 'acme/second-GGUF:Q8_0';
   const admin = (method: string, path: string, body?: unknown, key: string | null = ADMIN) => api(server, method, path, body, key);
 
   before(async () => {
@@ -96,7 +100,15 @@ describe('model registry: runtime load, serve, default, unload under load (real 
     // Budget: room for two tiny models (the configured one and one more), not three.
     const info = await readGgufHeader(second());
     const one = estimateModelMemory(modelMetadata(info), info.fileSize, { workers: 1, contextSize: 2048, sequences: 4 }).totalBytes;
+    // What `inferctl pull` leaves: the blob named by its digest and a manifest naming it.
+    const store = new ModelStore(pulledDir());
+    await store.ensureDirs();
+    const bytes = readFileSync(second());
+    const digest = createHash('sha256').update(bytes).digest('hex');
+    copyFileSync(second(), store.blobPath(digest));
+    await store.put({ name: PULLED, source: 'acme/second-GGUF:Q8_0', url: 'https://hub.example/acme/second-GGUF/resolve/main/second-Q8_0.gguf', quant: 'Q8_0', sha256: digest, size: bytes.length, pulled_at: new Date().toISOString(), architecture: 'llama' });
     server = await startServer({
+      INFERFLUX_MODELS_DIR: pulledDir(),
       INFERFLUX_API_KEYS: `${ADMIN}:admin|generate|read,${USER}:generate|read`,
       INFERFLUX_DECODE_POOL_SIZE: '1',
       INFERFLUX_THREADS_PER_WORKER: '1',
@@ -272,5 +284,59 @@ describe('model registry: runtime load, serve, default, unload under load (real 
     expect((await cli('--unload', 'a', '--set-default', 'b')).code).to.equal(2);
     r = await runProcess(process.execPath, [INFERCTL, 'admin', 'models', '--list'], { env: { ...env, INFERCTL_API_KEY: USER } });
     expect(r.code).to.equal(3);
+  });
+
+  it('loads a pulled model by its name (API and inferctl); a name not pulled is 404 saying the inferctl pull to run', async () => {
+    const missing = await admin('POST', '/v1/admin/models', { model: 'acme/nope-GGUF:Q4_K_M' });
+    expect(missing.status).to.equal(404);
+    expect(missing.body.error).to.deep.include({ code: 'model_not_found', param: 'model' });
+    expect(missing.body.error.message).to.equal(`'acme/nope-GGUF:Q4_K_M' is not pulled into ${pulledDir()} (server.models_dir); pull it first with: inferctl pull acme/nope-GGUF:Q4_K_M`);
+    for (const body of [{ model: PULLED, path: second(), id: 'x' }, {}, { id: 'x' }]) {
+      const r = await admin('POST', '/v1/admin/models', body);
+      expect([r.status, r.body.error.code], JSON.stringify(body)).to.deep.equal([400, 'invalid_request']);
+    }
+    expect((await admin('POST', '/v1/admin/models', { model: '../../etc/passwd' })).status).to.equal(400);
+
+    // The pulled file is outside admin_load_dir's reach by path, and loads by name (the server's own store).
+    const env = { PATH: process.env.PATH ?? '', INFERCTL_URL: server.url, INFERCTL_API_KEY: ADMIN };
+    const cli = (...args: string[]) => runProcess(process.execPath, [INFERCTL, 'admin', 'models', ...args], { env });
+    let r = await cli('--load', PULLED);
+    expect(r.code, r.stderr).to.equal(0);
+    const loaded = JSON.parse(r.stdout) as { id: string; pulled: string; state: string; path: string; default: boolean };
+    expect(loaded).to.deep.include({ id: PULLED, pulled: PULLED, state: 'ready', default: false });
+    expect(loaded.path).to.match(/\/blobs\/sha256-[0-9a-f]{64}\.gguf$/);
+    // It serves under its name, from its own weights (seed 1), not the configured model's (seed 0).
+    expect(await greedy(server, PULLED)).to.not.equal(await greedy(server, firstId));
+    expect((await admin('GET', '/v1/models')).body.data.map((m: { id: string }) => m.id)).to.include(PULLED);
+    r = await cli('--unload', PULLED);
+    expect(r.code, r.stderr).to.equal(0);
+    // Under another id, through the API.
+    const other = await admin('POST', '/v1/admin/models', { model: PULLED, id: 'second-by-name' });
+    expect([other.status, other.body.id, other.body.pulled]).to.deep.equal([201, 'second-by-name', PULLED]);
+    expect((await admin('DELETE', '/v1/admin/models/second-by-name')).status).to.equal(200);
+    r = await cli('--load', 'acme/nope-GGUF:Q4_K_M');
+    expect(r.code).to.equal(4);
+    expect(r.stderr).to.include('pull it first with: inferctl pull acme/nope-GGUF:Q4_K_M');
+  });
+
+  it('config models[] can name a pulled model; one that is not pulled stops start-up naming the pull command', async () => {
+    const byName = await startServer({ INFERFLUX_MODELS_DIR: pulledDir(), INFERFLUX_MODELS: `model=${PULLED}`, INFERFLUX_MODEL_PATH: '' });
+    try {
+      const models = await api(byName, 'GET', '/v1/models', undefined, null);
+      expect(models.body.data.map((m: { id: string }) => m.id)).to.deep.equal([PULLED]);
+      const c = await api(byName, 'POST', '/v1/completions', { model: PULLED, prompt: 'The', max_tokens: 4, temperature: 0 }, null);
+      expect(c.status, JSON.stringify(c.body)).to.equal(200);
+    } finally {
+      await byName.stop();
+    }
+    let failure = '';
+    try {
+      const s = await startServer({ INFERFLUX_MODELS_DIR: pulledDir(), INFERFLUX_MODELS: 'model=acme/nope-GGUF:Q4_K_M', INFERFLUX_MODEL_PATH: '' });
+      await s.stop();
+    } catch (err) {
+      failure = String(err);
+    }
+    expect(failure).to.match(/server exited with 1 before listening/);
+    expect(failure).to.include(`'acme/nope-GGUF:Q4_K_M' is not pulled into ${pulledDir()} (server.models_dir); pull it first with: inferctl pull acme/nope-GGUF:Q4_K_M`);
   });
 });

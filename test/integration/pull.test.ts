@@ -16,6 +16,7 @@ import { startServer, type RunningServer } from '../helpers/server.js';
 const CLI = new URL('../../dist/cli/inferctl.js', import.meta.url).pathname;
 const ADMIN = 'sk-pull-admin-0123456789';
 const READ = 'sk-pull-read-0123456789';
+const HF_TOKEN = 'hf_gated_0123456789abcdef';
 
 async function rejection(p: Promise<unknown>): Promise<{ status_code?: number; error?: string; message: string }> {
   try {
@@ -44,7 +45,8 @@ describe('pull: inferctl and the Ollama routes against a loopback hub', function
       ],
       // Listed with the digest of other bytes (not of a stored blob, which would need no download).
       'acme/bad-GGUF': [{ path: 'bad-Q4_K_M.gguf', bytes: corrupt, listedSha256: sha256(Buffer.from('the real file')) }],
-    });
+      'acme/gated-GGUF': [{ path: 'gated-Q8_0.gguf', bytes: gguf }],
+    }, { gated: ['acme/gated-GGUF'], token: HF_TOKEN });
     tmp = mkdtempSync(join(tmpdir(), 'ifx-pull-it-'));
     server = await startServer({ INFERFLUX_API_KEYS: `${ADMIN}:admin|read,${READ}:read`, INFERFLUX_HUB_URL: hub.url, INFERFLUX_PULL_ALLOWED_HOSTS: '127.0.0.1' });
   });
@@ -150,5 +152,37 @@ describe('pull: inferctl and the Ollama routes against a loopback hub', function
       expect((await rejection(p)).status_code).to.equal(403);
     }
     expect((await rejection(admin.push({ model: 'acme/tiny-GGUF:Q8_0' }))).status_code).to.equal(501);
+  });
+
+  it('a gated repository: HF_TOKEN reaches the hub and never the CDN; without it inferctl exits 3 and /api/pull answers 403 hub_access_denied', async () => {
+    const allow = { INFERFLUX_PULL_ALLOWED_HOSTS: '127.0.0.1' };
+    hub.requests.length = 0;
+    const denied = await cli(['pull', 'acme/gated-GGUF:Q8_0', '--models-dir', join(tmp, 'gated-anon')]);
+    expect(denied.code).to.equal(3);
+    expect(denied.stderr).to.contain(`inferctl: ${hub.url} refused the file listing of acme/gated-GGUF (HTTP 401): it is gated or private (or does not exist); set HF_TOKEN to a hub token with access to it (hub_access_denied)\n  next: set HF_TOKEN to a hub access token`);
+    const wrong = await cli(['pull', 'acme/gated-GGUF:Q8_0', '--models-dir', join(tmp, 'gated-wrong')], { ...allow, HF_TOKEN: 'hf_someone_else' });
+    expect(wrong.code).to.equal(3);
+    expect(wrong.stderr).to.contain('(HTTP 403): the token in HF_TOKEN has no access to it');
+
+    hub.requests.length = 0;
+    const dir = join(tmp, 'gated');
+    const ok = await cli(['pull', 'acme/gated-GGUF:Q8_0', '--models-dir', dir], { ...allow, HF_TOKEN });
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(readdirSync(join(dir, 'blobs'))).to.deep.equal([`sha256-${sha256(gguf)}.gguf`]);
+    const seen = hub.requests.map((r) => `${r.server} ${r.url.replace(/\?.*$/, '')} ${r.authorization ?? '-'}`);
+    expect(seen).to.deep.equal([
+      `hub /api/models/acme/gated-GGUF/tree/main Bearer ${HF_TOKEN}`,
+      `hub /acme/gated-GGUF/resolve/main/gated-Q8_0.gguf Bearer ${HF_TOKEN}`,
+      `cdn /blob/${encodeURIComponent('acme/gated-GGUF')}/gated-Q8_0.gguf -`,
+    ]);
+    // The token never shows in what the CLI printed.
+    expect(ok.stdout + ok.stderr).to.not.contain(HF_TOKEN);
+
+    // The server has no HF_TOKEN: Ollama's /api/pull answers 403 before any progress line, streamed or not.
+    for (const stream of [true, false]) {
+      const res = await fetch(`${server.url}/api/pull`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'acme/gated-GGUF:Q8_0', stream }) });
+      expect(res.status, `stream ${stream}`).to.equal(403);
+      expect(await res.json()).to.deep.equal({ error: `${hub.url} refused the file listing of acme/gated-GGUF (HTTP 401): it is gated or private (or does not exist); set HF_TOKEN to a hub token with access to it` });
+    }
   });
 });

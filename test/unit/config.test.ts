@@ -25,6 +25,7 @@ describe('config', () => {
         sseMaxBufferedBytes: 262144,
         modelsDir: path.join(envPaths('inferflux', { suffix: '' }).cache, 'models'),
         adminLoadDir: '',
+        modelsStatePath: path.join(cwd, 'config/models_state.json'),
         logLevel: 'info',
         logFormat: 'auto',
         tls: { enabled: false, certPath: '', keyPath: '' },
@@ -46,10 +47,21 @@ describe('config', () => {
       auth: { enabled: 'auto', enabledSource: 'built-in default', apiKeys: [], metricsPublic: true, oidc: null },
       rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
       rateLimitBackend: { redisUrl: '', redisPrefix: 'inferflux:rl:', redisTimeoutMs: 100, redisFailMode: 'local' },
-      pull: { hubUrl: 'https://huggingface.co', allowedPrivateHosts: [] },
+      pull: { hubUrl: 'https://huggingface.co', allowedPrivateHosts: [], hubToken: null },
       telemetry: { otlpEndpoint: '' },
       source: 'built-in default + env (INFERFLUX_CORES)',
     });
+  });
+
+  it('models[] entries name a file or a pulled model (id defaults to the name); both or neither is an error naming the entry', () => {
+    const cwd = makeCwd();
+    const cfg = loadConfig({ env: { ...ENV, INFERFLUX_MODELS: 'model=acme/r-GGUF:Q8_0;id=b,model=acme/b:Q4_K_M,default=true' }, cwd });
+    expect(cfg.models.map((m) => [m.id, m.path, m.pulled, m.default])).to.deep.equal([
+      ['acme/r-GGUF:Q8_0', '', 'acme/r-GGUF:Q8_0', false],
+      ['b', '', 'acme/b:Q4_K_M', true],
+    ]);
+    expect(loadError({ ...ENV, INFERFLUX_MODELS: 'model=a/b,path=/m/x.gguf' }).message).to.contain('set either path or model, not both');
+    expect(loadError({ ...ENV, INFERFLUX_MODELS: 'id=x' }).message).to.contain('models[0].path: is required, or model: a pulled model name');
   });
 
   it('models dir, hub and pull allow-list: env over file, XDG cache by default, INFERFLUX_HUB_URL over HF_ENDPOINT', () => {
@@ -57,8 +69,11 @@ describe('config', () => {
     expect(loadConfig({ env: { ...ENV, XDG_CACHE_HOME: '/xdg' }, cwd }).server.modelsDir).to.equal(process.platform === 'linux' ? '/xdg/inferflux/models' : path.join(envPaths('inferflux', { suffix: '' }).cache, 'models'));
     const cfg = loadConfig({ env: { ...ENV, INFERFLUX_MODELS_DIR: 'pulled', HF_ENDPOINT: 'https://mirror.example/', INFERFLUX_PULL_ALLOWED_HOSTS: '127.0.0.1, 10.0.0.0/8' }, cwd });
     expect(cfg.server.modelsDir).to.equal(path.join(cwd, 'pulled'));
-    expect(cfg.pull).to.deep.equal({ hubUrl: 'https://mirror.example', allowedPrivateHosts: ['127.0.0.1', '10.0.0.0/8'] });
+    expect(cfg.pull).to.deep.equal({ hubUrl: 'https://mirror.example', allowedPrivateHosts: ['127.0.0.1', '10.0.0.0/8'], hubToken: null });
     expect(loadConfig({ env: { ...ENV, HF_ENDPOINT: 'https://a.example', INFERFLUX_HUB_URL: 'http://127.0.0.1:9' }, cwd }).pull.hubUrl).to.equal('http://127.0.0.1:9');
+    // The hub token is read from HF_TOKEN only (a secret: no file key), blank = none.
+    expect(loadConfig({ env: { ...ENV, HF_TOKEN: ' hf_abc ' }, cwd }).pull.hubToken).to.equal('hf_abc');
+    expect(loadConfig({ env: { ...ENV, HF_TOKEN: '  ' }, cwd }).pull.hubToken).to.equal(null);
     expect(loadError({ ...ENV, INFERFLUX_HUB_URL: 'ftp://x' }).message).to.contain('pull.hub_url: must be an http(s):// URL');
   });
 

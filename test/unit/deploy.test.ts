@@ -178,6 +178,7 @@ describe('deployment: Helm chart', function () {
         expect(config.server.port).to.equal(8080);
         expect(config.runtime.cores).to.equal(2);
         expect(config.policy.storePath).to.equal('/var/lib/inferflux/policy/policy_store.conf');
+        expect(config.server.modelsStatePath).to.equal('/var/lib/inferflux/policy/models_state.json');
         expect(config.policy.redisUrl).to.equal(secret.INFERFLUX_POLICY_REDIS_URL ?? '');
         expect(config.rateLimitBackend.redisUrl).to.equal(secret.INFERFLUX_RATE_LIMIT_REDIS_URL ?? '');
         // Off loopback the server refuses to start without credentials; this pod has them.

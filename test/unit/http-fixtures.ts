@@ -39,6 +39,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       sseMaxBufferedBytes: 256 * 1024,
       modelsDir: '/nonexistent/inferflux-test-models',
       adminLoadDir: '',
+      modelsStatePath: '',
       logLevel: 'silent',
       logFormat: 'json',
       tls: { enabled: false, certPath: '', keyPath: '' },
@@ -70,7 +71,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
     auth: { enabled: 'auto', enabledSource: 'test', apiKeys: [], metricsPublic: true, oidc: null },
     rateLimit: { requestsPerMinute: 0, tokensPerMinute: 0, tenantRequestsPerMinute: 0, tenantTokensPerMinute: 0 },
     rateLimitBackend: { redisUrl: '', redisPrefix: 'inferflux:rl:', redisTimeoutMs: 100, redisFailMode: 'local' },
-    pull: { hubUrl: 'https://huggingface.co', allowedPrivateHosts: [] },
+    pull: { hubUrl: 'https://huggingface.co', allowedPrivateHosts: [], hubToken: null },
     telemetry: { otlpEndpoint: '' },
     source: 'test',
   };
@@ -157,6 +158,7 @@ export class FakeGateway implements Gateway {
       {
         id: 'tiny',
         path: '/m/tiny.gguf',
+        pulled: null,
         created: CREATED,
         ownedBy: 'inferflux',
         isDefault: true,

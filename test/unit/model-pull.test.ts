@@ -12,7 +12,10 @@ import { pickGguf, quantOf } from '../../src/runtime/models/hub.js';
 import { checkModelName, parseModelRef } from '../../src/runtime/models/model-ref.js';
 import { ModelStore } from '../../src/runtime/models/model-store.js';
 import { pullModel, type PullEvent, type PullSettings } from '../../src/runtime/models/pull.js';
+import { hopHeaders } from '../../src/runtime/models/safe-get.js';
 import { startFakeHub, sha256, tinyGguf, type FakeHub } from '../helpers/fake-hub.js';
+
+const TOKEN = 'hf_test_0123456789abcdef';
 
 async function codeOf(p: Promise<unknown>): Promise<{ code: string; message: string }> {
   try {
@@ -51,7 +54,8 @@ describe('model pull (loopback hub)', function () {
         { path: 'lan-Q5_K_S.gguf', bytes: gguf, redirectTo: 'https://10.1.2.3/x.gguf' },
       ],
       'acme/evil-GGUF': [{ path: '../../escape-Q4_K_M.gguf', bytes: gguf }],
-    });
+      'acme/gated-GGUF': [{ path: 'gated-Q8_0.gguf', bytes: gguf }],
+    }, { gated: ['acme/gated-GGUF'], token: TOKEN });
   });
   after(async () => {
     await hub.close();
@@ -59,7 +63,7 @@ describe('model pull (loopback hub)', function () {
   beforeEach(() => {
     root = mkdtempSync(join(tmpdir(), 'ifx-pull-'));
     dir = join(root, 'models');
-    settings = { modelsDir: dir, hubUrl: hub.url, net: { allowedPrivateHosts: ['127.0.0.1'] } };
+    settings = { modelsDir: dir, hubUrl: hub.url, token: null, net: { allowedPrivateHosts: ['127.0.0.1'] } };
     hub.requests.length = 0;
   });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
@@ -137,6 +141,51 @@ describe('model pull (loopback hub)', function () {
     const lan = await codeOf(pullModel(settings, { ref: 'acme/bad-GGUF:Q5_K_S' }));
     expect(lan.code).to.equal('download_refused');
     expect(lan.message).to.include('10.1.2.3 (private)');
+  });
+
+  it('HF_TOKEN goes to the hub origin only, never to the CDN a download redirects to; a gated repository is hub_access_denied', async () => {
+    const withToken: PullSettings = { ...settings, token: TOKEN };
+    const m = await pullModel(withToken, { ref: 'acme/gated-GGUF:Q8_0' });
+    expect(m.sha256).to.equal(sha256(gguf));
+    const hubReqs = hub.requests.filter((r) => r.server === 'hub');
+    const cdnReqs = hub.requests.filter((r) => r.server === 'cdn');
+    // The listing and the resolve URL (which redirected) carried it; the CDN (another port: another origin) did not.
+    expect(hubReqs.map((r) => [r.url.replace(/\?.*$/, ''), r.authorization])).to.deep.equal([
+      ['/api/models/acme/gated-GGUF/tree/main', `Bearer ${TOKEN}`],
+      ['/acme/gated-GGUF/resolve/main/gated-Q8_0.gguf', `Bearer ${TOKEN}`],
+    ]);
+    expect(cdnReqs).to.have.length(1);
+    expect(cdnReqs[0]!.authorization).to.equal(undefined);
+    // A URL on another origin than the hub's never gets the token either.
+    hub.requests.length = 0;
+    await pullModel({ ...withToken, modelsDir: join(root, 'other') }, { ref: `${hub.cdnUrl}/blob/${encodeURIComponent('acme/tiny-GGUF')}/tiny-Q8_0.gguf` });
+    expect(hub.requests.map((r) => [r.server, r.authorization])).to.deep.equal([['cdn', undefined]]);
+
+    // Without a token the hub answers 401, with another token 403: both are hub_access_denied, saying what to do.
+    const anon = await codeOf(pullModel({ ...settings, modelsDir: join(root, 'anon') }, { ref: 'acme/gated-GGUF:Q8_0' }));
+    expect(anon).to.deep.equal({
+      code: 'hub_access_denied',
+      message: `${hub.url} refused the file listing of acme/gated-GGUF (HTTP 401): it is gated or private (or does not exist); set HF_TOKEN to a hub token with access to it`,
+    });
+    const wrong = await codeOf(pullModel({ ...settings, modelsDir: join(root, 'wrong'), token: 'hf_other' }, { ref: 'acme/gated-GGUF:Q8_0' }));
+    expect(wrong.code).to.equal('hub_access_denied');
+    expect(wrong.message).to.contain('(HTTP 403): the token in HF_TOKEN has no access to it');
+    // The resolve URL refusing (a file link without the listing) is the same error.
+    const file = await codeOf(pullModel({ ...settings, modelsDir: join(root, 'file') }, { ref: `${hub.url}/acme/gated-GGUF/resolve/main/gated-Q8_0.gguf` }));
+    expect(file.code).to.equal('hub_access_denied');
+    expect(existsSync(join(root, 'anon', 'manifests'))).to.equal(false);
+    expect(new InferFluxError('hub_access_denied').status).to.equal(403);
+  });
+
+  it('per-hop headers: a caller-supplied Authorization is dropped, the credential is added only on its exact origin', () => {
+    const cred = { origin: 'https://hub.example', token: 't' };
+    expect(hopHeaders({ accept: 'x', Authorization: 'Bearer leak' }, new URL('https://cdn.example/f'), cred)).to.deep.equal({ accept: 'x' });
+    expect(hopHeaders({}, new URL('https://hub.example/a'), cred)).to.deep.equal({ authorization: 'Bearer t' });
+    // Another port, scheme or subdomain is another origin.
+    for (const u of ['https://hub.example:8443/a', 'http://hub.example/a', 'https://cdn.hub.example/a', 'https://hub.example.evil/a']) {
+      expect(hopHeaders({}, new URL(u), cred), u).to.deep.equal({});
+    }
+    expect(hopHeaders({}, new URL('https://hub.example/a'), { ...cred, token: null })).to.deep.equal({});
   });
 
   it('loopback is refused unless allow-listed, by address and by name', async () => {

@@ -13,7 +13,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InferFluxError } from '../../errors.js';
-import { safeGet, type NetPolicy } from './safe-get.js';
+import { hubAccessDenied, safeGet, type NetPolicy, type OriginCredential } from './safe-get.js';
 
 export interface DownloadProgress {
   /** Bytes of the whole file, when known. */
@@ -33,6 +33,8 @@ export interface DownloadOptions {
   /** Size the file must have (from the hub's listing), or null to trust the response. */
   expectedSize: number | null;
   headers?: Record<string, string>;
+  /** The hub's origin and token: the token goes to that origin only, never to a redirect target elsewhere. */
+  credential?: OriginCredential | null;
   signal?: AbortSignal;
   /** Attempts per download (the first plus resumes after an interruption). Defaults to `3`. */
   attempts?: number;
@@ -112,8 +114,9 @@ function resumable(message: string, cause?: unknown): InferFluxError {
 async function attemptOnce(o: DownloadOptions, offset: number): Promise<number | null> {
   const headers = { ...o.headers, ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) };
   let res: IncomingMessage;
+  let answered: URL;
   try {
-    ({ res } = await safeGet(o.policy, o.url, headers, o.signal));
+    ({ res, url: answered } = await safeGet(o.policy, o.url, headers, o.signal, o.credential ?? null));
   } catch (err) {
     if (err instanceof InferFluxError && err.code === 'download_failed' && !o.signal?.aborted) throw resumable(err.message, err);
     throw err;
@@ -142,6 +145,7 @@ async function attemptOnce(o: DownloadOptions, offset: number): Promise<number |
     throw resumable(`${o.url.host} refused the range of a partial file larger than the file; restarting`);
   } else {
     res.resume();
+    if ((status === 401 || status === 403) && o.credential && answered.origin === o.credential.origin) throw hubAccessDenied(o.credential, status, o.url.pathname);
     if (status === 404) throw new InferFluxError('model_not_found', `${o.url.host} has no such file (HTTP 404): ${o.url.pathname}`, { param: 'model' });
     throw new InferFluxError('download_failed', `${o.url.host} answered HTTP ${status} to ${o.url.pathname}`);
   }

@@ -8,7 +8,7 @@
  */
 import { InferFluxError } from '../../errors.js';
 import { checkRepoFilePath } from './model-ref.js';
-import { safeGet, type NetPolicy } from './safe-get.js';
+import { hubAccessDenied, safeGet, type NetPolicy, type OriginCredential } from './safe-get.js';
 
 export interface HubFile {
   path: string;
@@ -74,17 +74,25 @@ function withSlash(hub: URL): URL {
   return hub.href.endsWith('/') ? hub : new URL(`${hub.href}/`);
 }
 
-/** Every file of the repository (hostile names are refused here, before anything uses them). */
-export async function listRepo(policy: NetPolicy, hub: URL, owner: string, repo: string, signal?: AbortSignal): Promise<HubFile[]> {
+/**
+ * Every file of the repository (hostile names are refused here, before anything uses them). The
+ * credential's token goes to the hub's origin only.
+ */
+export async function listRepo(policy: NetPolicy, hub: URL, owner: string, repo: string, signal?: AbortSignal, credential: OriginCredential = { origin: hub.origin, token: null }): Promise<HubFile[]> {
   const files: HubFile[] = [];
   let url: URL | null = repoApiUrl(hub, owner, repo);
   for (let page = 0; url !== null; page++) {
     if (page >= MAX_LISTING_PAGES) throw new InferFluxError('download_failed', `the listing of ${owner}/${repo} has more than ${MAX_LISTING_PAGES} pages`);
-    const { res } = await safeGet(policy, url, { accept: 'application/json' }, signal);
+    const got = await safeGet(policy, url, { accept: 'application/json' }, signal, credential);
+    const res = got.res;
     const status = res.statusCode ?? 0;
-    if (status === 401 || status === 404) {
+    if ((status === 401 || status === 403) && got.url.origin === credential.origin) {
       res.resume();
-      throw new InferFluxError('model_not_found', `${owner}/${repo} does not exist on ${hub.origin} (or is private or gated)`, { param: 'model' });
+      throw hubAccessDenied(credential, status, `the file listing of ${owner}/${repo}`);
+    }
+    if (status === 404) {
+      res.resume();
+      throw new InferFluxError('model_not_found', `${owner}/${repo} does not exist on ${hub.origin}`, { param: 'model' });
     }
     if (status !== 200) {
       res.resume();

@@ -14,12 +14,17 @@ import { downloadResumable, sha256OfFile, type DownloadProgress } from './downlo
 import { listRepo, pickGguf, quantOf, resolveUrl } from './hub.js';
 import { fileStem, parseModelRef, type ModelRef } from './model-ref.js';
 import { ModelStore, type StoredModel } from './model-store.js';
-import type { NetPolicy } from './safe-get.js';
+import type { NetPolicy, OriginCredential } from './safe-get.js';
 
 export interface PullSettings {
   modelsDir: string;
   /** Base URL of the hub (`https://huggingface.co`). */
   hubUrl: string;
+  /**
+   * Bearer token for the hub (HF_TOKEN), sent to the hub's origin only: never to the CDN it
+   * redirects downloads to, nor to any other host. Null sends none.
+   */
+  token: string | null;
   net: NetPolicy;
 }
 
@@ -64,6 +69,10 @@ function hubBase(s: PullSettings): URL {
   }
 }
 
+function credentialOf(s: PullSettings): OriginCredential {
+  return { origin: hubBase(s).origin, token: s.token };
+}
+
 async function resolveRef(s: PullSettings, ref: ModelRef, signal?: AbortSignal): Promise<Resolved> {
   if (ref.kind === 'url') {
     const url = new URL(ref.url.href);
@@ -71,7 +80,7 @@ async function resolveRef(s: PullSettings, ref: ModelRef, signal?: AbortSignal):
   }
   const hub = hubBase(s);
   const repoName = `${ref.owner}/${ref.repo}`;
-  const files = await listRepo(s.net, hub, ref.owner, ref.repo, signal);
+  const files = await listRepo(s.net, hub, ref.owner, ref.repo, signal, credentialOf(s));
   const file =
     ref.kind === 'repo'
       ? pickGguf(files, ref.quant === 'latest' ? null : ref.quant, repoName)
@@ -147,6 +156,7 @@ export async function pullModel(s: PullSettings, req: PullRequest): Promise<Stor
     const { size } = await downloadResumable({
       policy: s.net,
       url: r.url,
+      credential: credentialOf(s),
       partial,
       expectedSize: r.size,
       signal: req.signal,

@@ -26,6 +26,18 @@ export interface NetPolicy {
   readonly idleTimeoutMs?: number;
 }
 
+/**
+ * A bearer token for one origin (the hub's). It goes only to a hop whose origin (scheme, host and
+ * port) is exactly that one: a hub redirects downloads to a CDN on another host, and the token
+ * must never reach it (nor any host a hostile redirect names).
+ */
+export interface OriginCredential {
+  /** `URL.origin` of the hub, e.g. `https://huggingface.co`. */
+  readonly origin: string;
+  /** The token (HF_TOKEN), or null to send none. */
+  readonly token: string | null;
+}
+
 export interface GetResult {
   res: IncomingMessage;
   /** The URL that answered (after redirects). */
@@ -122,16 +134,44 @@ function requestOnce(policy: NetPolicy, url: URL, headers: Record<string, string
   });
 }
 
+/** The headers for one hop: `authorization` only when the hop is on the credential's origin. */
+export function hopHeaders(headers: Record<string, string>, url: URL, credential: OriginCredential | null): Record<string, string> {
+  const out: Record<string, string> = {};
+  // Whatever the caller passed, authorization is decided here, per hop.
+  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() !== 'authorization') out[k] = v;
+  if (credential !== null && credential.token !== null && url.origin === credential.origin) out.authorization = `Bearer ${credential.token}`;
+  return out;
+}
+
+/**
+ * The error for a 401 or 403 from the hub itself: the repository is gated or private (or, to
+ * an anonymous caller, may not exist: the hub answers 401 rather than say which).
+ */
+export function hubAccessDenied(credential: OriginCredential, status: number, what: string): InferFluxError {
+  const why =
+    credential.token === null
+      ? 'it is gated or private (or does not exist); set HF_TOKEN to a hub token with access to it'
+      : 'the token in HF_TOKEN has no access to it (accept the repository\'s terms on the hub, or use a token that can read it)';
+  return new InferFluxError('hub_access_denied', `${credential.origin} refused ${what} (HTTP ${status}): ${why}`, { param: 'model' });
+}
+
 /**
  * GET `url`, following redirects within the policy. The caller reads (or `resume()`s) the final
- * response; redirect bodies are discarded here. Headers in `headers` go to every hop.
+ * response; redirect bodies are discarded here. Headers in `headers` go to every hop; the
+ * credential's token only to hops on its origin (see `OriginCredential`).
  */
-export async function safeGet(policy: NetPolicy, url: URL, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<GetResult> {
+export async function safeGet(
+  policy: NetPolicy,
+  url: URL,
+  headers: Record<string, string> = {},
+  signal?: AbortSignal,
+  credential: OriginCredential | null = null,
+): Promise<GetResult> {
   const max = policy.maxRedirects ?? 5;
   let current = url;
   for (let hop = 0; ; hop++) {
     checkUrl(policy, current);
-    const res = await requestOnce(policy, current, headers, signal);
+    const res = await requestOnce(policy, current, hopHeaders(headers, current, credential), signal);
     const status = res.statusCode ?? 0;
     if (status < 300 || status >= 400 || status === 304) return { res, url: current };
     res.resume();

@@ -41,8 +41,9 @@ export function listModels(deps: HttpDeps) {
 export function loadModel(deps: HttpDeps, control: ModelControl, validate: Validator<ModelLoad>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
-    const detail = `id=${body.id} path=${body.path}${body.default ? ' default=true' : ''}`;
-    const m = await audited(deps, ctx, 'model.load', detail, () => control.load({ id: body.id, path: body.path, default: body.default === true }));
+    const source = body.model !== undefined ? `model=${body.model}` : `path=${body.path}`;
+    const detail = `id=${body.id ?? body.model} ${source}${body.default ? ' default=true' : ''}`;
+    const m = await audited(deps, ctx, 'model.load', detail, () => control.load({ id: body.id, path: body.path, model: body.model, default: body.default === true }));
     sendJson(res, 201, adminModelView(m));
   };
 }

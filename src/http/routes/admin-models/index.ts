@@ -1,6 +1,6 @@
 /**
  * `GET /v1/admin/models` (list with state, hash, capabilities, memory), `POST /v1/admin/models`
- * (load `{id, path, default?}`), `DELETE /v1/admin/models/{id}` (drain, then unload) and
+ * (load `{id, path, default?}` or a pulled model `{model, id?, default?}`), `DELETE /v1/admin/models/{id}` (drain, then unload) and
  * `POST /v1/admin/models/{id}/default`. Scope `admin` (src/policy/rbac.ts).
  */
 import type { Router } from '../../router.js';

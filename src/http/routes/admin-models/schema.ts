@@ -1,19 +1,24 @@
 import type { ModelInfo } from '../../../generation/contract.js';
 
-/** `POST /v1/admin/models`: load a GGUF file under an id. */
+/**
+ * `POST /v1/admin/models`: load a GGUF file (`path`) or a pulled model by its name (`model`, as
+ * stored in `server.models_dir`) under an id (for `model`, defaults to the name). Which of
+ * path/model is given, and the id when a path is, are checked by the registry with one message.
+ */
 export interface ModelLoad {
-  id: string;
-  path: string;
+  id?: string;
+  path?: string;
+  model?: string;
   default?: boolean;
 }
 
 export const modelLoadSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['id', 'path'],
   properties: {
     id: { type: 'string', minLength: 1, maxLength: 128 },
     path: { type: 'string', minLength: 1, maxLength: 4096 },
+    model: { type: 'string', minLength: 1, maxLength: 300 },
     default: { type: 'boolean' },
   },
 } as const;
@@ -24,6 +29,7 @@ export function adminModelView(m: ModelInfo) {
     id: m.id,
     object: 'model',
     path: m.path,
+    pulled: m.pulled,
     sha256: m.sha256,
     state: m.state,
     ready: m.ready,

@@ -19,7 +19,7 @@ import type { CopyRequest, DeleteRequest, PullRequestBody } from './schema.js';
 
 export function pullSettingsOf(deps: HttpDeps): PullSettings {
   const c = deps.config;
-  return { modelsDir: c.server.modelsDir, hubUrl: c.pull.hubUrl, net: { allowedPrivateHosts: c.pull.allowedPrivateHosts } };
+  return { modelsDir: c.server.modelsDir, hubUrl: c.pull.hubUrl, token: c.pull.hubToken, net: { allowedPrivateHosts: c.pull.allowedPrivateHosts } };
 }
 
 /** A pull event as Ollama's `/api/pull` lines say it; null for events Ollama has no line for. */
@@ -68,13 +68,22 @@ export function pullHandler(deps: HttpDeps, validate: Validator<PullRequestBody>
     // Progress lines are a few per second and small: backpressure needs no pausing here.
     const stream = ndjsonStream(res, { maxBufferedBytes: deps.config.server.sseMaxBufferedBytes, pause: () => undefined, resume: () => undefined });
     let last: Record<string, unknown> | null = null;
+    // The stream opens once the reference is resolved: a missing quant, an unknown repository or
+    // a gated one (hub_access_denied) is a plain error with its real status (404, 403), not a
+    // 200 whose last line is the error.
+    let resolved = false;
     try {
       await pullModel(settings, {
         ref,
         signal: abort.signal,
         onEvent: (ev) => {
+          if (ev.kind === 'resolved') resolved = true;
           const line = ollamaPullLine(ev);
           if (line === null) return;
+          if (!resolved) {
+            last = line;
+            return;
+          }
           stream.open();
           if (last !== null) stream.send({ data: last });
           last = line;
