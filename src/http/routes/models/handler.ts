@@ -12,7 +12,33 @@ import type { HttpDeps, RequestContext } from '../../types.js';
 import { modelMetadataView } from '../admin-models/schema.js';
 
 export function openAIModel(m: ModelInfo) {
-  return { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy, state: m.state, ready: m.ready, default: m.isDefault, capabilities: m.capabilities };
+  const base = { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy, state: m.state, ready: m.ready, default: m.isDefault, capabilities: m.capabilities };
+  // Only with adapters loaded: the field (and the `base:adapter` entries) appear when there is something to pick.
+  return m.adapters && m.adapters.length > 0 ? { ...base, adapters: m.adapters.map((a) => a.id) } : base;
+}
+
+/** A loaded LoRA adapter as a model clients can name (`base:adapter`), listed after its base. */
+function openAIAdapterModel(m: ModelInfo, a: NonNullable<ModelInfo['adapters']>[number]) {
+  return {
+    id: `${m.id}:${a.id}`,
+    object: 'model',
+    created: Math.floor(Date.parse(a.loadedAt) / 1000),
+    owned_by: m.ownedBy,
+    state: a.state,
+    ready: m.ready && a.state === 'ready',
+    default: false,
+    capabilities: m.capabilities,
+    parent: m.id,
+    adapter: { id: a.id, scale: a.scale, rank: a.rank, alpha: a.alpha, sha256: a.sha256 },
+  };
+}
+
+/** `/v1/models`: every model, each followed by its adapters as `base:adapter` entries. */
+export function openAIModelList(deps: HttpDeps) {
+  return (res: HttpResponse): void => {
+    const data = deps.gateway.models().flatMap((m) => [openAIModel(m), ...(m.adapters ?? []).map((a) => openAIAdapterModel(m, a))]);
+    sendJson(res, 200, { object: 'list', data });
+  };
 }
 
 /** One model in detail: the list entry plus what its GGUF header says. */
