@@ -84,6 +84,8 @@ export interface AdapterRef {
   key: string;
   path: string;
   scale: number;
+  /** SHA-256 of the file the main thread checked: a worker loading it checks it again. */
+  sha256: string;
 }
 
 /** What the scheduler and engine need to run one choice of one request. */

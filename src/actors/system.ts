@@ -253,10 +253,10 @@ export class ActorSystem {
    * a file llama.cpp refuses is refused at load, not at a request. A worker that restarts later
    * loads it again when a request first needs it.
    */
-  async loadAdapter(modelId: string, path: string): Promise<void> {
+  async loadAdapter(modelId: string, adapter: { path: string; sha256: string }): Promise<void> {
     const mine = this.engines.filter((e) => e.model.id === modelId && e.ready && !e.stopping);
     if (mine.length === 0) throw new Error(`no engine worker of model '${modelId}' is ready`);
-    await Promise.all(mine.map((e) => e.rpc.loadAdapter(path)));
+    await Promise.all(mine.map((e) => e.rpc.loadAdapter(adapter)));
   }
 
   /** Ready engine info for a model (the first ready worker), or null when none is ready. */

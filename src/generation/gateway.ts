@@ -266,7 +266,7 @@ export class ActorGateway implements Gateway {
           throw err;
         }
         const a: LoadedAdapter = adapterLease.adapter;
-        run.adapter = { id: a.id, ref: { key: a.key, path: a.path, scale: a.scale } };
+        run.adapter = { id: a.id, ref: { key: a.key, path: a.path, scale: a.scale, sha256: a.sha256 } };
       }
     } catch (err) {
       run.fail(InferFluxError.from(err));

@@ -44,7 +44,7 @@ export interface LoadedAdapter {
 
 /** What the engine side needs: every engine worker of the base model loads the file into llama.cpp. */
 export interface AdapterHost {
-  loadAdapter(model: string, path: string): Promise<void>;
+  loadAdapter(model: string, adapter: { path: string; sha256: string }): Promise<void>;
 }
 
 export interface AdapterLease {
@@ -161,7 +161,7 @@ export class AdapterRegistry {
     };
     this.adapters.set(req.id, entry);
     try {
-      await this.host.loadAdapter(base.id, path);
+      await this.host.loadAdapter(base.id, { path, sha256 });
     } catch (err) {
       this.adapters.delete(req.id);
       const why = err instanceof Error ? err.message : String(err);

@@ -11,7 +11,10 @@
  * (step-loop.ts), KV moves in and out of sequences (kv-moves.ts), the decisions (core.ts, pure),
  * sampling (sampler.ts), the prefix tiers (kv-tier.ts) and the disaggregated hand-off (handoff.ts).
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { readGgufHeader, type GgufInfo } from '../../runtime/gguf/reader.js';
+import { validateLoraFile } from '../../runtime/gguf/lora.js';
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { exposeRpc } from '../rpc.js';
@@ -72,6 +75,9 @@ class EngineShell {
   private readonly admits: { req: AdmitBody; port: MessagePort; since: number }[] = [];
   /** The LoRA adapter the context runs, and which admits may start under it (adapter-gate.ts). */
   private readonly gate = new AdapterGate();
+  /** Adapter files this worker's model has loaded (checked first, see loadAdapter). */
+  private readonly adapterFiles = new Set<string>();
+  private baseHeader: GgufInfo | null = null;
   /** Parsed grammars by GBNF text, least recently used first (see grammarState). */
   private readonly grammars = new Map<string, NativeGrammar>();
   /** An ordinary token to detokenize single tokens after (see afterStep). */
@@ -170,10 +176,20 @@ class EngineShell {
 
   /**
    * Load a LoRA adapter file into this worker's llama.cpp model (not applied until a request
-   * needs it). The main thread checked the file against the model first (runtime/gguf/lora.ts).
+   * needs it). The main thread checked the file when it was loaded; the file is read again here
+   * (by a worker restarted since, or one the admin load reaches), so it is checked again against
+   * this worker's model and must still have the hash the main thread saw: a file replaced in
+   * place never reaches llama.cpp unchecked, nor serves under the old one's cache keys.
    */
-  async loadAdapter(path: string): Promise<void> {
-    await this.native.batch!.loadLora(path);
+  async loadAdapter(a: { path: string; sha256: string }): Promise<void> {
+    if (this.adapterFiles.has(a.path)) return;
+    const bytes = await readFile(a.path);
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    if (sha !== a.sha256) throw new Error(`adapter file ${a.path} changed since it was loaded (SHA-256 ${sha.slice(0, 12)}..., expected ${a.sha256.slice(0, 12)}...); load the new file under a new id`);
+    this.baseHeader ??= await readGgufHeader(this.init.modelPath);
+    await validateLoraFile(a.path, this.baseHeader);
+    await this.native.batch!.loadLora(a.path);
+    this.adapterFiles.add(a.path);
   }
 
   /** KV rings of the decode workers (prefill role), or this worker's own (decode role). */
@@ -300,6 +316,7 @@ class EngineShell {
   private async swapAdapter(to: AdapterRef | null): Promise<boolean> {
     const key = to?.key ?? '';
     try {
+      if (to) await this.loadAdapter(to);
       await this.native.batch!.setLoras(to ? [{ filePath: to.path, scale: to.scale }] : []);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
@@ -531,7 +548,7 @@ const api = {
   cacheStatus: () => shell.cacheStatus(),
   setRings: (rings: SharedArrayBuffer[]) => shell.setRings(rings),
   flushCache: () => shell.flushCache(),
-  loadAdapter: (path: string) => shell.loadAdapter(path),
+  loadAdapter: (a: { path: string; sha256: string }) => shell.loadAdapter(a),
   injectFault: () => {
     if (process.env.INFERFLUX_FAULT_INJECTION !== '1') throw new Error('fault injection is disabled');
     shell.injectFault();
