@@ -31,6 +31,9 @@ interface Completion {
   model: string;
 }
 
+/** Greedy outputs of the unified server, for the disaggregated one to match. */
+const expected = { base: '', a1: '' };
+
 async function until<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
@@ -119,6 +122,8 @@ describe('LoRA adapters: load, choose, isolate, unload under load (real server)'
     expect(byId.text).to.not.equal(base.text);
     expect(other.text).to.not.equal(base.text);
     expect(other.text).to.not.equal(byId.text);
+    expected.base = base.text;
+    expected.a1 = byId.text;
     // The default model with only the adapter field.
     expect((await complete({ adapter: 'a1' }, 'c')).text).to.equal(byId.text);
     // Base again, same request: the base answer (a cached adapter answer would be wrong).
@@ -323,5 +328,41 @@ describe('LoRA adapters: load, choose, isolate, unload under load (real server)'
     expect((await cli('--unload', 'a', '--load', 'b')).code).to.equal(2);
     r = await runProcess(process.execPath, [INFERCTL, 'admin', 'adapters', '--list'], { env: { ...env, INFERCTL_API_KEY: USER } });
     expect(r.code).to.equal(3);
+  });
+});
+
+describe('LoRA adapters with disaggregated prefill/decode (real server)', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let server: RunningServer;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ifx-lora-pd-'));
+    await generateLora({ base: await readGgufHeader(await tinyModel()), seed: 1, outPath: join(dir, 'a1.gguf') });
+    server = await startServer({
+      INFERFLUX_API_KEYS: `${ADMIN}:admin|generate|read`,
+      INFERFLUX_DECODE_POOL_SIZE: '1',
+      INFERFLUX_PREFILL_POOL_SIZE: '1',
+      INFERFLUX_THREADS_PER_WORKER: '1',
+      INFERFLUX_CORES: '2',
+      INFERFLUX_ADMIN_LOAD_DIR: dir,
+    });
+  });
+  after(async () => {
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the prefill worker computes the prompt under the adapter and the decode worker continues under it: same output as unified', async () => {
+    expect(expected.a1, 'the unified suite ran first').to.not.equal('');
+    expect((await api(server, 'POST', '/v1/admin/adapters', { model: BASE, id: 'a1', path: 'a1.gguf' }, ADMIN)).status).to.equal(201);
+    const run = async (model: string) => {
+      const r = await api(server, 'POST', '/v1/completions', { model, prompt: 'Hello there', max_tokens: 10, temperature: 0, ignore_eos: true, stop: ['\u0001a'] }, ADMIN);
+      expect(r.status, JSON.stringify(r.body)).to.equal(200);
+      return r.body.choices[0].text as string;
+    };
+    for (let i = 0; i < 2; i++) {
+      expect(await run(`${BASE}:a1`)).to.equal(expected.a1);
+      expect(await run(BASE)).to.equal(expected.base);
+    }
   });
 });
