@@ -110,6 +110,8 @@ describe('LoRA adapters: load, choose, isolate, unload under load (real server)'
     expect(models[0].adapters).to.deep.equal(['a1', 'a2']);
     expect(models[1]).to.deep.include({ parent: BASE, state: 'ready', ready: true, default: false });
     expect(models[1].adapter).to.deep.include({ id: 'a1', scale: 1, rank: 8, alpha: 16 });
+    expect((await api(server, 'GET', `/v1/models/${BASE}:a1`, undefined, USER)).body).to.deep.equal(models[1]);
+    expect((await api(server, 'GET', `/v1/models/${BASE}:zz`, undefined, USER)).status).to.equal(404);
   });
 
   it('both forms choose the adapter; output differs from the base and between seeds; the response cache never crosses them', async () => {

@@ -33,6 +33,21 @@ function openAIAdapterModel(m: ModelInfo, a: NonNullable<ModelInfo['adapters']>[
   };
 }
 
+/** `/v1/models/{id}`: a model in detail, or a `base:adapter` entry as listed. */
+export function openAIModelGet(deps: HttpDeps) {
+  return (res: HttpResponse, ctx: RequestContext): void => {
+    const id = ctx.params.id!;
+    const models = deps.gateway.models();
+    const m = models.find((x) => x.id === id);
+    if (m) return sendJson(res, 200, openAIModelDetail(m));
+    for (const base of models) {
+      const a = base.adapters?.find((x) => `${base.id}:${x.id}` === id);
+      if (a) return sendJson(res, 200, openAIAdapterModel(base, a));
+    }
+    sendError(res, notFound(id));
+  };
+}
+
 /** `/v1/models`: every model, each followed by its adapters as `base:adapter` entries. */
 export function openAIModelList(deps: HttpDeps) {
   return (res: HttpResponse): void => {
