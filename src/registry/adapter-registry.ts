@@ -141,10 +141,10 @@ export class AdapterRegistry {
       }
       throw new InferFluxError('invalid_model_path', `Cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`, { param: 'path' });
     }
-    // Re-checked after the awaits: two loads of one id may race.
-    if (this.adapters.has(req.id)) throw new InferFluxError('adapter_exists', `An adapter with id '${req.id}' is already loaded.`, { param: 'id' });
     // Adapter files are small (rank x width): hashing them whole is cheap.
     const sha256 = createHash('sha256').update(await readFile(path)).digest('hex');
+    // Re-checked after the last await: two loads of one id may race.
+    if (this.adapters.has(req.id)) throw new InferFluxError('adapter_exists', `An adapter with id '${req.id}' is already loaded.`, { param: 'id' });
     const entry: LoadedAdapter = {
       id: req.id,
       model: base.id,
