@@ -152,6 +152,9 @@ async function main(): Promise<number> {
       INFERFLUX_CONTEXT_SIZE: '512',
       INFERFLUX_ADMIN_LOAD_DIR: dir,
     },
+  }).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   });
   const base = path.basename(modelPath, '.gguf');
   try {
