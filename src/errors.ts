@@ -161,6 +161,11 @@ export const ERRORS = {
   model_not_ready: spec('model_not_ready', 409, 'invalid_request_error', 'The model is not ready (loading, unloading or failed).'),
   invalid_model_path: spec('invalid_model_path', 400, 'invalid_request_error', 'The model path is not a readable file inside the allowed models directory.'),
   invalid_model_file: spec('invalid_model_file', 422, 'invalid_request_error', 'The file is not a GGUF model llama.cpp can load safely.'),
+  // LoRA adapters (/v1/admin/adapters, `base:adapter` model ids, the `adapter` request field).
+  adapter_not_found: spec('adapter_not_found', 404, 'invalid_request_error', 'The adapter is not loaded for this model.'),
+  adapter_exists: spec('adapter_exists', 409, 'invalid_request_error', 'An adapter with this id is already loaded or loading.'),
+  adapter_unloading: spec('adapter_unloading', 503, 'service_unavailable', 'The adapter is being unloaded; requests already running finish, new ones are refused.', 1),
+  invalid_adapter_file: spec('invalid_adapter_file', 422, 'invalid_request_error', 'The file is not a LoRA adapter llama.cpp can apply to this model.'),
   insufficient_memory: spec(
     'insufficient_memory',
     507,

@@ -19,7 +19,7 @@ import { pack, unpack } from '../runtime/frame-codec.js';
 export { pack, unpack };
 export type { AuditEvent, EngineSampling };
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 export type RequestId = string & { readonly __brand: 'RequestId' };
 export type TokenId = number & { readonly __brand: 'TokenId' };
@@ -76,6 +76,18 @@ export interface ResumeState {
   firstTokenAt: number;
 }
 
+/**
+ * A LoRA adapter a request runs under: `key` (content + scale, registry/adapter-registry.ts) says
+ * which KV it may share; the engine applies `path` at `scale` to its whole context.
+ */
+export interface AdapterRef {
+  key: string;
+  path: string;
+  scale: number;
+  /** SHA-256 of the file the main thread checked: a worker loading it checks it again. */
+  sha256: string;
+}
+
 /** What the scheduler and engine need to run one choice of one request. */
 export interface AdmitBody {
   id: RequestId;
@@ -87,8 +99,10 @@ export interface AdmitBody {
   priority: number;
   /** Fair-share account (the caller's tenant). */
   tenant: string;
-  /** Prompt fingerprint (runtime/prefix/block-hash.ts): placement prefers the worker holding it. */
+  /** Prompt fingerprint (runtime/prefix/block-hash.ts, salted with the adapter key): placement prefers the worker holding it. */
   prefix: number[];
+  /** The LoRA adapter, or null for the base model. */
+  adapter: AdapterRef | null;
   /** Set when a suspended request is placed again. */
   resume?: ResumeState;
 }
@@ -261,6 +275,9 @@ export interface EngineStatus {
   /** Total tokens decoded in batches since start (prefill + generated). */
   batchedTokens: number;
   cancelled: number;
+  /** Key of the LoRA adapter the context runs now ('' = base), and how often it swapped. */
+  adapter: string;
+  adapterSwaps: number;
 }
 
 /** Tokenizer pool task (piscina; structured clone, not msgpack: it is request/response). */

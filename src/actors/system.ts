@@ -248,6 +248,17 @@ export class ActorSystem {
     }
   }
 
+  /**
+   * Load a LoRA adapter file into every ready engine worker of the model (prefill and decode), so
+   * a file llama.cpp refuses is refused at load, not at a request. A worker that restarts later
+   * loads it again when a request first needs it.
+   */
+  async loadAdapter(modelId: string, adapter: { path: string; sha256: string }): Promise<void> {
+    const mine = this.engines.filter((e) => e.model.id === modelId && e.ready && !e.stopping);
+    if (mine.length === 0) throw new Error(`no engine worker of model '${modelId}' is ready`);
+    await Promise.all(mine.map((e) => e.rpc.loadAdapter(adapter)));
+  }
+
   /** Ready engine info for a model (the first ready worker), or null when none is ready. */
   engineInfo(modelId: string): EngineReady | null {
     const ready = (role: EngineRole) => this.engines.some((e) => e.model.id === modelId && e.role === role && e.ready);

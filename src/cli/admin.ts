@@ -167,3 +167,30 @@ export async function runModels(c: Connection, f: ModelFlags, io: Output): Promi
   if (f.setDefault !== undefined) return print(io, (await requestJson(c, 'POST', `/v1/admin/models/${encodeURIComponent(f.setDefault)}/default`)).body);
   print(io, (await requestJson(c, 'GET', '/v1/admin/models')).body);
 }
+
+export interface AdapterFlags {
+  list?: boolean;
+  load?: string;
+  model?: string;
+  id?: string;
+  scale?: string;
+  unload?: string;
+}
+
+/** `inferctl admin adapters`: list (no flags), --load PATH --model BASE --id ID [--scale S], --unload ID. */
+export async function runAdapters(c: Connection, f: AdapterFlags, io: Output): Promise<void> {
+  if (f.load !== undefined && f.unload !== undefined) throw new CliError('--load and --unload cannot be combined', 2);
+  if (f.load === undefined && (f.model !== undefined || f.id !== undefined || f.scale !== undefined)) throw new CliError('--model, --id and --scale go with --load PATH', 2);
+  if (f.load !== undefined) {
+    if (f.model === undefined) throw new CliError('--load needs --model, the base model the adapter was trained for (inferctl admin models --list)', 2);
+    if (f.id === undefined) throw new CliError('--load needs --id; requests then send "model": "BASE:ID" or "adapter": "ID"', 2);
+    const scale = numberFlag('scale', f.scale);
+    io.err(`loading adapter ${f.load} as ${f.model}:${f.id} (returns once every worker holds it)\n`);
+    return print(io, (await requestJson(c, 'POST', '/v1/admin/adapters', defined({ model: f.model, id: f.id, path: f.load, scale }))).body);
+  }
+  if (f.unload !== undefined) {
+    io.err(`unloading adapter ${f.unload}: running requests finish first\n`);
+    return print(io, (await requestJson(c, 'DELETE', `/v1/admin/adapters/${encodeURIComponent(f.unload)}`)).body);
+  }
+  print(io, (await requestJson(c, 'GET', '/v1/admin/adapters')).body);
+}

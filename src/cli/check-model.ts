@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `check-model [--load] FILE...`: runs the server's GGUF validation (the one `prepareModels` and
+ * `check-model [--load] [--base MODEL] FILE...`: runs the server's GGUF validation (the one `prepareModels` and
  * the admin load use) on each file and prints one JSON line per file:
  * `{"file", "accepted": true}` or `{"file", "accepted": false, "reason", "message"}`. With `--load`,
  * each accepted file is also loaded by llama.cpp (model + a small context, as an engine worker
@@ -9,11 +9,15 @@
  * The GGUF fuzz test runs this in a child process: a file that passes validation and then aborts
  * llama.cpp ends this process with a signal, which the parent counts as a crash. Lines are
  * written before each load, so the parent knows which file was being loaded.
+ * With `--base MODEL`, each FILE is a LoRA adapter checked against MODEL (the admin adapter load's
+ * check, runtime/gguf/lora.ts); `--load` then loads MODEL once and, for each accepted adapter,
+ * creates a context with it applied and evaluates a few tokens (where a graph assert would fire).
  * Exit 0 when every file was handled (accepted or not), 2 on usage errors.
  */
 import { writeSync } from 'node:fs';
 import { LlamaLogLevel, getLlama, type Llama } from 'node-llama-cpp';
-import { GgufFormatError, validateGguf } from '../runtime/gguf/reader.js';
+import { GgufFormatError, validateGguf, type GgufInfo } from '../runtime/gguf/reader.js';
+import { validateLoraFile } from '../runtime/gguf/lora.js';
 
 function line(obj: object): void {
   // Synchronous: the line must be out before a native abort can end the process.
@@ -22,11 +26,14 @@ function line(obj: object): void {
 
 async function main(argv: string[]): Promise<number> {
   const load = argv.includes('--load');
-  const files = argv.filter((a) => a !== '--load');
-  if (files.length === 0 || files.some((f) => f.startsWith('-'))) {
-    process.stderr.write('usage: check-model [--load] FILE...\n');
+  const at = argv.indexOf('--base');
+  const basePath = at >= 0 ? argv[at + 1] : undefined;
+  const files = argv.filter((a, i) => a !== '--load' && i !== at && i !== at + 1);
+  if (files.length === 0 || files.some((f) => f.startsWith('-')) || (at >= 0 && !basePath)) {
+    process.stderr.write('usage: check-model [--load] [--base MODEL] FILE...\n');
     return 2;
   }
+  if (basePath !== undefined) return checkAdapters(basePath, files, load);
   let llama: Llama | null = null;
   try {
     for (const file of files) {
@@ -70,3 +77,44 @@ main(process.argv.slice(2)).then(
     process.exitCode = 1;
   },
 );
+
+/** `--base`: adapters checked against the base model, then applied by llama.cpp one at a time. */
+async function checkAdapters(basePath: string, files: string[], load: boolean): Promise<number> {
+  const base: GgufInfo = await validateGguf(basePath);
+  let llama: Llama | null = null;
+  let model: Awaited<ReturnType<Llama['loadModel']>> | null = null;
+  try {
+    for (const file of files) {
+      try {
+        await validateLoraFile(file, base);
+      } catch (err) {
+        const reason = err instanceof GgufFormatError ? err.reason : 'io_error';
+        line({ file, accepted: false, reason, message: err instanceof Error ? err.message : String(err) });
+        continue;
+      }
+      if (!load) {
+        line({ file, accepted: true });
+        continue;
+      }
+      line({ file, accepted: true, loading: true });
+      llama ??= await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.disabled, maxThreads: 1 });
+      model ??= await llama.loadModel({ modelPath: basePath, useMmap: true, gpuLayers: 0 });
+      try {
+        const context = await model.createContext({ contextSize: 128, sequences: 1, threads: 1, lora: { adapters: [{ filePath: file, scale: 1 }] } });
+        try {
+          const seq = context.getSequence();
+          await seq.evaluateWithoutGeneratingNewTokens(model.tokenize('Hello there', true));
+        } finally {
+          await context.dispose();
+        }
+        line({ file, accepted: true, loaded: true });
+      } catch (err) {
+        line({ file, accepted: true, loaded: false, message: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  } finally {
+    await model?.dispose();
+    await llama?.dispose();
+  }
+  return 0;
+}

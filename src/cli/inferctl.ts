@@ -10,6 +10,7 @@
  *   inferctl chat --message "user:Hello" [--stream] | --interactive
  *   inferctl admin guardrails|rate-limit|api-keys|cache|fairness [--list | changes]
  *   inferctl admin models [--list | --load PATH --id ID [--default] | --load NAME [--id ID] [--default] | --unload ID | --set-default ID]
+ *   inferctl admin adapters [--list | --load PATH --model BASE --id ID [--scale S] | --unload ID]
  *   inferctl audit verify <audit.log | dir>...
  *
  * Server: `--url`, or `--host`/`--port`, or `INFERCTL_URL` (default http://127.0.0.1:8080). Key:
@@ -22,7 +23,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { SERVER_FLAGS, flagsToEnv } from '../config/server-flags.js';
 import { SERVER_VERSION } from '../version.js';
-import { runApiKeys, runCache, runFairness, runGuardrails, runModels, runRateLimit } from './admin.js';
+import { runAdapters, runApiKeys, runCache, runFairness, runGuardrails, runModels, runRateLimit } from './admin.js';
 import { runAuditVerify } from './audit-verify.js';
 import { runSession, type SessionIo } from './chat-session.js';
 import { CliError, connectionFrom, EXIT, formatError, numberFlag, type GlobalOptions } from './client.js';
@@ -271,6 +272,16 @@ Examples:
     .option('--unload <id>', 'stop serving this model: running requests finish, new ones get 503 then 404')
     .option('--set-default <id>', 'serve this model when a request names none')
     .action(async (o) => runModels(conn(), o, io));
+  admin
+    .command('adapters')
+    .description('LoRA adapters: list (--list, or no flags), --load an adapter GGUF for a base model, --unload (drains first); needs an admin or adapter-manager key')
+    .option('--list', 'list the loaded adapters with their model, scale, rank, SHA-256 and running requests')
+    .option('--load <path>', 'load this LoRA adapter GGUF (inside server.admin_load_dir when the server sets one) with --model and --id')
+    .option('--model <id>', 'the base model the adapter applies to')
+    .option('--id <id>', 'adapter id; requests send "model": "BASE:ID" or "adapter": "ID"')
+    .option('--scale <s>', 'adapter scale, in (0, 16] (default 1)')
+    .option('--unload <id>', 'stop serving this adapter: running requests finish, new ones get 503 then 404')
+    .action(async (o) => runAdapters(conn(), o, io));
   // The admin commands always print the server's JSON view, so --json changes nothing there.
   const adminExamples: Record<string, string[]> = {
     guardrails: ['inferctl admin guardrails --list', 'inferctl admin guardrails --set "launch codes,classified" --pii redact --pii-output on'],
@@ -278,6 +289,7 @@ Examples:
     'api-keys': ['inferctl admin api-keys --list', 'inferctl admin api-keys --add ci-bot --scopes generate,read --tenant team-x', 'inferctl admin api-keys --remove key:37cf9cc6406f'],
     cache: ['inferctl admin cache --list', 'inferctl admin cache --warm "You are a helpful assistant."', 'inferctl admin cache --flush'],
     fairness: ['inferctl admin fairness', 'inferctl admin fairness --preemption on --max-timeslice-tokens 64'],
+    adapters: ['inferctl admin adapters --list', 'inferctl admin adapters --load adapters/support-v2.gguf --model qwen --id support --scale 0.8', 'inferctl admin adapters --unload support'],
     models: ['inferctl admin models --list', 'inferctl admin models --load /models/qwen2.5-0.5b-q8_0.gguf --id qwen --default', 'inferctl admin models --load Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M', 'inferctl admin models --unload old-model'],
   };
   for (const cmd of admin.commands) examples(cmd, adminExamples[cmd.name()] ?? []);

@@ -43,8 +43,13 @@ export type PromptInput =
 
 export interface GenerateInput {
   requestId: string;
-  /** Model id from the request; undefined selects the default model. */
+  /**
+   * Model id from the request; undefined selects the default model. `base:adapter` selects a
+   * loaded LoRA adapter of `base` (when no model has that whole id).
+   */
   model: string | undefined;
+  /** The request's `adapter` field: a loaded LoRA adapter of the model (same as `model: "base:adapter"`). */
+  adapter?: string | undefined;
   prompt: PromptInput;
   /** Sampling and stopping as the protocol mapped them (see runtime/sampling.ts). */
   params: SamplingSettings;
@@ -149,6 +154,42 @@ export interface ModelInfo {
   metadata: ModelMetadata;
   /** Estimated bytes the model holds while served (weights, KV, worker overhead). */
   memoryBytes: number;
+  /** LoRA adapters loaded for this model (requests pick one as `id:adapter` or with `adapter`). */
+  adapters?: AdapterInfo[];
+}
+
+/** One loaded LoRA adapter (`/v1/admin/adapters`). */
+export interface AdapterInfo {
+  id: string;
+  /** Base model id. */
+  model: string;
+  path: string;
+  scale: number;
+  sha256: string;
+  rank: number;
+  alpha: number;
+  /** Base tensors it adapts. */
+  targets: number;
+  state: 'loading' | 'ready' | 'unloading';
+  /** Requests running under it now. */
+  inflight: number;
+  loadedAt: string;
+}
+
+export interface LoadAdapterRequest {
+  model: string;
+  id: string;
+  path: string;
+  scale: number;
+}
+
+/** Runtime LoRA adapter management (`/v1/admin/adapters`). */
+export interface AdapterControl {
+  list(): AdapterInfo[];
+  /** Resolves once every engine worker of the model holds it; rejects with 400/404/409/422. */
+  load(req: LoadAdapterRequest): Promise<AdapterInfo>;
+  /** Resolves once no request runs under it any more (new ones are refused at once). */
+  unload(id: string): Promise<void>;
 }
 
 export interface ReadyReport {
@@ -315,4 +356,6 @@ export interface Gateway {
   readonly fairness?: FairnessControl | undefined;
   /** Runtime model management (absent: `/v1/admin/models` is not served). */
   readonly modelControl?: ModelControl | undefined;
+  /** Runtime LoRA adapter management (absent: `/v1/admin/adapters` is not served). */
+  readonly adapterControl?: AdapterControl | undefined;
 }

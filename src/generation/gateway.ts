@@ -15,6 +15,8 @@ import type { ActorSystem } from '../actors/system.js';
 import { ResponseCache, type ResponseKey } from '../runtime/prefix/response-cache.js';
 import { Embedder } from './embedder.js';
 import type {
+  AdapterControl,
+  AdapterInfo,
   CacheControl,
   ChatMessage,
   EmbedInput,
@@ -38,6 +40,7 @@ import { Run, type FinishedResponse } from './run.js';
 import { checkPromptTokens, resolveSampling } from './sampling.js';
 import { ModelRegistry, type RegisteredModel } from '../registry/model-registry.js';
 import { ModelStateWriter, restoreModelState, type KeptModelState, type StateLog } from '../registry/model-state.js';
+import { AdapterRegistry, type AdapterLease, type LoadedAdapter } from '../registry/adapter-registry.js';
 
 export class ActorGateway implements Gateway {
   private readonly created = Math.floor(Date.now() / 1000);
@@ -50,6 +53,8 @@ export class ActorGateway implements Gateway {
   readonly cache: CacheControl;
   readonly fairness: FairnessControl;
   readonly modelControl: ModelControl;
+  readonly adapterControl: AdapterControl;
+  readonly adapters: AdapterRegistry;
   private readonly embedder: Embedder;
 
   private constructor(
@@ -67,14 +72,22 @@ export class ActorGateway implements Gateway {
     const saved = async (): Promise<void> => {
       await this.kept?.flush();
     };
+    this.adapters = new AdapterRegistry(system, config.server.adminLoadDir);
+    this.adapterControl = {
+      list: () => this.adapters.list().map(adapterInfo),
+      load: async (req) => adapterInfo(await this.adapters.load(req, registry.lookup(req.model))),
+      unload: (id) => this.adapters.unload(id),
+    };
     this.modelControl = {
       load: async (req) => {
         const m = await registry.load(req);
         await saved();
         return this.info(m);
       },
+      // The model's adapters go with it (its requests, adapters' included, have drained by then).
       unload: async (id) => {
         await registry.unload(id);
+        await this.adapters.unloadAllOf(id);
         await saved();
       },
       setDefault: async (id) => {
@@ -175,11 +188,31 @@ export class ActorGateway implements Gateway {
       error: m.error,
       metadata: { ...m.metadata },
       memoryBytes: m.memory.totalBytes,
+      adapters: this.adapters.list(m.id).map(adapterInfo),
     };
   }
 
   model(id: string | undefined): ModelInfo {
-    return this.info(this.registry.lookup(id));
+    return this.info(this.registry.lookup(this.parseRef(id, undefined).model));
+  }
+
+  /**
+   * A request's model and adapter: `base:adapter` names adapter `adapter` of model `base` when no
+   * model has the whole id; the `adapter` field names one directly (both must agree).
+   */
+  private parseRef(model: string | undefined, adapter: string | undefined): { model: string | undefined; adapter: string | undefined } {
+    if (model !== undefined && model !== '' && !this.registry.get(model)) {
+      const i = model.lastIndexOf(':');
+      const base = model.slice(0, i);
+      const suffix = model.slice(i + 1);
+      if (i > 0 && suffix !== '' && this.registry.get(base)) {
+        if (adapter !== undefined && adapter !== suffix) {
+          throw new InferFluxError('invalid_request', `model '${model}' names adapter '${suffix}' but the adapter field is '${adapter}'.`, { param: 'adapter' });
+        }
+        return { model: base, adapter: suffix };
+      }
+    }
+    return { model, adapter };
   }
 
   async countTokens(model: string | undefined, prompt: PromptInput): Promise<number> {
@@ -208,7 +241,7 @@ export class ActorGateway implements Gateway {
 
   /** Runs `fn` holding a lease on the model, so an unload cannot free its tokenizer underneath. */
   private async leased<T>(model: string | undefined, fn: (entry: RegisteredModel) => T | Promise<T>): Promise<T> {
-    const lease = this.registry.acquire(model);
+    const lease = this.registry.acquire(this.parseRef(model, undefined).model);
     try {
       return await fn(lease.model);
     } finally {
@@ -257,14 +290,27 @@ export class ActorGateway implements Gateway {
    */
   private start(run: Run): void {
     let lease;
+    let adapterLease: AdapterLease | undefined;
     try {
-      lease = this.registry.acquire(run.input.model);
+      const ref = this.parseRef(run.input.model, run.input.adapter);
+      lease = this.registry.acquire(ref.model);
+      if (ref.adapter !== undefined) {
+        try {
+          adapterLease = this.adapters.acquire(lease.model.id, ref.adapter);
+        } catch (err) {
+          lease.release();
+          throw err;
+        }
+        const a: LoadedAdapter = adapterLease.adapter;
+        run.adapter = { id: a.id, ref: { key: a.key, path: a.path, scale: a.scale, sha256: a.sha256 } };
+      }
     } catch (err) {
       run.fail(InferFluxError.from(err));
       return;
     }
     const finished = run.onFinish;
     run.onFinish = () => {
+      adapterLease?.release();
       lease.release();
       finished();
     };
@@ -279,7 +325,8 @@ export class ActorGateway implements Gateway {
       if (run.cancelled) return run.finish();
       const sampling = resolveSampling(run.input.params, engine, tokens.length);
       // Keyed by this load of the model: the same id loaded again from another file starts empty.
-      const key = this.responseKey(`${model.id}#${model.serial}`, tokens, run.input);
+      // And by adapter content + scale: an adapter's answers are never served for the base or another adapter.
+      const key = this.responseKey(`${model.id}#${model.serial}${run.adapter ? `@${run.adapter.ref.key}` : ''}`, tokens, run.input);
       const cached = this.responses.get(key);
       if (cached) {
         this.metrics.streamCacheHits.inc({ model: model.id });
@@ -316,3 +363,19 @@ export class ActorGateway implements Gateway {
   }
 }
 
+
+function adapterInfo(a: LoadedAdapter): AdapterInfo {
+  return {
+    id: a.id,
+    model: a.model,
+    path: a.path,
+    scale: a.scale,
+    sha256: a.sha256,
+    rank: a.rank,
+    alpha: a.alpha,
+    targets: a.targets,
+    state: a.state,
+    inflight: a.inflight,
+    loadedAt: new Date(a.loadedAt).toISOString(),
+  };
+}

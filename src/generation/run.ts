@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { InferFluxError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { ActorSystem } from '../actors/system.js';
-import { T, postFrame, unpack, type AdmitBody, type Envelope, type OnRequestPortFromEngine, type RequestId } from '../actors/protocol.js';
+import { T, postFrame, unpack, type AdapterRef, type AdmitBody, type Envelope, type OnRequestPortFromEngine, type RequestId } from '../actors/protocol.js';
 import { prefixBlocks } from '../runtime/prefix/block-hash.js';
 import type { EngineSampling } from '../runtime/sampling.js';
 import type { FinishReason, GenerateInput, GenerationHandle, GenerationTimings, RunningGeneration, StartMeta, TokenSink } from './contract.js';
@@ -32,6 +32,8 @@ const BACKEND = 'cpu';
 
 export class Run {
   model = 'unknown';
+  /** The LoRA adapter the request runs under (id as clients name it, and what engines apply), or null. */
+  adapter: { id: string; ref: AdapterRef } | null = null;
   cancelled = false;
   onFinish: () => void = () => undefined;
   /** Set for cacheable requests: receives the finished response (not on cancel or error). */
@@ -77,10 +79,10 @@ export class Run {
   admit(tokens: number[], sampling: EngineSampling): void {
     this.promptTokens = tokens.length;
     this.metrics.promptTokensTotal.inc({ model: this.model, backend: BACKEND }, tokens.length);
-    this.startMeta = { model: this.model, promptTokens: tokens.length, created: Math.floor(Date.now() / 1000) };
+    this.startMeta = { model: this.displayModel, promptTokens: tokens.length, created: Math.floor(Date.now() / 1000) };
     const n = this.input.n;
     this.open = n;
-    const prefix = prefixBlocks(tokens);
+    const prefix = prefixBlocks(tokens, this.adapter?.ref.key ?? '');
     for (let i = 0; i < n; i++) {
       const { port1, port2 } = new MessageChannel();
       const id = (n === 1 ? this.input.requestId : `${this.input.requestId}/${i}`) as RequestId;
@@ -99,6 +101,7 @@ export class Run {
         priority: this.input.priority ?? 0,
         tenant: this.input.tenant ?? 'default',
         prefix,
+        adapter: this.adapter?.ref ?? null,
       };
       port1.on('message', (env: Envelope) => this.onFrame(i, unpack<OnRequestPortFromEngine>(env.f)));
       // The port closes early only when the worker holding it died (or shut down).
@@ -244,7 +247,7 @@ export class Run {
     this.cachedTokens = r.promptTokens;
     this.texts = [...r.texts];
     this.finishReasons = [...r.reasons];
-    this.sink.onStart({ model: this.model, promptTokens: r.promptTokens, created: Math.floor(Date.now() / 1000) });
+    this.sink.onStart({ model: this.displayModel, promptTokens: r.promptTokens, created: Math.floor(Date.now() / 1000) });
     for (let i = 0; i < r.texts.length; i++) {
       if (r.texts[i]!.length > 0) this.sink.onText(i, r.texts[i]!);
       this.sink.onChoiceEnd(i, r.reasons[i]!, r.completion[i]!);
@@ -296,6 +299,11 @@ export class Run {
     this.onFinish();
   }
 
+  /** The model as the response names it: `base:adapter` under an adapter. */
+  get displayModel(): string {
+    return this.adapter ? `${this.model}:${this.adapter.id}` : this.model;
+  }
+
   private broadcast(frame: [typeof T.Pause] | [typeof T.Resume]): void {
     for (const port of this.ports) {
       try {
@@ -318,6 +326,7 @@ export class Run {
       traceparent: this.input.traceparent,
       route: this.input.route,
       model: this.model,
+      adapter: this.adapter?.id,
       status,
       decision,
       promptTokens: this.promptTokens,

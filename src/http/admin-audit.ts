@@ -9,6 +9,9 @@ export interface AdminOutcome {
   /** What was done (`guardrails.update`, `cache.flush`, ...) or why it failed. */
   decision: string;
   detail?: string;
+  /** The model and LoRA adapter the change is about, when it is about one. */
+  model?: string | undefined;
+  adapter?: string | undefined;
 }
 
 export function auditAdmin(audit: AuditSink | undefined, ctx: RequestContext, outcome: AdminOutcome): void {
@@ -22,6 +25,8 @@ export function auditAdmin(audit: AuditSink | undefined, ctx: RequestContext, ou
     status: outcome.status,
     decision: outcome.decision,
     ...(outcome.detail !== undefined ? { detail: outcome.detail } : {}),
+    ...(outcome.model !== undefined ? { model: outcome.model } : {}),
+    ...(outcome.adapter !== undefined ? { adapter: outcome.adapter } : {}),
     traceparent: ctx.traceparent,
   });
 }

@@ -27,6 +27,7 @@ import { register as registerAdmin } from './routes/admin/index.js';
 import { register as registerAdminCache } from './routes/admin-cache/index.js';
 import { register as registerAdminFairness } from './routes/admin-fairness/index.js';
 import { register as registerAdminModels } from './routes/admin-models/index.js';
+import { register as registerAdminAdapters } from './routes/admin-adapters/index.js';
 import { register as registerOllamaGenerate } from './routes/ollama-generate/index.js';
 import { register as registerOllamaModels } from './routes/ollama-models/index.js';
 import { register as registerAnthropic } from './routes/anthropic-messages/index.js';
@@ -115,6 +116,7 @@ export function buildRouter(deps: HttpDeps): Router {
   registerAdminCache(router, deps);
   registerAdminFairness(router, deps);
   registerAdminModels(router, deps);
+  registerAdminAdapters(router, deps);
   registerConsole(router, deps);
   return router;
 }

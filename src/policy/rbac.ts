@@ -5,7 +5,7 @@
  *
  * A path that matches no row needs `admin`: a route added without a row here fails closed, and a
  * unit test checks that every registered route has an explicit row and every row serves a route.
- * (Adapter routes, for `adapter-manager` keys, get their rows when they exist.)
+ * LoRA adapter routes take `admin` or `adapter-manager` (a key that manages adapters, not models).
  */
 import type { Scope } from './types.js';
 
@@ -21,6 +21,7 @@ const PUBLIC: Access = { kind: 'public' };
 const GENERATE: Access = { kind: 'scopes', anyOf: ['generate'] };
 const READ: Access = { kind: 'scopes', anyOf: ['read'] };
 const ADMIN: Access = { kind: 'scopes', anyOf: ['admin'] };
+const ADAPTERS: Access = { kind: 'scopes', anyOf: ['admin', 'adapter-manager'] };
 
 /**
  * `[pattern, access]`, first match wins. `:x` matches one segment, a trailing `*` matches zero or
@@ -73,6 +74,8 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   // The operations console's snapshot and live stream (src/http/routes/console).
   ['/v1/admin/console', ADMIN],
   ['/v1/admin/console/events', ADMIN],
+  ['/v1/admin/adapters', ADAPTERS],
+  ['/v1/admin/adapters/:id', ADAPTERS],
   ['/v1/admin/*', ADMIN],
   // The web console's static files hold no data; its API calls carry the key typed into the page.
   ['/ui', PUBLIC],

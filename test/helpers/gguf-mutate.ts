@@ -229,6 +229,7 @@ const MUTATIONS: ((g: RawGguf, r: () => number) => string)[] = [
   // An array's count changed without changing its bytes.
   (g, r) => {
     const arrays = g.kvs.filter((k) => k.type === V.ARRAY);
+    if (arrays.length === 0) return 'no array to edit';
     const kv = pick(r, arrays);
     const c = kv.count ?? 0n;
     kv.count = pick(r, [0n, 1n, c - 1n, c + 1n, c * 2n, 2n ** 32n, 2n ** 63n, 2n ** 64n - 1n]);
@@ -323,4 +324,69 @@ export function mutateCase(base: Buffer, seed: number, index: number): { bytes: 
     what.push(`u64 ${v} written at byte ${at}`);
   }
   return { bytes, what };
+}
+
+/** Adapter-specific mutations: the keys llama.cpp reads with type-asserting getters, names and shapes of the halves. */
+const ADAPTER_MUTATIONS: ((g: RawGguf, r: () => number) => string)[] = [
+  (g, r) => {
+    const key = pick(r, ['general.type', 'adapter.type', 'general.architecture']);
+    if (r() < 0.5) {
+      const v = pick(r, ['adapter', 'lora', 'llama', 'model', '', 'qwen2', 'x'.repeat(300)]);
+      setKv(g, key, { type: V.STRING, payload: strBytes(v) });
+      return `${key} = "${v.slice(0, 20)}"`;
+    }
+    const t = pick(r, [V.UINT32, V.FLOAT32, V.BOOL, V.UINT64]);
+    setKv(g, key, { type: t, payload: Buffer.alloc(GGUF_SCALAR_SIZE[t]!) });
+    return `${key} stored as type ${t}`;
+  },
+  (g, r) => {
+    if (r() < 0.5) {
+      const v = pick(r, [0, -1, NaN, Infinity, 1e30, 16, 0.5]);
+      setKv(g, 'adapter.lora.alpha', { type: V.FLOAT32, payload: f32Bytes(v) });
+      return `adapter.lora.alpha = ${v}`;
+    }
+    const t = pick(r, [V.UINT32, V.INT32, V.FLOAT64, V.STRING]);
+    setKv(g, 'adapter.lora.alpha', t === V.STRING ? { type: t, payload: strBytes('16') } : { type: t, payload: Buffer.alloc(GGUF_SCALAR_SIZE[t]!) });
+    return `adapter.lora.alpha stored as type ${t}`;
+  },
+  (g, r) => {
+    const elem = pick(r, [V.UINT32, V.INT32, V.FLOAT32, V.STRING]);
+    const n = pick(r, [0, 1, 3]);
+    setKv(g, 'adapter.alora_invocation_tokens', { type: V.ARRAY, elem, count: BigInt(n), payload: elem === V.STRING ? Buffer.concat(Array.from({ length: n }, () => strBytes('a'))) : Buffer.alloc(4 * n) });
+    return `adapter.alora_invocation_tokens = array of ${elem} [${n}]`;
+  },
+  // A half renamed onto another base tensor (shapes then disagree), or onto a name the base lacks.
+  (g, r) => {
+    const t = pick(r, g.tensors);
+    const before = t.name;
+    const half = before.endsWith('.lora_a') ? 'lora_a' : 'lora_b';
+    t.name = `${pick(r, ['blk.0.attn_q.weight', 'blk.1.ffn_down.weight', 'output.weight', 'token_embd.weight', 'blk.0.attn_k.weight', 'blk.9.attn_q.weight', 'blk.0.attn_norm.weight'])}.${pick(r, [half, half, 'lora_c'])}`;
+    return `tensor ${before} renamed ${t.name}`;
+  },
+  // The rank of one half changed (ne1 of lora_a or ne0 of lora_b), with or without its partner.
+  (g, r) => {
+    const t = pick(r, g.tensors);
+    const d = t.name.endsWith('.lora_a') ? 1 : 0;
+    const before = t.dims[d]!;
+    t.dims[d] = pick(r, [0n, 1n, 4n, 16n, 2048n, 2n ** 32n]);
+    if (r() < 0.5) {
+      const partner = g.tensors.find((x) => x.name === t.name.replace(/lora_[ab]$/, d === 1 ? 'lora_b' : 'lora_a'));
+      if (partner) partner.dims[d === 1 ? 0 : 1] = t.dims[d]!;
+    }
+    return `tensor ${t.name} rank ${before} -> ${t.dims[d]}`;
+  },
+];
+
+/**
+ * Case `index` of the adapter stream for `seed`: one to three mutations of the adapter `base`,
+ * mostly adapter-specific, some generic (types, counts, offsets, dims); case 0 is unmutated.
+ */
+export function mutateAdapterCase(base: Buffer, seed: number, index: number): { bytes: Buffer; what: string[] } {
+  if (index === 0) return { bytes: base, what: ['unmutated'] };
+  const r = rng((Math.imul(seed ^ 0x5bd1e995, 0x85ebca6b) + Math.imul(index, 0x9e3779b1)) >>> 0);
+  const g = splitGguf(base);
+  const what: string[] = [];
+  const n = 1 + Math.floor(r() * 3);
+  for (let i = 0; i < n; i++) what.push(pick(r, r() < 0.6 ? ADAPTER_MUTATIONS : MUTATIONS)(g, r));
+  return { bytes: serialize(g), what };
 }

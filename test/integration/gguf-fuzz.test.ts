@@ -14,13 +14,16 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { mutateCase } from '../helpers/gguf-mutate.js';
+import { mutateAdapterCase, mutateCase } from '../helpers/gguf-mutate.js';
+import { generateLora } from '../../src/runtime/gguf/lora.js';
+import { readGgufHeader } from '../../src/runtime/gguf/reader.js';
 import { serialize, splitGguf } from '../helpers/gguf-mutate.js';
 import { startServer, tinyModel } from '../helpers/server.js';
 
 const CHECK = new URL('../../dist/cli/check-model.js', import.meta.url).pathname;
 const SEED = Number(process.env.INFERFLUX_FUZZ_SEED ?? 20261205);
 const CASES = Number(process.env.INFERFLUX_FUZZ_CASES ?? 150);
+const ADAPTER_CASES = Number(process.env.INFERFLUX_FUZZ_ADAPTER_CASES ?? 80);
 
 interface Outcome {
   file: string;
@@ -32,12 +35,12 @@ interface Outcome {
 }
 
 /** Runs check-model over `files` until all are handled; a file whose load never reported back crashed. */
-async function runAll(files: string[]): Promise<{ outcomes: Map<string, Outcome>; crashes: { file: string; exit: string }[] }> {
+async function runAll(files: string[], args: string[] = []): Promise<{ outcomes: Map<string, Outcome>; crashes: { file: string; exit: string }[] }> {
   const outcomes = new Map<string, Outcome>();
   const crashes: { file: string; exit: string }[] = [];
   let rest = files;
   while (rest.length > 0) {
-    const child = spawn(process.execPath, [CHECK, '--load', ...rest], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CHECK, '--load', ...args, ...rest], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -90,6 +93,39 @@ describe('GGUF fuzz: validate, then load in a child process', function () {
       expect(all.every((c) => c.out !== undefined)).to.equal(true);
       expect(all[0]!.out).to.deep.include({ accepted: true, loaded: true });
       expect(refused).to.be.greaterThan(CASES / 4);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it(`${ADAPTER_CASES} seeded mutations of a LoRA adapter: each refused by the adapter checks or applied by llama.cpp, none aborts`, async () => {
+    const model = await tinyModel();
+    const dir = mkdtempSync(join(tmpdir(), 'ifx-fuzz-lora-'));
+    try {
+      await generateLora({ base: await readGgufHeader(model), seed: 7, outPath: join(dir, 'adapter.gguf') });
+      const base = readFileSync(join(dir, 'adapter.gguf'));
+      const cases = Array.from({ length: ADAPTER_CASES }, (_, i) => {
+        const { bytes, what } = mutateAdapterCase(base, SEED, i);
+        const file = join(dir, `lora-${String(i).padStart(3, '0')}.gguf`);
+        writeFileSync(file, bytes);
+        return { file, what };
+      });
+      const startedAt = Date.now();
+      const { outcomes, crashes } = await runAll(cases.map((c) => c.file), ['--base', model]);
+      const all = cases.map((c) => ({ ...c, out: outcomes.get(c.file)! }));
+      const refused = all.filter((c) => !c.out.accepted).length;
+      const loaded = all.filter((c) => c.out.loaded === true).length;
+      const llamaRefused = all.filter((c) => c.out.accepted && c.out.loaded === false && c.out.message !== 'CRASH');
+      process.stdout.write(
+        `      lora fuzz seed ${SEED}: ${ADAPTER_CASES} cases in ${((Date.now() - startedAt) / 1000).toFixed(1)} s: crashes ${crashes.length}, ` +
+          `refused by validation ${refused}, applied ${loaded}, refused by llama.cpp ${llamaRefused.length}\n`,
+      );
+      for (const c of llamaRefused) process.stdout.write(`        llama.cpp refused ${c.file.slice(-12)} (${c.what.join('; ')}): ${c.out.message}\n`);
+      const crashed = crashes.map((x) => ({ ...x, what: cases.find((c) => c.file === x.file)!.what }));
+      expect(crashed, `seed ${SEED}`).to.deep.equal([]);
+      expect(all.every((c) => c.out !== undefined)).to.equal(true);
+      expect(all[0]!.out).to.deep.include({ accepted: true, loaded: true });
+      expect(refused).to.be.greaterThan(ADAPTER_CASES / 4);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

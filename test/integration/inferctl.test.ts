@@ -233,7 +233,7 @@ describe('inferctl (the CLI against a real server)', function () {
     } finally {
       rmSync(bin, { recursive: true, force: true });
     }
-    const commands = [[], ['serve'], ['quickstart'], ['status'], ['models'], ['completion'], ['chat'], ['admin'], ['admin', 'guardrails'], ['admin', 'rate-limit'], ['admin', 'api-keys'], ['admin', 'cache'], ['admin', 'fairness'], ['audit'], ['audit', 'verify']];
+    const commands = [[], ['serve'], ['quickstart'], ['status'], ['models'], ['completion'], ['chat'], ['admin'], ['admin', 'guardrails'], ['admin', 'rate-limit'], ['admin', 'api-keys'], ['admin', 'cache'], ['admin', 'fairness'], ['admin', 'models'], ['admin', 'adapters'], ['audit'], ['audit', 'verify']];
     for (const cmd of commands) {
       const r = await inferctl(null, [...cmd, '--help']);
       expect(r.code, cmd.join(' ')).to.equal(0);

@@ -27,7 +27,7 @@ function sampling(over: Partial<EngineSampling> = {}): EngineSampling {
 }
 
 function req(id: string, promptLen: number, over: Partial<EngineSampling> = {}): AdmitBody {
-  return { id: id as RequestId, model: 'm', tokens: Array.from({ length: promptLen }, (_, i) => (i % 20) + 1), sampling: sampling(over), enqueuedAt: 0, priority: 0, tenant: 'default', prefix: [] };
+  return { id: id as RequestId, model: 'm', tokens: Array.from({ length: promptLen }, (_, i) => (i % 20) + 1), sampling: sampling(over), enqueuedAt: 0, priority: 0, tenant: 'default', prefix: [], adapter: null };
 }
 
 class FakeSampler implements SlotSampler {

@@ -53,3 +53,26 @@ describe('SchedulerCore', () => {
     expect(core.released(id('old'), { model: 'm', worker: 0 })).to.deep.equal([{ engine: { model: 'm', worker: 0 }, id: 'a', ref: 'A' }]);
   });
 });
+
+describe('scheduler core: LoRA adapter placement', () => {
+  const place = (core: SchedulerCore<string>, rid: string, adapter: string) => core.admit(id(rid), 'm', 0, rid, { adapter });
+
+  it('places a request on a worker running its adapter (or idle) before one running another, even when busier', () => {
+    const core = new SchedulerCore<string>(100);
+    core.engineUp({ model: 'm', worker: 0 }, 4);
+    core.engineUp({ model: 'm', worker: 1 }, 4);
+    expect(place(core, 'a1', 'A')).to.deep.include({ kind: 'place', engine: { model: 'm', worker: 0 } });
+    // Worker 0 runs A: a base request goes to the idle worker 1.
+    expect(place(core, 'b1', '')).to.deep.include({ engine: { model: 'm', worker: 1 } });
+    // A requests keep joining worker 0 although it is busier (2 then 3 running against 1), and a
+    // base request joins worker 1 although worker 0 would win the tie-break.
+    expect(place(core, 'a2', 'A')).to.deep.include({ engine: { model: 'm', worker: 0 } });
+    expect(place(core, 'a3', 'A')).to.deep.include({ engine: { model: 'm', worker: 0 } });
+    expect(place(core, 'b2', '')).to.deep.include({ engine: { model: 'm', worker: 1 } });
+    core.released(id('b1'));
+    core.released(id('b2'));
+    expect(place(core, 'b3', '')).to.deep.include({ engine: { model: 'm', worker: 1 } });
+    // A third adapter has no worker to itself: it still gets placed (and waits there for a swap).
+    expect(place(core, 'c1', 'C')).to.deep.include({ kind: 'place' });
+  });
+});

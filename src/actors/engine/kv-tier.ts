@@ -15,7 +15,7 @@ import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BatchContext } from '../../runtime/llama/batch-adapter.js';
 import { PrefixCache, type PrefixCacheStatus, type PrefixHit } from '../../runtime/prefix/prefix-cache.js';
-import { prefixNamespace } from '../../runtime/prefix/snapshot-key.js';
+import { prefixNamespace, type NamespaceParts } from '../../runtime/prefix/snapshot-key.js';
 
 export interface KvTierOptions {
   model: string;
@@ -39,20 +39,34 @@ const MIN_GAIN_TOKENS = 16;
 export class KvTier {
   private constructor(
     private readonly cache: PrefixCache,
-    private readonly ns: string,
+    private readonly parts: NamespaceParts,
     private readonly batch: BatchContext,
     private readonly opts: KvTierOptions,
-  ) {}
+  ) {
+    this.ns = prefixNamespace(parts);
+  }
+
+  /** Namespace of the snapshots saved and looked up now: the model, layout and current adapter. */
+  private ns: string;
+
+  /**
+   * The context now runs LoRA adapter `key` (null = base): from now on snapshots are saved and
+   * found under its own namespace, so a prefix computed under one adapter never loads under another.
+   */
+  setAdapter(key: string | null): void {
+    this.ns = prefixNamespace({ ...this.parts, adapter: key });
+  }
 
   static async open(batch: BatchContext, opts: KvTierOptions): Promise<KvTier> {
     const st = await stat(opts.modelPath);
     // Disk entries outlive the process: the namespace changes whenever the weights file does,
     // and saved state only loads into a context with the same sequence count.
-    const ns = prefixNamespace({
+    const parts: NamespaceParts = {
       model: opts.model,
       modelFingerprint: `${st.size}-${Math.floor(st.mtimeMs)}`,
+      adapter: null,
       layout: `seq=${opts.sequences};ctx=${opts.contextSize}`,
-    });
+    };
     const cache = await PrefixCache.open({
       cpuPages: opts.cpuPages,
       eviction: opts.eviction,
@@ -61,7 +75,7 @@ export class KvTier {
           ? null
           : { path: join(opts.diskPath, `${safe(opts.model)}-w${opts.worker}`), workers: opts.diskWorkers, queueDepth: opts.diskQueueDepth },
     });
-    return new KvTier(cache, ns, batch, opts);
+    return new KvTier(cache, parts, batch, opts);
   }
 
   get minTokens(): number {

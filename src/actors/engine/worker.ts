@@ -11,7 +11,10 @@
  * (step-loop.ts), KV moves in and out of sequences (kv-moves.ts), the decisions (core.ts, pure),
  * sampling (sampler.ts), the prefix tiers (kv-tier.ts) and the disaggregated hand-off (handoff.ts).
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { readGgufHeader, type GgufInfo } from '../../runtime/gguf/reader.js';
+import { validateLoraFile } from '../../runtime/gguf/lora.js';
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { exposeRpc } from '../rpc.js';
@@ -20,6 +23,7 @@ import {
   T,
   postFrame,
   unpack,
+  type AdapterRef,
   type AdmitBody,
   type EngineInit,
   type Envelope,
@@ -36,6 +40,7 @@ import { prefixBlocks } from '../../runtime/prefix/block-hash.js';
 import { STATE_DIR, disposeNativeEngine, loadNativeEngine, type NativeEngine } from './bootstrap.js';
 import type { GrammarState, NativeGrammar, SampledLogprobs } from '../../runtime/llama/batch-adapter.js';
 import { EngineCore, type Emission, type StepPlan } from './core.js';
+import { AdapterGate, keyOf } from './adapter-gate.js';
 import { KvHandoff } from './handoff.js';
 import { componentLog } from '../../log/logger.js';
 import { KvMoves } from './kv-moves.js';
@@ -68,6 +73,11 @@ class EngineShell {
    * batch is decoding on the libuv pool would race with llama.cpp on the same context.
    */
   private readonly admits: { req: AdmitBody; port: MessagePort; since: number }[] = [];
+  /** The LoRA adapter the context runs, and which admits may start under it (adapter-gate.ts). */
+  private readonly gate = new AdapterGate();
+  /** Adapter files this worker's model has loaded (checked first, see loadAdapter). */
+  private readonly adapterFiles = new Set<string>();
+  private baseHeader: GgufInfo | null = null;
   /** Parsed grammars by GBNF text, least recently used first (see grammarState). */
   private readonly grammars = new Map<string, NativeGrammar>();
   /** An ordinary token to detokenize single tokens after (see afterStep). */
@@ -143,7 +153,7 @@ class EngineShell {
     this.loop = new StepLoop(native.batch, {
       betweenSteps: () => this.betweenSteps(),
       plan: () => this.core.plan(now()),
-      waiting: () => ({ ready: this.admits.some((a) => this.isReady(a)), any: this.admits.length > 0 }),
+      waiting: () => ({ ready: this.gate.decide(this.admits.filter((a) => this.isReady(a)), this.core.active).admit.length > 0, any: this.admits.length > 0 }),
       samplerAt: (slot) => this.samplers.get(this.core.requestAt(slot)!)!,
       apply: (plan, sampled, logprobs, more) => this.afterStep(plan, sampled, logprobs, more),
       draftFor: (item, chunkSize) => this.core.draftRequest(item, chunkSize),
@@ -161,7 +171,25 @@ class EngineShell {
   }
 
   status(): EngineStatus {
-    return { ...this.core.status(), ...this.handoff.counters() };
+    return { ...this.core.status(), ...this.handoff.counters(), adapter: this.gate.current, adapterSwaps: this.gate.swaps };
+  }
+
+  /**
+   * Load a LoRA adapter file into this worker's llama.cpp model (not applied until a request
+   * needs it). The main thread checked the file when it was loaded; the file is read again here
+   * (by a worker restarted since, or one the admin load reaches), so it is checked again against
+   * this worker's model and must still have the hash the main thread saw: a file replaced in
+   * place never reaches llama.cpp unchecked, nor serves under the old one's cache keys.
+   */
+  async loadAdapter(a: { path: string; sha256: string }): Promise<void> {
+    if (this.adapterFiles.has(a.path)) return;
+    const bytes = await readFile(a.path);
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    if (sha !== a.sha256) throw new Error(`adapter file ${a.path} changed since it was loaded (SHA-256 ${sha.slice(0, 12)}..., expected ${a.sha256.slice(0, 12)}...); load the new file under a new id`);
+    this.baseHeader ??= await readGgufHeader(this.init.modelPath);
+    await validateLoraFile(a.path, this.baseHeader);
+    await this.native.batch!.loadLora(a.path);
+    this.adapterFiles.add(a.path);
   }
 
   /** KV rings of the decode workers (prefill role), or this worker's own (decode role). */
@@ -249,7 +277,7 @@ class EngineShell {
     this.post(this.core.reapCancelled(now()));
     await this.suspendReaped();
     if (this.flushRequested) this.forgetIdleSequences();
-    for (const a of this.readyAdmits()) await this.admit(a.req, a.port);
+    for (const a of await this.readyAdmits()) await this.admit(a.req, a.port);
   }
 
   private afterStep(plan: StepPlan, sampled: Int32Array, logprobs: (SampledLogprobs | undefined)[], more: (number[] | undefined)[]): void {
@@ -273,16 +301,37 @@ class EngineShell {
    * Admits whose KV is here: everything but hand-offs whose ring frame has not arrived yet (they
    * wait without holding up the loop, and fall back to a full prefill after HANDOFF_WAIT_MS).
    */
-  private readyAdmits(): { req: AdmitBody; port: MessagePort }[] {
-    const ready: { req: AdmitBody; port: MessagePort }[] = [];
-    for (let i = 0; i < this.admits.length; ) {
-      const a = this.admits[i]!;
-      if (this.isReady(a)) {
-        ready.push(a);
-        this.admits.splice(i, 1);
-      } else i++;
+  private async readyAdmits(): Promise<{ req: AdmitBody; port: MessagePort }[]> {
+    const decision = this.gate.decide(this.admits.filter((a) => this.isReady(a)), this.core.active);
+    if (decision.swap !== undefined && !(await this.swapAdapter(decision.swap))) return [];
+    for (const a of decision.admit) this.admits.splice(this.admits.indexOf(a), 1);
+    return decision.admit;
+  }
+
+  /**
+   * Between steps with no sequence running: apply `to` (null = base) to the context and forget
+   * every sequence's KV and the prefixes they advertise, all computed under the old adapter.
+   * If llama.cpp cannot apply it, the admits waiting for it fail (others keep their turn).
+   */
+  private async swapAdapter(to: AdapterRef | null): Promise<boolean> {
+    const key = to?.key ?? '';
+    try {
+      if (to) await this.loadAdapter(to);
+      await this.native.batch!.setLoras(to ? [{ filePath: to.path, scale: to.scale }] : []);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      log.error(`engine worker ${this.init.worker}: cannot apply LoRA adapter ${to?.path ?? '(base)'}: ${why}`);
+      for (const a of this.admits.filter((x) => keyOf(x.req) === key)) {
+        this.admits.splice(this.admits.indexOf(a), 1);
+        this.fail(a.port, new InferFluxError('invalid_adapter_file', `llama.cpp could not apply the adapter: ${why}`));
+        this.released(a.req.id, 0);
+      }
+      return false;
     }
-    return ready;
+    this.gate.swapped(key);
+    this.kv?.setAdapter(to ? key : null);
+    this.forgetIdleSequences();
+    return true;
   }
 
   private isReady(a: { req: AdmitBody; since: number }): boolean {
@@ -387,7 +436,7 @@ class EngineShell {
     if (!this.link) return;
     const prints: number[][] = [];
     for (let seq = 0; seq < this.init.sequences; seq++) {
-      const blocks = prefixBlocks(this.core.residentTokens(seq));
+      const blocks = prefixBlocks(this.core.residentTokens(seq), this.gate.current);
       if (blocks.length > 0) prints.push(blocks);
     }
     postFrame(this.link, [T.Resident, prints]);
@@ -499,6 +548,7 @@ const api = {
   cacheStatus: () => shell.cacheStatus(),
   setRings: (rings: SharedArrayBuffer[]) => shell.setRings(rings),
   flushCache: () => shell.flushCache(),
+  loadAdapter: (a: { path: string; sha256: string }) => shell.loadAdapter(a),
   injectFault: () => {
     if (process.env.INFERFLUX_FAULT_INJECTION !== '1') throw new Error('fault injection is disabled');
     shell.injectFault();

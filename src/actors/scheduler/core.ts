@@ -56,6 +56,11 @@ export interface AdmitOptions {
   prefix?: readonly number[];
   /** Whether a long prompt may move other requests off its worker (unified pools). Defaults to `false`. */
   mayIsolate?: boolean;
+  /**
+   * Key of the request's LoRA adapter ('' = base). An engine runs one adapter at a time
+   * (engine/adapter-gate.ts), so placement prefers engines running none of another. Defaults to `''`.
+   */
+  adapter?: string;
 }
 
 export type SuspendReason = 'preempt' | 'yield' | 'migrate';
@@ -114,6 +119,7 @@ interface Waiting<R> extends QueueEntry {
   model: string;
   promptTokens: number;
   prefix: readonly number[];
+  adapter: string;
   ref: R;
   /** Where it was suspended, for resumable entries. */
   from: EngineKey | null;
@@ -127,6 +133,7 @@ interface Running {
   order: number;
   promptTokens: number;
   prefix: readonly number[];
+  adapter: string;
   engine: EngineState;
   /** Placement sequence number: tie-break for victims (placed earliest goes first). */
   placed: number;
@@ -186,11 +193,11 @@ export class SchedulerCore<R> {
   admit(id: RequestId, model: string, priority: number, ref: R, opts: AdmitOptions = {}): Admission<R> {
     const tenant = opts.tenant ?? DEFAULT_TENANT;
     const entry: Waiting<R> = {
-      id, model, tenant, priority, order: this.order++, resumable: false, promptTokens: opts.promptTokens ?? 0, prefix: opts.prefix ?? [], ref, from: null,
+      id, model, tenant, priority, order: this.order++, resumable: false, promptTokens: opts.promptTokens ?? 0, prefix: opts.prefix ?? [], adapter: opts.adapter ?? '', ref, from: null,
       mayIsolate: opts.mayIsolate ?? false,
     };
     const queue = this.queueOf(model);
-    const engine = this.pick(model, entry.prefix);
+    const engine = this.pick(model, entry.prefix, entry.adapter);
     if (engine && queue.size === 0) {
       queue.enter(tenant);
       const p = this.start(engine, entry);
@@ -259,7 +266,7 @@ export class SchedulerCore<R> {
     // line, or it would take its own sequence straight back from a same-tenant waiter.
     const order = r.suspending === 'yield' ? this.order++ : r.order;
     const from = { model, worker: r.engine.worker };
-    this.queueOf(model).push({ id, model, tenant: r.tenant, priority: r.priority, order, resumable: true, promptTokens: r.promptTokens, prefix: r.prefix, ref, from, mayIsolate: false });
+    this.queueOf(model).push({ id, model, tenant: r.tenant, priority: r.priority, order, resumable: true, promptTokens: r.promptTokens, prefix: r.prefix, adapter: r.adapter, ref, from, mayIsolate: false });
     return { placements: this.drain(model), drop: undefined };
   }
 
@@ -323,7 +330,7 @@ export class SchedulerCore<R> {
     while (queue.size > 0) {
       if (!this.pick(model)) break;
       const next = queue.shift()!;
-      out.push(this.start(this.pick(model, next.prefix)!, next));
+      out.push(this.start(this.pick(model, next.prefix, next.adapter)!, next));
     }
     return out;
   }
@@ -331,7 +338,7 @@ export class SchedulerCore<R> {
   private start(engine: EngineState, w: Waiting<R>): Placement<R> {
     engine.inflight.add(w.id);
     this.running.set(w.id, {
-      id: w.id, tenant: w.tenant, priority: w.priority, order: w.order, promptTokens: w.promptTokens, prefix: w.prefix,
+      id: w.id, tenant: w.tenant, priority: w.priority, order: w.order, promptTokens: w.promptTokens, prefix: w.prefix, adapter: w.adapter,
       engine, placed: this.placements++, slice: 0, suspending: null, cancelled: false,
     });
     const key = { model: engine.model, worker: engine.worker };
@@ -443,9 +450,10 @@ export class SchedulerCore<R> {
    * holding the longest prefix of the request (its KV is reused instead of prefilled), then the
    * least loaded; ties go to the lowest worker.
    */
-  private pick(model: string, prefix: readonly number[] = []): EngineState | undefined {
+  private pick(model: string, prefix: readonly number[] = [], adapter = ''): EngineState | undefined {
     let best: EngineState | undefined;
     let bestIsolating = true;
+    let bestOther = true;
     let bestShared = -1;
     let bestLoad = Infinity;
     for (const e of this.engines.values()) {
@@ -453,14 +461,20 @@ export class SchedulerCore<R> {
       const load = e.inflight.size + e.adopted;
       if (load >= e.capacity) continue;
       const isolating = e.isolating !== null;
+      // Running another adapter: the request would wait there for those to finish (a swap).
+      let other = false;
+      for (const id of e.inflight) if (this.running.get(id)?.adapter !== adapter) other = true;
       let shared = 0;
       if (prefix.length > 0) for (const r of e.resident) shared = Math.max(shared, sharedBlocks(prefix, r));
       const better =
-        (!isolating && bestIsolating) ||
-        (isolating === bestIsolating &&
-          (shared > bestShared || (shared === bestShared && (load < bestLoad || (load === bestLoad && best !== undefined && e.worker < best.worker)))));
+        (!other && bestOther) ||
+        (other === bestOther &&
+          ((!isolating && bestIsolating) ||
+            (isolating === bestIsolating &&
+              (shared > bestShared || (shared === bestShared && (load < bestLoad || (load === bestLoad && best !== undefined && e.worker < best.worker)))))));
       if (!best || better) {
         best = e;
+        bestOther = other;
         bestIsolating = isolating;
         bestShared = shared;
         bestLoad = load;

@@ -121,7 +121,7 @@ hot.on('message', (env: Envelope) => {
       const pool = poolOf(body.model);
       // Unified pools only: a prefill pool's requests leave after their first token anyway.
       const mayIsolate = pool === body.model;
-      const a = core.admit(body.id, pool, body.priority, { body, port }, { tenant: body.tenant, promptTokens: body.tokens.length, prefix: body.prefix, mayIsolate });
+      const a = core.admit(body.id, pool, body.priority, { body, port }, { tenant: body.tenant, promptTokens: body.tokens.length, prefix: body.prefix, mayIsolate, adapter: body.adapter?.key ?? '' });
       if (a.kind === 'place') forward([{ engine: a.engine, id: a.id, ref: a.ref }]);
       else if (a.kind === 'reject') {
         reject(port, new InferFluxError('queue_full', `The queue for model '${body.model}' is full.`, { retryAfter: 1 }));
@@ -165,7 +165,7 @@ hot.on('message', (env: Envelope) => {
             // Prompt done on a prefill worker: free its sequence, queue the request for decode.
             const { body, generated } = f[1];
             forward(core.released(body.id, key, generated));
-            const a = core.admit(body.id, body.model, body.priority, { body, port: data.port! }, { tenant: body.tenant, promptTokens: 0, prefix: body.prefix });
+            const a = core.admit(body.id, body.model, body.priority, { body, port: data.port! }, { tenant: body.tenant, promptTokens: 0, prefix: body.prefix, adapter: body.adapter?.key ?? '' });
             if (a.kind === 'place') forward([{ engine: a.engine, id: a.id, ref: a.ref }]);
             else if (a.kind === 'reject') {
               reject(data.port!, new InferFluxError('queue_full', `The decode queue for model '${body.model}' is full.`, { retryAfter: 1 }));

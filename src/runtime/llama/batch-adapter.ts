@@ -508,6 +508,28 @@ export class BatchContext {
     return this.stateMethod('removeTokenCellsFromSequence').call(this.addon, sequenceId, fromPos, -1);
   }
 
+  /**
+   * Load a LoRA adapter file into llama.cpp for this model (cached per model by resolved path:
+   * node-llama-cpp's internal `LlamaModel._getOrLoadLora`), without applying it. The file must
+   * have passed `checkLoraAdapter` (runtime/gguf/lora.ts): llama.cpp asserts on some bad files.
+   */
+  async loadLora(filePath: string): Promise<void> {
+    this.ensureNotDisposed();
+    const load = requireInternal<(p: string) => Promise<unknown>>(this.model, '_getOrLoadLora', 'LlamaModel._getOrLoadLora()');
+    await load.call(this.model, filePath);
+  }
+
+  /**
+   * Apply exactly these adapters to the whole context (every sequence), replacing the previous
+   * set; `[]` is the base model (internal `LlamaContext._setLoras`, ~0.05 ms). KV cells computed
+   * under the previous set stay in the sequences: the caller clears them.
+   */
+  async setLoras(adapters: readonly { filePath: string; scale: number }[]): Promise<void> {
+    this.ensureNotDisposed();
+    const set = requireInternal<(l: { filePath: string; scale: number }[]) => Promise<void>>(this.context, '_setLoras', 'LlamaContext._setLoras()');
+    await set.call(this.context, adapters.map((a) => ({ ...a })));
+  }
+
   dispose(): void {
     this.disposed = true;
   }

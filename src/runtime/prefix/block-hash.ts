@@ -11,9 +11,14 @@ export const BLOCK = 32;
 /** Blocks fingerprinted at most (prefixes beyond 8k tokens place like 8k). */
 export const MAX_BLOCKS = 256;
 
-export function prefixBlocks(tokens: ArrayLike<number>): number[] {
+/**
+ * `salt` names what else the KV depends on (the LoRA adapter's key, '' for the base model): the
+ * same tokens under another adapter share no block, so placement never counts them as cached.
+ */
+export function prefixBlocks(tokens: ArrayLike<number>, salt = ''): number[] {
   const out: number[] = [];
   let h = 0x811c9dc5;
+  for (let i = 0; i < salt.length; i++) h = Math.imul(h ^ salt.charCodeAt(i), 0x01000193) >>> 0;
   const n = Math.min(tokens.length, BLOCK * MAX_BLOCKS);
   for (let i = 0; i < n; i++) {
     // FNV-1a over the token's 4 bytes.

@@ -68,6 +68,7 @@ export function messagesHandler(deps: HttpDeps, validate: Validator<MessagesRequ
       input: {
         requestId: ctx.requestId,
         model: body.model,
+        adapter: body.adapter,
         prompt: chatPromptWithTools(messages, tools),
         // Anthropic's defaults: temperature 1, top_p and top_k off.
         params: samplingWith({

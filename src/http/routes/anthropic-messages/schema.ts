@@ -56,6 +56,8 @@ export interface MessagesRequest extends CountTokensRequest {
   top_k?: number;
   metadata?: { user_id?: string | null };
   stream?: boolean;
+  /** InferFlux extension: a loaded LoRA adapter of the model. */
+  adapter?: string;
 }
 
 const MAX_TEXT = 1_048_576;
@@ -132,6 +134,7 @@ export function messagesSchema(limits: LimitsConfig): object {
     properties: {
       ...countProperties(),
       max_tokens: { type: 'integer', minimum: 1, maximum: limits.maxTokens },
+      adapter: { type: 'string', minLength: 1, maxLength: 64 },
       stop_sequences: { type: 'array', maxItems: limits.maxStop, items: { type: 'string', minLength: 1, maxLength: 256 } },
       // Anthropic's range is 0..1.
       temperature: { type: 'number', minimum: 0, maximum: 1 },

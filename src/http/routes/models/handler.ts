@@ -12,7 +12,48 @@ import type { HttpDeps, RequestContext } from '../../types.js';
 import { modelMetadataView } from '../admin-models/schema.js';
 
 export function openAIModel(m: ModelInfo) {
-  return { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy, state: m.state, ready: m.ready, default: m.isDefault, capabilities: m.capabilities };
+  const base = { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy, state: m.state, ready: m.ready, default: m.isDefault, capabilities: m.capabilities };
+  // Only with adapters loaded: the field (and the `base:adapter` entries) appear when there is something to pick.
+  return m.adapters && m.adapters.length > 0 ? { ...base, adapters: m.adapters.map((a) => a.id) } : base;
+}
+
+/** A loaded LoRA adapter as a model clients can name (`base:adapter`), listed after its base. */
+function openAIAdapterModel(m: ModelInfo, a: NonNullable<ModelInfo['adapters']>[number]) {
+  return {
+    id: `${m.id}:${a.id}`,
+    object: 'model',
+    created: Math.floor(Date.parse(a.loadedAt) / 1000),
+    owned_by: m.ownedBy,
+    state: a.state,
+    ready: m.ready && a.state === 'ready',
+    default: false,
+    capabilities: m.capabilities,
+    parent: m.id,
+    adapter: { id: a.id, scale: a.scale, rank: a.rank, alpha: a.alpha, sha256: a.sha256 },
+  };
+}
+
+/** `/v1/models/{id}`: a model in detail, or a `base:adapter` entry as listed. */
+export function openAIModelGet(deps: HttpDeps) {
+  return (res: HttpResponse, ctx: RequestContext): void => {
+    const id = ctx.params.id!;
+    const models = deps.gateway.models();
+    const m = models.find((x) => x.id === id);
+    if (m) return sendJson(res, 200, openAIModelDetail(m));
+    for (const base of models) {
+      const a = base.adapters?.find((x) => `${base.id}:${x.id}` === id);
+      if (a) return sendJson(res, 200, openAIAdapterModel(base, a));
+    }
+    sendError(res, notFound(id));
+  };
+}
+
+/** `/v1/models`: every model, each followed by its adapters as `base:adapter` entries. */
+export function openAIModelList(deps: HttpDeps) {
+  return (res: HttpResponse): void => {
+    const data = deps.gateway.models().flatMap((m) => [openAIModel(m), ...(m.adapters ?? []).map((a) => openAIAdapterModel(m, a))]);
+    sendJson(res, 200, { object: 'list', data });
+  };
 }
 
 /** One model in detail: the list entry plus what its GGUF header says. */

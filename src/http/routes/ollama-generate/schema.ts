@@ -32,6 +32,8 @@ interface OllamaCommon {
   options?: OllamaOptions;
   keep_alive?: string | number;
   think?: boolean | string;
+  /** InferFlux extension: a loaded LoRA adapter of the model. */
+  adapter?: string;
 }
 
 export interface OllamaChatRequest extends OllamaCommon {
@@ -61,6 +63,7 @@ function common(limits: LimitsConfig): Record<string, object> {
     // Ollama takes a duration string ("5m") or seconds; accepted and ignored (models stay loaded).
     keep_alive: { anyOf: [{ type: 'string', maxLength: 64 }, { type: 'number' }] },
     think: { anyOf: [{ type: 'boolean' }, { type: 'string', maxLength: 16 }] },
+    adapter: { type: 'string', minLength: 1, maxLength: 64 },
   };
 }
 

@@ -57,6 +57,7 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>, di
       input: {
         requestId: ctx.requestId,
         model: body.model,
+        adapter: body.adapter,
         prompt: tools.specs
           ? { kind: 'chat', messages: body.messages.map(toChatMessage), tools: tools.specs }
           : { kind: 'chat', messages: body.messages.map(toChatMessage) },

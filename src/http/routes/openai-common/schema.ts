@@ -32,6 +32,8 @@ export interface SamplingBody extends StructuredBody {
   min_tokens?: number;
   /** InferFlux extension: scheduling priority, higher first. */
   priority?: number;
+  /** InferFlux extension: a loaded LoRA adapter of the model. */
+  adapter?: string;
   user?: string;
 }
 
@@ -70,6 +72,8 @@ export function samplingProperties(limits: LimitsConfig): Record<string, object>
     ignore_eos: { type: 'boolean' },
     min_tokens: int(0, limits.maxTokens),
     priority: int(-1000, 1000),
+    // InferFlux extension: a loaded LoRA adapter of the model (same as model "base:adapter").
+    adapter: { type: 'string', minLength: 1, maxLength: 64 },
     ...structuredProperties,
     ...IGNORED_OPENAI_FIELDS,
   };

@@ -59,6 +59,7 @@ export function completionHandler(deps: HttpDeps, validate: Validator<Completion
       input: {
         requestId: ctx.requestId,
         model: body.model,
+        adapter: body.adapter,
         prompt: prompts[0]!,
         params: toSamplingParams(body, DEFAULT_COMPLETION_MAX_TOKENS, { logprobs: body.logprobs ?? null, grammar: constraint?.grammar }),
         n,

@@ -82,7 +82,7 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
     const params = samplingWith({ maxTokens: b.max_output_tokens ?? undefined, temperature: b.temperature ?? undefined, topP: b.top_p ?? undefined, grammar: tools.grammar });
     runGeneration(res, deps, {
       tools: tools.options,
-      input: { requestId: ctx.requestId, model: b.model, prompt: chatPromptWithTools(messages, tools), params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
+      input: { requestId: ctx.requestId, model: b.model, adapter: b.adapter, prompt: chatPromptWithTools(messages, tools), params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
       stream: b.stream === true,
       encoder: responsesEncoder({
         model: b.model,

@@ -52,6 +52,8 @@ export interface ResponsesRequest {
   metadata?: Record<string, string> | null;
   user?: string;
   priority?: number;
+  /** InferFlux extension: a loaded LoRA adapter of the model. */
+  adapter?: string;
 }
 
 const MAX_TEXT = 1_048_576;
@@ -73,6 +75,7 @@ export function responsesSchema(limits: LimitsConfig): object {
     required: ['input'],
     properties: {
       model: { type: 'string', minLength: 1, maxLength: 256 },
+      adapter: { type: 'string', minLength: 1, maxLength: 64 },
       input: {
         anyOf: [
           { type: 'string', maxLength: MAX_TEXT },
