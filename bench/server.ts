@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureModel } from '../src/runtime/gguf/generate.js';
 import { eachLogLine } from './server-process.js';
+import { mulberry32 } from '../src/runtime/gguf/prng.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCH_MODEL = path.join(ROOT, 'models', 'bench.gguf');
@@ -158,15 +159,8 @@ export function runBench(main: () => Promise<number>): void {
   );
 }
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's one PRNG (src/runtime/gguf/prng.ts), re-exported for benches and fuzz tests. */
+export { mulberry32 };
 
 /** `n` pseudo-random token ids in [100, 30000) (inside the bench vocabulary of 32000, clear of special ids). */
 export function randomTokens(seed: number, n: number): number[] {

@@ -8,6 +8,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { dirname } from 'node:path';
 import { GgmlType } from './format.js';
+import { mulberry32U32, nameSeed } from './prng.js';
 import { quantizeQ8_0, toF16 } from './quant.js';
 import { SHAPES, countParameters, planTensors, type ModelShape, type ShapeName, type TensorPlan } from './shapes.js';
 import { buildVocab } from './vocab.js';
@@ -34,31 +35,13 @@ export interface GeneratedModel {
 /** Values per generated chunk: a multiple of 32 (whole Q8_0 blocks), ~256 KiB of floats. */
 const CHUNK = 65_536;
 
-/** mulberry32: tiny, fast, good enough for weights, and identical on every platform. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
-/** FNV-1a of the tensor name mixed with the seed, so each tensor's stream is order-independent. */
-function tensorSeed(seed: number, name: string): number {
-  let h = 0x811c9dc5 ^ seed;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
 // Sum of the four bytes of a u32 is Irwin-Hall-like: mean 510, std ~147.8; close enough to normal.
 const BYTE_SUM_MEAN = 510;
 const BYTE_SUM_STD = Math.sqrt((4 * (256 * 256 - 1)) / 12);
 
 function* tensorData(plan: TensorPlan, seed: number, std: number): Generator<Uint8Array> {
   const total = plan.dims.reduce((a, b) => a * b, 1);
-  const next = mulberry32(tensorSeed(seed, plan.name));
+  const next = mulberry32U32(nameSeed(seed, plan.name));
   const scale = std / BYTE_SUM_STD;
   const buf = new Float32Array(Math.min(CHUNK, total));
   for (let done = 0; done < total; done += buf.length) {

@@ -23,6 +23,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { GgmlType, GgufValueType as V } from './format.js';
 import { GgufFormatError, type GgufInfo, type GgufTensorInfo } from './gguf-info.js';
+import { mulberry32, nameSeed } from './prng.js';
 import { gv, writeGguf, type GgufMetadata, type GgufTensorSource } from './writer.js';
 
 /** Largest rank accepted (adapters in the wild use 4..256). */
@@ -49,22 +50,6 @@ export interface GeneratedLora {
   readonly tensors: number;
   readonly rank: number;
   readonly alpha: number;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function nameSeed(seed: number, name: string): number {
-  let h = 0x811c9dc5 ^ seed;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
-  return h >>> 0;
 }
 
 /** Uniform values in [-amp, amp), one stream per tensor name: order-independent and reproducible. */
