@@ -16,6 +16,7 @@ import { generateLora } from '../../src/runtime/gguf/lora.js';
 import { readGgufHeader } from '../../src/runtime/gguf/reader.js';
 import { runProcess } from '../helpers/process.js';
 import { api, startServer, tinyModel, type RunningServer } from '../helpers/server.js';
+import { until } from '../helpers/until.js';
 
 const ADMIN = 'ifx-test-lora-admin-0123456789';
 const ADAPTERS = 'ifx-test-lora-adapters-0123456789';
@@ -33,16 +34,6 @@ interface Completion {
 
 /** Greedy outputs of the unified server, for the disaggregated one to match. */
 const expected = { base: '', a1: '' };
-
-async function until<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('LoRA adapters: load, choose, isolate, unload under load (real server)', function () {
   this.timeout(180_000);

@@ -18,6 +18,7 @@ import { modelMetadata } from '../../src/registry/model-metadata.js';
 import { ModelStore } from '../../src/runtime/models/model-store.js';
 import { runProcess } from '../helpers/process.js';
 import { api, startServer, tinyModel, type RunningServer } from '../helpers/server.js';
+import { until } from '../helpers/until.js';
 
 const ADMIN = 'ifx-test-registry-admin-0123456789';
 const USER = 'ifx-test-registry-user-0123456789';
@@ -67,16 +68,6 @@ async function greedy(server: RunningServer, model: string): Promise<string> {
   const r = await api(server, 'POST', '/v1/completions', { model, prompt: 'The', max_tokens: 8, temperature: 0, ignore_eos: true }, USER);
   expect(r.status, JSON.stringify(r.body)).to.equal(200);
   return r.body.choices[0].text as string;
-}
-
-async function until<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('model registry: runtime load, serve, default, unload under load (real server)', function () {
