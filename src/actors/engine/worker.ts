@@ -200,6 +200,14 @@ class EngineShell {
   async shutdown(): Promise<void> {
     this.stopping = true;
     await this.loop.stop();
+    const t = this.loop.timing;
+    if (t.steps > 0) {
+      const per = (ms: number) => (ms / t.steps).toFixed(3);
+      log(
+        `engine worker ${this.init.worker} step split: ${t.steps} steps, per step ms: decode ${per(t.decodeMs)}, ` +
+          `sample ${per(t.sampleMs)}, apply ${per(t.applyMs)}, between ${per(t.betweenMs)}`,
+      );
+    }
     this.post(this.core.drain(now()));
     this.handoff.close();
     // Let queued disk spills land so the disk tier is warm after a restart.
