@@ -254,6 +254,8 @@ export class BatchContext {
   private readonly samplerGrammar = new WeakMap<AddonSampler, { state: GrammarState; config: AddonSamplerConfig; next: Uint32Array | undefined }>();
   private guard: GrammarTokenGuard | undefined;
   private readonly vocabSize: number;
+  /** The one-element logit index list given to addToBatch (reused; see decode). */
+  private readonly lastLogit = new Uint32Array(1);
   /** llama.cpp threads of the next decode, as last set (0 = the context's own setting). */
   private threads = 0;
   /** @internal An end-of-generation token, to ask a grammar state whether it may end. */
@@ -398,7 +400,12 @@ export class BatchContext {
         if (all) all[i] = Uint32Array.from(idx);
         continue;
       }
-      const want = item.wantLogits ? Uint32Array.of(item.tokens.length - 1) : NO_LOGITS;
+      // addToBatch reads the logit index synchronously: one reused buffer, no array per token.
+      let want = NO_LOGITS;
+      if (item.wantLogits) {
+        want = this.lastLogit;
+        want[0] = item.tokens.length - 1;
+      }
       const idx = this.addon.addToBatch(item.sequenceId, item.position, item.tokens, want);
       if (item.wantLogits) logitIndexes[i] = idx[0]!;
     }
@@ -414,8 +421,14 @@ export class BatchContext {
    * bans it (ignore_eos, min_tokens), because a complete grammar allows nothing else: the caller
    * must end the generation there. A failed sample breaks the state (see GrammarState).
    */
-  async sample(logitIndex: number, sampler: AddonSampler): Promise<number> {
-    return (await this.sampleVia(sampler, () => this.addon.sampleToken(logitIndex, sampler))).token;
+  sample(logitIndex: number, sampler: AddonSampler): Promise<number> {
+    // Without a grammar there is no bookkeeping: the native promise itself, with no closure,
+    // wrapper promise or result object per token.
+    if (!this.samplerGrammar.has(sampler)) {
+      this.ensureNotDisposed();
+      return this.addon.sampleToken(logitIndex, sampler);
+    }
+    return this.sampleVia(sampler, () => this.addon.sampleToken(logitIndex, sampler)).then((r) => r.token);
   }
 
   /**
