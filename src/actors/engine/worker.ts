@@ -132,7 +132,7 @@ class EngineShell {
       batchSize,
       prefillChunk: Math.min(init.prefillChunk, batchSize),
       prefillChunkDecoding: Math.min(init.prefillChunkDecoding, init.prefillChunk, batchSize),
-      detokenize: (tokens, last) => native.model.detokenize(tokens as never[], false, last as never[]),
+      detokenize: native.batch.detokenizer(),
       isEog: (t) => eogSet.has(t),
       handoffAfterFirstToken: init.role === 'prefill',
     });
