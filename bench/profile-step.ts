@@ -42,10 +42,23 @@ interface CpuProfile {
 /** Step parts, matched leaf-first up the stack: the first frame that matches names the sample. */
 const PARTS: [part: string, match: (f: CallFrame) => boolean][] = [
   ['gc', (f) => f.functionName === '(garbage collector)'],
-  ['posting', (f) => f.functionName === 'postMessage' || /frame-codec|msgpackr/.test(f.url) || (f.functionName === 'postFrame' && /protocol/.test(f.url))],
+  [
+    'posting',
+    (f) => f.functionName === 'postMessage' || /frame-codec|msgpackr/.test(f.url) || (f.functionName === 'postFrame' && /protocol/.test(f.url)),
+  ],
   ['detokenize', (f) => f.functionName === 'detokenize' || /token-text-stream|stop-matcher/.test(f.url)],
-  ['sampling', (f) => /engine\/sampler\.js/.test(f.url) || f.functionName === 'sampleToken' || (/batch-adapter/.test(f.url) && /^sample/.test(f.functionName)) || (/step-loop/.test(f.url) && f.functionName === 'decodeAndSample')],
-  ['batch glue', (f) => f.functionName === 'addToBatch' || f.functionName === 'initBatch' || f.functionName === 'decodeBatch' || (/batch-adapter/.test(f.url) && f.functionName === 'decode')],
+  [
+    'sampling',
+    (f) =>
+      /engine\/sampler\.js/.test(f.url) ||
+      f.functionName === 'sampleToken' ||
+      (/batch-adapter/.test(f.url) && /^sample/.test(f.functionName)) ||
+      (/step-loop/.test(f.url) && f.functionName === 'decodeAndSample'),
+  ],
+  [
+    'batch glue',
+    (f) => ['addToBatch', 'initBatch', 'decodeBatch'].includes(f.functionName) || (/batch-adapter/.test(f.url) && f.functionName === 'decode'),
+  ],
   ['kv save/cache', (f) => /kv-tier|kv-moves|page-pool|prefix-cache|seq-state/.test(f.url) || /SequenceState/.test(f.functionName)],
 ];
 const STEP_PARTS = new Set(['sampling', 'detokenize', 'posting']);
@@ -68,7 +81,14 @@ function analyse(file: string, fromUs: number, toUs: number): ThreadReport {
     for (const c of n.children ?? []) parent.set(c, n.id);
   }
   const urls = p.nodes.map((n) => n.callFrame.url).join(' ');
-  const kind = /engine\/worker\.js/.test(urls) ? 'engine worker' : /tokenizer/.test(urls) && !/uWebSockets/.test(urls) ? 'tokenizer' : /uWebSockets|http\/server\.js/.test(urls) ? 'main thread' : /scheduler/.test(urls) ? 'scheduler' : /audit/.test(urls) ? 'audit' : 'other';
+  const kinds: [string, RegExp][] = [
+    ['engine worker', /engine\/worker\.js/],
+    ['main thread', /uWebSockets|http\/server\.js/],
+    ['tokenizer', /tokenizer/],
+    ['scheduler', /scheduler/],
+    ['audit', /audit/],
+  ];
+  const kind = kinds.find(([, re]) => re.test(urls))?.[0] ?? 'other';
   const self = new Map<number, number>();
   const parts = new Map<string, number>();
   let t = p.startTime;

@@ -34,7 +34,7 @@ export interface StepDriver {
 
 /**
  * Where the loop's time went, summed over every step since start (ms, performance.now()):
- * `decode` is the batch on the libuv pool (with its JS glue), `sample` from the decode's end to
+ * `decode` is the batch on the libuv pool (with its JS glue and any draft proposals), `sample` from the decode's end to
  * the last sampled token (native sampling and its libuv round trips), `apply` the core's
  * decisions, detokenizing and posting tokens, `between` admissions, cancels, KV moves.
  * The worker logs it at shutdown (bench/profile-step.ts reads that line).
