@@ -182,6 +182,9 @@ export class StepLoop {
     const logprobs: (SampledLogprobs | undefined)[] = [];
     const more: (number[] | undefined)[] = [];
     const draws: Promise<void>[] = [];
+    const plain: Promise<number>[] = [];
+    const plainAt: number[] = [];
+    const plainSamplers: LlamaSlotSampler[] = [];
     for (let i = 0; i < items.length; i++) {
       const idx = logitIndexes[i]!;
       if (idx < 0) continue;
@@ -215,14 +218,17 @@ export class StepLoop {
         );
         continue;
       }
-      draws.push(
-        this.batch.sample(idx, sampler.native).then((tok) => {
-          sampled[i] = tok;
-          sampler.record(tok);
-        }),
-      );
+      // The common case: the native promise as it is (no closure or derived promise per token);
+      // its token is stored once every draw of the step is in.
+      plain.push(this.batch.sample(idx, sampler.native));
+      plainAt.push(i);
+      plainSamplers.push(sampler);
     }
-    await Promise.all(draws);
+    const [tokens] = await Promise.all([Promise.all(plain), Promise.all(draws)]);
+    for (let k = 0; k < tokens.length; k++) {
+      sampled[plainAt[k]!] = tokens[k]!;
+      plainSamplers[k]!.record(tokens[k]!);
+    }
     return { sampled, logprobs, more };
   }
 }
