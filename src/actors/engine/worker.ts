@@ -487,7 +487,12 @@ class EngineShell {
           // Each generated token is counted in exactly one text emission, in order: its entry goes with it.
           const pending = e.tokens > 0 ? this.logprobs.get(e.id) : undefined;
           if (pending && pending.length > 0) send(e.ref, [T.Text, e.text, e.tokens, pending.splice(0, e.tokens)]);
-          else send(e.ref, [T.Text, e.text, e.tokens]);
+          else {
+            // One reused frame for every plain token (packed before send returns).
+            textFrame[1] = e.text;
+            textFrame[2] = e.tokens;
+            send(e.ref, textFrame);
+          }
           if (e.tokens > 0) this.unreported.set(e.id, (this.unreported.get(e.id) ?? 0) + e.tokens);
           break;
         }
@@ -529,6 +534,8 @@ class EngineShell {
     port.close();
   }
 }
+
+const textFrame: [typeof T.Text, string, number] = [T.Text, '', 0];
 
 function send(port: MessagePort, frame: OnRequestPortFromEngine): void {
   postFrame(port, frame);
