@@ -32,6 +32,8 @@ export interface ServerOptions {
   yaml?: string;
   /** Extra environment (INFERFLUX_DECODE_POOL_SIZE, INFERFLUX_API_KEYS, ...). */
   env?: Record<string, string>;
+  /** Node flags before dist/main.js (e.g. `--cpu-prof`, as bench/profile-step.ts uses). */
+  nodeArgs?: string[];
 }
 
 /**
@@ -78,7 +80,7 @@ export async function startServer(o: ServerOptions = {}): Promise<BenchServer> {
     ...o.env,
   };
   delete env.INFERFLUX_MODELS;
-  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [...(o.nodeArgs ?? []), path.join(ROOT, 'dist', 'main.js')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const log: string[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   const stop = async () => {

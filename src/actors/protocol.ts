@@ -201,14 +201,31 @@ interface FramePort {
   postMessage(value: unknown, transfer?: readonly (ArrayBuffer | import('node:worker_threads').MessagePort)[]): void;
 }
 
+/** Reused by postFrame for frames without a port (see there); hold nothing between posts. */
+const NO_BYTES = new Uint8Array(0);
+const plainEnvelope: Envelope = { f: NO_BYTES };
+const plainTransfer: ArrayBuffer[] = [NO_BYTES.buffer as ArrayBuffer];
+
 /**
  * Post a hot frame as an `Envelope`, transferring its bytes (no copy on the receiving side) and
  * the port that rides along, if any.
  */
 export function postFrame(port: FramePort, frame: unknown, ride?: import('node:worker_threads').MessagePort): void {
   const f = pack(frame);
-  if (ride) port.postMessage({ f, port: ride }, [f.buffer as ArrayBuffer, ride]);
-  else port.postMessage({ f }, [f.buffer as ArrayBuffer]);
+  if (ride) {
+    port.postMessage({ f, port: ride }, [f.buffer as ArrayBuffer, ride]);
+    return;
+  }
+  // Tokens go out one frame each: the envelope and transfer list are reused (postMessage clones
+  // the one and reads the other before it returns); only the transferred bytes are new.
+  plainEnvelope.f = f;
+  plainTransfer[0] = f.buffer as ArrayBuffer;
+  try {
+    port.postMessage(plainEnvelope, plainTransfer);
+  } finally {
+    plainEnvelope.f = NO_BYTES;
+    plainTransfer[0] = NO_BYTES.buffer as ArrayBuffer;
+  }
 }
 
 

@@ -74,6 +74,31 @@ describe('BatchContext (node-llama-cpp internals contract)', function () {
     expect(ours).to.deep.equal(theirs);
   });
 
+  it('detokenizer() gives exactly what model.detokenize(tokens, false, lastTokens) gives', () => {
+    const detok = batch.detokenizer();
+    const vocab = model.fileInfo.metadata.tokenizer!.ggml!.tokens.length;
+    // A real text's tokens (leading spaces depend on the context), then pseudo-random ids
+    // (byte-fallback pieces, special tokens), with 0 to 6 context tokens and up to 40 tokens (the
+    // reused buffer grows past its first 16).
+    const text = model.tokenize(' Once upon a time, there were naïve café owners — 42 of them.', false) as number[];
+    let seed = 99;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    const cases: [number[], number[]][] = [];
+    for (let i = 0; i < text.length; i++) for (let c = 0; c <= Math.min(i, 6); c++) cases.push([text.slice(i, i + 1 + rnd(3)), text.slice(i - c, i)]);
+    for (let i = 0; i < 300; i++) {
+      const ids = Array.from({ length: 1 + rnd(i % 10 === 0 ? 40 : 4) }, () => rnd(vocab));
+      const last = Array.from({ length: rnd(7) }, () => rnd(vocab));
+      cases.push([ids, last]);
+    }
+    for (const [tokens, last] of cases) {
+      expect(detok(tokens, last), `tokens ${tokens.join(',')} after ${last.join(',')}`).to.equal(model.detokenize(tokens as never[], false, last as never[]));
+    }
+    expect(detok([], [1, 2])).to.equal('');
+  });
+
   it('two sequences in one batch give the same tokens as each alone', async () => {
     const a = [model.tokens.bos!, ...model.tokenize('first prompt', false)];
     const b = [model.tokens.bos!, ...model.tokenize('a different second prompt', false)];

@@ -68,6 +68,8 @@ interface Slot<R> {
   fed: number[];
   /** Last sampled token, to be fed in the next decode step. */
   pending: number;
+  /** The decode item's token list, reused every step (the batch copies it when it is built). */
+  next: Uint32Array;
   generated: number;
   paused: boolean;
   cancelled: boolean;
@@ -94,6 +96,7 @@ export interface PlannedItem {
   slot: number;
   sequenceId: number;
   position: number;
+  /** Valid for this step only: a decode item's list is the slot's buffer, rewritten at the next plan. */
   tokens: Uint32Array;
   wantLogits: boolean;
   /** Set by the step loop on a speculated decode item: logits at every token (pending + proposals). */
@@ -203,6 +206,7 @@ export class EngineCore<R> {
       reused: keep,
       fed: [],
       pending: -1,
+      next: new Uint32Array(1),
       generated,
       paused: false,
       cancelled: false,
@@ -369,11 +373,12 @@ export class EngineCore<R> {
     for (const slot of this.slots) {
       if (!slot || slot.phase !== 'decode' || slot.paused || slot.cancelled || slot.suspending || budget === 0) continue;
       if (this.locked[slot.seq]) continue;
+      slot.next[0] = slot.pending;
       items.push({
         slot: slot.seq,
         sequenceId: slot.seq,
         position: slot.pos,
-        tokens: Uint32Array.of(slot.pending),
+        tokens: slot.next,
         wantLogits: true,
       });
       budget--;

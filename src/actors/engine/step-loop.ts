@@ -7,6 +7,7 @@
  * The decisions (what goes into a step, what a sampled token means) are the engine core's
  * (core.ts); this file only sequences the native calls and sleeps when there is nothing to do.
  */
+import { performance } from 'node:perf_hooks';
 import type { BatchContext, SampledLogprobs } from '../../runtime/llama/batch-adapter.js';
 import type { CoreClaims } from '../core-budget.js';
 import type { PlannedItem, StepPlan } from './core.js';
@@ -31,6 +32,21 @@ export interface StepDriver {
   validCells?(seq: number): number;
 }
 
+/**
+ * Where the loop's time went, summed over every step since start (ms, performance.now()):
+ * `decode` is the batch on the libuv pool (with its JS glue and any draft proposals), `sample` from the decode's end to
+ * the last sampled token (native sampling and its libuv round trips), `apply` the core's
+ * decisions, detokenizing and posting tokens, `between` admissions, cancels, KV moves.
+ * The worker logs it at shutdown (bench/profile-step.ts reads that line).
+ */
+export interface StepTiming {
+  steps: number;
+  decodeMs: number;
+  sampleMs: number;
+  applyMs: number;
+  betweenMs: number;
+}
+
 /** While hand-offs wait for their ring frame, the loop looks again this often (their fallback timer). */
 const WAITING_RECHECK_MS = 250;
 
@@ -38,6 +54,9 @@ export class StepLoop {
   private wakeUp: (() => void) | null = null;
   private stopping = false;
   private done: Promise<void> = Promise.resolve();
+  /** When the current step's batch finished decoding (see StepTiming). */
+  private decodedAt = 0;
+  readonly timing: StepTiming = { steps: 0, decodeMs: 0, sampleMs: 0, applyMs: 0, betweenMs: 0 };
 
   constructor(
     private readonly batch: BatchContext,
@@ -65,7 +84,9 @@ export class StepLoop {
   }
 
   private async run(): Promise<void> {
+    const t = this.timing;
     while (!this.stopping) {
+      const t0 = performance.now();
       await this.driver.betweenSteps();
       const plan = this.driver.plan();
       if (plan.items.length === 0) {
@@ -78,10 +99,18 @@ export class StepLoop {
         this.wakeUp = null;
         continue;
       }
+      const t1 = performance.now();
       const proposals = this.speculator ? await this.withCores(0, () => this.propose(plan, this.speculator!)) : null;
       const { sampled, logprobs, more } = await this.decodeAndSample(plan, proposals);
+      const t3 = performance.now();
       this.driver.apply(plan, sampled, logprobs, more);
       if (proposals) this.trimRejected(plan);
+      const t4 = performance.now();
+      t.steps++;
+      t.betweenMs += t1 - t0;
+      t.decodeMs += this.decodedAt - t1;
+      t.sampleMs += t3 - this.decodedAt;
+      t.applyMs += t4 - t3;
       // Let port messages (admits, cancels) in before the next step.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
@@ -148,10 +177,14 @@ export class StepLoop {
       if (threads > 0) this.batch.setThreads(threads);
       return this.batch.decode(items, all);
     });
+    this.decodedAt = performance.now();
     const sampled = new Int32Array(items.length).fill(-1);
     const logprobs: (SampledLogprobs | undefined)[] = [];
     const more: (number[] | undefined)[] = [];
     const draws: Promise<void>[] = [];
+    const plain: Promise<number>[] = [];
+    const plainAt: number[] = [];
+    const plainSamplers: LlamaSlotSampler[] = [];
     for (let i = 0; i < items.length; i++) {
       const idx = logitIndexes[i]!;
       if (idx < 0) continue;
@@ -185,14 +218,17 @@ export class StepLoop {
         );
         continue;
       }
-      draws.push(
-        this.batch.sample(idx, sampler.native).then((tok) => {
-          sampled[i] = tok;
-          sampler.record(tok);
-        }),
-      );
+      // The common case: the native promise as it is (no closure or derived promise per token);
+      // its token is stored once every draw of the step is in.
+      plain.push(this.batch.sample(idx, sampler.native));
+      plainAt.push(i);
+      plainSamplers.push(sampler);
     }
-    await Promise.all(draws);
+    const [tokens] = await Promise.all([Promise.all(plain), Promise.all(draws)]);
+    for (let k = 0; k < tokens.length; k++) {
+      sampled[plainAt[k]!] = tokens[k]!;
+      plainSamplers[k]!.record(tokens[k]!);
+    }
     return { sampled, logprobs, more };
   }
 }

@@ -132,7 +132,7 @@ class EngineShell {
       batchSize,
       prefillChunk: Math.min(init.prefillChunk, batchSize),
       prefillChunkDecoding: Math.min(init.prefillChunkDecoding, init.prefillChunk, batchSize),
-      detokenize: (tokens, last) => native.model.detokenize(tokens as never[], false, last as never[]),
+      detokenize: native.batch.detokenizer(),
       isEog: (t) => eogSet.has(t),
       handoffAfterFirstToken: init.role === 'prefill',
     });
@@ -200,6 +200,14 @@ class EngineShell {
   async shutdown(): Promise<void> {
     this.stopping = true;
     await this.loop.stop();
+    const t = this.loop.timing;
+    if (t.steps > 0) {
+      const per = (ms: number) => (ms / t.steps).toFixed(3);
+      log(
+        `engine worker ${this.init.worker} step split: ${t.steps} steps, per step ms: decode ${per(t.decodeMs)}, ` +
+          `sample ${per(t.sampleMs)}, apply ${per(t.applyMs)}, between ${per(t.betweenMs)}`,
+      );
+    }
     this.post(this.core.drain(now()));
     this.handoff.close();
     // Let queued disk spills land so the disk tier is warm after a restart.
@@ -479,7 +487,12 @@ class EngineShell {
           // Each generated token is counted in exactly one text emission, in order: its entry goes with it.
           const pending = e.tokens > 0 ? this.logprobs.get(e.id) : undefined;
           if (pending && pending.length > 0) send(e.ref, [T.Text, e.text, e.tokens, pending.splice(0, e.tokens)]);
-          else send(e.ref, [T.Text, e.text, e.tokens]);
+          else {
+            // One reused frame for every plain token (packed before send returns).
+            textFrame[1] = e.text;
+            textFrame[2] = e.tokens;
+            send(e.ref, textFrame);
+          }
           if (e.tokens > 0) this.unreported.set(e.id, (this.unreported.get(e.id) ?? 0) + e.tokens);
           break;
         }
@@ -521,6 +534,8 @@ class EngineShell {
     port.close();
   }
 }
+
+const textFrame: [typeof T.Text, string, number] = [T.Text, '', 0];
 
 function send(port: MessagePort, frame: OnRequestPortFromEngine): void {
   postFrame(port, frame);

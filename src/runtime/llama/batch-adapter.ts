@@ -237,6 +237,9 @@ export interface BatchItem {
 
 const NO_LOGITS = new Uint32Array(0);
 
+/** Context tokens LlamaModel.detokenize uses (node-llama-cpp 3.22.1 `maxRecentDetokenizerTokens`). */
+const DETOKENIZE_CONTEXT_TOKENS = 3;
+
 /**
  * A context driven one batch at a time. Not thread-safe and not re-entrant: the engine loop
  * awaits each step before building the next.
@@ -254,6 +257,8 @@ export class BatchContext {
   private readonly samplerGrammar = new WeakMap<AddonSampler, { state: GrammarState; config: AddonSamplerConfig; next: Uint32Array | undefined }>();
   private guard: GrammarTokenGuard | undefined;
   private readonly vocabSize: number;
+  /** The one-element logit index list given to addToBatch (reused; see decode). */
+  private readonly lastLogit = new Uint32Array(1);
   /** llama.cpp threads of the next decode, as last set (0 = the context's own setting). */
   private threads = 0;
   /** @internal An end-of-generation token, to ask a grammar state whether it may end. */
@@ -398,7 +403,12 @@ export class BatchContext {
         if (all) all[i] = Uint32Array.from(idx);
         continue;
       }
-      const want = item.wantLogits ? Uint32Array.of(item.tokens.length - 1) : NO_LOGITS;
+      // addToBatch reads the logit index synchronously: one reused buffer, no array per token.
+      let want = NO_LOGITS;
+      if (item.wantLogits) {
+        want = this.lastLogit;
+        want[0] = item.tokens.length - 1;
+      }
       const idx = this.addon.addToBatch(item.sequenceId, item.position, item.tokens, want);
       if (item.wantLogits) logitIndexes[i] = idx[0]!;
     }
@@ -414,8 +424,14 @@ export class BatchContext {
    * bans it (ignore_eos, min_tokens), because a complete grammar allows nothing else: the caller
    * must end the generation there. A failed sample breaks the state (see GrammarState).
    */
-  async sample(logitIndex: number, sampler: AddonSampler): Promise<number> {
-    return (await this.sampleVia(sampler, () => this.addon.sampleToken(logitIndex, sampler))).token;
+  sample(logitIndex: number, sampler: AddonSampler): Promise<number> {
+    // Without a grammar there is no bookkeeping: the native promise itself, with no closure,
+    // wrapper promise or result object per token.
+    if (!this.samplerGrammar.has(sampler)) {
+      this.ensureNotDisposed();
+      return this.addon.sampleToken(logitIndex, sampler);
+    }
+    return this.sampleVia(sampler, () => this.addon.sampleToken(logitIndex, sampler)).then((r) => r.token);
   }
 
   /**
@@ -462,6 +478,45 @@ export class BatchContext {
       this.applyGuarded(sampler, entry);
     }
     return { token };
+  }
+
+  /**
+   * `model.detokenize(tokens, false, lastTokens)` for the engine's token stream, without the
+   * arrays node-llama-cpp builds per call (a slice, a spread and two or three Uint32Arrays per
+   * token): the same steps as its LlamaModel.detokenize (3.22.1: the last
+   * DETOKENIZE_CONTEXT_TOKENS tokens of `lastTokens` as context; their text is cut from the
+   * front of the joint text when it starts with it, else the tokens are detokenized alone), on
+   * one reused buffer with a cached view per length. Both lists are only read during the call.
+   */
+  detokenizer(): (tokens: readonly number[], lastTokens: readonly number[]) => string {
+    const addonModel = this.addonModel as { detokenize?: (tokens: Uint32Array, special: boolean) => string };
+    if (typeof addonModel.detokenize !== 'function') throw new InternalApiError('LlamaModel._model.detokenize()');
+    let buf = new Uint32Array(16);
+    let views: Uint32Array[] = [];
+    const text = (a: readonly number[], from: number, b: readonly number[]): string => {
+      const n = a.length - from + b.length;
+      if (n > buf.length) {
+        buf = new Uint32Array(2 * n);
+        views = [];
+      }
+      let k = 0;
+      for (let i = from; i < a.length; i++) buf[k++] = a[i]!;
+      for (let i = 0; i < b.length; i++) buf[k++] = b[i]!;
+      const view = (views[n] ??= buf.subarray(0, n));
+      return addonModel.detokenize!(view, false);
+    };
+    const none: readonly number[] = [];
+    return (tokens, lastTokens) => {
+      this.ensureNotDisposed();
+      if (tokens.length === 0) return '';
+      if (lastTokens.length === 0) return text(tokens, 0, none);
+      const from = Math.max(0, lastTokens.length - DETOKENIZE_CONTEXT_TOKENS);
+      const contextText = text(lastTokens, from, none);
+      if (contextText === '') return text(tokens, 0, none);
+      const joint = text(lastTokens, from, tokens);
+      if (joint.startsWith(contextText)) return joint.slice(contextText.length);
+      return text(tokens, 0, none);
+    };
   }
 
   createSampler(): AddonSampler {

@@ -5,6 +5,7 @@
  * SentencePiece vocabularies also need the previous tokens to place leading spaces correctly,
  * so a short tail of released tokens is passed as context.
  */
+/** Both lists are only valid during the call: the stream changes them in place afterwards. */
 export type Detokenize = (tokens: readonly number[], lastTokens: readonly number[]) => string;
 
 /** Tokens held at most before invalid bytes are released as U+FFFD (a UTF-8 char is <= 4 bytes). */
@@ -13,8 +14,9 @@ const MAX_HELD_TOKENS = 4;
 const CONTEXT_TOKENS = 4;
 
 export class TokenTextStream {
-  private held: number[];
-  private released: number[];
+  /** Both lists are kept and changed in place (no arrays per token): `detokenize` must not keep them. */
+  private readonly held: number[];
+  private readonly released: number[];
 
   /** `held`/`context` restore a `snapshot()` (a suspended request resuming). */
   constructor(
@@ -45,9 +47,9 @@ export class TokenTextStream {
   }
 
   private release(text: string): string {
-    this.released.push(...this.held);
-    if (this.released.length > CONTEXT_TOKENS) this.released = this.released.slice(-CONTEXT_TOKENS);
-    this.held = [];
+    for (const t of this.held) this.released.push(t);
+    if (this.released.length > CONTEXT_TOKENS) this.released.splice(0, this.released.length - CONTEXT_TOKENS);
+    this.held.length = 0;
     return text;
   }
 }
