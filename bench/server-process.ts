@@ -83,7 +83,8 @@ export interface StopResult {
   killed: boolean;
 }
 
-export async function stopServer(s: ServerProcess, timeoutMs: number): Promise<StopResult> {
+/** SIGTERM, then SIGKILL past `timeoutMs`: every bench's way of stopping a server process. */
+export async function stopServer(s: Pick<ServerProcess, 'child' | 'exited'>, timeoutMs: number): Promise<StopResult> {
   const t0 = Date.now();
   if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGTERM');
   const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureModel } from '../src/runtime/gguf/generate.js';
-import { eachLogLine } from './server-process.js';
 import { mulberry32 } from '../src/runtime/gguf/prng.js';
+import { eachLogLine, stopServer } from './server-process.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCH_MODEL = path.join(ROOT, 'models', 'bench.gguf');
@@ -84,18 +84,11 @@ export async function startServer(o: ServerOptions = {}): Promise<BenchServer> {
   const log: string[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   const stop = async () => {
-    const t0 = Date.now();
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), STOP_TIMEOUT_MS).unref());
-    let res = await Promise.race([exited, timeout]);
-    if (res === 'timeout') {
-      child.kill('SIGKILL');
-      res = await exited;
-    }
+    const res = await stopServer({ child, exited }, STOP_TIMEOUT_MS);
     rmSync(tmp, { recursive: true, force: true });
     // An unclean exit is a finding: show what the server said last.
     if (res.code !== 0) for (const l of log.slice(-15)) process.stdout.write(`    server: ${l}\n`);
-    return { ...res, ms: Date.now() - t0 };
+    return { code: res.code, signal: res.signal, ms: res.ms };
   };
   try {
     const port = await new Promise<number>((resolve, reject) => {

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stopServer } from '../server-process.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BUILD_SCRIPT = path.join(ROOT, 'bench', 'llama-server', 'build.sh');
@@ -102,15 +103,8 @@ export async function startLlamaServer(o: LlamaServerOptions): Promise<LlamaServ
   let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   void exited.then((r) => (exitInfo = r));
   const stop = async () => {
-    const t0 = Date.now();
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), STOP_TIMEOUT_MS).unref());
-    let res = await Promise.race([exited, timeout]);
-    if (res === 'timeout') {
-      child.kill('SIGKILL');
-      res = await exited;
-    }
-    return { ...res, ms: Date.now() - t0 };
+    const res = await stopServer({ child, exited }, STOP_TIMEOUT_MS);
+    return { code: res.code, signal: res.signal, ms: res.ms };
   };
   const baseUrl = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + START_TIMEOUT_MS;

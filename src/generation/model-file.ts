@@ -5,6 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { InferFluxError } from '../errors.js';
+import { dominantType } from '../runtime/gguf/gguf-info.js';
 import { readGgufHeader, type GgufInfo } from '../runtime/gguf/reader.js';
 import type { ModelFileInfo } from './contract.js';
 
@@ -49,12 +50,3 @@ function jsonValue(v: unknown): unknown {
   return typeof v === 'bigint' ? Number(v) : v;
 }
 
-/** The tensor type holding most of the weights' bytes: what Ollama calls the quantization level. */
-function dominantType(info: GgufInfo): string {
-  const bytes = new Map<string, number>();
-  for (const t of info.tensors) bytes.set(t.typeName, (bytes.get(t.typeName) ?? 0) + t.byteLength);
-  let best = 'unknown';
-  let most = -1;
-  for (const [name, n] of bytes) if (n > most) [best, most] = [name, n];
-  return best;
-}

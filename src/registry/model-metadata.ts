@@ -4,7 +4,7 @@
  * architecture, parameter count, quantisation, context length, mixture-of-experts counts, the chat
  * template and the attention shape the KV estimate needs. Pure: reads the parsed header only.
  */
-import type { GgufInfo, GgufMetaValue } from '../runtime/gguf/gguf-info.js';
+import { dominantType, type GgufInfo, type GgufMetaValue } from '../runtime/gguf/gguf-info.js';
 
 export interface ModelMetadata {
   architecture: string;
@@ -40,15 +40,6 @@ function num(v: GgufMetaValue | undefined, fallback = 0): number {
   return fallback;
 }
 
-/** The tensor type holding most of the weights' bytes. */
-export function dominantType(info: GgufInfo): string {
-  const bytes = new Map<string, number>();
-  for (const t of info.tensors) bytes.set(t.typeName, (bytes.get(t.typeName) ?? 0) + t.byteLength);
-  let best = 'unknown';
-  let most = -1;
-  for (const [name, n] of bytes) if (n > most) [best, most] = [name, n];
-  return best;
-}
 
 export function modelMetadata(info: GgufInfo): ModelMetadata {
   const md = info.metadata;

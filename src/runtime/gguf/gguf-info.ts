@@ -56,3 +56,12 @@ export interface GgufInfo {
   readonly fileSize: number;
 }
 
+/** The tensor type holding most of the weights' bytes: what Ollama calls the quantization level. */
+export function dominantType(info: GgufInfo): string {
+  const bytes = new Map<string, number>();
+  for (const t of info.tensors) bytes.set(t.typeName, (bytes.get(t.typeName) ?? 0) + t.byteLength);
+  let best = 'unknown';
+  let most = -1;
+  for (const [name, n] of bytes) if (n > most) [best, most] = [name, n];
+  return best;
+}
