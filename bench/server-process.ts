@@ -4,7 +4,7 @@
  * (SIGKILL only past a deadline). Also reads a process's CPU time from /proc, so a bench can show
  * that an idle server did not compete with the one under load.
  *
- * bench/run.ts has its own copy of start/stop; this one takes a name (several servers at once)
+ * bench/server.ts starts the one-server benches itself (and stops through `stopServer`); this one takes a name (several servers at once)
  * and keeps the whole log (stdout and stderr lines) for the report.
  */
 import { spawn, type ChildProcess } from 'node:child_process';

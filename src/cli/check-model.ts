@@ -15,7 +15,7 @@
  * Exit 0 when every file was handled (accepted or not), 2 on usage errors.
  */
 import { writeSync } from 'node:fs';
-import { LlamaLogLevel, getLlama, type Llama } from 'node-llama-cpp';
+import { LlamaLogLevel, getLlama, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { GgufFormatError, validateGguf, type GgufInfo } from '../runtime/gguf/reader.js';
 import { validateLoraFile } from '../runtime/gguf/lora.js';
 
@@ -34,40 +34,62 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (basePath !== undefined) return checkAdapters(basePath, files, load);
-  let llama: Llama | null = null;
+  const opened: Opened = { llama: null };
   try {
-    for (const file of files) {
-      try {
-        await validateGguf(file);
-      } catch (err) {
-        const reason = err instanceof GgufFormatError ? err.reason : 'io_error';
-        line({ file, accepted: false, reason, message: err instanceof Error ? err.message : String(err) });
-        continue;
-      }
-      if (!load) {
-        line({ file, accepted: true });
-        continue;
-      }
-      line({ file, accepted: true, loading: true });
-      llama ??= await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.disabled, maxThreads: 1 });
-      try {
-        const model = await llama.loadModel({ modelPath: file, useMmap: true, gpuLayers: 0 });
-        try {
-          const context = await model.createContext({ contextSize: 128, sequences: 1, threads: 1 });
-          await context.dispose();
-          line({ file, accepted: true, loaded: true });
-        } finally {
-          await model.dispose();
-        }
-      } catch (err) {
-        line({ file, accepted: true, loaded: false, message: err instanceof Error ? err.message : String(err) });
-      }
-    }
+    await checkEach(files, validateGguf, load ? loadModelOnce : null, opened);
   } finally {
     // Exiting with live llama.cpp objects aborts the process; dispose first.
-    await llama?.dispose();
+    await opened.llama?.dispose();
   }
   return 0;
+}
+
+/** A model (and a small context, as an engine worker creates) loaded and disposed again. */
+async function loadModelOnce(llama: Llama, file: string): Promise<void> {
+  const model = await llama.loadModel({ modelPath: file, useMmap: true, gpuLayers: 0 });
+  try {
+    const context = await model.createContext({ contextSize: 128, sequences: 1, threads: 1 });
+    await context.dispose();
+  } finally {
+    await model.dispose();
+  }
+}
+
+interface Opened {
+  llama: Llama | null;
+}
+
+/**
+ * One line per file: refused by `validate`, accepted, or (with `loadOne`) a "loading" line first,
+ * then loaded or not with llama.cpp's error. llama.cpp is opened on the first load only.
+ */
+async function checkEach(
+  files: string[],
+  validate: (file: string) => Promise<unknown>,
+  loadOne: ((llama: Llama, file: string) => Promise<void>) | null,
+  opened: Opened,
+): Promise<void> {
+  for (const file of files) {
+    try {
+      await validate(file);
+    } catch (err) {
+      const reason = err instanceof GgufFormatError ? err.reason : 'io_error';
+      line({ file, accepted: false, reason, message: err instanceof Error ? err.message : String(err) });
+      continue;
+    }
+    if (!loadOne) {
+      line({ file, accepted: true });
+      continue;
+    }
+    line({ file, accepted: true, loading: true });
+    opened.llama ??= await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.disabled, maxThreads: 1 });
+    try {
+      await loadOne(opened.llama, file);
+      line({ file, accepted: true, loaded: true });
+    } catch (err) {
+      line({ file, accepted: true, loaded: false, message: err instanceof Error ? err.message : String(err) });
+    }
+  }
 }
 
 main(process.argv.slice(2)).then(
@@ -81,40 +103,24 @@ main(process.argv.slice(2)).then(
 /** `--base`: adapters checked against the base model, then applied by llama.cpp one at a time. */
 async function checkAdapters(basePath: string, files: string[], load: boolean): Promise<number> {
   const base: GgufInfo = await validateGguf(basePath);
-  let llama: Llama | null = null;
-  let model: Awaited<ReturnType<Llama['loadModel']>> | null = null;
-  try {
-    for (const file of files) {
-      try {
-        await validateLoraFile(file, base);
-      } catch (err) {
-        const reason = err instanceof GgufFormatError ? err.reason : 'io_error';
-        line({ file, accepted: false, reason, message: err instanceof Error ? err.message : String(err) });
-        continue;
-      }
-      if (!load) {
-        line({ file, accepted: true });
-        continue;
-      }
-      line({ file, accepted: true, loading: true });
-      llama ??= await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.disabled, maxThreads: 1 });
-      model ??= await llama.loadModel({ modelPath: basePath, useMmap: true, gpuLayers: 0 });
-      try {
-        const context = await model.createContext({ contextSize: 128, sequences: 1, threads: 1, lora: { adapters: [{ filePath: file, scale: 1 }] } });
-        try {
-          const seq = context.getSequence();
-          await seq.evaluateWithoutGeneratingNewTokens(model.tokenize('Hello there', true));
-        } finally {
-          await context.dispose();
-        }
-        line({ file, accepted: true, loaded: true });
-      } catch (err) {
-        line({ file, accepted: true, loaded: false, message: err instanceof Error ? err.message : String(err) });
-      }
+  const opened: Opened = { llama: null };
+  const held: { model: LlamaModel | null } = { model: null };
+  const applyAdapter = async (llama: Llama, file: string): Promise<void> => {
+    // The base loads once, on the first accepted adapter.
+    const model = (held.model ??= await llama.loadModel({ modelPath: basePath, useMmap: true, gpuLayers: 0 }));
+    const context = await model.createContext({ contextSize: 128, sequences: 1, threads: 1, lora: { adapters: [{ filePath: file, scale: 1 }] } });
+    try {
+      const seq = context.getSequence();
+      await seq.evaluateWithoutGeneratingNewTokens(model.tokenize('Hello there', true));
+    } finally {
+      await context.dispose();
     }
+  };
+  try {
+    await checkEach(files, (file) => validateLoraFile(file, base), load ? applyAdapter : null, opened);
   } finally {
-    await model?.dispose();
-    await llama?.dispose();
+    await held.model?.dispose();
+    await opened.llama?.dispose();
   }
   return 0;
 }
