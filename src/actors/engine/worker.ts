@@ -367,7 +367,7 @@ class EngineShell {
       this.native.eog!,
       history,
       req.sampling.logprobs,
-      grammar ? (cfg) => batch.applySamplerConfig(native, cfg, grammar) : undefined,
+      grammar ? (cfg) => batch.applySamplerConfig(native, cfg, grammar, { masks: req.sampling.logprobs === null }) : undefined,
     );
     // The sequence about to be reused may hold a prefix worth keeping: save it to the cache first.
     await this.moves.keepReusedPrefix(req);

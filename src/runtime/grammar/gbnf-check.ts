@@ -32,9 +32,32 @@ export interface GbnfSummary {
   expandedRules: number;
 }
 
+/**
+ * One grammar element after expansion: a character test (a literal character is a one-range
+ * class; `.` is an empty negated class) or a reference to a rule. Groups and repetitions become
+ * synthetic rules the way llama.cpp expands them (`x*` -> `R ::= x R | ""`, `x{m,n}` -> m copies
+ * then nested optionals), so the language is the same.
+ */
+export type GbnfElement = { kind: 'chars'; ranges: number[]; negated: boolean } | { kind: 'ref'; rule: number };
+
+/** A parsed grammar: rules[i] is a list of alternatives, each a sequence of elements. */
+export interface GbnfRules {
+  rules: GbnfElement[][][];
+  root: number;
+}
+
 class GbnfSyntaxError extends Error {}
 
 export function checkGbnf(text: string, param: string, limits: Partial<GbnfLimits> = {}): GbnfSummary {
+  return parse(text, param, limits).summary;
+}
+
+/** `checkGbnf`, also returning the rules (for grammar-mirror.ts). Same checks, same errors. */
+export function parseGbnf(text: string, param: string, limits: Partial<GbnfLimits> = {}): GbnfRules {
+  return parse(text, param, limits).rules;
+}
+
+function parse(text: string, param: string, limits: Partial<GbnfLimits>): { summary: GbnfSummary; rules: GbnfRules } {
   const lim = { ...GBNF_LIMITS, ...limits };
   const fail = (message: string): never => {
     throw new InferFluxError('invalid_request', `The grammar is invalid: ${message}`, { param });
@@ -42,7 +65,9 @@ export function checkGbnf(text: string, param: string, limits: Partial<GbnfLimit
   if (typeof text !== 'string' || text.trim() === '') fail('it is empty.');
   if (Buffer.byteLength(text) > lim.maxBytes) fail(`it is larger than ${lim.maxBytes} bytes.`);
   try {
-    return new Parser(text, lim).parse();
+    const parser = new Parser(text, lim);
+    const summary = parser.parse();
+    return { summary, rules: parser.result() };
   } catch (err) {
     if (err instanceof GbnfSyntaxError) fail(err.message);
     throw err;
@@ -54,6 +79,9 @@ class Parser {
   private readonly defined = new Set<string>();
   private readonly referenced = new Map<string, number>();
   private expanded = 0;
+  /** Rule bodies by index; names map to indexes in order of first appearance. */
+  private readonly bodies: GbnfElement[][][] = [];
+  private readonly index = new Map<string, number>();
 
   constructor(
     private readonly src: string,
@@ -68,6 +96,24 @@ class Parser {
       if (!this.defined.has(name)) this.error(`rule '${name}' is used but not defined`, at);
     }
     return { rules: this.defined.size, expandedRules: this.expanded };
+  }
+
+  result(): GbnfRules {
+    return { rules: this.bodies, root: this.index.get('root')! };
+  }
+
+  private ruleIndex(name: string): number {
+    let i = this.index.get(name);
+    if (i === undefined) {
+      i = this.bodies.push([]) - 1;
+      this.index.set(name, i);
+    }
+    return i;
+  }
+
+  /** A new unnamed rule (a group or a repetition). */
+  private synthetic(alternatives: GbnfElement[][]): GbnfElement {
+    return { kind: 'ref', rule: this.bodies.push(alternatives) - 1 };
   }
 
   private error(message: string, at = this.pos): never {
@@ -107,7 +153,7 @@ class Parser {
     if (this.defined.has(name)) this.error(`rule '${name}' is defined twice`);
     this.defined.add(name);
     this.countRules(1);
-    this.alternates(false, 0);
+    this.bodies[this.ruleIndex(name)] = this.alternates(false, 0);
     const c = this.src[this.pos];
     if (c === '\r') this.pos += this.src[this.pos + 1] === '\n' ? 2 : 1;
     else if (c === '\n') this.pos++;
@@ -115,71 +161,86 @@ class Parser {
     this.space(true);
   }
 
-  private alternates(nested: boolean, depth: number): void {
-    this.sequence(nested, depth);
+  private alternates(nested: boolean, depth: number): GbnfElement[][] {
+    const alternatives = [this.sequence(nested, depth)];
     while (this.src[this.pos] === '|') {
       this.pos++;
       this.space(true);
-      this.sequence(nested, depth);
+      alternatives.push(this.sequence(nested, depth));
     }
+    return alternatives;
   }
 
-  private sequence(nested: boolean, depth: number): void {
-    let hasItem = false;
+  private sequence(nested: boolean, depth: number): GbnfElement[] {
+    const seq: GbnfElement[] = [];
+    // Where the last item starts in `seq`: a repetition applies to that whole item (a literal
+    // string repeats as a whole, as in llama.cpp's parse_sequence).
+    let lastStart = -1;
+    const item = (): void => {
+      lastStart = seq.length;
+    };
     for (;;) {
       const c = this.src[this.pos];
-      if (c === undefined) return;
+      if (c === undefined) return seq;
       if (c === '"') {
         this.pos++;
+        item();
         while (this.src[this.pos] !== '"') {
           if (this.pos >= this.src.length) this.error('a string literal is not closed');
-          this.char();
+          const cp = this.char();
+          seq.push({ kind: 'chars', ranges: [cp, cp], negated: false });
         }
         this.pos++;
-        hasItem = true;
       } else if (c === '[') {
         this.pos++;
-        if (this.src[this.pos] === '^') this.pos++;
-        let n = 0;
+        item();
+        const negated = this.src[this.pos] === '^';
+        if (negated) this.pos++;
+        const ranges: number[] = [];
         while (this.src[this.pos] !== ']') {
           if (this.pos >= this.src.length) this.error('a character class is not closed');
           const lo = this.char(true);
-          n++;
+          let hi = lo;
           if (this.src[this.pos] === '-' && this.src[this.pos + 1] !== ']') {
             this.pos++;
             if (this.pos >= this.src.length) this.error('a character class is not closed');
-            const hi = this.char(true);
+            hi = this.char(true);
             if (hi < lo) this.error('a character range is out of order');
           }
+          ranges.push(lo, hi);
         }
-        if (n === 0) this.error('a character class is empty');
+        if (ranges.length === 0) this.error('a character class is empty');
         this.pos++;
-        hasItem = true;
+        seq.push({ kind: 'chars', ranges, negated });
       } else if (c === '<' || c === '!') {
         this.error('token elements (<...>, !<...>) are not accepted');
       } else if (/[a-zA-Z0-9-]/.test(c)) {
         const at = this.pos;
         const name = this.name();
         if (!this.referenced.has(name)) this.referenced.set(name, at);
-        hasItem = true;
+        item();
+        seq.push({ kind: 'ref', rule: this.ruleIndex(name) });
       } else if (c === '(') {
         if (depth + 1 > this.lim.maxNesting) this.error(`parentheses nest deeper than ${this.lim.maxNesting}`);
         this.pos++;
         this.space(true);
         this.countRules(1);
-        this.alternates(true, depth + 1);
+        const group = this.alternates(true, depth + 1);
         if (this.src[this.pos] !== ')') this.error("expected ')'");
         this.pos++;
-        hasItem = true;
+        item();
+        seq.push(this.synthetic(group));
       } else if (c === '.') {
         this.pos++;
-        hasItem = true;
+        item();
+        seq.push({ kind: 'chars', ranges: [], negated: true });
       } else if (c === '*' || c === '+' || c === '?') {
-        if (!hasItem) this.error(`'${c}' has nothing to repeat`);
+        if (lastStart < 0) this.error(`'${c}' has nothing to repeat`);
         this.pos++;
         this.countRules(1);
+        this.repeat(seq, lastStart, c === '+' ? 1 : 0, c === '?' ? 1 : Infinity);
       } else if (c === '{') {
-        if (!hasItem) this.error("'{' has nothing to repeat");
+        if (lastStart < 0) this.error("'{' has nothing to repeat");
         const m = /^\{\s*(\d+)\s*(?:(,)\s*(\d*)\s*)?\}/.exec(this.src.slice(this.pos, this.pos + 64));
         if (!m) this.error('a repetition must be {m}, {m,} or {m,n}');
         const min = Number(m[1]);
@@ -190,10 +251,28 @@ class Parser {
         if (max < min) this.error('a repetition has max < min');
         this.pos += m[0].length;
         this.countRules(Math.max(1, max === Infinity ? min + 1 : max));
+        this.repeat(seq, lastStart, min, max);
       } else {
-        return;
+        return seq;
       }
       this.space(nested);
+    }
+  }
+
+  /** Replace the item at `seq[from..]` by `min` copies of it and up to `max - min` optional ones. */
+  private repeat(seq: GbnfElement[], from: number, min: number, max: number): void {
+    const x = seq.splice(from);
+    for (let i = 0; i < min; i++) seq.push(...x);
+    if (max === Infinity) {
+      // R ::= x R | ""
+      const rule = this.bodies.push([]) - 1;
+      this.bodies[rule] = [[...x, { kind: 'ref', rule }], []];
+      seq.push({ kind: 'ref', rule });
+    } else if (max > min) {
+      // x (x (x)?)? ...: built from the innermost optional outwards.
+      let tail: GbnfElement | null = null;
+      for (let i = min; i < max; i++) tail = this.synthetic([tail ? [...x, tail] : [...x], []]);
+      seq.push(tail!);
     }
   }
 

@@ -13,8 +13,11 @@
  */
 import type { Llama, LlamaContext, LlamaModel } from 'node-llama-cpp';
 import { InferFluxError } from '../../errors.js';
-import { checkGbnf } from '../grammar/gbnf-check.js';
+import { parseGbnf } from '../grammar/gbnf-check.js';
+import { GrammarMirror, MirrorLimitError } from '../grammar/grammar-mirror.js';
 import { buildGrammarTokenGuard, type GrammarTokenGuard } from './grammar-token-guard.js';
+import { TokenMasker, type MirrorTracker } from './token-masks.js';
+import { tokenPieces, type VocabInfo } from './token-pieces.js';
 
 export const PINNED_NODE_LLAMA_CPP = '3.22.1';
 
@@ -107,6 +110,8 @@ export class NativeGrammar {
   constructor(
     /** @internal */ readonly native: AddonGrammar,
     readonly gbnf: string,
+    /** The grammar mirrored in TypeScript for token masks; null when it cannot be (too ambiguous). */
+    readonly mirror: GrammarMirror | null,
   ) {}
 }
 
@@ -133,6 +138,8 @@ export class GrammarState {
     private readonly owner: BatchContext,
     /** @internal */ readonly native: AddonGrammarState,
     readonly grammar: NativeGrammar,
+    /** @internal The same position in the grammar mirror (token masks); null = no masks. */
+    readonly tracker: MirrorTracker | null,
   ) {}
 
   /** True once the grammar ended the generation (an end-of-generation token was sampled/accepted). */
@@ -173,12 +180,18 @@ export class GrammarState {
       this.isBroken = true;
       throw err;
     }
+    this.tracker?.accept(token);
   }
 
   /** An independent copy (llama_sampler_clone), e.g. to try tokens without moving this one. */
   clone(): GrammarState {
     this.ensureUsable();
-    const copy = new GrammarState(this.owner, new this.owner.grammarBindings.AddonGrammarEvaluationState(this.native), this.grammar);
+    const copy = new GrammarState(
+      this.owner,
+      new this.owner.grammarBindings.AddonGrammarEvaluationState(this.native),
+      this.grammar,
+      this.tracker?.clone() ?? null,
+    );
     copy.isCompleted = this.isCompleted;
     return copy;
   }
@@ -237,6 +250,23 @@ export interface BatchItem {
 
 const NO_LOGITS = new Uint32Array(0);
 
+/** What applySamplerConfig attached to a sampler with a grammar. */
+interface SamplerGrammar {
+  state: GrammarState;
+  config: AddonSamplerConfig;
+  next: Uint32Array | undefined;
+  /** Whether this sampler gets token masks. */
+  masks: boolean;
+  mask: Uint32Array | null;
+}
+
+/**
+ * Logit bias that puts a mask's tokens above every other token: llama.cpp's logits stay within a
+ * few tens of each other, so after any temperature up to 2 the rest keep no probability, while
+ * the masked tokens keep their own differences (a float32 step at 3000 is 0.0002).
+ */
+const MASK_BIAS = 3000;
+
 /** Context tokens LlamaModel.detokenize uses (node-llama-cpp 3.22.1 `maxRecentDetokenizerTokens`). */
 const DETOKENIZE_CONTEXT_TOKENS = 3;
 
@@ -252,10 +282,13 @@ export class BatchContext {
   private grammarApi: GrammarBindings | undefined;
   /**
    * The grammar state each sampler holds, as last attached through applySamplerConfig, with the
-   * caller's config and the guard's ban for the next step (grammar-token-guard.ts).
+   * caller's config, the guard's ban for the next step (grammar-token-guard.ts) and the token
+   * mask applied for the next step (token-masks.ts).
    */
-  private readonly samplerGrammar = new WeakMap<AddonSampler, { state: GrammarState; config: AddonSamplerConfig; next: Uint32Array | undefined }>();
+  private readonly samplerGrammar = new WeakMap<AddonSampler, SamplerGrammar>();
   private guard: GrammarTokenGuard | undefined;
+  private masker: TokenMasker | undefined;
+  private vocab: VocabInfo | undefined;
   private readonly vocabSize: number;
   /** The one-element logit index list given to addToBatch (reused; see decode). */
   private readonly lastLogit = new Uint32Array(1);
@@ -309,20 +342,31 @@ export class BatchContext {
    */
   createGrammar(gbnf: string, param = 'grammar'): NativeGrammar {
     this.ensureNotDisposed();
-    checkGbnf(gbnf, param);
+    const rules = parseGbnf(gbnf, param);
     if (this.eogToken < 0) throw new InferFluxError('invalid_request', 'This model has no end-of-generation token, so a grammar cannot end.', { param });
     const api = this.grammarBindings;
+    let native: AddonGrammar;
     try {
-      return new NativeGrammar(new api.AddonGrammar(gbnf, { addonExports: this.bindings, rootRuleName: 'root' }), gbnf);
+      native = new api.AddonGrammar(gbnf, { addonExports: this.bindings, rootRuleName: 'root' });
     } catch (err) {
       throw new InferFluxError('invalid_request', `The grammar is invalid: llama.cpp refused it (${(err as Error).message}).`, { param, cause: err });
     }
+    // Built only after llama.cpp accepted the grammar (it refuses left recursion, which the mirror
+    // would otherwise have to detect).
+    let mirror: GrammarMirror | null = null;
+    try {
+      mirror = new GrammarMirror(rules);
+    } catch (err) {
+      if (!(err instanceof MirrorLimitError)) throw err;
+    }
+    return new NativeGrammar(native, gbnf, mirror);
   }
 
   /** A fresh evaluation state at the start of `grammar`, one per generation. */
   createGrammarState(grammar: NativeGrammar): GrammarState {
     this.ensureNotDisposed();
-    return new GrammarState(this, new this.grammarBindings.AddonGrammarEvaluationState(this.addonModel, grammar.native), grammar);
+    const tracker = grammar.mirror ? this.tokenMasker().track(grammar.mirror) : null;
+    return new GrammarState(this, new this.grammarBindings.AddonGrammarEvaluationState(this.addonModel, grammar.native), grammar, tracker);
   }
 
   /**
@@ -331,12 +375,21 @@ export class BatchContext {
    * `applyConfig` detaches it. With a grammar, the token guard's bans (grammar-token-guard.ts:
    * control/unknown tokens, overlong UTF-8) are added to the config's token biases.
    */
-  applySamplerConfig(sampler: AddonSampler, config: AddonSamplerConfig, grammar: GrammarState | null): void {
+  applySamplerConfig(sampler: AddonSampler, config: AddonSamplerConfig, grammar: GrammarState | null, options: { masks?: boolean } = {}): void {
     this.ensureNotDisposed();
     if (grammar) {
       grammar.ensureUsable();
       const known = this.samplerGrammar.get(sampler);
-      const entry = { state: grammar, config, next: known?.state === grammar ? known.next : undefined };
+      const entry: SamplerGrammar = {
+        state: grammar,
+        config,
+        next: known?.state === grammar ? known.next : undefined,
+        // A mask is a logit bias before the penalties, which would scale it (llama.cpp divides a
+        // positive logit by the repeat penalty): masks only without penalties.
+        masks: (options.masks ?? true) && grammar.tracker !== null && config.repeatPenaltyTokens === undefined,
+        mask: null,
+      };
+      entry.mask = entry.masks ? grammar.tracker!.mask() : null;
       this.samplerGrammar.set(sampler, entry);
       this.applyGuarded(sampler, entry);
     } else {
@@ -345,34 +398,56 @@ export class BatchContext {
     }
   }
 
-  private applyGuarded(sampler: AddonSampler, entry: { state: GrammarState; config: AddonSamplerConfig; next: Uint32Array | undefined }): void {
+  private applyGuarded(sampler: AddonSampler, entry: SamplerGrammar): void {
     const guard = this.tokenGuard();
     const base = entry.config;
-    const ours = entry.next ? [guard.banned, entry.next] : [guard.banned];
-    const oursLength = ours.reduce((n, a) => n + a.length, 0);
+    const bans = entry.next ? [guard.banned, entry.next] : [guard.banned];
+    const bansLength = bans.reduce((n, a) => n + a.length, 0);
     const baseLength = base.tokenBiasKeys?.length ?? 0;
-    const keys = new Uint32Array(baseLength + oursLength);
+    const maskLength = entry.mask?.length ?? 0;
+    const keys = new Uint32Array(baseLength + bansLength + maskLength);
     const values = new Float32Array(keys.length).fill(-Infinity);
     if (base.tokenBiasKeys) keys.set(base.tokenBiasKeys);
     if (base.tokenBiasValues) values.set(base.tokenBiasValues);
     let at = baseLength;
-    for (const a of ours) {
+    for (const a of bans) {
       keys.set(a, at);
       at += a.length;
+    }
+    if (entry.mask) {
+      keys.set(entry.mask, at);
+      values.fill(MASK_BIAS, at);
     }
     const cfg = keys.length > 0 ? { ...base, tokenBiasKeys: keys, tokenBiasValues: values } : base;
     sampler.applyConfig({ ...cfg, grammarEvaluationState: entry.state.native } as AddonSamplerConfig);
   }
 
-  /** @internal Tokens a grammar-constrained generation must not sample (built once, on first use). */
-  tokenGuard(): GrammarTokenGuard {
-    if (!this.guard) {
+  /** The GGUF vocabulary as the grammar helpers need it (read once). */
+  private vocabInfo(): VocabInfo {
+    if (!this.vocab) {
       const tk = this.model.fileInfo.metadata.tokenizer as { model?: string; ggml?: { tokens?: unknown; token_type?: unknown; model?: string } } | undefined;
       const tokens = Array.isArray(tk?.ggml?.tokens) ? (tk!.ggml!.tokens as string[]) : [];
       const types = Array.isArray(tk?.ggml?.token_type) ? (tk!.ggml!.token_type as number[]) : undefined;
-      this.guard = buildGrammarTokenGuard({ tokens, types, model: tk?.ggml?.model, isEog: (t) => this.model.isEogToken(t as never) });
+      this.vocab = { tokens, types, model: tk?.ggml?.model, isEog: (t) => this.model.isEogToken(t as never) };
     }
+    return this.vocab;
+  }
+
+  /** @internal Tokens a grammar-constrained generation must not sample (built once, on first use). */
+  tokenGuard(): GrammarTokenGuard {
+    this.guard ??= buildGrammarTokenGuard(this.vocabInfo());
     return this.guard;
+  }
+
+  /** @internal Token masks for grammar mirrors (built once, on first use). */
+  tokenMasker(): TokenMasker {
+    if (!this.masker) {
+      const vocab = this.vocabInfo();
+      const eog: number[] = [];
+      for (let t = 0; t < vocab.tokens.length; t++) if (vocab.isEog(t)) eog.push(t);
+      this.masker = new TokenMasker(tokenPieces(vocab), eog);
+    }
+    return this.masker;
   }
 
   /** llama.cpp threads for the following decodes (llama_set_n_threads; cheap, skipped when unchanged). */
@@ -471,10 +546,14 @@ export class BatchContext {
       throw err;
     }
     if (token >= 0 && this.model.isEogToken(token as never)) grammar.markCompleted();
-    // A ban for the next step only (overlong UTF-8 after a lone E0/F0 byte), set or lifted.
+    if (token >= 0) grammar.tracker?.accept(token);
+    // A ban for the next step only (overlong UTF-8 after a lone E0/F0 byte), set or lifted, and
+    // the next step's mask (masks are kept per grammar position, so an unchanged one is the same array).
     const next = token >= 0 ? this.tokenGuard().after(token) : undefined;
-    if (next !== entry.next) {
+    const mask = entry.masks && !grammar.completed ? grammar.tracker!.mask() : null;
+    if (next !== entry.next || mask !== entry.mask) {
       entry.next = next;
+      entry.mask = mask;
       this.applyGuarded(sampler, entry);
     }
     return { token };

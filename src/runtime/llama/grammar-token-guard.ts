@@ -14,69 +14,19 @@
  *    Surrogates (`ED A0`..) and code points above U+10FFFF (`F4 90`..) need no ban: the compiled
  *    grammars' positive classes already refuse them.
  *
- * Token bytes come from the GGUF vocabulary: SentencePiece byte-fallback tokens `<0xNN>` (every
- * other SPM piece is whole characters) and GPT-2 byte-level BPE pieces (the bytes-to-unicode
- * table). Other tokenizers get the first rule only.
+ * Token bytes are llama.cpp's pieces (token-pieces.ts); tokenizers other than SentencePiece and
+ * GPT-2 BPE get the first rule only.
  */
 
-/** GGUF `tokenizer.ggml.token_type` values (llama.cpp's llama_token_type). */
-const TYPE_UNKNOWN = 2;
-const TYPE_CONTROL = 3;
-const TYPE_UNUSED = 5;
-const TYPE_BYTE = 6;
+import { TOKEN_TYPE, tokenPieces, type VocabInfo } from './token-pieces.js';
 
-export interface VocabInfo {
-  tokens: readonly string[];
-  types?: readonly number[];
-  /** `tokenizer.ggml.model`: "llama" (SentencePiece), "gpt2" (byte-level BPE), ... */
-  model?: string;
-  isEog(token: number): boolean;
-}
+export type { VocabInfo } from './token-pieces.js';
 
 export interface GrammarTokenGuard {
   /** Never allowed while a grammar constrains sampling. */
   readonly banned: Uint32Array;
   /** Extra tokens to ban for the next step after `token`; undefined when none. */
   after(token: number): Uint32Array | undefined;
-}
-
-/** GPT-2's bytes_to_unicode, inverted: the piece character back to its byte. */
-function gpt2ByteDecoder(): Map<string, number> {
-  const printable: number[] = [];
-  for (let b = 0x21; b <= 0x7e; b++) printable.push(b);
-  for (let b = 0xa1; b <= 0xac; b++) printable.push(b);
-  for (let b = 0xae; b <= 0xff; b++) printable.push(b);
-  const map = new Map<string, number>();
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    const cp = printable.includes(b) ? b : 256 + n++;
-    map.set(String.fromCodePoint(cp), b);
-  }
-  return map;
-}
-
-function tokenBytes(vocab: VocabInfo): (token: number) => Uint8Array | null {
-  if (vocab.model === 'gpt2') {
-    const decoder = gpt2ByteDecoder();
-    return (t) => {
-      const text = vocab.tokens[t];
-      if (text === undefined) return null;
-      const out: number[] = [];
-      for (const ch of text) {
-        const b = decoder.get(ch);
-        if (b === undefined) return null; // an added token written as plain text
-        out.push(b);
-      }
-      return Uint8Array.from(out);
-    };
-  }
-  if (vocab.model === 'llama') {
-    return (t) => {
-      const m = vocab.types?.[t] === TYPE_BYTE ? /^<0x([0-9A-Fa-f]{2})>$/.exec(vocab.tokens[t] ?? '') : null;
-      return m ? Uint8Array.of(parseInt(m[1]!, 16)) : null;
-    };
-  }
-  return () => null;
 }
 
 /** Whether the bytes end with `lead` (E0 and F0 are never continuation bytes, so a final one starts a sequence). */
@@ -88,15 +38,15 @@ export function buildGrammarTokenGuard(vocab: VocabInfo): GrammarTokenGuard {
   const banned: number[] = [];
   for (let t = 0; t < vocab.tokens.length; t++) {
     const type = vocab.types?.[t];
-    if ((type === TYPE_CONTROL || type === TYPE_UNKNOWN || type === TYPE_UNUSED) && !vocab.isEog(t)) banned.push(t);
+    if ((type === TOKEN_TYPE.control || type === TOKEN_TYPE.unknown || type === TOKEN_TYPE.unused) && !vocab.isEog(t)) banned.push(t);
   }
-  const bytesOf = tokenBytes(vocab);
+  const pieces = tokenPieces(vocab);
   const afterE0: number[] = [];
   const afterF0: number[] = [];
   const leadE0 = new Set<number>();
   const leadF0 = new Set<number>();
   for (let t = 0; t < vocab.tokens.length; t++) {
-    const bytes = bytesOf(t);
+    const bytes = pieces[t];
     if (!bytes || bytes.length === 0) continue;
     const first = bytes[0]!;
     if (first >= 0x80 && first <= 0x9f) afterE0.push(t);
