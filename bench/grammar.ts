@@ -1,12 +1,15 @@
 /**
  * `npm run bench:grammar`: what structured output costs, measured in one run on the bench model.
  *
- * 1. Decode throughput with a JSON-schema constraint vs without, same server, same prompts,
- *    interleaved request by request. The constrained side asks for an answer of a fixed shape,
- *    ended by the grammar; the unconstrained side of each pair then generates exactly as many
- *    tokens as its constrained twin did (`max_tokens` = that count, `ignore_eos`), so both sides do
- *    the same work but for the grammar. tok/s = completion tokens / summed request time; ratio =
- *    constrained / unconstrained; target overhead < 5% (ratio >= 0.95). Two shapes, because the
+ * 1. Decode throughput with a JSON-schema constraint vs without, same server, interleaved request
+ *    by request. The constrained side asks for an answer of a fixed shape, ended by the grammar;
+ *    the unconstrained side of each pair then generates exactly as many tokens as its constrained
+ *    twin did (`max_tokens` = that count, `ignore_eos`), from a prompt of the same words in reverse
+ *    order (the same length, but no shared prefix beyond the chat template's, so the prefix cache
+ *    spares neither side its prefill), so both sides do the same work but for the grammar. Both
+ *    stream. tok/s = completion tokens / summed request time (end to end); decode tok/s = tokens
+ *    after the first / time from the first to the last token; ratio = constrained /
+ *    unconstrained; target overhead < 5% (ratio >= 0.95). Two shapes, because the
  *    cost depends on whether the model's own pick fits the grammar: llama.cpp (node-llama-cpp's
  *    sampler) first samples freely and checks that one token, and only when it does not fit runs the
  *    grammar over the whole vocabulary (32000 tokens here) and samples again.
@@ -21,6 +24,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { compileOutputConstraint } from '../src/generation/structured-output.js';
+import { sseData } from './sse.js';
 import { CONTRACT_SCHEMAS } from '../test/helpers/contract-schemas.js';
 import { benchModel, provenance, randomWords, runBench, say, startServer, type BenchServer } from './server.js';
 import { median } from './stats.js';
@@ -35,7 +39,10 @@ const SCHEMAS: Record<string, unknown> = {
 
 interface Result {
   tokens: number;
+  /** Request start to the last byte. */
   ms: number;
+  /** First content chunk to the last one. */
+  decodeMs: number;
 }
 
 async function chat(server: BenchServer, body: Record<string, unknown>): Promise<Result> {
@@ -43,17 +50,32 @@ async function chat(server: BenchServer, body: Record<string, unknown>): Promise
   const res = await fetch(`${server.baseUrl}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
+    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
-  const json = (await res.json()) as { usage?: { completion_tokens: number }; choices?: { finish_reason: string; message: { content: string } }[]; error?: unknown };
-  if (!res.ok || !json.usage) throw new Error(`request failed (${res.status}): ${JSON.stringify(json).slice(0, 300)}`);
-  return { tokens: json.usage.completion_tokens, ms: performance.now() - t0 };
+  if (!res.ok || !res.body) throw new Error(`request failed (${res.status}): ${(await res.text()).slice(0, 300)}`);
+  let first = -1;
+  let last = -1;
+  let tokens = -1;
+  for await (const { event, data, at } of sseData(res.body)) {
+    if (data === '[DONE]') continue;
+    const chunk = JSON.parse(data) as { choices?: { delta?: { content?: string } }[]; usage?: { completion_tokens: number } | null; error?: unknown };
+    if (event === 'error' || chunk.error) throw new Error(`stream error: ${data.slice(0, 300)}`);
+    if (chunk.choices?.[0]?.delta?.content) {
+      if (first < 0) first = at;
+      last = at;
+    }
+    if (chunk.usage) tokens = chunk.usage.completion_tokens;
+  }
+  if (tokens < 0 || first < 0) throw new Error('stream ended without usage or content');
+  return { tokens, ms: performance.now() - t0, decodeMs: last - first };
 }
 
 /** One pair: the constrained request, then an unconstrained twin of the same length. */
 async function pair(server: BenchServer, schema: unknown, i: number): Promise<{ on: Result; off: Result }> {
-  const messages = [{ role: 'user', content: `List numbers. ${randomWords(7000 + i, 40)}` }];
+  const words = randomWords(7000 + i, 40);
+  const messages = [{ role: 'user', content: `List numbers. ${words}` }];
+  const reversed = [{ role: 'user', content: `${words.split(' ').reverse().join(' ')} List numbers.` }];
   const on = await chat(server, {
     messages,
     temperature: 0.8,
@@ -61,7 +83,7 @@ async function pair(server: BenchServer, schema: unknown, i: number): Promise<{ 
     max_tokens: 1000,
     response_format: { type: 'json_schema', json_schema: { name: 'answer', schema } },
   });
-  const off = await chat(server, { messages, temperature: 0.8, seed: i, max_tokens: on.tokens, ignore_eos: true });
+  const off = await chat(server, { messages: reversed, temperature: 0.8, seed: i, max_tokens: on.tokens, ignore_eos: true });
   return { on, off };
 }
 
@@ -83,6 +105,7 @@ async function level(server: BenchServer, schema: unknown, clients: number): Pro
 }
 
 const tokPerSec = (rs: Result[]): number => rs.reduce((n, r) => n + r.tokens, 0) / (rs.reduce((n, r) => n + r.ms, 0) / 1000);
+const decodePerSec = (rs: Result[]): number => rs.reduce((n, r) => n + r.tokens - 1, 0) / (rs.reduce((n, r) => n + r.decodeMs, 0) / 1000);
 
 async function main(): Promise<number> {
   say(`grammar cost bench: ${provenance()}; node ${process.version}; loopback only`);
@@ -91,7 +114,7 @@ async function main(): Promise<number> {
   say(`server: ${server.baseUrl} ready; ${server.sizing}`);
   try {
     say('\nthroughput, constrained (json_schema) vs an unconstrained twin of the same length');
-    say('  schema  |  c | pairs | constrained tok/s | unconstrained tok/s | ratio | tokens/answer (median)');
+    say('  schema  |  c | pairs | constrained tok/s | unconstrained tok/s | ratio | decode tok/s on / off | decode ratio | tokens/answer (median)');
     for (const [name, schema] of Object.entries(SCHEMAS)) {
       // Warm-up: the first constrained request compiles and parses the grammar.
       await pair(server, schema, 0);
@@ -99,8 +122,10 @@ async function main(): Promise<number> {
         const r = await level(server, schema, c);
         const on = tokPerSec(r.on);
         const off = tokPerSec(r.off);
+        const dOn = decodePerSec(r.on);
+        const dOff = decodePerSec(r.off);
         say(
-          `  ${name.padEnd(7)} | ${String(c).padStart(2)} | ${String(r.on.length).padStart(5)} | ${on.toFixed(1).padStart(17)} | ${off.toFixed(1).padStart(19)} | ${(on / off).toFixed(3)} | ${median(r.on.map((x) => x.tokens))}`,
+          `  ${name.padEnd(7)} | ${String(c).padStart(2)} | ${String(r.on.length).padStart(5)} | ${on.toFixed(1).padStart(17)} | ${off.toFixed(1).padStart(19)} | ${(on / off).toFixed(3)} | ${`${dOn.toFixed(1)} / ${dOff.toFixed(1)}`.padStart(21)} | ${(dOn / dOff).toFixed(3).padStart(12)} | ${median(r.on.map((x) => x.tokens))}`,
         );
       }
     }

@@ -37,6 +37,8 @@ export interface MirrorState {
   readonly next: Map<number, MirrorState | null>;
   /** Memoised token mask for this state (token-masks.ts); undefined = not computed yet. */
   mask?: Uint32Array | null;
+  /** Tokens llama.cpp refused here (token-masks.ts, MirrorTracker.noteRefused). */
+  refused?: number[];
 }
 
 /** Thrown when a grammar is too ambiguous or deep to mirror cheaply; callers stop mirroring. */

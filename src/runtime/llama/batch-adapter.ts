@@ -169,6 +169,11 @@ export class GrammarState {
   /** Advance by a token the grammar did not sample itself; throws (and changes nothing) if it does not fit. */
   accept(token: number): void {
     if (!this.canAccept(token)) throw new Error(`token ${token} does not fit the grammar here`);
+    this.acceptChecked(token);
+  }
+
+  /** @internal `accept` for a token `canAccept` has just said fits. */
+  acceptChecked(token: number): void {
     if (this.owner.model.isEogToken(token as never)) {
       // llama.cpp's sampler never feeds end-of-generation tokens to the grammar either.
       this.isCompleted = true;
@@ -258,7 +263,19 @@ interface SamplerGrammar {
   /** Whether this sampler gets token masks. */
   masks: boolean;
   mask: Uint32Array | null;
+  /** This step samples with the grammar detached and checks the pick (drawFree). */
+  free: boolean;
+  /**
+   * Tokens known not to fit this step, banned for it: the ones llama.cpp refused at this grammar
+   * position before (MirrorTracker.refusedHere) and the ones drawn this step that did not fit.
+   */
+  refused: number[];
 }
+
+const NO_TOKENS: readonly number[] = [];
+
+/** Free draws in a step before llama.cpp's own constrained pass decides (see drawFree). */
+const FREE_DRAWS = 3;
 
 /**
  * Logit bias that puts a mask's tokens above every other token: llama.cpp's logits stay within a
@@ -388,8 +405,12 @@ export class BatchContext {
         // positive logit by the repeat penalty): masks only without penalties.
         masks: (options.masks ?? true) && grammar.tracker !== null && config.repeatPenaltyTokens === undefined,
         mask: null,
+        free: false,
+        refused: [],
       };
-      entry.mask = entry.masks ? grammar.tracker!.mask() : null;
+      entry.mask = entry.masks && !grammar.completed ? grammar.tracker!.mask() : null;
+      entry.free = entry.masks && entry.mask === null && !grammar.completed;
+      if (entry.free) entry.refused = [...grammar.tracker!.refusedHere()];
       this.samplerGrammar.set(sampler, entry);
       this.applyGuarded(sampler, entry);
     } else {
@@ -405,7 +426,7 @@ export class BatchContext {
     const bansLength = bans.reduce((n, a) => n + a.length, 0);
     const baseLength = base.tokenBiasKeys?.length ?? 0;
     const maskLength = entry.mask?.length ?? 0;
-    const keys = new Uint32Array(baseLength + bansLength + maskLength);
+    const keys = new Uint32Array(baseLength + bansLength + entry.refused.length + maskLength);
     const values = new Float32Array(keys.length).fill(-Infinity);
     if (base.tokenBiasKeys) keys.set(base.tokenBiasKeys);
     if (base.tokenBiasValues) values.set(base.tokenBiasValues);
@@ -414,12 +435,17 @@ export class BatchContext {
       keys.set(a, at);
       at += a.length;
     }
+    keys.set(entry.refused, at);
+    at += entry.refused.length;
+    const cfg: AddonSamplerConfig = keys.length > 0 ? { ...base, tokenBiasKeys: keys, tokenBiasValues: values } : { ...base };
     if (entry.mask) {
       keys.set(entry.mask, at);
       values.fill(MASK_BIAS, at);
+      // Only the masked tokens keep any probability, so cutting the candidates to them (top-k
+      // after the bias) changes no outcome and spares the softmax over the whole vocabulary.
+      cfg.topK = Math.min(base.topK ?? Infinity, entry.mask.length);
     }
-    const cfg = keys.length > 0 ? { ...base, tokenBiasKeys: keys, tokenBiasValues: values } : base;
-    sampler.applyConfig({ ...cfg, grammarEvaluationState: entry.state.native } as AddonSamplerConfig);
+    sampler.applyConfig(entry.free ? cfg : ({ ...cfg, grammarEvaluationState: entry.state.native } as AddonSamplerConfig));
   }
 
   /** The GGUF vocabulary as the grammar helpers need it (read once). */
@@ -540,23 +566,59 @@ export class BatchContext {
     grammar.ensureUsable();
     let token: number;
     try {
-      token = await draw();
+      token = entry.free ? await this.drawFree(sampler, entry, draw) : await this.drawNative(entry, draw);
     } catch (err) {
       grammar.markBroken();
       throw err;
     }
-    if (token >= 0 && this.model.isEogToken(token as never)) grammar.markCompleted();
-    if (token >= 0) grammar.tracker?.accept(token);
     // A ban for the next step only (overlong UTF-8 after a lone E0/F0 byte), set or lifted, and
-    // the next step's mask (masks are kept per grammar position, so an unchanged one is the same array).
+    // the next step's mask (masks are kept per grammar position, so an unchanged one is the same
+    // array) or, where too many tokens fit for a mask, a free pick.
     const next = token >= 0 ? this.tokenGuard().after(token) : undefined;
     const mask = entry.masks && !grammar.completed ? grammar.tracker!.mask() : null;
-    if (next !== entry.next || mask !== entry.mask) {
+    const free = entry.masks && mask === null && !grammar.completed;
+    const learned = free ? grammar.tracker!.refusedHere() : NO_TOKENS;
+    if (next !== entry.next || mask !== entry.mask || free !== entry.free || entry.refused.length > 0 || learned.length > 0) {
       entry.next = next;
       entry.mask = mask;
+      entry.free = free;
+      entry.refused = [...learned];
       this.applyGuarded(sampler, entry);
     }
     return { token };
+  }
+
+  /**
+   * A step where too many tokens fit for a mask (inside a free string): sample with the grammar
+   * detached and ask llama.cpp's grammar whether that one token fits (a single-token check). A
+   * token that does not fit is banned for this step and the step sampled again, which draws from
+   * the same distribution without it; after FREE_DRAWS misses, llama.cpp's own constrained pass
+   * (the whole vocabulary) decides.
+   */
+  private async drawFree(sampler: AddonSampler, entry: SamplerGrammar, draw: () => Promise<number>): Promise<number> {
+    const grammar = entry.state;
+    for (let i = 0; i < FREE_DRAWS; i++) {
+      const token = await draw();
+      if (token < 0) return token;
+      if (grammar.canAccept(token)) {
+        grammar.acceptChecked(token);
+        return token;
+      }
+      entry.refused.push(token);
+      grammar.tracker!.noteRefused(token);
+      this.applyGuarded(sampler, entry);
+    }
+    entry.free = false;
+    this.applyGuarded(sampler, entry);
+    return this.drawNative(entry, draw);
+  }
+
+  /** A draw with the grammar attached: llama.cpp advances its grammar state itself. */
+  private async drawNative(entry: SamplerGrammar, draw: () => Promise<number>): Promise<number> {
+    const token = await draw();
+    if (token >= 0 && this.model.isEogToken(token as never)) entry.state.markCompleted();
+    if (token >= 0) entry.state.tracker?.accept(token);
+    return token;
   }
 
   /**

@@ -6,7 +6,8 @@
  * A mask is computed once per mirror state and kept on it. Tokens are walked in code-point order,
  * so tokens sharing a prefix share its steps and a prefix that does not fit skips every token
  * below it. A state where more than `wideLimit` tokens fit (inside a free string, say) gets no
- * mask: there the model's own pick usually fits, and a long bias list would cost more than it saves.
+ * mask: there the model's own pick usually fits (the batch adapter checks it and draws again when
+ * it does not), and a long bias list would cost more than it saves.
  *
  * Decoding follows llama.cpp's decode_utf8 (lead byte -> length, continuation bits taken as they
  * are), so overlong forms decode as llama.cpp decodes them. A token whose bytes end inside a
@@ -39,6 +40,13 @@ function decode(bytes: ArrayLike<number>): { cps: number[]; rest: number[] } | n
   }
   return { cps, rest: [] };
 }
+
+const NONE: readonly number[] = [];
+/** Refused tokens remembered per grammar position. */
+const MAX_REFUSED = 256;
+
+/** Tokens tried before walking the vocabulary (see TokenMasker.mask). */
+const PROBES = 64;
 
 export class TokenMasker {
   /** Whole-character tokens in code-point order, with their code points and common prefix with the previous one. */
@@ -84,6 +92,18 @@ export class TokenMasker {
   /** Tokens that fit after `state` (sorted ascending), or null when too many fit to be worth a mask. */
   mask(mirror: GrammarMirror, state: MirrorState): Uint32Array | null {
     if (state.mask !== undefined) return state.mask;
+    // A quick look first: when a quarter of PROBES tokens spread over the vocabulary fit, far
+    // more than wideLimit do (every state inside a free string), and the walk is not worth it.
+    let probed = 0;
+    const stride = Math.max(1, Math.floor(this.order.length / PROBES));
+    for (let i = 0; i < this.order.length; i += stride) {
+      let s: MirrorState | null = state;
+      for (const cp of this.codes[i]!) if (!(s = mirror.step(s, cp))) break;
+      if (s && ++probed > PROBES / 4) {
+        state.mask = null;
+        return null;
+      }
+    }
     const fits: number[] = [];
     const at: MirrorState[] = [state];
     let dead = Infinity;
@@ -186,6 +206,21 @@ export class MirrorTracker {
       this.state = null;
       return null;
     }
+  }
+
+  /**
+   * Tokens llama.cpp refused at this exact position before (free draws that did not fit). The
+   * position alone decides what fits, so banning them there is exact; a model that keeps
+   * proposing the same misfits (a quote inside a string) stops paying a draw for each.
+   */
+  refusedHere(): readonly number[] {
+    return this.state && this.pending.length === 0 ? (this.state.refused ?? NONE) : NONE;
+  }
+
+  noteRefused(token: number): void {
+    if (!this.state || this.pending.length > 0) return;
+    const list = (this.state.refused ??= []);
+    if (list.length < MAX_REFUSED && !list.includes(token)) list.push(token);
   }
 
   clone(): MirrorTracker {
