@@ -6,14 +6,11 @@
  * end-of-generation token sampled once the grammar was complete), never by the token limit.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { LlamaLogLevel, getLlama, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
-import { generateModel } from '../../src/runtime/gguf/generate.js';
+import type { LlamaModel } from 'node-llama-cpp';
 import { GrammarCache } from '../../src/runtime/grammar/grammar-cache.js';
 import { validateOutput } from '../../src/runtime/grammar/validate-output.js';
-import { BatchContext, type AddonSampler, type GrammarState, type NativeGrammar } from '../../src/runtime/llama/batch-adapter.js';
+import type { AddonSampler, BatchContext, GrammarState, NativeGrammar } from '../../src/runtime/llama/batch-adapter.js';
+import { openTinyBatch, type TinyBatch } from '../helpers/tiny-llama.js';
 
 import { CONTRACT_RUNS, CONTRACT_SCHEMAS as SCHEMAS } from '../helpers/contract-schemas.js';
 
@@ -49,27 +46,17 @@ interface Outcome {
 
 describe('structured output contract (grammar-constrained decoding on the random tiny model)', function () {
   this.timeout(180_000);
-  let dir: string;
-  let llama: Llama;
+  let tiny: TinyBatch;
   let model: LlamaModel;
-  let context: LlamaContext;
   let batch: BatchContext;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ifx-grammar-'));
-    const { path } = await generateModel({ shape: 'tiny', seed: 7, outPath: join(dir, 'tiny.gguf') });
-    llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: 1 });
-    model = await llama.loadModel({ modelPath: path });
-    context = await model.createContext({ contextSize: 512, sequences: SEQUENCES, threads: 1, batchSize: 256 });
-    batch = new BatchContext(llama, model, context);
+    tiny = await openTinyBatch(7, 'grammar', { contextSize: 512, sequences: SEQUENCES, batchSize: 256 });
+    ({ model, batch } = tiny);
   });
 
   after(async () => {
-    batch?.dispose();
-    await context?.dispose();
-    await model?.dispose();
-    await llama?.dispose();
-    rmSync(dir, { recursive: true, force: true });
+    await tiny?.close();
   });
 
   async function runAll(jobs: Job[]): Promise<Outcome[]> {

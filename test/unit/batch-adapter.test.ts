@@ -3,38 +3,30 @@
  * node-llama-cpp changes `_ctx`, `_bindings.AddonSampler` or their behaviour, this fails loudly.
  */
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { LlamaLogLevel, getLlama, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
+import type { Llama, LlamaModel } from 'node-llama-cpp';
 import { BatchContext, PINNED_NODE_LLAMA_CPP, type AddonSampler, type GrammarState } from '../../src/runtime/llama/batch-adapter.js';
 import { InferFluxError } from '../../src/errors.js';
 import { compileJsonSchema } from '../../src/runtime/grammar/json-schema-to-gbnf.js';
 import { validateOutput } from '../../src/runtime/grammar/validate-output.js';
-import { generateModel } from '../../src/runtime/gguf/generate.js';
+import { openTinyBatch, type TinyBatch } from '../helpers/tiny-llama.js';
 
 describe('BatchContext (node-llama-cpp internals contract)', function () {
   this.timeout(120_000);
+  let tiny: TinyBatch;
   let dir: string;
   let llama: Llama;
   let model: LlamaModel;
-  let context: LlamaContext;
   let batch: BatchContext;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ifx-batch-'));
-    const { path } = await generateModel({ shape: 'tiny', seed: 7, outPath: join(dir, 'tiny.gguf') });
-    llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: 1 });
-    model = await llama.loadModel({ modelPath: path });
-    context = await model.createContext({ contextSize: 256, sequences: 2, threads: 1, batchSize: 64 });
-    batch = new BatchContext(llama, model, context);
+    tiny = await openTinyBatch(7, 'batch', { contextSize: 256, sequences: 2, batchSize: 64 });
+    ({ dir, llama, model, batch } = tiny);
   });
 
   after(async () => {
-    await context?.dispose();
-    await model?.dispose();
-    await llama?.dispose();
-    rmSync(dir, { recursive: true, force: true });
+    await tiny?.close();
   });
 
   it('is built against the pinned node-llama-cpp version', () => {

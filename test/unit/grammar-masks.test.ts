@@ -5,18 +5,15 @@
  * accepts (apart from the guard's bans), and the generations must stay valid with masks on.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { LlamaLogLevel, getLlama, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
-import { BatchContext, type GrammarState } from '../../src/runtime/llama/batch-adapter.js';
+import type { LlamaModel } from 'node-llama-cpp';
+import type { AddonSampler, BatchContext, GrammarState } from '../../src/runtime/llama/batch-adapter.js';
 import { compileJsonSchema } from '../../src/runtime/grammar/json-schema-to-gbnf.js';
 import { parseGbnf } from '../../src/runtime/grammar/gbnf-check.js';
 import { GrammarMirror } from '../../src/runtime/grammar/grammar-mirror.js';
 import { validateOutput } from '../../src/runtime/grammar/validate-output.js';
-import { generateModel } from '../../src/runtime/gguf/generate.js';
 import { mulberry32 } from '../../src/runtime/gguf/prng.js';
 import { CONTRACT_SCHEMAS } from '../helpers/contract-schemas.js';
+import { openTinyBatch, type TinyBatch } from '../helpers/tiny-llama.js';
 
 const RAW_GRAMMARS: Record<string, string> = {
   repetitions: 'root ::= "{" [a-z]{1,4} ":" [0-9]{1,2} "}"\n',
@@ -30,27 +27,34 @@ const RAW_GRAMMARS: Record<string, string> = {
 
 describe('grammar token masks (the TypeScript grammar mirror against llama.cpp)', function () {
   this.timeout(300_000);
-  let dir: string;
-  let llama: Llama;
+  let tiny: TinyBatch;
   let model: LlamaModel;
-  let context: LlamaContext;
   let batch: BatchContext;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ifx-masks-'));
-    const { path } = await generateModel({ shape: 'tiny', seed: 11, outPath: join(dir, 'tiny.gguf') });
-    llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: 1 });
-    model = await llama.loadModel({ modelPath: path });
-    context = await model.createContext({ contextSize: 512, sequences: 1, threads: 1, batchSize: 64 });
-    batch = new BatchContext(llama, model, context);
+    tiny = await openTinyBatch(11, 'masks', { contextSize: 512, sequences: 1, batchSize: 64 });
+    ({ model, batch } = tiny);
   });
 
   after(async () => {
-    await context?.dispose();
-    await model?.dispose();
-    await llama?.dispose();
-    rmSync(dir, { recursive: true, force: true });
+    await tiny?.close();
   });
+
+  /** Sample until the grammar ends the generation (or 400 tokens); the tokens without the end. */
+  async function generate(state: GrammarState, sampler: AddonSampler): Promise<number[]> {
+    const prompt = [model.tokens.bos!, ...model.tokenize('Answer:', false)];
+    let [idx] = await batch.decode([{ sequenceId: 0, position: 0, tokens: Uint32Array.from(prompt), wantLogits: true }]);
+    const tokens: number[] = [];
+    for (let i = 0; i < 400 && !state.completed; i++) {
+      const t = await batch.sample(idx!, sampler);
+      if (model.isEogToken(t as never)) break;
+      tokens.push(t);
+      [idx] = await batch.decode([{ sequenceId: 0, position: prompt.length + i, tokens: Uint32Array.of(t), wantLogits: true }]);
+    }
+    batch.clearSequence(0);
+    sampler.dispose();
+    return tokens;
+  }
 
   function grammars(): [string, string][] {
     const out: [string, string][] = Object.entries(RAW_GRAMMARS);
@@ -110,23 +114,13 @@ describe('grammar token masks (the TypeScript grammar mirror against llama.cpp)'
   });
 
   it('a constrained generation with masks gives valid output for every contract schema, at several temperatures', async () => {
-    const prompt = [model.tokens.bos!, ...model.tokenize('Answer:', false)];
     for (const [name, schema] of Object.entries(CONTRACT_SCHEMAS)) {
       const grammar = batch.createGrammar(compileJsonSchema(schema, { param: 'p' }).gbnf);
       for (const [temperature, seed] of [[0, 1], [0.8, 2], [1.5, 3]] as const) {
         const state = batch.createGrammarState(grammar);
         const sampler = batch.createSampler();
         batch.applySamplerConfig(sampler, { temperature, seed }, state);
-        let [idx] = await batch.decode([{ sequenceId: 0, position: 0, tokens: Uint32Array.from(prompt), wantLogits: true }]);
-        const tokens: number[] = [];
-        for (let i = 0; i < 400 && !state.completed; i++) {
-          const t = await batch.sample(idx!, sampler);
-          if (model.isEogToken(t as never)) break;
-          tokens.push(t);
-          [idx] = await batch.decode([{ sequenceId: 0, position: prompt.length + i, tokens: Uint32Array.of(t), wantLogits: true }]);
-        }
-        batch.clearSequence(0);
-        sampler.dispose();
+        const tokens = await generate(state, sampler);
         expect(state.completed, `${name} t=${temperature}`).to.equal(true);
         const text = model.detokenize(tokens as never[]);
         expect(validateOutput(schema, text), `${name}: ${text}`).to.include({ valid: true });
@@ -135,7 +129,6 @@ describe('grammar token masks (the TypeScript grammar mirror against llama.cpp)'
   });
 
   it('a free pick that does not fit is drawn again, then left to llama.cpp: pushed hard towards quotes, a string still validates', async () => {
-    const prompt = [model.tokens.bos!, ...model.tokenize('Answer:', false)];
     const schema = { type: 'object', properties: { s: { type: 'string', minLength: 20, maxLength: 30 } }, required: ['s'], additionalProperties: false };
     const grammar = batch.createGrammar(compileJsonSchema(schema, { param: 'p' }).gbnf);
     // Tokens a string's content never takes: a quote and a backslash with what follows them.
@@ -144,16 +137,7 @@ describe('grammar token masks (the TypeScript grammar mirror against llama.cpp)'
       const state = batch.createGrammarState(grammar);
       const sampler = batch.createSampler();
       batch.applySamplerConfig(sampler, { temperature: 1, seed, tokenBiasKeys: favour, tokenBiasValues: new Float32Array(favour.length).fill(seed * 2) }, state);
-      let [idx] = await batch.decode([{ sequenceId: 0, position: 0, tokens: Uint32Array.from(prompt), wantLogits: true }]);
-      const tokens: number[] = [];
-      for (let i = 0; i < 200 && !state.completed; i++) {
-        const t = await batch.sample(idx!, sampler);
-        if (model.isEogToken(t as never)) break;
-        tokens.push(t);
-        [idx] = await batch.decode([{ sequenceId: 0, position: prompt.length + i, tokens: Uint32Array.of(t), wantLogits: true }]);
-      }
-      batch.clearSequence(0);
-      sampler.dispose();
+      const tokens = await generate(state, sampler);
       const text = model.detokenize(tokens as never[]);
       expect(state.completed, text).to.equal(true);
       expect(validateOutput(schema, text), text).to.include({ valid: true });

@@ -4,33 +4,29 @@
  * anything malformed is refused before native code sees it.
  */
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LlamaLogLevel, getLlama, type Llama, type LlamaModel } from 'node-llama-cpp';
+import type { Llama, LlamaModel } from 'node-llama-cpp';
 import { BatchContext } from '../../src/runtime/llama/batch-adapter.js';
-import { generateModel } from '../../src/runtime/gguf/generate.js';
 import { SeqStateFormatError, parseSequenceState, retargetSequenceState } from '../../src/runtime/kv/seq-state-file.js';
+import { loadTinyModel, type TinyModel } from '../helpers/tiny-llama.js';
 
 describe('retargetSequenceState (llama.cpp sequence state files)', function () {
   this.timeout(120_000);
+  let tiny: TinyModel;
   let dir: string;
   let llama: Llama;
   let model: LlamaModel;
   let prompt: Uint32Array;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ifx-kvstate-'));
-    const { path } = await generateModel({ shape: 'tiny', seed: 11, outPath: join(dir, 'tiny.gguf') });
-    llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: 1 });
-    model = await llama.loadModel({ modelPath: path });
+    tiny = await loadTinyModel(11, 'kvstate');
+    ({ dir, llama, model } = tiny);
     prompt = Uint32Array.from([model.tokens.bos!, ...model.tokenize('Move this sequence to another context size', false)]);
   });
 
   after(async () => {
-    await model?.dispose();
-    await llama?.dispose();
-    rmSync(dir, { recursive: true, force: true });
+    await tiny?.close();
   });
 
   async function withBatch<R>(sequences: number, fn: (b: BatchContext) => Promise<R>): Promise<R> {
