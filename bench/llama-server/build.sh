@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's llama-server (CPU only, Release) from the llama.cpp source node-llama-cpp
-# ships (node_modules/node-llama-cpp/llama/gitRelease.bundle), for `npm run bench`'s anchor.
+# Builds llama.cpp's llama-server and llama-bench (CPU only, Release) from the llama.cpp source
+# node-llama-cpp ships (node_modules/node-llama-cpp/llama/gitRelease.bundle), for `npm run bench`'s
+# anchor and `npm run bench:prefill`'s.
 #
 # Same SIMD level as the server: node-llama-cpp's prebuilt is built with GGML_NATIVE=OFF and
 # GGML_BACKEND_DL + GGML_CPU_ALL_VARIANTS (one libggml-cpu-<variant>.so per instruction-set
@@ -10,8 +11,8 @@
 # variant's instruction sets (read from the bundle's own ggml/src/CMakeLists.txt). OpenMP is off
 # and llamafile sgemm on, as in the prebuilt (its libggml-cpu links no libgomp).
 #
-# Cache: $INFERFLUX_LLAMA_SERVER_CACHE (default ~/.cache/inferflux/llama-server)/<bundle sha256>/<variant>/llama-server,
-# outside the repo, reused when present. Prints the binary's path as the last line of stdout.
+# Cache: $INFERFLUX_LLAMA_SERVER_CACHE (default ~/.cache/inferflux/llama-server)/<bundle sha256>/<variant>/llama-server
+# (llama-bench beside it), outside the repo, reused when both are present. Prints the binary's path as the last line of stdout.
 # `build.sh --print-path` builds nothing: prints where the binary is (exit 0) or would be (exit 1).
 # Env: INFERFLUX_LLAMA_CPU_VARIANT forces a variant; BUILD_JOBS (default 2).
 set -euo pipefail
@@ -34,7 +35,7 @@ if [ "${1:-}" = "--print-path" ]; then
     exit
 fi
 
-if [ -x "$bin" ]; then
+if [ -x "$bin" ] && [ -x "$out_dir/llama-bench" ]; then
     echo "build-llama-server: cached (llama.cpp $tag, bundle sha256 $hash, cpu variant $variant)" >&2
     echo "$bin"
     exit 0
@@ -79,10 +80,11 @@ nice -n 15 cmake -S "$work/src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     "${simd[@]}" >"$work/cmake.log" 2>&1 || { tail -40 "$work/cmake.log" >&2; exit 1; }
-echo "build-llama-server: compiling llama-server with -j$jobs (several minutes on 2 cores)" >&2
-nice -n 15 cmake --build "$work/build" --target llama-server -j "$jobs" >"$work/build.log" 2>&1 || { tail -40 "$work/build.log" >&2; exit 1; }
+echo "build-llama-server: compiling llama-server and llama-bench with -j$jobs (several minutes on 2 cores)" >&2
+nice -n 15 cmake --build "$work/build" --target llama-server llama-bench -j "$jobs" >"$work/build.log" 2>&1 || { tail -40 "$work/build.log" >&2; exit 1; }
 
 mkdir -p "$out_dir"
+cp "$work/build/bin/llama-bench" "$out_dir/llama-bench"
 cp "$work/build/bin/llama-server" "$bin.tmp"
 printf '{"llamaCppTag":"%s","bundleSha256":"%s","cpuVariant":"%s","cmakeSimd":"%s","builtAt":"%s"}\n' \
     "$tag" "$hash" "$variant" "${simd[*]}" "$(date -u +%FT%TZ)" >"$out_dir/build-info.json"
