@@ -17,7 +17,11 @@ export interface RequestResult {
   ttftMs: number;
   endMs: number;
   promptTokens: number;
+  /** Prompt tokens the server reused from its cache (`usage.prompt_tokens_details.cached_tokens`; 0 when not reported). */
+  cachedTokens: number;
   completionTokens: number;
+  /** The generated text (the next turn of a conversation appends it). */
+  text: string;
   error?: string;
 }
 
@@ -52,7 +56,7 @@ export async function streamCompletion(
   extraBody: Record<string, unknown> = {},
 ): Promise<RequestResult> {
   const startMs = now();
-  const r: RequestResult = { ok: false, startMs, ttftMs: Number.NaN, endMs: startMs, promptTokens: 0, completionTokens: 0 };
+  const r: RequestResult = { ok: false, startMs, ttftMs: Number.NaN, endMs: startMs, promptTokens: 0, cachedTokens: 0, completionTokens: 0, text: '' };
   try {
     const res = await fetch(`${baseUrl}/v1/completions`, {
       method: 'POST',
@@ -78,9 +82,12 @@ export async function streamCompletion(
       if (e.kind === 'error') r.error = e.message;
       if (e.kind !== 'chunk') continue;
       const { chunk } = e;
-      if (Number.isNaN(r.ttftMs) && (chunk.choices?.[0]?.text ?? '') !== '') r.ttftMs = now() - startMs;
+      const piece = chunk.choices?.[0]?.text ?? '';
+      if (Number.isNaN(r.ttftMs) && piece !== '') r.ttftMs = now() - startMs;
+      r.text += piece;
       if (chunk.usage) {
         r.promptTokens = chunk.usage.prompt_tokens;
+        r.cachedTokens = chunk.usage.prompt_tokens_details?.cached_tokens ?? 0;
         r.completionTokens = chunk.usage.completion_tokens;
       }
     }
@@ -97,18 +104,41 @@ export async function streamCompletion(
 }
 
 export async function runLevel(o: LoadOptions): Promise<LevelResult> {
+  return runClients(o, async (c, signal) => {
+    const out: RequestResult[] = [];
+    for (let i = 0; i < o.requestsPerClient; i++) {
+      if (signal.aborted) break;
+      out.push(await streamCompletion(o.baseUrl, o.prompts[c]![i]!, o.maxTokens, signal, o.extraBody));
+    }
+    return out;
+  });
+}
+
+/**
+ * Multi-turn conversations, one per client, as plain text (`User: ...\nAssistant:`): turn k's
+ * prompt is turn k-1's prompt, its answer and the next user message, so a server that keeps (or
+ * caches) the previous turn's KV prefills only the new part. `prompts[client]` = the opening
+ * message, then one follow-up per further turn; `requestsPerClient` = turns.
+ */
+export async function runConversations(o: LoadOptions): Promise<LevelResult> {
+  return runClients(o, async (c, signal) => {
+    const out: RequestResult[] = [];
+    let history = `User: ${o.prompts[c]![0]!}\nAssistant:`;
+    for (let t = 0; t < o.requestsPerClient; t++) {
+      if (signal.aborted) break;
+      const r = await streamCompletion(o.baseUrl, history, o.maxTokens, signal, o.extraBody);
+      out.push(r);
+      if (!r.ok) break;
+      history += `${r.text}\nUser: ${o.prompts[c]![t + 1] ?? ''}\nAssistant:`;
+    }
+    return out;
+  });
+}
+
+async function runClients(o: LoadOptions, client: (c: number, signal: AbortSignal) => Promise<RequestResult[]>): Promise<LevelResult> {
   const signal = AbortSignal.timeout(o.timeoutMs);
   const t0 = now();
-  const perClient = await Promise.all(
-    Array.from({ length: o.clients }, async (_, c) => {
-      const out: RequestResult[] = [];
-      for (let i = 0; i < o.requestsPerClient; i++) {
-        if (signal.aborted) break;
-        out.push(await streamCompletion(o.baseUrl, o.prompts[c]![i]!, o.maxTokens, signal, o.extraBody));
-      }
-      return out;
-    }),
-  );
+  const perClient = await Promise.all(Array.from({ length: o.clients }, (_, c) => client(c, signal)));
   const requests = perClient.flat();
   const last = requests.reduce((m, r) => Math.max(m, r.endMs), t0);
   const errors = requests.filter((r) => !r.ok).map((r) => r.error ?? 'unknown');

@@ -10,8 +10,9 @@
  *   3. Both servers start on 127.0.0.1 (InferFlux: `node dist/main.js`, port 0; llama-server: a free
  *      port). An idle server uses no CPU, so both stay up.
  *   4. For each repetition (BENCH_REPEATS, default 3), for each level (c = 1, 4, 8, 16 with 128-token
- *      prompts and 64 generated tokens; then c = 1 with 2000-token prompts for TTFT): InferFlux and
- *      llama-server back to back, alternating which goes first.
+ *      prompts and 64 generated tokens; then c = 1 with 2000-token prompts for TTFT; then 8
+ *      conversations of 4 turns, where prefix reuse applies): InferFlux and llama-server back to
+ *      back, alternating which goes first.
  *   5. Both get SIGTERM; the table and the ratios InferFlux / llama-server are printed, and the
  *      results go to bench/results/ as JSON and an SVG chart (BENCH_RESULTS_DIR overrides).
  *
@@ -28,7 +29,7 @@ import { ensureModel } from '../src/runtime/gguf/generate.js';
 import { sizeThreadPool } from '../src/runtime/threadpool.js';
 import { lineChartSvg } from './chart-svg.js';
 import { LlamaServerMissingError, locateLlamaServer, startLlamaServer, type LlamaServer } from './llama-server/process.js';
-import { runLevel, streamCompletion, type LevelResult } from './load.js';
+import { runConversations, runLevel, streamCompletion, type LevelResult } from './load.js';
 import { RawCeiling, type RawLevelResult } from './raw-ceiling.js';
 import { median, summarize } from './stats.js';
 import { provenance, randomWords, runBench, say, startServer, type BenchServer } from './server.js';
@@ -41,13 +42,21 @@ const LONG_PROMPT_TOKENS = 2000;
 const MAX_TOKENS = 64;
 /** The long-prompt level measures TTFT only; a few tokens are enough to end the request. */
 const LONG_MAX_TOKENS = 4;
+/** Turns of each conversation of the multi-turn level. */
+const CONVERSATION_TURNS = 4;
 
 interface Level {
   key: string;
   clients: number;
+  /** Requests per client; turns per conversation when `conversation`. */
   requestsPerClient: number;
   promptTokens: number;
   maxTokens: number;
+  /**
+   * Multi-turn conversations (load.ts runConversations): turn k's prompt is turn k-1's prompt +
+   * answer + a new user message, so the prefix cache applies (llama-server: cache_prompt).
+   */
+  conversation?: boolean;
 }
 /** Concurrency levels and requests per client at each (bounded load). */
 const LEVELS: readonly Level[] = [
@@ -56,7 +65,10 @@ const LEVELS: readonly Level[] = [
   { key: 'c8', clients: 8, requestsPerClient: 2, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS },
   { key: 'c16', clients: 16, requestsPerClient: 2, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS },
   { key: 'long', clients: 1, requestsPerClient: 2, promptTokens: LONG_PROMPT_TOKENS, maxTokens: LONG_MAX_TOKENS },
+  { key: 'mt8', clients: 8, requestsPerClient: CONVERSATION_TURNS, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS, conversation: true },
 ];
+/** Words in each follow-up user message of a conversation. */
+const FOLLOW_UP_WORDS = 24;
 const REPEATS = positiveInt(process.env.BENCH_REPEATS, 3);
 /** Hard cap per level and side. */
 const LEVEL_TIMEOUT_MS = positiveInt(process.env.BENCH_LEVEL_TIMEOUT_S, 180) * 1000;
@@ -65,6 +77,11 @@ const VERBOSE = process.env.BENCH_VERBOSE === '1';
 const WITH_RAW = process.env.BENCH_RAW === '1';
 /** llama-server's prompt cache, stated in every request (its default too); prompts are unique, so it never hits. */
 const LLAMA_EXTRA_BODY = { cache_prompt: true };
+
+/** The unique-prompt throughput levels (the chart's points). */
+function isThroughput(l: Level): boolean {
+  return l.key !== 'long' && !l.conversation;
+}
 
 function positiveInt(v: string | undefined, fallback: number): number {
   const n = v === undefined ? Number.NaN : Number(v);
@@ -84,6 +101,8 @@ interface Side {
   ttftMs: number[];
   ttftP50: number;
   promptTokens: number;
+  /** Share of prompt tokens the server reported as reused from its cache. */
+  reuse: number;
   errors: number;
 }
 
@@ -97,6 +116,7 @@ function fromServer(r: LevelResult): Side {
     ttftMs,
     ttftP50: summarize(ttftMs).p50,
     promptTokens: summarize(ok.map((q) => q.promptTokens)).mean,
+    reuse: ok.reduce((a, q) => a + q.cachedTokens, 0) / Math.max(1, ok.reduce((a, q) => a + q.promptTokens, 0)),
     errors: r.errors.length,
   };
 }
@@ -110,6 +130,7 @@ function fromRaw(r: RawLevelResult): Side {
     ttftMs,
     ttftP50: summarize(ttftMs).p50,
     promptTokens: summarize(r.requests.map((q) => q.promptTokens)).mean,
+    reuse: 0,
     errors: 0,
   };
 }
@@ -191,8 +212,9 @@ async function main(): Promise<number> {
   );
   say(
     `workload: unique ~${PROMPT_TOKENS}-token prompts, ${MAX_TOKENS} generated (greedy, EOS ignored), streaming /v1/completions, c = ` +
-      `${LEVELS.filter((l) => l.key !== 'long').map((l) => l.clients).join(', ')}; TTFT of ~${LONG_PROMPT_TOKENS}-token prompts at c=1; ` +
-      `${REPEATS} repetition(s); llama-server requests carry cache_prompt: true (unique prompts: no reuse on either side)`,
+      `${LEVELS.filter(isThroughput).map((l) => l.clients).join(', ')}; TTFT of ~${LONG_PROMPT_TOKENS}-token prompts at c=1; ` +
+      `${REPEATS} repetition(s); llama-server requests carry cache_prompt: true (unique prompts: no reuse on either side); ` +
+      `then 8 text conversations of ${CONVERSATION_TURNS} turns (turn k = turn k-1's prompt + answer + ${FOLLOW_UP_WORDS} new words: prefix reuse on both sides)`,
   );
   const loadBefore = load();
   say(`load average before: ${loadBefore}`);
@@ -227,6 +249,14 @@ async function main(): Promise<number> {
       layout.forEach((p, k) => (prompts[p.rep]![p.li]![p.c]![p.i] = fitted.prompts[k]!));
       say(`prompt tokens (BOS included), target ${target}: min ${Math.min(...fitted.tokens)}, max ${Math.max(...fitted.tokens)}`);
     }
+    // A conversation's turns after the first bring short follow-up messages of their own.
+    LEVELS.forEach((l, li) => {
+      if (!l.conversation) return;
+      for (let rep = 0; rep < REPEATS; rep++)
+        prompts[rep]![li]!.forEach((client, c) => {
+          for (let t = 1; t < l.requestsPerClient; t++) client[t] = randomWords(9_000_000 + rep * 10_000 + li * 1000 + c * 10 + t, FOLLOW_UP_WORDS);
+        });
+    });
     if (!WITH_RAW) {
       await raw.close();
       raw = null;
@@ -263,7 +293,7 @@ async function main(): Promise<number> {
               })();
         return { side: fromRaw(r), errors: [] };
       }
-      const s = await runLevel({
+      const s = await (level.conversation ? runConversations : runLevel)({
         baseUrl: side === 'inferflux' ? server!.baseUrl : llama!.baseUrl,
         clients: level.clients,
         requestsPerClient: level.requestsPerClient,
@@ -280,7 +310,7 @@ async function main(): Promise<number> {
     for (let rep = 0; rep < REPEATS; rep++) {
       for (const [li, level] of LEVELS.entries()) {
         const order: SideName[] = (rep + li) % 2 === 0 ? ['inferflux', 'llamaServer'] : ['llamaServer', 'inferflux'];
-        if (raw) order.push('raw');
+        if (raw && !level.conversation) order.push('raw');
         const entry: Partial<Record<SideName, Side>> = {};
         const rec = records[li]!;
         for (const side of order) {
@@ -297,6 +327,7 @@ async function main(): Promise<number> {
           `  rep ${rep + 1} ${level.key} (c=${level.clients}, ${level.promptTokens}-token prompts): ` +
             `InferFlux ${f1(i.tokPerSec)} tok/s, TTFT p50 ${f0(i.ttftP50)} ms; llama-server ${f1(l.tokPerSec)} tok/s, TTFT p50 ${f0(l.ttftP50)} ms; ` +
             `ratio tok/s ${f2(i.tokPerSec / l.tokPerSec)}, TTFT ${f2(i.ttftP50 / l.ttftP50)}` +
+            (level.conversation ? `; prompt tokens reused: InferFlux ${f0(100 * i.reuse)}%, llama-server ${f0(100 * l.reuse)}%` : '') +
             (entry.raw ? `; raw ${f1(entry.raw.tokPerSec)} tok/s` : '') +
             ` (${order[0]} first; load ${loadavg()[0]!.toFixed(2)})`,
         );
@@ -339,11 +370,12 @@ async function main(): Promise<number> {
     errors += rec.errors.length;
     if (!i || !l) continue;
     const isLong = rec.level.key === 'long';
+    const label = isLong ? `${rec.level.promptTokens}c1` : rec.level.conversation ? `mt c=${rec.level.clients}` : `c=${rec.level.clients}`;
     const best = i.bestTokPerSec / l.bestTokPerSec;
     const paired = pairedRatio(rec, 'inferflux', 'llamaServer', (s) => s.tokPerSec);
     const ttftRatio = i.ttftP50Ms / l.ttftP50Ms;
     say(
-      `${pad(isLong ? `${rec.level.promptTokens}c1` : `c=${rec.level.clients}`, 6)} | ${pad(isLong ? '-' : f1(i.bestTokPerSec), 15)} | ${pad(isLong ? '-' : f1(l.bestTokPerSec), 12)} | ` +
+      `${pad(label, 6)} | ${pad(isLong ? '-' : f1(i.bestTokPerSec), 15)} | ${pad(isLong ? '-' : f1(l.bestTokPerSec), 12)} | ` +
         `${pad(isLong ? '-' : f2(best), 5)} | ${pad(isLong ? '-' : f2(paired), 6)} | ${pad(`${f0(i.ttftP50Ms)}/${f0(i.ttftP95Ms)}`, 14)} | ${pad(`${f0(l.ttftP50Ms)}/${f0(l.ttftP95Ms)}`, 11)} | ` +
         `${pad(f2(ttftRatio), 14)} | ${pad(`${f0(i.promptTokens)}/${f0(l.promptTokens)}`, 10)} | ${pad(String(rec.errors.length), 6)} | ` +
         `${pad(isLong ? '-' : `${f1(i.tokPerSecRange[0])}-${f1(i.tokPerSecRange[1])}`, 15)} | ${pad(isLong ? '-' : `${f1(l.tokPerSecRange[0])}-${f1(l.tokPerSecRange[1])}`, 13)}` +
@@ -374,7 +406,7 @@ async function main(): Promise<number> {
     };
     const jsonPath = path.join(RESULTS_DIR, 'throughput.json');
     writeFileSync(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
-    const tput = json.filter((j) => (j.level as Level).key !== 'long');
+    const tput = json.filter((j) => isThroughput(j.level as Level));
     const xs = tput.map((j) => (j.level as Level).clients);
     const pts = (side: 'inferflux' | 'llamaServer') =>
       tput.map((j) => [(j.level as Level).clients, (j[side] as { bestTokPerSec: number }).bestTokPerSec] as const);
