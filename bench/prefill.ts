@@ -43,7 +43,13 @@ function llamaBench(bin: string, model: string, threads: number, prompt: number)
 }
 
 async function prefillSeconds(server: BenchServer): Promise<number> {
-  const text = await (await fetch(`${server.baseUrl}/metrics`)).text();
+  let text: string;
+  try {
+    text = await (await fetch(`${server.baseUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  } catch {
+    // A kept-alive connection the server closed while llama-bench ran: once more, on a new one.
+    text = await (await fetch(`${server.baseUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  }
   const m = /^inferflux_prefill_duration_seconds_sum\{[^}]*\} (\S+)$/m.exec(text);
   return m ? Number(m[1]) : Number.NaN;
 }
