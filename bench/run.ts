@@ -109,7 +109,9 @@ interface Side {
 function fromServer(r: LevelResult): Side {
   const ok = r.requests.filter((q) => q.ok);
   const gen = r.requests.reduce((a, q) => a + q.completionTokens, 0);
-  const ttftMs = ok.map((q) => q.ttftMs);
+  // A request whose every chunk had empty text (a greedy run of bytes that never complete a
+  // character) has no TTFT: left out, not sorted in as NaN.
+  const ttftMs = ok.map((q) => q.ttftMs).filter(Number.isFinite);
   return {
     tokPerSec: gen / (r.wallMs / 1000),
     wallMs: r.wallMs,
@@ -123,7 +125,7 @@ function fromServer(r: LevelResult): Side {
 
 function fromRaw(r: RawLevelResult): Side {
   const gen = r.requests.reduce((a, q) => a + q.completionTokens, 0);
-  const ttftMs = r.requests.map((q) => q.ttftMs);
+  const ttftMs = r.requests.map((q) => q.ttftMs).filter(Number.isFinite);
   return {
     tokPerSec: gen / (r.wallMs / 1000),
     wallMs: r.wallMs,
