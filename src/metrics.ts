@@ -70,6 +70,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly grammarSamples = new Counter({
+    name: 'inferflux_grammar_samples_total',
+    help:
+      'Grammar-constrained tokens by how they were sampled: mask (the fitting tokens masked in), free (a free pick that fit), ' +
+      "redraw (a free pick after misfits were banned), fallback (llama.cpp's full-vocabulary pass after 3 misses), llama (no mask: penalties, logprobs)",
+    labelNames: ['path'] as const,
+    registers: [this.registry],
+  });
+
   readonly grammarCompile = new Histogram({
     name: 'inferflux_grammar_compile_seconds',
     help: 'Compiling a request schema or checking a raw grammar to GBNF (a cache hit is near 0)',

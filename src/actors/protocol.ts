@@ -295,6 +295,8 @@ export interface EngineStatus {
   /** Key of the LoRA adapter the context runs now ('' = base), and how often it swapped. */
   adapter: string;
   adapterSwaps: number;
+  /** Grammar-constrained samples by how they were drawn (batch-adapter.ts `grammarSamples`). */
+  grammarSamples: Record<'mask' | 'free' | 'redraw' | 'fallback' | 'llama', number>;
 }
 
 /** Tokenizer pool task (piscina; structured clone, not msgpack: it is request/response). */

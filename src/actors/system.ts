@@ -14,6 +14,7 @@ import {
   postFrame,
   unpack,
   type EngineReady,
+  type EngineStatus,
   type EngineRole,
   type Envelope,
   type FromScheduler,
@@ -91,6 +92,7 @@ export class ActorSystem {
     metrics.onScrape(() => this.collectFairness());
     metrics.onScrape(() => this.collectCache());
     metrics.onScrape(() => this.collectTickets());
+    metrics.onScrape(() => this.collectGrammarSamples());
   }
 
   /** Prefix cache state of every ready engine worker (admin API, metrics). */
@@ -109,6 +111,25 @@ export class ActorSystem {
     this.metrics.kvShippedTickets.inc(Math.max(0, t.shipped - this.ticketsSeen.shipped));
     this.metrics.kvBlockedTickets.inc(Math.max(0, t.blocked - this.ticketsSeen.blocked));
     this.ticketsSeen = t;
+  }
+
+  /** Last grammar sample counts seen per engine worker thread (a restarted worker counts from zero). */
+  private grammarSamplesSeen = new WeakMap<object, EngineStatus['grammarSamples']>();
+
+  private async collectGrammarSamples(): Promise<void> {
+    await Promise.all(
+      this.engines
+        .filter((e) => e.ready)
+        .map(async (e) => {
+          const now = (await e.rpc.status()).grammarSamples;
+          const seen = this.grammarSamplesSeen.get(e.worker);
+          for (const path of Object.keys(now) as (keyof typeof now)[]) {
+            const grown = now[path] - (seen?.[path] ?? 0);
+            if (grown > 0) this.metrics.grammarSamples.inc({ path }, grown);
+          }
+          this.grammarSamplesSeen.set(e.worker, now);
+        }),
+    );
   }
 
   private cacheEvictionsSeen = new Map<string, number>();

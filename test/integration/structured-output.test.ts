@@ -51,6 +51,14 @@ describe('structured output over HTTP (real engine, openai client)', function ()
     expect(failures).to.deep.equal([]);
     expect(await metric(ctx.server.url, 'inferflux_structured_output_total{outcome="valid"}')).to.equal(jobs.length);
     expect(await metric(ctx.server.url, 'inferflux_structured_output_total{outcome="invalid"}')).to.equal(0);
+    // How the constrained tokens were sampled: digits, punctuation and keys through masks, string
+    // contents through free picks checked against llama.cpp's grammar (bench/README.md).
+    const samples = Object.fromEntries(
+      await Promise.all(['mask', 'free', 'redraw', 'fallback', 'llama'].map(async (p) => [p, await metric(ctx.server.url, `inferflux_grammar_samples_total{path="${p}"}`)] as const)),
+    );
+    expect(samples.mask, JSON.stringify(samples)).to.be.above(jobs.length);
+    expect(samples.free, JSON.stringify(samples)).to.be.above(0);
+    expect(samples.llama, JSON.stringify(samples)).to.equal(0);
   });
 
   it('json_object gives a JSON object; a raw GBNF grammar is followed; both stream too', async () => {

@@ -171,7 +171,13 @@ class EngineShell {
   }
 
   status(): EngineStatus {
-    return { ...this.core.status(), ...this.handoff.counters(), adapter: this.gate.current, adapterSwaps: this.gate.swaps };
+    return {
+      ...this.core.status(),
+      ...this.handoff.counters(),
+      adapter: this.gate.current,
+      adapterSwaps: this.gate.swaps,
+      grammarSamples: { ...(this.native.batch?.grammarSamples ?? { mask: 0, free: 0, redraw: 0, fallback: 0, llama: 0 }) },
+    };
   }
 
   /**

@@ -255,6 +255,14 @@ export interface BatchItem {
 
 const NO_LOGITS = new Uint32Array(0);
 
+export interface GrammarSampleCounts {
+  mask: number;
+  free: number;
+  redraw: number;
+  fallback: number;
+  llama: number;
+}
+
 /** What applySamplerConfig attached to a sampler with a grammar. */
 interface SamplerGrammar {
   state: GrammarState;
@@ -305,6 +313,13 @@ export class BatchContext {
   private readonly samplerGrammar = new WeakMap<AddonSampler, SamplerGrammar>();
   private guard: GrammarTokenGuard | undefined;
   private masker: TokenMasker | undefined;
+  /**
+   * Constrained samples by how they were drawn (engine status, `inferflux_grammar_samples_total`):
+   * `mask` (the tokens that fit were masked in), `free` (a free pick that fit), `redraw` (a free
+   * pick after misfits were banned), `fallback` (llama.cpp's own pass after FREE_DRAWS misses),
+   * `llama` (no mask: penalties, logprobs, a grammar too ambiguous to mirror).
+   */
+  readonly grammarSamples: GrammarSampleCounts = { mask: 0, free: 0, redraw: 0, fallback: 0, llama: 0 };
   private vocab: VocabInfo | undefined;
   private readonly vocabSize: number;
   /** The one-element logit index list given to addToBatch (reused; see decode). */
@@ -602,6 +617,7 @@ export class BatchContext {
       if (token < 0) return token;
       if (grammar.canAccept(token)) {
         grammar.acceptChecked(token);
+        this.grammarSamples[i === 0 && entry.refused.length === 0 ? 'free' : 'redraw']++;
         return token;
       }
       entry.refused.push(token);
@@ -610,11 +626,13 @@ export class BatchContext {
     }
     entry.free = false;
     this.applyGuarded(sampler, entry);
-    return this.drawNative(entry, draw);
+    this.grammarSamples.fallback++;
+    return this.drawNative(entry, draw, false);
   }
 
   /** A draw with the grammar attached: llama.cpp advances its grammar state itself. */
-  private async drawNative(entry: SamplerGrammar, draw: () => Promise<number>): Promise<number> {
+  private async drawNative(entry: SamplerGrammar, draw: () => Promise<number>, count = true): Promise<number> {
+    if (count) this.grammarSamples[entry.mask ? 'mask' : 'llama']++;
     const token = await draw();
     if (token >= 0 && this.model.isEogToken(token as never)) entry.state.markCompleted();
     if (token >= 0) entry.state.tracker?.accept(token);
