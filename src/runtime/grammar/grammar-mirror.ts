@@ -117,12 +117,6 @@ export class GrammarMirror {
     return next;
   }
 
-  /** Whether some open stack takes `cp` next (no new state is built). */
-  accepts(state: MirrorState, cp: number): boolean {
-    for (const node of state.open) if (this.matches(node.pos, cp)) return true;
-    return false;
-  }
-
   /** Whether some open stack takes a code point above `cp` (a class reaching past it). */
   acceptsAbove(state: MirrorState, cp: number): boolean {
     for (const node of state.open) {
