@@ -59,7 +59,7 @@ interface Level {
   conversation?: boolean;
 }
 /** Concurrency levels and requests per client at each (bounded load). */
-const LEVELS: readonly Level[] = [
+const ALL_LEVELS: readonly Level[] = [
   { key: 'c1', clients: 1, requestsPerClient: 3, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS },
   { key: 'c4', clients: 4, requestsPerClient: 2, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS },
   { key: 'c8', clients: 8, requestsPerClient: 2, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS },
@@ -67,6 +67,16 @@ const LEVELS: readonly Level[] = [
   { key: 'long', clients: 1, requestsPerClient: 2, promptTokens: LONG_PROMPT_TOKENS, maxTokens: LONG_MAX_TOKENS },
   { key: 'mt8', clients: 8, requestsPerClient: CONVERSATION_TURNS, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS, conversation: true },
 ];
+/** BENCH_LEVELS=c8,mt8 runs only those levels (keys as above); default all. */
+const LEVELS: readonly Level[] = pickLevels(process.env.BENCH_LEVELS);
+
+function pickLevels(list: string | undefined): readonly Level[] {
+  if (list === undefined || list.trim() === '') return ALL_LEVELS;
+  const keys = list.split(',').map((k) => k.trim());
+  const unknown = keys.filter((k) => !ALL_LEVELS.some((l) => l.key === k));
+  if (unknown.length > 0) throw new Error(`BENCH_LEVELS: unknown level(s) ${unknown.join(', ')}; known: ${ALL_LEVELS.map((l) => l.key).join(', ')}`);
+  return ALL_LEVELS.filter((l) => keys.includes(l.key));
+}
 /** Words in each follow-up user message of a conversation. */
 const FOLLOW_UP_WORDS = 24;
 const REPEATS = positiveInt(process.env.BENCH_REPEATS, 3);
@@ -202,7 +212,9 @@ async function main(): Promise<number> {
   const rt = cfg.runtime;
   const uvPool = sizeThreadPool(W);
   const capacity = W * rt.sequencesPerWorker;
-  const threads = W * rt.threadsPerWorker;
+  // The core budget lets InferFlux's steps use every core (runtime.prefill_spread_tokens > 0),
+  // so llama-server gets every core too; without spreading, the static threads.
+  const threads = rt.prefillSpreadTokens > 0 ? Math.max(rt.cores, W * rt.threadsPerWorker) : W * rt.threadsPerWorker;
 
   const gen = await ensureModel('bench', MODEL_PATH);
   say(`model: ${path.relative(ROOT, MODEL_PATH)} (${gen.created ? 'generated now' : 'reused'}; shape bench, random weights)`);
@@ -395,7 +407,7 @@ async function main(): Promise<number> {
   }
   say(`load average: before ${loadBefore}, after ${loadAfter}; 1-min load after each level: ${loadSamples.map((x) => x.toFixed(1)).join(' ')}`);
 
-  if (!failed && json.length === LEVELS.length) {
+  if (!failed && json.length === ALL_LEVELS.length) {
     mkdirSync(RESULTS_DIR, { recursive: true });
     const result = {
       date: new Date().toISOString(),

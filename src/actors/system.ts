@@ -381,7 +381,7 @@ export class ActorSystem {
   private async spawnScheduler(): Promise<void> {
     const { port1, port2 } = new MessageChannel();
     const worker = new Worker(new URL('./scheduler/worker.js', import.meta.url), {
-      workerData: { hot: port2, maxQueue: this.config.scheduler.maxQueue, fairness: this.fairness, isolatePromptTokens: this.config.scheduler.isolatePromptTokens },
+      workerData: { hot: port2, maxQueue: this.config.scheduler.maxQueue, fairness: this.fairness, isolatePromptTokens: this.config.scheduler.isolatePromptTokens, placement: this.config.scheduler.placement },
       transferList: [port2],
     });
     const rpc = connectRpc<SchedulerApi>(worker);

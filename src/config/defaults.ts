@@ -108,7 +108,8 @@ runtime:
   # llama.cpp threads per engine worker; auto = cores / (models x decode workers).
   # Env: INFERFLUX_THREADS_PER_WORKER.
   threads_per_worker: auto
-  # Parallel sequences per engine worker context; auto = 4. Env: INFERFLUX_SEQUENCES_PER_WORKER.
+  # Parallel sequences per engine worker context; auto = 8 with packed placement, else 4.
+  # Env: INFERFLUX_SEQUENCES_PER_WORKER.
   sequences_per_worker: auto
   # Context length per sequence, in tokens. Env: INFERFLUX_CONTEXT_SIZE.
   context_size: 2048
@@ -121,12 +122,12 @@ runtime:
   # streams' inter-token latency and a new long prompt's time to first token (bench/interference.ts).
   # Env: INFERFLUX_PREFILL_CHUNK_DECODING.
   prefill_chunk_decoding: 256
-  # A step with at least this many tokens (a prompt chunk) runs on every free core while the other
-  # engine workers are idle, so a lone long prompt is evaluated on all cores; other steps use
-  # threads_per_worker. Threads are claimed from one budget of runtime.cores, so the server never
+  # A step with at least this many tokens (a prompt chunk, or a decode step of that many streams)
+  # runs on every free core while the other engine workers are idle, so a lone prompt or a packed
+  # batch is evaluated on all cores; other steps use threads_per_worker. Threads are claimed from one budget of runtime.cores, so the server never
   # runs more llama.cpp threads than cores (a worker waits one step instead). 0 = fixed threads.
   # Env: INFERFLUX_PREFILL_SPREAD_TOKENS.
-  prefill_spread_tokens: 32
+  prefill_spread_tokens: 4
   # Cores the server may use; auto = os.availableParallelism(). Env: INFERFLUX_CORES.
   cores: auto
   # Priority and tenant fairness. Live-updatable.
@@ -219,6 +220,12 @@ scheduler:
   # pause each) instead of waiting behind its prompt chunks. 0 = off.
   # Env: INFERFLUX_ISOLATE_PROMPT_TOKENS.
   isolate_prompt_tokens: 1024
+  # Where new requests go among a model's engine workers. pack: onto the busiest worker with a
+  # free sequence, so one batch runs on every core through the core budget while the other worker
+  # stays free for long prompts (which go to the least loaded); spread: every request onto the
+  # least loaded. auto = pack on 1-2 cores with 2+ unified workers (measured faster there,
+  # bench/README.md), spread otherwise. Env: INFERFLUX_PLACEMENT.
+  placement: auto
   # Tokenizer (chat template + tokenize) pool threads.
   tokenizer_workers: 1
 

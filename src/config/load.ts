@@ -126,6 +126,7 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_PREFILL_POOL_SIZE', 'scheduler.prefill_pool_size', envInt],
   ['INFERFLUX_KV_RING_BYTES', 'scheduler.kv_ring_bytes', envInt],
   ['INFERFLUX_ISOLATE_PROMPT_TOKENS', 'scheduler.isolate_prompt_tokens', envInt],
+  ['INFERFLUX_PLACEMENT', 'scheduler.placement', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_THREADS_PER_WORKER', 'runtime.threads_per_worker', envInt],
   ['INFERFLUX_SEQUENCES_PER_WORKER', 'runtime.sequences_per_worker', envInt],
   ['INFERFLUX_CONTEXT_SIZE', 'runtime.context_size', envInt],
@@ -362,6 +363,10 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
   );
   const workersPerModel = decodePoolSize + prefillPoolSize;
   const threadsPerWorker = autoOr(r.threads_per_worker, Math.max(1, Math.floor(cores / (models.length * workersPerModel))));
+  // Packing pays where one batch may take every core (the core budget) and a worker stays free
+  // for long prompts: measured on 2 cores (bench/README.md "Default sizing"); elsewhere spread.
+  const placement: 'pack' | 'spread' =
+    sch.placement === 'auto' ? (cores <= 2 && decodePoolSize >= 2 && prefillPoolSize === 0 ? 'pack' : 'spread') : (sch.placement as 'pack' | 'spread');
   const explicitThreads = threadsSet || decodeSet || prefillPoolSize > 0;
   const used = models.length * workersPerModel * threadsPerWorker;
   if (explicitThreads && used > cores) {
@@ -395,7 +400,8 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
     models,
     runtime: {
       threadsPerWorker,
-      sequencesPerWorker: autoOr(r.sequences_per_worker, 4),
+      // Packed, one worker carries the whole batch, so it needs room for it.
+      sequencesPerWorker: autoOr(r.sequences_per_worker, placement === 'pack' ? 8 : 4),
       contextSize: r.context_size as number,
       batchSize: r.batch_size as number,
       prefillChunk: r.prefill_chunk as number,
@@ -437,6 +443,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       kvRingBytes: sch.kv_ring_bytes as number,
       maxQueue: sch.max_queue as number,
       isolatePromptTokens: sch.isolate_prompt_tokens as number,
+      placement,
       tokenizerWorkers: sch.tokenizer_workers as number,
     },
     limits: {

@@ -119,6 +119,7 @@ export const RULES: Record<string, Rule> = {
   'scheduler.kv_ring_bytes': int(65536, 2 * 1024 * 1024 * 1024 - 65536),
   'scheduler.max_queue': int(0, 1_000_000),
   'scheduler.isolate_prompt_tokens': int(0, 10_000_000),
+  'scheduler.placement': { schema: { enum: ['auto', 'pack', 'spread'] }, expect: 'must be "auto", "pack" or "spread"' },
   'scheduler.tokenizer_workers': int(1, 256),
   'guardrails.blocklist': {
     schema: { type: 'array', maxItems: 10_000, items: { type: 'string', minLength: 1, maxLength: 1024 } },

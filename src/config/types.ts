@@ -191,6 +191,12 @@ export interface SchedulerConfig {
   maxQueue: number;
   /** Unified mode: prompt tokens left to prefill from which a request gets its worker to itself; 0 = off. */
   isolatePromptTokens: number;
+  /**
+   * Where new requests go among a model's engine workers: `pack` fills the busiest worker that has
+   * a free sequence (so one batch runs across every core while the others idle) and sends long
+   * prompts to the least loaded; `spread` sends every request to the least loaded.
+   */
+  placement: 'pack' | 'spread';
   /** Tokenizer (chat template + tokenize) pool threads. */
   tokenizerWorkers: number;
 }

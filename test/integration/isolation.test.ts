@@ -2,7 +2,8 @@
  * Long-prompt isolation on the real engine (unified mode, two workers): a prompt over
  * scheduler.isolate_prompt_tokens moves the stream running on its worker to the other worker
  * (suspend, KV saved, resumed there), and that stream's greedy output is identical to an
- * undisturbed run.
+ * undisturbed run. With `pack` placement (the default on two cores) both streams share one worker
+ * and the long prompt goes to the idle one: nothing moves, and the output is just as identical.
  */
 import { expect } from 'chai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +15,8 @@ import { metric, startServer, type RunningServer } from '../helpers/server.js';
 const MODEL = 'tiny-seed0';
 const MAX_TOKENS = 1500;
 
-describe('long-prompt isolation (real engine, 2 workers)', function () {
+for (const placement of ['spread', 'pack'] as const)
+describe(`long-prompt isolation (real engine, 2 workers, ${placement} placement)`, function () {
   this.timeout(180_000);
   let server: RunningServer;
   let dir: string;
@@ -23,7 +25,7 @@ describe('long-prompt isolation (real engine, 2 workers)', function () {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ifx-isolate-'));
     const cfg = join(dir, 'server.yaml');
-    writeFileSync(cfg, 'runtime:\n  sequences_per_worker: 2\n  threads_per_worker: 1\nscheduler:\n  decode_pool_size: 2\n  isolate_prompt_tokens: 64\n');
+    writeFileSync(cfg, `runtime:\n  sequences_per_worker: 2\n  threads_per_worker: 1\nscheduler:\n  decode_pool_size: 2\n  placement: ${placement}\n  isolate_prompt_tokens: 64\n`);
     server = await startServer({ INFERFLUX_CONFIG: cfg, INFERFLUX_CORES: '2' });
     client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   });
@@ -45,12 +47,15 @@ describe('long-prompt isolation (real engine, 2 workers)', function () {
     return text;
   }
 
-  it('moves the stream off the long prompt\'s worker and it continues with identical output', async () => {
+  const title = placement === 'spread'
+    ? 'moves the stream off the long prompt\'s worker and it continues with identical output'
+    : 'puts the long prompt on the idle worker, moves nothing, and the streams\' output is identical';
+  it(title, async () => {
     const prompts = ['The first stream tells a story', 'A second stream about something else'];
     const alone = await Promise.all(prompts.map(async (p) => (await client.completions.create(body(p) as never)).choices[0]!.text));
     const migrationsBefore = await metric(server.url, 'inferflux_scheduler_migrations_total');
 
-    // Both streams running (one per worker), then the long prompt.
+    // Both streams running (one per worker under spread, together under pack), then the long prompt.
     let started = 0;
     let bothRunning!: () => void;
     const running = new Promise<void>((r) => (bothRunning = r));
@@ -69,6 +74,6 @@ describe('long-prompt isolation (real engine, 2 workers)', function () {
 
     const texts = await Promise.all(streams);
     expect(texts).to.deep.equal(alone);
-    expect(await metric(server.url, 'inferflux_scheduler_migrations_total')).to.equal(migrationsBefore + 1);
+    expect(await metric(server.url, 'inferflux_scheduler_migrations_total')).to.equal(migrationsBefore + (placement === 'spread' ? 1 : 0));
   });
 });

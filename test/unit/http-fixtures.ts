@@ -63,7 +63,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       embeddings: { workers: 1, threads: 1, contextSize: 2048, batchMax: 256, maxQueue: 16 },
       speculativeDecoding: { enabled: false, draftModel: '', maxPrefillTokens: 256, chunkSize: 4 },
     },
-    scheduler: { decodePoolSize: 1, prefillPoolSize: 0, kvRingBytes: 1048576, maxQueue: 16, isolatePromptTokens: 0, tokenizerWorkers: 1 },
+    scheduler: { decodePoolSize: 1, prefillPoolSize: 0, kvRingBytes: 1048576, maxQueue: 16, isolatePromptTokens: 0, placement: 'spread', tokenizerWorkers: 1 },
     limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },
     audit: { path: '/tmp/audit.log', debugMode: false, flushIntervalMs: 20 },
     guardrails: { blocklist: [], pii: { action: 'off', kinds: [] }, opaEndpoint: '', opaTimeoutMs: 200, opaFailMode: 'closed' },

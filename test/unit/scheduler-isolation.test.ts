@@ -106,3 +106,36 @@ describe('scheduler: long-prompt isolation', () => {
     expect(d.suspended(id('a'), 'a')).to.deep.equal({ placements: [], drop: 'a' });
   });
 });
+
+describe('scheduler: packed placement', () => {
+  const packed = (engines: number[]): SchedulerCore<string> => {
+    const c = new SchedulerCore<string>(100, {}, THRESHOLD, 'pack');
+    engines.forEach((capacity, worker) => c.engineUp({ model: MODEL, worker }, capacity));
+    return c;
+  };
+
+  it('fills the busiest worker with room, then the next; a long prompt goes to the least loaded and moves nobody', () => {
+    const c = packed([3, 3]);
+    for (const r of ['a', 'b', 'c']) expect(admit(c, r, 32)).to.deep.include({ kind: 'place', engine: eng(0) });
+    expect(admit(c, 'd', 32), 'worker 0 is full').to.deep.include({ kind: 'place', engine: eng(1) });
+    c.released(id('b'));
+    // Worker 0 (2 running) is busier than worker 1 (1): packing refills it.
+    expect(admit(c, 'e', 32)).to.deep.include({ kind: 'place', engine: eng(0) });
+    c.released(id('d'));
+    expect(admit(c, 'long', 2000)).to.deep.include({ kind: 'place', engine: eng(1) });
+    expect(c.takeSuspensions(), 'its worker was idle: nothing to move').to.deep.equal([]);
+    // The long prompt's worker is avoided by new short requests while it prefills.
+    c.released(id('e'));
+    expect(admit(c, 'f', 32)).to.deep.include({ kind: 'place', engine: eng(0) });
+  });
+
+  it('still puts a request where its prefix is cached before packing', () => {
+    const c = packed([4, 4]);
+    const prefix = prefixBlocks(Array.from({ length: 300 }, (_, i) => i + 1));
+    admit(c, 'a', 32);
+    admit(c, 'b', 32);
+    c.residentPrefixes(eng(1), [prefix]);
+    expect(admit(c, 'c', 300, { prefix }), 'worker 1 holds its prefix').to.deep.include({ kind: 'place', engine: eng(1) });
+    expect(admit(c, 'd', 32), 'no prefix: the busier worker').to.deep.include({ kind: 'place', engine: eng(0) });
+  });
+});

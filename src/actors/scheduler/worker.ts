@@ -26,13 +26,14 @@ interface Pending {
   port: MessagePort;
 }
 
-const { hot, maxQueue, fairness, isolatePromptTokens } = workerData as {
+const { hot, maxQueue, fairness, isolatePromptTokens, placement } = workerData as {
   hot: MessagePort;
   maxQueue: number;
   fairness: Partial<FairnessConfig>;
   isolatePromptTokens: number;
+  placement: 'pack' | 'spread';
 };
-const core = new SchedulerCore<Pending>(maxQueue, fairness, isolatePromptTokens);
+const core = new SchedulerCore<Pending>(maxQueue, fairness, isolatePromptTokens, placement);
 const links = new Map<string, MessagePort>();
 const dirtyModels = new Set<string>();
 let reportScheduled = false;
