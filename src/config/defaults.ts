@@ -124,8 +124,9 @@ runtime:
   prefill_chunk_decoding: 256
   # A step with at least this many tokens (a prompt chunk, or a decode step of that many streams)
   # runs on every free core while the other engine workers are idle, so a lone prompt or a packed
-  # batch is evaluated on all cores; other steps use threads_per_worker. Threads are claimed from one budget of runtime.cores, so the server never
-  # runs more llama.cpp threads than cores (a worker waits one step instead). 0 = fixed threads.
+  # batch is evaluated on all cores; other steps use threads_per_worker. Threads are claimed from
+  # one budget of runtime.cores, so the server never runs more llama.cpp threads than cores (a
+  # worker waits one step instead). 0 = fixed threads.
   # Env: INFERFLUX_PREFILL_SPREAD_TOKENS.
   prefill_spread_tokens: 4
   # Cores the server may use; auto = os.availableParallelism(). Env: INFERFLUX_CORES.
