@@ -4,18 +4,20 @@
  *
  * Each engine worker claims threads from the budget right before a native decode and gives them
  * back right after. A worker normally claims its static share (`runtime.threads_per_worker`); a
- * step that carries many tokens (a prompt chunk: `runtime.prefill_spread_tokens`) while every
- * other engine worker is idle claims every free core, so a lone long prompt is evaluated on all
- * cores instead of one. A worker that finds no free core waits (without blocking its thread)
+ * step that carries many tokens (`runtime.prefill_spread_tokens`: a prompt chunk, or a decode step
+ * of a packed batch) while every other engine worker is idle claims every free core, so a lone
+ * long prompt or one batch of many streams is evaluated on all cores instead of one. A worker that finds no free core waits (without blocking its thread)
  * until a holder gives some back, which is at most one step away: llama.cpp's CPU threads
  * spin-wait on each other, so running more of them than cores made decoding many times slower
  * (config/load.ts refuses such static sizings for the same reason), whereas waiting one step
  * costs at most that step.
  *
- * Why decode steps do not spread too: with node-llama-cpp 3.22.1 a context has no persistent
- * llama.cpp thread pool, so every multi-threaded decode starts and joins its threads; a
- * one-token-per-sequence step is too short to win that back (bench/README.md: 1 engine worker x
- * 2 threads decoded a lone stream at 0.65x llama-server, 2 workers x 1 thread at 0.73-0.78x).
+ * Why small steps do not spread: with node-llama-cpp 3.22.1 a context has no persistent llama.cpp
+ * thread pool, so every multi-threaded decode starts and joins its threads; a step of 1-3 tokens
+ * is too short to win that back (bench/README.md: 1 engine worker x 2 threads decoded a lone
+ * stream at 0.65x llama-server, 2 workers x 1 thread at 0.73-0.78x). Nor do two busy workers
+ * take turns on every core: measured at 16 streams (two batches of 8), waiting for all cores and
+ * running alone gave the same tok/s as running side by side on one core each.
  *
  * Layout of the shared Int32Array: [FREE] free cores, [CORES] the total, then per engine slot a
  * busy flag and the threads it holds. Slots are handed out by the main thread (ActorSystem) and

@@ -142,7 +142,8 @@ export interface RuntimeConfig {
   prefillChunkDecoding: number;
   /**
    * Tokens in one step from which it runs on every free core while the other engine workers idle
-   * (src/actors/core-budget.ts); 0 = fixed threads_per_worker. Defaults to 32.
+   * (src/actors/core-budget.ts); 0 = fixed threads_per_worker. Defaults to 4: a prompt chunk, or a
+   * decode step of 4+ streams (a packed batch, `scheduler.placement`).
    */
   prefillSpreadTokens: number;
   /** Cores the server may use; the sum of llama.cpp threads never exceeds it. */
