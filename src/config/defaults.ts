@@ -57,11 +57,12 @@ server:
   # Env: INFERFLUX_ADMIN_LOAD_DIR.
   admin_load_dir: ""
   # Where runtime model changes are kept (models loaded or unloaded through POST/DELETE
-  # /v1/admin/models, and the default set there), so a restart serves the same set: a small JSON
-  # file written atomically (temp file, fsync, rename) after each change; nothing is written until
-  # the first change. A file that does not parse stops start-up naming it. Relative paths resolve
-  # against the working directory (as policy.store_path); "" = do not keep them (a restart serves
-  # the models list below). Env: INFERFLUX_MODELS_STATE.
+  # /v1/admin/models, the default set there, and LoRA adapters loaded through /v1/admin/adapters;
+  # an adapter whose file changed since is not replayed), so a restart serves the same set: a
+  # small JSON file written atomically (temp file, fsync, rename) after each change; nothing is
+  # written until the first change. A file that does not parse stops start-up naming it. Relative
+  # paths resolve against the working directory (as policy.store_path); "" = do not keep them (a
+  # restart serves the models list below). Env: INFERFLUX_MODELS_STATE.
   models_state_path: config/models_state.json
   # Least severe log level written: trace, debug, info, warn, error, fatal or silent.
   # Env: INFERFLUX_LOG_LEVEL.

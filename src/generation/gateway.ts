@@ -39,7 +39,7 @@ import { ModelFileCache } from './model-file.js';
 import { Run, type FinishedResponse } from './run.js';
 import { checkPromptTokens, resolveSampling } from './sampling.js';
 import { ModelRegistry, type RegisteredModel } from '../registry/model-registry.js';
-import { ModelStateWriter, restoreModelState, type KeptModelState, type StateLog } from '../registry/model-state.js';
+import { ModelStateWriter, restoreAdapters, restoreModelState, type KeptModelState, type StateLog } from '../registry/model-state.js';
 import { AdapterRegistry, type AdapterLease, type LoadedAdapter } from '../registry/adapter-registry.js';
 
 export class ActorGateway implements Gateway {
@@ -54,7 +54,6 @@ export class ActorGateway implements Gateway {
   readonly fairness: FairnessControl;
   readonly modelControl: ModelControl;
   readonly adapterControl: AdapterControl;
-  readonly adapters: AdapterRegistry;
   private readonly embedder: Embedder;
 
   private constructor(
@@ -62,6 +61,7 @@ export class ActorGateway implements Gateway {
     private readonly system: ActorSystem,
     private readonly metrics: Metrics,
     readonly registry: ModelRegistry,
+    readonly adapters: AdapterRegistry,
     private readonly kept: ModelStateWriter | null,
   ) {
     const rc = config.runtime.responseCache;
@@ -72,11 +72,17 @@ export class ActorGateway implements Gateway {
     const saved = async (): Promise<void> => {
       await this.kept?.flush();
     };
-    this.adapters = new AdapterRegistry(system, config.server.adminLoadDir);
     this.adapterControl = {
       list: () => this.adapters.list().map(adapterInfo),
-      load: async (req) => adapterInfo(await this.adapters.load(req, registry.lookup(req.model))),
-      unload: (id) => this.adapters.unload(id),
+      load: async (req) => {
+        const a = await this.adapters.load(req, registry.lookup(req.model));
+        await saved();
+        return adapterInfo(a);
+      },
+      unload: async (id) => {
+        await this.adapters.unload(id);
+        await saved();
+      },
     };
     this.modelControl = {
       load: async (req) => {
@@ -127,14 +133,18 @@ export class ActorGateway implements Gateway {
     });
     await registry.adoptConfigured(config.models);
     registry.hashConfigured();
-    if (kept) await restoreModelState(registry, kept.state, kept.log);
+    const adapters = new AdapterRegistry(system, config.server.adminLoadDir);
+    if (kept) {
+      await restoreModelState(registry, kept.state, kept.log);
+      await restoreAdapters(adapters, registry, kept.state.adapters, kept.log);
+    }
     let writer: ModelStateWriter | null = null;
     if (config.server.modelsStatePath !== '') {
-      writer = new ModelStateWriter(config.server.modelsStatePath, registry, config.models.map((m) => m.id), kept?.log ?? (() => undefined));
+      writer = new ModelStateWriter(config.server.modelsStatePath, registry, adapters, config.models.map((m) => m.id), kept?.log ?? (() => undefined));
       // Following starts after the replay: the file changes only when an admin changes something.
       writer.follow();
     }
-    return new ActorGateway(config, system, metrics, registry, writer);
+    return new ActorGateway(config, system, metrics, registry, adapters, writer);
   }
 
   /** Starts the embedding pool when a configured model serves embeddings (in the background). */

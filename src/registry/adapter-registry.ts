@@ -116,7 +116,11 @@ export class AdapterRegistry {
     };
   }
 
-  async load(req: AdapterLoadRequest, base: RegisteredModel): Promise<LoadedAdapter> {
+  /**
+   * Loads `req.path` onto `base` under `req.id`. `expectSha256`, when given, is the content the
+   * file must still have (a kept adapter replayed at start-up): another content is refused.
+   */
+  async load(req: AdapterLoadRequest, base: RegisteredModel, expectSha256?: string): Promise<LoadedAdapter> {
     if (!ID_PATTERN.test(req.id)) {
       throw new InferFluxError('invalid_request', 'id must be 1..64 characters of [A-Za-z0-9._-], starting with a letter or digit (no ":").', { param: 'id' });
     }
@@ -143,6 +147,9 @@ export class AdapterRegistry {
     }
     // Adapter files are small (rank x width): hashing them whole is cheap.
     const sha256 = createHash('sha256').update(await readFile(path)).digest('hex');
+    if (expectSha256 !== undefined && sha256 !== expectSha256) {
+      throw new InferFluxError('invalid_adapter_file', `${path} no longer has the content adapter '${req.id}' was loaded with (sha256 ${expectSha256.slice(0, 12)}..., now ${sha256.slice(0, 12)}...); load it again to use the new file.`, { param: 'path' });
+    }
     // Re-checked after the last await: two loads of one id may race.
     if (this.adapters.has(req.id)) throw new InferFluxError('adapter_exists', `An adapter with id '${req.id}' is already loaded.`, { param: 'id' });
     const entry: LoadedAdapter = {

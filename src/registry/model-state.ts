@@ -1,35 +1,50 @@
 /**
  * Runtime model changes kept across restarts (`server.models_state_path`): what the admin API
- * changed relative to the configured models list, as one small JSON file.
+ * changed relative to the configured models list, and the LoRA adapters it loaded, as one small
+ * JSON file.
  *
  *   {"version": 1, "updated_at": "...",
  *    "loaded":   [{"id": "qwen", "path": "/m/q.gguf"}, {"id": "acme/r:Q8_0", "model": "acme/r:Q8_0"}],
  *    "unloaded": ["demo"],          configured models unloaded at runtime
- *    "default":  "qwen"}            the default model, or null
+ *    "default":  "qwen",            the default model, or null
+ *    "adapters": [{"id": "style", "model": "qwen", "path": "/a/s.gguf", "scale": 1, "sha256": "..."}]}
  *
- * Written after each change (a model ready, unloaded, made the default) from the registry's
- * current set, atomically: a temp file in the same directory, fsync, rename, fsync of the
- * directory; so a crash leaves the old file or the new one, never half of one. Writes are
+ * (`adapters` may be absent: files written before adapters were kept have none.) Written after
+ * each change (a model ready, unloaded, made the default; an adapter loaded or unloaded) from the
+ * registries' current sets, atomically: a temp file in the same directory, fsync, rename, fsync
+ * of the directory; so a crash leaves the old file or the new one, never half of one. Writes are
  * serialised; each writes the set as it is when it runs. At start-up the file is read before any
  * model loads (a file that does not parse stops start-up naming it), and after the configured
- * models are up its loads, default and unloads are replayed through the registry; one that cannot
- * be replayed (file gone, over budget, id now in the config) is logged and skipped.
+ * models are up its loads, default and unloads are replayed through the registry, then the
+ * adapters (`restoreAdapters`); one that cannot be replayed (file gone or changed, over budget, id
+ * now in the config, base model not served) is logged and skipped.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { InferFluxError } from '../errors.js';
+import type { AdapterRegistry } from './adapter-registry.js';
 import type { ModelRegistry } from './model-registry.js';
 
 export type StateLoad = { id: string; path: string } | { id: string; model: string };
+
+/** A LoRA adapter loaded at runtime; `sha256` is the file's content when it was loaded. */
+export interface StateAdapter {
+  id: string;
+  model: string;
+  path: string;
+  scale: number;
+  sha256: string;
+}
 
 export interface KeptModelState {
   loaded: StateLoad[];
   unloaded: string[];
   default: string | null;
+  adapters: StateAdapter[];
 }
 
-export const EMPTY_STATE: KeptModelState = { loaded: [], unloaded: [], default: null };
+export const EMPTY_STATE: KeptModelState = { loaded: [], unloaded: [], default: null, adapters: [] };
 
 /** A state file that cannot be used: start-up stops with this message (it names the file). */
 export class ModelStateError extends Error {
@@ -61,7 +76,14 @@ export function parseModelState(file: string, text: string): KeptModelState {
     if (isStr(e.model) && e.path === undefined) return { id: e.id, model: e.model };
     throw new ModelStateError(file, `loaded[${i}] needs exactly one of path and model`);
   });
-  return { loaded, unloaded: raw.unloaded as string[], default: raw.default as string | null };
+  if (raw.adapters !== undefined && !Array.isArray(raw.adapters)) throw new ModelStateError(file, 'adapters must be a list');
+  const adapters: StateAdapter[] = ((raw.adapters as unknown[] | undefined) ?? []).map((e: unknown, i: number) => {
+    if (!isObj(e) || !isStr(e.id) || !isStr(e.model) || !isStr(e.path)) throw new ModelStateError(file, `adapters[${i}] needs an id, a model and a path`);
+    if (typeof e.scale !== 'number' || !Number.isFinite(e.scale)) throw new ModelStateError(file, `adapters[${i}] needs a numeric scale`);
+    if (typeof e.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(e.sha256)) throw new ModelStateError(file, `adapters[${i}] needs the file's sha256 (64 hex digits)`);
+    return { id: e.id, model: e.model, path: e.path, scale: e.scale, sha256: e.sha256 };
+  });
+  return { loaded, unloaded: raw.unloaded as string[], default: raw.default as string | null, adapters };
 }
 
 /** The state at `file`; the empty state when there is none (or `file` is ''). */
@@ -77,8 +99,8 @@ export async function readModelState(file: string): Promise<KeptModelState> {
   return parseModelState(file, text);
 }
 
-/** What the registry holds, relative to the configured ids. */
-export function snapshotOf(registry: ModelRegistry, configuredIds: readonly string[]): KeptModelState {
+/** What the registries hold, relative to the configured ids (adapters: the ready ones). */
+export function snapshotOf(registry: ModelRegistry, adapters: AdapterRegistry, configuredIds: readonly string[]): KeptModelState {
   const models = registry.list();
   const loaded: StateLoad[] = models
     .filter((m) => m.source === 'admin' && m.state === 'ready')
@@ -87,7 +109,11 @@ export function snapshotOf(registry: ModelRegistry, configuredIds: readonly stri
     const m = registry.get(id);
     return m === undefined || m.state === 'unloading';
   });
-  return { loaded, unloaded, default: registry.defaultModel?.id ?? null };
+  const kept = adapters
+    .list()
+    .filter((a) => a.state === 'ready')
+    .map((a) => ({ id: a.id, model: a.model, path: a.path, scale: a.scale, sha256: a.sha256 }));
+  return { loaded, unloaded, default: registry.defaultModel?.id ?? null, adapters: kept };
 }
 
 /** Writes `text` to `file` atomically (temp file in the same directory, fsync, rename, fsync the directory). */
@@ -130,21 +156,25 @@ export class ModelStateWriter {
   constructor(
     private readonly file: string,
     private readonly registry: ModelRegistry,
+    private readonly adapters: AdapterRegistry,
     private readonly configuredIds: readonly string[],
     private readonly log: (msg: string) => void,
   ) {}
 
-  /** Starts writing on every registry change that alters the kept set. */
+  /** Starts writing on every change of either registry that alters the kept set. */
   follow(): void {
     if (this.file === '') return;
     this.registry.on('change', (c) => {
       if (c.kind === 'ready' || c.kind === 'unloaded' || c.kind === 'default') this.schedule();
     });
+    this.adapters.onChange((c) => {
+      if (c.kind === 'loaded' || c.kind === 'unloaded') this.schedule();
+    });
   }
 
   private schedule(): void {
     this.chain = this.chain.then(async () => {
-      const state = snapshotOf(this.registry, this.configuredIds);
+      const state = snapshotOf(this.registry, this.adapters, this.configuredIds);
       const text = `${JSON.stringify({ version: 1, updated_at: new Date().toISOString(), ...state }, null, 2)}\n`;
       try {
         await writeAtomically(this.file, text);
@@ -203,6 +233,27 @@ export async function restoreModelState(registry: ModelRegistry, state: KeptMode
       log(`models state: unloaded configured model '${id}'`);
     } catch (err) {
       log.warn(`models state: could not unload '${id}': ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+}
+
+/**
+ * Replays kept adapters onto the served models (after `restoreModelState`). One whose base model is
+ * not served, whose id is taken, or whose file is gone or no longer has the content it was loaded
+ * with is logged and skipped: a changed file is a different adapter, to be loaded again on purpose.
+ */
+export async function restoreAdapters(adapters: AdapterRegistry, registry: ModelRegistry, kept: readonly StateAdapter[], log: StateLog): Promise<void> {
+  for (const k of kept) {
+    const base = registry.get(k.model);
+    if (base === undefined || base.state !== 'ready') {
+      log.warn(`models state: adapter '${k.id}' is skipped: its model '${k.model}' is not served`);
+      continue;
+    }
+    try {
+      const a = await adapters.load({ model: k.model, id: k.id, path: k.path, scale: k.scale }, base, k.sha256);
+      log(`models state: loaded adapter '${a.id}' on '${a.model}' (${a.path}, scale ${a.scale})`);
+    } catch (err) {
+      log.warn(`models state: could not load adapter '${k.id}' again: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 }

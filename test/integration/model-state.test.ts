@@ -1,7 +1,7 @@
 /**
  * Runtime model changes survive a restart (`server.models_state_path`): a real server loads a
- * second generated model by path (made the default) and a pulled model by name, and unloads the
- * configured one; the state file says so (written atomically: no temp file left), and a new server
+ * second generated model by path (made the default) and a pulled model by name, unloads the
+ * configured one and loads a LoRA adapter onto the second; the state file says so (written atomically: no temp file left), and a new server
  * process on the same file serves exactly that set, with the same greedy output. A state file
  * that does not parse, or has the wrong shape, stops start-up with a message naming it.
  */
@@ -11,6 +11,8 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, realp
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateModel } from '../../src/runtime/gguf/generate.js';
+import { generateLora } from '../../src/runtime/gguf/lora.js';
+import { readGgufHeader } from '../../src/runtime/gguf/reader.js';
 import { ModelStore } from '../../src/runtime/models/model-store.js';
 import { api, startServer, type RunningServer } from '../helpers/server.js';
 
@@ -36,6 +38,7 @@ describe('models state: runtime loads, unloads and the default survive a restart
     statePath = join(dir, 'state', 'models_state.json');
     await generateModel({ shape: 'tiny', seed: 2, outPath: join(dir, 'second.gguf') });
     await generateModel({ shape: 'tiny', seed: 3, outPath: join(dir, 'third.gguf') });
+    await generateLora({ base: await readGgufHeader(join(dir, 'second.gguf')), seed: 4, outPath: join(dir, 'style.gguf') });
     const store = new ModelStore(join(dir, 'pulled'));
     await store.ensureDirs();
     const bytes = readFileSync(join(dir, 'third.gguf'));
@@ -46,7 +49,10 @@ describe('models state: runtime loads, unloads and the default survive a restart
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('a restart serves the models loaded, unloaded and made default at runtime', async () => {
+  const adapters = async (s: RunningServer) =>
+    ((await api(s, 'GET', '/v1/admin/adapters', undefined, null)).body.data as { id: string; model: string; scale: number }[]).map((x) => [x.id, x.model, x.scale]);
+
+  it('a restart serves the models and adapters loaded, unloaded and made default at runtime', async () => {
     let before: Record<string, string>;
     const a = await startServer(env);
     try {
@@ -55,6 +61,7 @@ describe('models state: runtime loads, unloads and the default survive a restart
       expect((await api(a, 'POST', '/v1/admin/models', { id: 'second', path: join(dir, 'second.gguf'), default: true }, null)).status).to.equal(201);
       expect((await api(a, 'POST', '/v1/admin/models', { model: PULLED }, null)).status).to.equal(201);
       expect((await api(a, 'DELETE', `/v1/admin/models/${CONFIGURED}`, undefined, null)).status).to.equal(200);
+      expect((await api(a, 'POST', '/v1/admin/adapters', { model: 'second', id: 'style', path: join(dir, 'style.gguf'), scale: 0.5 }, null)).status).to.equal(201);
       // The admin API answered after the file was written.
       const kept = JSON.parse(readFileSync(statePath, 'utf8')) as Record<string, unknown>;
       expect(kept.updated_at).to.be.a('string');
@@ -67,14 +74,19 @@ describe('models state: runtime loads, unloads and the default survive a restart
         ],
         unloaded: [CONFIGURED],
         default: 'second',
+        adapters: [
+          { id: 'style', model: 'second', path: realpathSync(join(dir, 'style.gguf')), scale: 0.5, sha256: createHash('sha256').update(readFileSync(join(dir, 'style.gguf'))).digest('hex') },
+        ],
       });
       expect(readdirSync(join(dir, 'state'))).to.deep.equal(['models_state.json']); // no temp file left
       expect(await served(a)).to.deep.equal([
         ['second', true, 'ready'],
         [PULLED, false, 'ready'],
       ]);
-      before = { second: await greedy(a, 'second'), [PULLED]: await greedy(a, PULLED) };
+      expect(await adapters(a)).to.deep.equal([['style', 'second', 0.5]]);
+      before = { second: await greedy(a, 'second'), [PULLED]: await greedy(a, PULLED), 'second:style': await greedy(a, 'second:style') };
       expect(before.second).to.not.equal(before[PULLED]);
+      expect(before['second:style']).to.not.equal(before.second);
     } finally {
       await a.stop();
     }
@@ -85,13 +97,17 @@ describe('models state: runtime loads, unloads and the default survive a restart
         ['second', true, 'ready'],
         [PULLED, false, 'ready'],
       ]);
-      expect({ second: await greedy(b, 'second'), [PULLED]: await greedy(b, PULLED) }).to.deep.equal(before);
+      expect(await adapters(b)).to.deep.equal([['style', 'second', 0.5]]);
+      expect({ second: await greedy(b, 'second'), [PULLED]: await greedy(b, PULLED), 'second:style': await greedy(b, 'second:style') }).to.deep.equal(before);
       expect((await api(b, 'POST', '/v1/completions', { model: CONFIGURED, prompt: 'x', max_tokens: 1 }, null)).status).to.equal(404);
       // A request naming no model goes to the kept default.
       expect((await api(b, 'POST', '/v1/completions', { prompt: 'Once', max_tokens: 8, temperature: 0, ignore_eos: true }, null)).body.model).to.equal('second');
       // Changes go on being kept: make the pulled model the default.
       expect((await api(b, 'POST', `/v1/admin/models/${encodeURIComponent(PULLED)}/default`, undefined, null)).status).to.equal(200);
       expect((JSON.parse(readFileSync(statePath, 'utf8')) as { default: string }).default).to.equal(PULLED);
+      // An adapter unloaded at runtime is no longer kept (the API answered after the write).
+      expect((await api(b, 'DELETE', '/v1/admin/adapters/style', undefined, null)).status).to.equal(200);
+      expect((JSON.parse(readFileSync(statePath, 'utf8')) as { adapters: unknown[] }).adapters).to.deep.equal([]);
     } finally {
       await b.stop();
     }

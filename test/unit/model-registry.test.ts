@@ -16,8 +16,11 @@ import { join } from 'node:path';
 import type { ModelEntry } from '../../src/config/types.js';
 import { InferFluxError } from '../../src/errors.js';
 import { ModelRegistry, type ModelHost, type RegistryChange } from '../../src/registry/model-registry.js';
-import { EMPTY_STATE, ModelStateError, parseModelState, restoreModelState, snapshotOf } from '../../src/registry/model-state.js';
+import { AdapterRegistry } from '../../src/registry/adapter-registry.js';
+import { EMPTY_STATE, ModelStateError, parseModelState, restoreAdapters, restoreModelState, snapshotOf } from '../../src/registry/model-state.js';
 import { ensureModel } from '../../src/runtime/gguf/generate.js';
+import { generateLora } from '../../src/runtime/gguf/lora.js';
+import { readGgufHeader } from '../../src/runtime/gguf/reader.js';
 import { ModelStore } from '../../src/runtime/models/model-store.js';
 
 interface Deferred {
@@ -225,8 +228,8 @@ describe('model registry state machine (stepped host)', function () {
     await reg.adoptConfigured([entry('cfg', a)]);
     await reg.load({ id: 'rt', path: b, default: true });
     await reg.unload('cfg');
-    const snap = snapshotOf(reg, ['cfg']);
-    expect(snap).to.deep.equal({ loaded: [{ id: 'rt', path: b }], unloaded: ['cfg'], default: 'rt' });
+    const snap = snapshotOf(reg, new AdapterRegistry({ loadAdapter: async () => undefined }, ''), ['cfg']);
+    expect(snap).to.deep.equal({ loaded: [{ id: 'rt', path: b }], unloaded: ['cfg'], default: 'rt', adapters: [] });
 
     // Replayed on a fresh registry over the same configured model.
     make();
@@ -256,10 +259,54 @@ describe('model registry state machine (stepped host)', function () {
     expect(bad('{"version":1,"loaded":[],"unloaded":[1],"default":null}')).to.contain('has no unloaded list of ids');
     expect(bad('{"version":1,"loaded":[],"unloaded":[],"default":7}')).to.contain('default must be a model id or null');
     expect(bad('{"version":1,"loaded":[{"id":"x","path":"/a","model":"b"}],"unloaded":[],"default":null}')).to.contain('loaded[0] needs exactly one of path and model');
+    expect(bad('{"version":1,"loaded":[],"unloaded":[],"default":null,"adapters":{}}')).to.contain('adapters must be a list');
+    expect(bad('{"version":1,"loaded":[],"unloaded":[],"default":null,"adapters":[{"id":"x","model":"m"}]}')).to.contain('adapters[0] needs an id, a model and a path');
+    expect(bad('{"version":1,"loaded":[],"unloaded":[],"default":null,"adapters":[{"id":"x","model":"m","path":"/a","scale":"1"}]}')).to.contain('adapters[0] needs a numeric scale');
+    expect(bad('{"version":1,"loaded":[],"unloaded":[],"default":null,"adapters":[{"id":"x","model":"m","path":"/a","scale":1,"sha256":"ab"}]}')).to.contain("adapters[0] needs the file's sha256");
     expect(parseModelState('/s.json', JSON.stringify({ version: 1, updated_at: 'x', loaded: [{ id: 'p', model: 'a/b:Q8_0' }], unloaded: [], default: null }))).to.deep.equal({
       loaded: [{ id: 'p', model: 'a/b:Q8_0' }],
       unloaded: [],
       default: null,
+      adapters: [], // written before adapters were kept
     });
+  });
+
+  it('models state: ready adapters are kept with their content hash and replayed; a changed file or a missing base is skipped with a warning', async () => {
+    host.auto = true;
+    const entry = (id: string, path: string): ModelEntry => ({ id, path, default: id === 'cfg', backend: 'cpu', generateIfMissing: false, embeddings: 'auto' });
+    await reg.adoptConfigured([entry('cfg', a), entry('other', b)]);
+    const lora = join(dir, 'style.gguf');
+    const lora2 = join(dir, 'tone.gguf');
+    const header = await readGgufHeader(a);
+    await generateLora({ base: header, seed: 5, outPath: lora });
+    await generateLora({ base: header, seed: 6, outPath: lora2 });
+    const engine: string[] = [];
+    const adapters = new AdapterRegistry({ loadAdapter: async (model, f) => void engine.push(`${model} ${f.path}`) }, '');
+    await adapters.load({ model: 'cfg', id: 'style', path: lora, scale: 0.5 }, reg.lookup('cfg'));
+    await adapters.load({ model: 'cfg', id: 'tone', path: lora2, scale: 1 }, reg.lookup('cfg'));
+    const snap = snapshotOf(reg, adapters, ['cfg', 'other']);
+    const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+    expect(snap.adapters).to.deep.equal([
+      { id: 'style', model: 'cfg', path: lora, scale: 0.5, sha256: sha(lora) },
+      { id: 'tone', model: 'cfg', path: lora2, scale: 1, sha256: sha(lora2) },
+    ]);
+    // Survives the file's JSON round trip.
+    expect(parseModelState('/s.json', JSON.stringify({ version: 1, ...snap })).adapters).to.deep.equal(snap.adapters);
+
+    // Replayed onto a fresh pair of registries: 'tone' changed on disk, 'ghost' names no served model.
+    make();
+    host.auto = true;
+    await reg.adoptConfigured([entry('cfg', a), entry('other', b)]);
+    await generateLora({ base: header, seed: 7, outPath: lora2 });
+    const fresh = new AdapterRegistry({ loadAdapter: async (model, f) => void engine.push(`${model} ${f.path}`) }, '');
+    const warnings: string[] = [];
+    const log = Object.assign((_: string) => undefined, { warn: (m: string) => void warnings.push(m) });
+    engine.length = 0;
+    await restoreAdapters(fresh, reg, [...snap.adapters, { id: 'ghost', model: 'gone', path: lora, scale: 1, sha256: sha(lora) }], log);
+    expect(fresh.list().map((x) => [x.id, x.model, x.scale, x.state])).to.deep.equal([['style', 'cfg', 0.5, 'ready']]);
+    expect(engine).to.deep.equal([`cfg ${lora}`]);
+    expect(warnings).to.have.length(2);
+    expect(warnings[0]).to.contain("could not load adapter 'tone' again").and.contain('no longer has the content');
+    expect(warnings[1]).to.contain("adapter 'ghost' is skipped: its model 'gone' is not served");
   });
 });
