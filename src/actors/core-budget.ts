@@ -6,8 +6,9 @@
  * back right after. A worker normally claims its static share (`runtime.threads_per_worker`); a
  * step that carries many tokens (`runtime.prefill_spread_tokens`: a prompt chunk, or a decode step
  * of a packed batch) while every other engine worker is idle claims every free core, so a lone
- * long prompt or one batch of many streams is evaluated on all cores instead of one. A worker that finds no free core waits (without blocking its thread)
- * until a holder gives some back, which is at most one step away: llama.cpp's CPU threads
+ * long prompt or one batch of many streams is evaluated on all cores instead of one. A worker
+ * that finds no free core waits (without blocking its thread) until a holder gives some back,
+ * which is at most one step away: llama.cpp's CPU threads
  * spin-wait on each other, so running more of them than cores made decoding many times slower
  * (config/load.ts refuses such static sizings for the same reason), whereas waiting one step
  * costs at most that step.

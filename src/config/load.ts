@@ -365,8 +365,8 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
   const threadsPerWorker = autoOr(r.threads_per_worker, Math.max(1, Math.floor(cores / (models.length * workersPerModel))));
   // Packing pays where one batch may take every core (the core budget) and a worker stays free
   // for long prompts: measured on 2 cores (bench/README.md "Default sizing"); elsewhere spread.
-  const placement: 'pack' | 'spread' =
-    sch.placement === 'auto' ? (cores <= 2 && decodePoolSize >= 2 && prefillPoolSize === 0 ? 'pack' : 'spread') : (sch.placement as 'pack' | 'spread');
+  const packs = cores <= 2 && decodePoolSize >= 2 && prefillPoolSize === 0;
+  const placement = sch.placement === 'auto' ? (packs ? 'pack' : 'spread') : (sch.placement as 'pack' | 'spread');
   const explicitThreads = threadsSet || decodeSet || prefillPoolSize > 0;
   const used = models.length * workersPerModel * threadsPerWorker;
   if (explicitThreads && used > cores) {

@@ -245,7 +245,7 @@ export async function restoreModelState(registry: ModelRegistry, state: KeptMode
 export async function restoreAdapters(adapters: AdapterRegistry, registry: ModelRegistry, kept: readonly StateAdapter[], log: StateLog): Promise<void> {
   for (const k of kept) {
     const base = registry.get(k.model);
-    if (base === undefined || base.state !== 'ready') {
+    if (base === undefined) {
       log.warn(`models state: adapter '${k.id}' is skipped: its model '${k.model}' is not served`);
       continue;
     }

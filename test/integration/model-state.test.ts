@@ -1,8 +1,9 @@
 /**
  * Runtime model changes survive a restart (`server.models_state_path`): a real server loads a
  * second generated model by path (made the default) and a pulled model by name, unloads the
- * configured one and loads a LoRA adapter onto the second; the state file says so (written atomically: no temp file left), and a new server
- * process on the same file serves exactly that set, with the same greedy output. A state file
+ * configured one and loads a LoRA adapter onto the second; the state file says so (written
+ * atomically: no temp file left), and a new server process on the same file serves exactly that
+ * set, with the same greedy output. A state file
  * that does not parse, or has the wrong shape, stops start-up with a message naming it.
  */
 import { expect } from 'chai';

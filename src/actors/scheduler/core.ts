@@ -460,40 +460,29 @@ export class SchedulerCore<R> {
   }
 
   /**
-   * Engine of the model with a free sequence: one not prefilling a long prompt alone, then the one
-   * holding the longest prefix of the request (its KV is reused instead of prefilled), then the
-   * least loaded (`spread`, or a long prompt) or the most loaded (`pack`); ties go to the lowest
-   * worker.
+   * Engine of the model with a free sequence: one running no other adapter, then one not
+   * prefilling a long prompt alone, then the one holding the longest prefix of the request (its KV
+   * is reused instead of prefilled), then the least loaded (`spread`, or a long prompt) or the most
+   * loaded (`pack`); ties go to the lowest worker.
    */
   private pick(model: string, prefix: readonly number[] = [], adapter = '', long = false): EngineState | undefined {
     const pack = this.placement === 'pack' && !long;
     let best: EngineState | undefined;
-    let bestIsolating = true;
-    let bestOther = true;
-    let bestShared = -1;
-    let bestLoad = Infinity;
+    let bestRank: number[] = [];
     for (const e of this.engines.values()) {
       if (e.model !== model) continue;
       const load = e.inflight.size + e.adopted;
       if (load >= e.capacity) continue;
-      const isolating = e.isolating !== null;
       // Running another adapter: the request would wait there for those to finish (a swap).
       let other = false;
       for (const id of e.inflight) if (this.running.get(id)?.adapter !== adapter) other = true;
       let shared = 0;
       if (prefix.length > 0) for (const r of e.resident) shared = Math.max(shared, sharedBlocks(prefix, r));
-      const better =
-        (!other && bestOther) ||
-        (other === bestOther &&
-          ((!isolating && bestIsolating) ||
-            (isolating === bestIsolating &&
-              (shared > bestShared || (shared === bestShared && ((pack ? load > bestLoad : load < bestLoad) || (load === bestLoad && best !== undefined && e.worker < best.worker)))))));
-      if (!best || better) {
+      // Smaller is better, compared in this order (see above).
+      const rank = [other ? 1 : 0, e.isolating !== null ? 1 : 0, -shared, pack ? -load : load, e.worker];
+      if (!best || precedes(rank, bestRank)) {
         best = e;
-        bestOther = other;
-        bestIsolating = isolating;
-        bestShared = shared;
-        bestLoad = load;
+        bestRank = rank;
       }
     }
     return best;
@@ -518,4 +507,10 @@ function bump<K>(m: Map<K, number>, k: K, n: number): void {
 
 function keyOf(k: EngineKey): string {
   return `${k.model}\u0000${k.worker}`;
+}
+
+/** `a` sorts before `b` (lexicographic over equal-length numeric ranks). */
+function precedes(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]!;
+  return false;
 }
