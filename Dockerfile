@@ -13,6 +13,11 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
+# gcc compiles the persistent llama.cpp thread pool (src/runtime/llama/threadpool) in `npm run build`;
+# only its output, dist/native, reaches the runtime image.
+RUN apt-get update -qq \
+ && apt-get install -y -qq --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 # Install scripts stay off: every native addon here ships prebuilt binaries for linux x64/arm64 in
 # its optional packages (node-llama-cpp's postinstall would only re-check them, and would try the

@@ -224,6 +224,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly llamaThreadpools = new Gauge({
+    name: 'inferflux_llama_threadpools',
+    help: 'llama.cpp contexts running on a persistent thread pool (runtime.threadpool)',
+    registers: [this.registry],
+  });
+
+  readonly llamaThreadpoolThreads = new Gauge({
+    name: 'inferflux_llama_threadpool_threads',
+    help: 'Threads in those persistent pools together',
+    registers: [this.registry],
+  });
+
   readonly prefillQueueDepth = new Gauge({
     name: 'inferflux_prefill_queue_depth',
     help: 'Requests waiting for a prefill worker (disaggregated mode)',

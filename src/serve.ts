@@ -10,6 +10,7 @@ import { componentLog, configureLogging } from './log/logger.js';
 import { redactUrlPasswords } from './redact.js';
 import { startTracing, type Tracing } from './telemetry/tracing.js';
 import { sizeThreadPool } from './runtime/threadpool.js';
+import { startPersistentThreadpool } from './runtime/llama/threadpool/addon.js';
 import { prepareModels } from './runtime/model-files.js';
 import { Metrics } from './metrics.js';
 import { ActorSystem } from './actors/system.js';
@@ -47,6 +48,9 @@ async function main(): Promise<void> {
       `${config.runtime.threadsPerWorker} thread(s) x ${config.runtime.sequencesPerWorker} sequences, ` +
       `context ${config.runtime.contextSize}/sequence, ${config.runtime.cores} core(s), libuv pool ${pool}`,
   );
+  // Before any worker loads node-llama-cpp, so its llama.cpp calls bind to the pool's.
+  const threadpool = startPersistentThreadpool(config.runtime.threadpool, config.runtime.threadpoolPoll);
+  log(threadpool.summary);
   const kv = config.runtime;
   log(
     `KV cache: host pool ${kv.pagedKv.cpuPages} x 256 KiB pages per engine worker (eviction ${kv.pagedKv.eviction}), ` +
@@ -68,6 +72,14 @@ async function main(): Promise<void> {
   // while models load (at start or after a supervised restart) /readyz says 503 instead of
   // clients meeting a closed port.
   const metrics = new Metrics();
+  const pools = threadpool.pool;
+  if (pools) {
+    metrics.onScrape(async () => {
+      const s = pools.stats();
+      metrics.llamaThreadpools.set(s.contexts);
+      metrics.llamaThreadpoolThreads.set(s.threads);
+    });
+  }
   const restartReason = process.env.INFERFLUX_RESTART_REASON;
   // A restart by the supervisor re-binds the port the dead server held (see exclusivePort).
   const tracing = startTracing(config.telemetry);

@@ -132,6 +132,16 @@ runtime:
   prefill_spread_tokens: 4
   # Cores the server may use; auto = os.availableParallelism(). Env: INFERFLUX_CORES.
   cores: auto
+  # llama.cpp's threads: persistent = one pool per engine context, kept between steps (as
+  # llama-server and llama-bench do); per_step = ggml starts and joins the threads of every
+  # multi-thread step (node-llama-cpp's own way, measurably slower); auto = persistent when
+  # npm run build could compile it (it needs a C compiler), else per_step with a log line.
+  # Env: INFERFLUX_THREADPOOL.
+  threadpool: auto
+  # How long idle pool threads spin before sleeping (ggml's polling level, 0-100). 0: at once, so
+  # one worker's idle threads never take a core another worker is computing on.
+  # Env: INFERFLUX_THREADPOOL_POLL.
+  threadpool_poll: 0
   # Priority and tenant fairness. Live-updatable.
   fairness:
     # Suspend a lower-priority running request (its KV is saved, nothing is lost) when a request at

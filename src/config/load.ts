@@ -131,6 +131,8 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_SEQUENCES_PER_WORKER', 'runtime.sequences_per_worker', envInt],
   ['INFERFLUX_CONTEXT_SIZE', 'runtime.context_size', envInt],
   ['INFERFLUX_CORES', 'runtime.cores', envInt],
+  ['INFERFLUX_THREADPOOL', 'runtime.threadpool', (v) => v.trim().toLowerCase()],
+  ['INFERFLUX_THREADPOOL_POLL', 'runtime.threadpool_poll', envInt],
   ['INFERFLUX_PREFILL_CHUNK_DECODING', 'runtime.prefill_chunk_decoding', envInt],
   ['INFERFLUX_PREFILL_SPREAD_TOKENS', 'runtime.prefill_spread_tokens', envInt],
   ['INFERFLUX_KV_CPU_PAGES', 'runtime.paged_kv.cpu_pages', envInt],
@@ -408,6 +410,8 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       prefillChunkDecoding: r.prefill_chunk_decoding as number,
       prefillSpreadTokens: r.prefill_spread_tokens as number,
       cores,
+      threadpool: r.threadpool as 'auto' | 'persistent' | 'per_step',
+      threadpoolPoll: r.threadpool_poll as number,
       fairness: {
         enablePreemption: (r.fairness as Raw).enable_preemption as boolean,
         highPriorityThreshold: (r.fairness as Raw).high_priority_threshold as number,

@@ -93,6 +93,11 @@ export const RULES: Record<string, Rule> = {
   'runtime.prefill_chunk_decoding': int(1, 65536),
   'runtime.prefill_spread_tokens': int(0, 65536),
   'runtime.cores': intOrAuto(1, 4096),
+  'runtime.threadpool': {
+    schema: { enum: ['auto', 'persistent', 'per_step'] },
+    expect: 'must be "auto", "persistent" or "per_step"',
+  },
+  'runtime.threadpool_poll': int(0, 100),
   'runtime.fairness.enable_preemption': bool,
   'runtime.fairness.high_priority_threshold': int(-1000, 1000),
   'runtime.fairness.max_timeslice_tokens': int(0, 1_000_000),

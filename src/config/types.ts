@@ -148,6 +148,13 @@ export interface RuntimeConfig {
   prefillSpreadTokens: number;
   /** Cores the server may use; the sum of llama.cpp threads never exceeds it. */
   cores: number;
+  /**
+   * llama.cpp's threads: one persistent pool per engine context, or ggml's start-and-join per
+   * multi-thread step; `auto` = persistent where the addon was built (src/runtime/llama/threadpool).
+   */
+  threadpool: 'auto' | 'persistent' | 'per_step';
+  /** ggml polling level (0-100) of idle pool threads before they sleep. */
+  threadpoolPoll: number;
   /** Priority and tenant fairness (live-updatable through the scheduler). */
   fairness: {
     enablePreemption: boolean;

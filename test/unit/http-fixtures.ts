@@ -55,6 +55,8 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       prefillChunk: 256,
       prefillChunkDecoding: 256, prefillSpreadTokens: 32,
       cores: 1,
+      threadpool: 'per_step',
+      threadpoolPoll: 0,
       fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 },
       pagedKv: { cpuPages: 0, eviction: 'lru' },
       nvmeOffload: { path: '', workers: 1, queueDepth: 1 },

@@ -345,6 +345,9 @@ export class BatchContext {
     this.vocabSize = Array.isArray(vocab) ? vocab.length : 0;
     const eog = model.tokens.eos ?? model.tokens.eot;
     this.eogToken = eog ?? -1;
+    // Through llama_n_threads, this gives a multi-thread context its persistent pool now, where
+    // one is loaded (src/runtime/llama/threadpool), even if no step ever changes its threads.
+    this.setThreads(context.currentThreads);
   }
 
   /** @internal Grammar members of the bindings, checked on first use. */
