@@ -101,6 +101,9 @@ async function main(): Promise<void> {
   const system = await ActorSystem.start(config, metrics, log);
   // From here a start-up failure must dispose the workers' llama.cpp objects before exiting.
   started = system;
+  // The library checks the llama.cpp it finds once the first context uses it (engines are up now).
+  const poolError = pools?.stats().error;
+  if (poolError) log.warn(`llama.cpp threads: started per step after all (persistent pool refused: ${poolError})`);
   const gateway = await ActorGateway.create(config, system, metrics, { state: keptModels, log });
   // Not awaited: readiness does not wait for the embedding pool; a request meanwhile waits for it.
   void gateway.warmEmbeddings(log);
