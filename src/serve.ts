@@ -49,8 +49,8 @@ async function main(): Promise<void> {
       `context ${config.runtime.contextSize}/sequence, ${config.runtime.cores} core(s), libuv pool ${pool}`,
   );
   // Before any worker loads node-llama-cpp, so its llama.cpp calls bind to the pool's.
-  const threadpool = startPersistentThreadpool(config.runtime.threadpool, config.runtime.threadpoolPoll);
-  log(threadpool.summary);
+  const llamaThreads = startPersistentThreadpool(config.runtime.threadpool, config.runtime.threadpoolPoll);
+  log(llamaThreads.summary);
   const kv = config.runtime;
   log(
     `KV cache: host pool ${kv.pagedKv.cpuPages} x 256 KiB pages per engine worker (eviction ${kv.pagedKv.eviction}), ` +
@@ -72,10 +72,10 @@ async function main(): Promise<void> {
   // while models load (at start or after a supervised restart) /readyz says 503 instead of
   // clients meeting a closed port.
   const metrics = new Metrics();
-  const pools = threadpool.pool;
-  if (pools) {
+  const llamaPools = llamaThreads.pool;
+  if (llamaPools) {
     metrics.onScrape(async () => {
-      const s = pools.stats();
+      const s = llamaPools.stats();
       metrics.llamaThreadpools.set(s.contexts);
       metrics.llamaThreadpoolThreads.set(s.threads);
     });
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
   // From here a start-up failure must dispose the workers' llama.cpp objects before exiting.
   started = system;
   // The library checks the llama.cpp it finds once the first context uses it (engines are up now).
-  const poolError = pools?.stats().error;
+  const poolError = llamaPools?.stats().error;
   if (poolError) log.warn(`llama.cpp threads: started per step after all (persistent pool refused: ${poolError})`);
   const gateway = await ActorGateway.create(config, system, metrics, { state: keptModels, log });
   // Not awaited: readiness does not wait for the embedding pool; a request meanwhile waits for it.
