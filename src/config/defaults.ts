@@ -135,7 +135,7 @@ runtime:
   # llama.cpp's threads: persistent = one pool per engine context, kept between steps (as
   # llama-server and llama-bench do); per_step = ggml starts and joins the threads of every
   # multi-thread step (node-llama-cpp's own way, measurably slower); auto = persistent when
-  # npm run build could compile it (it needs a C compiler), else per_step with a log line.
+  # npm run build could compile it (Linux, a C compiler), else per_step with a log line.
   # Env: INFERFLUX_THREADPOOL.
   threadpool: auto
   # How long idle pool threads spin before sleeping (ggml's polling level, 0-100). 0: at once, so

@@ -50,7 +50,7 @@ export function loadPersistentThreadpool(poll: number): PersistentThreadpool | {
     return loaded.pool;
   }
   if (!existsSync(THREADPOOL_ADDON)) {
-    return { unavailable: `${path.relative(ROOT, THREADPOOL_ADDON)} was not built (npm run build compiles it where a C compiler, cc, exists)` };
+    return { unavailable: `${path.relative(ROOT, THREADPOOL_ADDON)} was not built (npm run build compiles it on Linux where a C compiler, cc, exists)` };
   }
   const module = { exports: {} as NativeExports };
   process.dlopen(module, THREADPOOL_ADDON, constants.dlopen.RTLD_NOW | constants.dlopen.RTLD_GLOBAL);
@@ -64,7 +64,8 @@ export type CompileResult = { built: true; upToDate: boolean } | { built: false;
 
 /**
  * Compiles the addon into dist/native (skipped when newer than its source). Written under a
- * temporary name and renamed, so an interrupted build never leaves a half-written addon.
+ * temporary name and renamed, so an interrupted build never leaves a half-written addon; a failed
+ * build removes the previous one too, so no addon built from older source stays behind.
  */
 export function compilePersistentThreadpool(cc = process.env.CC || 'cc'): CompileResult {
   if (existsSync(THREADPOOL_ADDON) && statSync(THREADPOOL_ADDON).mtimeMs >= statSync(THREADPOOL_SOURCE).mtimeMs) {
@@ -75,13 +76,15 @@ export function compilePersistentThreadpool(cc = process.env.CC || 'cc'): Compil
   const tmp = `${THREADPOOL_ADDON}.${process.pid}.tmp`;
   const args = ['-O2', '-Wall', '-Wextra', '-fPIC', '-shared', '-I', headers, '-o', tmp, THREADPOOL_SOURCE, '-ldl', '-lpthread'];
   const run = spawnSync(cc, args, { encoding: 'utf8' });
-  if (run.error) {
+  if (run.error || run.status !== 0) {
     rmSync(tmp, { force: true });
+    rmSync(THREADPOOL_ADDON, { force: true });
+  }
+  if (run.error) {
     const code = (run.error as NodeJS.ErrnoException).code;
     return { built: false, reason: code === 'ENOENT' ? `no C compiler (${cc})` : `${cc}: ${run.error.message}` };
   }
   if (run.status !== 0) {
-    rmSync(tmp, { force: true });
     return { built: false, reason: `${cc} exited ${run.status}: ${run.stderr.trim()}` };
   }
   renameSync(tmp, THREADPOOL_ADDON);
