@@ -13,12 +13,13 @@
  * (config/load.ts refuses such static sizings for the same reason), whereas waiting one step
  * costs at most that step.
  *
- * Why small steps do not spread: with node-llama-cpp 3.22.1 a context has no persistent llama.cpp
- * thread pool, so every multi-threaded decode starts and joins its threads; a step of 1-3 tokens
- * is too short to win that back (bench/README.md: 1 engine worker x 2 threads decoded a lone
- * stream at 0.65x llama-server, 2 workers x 1 thread at 0.73-0.78x). Nor do two busy workers
- * take turns on every core: measured at 16 streams (two batches of 8), waiting for all cores and
- * running alone gave the same tok/s as running side by side on one core each.
+ * Why small steps do not spread: a 1-3 token step gains nothing from a second thread (llama.cpp's
+ * own one-token decode does not either: llama-bench tg, 1 vs 2 threads). Before the persistent
+ * thread pool (src/runtime/llama/threadpool) it lost: every multi-threaded decode started and
+ * joined its threads. With the pool, spreading from 1 token or from 4 measured the same (bench/
+ * README.md), so 4 stays. Nor do two busy workers take turns on every core: measured at 16 streams
+ * (two batches of 8), waiting for all cores and running alone gave the same tok/s as running side
+ * by side on one core each.
  *
  * Layout of the shared Int32Array: [FREE] free cores, [CORES] the total, then per engine slot a
  * busy flag and the threads it holds. Slots are handed out by the main thread (ActorSystem) and
