@@ -3,9 +3,9 @@
  *
  * Why: node-llama-cpp 3.22.1 never calls llama_attach_threadpool, so each llama_decode with n > 1
  * threads makes ggml create and join a disposable pool: a lone stream's 2-thread step measured
- * 11.7-13.5 ms on the bench model against 7.3-8.6 ms with a persistent pool (the same as 1
- * thread), which is why 2-thread steps never paid on 2 cores. llama-server and llama-bench attach
- * one (common_init_from_params / llama-bench.cpp).
+ * 19.6-20.4 ms on the bench model against 8.6-8.8 ms with a persistent pool (1 thread: 7.1-8.7
+ * ms either way), which is why 2-thread steps never paid on 2 cores. llama-server and
+ * llama-bench attach one (common_init_from_params / llama-bench.cpp).
  *
  * How: this library is loaded with RTLD_GLOBAL before node-llama-cpp's addon, so the addon's calls
  * to llama_set_n_threads and llama_free bind here first (the global scope is searched before a
