@@ -42,7 +42,7 @@ let loaded: { pool: PersistentThreadpool; poll: number } | undefined;
 /**
  * Loads the addon with RTLD_GLOBAL so node-llama-cpp's llama.cpp calls bind to it. Call before any
  * thread loads node-llama-cpp; once per process (a second call with another poll level throws).
- * Returns the reason instead when the addon was not built.
+ * Returns the reason instead when the addon was not built or does not load here.
  */
 export function loadPersistentThreadpool(poll: number): PersistentThreadpool | { unavailable: string } {
   if (loaded) {
@@ -53,7 +53,12 @@ export function loadPersistentThreadpool(poll: number): PersistentThreadpool | {
     return { unavailable: `${path.relative(ROOT, THREADPOOL_ADDON)} was not built (npm run build compiles it on Linux where a C compiler, cc, exists)` };
   }
   const module = { exports: {} as NativeExports };
-  process.dlopen(module, THREADPOOL_ADDON, constants.dlopen.RTLD_NOW | constants.dlopen.RTLD_GLOBAL);
+  try {
+    process.dlopen(module, THREADPOOL_ADDON, constants.dlopen.RTLD_NOW | constants.dlopen.RTLD_GLOBAL);
+  } catch (err) {
+    // Built elsewhere (another libc or architecture, a dist/ copied between machines).
+    return { unavailable: `${path.relative(ROOT, THREADPOOL_ADDON)} does not load: ${(err as Error).message}` };
+  }
   module.exports.configure(poll);
   const pool: PersistentThreadpool = { stats: () => module.exports.stats() };
   loaded = { pool, poll };
