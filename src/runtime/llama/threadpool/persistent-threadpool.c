@@ -55,7 +55,6 @@ typedef void (*set_n_threads_fn)(struct llama_context *, int32_t, int32_t);
 typedef int32_t (*n_threads_fn)(struct llama_context *);
 typedef void (*free_fn)(struct llama_context *);
 typedef void (*attach_fn)(struct llama_context *, struct ggml_threadpool *, struct ggml_threadpool *);
-typedef void (*detach_fn)(struct llama_context *);
 typedef ggml_backend_dev_t (*dev_by_type_fn)(int);
 typedef ggml_backend_reg_t (*dev_reg_fn)(ggml_backend_dev_t);
 typedef void *(*proc_address_fn)(ggml_backend_reg_t, const char *);
@@ -71,7 +70,6 @@ static struct {
   n_threads_fn n_threads_batch;
   free_fn free;
   attach_fn attach;
-  detach_fn detach;
   params_default_fn params_default;
   pool_new_fn pool_new;
   pool_free_fn pool_free;
@@ -116,7 +114,6 @@ static void resolve(void) {
   api.n_threads_batch = (n_threads_fn)dlsym(lib, "llama_n_threads_batch");
   api.free = (free_fn)dlsym(lib, "llama_free");
   api.attach = (attach_fn)dlsym(lib, "llama_attach_threadpool");
-  api.detach = (detach_fn)dlsym(lib, "llama_detach_threadpool");
   api.params_default = (params_default_fn)dlsym(lib, "ggml_threadpool_params_default");
   dev_by_type_fn dev_by_type = (dev_by_type_fn)dlsym(lib, "ggml_backend_dev_by_type");
   dev_reg_fn dev_reg = (dev_reg_fn)dlsym(lib, "ggml_backend_dev_backend_reg");
@@ -125,7 +122,7 @@ static void resolve(void) {
     api.error = "libllama lacks llama_set_n_threads, llama_n_threads(_batch) or llama_free";
     return;
   }
-  if (!api.attach || !api.detach || !api.params_default || !dev_by_type || !dev_reg || !proc) {
+  if (!api.attach || !api.params_default || !dev_by_type || !dev_reg || !proc) {
     api.error = "libllama lacks the thread pool API";
     return;
   }
