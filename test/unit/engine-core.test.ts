@@ -162,7 +162,7 @@ describe('EngineCore', () => {
 
   it('reuses the free sequence holding the longest prefix and prefills only the rest', () => {
     const core = makeCore({ sequences: 2, prefillChunk: 64 });
-    const first = req('a', 10, { maxTokens: 2 });
+    const first = req('a', 20, { maxTokens: 2 });
     core.admit(first, 'A', new FakeSampler(), 0);
     core.apply(core.plan(0), [7], 0);
     core.apply(core.plan(0), [8], 0); // done: length 2; tokens fed: prompt + 7
@@ -171,14 +171,35 @@ describe('EngineCore', () => {
 
     // The follow-up turn: the old prompt, the model's answer, then new tokens.
     const follow: AdmitBody = { ...req('b', 1), tokens: [...first.tokens, 7, 8, 3, 4] };
-    expect(core.admit(follow, 'B', new FakeSampler(), 1)).to.deep.equal({ seq: 0, keep: 11 });
+    expect(core.admit(follow, 'B', new FakeSampler(), 1)).to.deep.equal({ seq: 0, keep: 21 });
     const plan = core.plan(2);
-    expect(plan.items.map((i) => [i.sequenceId, i.position, Array.from(i.tokens)])).to.deep.equal([[0, 11, [8, 3, 4]]]);
+    expect(plan.items.map((i) => [i.sequenceId, i.position, Array.from(i.tokens)])).to.deep.equal([[0, 21, [8, 3, 4]]]);
     const ems = core.apply(plan, [5], 3);
     core.cancel('b' as RequestId);
     const done = core.reapCancelled(4)[0] as { stats: { cachedTokens: number; promptTokens: number } };
-    expect(done.stats).to.include({ cachedTokens: 11, promptTokens: 14 });
+    expect(done.stats).to.include({ cachedTokens: 21, promptTokens: 24 });
     expect(ems.map((e) => e.kind)).to.deep.equal(['started', 'text']);
+  });
+
+  it('does not overwrite a held prompt for a short shared prefix (a BOS token): an empty sequence, then the idlest, is taken', () => {
+    const core = makeCore({ sequences: 3, prefillChunk: 64 });
+    const finish = (id: string, tokens: number[], now: number): number => {
+      const seq = core.admit({ ...req(id, 1, { maxTokens: 1 }), tokens }, id, new FakeSampler(), now)!.seq;
+      while (core.active > 0) core.apply(core.plan(now), [9], now);
+      return seq;
+    };
+    const bos = 1;
+    const a = finish('a', [bos, ...Array.from({ length: 40 }, (_, i) => 100 + i)], 0);
+    // Shares only the BOS token with a's prompt: a's sequence keeps it.
+    const b = finish('b', [bos, ...Array.from({ length: 40 }, (_, i) => 200 + i)], 1);
+    expect(b).to.not.equal(a);
+    const c = finish('c', [bos, ...Array.from({ length: 40 }, (_, i) => 300 + i)], 2);
+    expect(c).to.not.be.oneOf([a, b]);
+    // Every sequence holds a prompt now: the least recently used one (a's) is overwritten, BOS kept.
+    expect(core.preview([bos, 5, 6, 7])).to.deep.include({ seq: a, keep: 1 });
+    // A prefix that long is worth it, and so is a short prompt matched whole.
+    expect(core.preview([bos, ...Array.from({ length: 20 }, (_, i) => 200 + i), 1, 2])).to.deep.include({ seq: b, keep: 21 });
+    expect(core.preview([bos, 300, 301])).to.deep.include({ seq: c, keep: 2 });
   });
 
   it('always evaluates at least the last prompt token, even for an identical prompt', () => {

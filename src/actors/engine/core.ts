@@ -134,6 +134,8 @@ export interface Admitted {
 
 /** Prompt tokens given to the detokenizer as context for the first generated token. */
 const PROMPT_CONTEXT_TOKENS = 4;
+/** Shared prefix a sequence must hold to be chosen for it over an empty or idler one (see `choose`). */
+const MIN_REUSE_TOKENS = 16;
 
 export class EngineCore<R> {
   private readonly slots: (Slot<R> | null)[];
@@ -247,19 +249,28 @@ export class EngineCore<R> {
     this.residentPrompt[seq] = Math.min(this.residentPrompt[seq]!, length);
   }
 
-  /** The free sequence holding the longest prefix of `tokens`; LRU among equals. */
+  /**
+   * The free sequence holding the longest prefix of `tokens` worth reusing; LRU among equals.
+   * A shorter shared prefix (a BOS token, a chat template's opening) counts as none: evaluating
+   * it again costs next to nothing, whereas overwriting the sequence that holds it loses that
+   * sequence's prompt (or costs a snapshot of it to the prefix cache on the new request's path),
+   * while an empty or long-idle sequence loses nothing worth keeping.
+   */
   private choose(tokens: readonly number[]): Admitted | null {
     let seq = -1;
     let keep = -1;
+    let worth = -1;
     for (let i = 0; i < this.slots.length; i++) {
       if (this.slots[i] !== null || this.locked[i]) continue;
       // At least one prompt token is always evaluated: its logits give the first sampled token.
       const match = Math.min(commonPrefix(this.resident[i]!, tokens), tokens.length - 1);
-      // Equal matches (typically none): overwrite the sequence idle the longest, keeping the
+      const w = match >= Math.min(MIN_REUSE_TOKENS, tokens.length - 1) ? match : 0;
+      // Equal worth (typically none): overwrite the sequence idle the longest, keeping the
       // recently used prefixes for the requests most likely to come back (LRU).
-      if (match > keep || (match === keep && this.lastUsed[i]! < this.lastUsed[seq]!)) {
+      if (w > worth || (w === worth && this.lastUsed[i]! < this.lastUsed[seq]!)) {
         seq = i;
         keep = match;
+        worth = w;
       }
     }
     return seq === -1 ? null : { seq, keep };
