@@ -54,6 +54,34 @@ describe('prefix PrefixCache', () => {
     });
   });
 
+  it('storeWith fills host pages in place; a failed fill stores nothing; too big for host goes through one buffer', async () => {
+    const cache = await makeCache({ withDisk: false });
+    const data = bytes(2500, 3);
+    const seen: number[] = [];
+    const fill = async (pages: readonly Uint8Array[]) => {
+      let off = 0;
+      for (const p of pages) (seen.push(p.length), p.set(data.subarray(off, off + p.length)), (off += p.length));
+    };
+    expect(await cache.storeWith(NS, toks(8), data.length, fill)).to.equal('host');
+    expect(seen).to.deep.equal([1024, 1024, 452]); // straight into the pool's pages
+    const hit = cache.lookup(NS, toks(10)) as PrefixHit;
+    expect(hit.kind).to.equal('host');
+    expect([...(await cache.load(hit))]).to.deep.equal([...data]);
+    expect(await cache.storeWith(NS, toks(8), data.length, fill)).to.equal('exists');
+
+    const failed = await cache.storeWith(NS, toks(8, 100), 1000, () => Promise.reject(new Error('short file'))).then(
+      () => 'stored',
+      (err: Error) => err.message,
+    );
+    expect(failed).to.equal('short file');
+    expect(cache.lookup(NS, toks(8, 100)).kind).to.equal('miss');
+    expect(cache.status().host.pagesUsed).to.equal(3); // the failed fill's page went back
+
+    seen.length = 0;
+    expect(await cache.storeWith(NS, toks(8, 200), 5000, fill)).to.equal('no_space'); // 5 pages > 4, no disk tier
+    expect(seen).to.deep.equal([5000]);
+  });
+
   it('host eviction spills to disk; a disk hit loads, verifies and is promoted back', async () => {
     const cache = await makeCache();
     cache.store(NS, toks(8, 0), bytes(1500, 1)); // 2 pages each; the pool holds 4

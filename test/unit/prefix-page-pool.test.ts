@@ -40,6 +40,33 @@ describe('prefix PagePool', () => {
     expect(pool.get('missing')).to.equal(null);
   });
 
+  it('reserve hands out pages the caller fills, evicting like put; cancel gives them back', () => {
+    const { pool, evicted } = makePool({ cpuPages: 4, pageBytes: 16 });
+    expect(pool.put('old', bytes(40, 1))).to.equal(true); // 3 pages
+    const r = pool.reserve('new', 20)!; // 2 pages: 'old' must go
+    expect(evicted).to.deep.equal(['old']);
+    expect(r.pages.map((p) => p.length)).to.deep.equal([16, 4]);
+    expect(pool.has('new')).to.equal(false); // not visible before commit
+    r.pages[0]!.set(bytes(16, 7));
+    r.pages[1]!.set(bytes(20, 7).subarray(16));
+    expect(r.commit()).to.equal(true);
+    expect(r.commit()).to.equal(false); // settles once
+    expect([...pool.get('new')!]).to.deep.equal([...bytes(20, 7)]);
+    expect(pool.stats()).to.include({ pagesUsed: 2, snapshots: 1, bytesStored: 20 });
+
+    const c = pool.reserve('other', 30)!;
+    expect(pool.stats().pagesUsed).to.equal(4);
+    c.cancel();
+    expect(pool.stats()).to.include({ pagesUsed: 2, snapshots: 1 });
+    expect(pool.has('other')).to.equal(false);
+    expect(pool.reserve('huge', 16 * 5)).to.equal(null); // larger than the budget
+    expect(pool.stats().evictions).to.equal(1);
+
+    const late = pool.reserve('late', 8)!;
+    pool.dispose();
+    expect(late.commit()).to.equal(false);
+  });
+
   it('lru and clock choose different victims for the same trace', () => {
     const trace = (eviction: EvictionPolicy) => {
       const { pool, evicted } = makePool({ eviction });

@@ -11,7 +11,7 @@
  */
 import { componentLog } from '../../log/logger.js';
 import { randomUUID } from 'node:crypto';
-import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BatchContext } from '../../runtime/llama/batch-adapter.js';
 import { PrefixCache, type PrefixCacheStatus, type PrefixHit } from '../../runtime/prefix/prefix-cache.js';
@@ -93,7 +93,15 @@ export class KvTier {
     const file = this.tempFile();
     try {
       await this.batch.saveSequence(seq, Uint32Array.from(tokens), file);
-      this.cache.store(this.ns, tokens, await readFile(file));
+      // Straight from the file into host pages: no buffer of the whole state (megabytes of
+      // fresh memory, page-faulted in on every save) between them.
+      const fh = await open(file, 'r');
+      try {
+        const { size } = await fh.stat();
+        await this.cache.storeWith(this.ns, tokens, size, (pages) => readInto(fh, pages));
+      } finally {
+        await fh.close();
+      }
     } catch (err) {
       componentLog('engine').warn(`prefix snapshot failed (${String(err)})`);
     } finally {
@@ -154,6 +162,22 @@ export class KvTier {
 
   private tempFile(): string {
     return join(this.opts.stateDir, `ifx-${process.pid}-${this.opts.worker}-${randomUUID()}.kvcache`);
+  }
+}
+
+/** Fills `pages` from the start of the file, in order; a file shorter than them is an error. */
+async function readInto(fh: FileHandle, pages: readonly Uint8Array[]): Promise<void> {
+  // One readv normally fills them all (tmpfs); a short read continues page by page.
+  let position = (await fh.readv(pages, 0)).bytesRead;
+  let start = 0;
+  for (const page of pages) {
+    const end = start + page.length;
+    while (position < end) {
+      const { bytesRead } = await fh.read(page, position - start, end - position, position);
+      if (bytesRead === 0) throw new Error(`state file ended at ${position} bytes`);
+      position += bytesRead;
+    }
+    start = end;
   }
 }
 

@@ -48,6 +48,14 @@ export interface SnapshotPages {
   readonly byteLength: number;
 }
 
+/** Pages handed out by `reserve()`: fill `pages` (the last trimmed to the end), then settle once. */
+export interface PageReservation extends SnapshotPages {
+  /** Publishes the snapshot; false when the pool was disposed meanwhile. */
+  commit(): boolean;
+  /** Gives the pages back unused. */
+  cancel(): void;
+}
+
 /** A pinned, zero-copy view of one snapshot. Release it when done (idempotent). */
 export interface PageLease extends SnapshotPages {
   readonly id: string;
@@ -134,27 +142,11 @@ export class PagePool {
    * cannot fit: larger than the whole budget, or too many pages pinned.
    */
   put(id: string, data: Uint8Array | readonly Uint8Array[]): boolean {
-    this.ensureNotDisposed();
     const chunks = data instanceof Uint8Array ? [data] : data;
     let byteLength = 0;
     for (const c of chunks) byteLength += c.length;
-    const need = this.pagesFor(byteLength);
-    if (need > this.cpuPages) return false;
-
-    // Check before touching anything, so a failed put evicts nothing. (An unpinned old version
-    // of this id counts as evictable: replacing it frees its pages.)
-    if (this.cpuPages - this.used < need && this.cpuPages - this.used + this.evictablePages() < need) return false;
-    const old = this.snaps.get(id);
-    if (old !== undefined) this.unlink(old);
-    while (this.cpuPages - this.used < need) {
-      const victim = this.pickVictim();
-      if (victim === null) return false; // unreachable: evictablePages() said enough exists
-      this.evict(victim);
-    }
-
-    const pages: Uint8Array[] = new Array(need);
-    for (let p = 0; p < need; p++) pages[p] = this.free.pop() ?? this.allocPage();
-    this.used += need;
+    const r = this.reserve(id, byteLength);
+    if (r === null) return false;
     // One copy, chunk by chunk into consecutive pages.
     let page = 0;
     let pageOff = 0;
@@ -162,17 +154,62 @@ export class PagePool {
       let off = 0;
       while (off < c.length) {
         const n = Math.min(c.length - off, this.pageBytes - pageOff);
-        pages[page]!.set(c.subarray(off, off + n), pageOff);
+        r.pages[page]!.set(c.subarray(off, off + n), pageOff);
         off += n;
         pageOff += n;
         if (pageOff === this.pageBytes) (page++, (pageOff = 0));
       }
     }
+    return r.commit();
+  }
+
+  /**
+   * Pages for a snapshot of `byteLength` bytes that the caller fills itself (e.g. reading a state
+   * file straight into them, with no buffer of the whole snapshot in between), then `commit()`s
+   * under `id` or `cancel()`s. Evicts like `put()` and replaces a snapshot with the same id the
+   * same way; null, evicting nothing, when it cannot fit. Until settled the pages count as used
+   * and belong to nobody else.
+   */
+  reserve(id: string, byteLength: number): PageReservation | null {
+    this.ensureNotDisposed();
+    const need = this.pagesFor(byteLength);
+    if (need > this.cpuPages) return null;
+    // Check before touching anything, so a failed reserve evicts nothing. (An unpinned old
+    // version of this id counts as evictable: replacing it frees its pages.)
+    if (this.cpuPages - this.used < need && this.cpuPages - this.used + this.evictablePages() < need) return null;
+    const old = this.snaps.get(id);
+    if (old !== undefined) this.unlink(old);
+    while (this.cpuPages - this.used < need) {
+      const victim = this.pickVictim();
+      if (victim === null) return null; // unreachable: evictablePages() said enough exists
+      this.evict(victim);
+    }
+    const pages: Uint8Array[] = new Array(need);
+    for (let p = 0; p < need; p++) pages[p] = this.free.pop() ?? this.allocPage();
+    this.used += need;
     const snap: Snap = { id, pages, byteLength, pins: 0, ref: false, live: true };
-    this.snaps.set(id, snap);
-    if (this.eviction === 'clock') this.ring.push(snap);
-    this.bytes += byteLength;
-    return true;
+    let settled = false;
+    return {
+      pages: this.view(snap).pages,
+      byteLength,
+      commit: () => {
+        if (settled) return false;
+        settled = true;
+        // Disposed meanwhile: the pages went with the pool.
+        if (this.disposed) return false;
+        const other = this.snaps.get(id);
+        if (other !== undefined) this.unlink(other);
+        this.snaps.set(id, snap);
+        if (this.eviction === 'clock') this.ring.push(snap);
+        this.bytes += byteLength;
+        return true;
+      },
+      cancel: () => {
+        if (settled) return;
+        settled = true;
+        this.freePages(snap);
+      },
+    };
   }
 
   has(id: string): boolean {

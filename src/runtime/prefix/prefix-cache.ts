@@ -237,6 +237,35 @@ export class PrefixCache {
   }
 
   /**
+   * `store()` for bytes the caller writes itself, e.g. a state file read straight into host
+   * pages: `fill` gets pages for exactly `byteLength` bytes and must fill them all (a rejection
+   * stores nothing and is passed on). When the host pool cannot take the snapshot, `fill` gets
+   * one buffer instead and `store()` takes it from there (the disk tier).
+   */
+  async storeWith(ns: string, tokens: TokenSeq, byteLength: number, fill: (pages: readonly Uint8Array[]) => Promise<void>): Promise<StoreResult> {
+    if (tokens.length < this.minTokens) return 'too_short';
+    const id = snapshotId(ns, tokens);
+    const existing = this.entries.get(id);
+    if (existing?.host) return this.store(ns, tokens, []); // touches it: 'exists'
+    const pages = this.pool.reserve(id, byteLength);
+    if (pages === null) {
+      const whole = new Uint8Array(byteLength);
+      await fill([whole]);
+      return this.store(ns, tokens, whole);
+    }
+    try {
+      await fill(pages.pages);
+    } catch (err) {
+      pages.cancel();
+      throw err;
+    }
+    this.c.stores++;
+    if (!pages.commit()) return 'no_space';
+    (this.entries.get(id) ?? this.addEntry(id, ns, tokens)).host = true;
+    return 'host';
+  }
+
+  /**
    * Pin a host hit and return zero-copy page views; null when it is no longer in host memory
    * (then use `load()`). Counts as a use. Release the lease promptly.
    */
