@@ -33,6 +33,7 @@ import { runConversations, runLevel, streamCompletion, type LevelResult } from '
 import { RawCeiling, type RawLevelResult } from './raw-ceiling.js';
 import { median, summarize } from './stats.js';
 import { provenance, randomWords, runBench, say, startServer, type BenchServer } from './server.js';
+import { settle } from './server-process.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MODEL_PATH = path.join(ROOT, 'models', 'bench.gguf');
@@ -328,6 +329,10 @@ async function main(): Promise<number> {
         const entry: Partial<Record<SideName, Side>> = {};
         const rec = records[li]!;
         for (const side of order) {
+          // Each side starts on a quiet machine: the other side's leftover work (llama-server's
+          // threads stay busy ~130 ms after a request) would otherwise slow its first requests.
+          const quiet = await settle([server.pid, llama.pid]);
+          if (!quiet.settled) say(`    note: servers still busy after ${quiet.ms} ms; running ${side} anyway`);
           const r = await runSide(side, level, prompts[rep]![li]!);
           entry[side] = r.side;
           rec.errors.push(...r.errors);

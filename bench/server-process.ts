@@ -109,3 +109,30 @@ export function cpuSeconds(pid: number | undefined): number {
     return Number.NaN;
   }
 }
+
+/**
+ * Waits until none of `pids` is using CPU: each used at most `idleCpuMs` of CPU over the last
+ * `windowMs`. Gives up after `timeoutMs` and says how long it waited and whether they settled.
+ * Why a bench needs it: llama-server's threads keep one core busy for ~130 ms after each request
+ * (measured on the bench model), so whichever side runs right after it starts on a busy machine.
+ * Where /proc is missing, it waits `windowMs` once.
+ */
+export async function settle(
+  pids: readonly (number | undefined)[],
+  o: { windowMs?: number; idleCpuMs?: number; timeoutMs?: number } = {},
+): Promise<{ ms: number; settled: boolean }> {
+  const windowMs = o.windowMs ?? 100;
+  const idleCpuMs = o.idleCpuMs ?? 10;
+  const timeoutMs = o.timeoutMs ?? 3000;
+  const t0 = Date.now();
+  const sample = (): number[] => pids.map((p) => cpuSeconds(p));
+  let before = sample();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, windowMs));
+    const after = sample();
+    if (after.some((v) => Number.isNaN(v))) return { ms: Date.now() - t0, settled: false };
+    if (after.every((v, i) => (v - before[i]!) * 1000 <= idleCpuMs)) return { ms: Date.now() - t0, settled: true };
+    if (Date.now() - t0 >= timeoutMs) return { ms: Date.now() - t0, settled: false };
+    before = after;
+  }
+}

@@ -21,6 +21,7 @@ const STOP_TIMEOUT_MS = 15_000;
 
 export interface BenchServer {
   baseUrl: string;
+  pid: number | undefined;
   log: string[];
   /** The server's sizing line, e.g. `2 engine worker(s) x 1 thread(s) x 4 sequences ...`. */
   sizing: string;
@@ -120,7 +121,7 @@ export async function startServer(o: ServerOptions = {}): Promise<BenchServer> {
       await new Promise((r) => setTimeout(r, 250));
     }
     const sizing = (log.find((l) => l.includes('engine worker(s)')) ?? '').replace(/^\S+ inferflux /, '');
-    return { baseUrl, log, sizing, stop };
+    return { baseUrl, pid: child.pid, log, sizing, stop };
   } catch (err) {
     await stop();
     throw err;

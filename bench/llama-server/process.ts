@@ -68,6 +68,7 @@ export interface LlamaServerOptions {
 
 export interface LlamaServer {
   baseUrl: string;
+  pid: number | undefined;
   args: string[];
   log: string[];
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
@@ -126,5 +127,5 @@ export async function startLlamaServer(o: LlamaServerOptions): Promise<LlamaServ
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  return { baseUrl, args, log, stop };
+  return { baseUrl, pid: child.pid, args, log, stop };
 }
