@@ -202,6 +202,32 @@ describe('EngineCore', () => {
     expect(core.preview([bos, 300, 301])).to.deep.include({ seq: c, keep: 2 });
   });
 
+  it('packs new requests next to busy sequences and plans a step in sequence order (one llama.cpp micro-batch per run of ids)', () => {
+    const core = makeCore({ sequences: 8, prefillChunk: 64, batchSize: 64 });
+    const start = (id: string, now: number): number => core.admit(req(id, 20, { maxTokens: 50 }), id, new FakeSampler(), now)!.seq;
+    const ids = Array.from({ length: 8 }, (_, k) => `r${k}`);
+    ids.forEach((id, k) => expect(start(id, k)).to.equal(k));
+    // Finish all but r2, sequence 6 first: 6 is the idlest, 2 stays busy.
+    for (const k of [6, 0, 1, 3, 4, 5, 7]) {
+      core.cancel(ids[k] as RequestId);
+      core.reapCancelled(k);
+      core.apply({ items: [], tokens: 0 }, [], k); // one engine step each: distinct ages
+    }
+    // Not the idlest (6): next to the busy sequence, so both decode in one micro-batch.
+    expect(start('a', 20)).to.be.oneOf([1, 3]);
+
+    // A prompt admitted into a lower sequence than the streams decoding is still planned in order.
+    const small = makeCore({ sequences: 3, prefillChunk: 64, batchSize: 64 });
+    for (const id of ['x', 'y', 'w']) small.admit(req(id, 4, { maxTokens: 50 }), id, new FakeSampler(), 0);
+    small.cancel('x' as RequestId);
+    small.reapCancelled(0);
+    const first = small.plan(0);
+    small.apply(first, first.items.map(() => 5), 0); // y and w decode from now on
+    expect(small.admit(req('z', 4, { maxTokens: 50 }), 'z', new FakeSampler(), 1)!.seq).to.equal(0);
+    const plan = small.plan(1);
+    expect(plan.items.map((i) => [i.slot, i.tokens.length])).to.deep.equal([[0, 4], [1, 1], [2, 1]]);
+  });
+
   it('always evaluates at least the last prompt token, even for an identical prompt', () => {
     const core = makeCore({ sequences: 1 });
     const r = req('a', 6, { maxTokens: 1 });
