@@ -37,13 +37,13 @@ export class KvMoves {
   /** Before `req` takes a sequence: the sequence may hold a prefix worth keeping in the cache tiers. */
   async keepReusedPrefix(req: AdmitBody): Promise<void> {
     const preview = this.core.preview(req.tokens);
-    if (!this.kv || !preview || preview.resident.length <= preview.keep) return;
-    // Snapshot the previous request's prompt, not what it generated: the next turn of a chat
-    // starts with that prompt, while its reply comes back re-rendered by the chat template.
-    // The new request drops those generated cells anyway unless it continues into them.
-    let upto = preview.resident.length;
-    if (preview.keep <= preview.residentPrompt && preview.residentPrompt < upto) {
-      upto = preview.residentPrompt;
+    // Worth keeping is the previous request's prompt, not what it generated: the next turn of a
+    // chat starts with that prompt, while its reply comes back re-rendered by the chat template.
+    // A request that keeps the whole prompt (that next turn) loses only generated cells: no
+    // snapshot, which would stall every stream of this worker for a copy of the conversation.
+    if (!this.kv || !preview || preview.keep >= Math.min(preview.residentPrompt, preview.resident.length)) return;
+    const upto = Math.min(preview.residentPrompt, preview.resident.length);
+    if (upto < preview.resident.length) {
       this.batch.trimSequence(preview.seq, upto);
       this.core.truncateResident(preview.seq, upto);
     }
