@@ -223,7 +223,7 @@ describe('metrics: every request kind moves the right samples (real server)', fu
   it('a chat completion', async () => {
     let usage: Usage | undefined;
     const d = await moved(async () => {
-      const r = await post(server, '/v1/chat/completions', KEY_A, { model: MODEL, messages: [{ role: 'user', content: 'Count the metrics.' }], max_tokens: 6 });
+      const r = await post(server, '/v1/chat/completions', KEY_A, { model: MODEL, messages: [{ role: 'user', content: 'Count the metrics.' }], max_tokens: 6, ignore_eos: true });
       expect(r.status).to.equal(200);
       usage = ((await r.json()) as { usage: Usage }).usage;
     }, tenantCaughtUp(() => usage));
@@ -248,6 +248,8 @@ describe('metrics: every request kind moves the right samples (real server)', fu
         model: MODEL,
         messages: [{ role: 'user', content: 'Stream a few tokens.' }],
         max_tokens: 7,
+        // Sampled with a random seed: the tiny model may otherwise end at its first token.
+        ignore_eos: true,
         stream: true,
         stream_options: { include_usage: true },
       });
