@@ -423,7 +423,7 @@ export class EngineCore<R> {
     // Sequences in increasing id order: llama.cpp splits a batch over several KV streams (one per
     // sequence) into micro-batches of consecutive sequence ids taken in batch order, and each
     // micro-batch is a full pass over the weights.
-    items.sort((a, b) => a.slot - b.slot);
+    items.sort(bySlot);
     let tokens = 0;
     for (const it of items) tokens += it.tokens.length;
     return { items, tokens };
@@ -598,6 +598,11 @@ export class EngineCore<R> {
       },
     };
   }
+}
+
+/** Plan items in sequence-id order (see `plan`); one comparator, not a closure per step. */
+function bySlot(a: PlannedItem, b: PlannedItem): number {
+  return a.slot - b.slot;
 }
 
 function commonPrefix(a: readonly number[], b: readonly number[]): number {

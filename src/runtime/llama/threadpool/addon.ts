@@ -84,13 +84,9 @@ export function compilePersistentThreadpool(cc = process.env.CC || 'cc'): Compil
   if (run.error || run.status !== 0) {
     rmSync(tmp, { force: true });
     rmSync(THREADPOOL_ADDON, { force: true });
-  }
-  if (run.error) {
-    const code = (run.error as NodeJS.ErrnoException).code;
-    return { built: false, reason: code === 'ENOENT' ? `no C compiler (${cc})` : `${cc}: ${run.error.message}` };
-  }
-  if (run.status !== 0) {
-    return { built: false, reason: `${cc} exited ${run.status}: ${run.stderr.trim()}` };
+    const code = (run.error as NodeJS.ErrnoException | undefined)?.code;
+    const reason = !run.error ? `${cc} exited ${run.status}: ${run.stderr.trim()}` : code === 'ENOENT' ? `no C compiler (${cc})` : `${cc}: ${run.error.message}`;
+    return { built: false, reason };
   }
   renameSync(tmp, THREADPOOL_ADDON);
   return { built: true, upToDate: false };
