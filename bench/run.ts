@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: InferFlux against llama.cpp's own `llama-server` (the anchor), measured in the
- * same run, on the same model file, with the same llama.cpp threads, total sequences (slots),
- * context per sequence and batch size, the same load, interleaved.
+ * same run, on the same model file, with the same llama.cpp threads, sequences (slots: one per
+ * client of the busiest level, or InferFlux's total if fewer), context per sequence and batch size,
+ * the same load, interleaved.
  *
  *   1. llama-server is located (`bench/llama-server/build.sh --print-path`); if it is not built the
  *      bench says how to build it and exits 1 (it never falls back to another anchor).
@@ -213,6 +214,10 @@ async function main(): Promise<number> {
   const rt = cfg.runtime;
   const uvPool = sizeThreadPool(W);
   const capacity = W * rt.sequencesPerWorker;
+  // llama-server gets a slot per client of the busiest level, or InferFlux's sequences if fewer:
+  // slots beyond the load only slow it (--parallel 32 at c=16: 132-133 tok/s, --parallel 16:
+  // 166-188, same run; bench/README.md), and InferFlux's extra sequences are idle too.
+  const slots = Math.min(capacity, Math.max(...ALL_LEVELS.map((l) => l.clients)));
   // The core budget lets InferFlux's steps use every core (runtime.prefill_spread_tokens > 0),
   // so llama-server gets every core too; without spreading, the static threads.
   const threads = rt.prefillSpreadTokens > 0 ? Math.max(rt.cores, W * rt.threadsPerWorker) : W * rt.threadsPerWorker;
@@ -223,7 +228,7 @@ async function main(): Promise<number> {
   say(`llama-server: ${anchor.bin} (${anchor.info})${buildInfo ? ` ${JSON.stringify(buildInfo)}` : ''}`);
   say(
     `sizing: InferFlux ${W} worker(s) x ${rt.threadsPerWorker} thread(s) x ${rt.sequencesPerWorker} sequences; ` +
-      `llama-server -t ${threads} --parallel ${capacity}; context ${rt.contextSize}/sequence, batch ${rt.batchSize}, ${rt.cores} core(s)`,
+      `llama-server -t ${threads} --parallel ${slots}; context ${rt.contextSize}/sequence, batch ${rt.batchSize}, ${rt.cores} core(s)`,
   );
   say(
     `workload: unique ~${PROMPT_TOKENS}-token prompts, ${MAX_TOKENS} generated (greedy, EOS ignored), streaming /v1/completions, c = ` +
@@ -281,7 +286,7 @@ async function main(): Promise<number> {
     server = await startServer();
     say(`InferFlux: ${server.baseUrl} ready in ${Date.now() - t0} ms; it says: ${server.sizing}`);
     t0 = Date.now();
-    llama = await startLlamaServer({ bin: anchor.bin, modelPath: MODEL_PATH, threads, parallel: capacity, contextPerSlot: rt.contextSize, batchSize: rt.batchSize });
+    llama = await startLlamaServer({ bin: anchor.bin, modelPath: MODEL_PATH, threads, parallel: slots, contextPerSlot: rt.contextSize, batchSize: rt.batchSize });
     say(`llama-server: ${llama.baseUrl} ready in ${Date.now() - t0} ms; args: ${llama.args.join(' ')}`);
 
     // Warm-up: `capacity` short concurrent requests per server, one raw round, not measured.

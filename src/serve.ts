@@ -6,6 +6,10 @@
  * object in every worker before the process exits (exiting with live llama.cpp objects aborts).
  */
 import { loadConfig } from './config/load.js';
+import type { InferFluxConfig } from './config/types.js';
+import { fitSequences } from './registry/memory-estimate.js';
+import { modelMetadata } from './registry/model-metadata.js';
+import { readGgufHeader } from './runtime/gguf/reader.js';
 import { componentLog, configureLogging } from './log/logger.js';
 import { redactUrlPasswords } from './redact.js';
 import { startTracing, type Tracing } from './telemetry/tracing.js';
@@ -33,7 +37,7 @@ const DRAIN_MS = 3000;
 const log = componentLog('server');
 
 async function main(): Promise<void> {
-  const config = loadConfig();
+  let config = loadConfig();
   configureLogging(config.server.logLevel, config.server.logFormat);
   // Keys are hashed in the config; drop the plaintext env copies so no worker thread inherits them.
   delete process.env.INFERFLUX_API_KEYS;
@@ -45,7 +49,7 @@ async function main(): Promise<void> {
   const pool = sizeThreadPool(engineWorkers + config.runtime.embeddings.workers);
   log(
     `config from ${config.source}: ${config.models.length} model(s), ${config.scheduler.decodePoolSize} engine worker(s) per model x ` +
-      `${config.runtime.threadsPerWorker} thread(s) x ${config.runtime.sequencesPerWorker} sequences, ` +
+      `${config.runtime.threadsPerWorker} thread(s) x ${config.runtime.sequencesAuto ? 'up to ' : ''}${config.runtime.sequencesPerWorker} sequences, ` +
       `context ${config.runtime.contextSize}/sequence, ${config.runtime.cores} core(s), libuv pool ${pool}`,
   );
   // Before any worker loads node-llama-cpp, so its llama.cpp calls bind to the pool's.
@@ -98,6 +102,7 @@ async function main(): Promise<void> {
   // before any model loads, naming the file.
   const keptModels = await readModelState(config.server.modelsStatePath);
   await prepareModels(config.models, log, config.server.modelsDir);
+  config = await fitAutoSequences(config);
   const system = await ActorSystem.start(config, metrics, log);
   // From here a start-up failure must dispose the workers' llama.cpp objects before exiting.
   started = system;
@@ -162,6 +167,28 @@ async function main(): Promise<void> {
     if (!process.connected) void shutdown('supervisor gone');
     process.on('disconnect', () => void shutdown('supervisor gone'));
   }
+}
+
+/**
+ * `runtime.sequences_per_worker: auto`, halved until the configured models' estimated memory (the
+ * registry's estimate: weights, every worker's KV cache and overhead) fits the memory budget.
+ * Before any worker starts: every part of the server sees the one count.
+ */
+async function fitAutoSequences(config: InferFluxConfig): Promise<InferFluxConfig> {
+  const rt = config.runtime;
+  if (!rt.sequencesAuto) return config;
+  const models = await Promise.all(
+    config.models.map(async (m) => {
+      const info = await readGgufHeader(m.path);
+      return { meta: modelMetadata(info), fileBytes: info.fileSize };
+    }),
+  );
+  const shape = { workers: config.scheduler.decodePoolSize + config.scheduler.prefillPoolSize, contextSize: rt.contextSize };
+  const fit = fitSequences(models, shape, rt.sequencesPerWorker, rt.memoryBudgetBytes);
+  const budget = `${(rt.memoryBudgetBytes / 2 ** 30).toFixed(1)} GiB (runtime.memory_budget_bytes)`;
+  if (!fit.fits) log.warn(`sequences per worker: 1; even so the configured models' estimated memory passes the ${budget}`);
+  else log(`sequences per worker: ${fit.sequences} (auto, up to ${rt.sequencesPerWorker}, fitted to the ${budget})`);
+  return fit.sequences === rt.sequencesPerWorker ? config : { ...config, runtime: { ...rt, sequencesPerWorker: fit.sequences } };
 }
 
 /** Messages to the supervisor (src/supervisor.ts) over the IPC channel, when there is one. */

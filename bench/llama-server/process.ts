@@ -58,7 +58,7 @@ export interface LlamaServerOptions {
   modelPath: string;
   /** -t and -tb: llama.cpp threads, the total the InferFlux server uses. */
   threads: number;
-  /** --parallel: slots, the InferFlux server's total sequences. */
+  /** --parallel: slots (bench/run.ts: one per client of the busiest level, at most InferFlux's sequences). */
   parallel: number;
   /** Context per slot; -c is parallel x this (llama-server splits -c across slots). */
   contextPerSlot: number;

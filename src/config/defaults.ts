@@ -109,7 +109,9 @@ runtime:
   # llama.cpp threads per engine worker; auto = cores / (models x decode workers).
   # Env: INFERFLUX_THREADS_PER_WORKER.
   threads_per_worker: auto
-  # Parallel sequences per engine worker context; auto = 8 with packed placement, else 4.
+  # Parallel sequences per engine worker context; auto = 16 with packed placement, else 4,
+  # halved at start until the configured models' estimated memory (weights + KV cache of every
+  # worker) fits runtime.memory_budget_bytes.
   # Env: INFERFLUX_SEQUENCES_PER_WORKER.
   sequences_per_worker: auto
   # Context length per sequence, in tokens. Env: INFERFLUX_CONTEXT_SIZE.

@@ -402,8 +402,11 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
     models,
     runtime: {
       threadsPerWorker,
-      // Packed, one worker carries the whole batch, so it needs room for it.
-      sequencesPerWorker: autoOr(r.sequences_per_worker, placement === 'pack' ? 8 : 4),
+      // Packed, one worker carries the whole batch, so it needs room for it: 16, so that 16 streams
+      // decode as one batch on every core rather than two batches of 8 on one core each (bench/
+      // README.md "Sixteen sequences per packed worker"). Lowered at start to fit memory.
+      sequencesPerWorker: autoOr(r.sequences_per_worker, placement === 'pack' ? 16 : 4),
+      sequencesAuto: r.sequences_per_worker === 'auto',
       contextSize: r.context_size as number,
       batchSize: r.batch_size as number,
       prefillChunk: r.prefill_chunk as number,

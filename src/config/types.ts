@@ -132,6 +132,11 @@ export interface RuntimeConfig {
   threadsPerWorker: number;
   /** Sequences (parallel requests) per engine worker context. */
   sequencesPerWorker: number;
+  /**
+   * `sequences_per_worker` was `auto`: start-up lowers `sequencesPerWorker` (halving) until the
+   * configured models' estimated memory fits `memoryBudgetBytes` (src/registry/memory-estimate.ts).
+   */
+  sequencesAuto: boolean;
   /** Context length per sequence, in tokens. */
   contextSize: number;
   /** llama.cpp batch size (tokens per decode step, all sequences together). */

@@ -39,3 +39,23 @@ export function estimateModelMemory(meta: ModelMetadata, fileBytes: number, shap
   const weightsBytes = fileBytes * weightCopies;
   return { weightsBytes, kvBytesPerWorker, totalBytes: weightsBytes + shape.workers * (kvBytesPerWorker + WORKER_OVERHEAD_BYTES) };
 }
+
+/**
+ * The most sequences per worker, from `most` halving down to 1, at which every model in `models`
+ * fits `budgetBytes` together (the estimate above); `fits` false when even 1 does not, and then
+ * 1. Used for `runtime.sequences_per_worker: auto`, whose packed default (16) doubles the KV cache
+ * of the 8 it replaced: a large model on a small machine gets fewer sequences, not an OOM kill.
+ */
+export function fitSequences(
+  models: readonly { meta: ModelMetadata; fileBytes: number }[],
+  shape: Omit<ServingShape, 'sequences'>,
+  most: number,
+  budgetBytes: number,
+): { sequences: number; fits: boolean } {
+  const total = (sequences: number): number =>
+    models.reduce((sum, m) => sum + estimateModelMemory(m.meta, m.fileBytes, { ...shape, sequences }).totalBytes, 0);
+  for (let s = most; s >= 1; s = Math.floor(s / 2)) {
+    if (total(s) <= budgetBytes) return { sequences: s, fits: true };
+  }
+  return { sequences: 1, fits: false };
+}

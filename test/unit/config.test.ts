@@ -32,7 +32,7 @@ describe('config', () => {
         cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       },
       models: [{ id: 'demo', path: path.join(cwd, 'models/demo.gguf'), default: true, backend: 'cpu', generateIfMissing: true, embeddings: 'auto' }],
-      runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, contextSize: 2048, batchSize: 512, prefillChunk: 256, prefillChunkDecoding: 256, prefillSpreadTokens: 4, cores: 8, threadpool: 'auto', threadpoolPoll: 0, fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 }, pagedKv: { cpuPages: 512, eviction: 'lru' }, nvmeOffload: { path: '', workers: 2, queueDepth: 64 }, responseCache: { enabled: false, maxEntries: 1024, maxBytes: 67108864 }, memoryBudgetBytes: cfg.runtime.memoryBudgetBytes, embeddings: { workers: 1, threads: 1, contextSize: 2048, batchMax: 256, maxQueue: 64 }, speculativeDecoding: { enabled: false, draftModel: '', maxPrefillTokens: 256, chunkSize: 4 } },
+      runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, sequencesAuto: true, contextSize: 2048, batchSize: 512, prefillChunk: 256, prefillChunkDecoding: 256, prefillSpreadTokens: 4, cores: 8, threadpool: 'auto', threadpoolPoll: 0, fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 }, pagedKv: { cpuPages: 512, eviction: 'lru' }, nvmeOffload: { path: '', workers: 2, queueDepth: 64 }, responseCache: { enabled: false, maxEntries: 1024, maxBytes: 67108864 }, memoryBudgetBytes: cfg.runtime.memoryBudgetBytes, embeddings: { workers: 1, threads: 1, contextSize: 2048, batchMax: 256, maxQueue: 64 }, speculativeDecoding: { enabled: false, draftModel: '', maxPrefillTokens: 256, chunkSize: 4 } },
       scheduler: { decodePoolSize: 8, prefillPoolSize: 0, kvRingBytes: 67108864, maxQueue: 256, isolatePromptTokens: 1024, placement: 'spread', tokenizerWorkers: 1 },
       limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },
       audit: { path: path.join(cwd, 'logs/audit.log'), debugMode: false, flushIntervalMs: 20 },
@@ -142,14 +142,14 @@ describe('config', () => {
     expect(cfg.server.maxBodyBytes).to.equal(2048);
     expect(cfg.server.maxHeaderBytes).to.equal(4096);
     expect(cfg.audit).to.deep.equal({ path: path.join(cwd, 'var/a.log'), debugMode: true, flushIntervalMs: 150 });
-    expect(cfg.runtime).to.include({ cores: 6, threadsPerWorker: 2, sequencesPerWorker: 16, contextSize: 4096 });
+    expect(cfg.runtime).to.include({ cores: 6, threadsPerWorker: 2, sequencesPerWorker: 16, sequencesAuto: false, contextSize: 4096 });
     expect(cfg.scheduler).to.include({ decodePoolSize: 3, prefillPoolSize: 0 });
   });
 
   it('placement auto packs on 1-2 cores with room for the whole batch in one worker, spreads elsewhere', () => {
     const two = loadConfig({ env: { INFERFLUX_CORES: '2' }, cwd: makeCwd() });
     expect(two.scheduler).to.include({ decodePoolSize: 2, placement: 'pack' });
-    expect(two.runtime).to.include({ threadsPerWorker: 1, sequencesPerWorker: 8 });
+    expect(two.runtime).to.include({ threadsPerWorker: 1, sequencesPerWorker: 16, sequencesAuto: true });
     const four = loadConfig({ env: { INFERFLUX_CORES: '4' }, cwd: makeCwd() });
     expect(four.scheduler.placement).to.equal('spread');
     expect(four.runtime.sequencesPerWorker).to.equal(4);
@@ -158,7 +158,7 @@ describe('config', () => {
     expect(disagg.scheduler.placement).to.equal('spread');
     const forced = loadConfig({ env: { INFERFLUX_CORES: '2', INFERFLUX_PLACEMENT: 'Spread', INFERFLUX_SEQUENCES_PER_WORKER: '6' }, cwd: makeCwd() });
     expect(forced.scheduler.placement).to.equal('spread');
-    expect(forced.runtime.sequencesPerWorker).to.equal(6);
+    expect(forced.runtime).to.include({ sequencesPerWorker: 6, sequencesAuto: false });
     expect(loadError({ INFERFLUX_CORES: '2', INFERFLUX_PLACEMENT: 'dense' }).message).to.match(/scheduler\.placement.*"auto", "pack" or "spread"/);
   });
 

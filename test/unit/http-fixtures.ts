@@ -50,6 +50,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
     runtime: {
       threadsPerWorker: 1,
       sequencesPerWorker: 4,
+      sequencesAuto: false,
       contextSize: 2048,
       batchSize: 512,
       prefillChunk: 256,
