@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { metric, startServer, type RunningServer } from '../helpers/server.js';
+import { until } from '../helpers/until.js';
 
 const MODEL = 'tiny-seed0';
 
@@ -103,6 +104,35 @@ describe('prefix cache tiers (real engine)', function () {
     expect(r.cached).to.be.greaterThan(300);
     const bad = await fetch(`${server.url}/v1/admin/cache`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action: 'warm' }) });
     expect(bad.status).to.equal(400);
+  });
+});
+
+describe('prefix cache: an idle worker saves the prompt the next request will overwrite (real engine)', function () {
+  this.timeout(120_000);
+  let server: RunningServer;
+  before(async () => {
+    server = await startServer({ INFERFLUX_DECODE_POOL_SIZE: '1', INFERFLUX_THREADS_PER_WORKER: '1', INFERFLUX_SEQUENCES_PER_WORKER: '2' });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+  const stores = async (): Promise<number> =>
+    ((await (await fetch(`${server.url}/v1/admin/cache`)).json()) as { workers: { cache: { counters: { stores: number } } }[] }).workers[0]!.cache.counters.stores;
+
+  it('saves it while idle, not on the next request\'s path, and serves it back with identical output', async () => {
+    const P = words(11, 80);
+    const cold = await complete(server.url, P); // sequence 0
+    await complete(server.url, words(12, 80)); // sequence 1 (the empty one); then idle: 0 is next
+    await until('P saved while idle', 10_000, async () => ((await stores()) === 1 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await stores(), 'nothing more to save: the other sequence was used last').to.equal(1);
+    // A new prompt takes sequence 0: P is already kept, so nothing is saved on its way in; once
+    // idle again, sequence 1's prompt is next.
+    await complete(server.url, words(13, 80));
+    await until('the next one saved while idle', 10_000, async () => ((await stores()) === 2 ? true : undefined));
+    const warm = await complete(server.url, P);
+    expect(warm.text).to.equal(cold.text);
+    expect(warm.cached).to.equal(cold.prompt - 1);
   });
 });
 

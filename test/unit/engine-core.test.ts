@@ -200,6 +200,20 @@ describe('EngineCore', () => {
     // A prefix that long is worth it, and so is a short prompt matched whole.
     expect(core.preview([bos, ...Array.from({ length: 20 }, (_, i) => 200 + i), 1, 2])).to.deep.include({ seq: b, keep: 21 });
     expect(core.preview([bos, 300, 301])).to.deep.include({ seq: c, keep: 2 });
+    // What an idle worker saves ahead: the sequence a prompt sharing nothing would take, a's.
+    const v = core.nextVictim()!;
+    expect(v.seq).to.equal(a);
+    expect(core.preview([7, 8, 9])!.seq).to.equal(v.seq);
+    expect(v.resident.slice(0, v.residentPrompt)).to.deep.equal([bos, ...Array.from({ length: 40 }, (_, i) => 100 + i)]);
+    // A busy sequence is never one.
+    core.admit({ ...req('d', 1, { maxTokens: 5 }), tokens: [2, 3] }, 'd', new FakeSampler(), 3);
+    expect(core.nextVictim()!.seq).to.not.equal(a);
+    // Nor the sequence used last (its conversation may come back for its answer): with one, none.
+    const one = makeCore({ sequences: 1, prefillChunk: 64 });
+    expect(one.nextVictim(), 'never used').to.equal(null);
+    one.admit({ ...req('e', 1, { maxTokens: 1 }), tokens: [bos, 5, 6] }, 'e', new FakeSampler(), 0);
+    while (one.active > 0) one.apply(one.plan(0), [9], 0);
+    expect(one.nextVictim()).to.equal(null);
   });
 
   it('packs new requests next to busy sequences and plans a step in sequence order (one llama.cpp micro-batch per run of ids)', () => {

@@ -242,6 +242,18 @@ export class EngineCore<R> {
     return c ? { ...c, resident: this.resident[c.seq]!, residentPrompt: this.residentPrompt[c.seq]! } : null;
   }
 
+  /**
+   * The free sequence a prompt sharing no prefix with any would take (`choose`'s order: next to
+   * busy ones, then idle the longest) and what it holds. The shell saves its prompt while idle,
+   * so the next new request does not wait for that on its way in. Null when none is free, or when
+   * it is the sequence used last: a chat's next turn may come back to it and keep its answer too.
+   */
+  nextVictim(): { seq: number; resident: readonly number[]; residentPrompt: number; lastUsed: number } | null {
+    const c = this.choose([]);
+    if (!c || this.lastUsed[c.seq]! >= Math.max(...this.lastUsed)) return null;
+    return { seq: c.seq, resident: this.resident[c.seq]!, residentPrompt: this.residentPrompt[c.seq]!, lastUsed: this.lastUsed[c.seq]! };
+  }
+
   /** The shell trimmed a free sequence's KV to its first `length` tokens. */
   truncateResident(seq: number, length: number): void {
     const r = this.resident[seq]!;
@@ -270,7 +282,7 @@ export class EngineCore<R> {
     for (let i = 0; i < this.slots.length; i++) {
       if (this.slots[i] !== null || this.locked[i]) continue;
       // At least one prompt token is always evaluated: its logits give the first sampled token.
-      const match = Math.min(commonPrefix(this.resident[i]!, tokens), tokens.length - 1);
+      const match = tokens.length === 0 ? 0 : Math.min(commonPrefix(this.resident[i]!, tokens), tokens.length - 1);
       const w = match >= Math.min(MIN_REUSE_TOKENS, tokens.length - 1) ? match : 0;
       const n = (this.slots[i - 1] ? 1 : 0) + (this.slots[i + 1] ? 1 : 0);
       if (w > worth || (w === worth && (n > near || (n === near && this.lastUsed[i]! < this.lastUsed[seq]!)))) {

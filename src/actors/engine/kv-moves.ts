@@ -23,6 +23,9 @@ import type { KvTier } from './kv-tier.js';
 const now = (): number => performance.timeOrigin + performance.now();
 
 export class KvMoves {
+  /** The sequence use `keepNextVictim` last saved (seq:lastUsed:tokens). */
+  private idleKept = '';
+
   constructor(
     private readonly core: EngineCore<MessagePort>,
     private readonly batch: BatchContext,
@@ -42,12 +45,36 @@ export class KvMoves {
     // A request that keeps the whole prompt (that next turn) loses only generated cells: no
     // snapshot, which would stall every stream of this worker for a copy of the conversation.
     if (!this.kv || !preview || preview.keep >= Math.min(preview.residentPrompt, preview.resident.length)) return;
-    const upto = Math.min(preview.residentPrompt, preview.resident.length);
-    if (upto < preview.resident.length) {
-      this.batch.trimSequence(preview.seq, upto);
-      this.core.truncateResident(preview.seq, upto);
+    await this.keepPrompt(preview.seq, preview.resident, Math.min(preview.residentPrompt, preview.resident.length));
+  }
+
+  /**
+   * Nothing runs or waits: save the prompt of the sequence the next new request will take, so its
+   * admission finds it kept instead of saving it on the way in (6-15 ms for a ~190-token prompt of
+   * the bench model, against ~190 ms to its first token; bench/README.md). Returns whether it
+   * saved anything. A chat's next turn still finds its own sequence (`choose` prefers the longest
+   * prefix); the one saved here is the least recently used, whose generated tail is dropped
+   * either way once a new request takes it.
+   */
+  async keepNextVictim(): Promise<boolean> {
+    const v = this.kv ? this.core.nextVictim() : null;
+    if (!v) return false;
+    const upto = Math.min(v.residentPrompt, v.resident.length);
+    // Tried once per use of the sequence: a save that failed is not retried in a loop.
+    const key = `${v.seq}:${v.lastUsed}:${upto}`;
+    if (upto < this.kv!.minTokens || key === this.idleKept || this.kv!.holds(v.resident.slice(0, upto))) return false;
+    this.idleKept = key;
+    await this.keepPrompt(v.seq, v.resident, upto);
+    return true;
+  }
+
+  /** Saves a free sequence's first `upto` cells (its prompt) to the cache tiers; the rest is trimmed. */
+  private async keepPrompt(seq: number, resident: readonly number[], upto: number): Promise<void> {
+    if (upto < resident.length) {
+      this.batch.trimSequence(seq, upto);
+      this.core.truncateResident(seq, upto);
     }
-    await this.kv.keep(preview.seq, preview.resident.slice(0, upto));
+    await this.kv!.keep(seq, resident.slice(0, upto));
   }
 
   /** After admission: load the KV the request brings (hand-off, suspended state, cached prefix). */

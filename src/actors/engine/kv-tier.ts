@@ -87,9 +87,7 @@ export class KvTier {
    * Failures only lose a cache entry.
    */
   async keep(seq: number, tokens: readonly number[]): Promise<void> {
-    if (tokens.length < this.minTokens) return;
-    const known = this.cache.peek(this.ns, tokens);
-    if (known.kind !== 'miss' && known.length === tokens.length) return;
+    if (tokens.length < this.minTokens || this.holds(tokens)) return;
     const file = this.tempFile();
     try {
       await this.batch.saveSequence(seq, Uint32Array.from(tokens), file);
@@ -107,6 +105,12 @@ export class KvTier {
     } finally {
       void unlink(file).catch(() => undefined);
     }
+  }
+
+  /** Whether the cache already holds the state of exactly these tokens. */
+  holds(tokens: readonly number[]): boolean {
+    const known = this.cache.peek(this.ns, tokens);
+    return known.kind !== 'miss' && known.length === tokens.length;
   }
 
   /**

@@ -30,6 +30,8 @@ export interface StepDriver {
   draftFor?(item: PlannedItem, chunkSize: number): DraftRequest | null;
   /** KV cells of a sequence that hold accepted tokens after `apply` (the rest is trimmed). */
   validCells?(seq: number): number;
+  /** Nothing to run or waiting: work that would otherwise sit on the next request's path; true if it did any. */
+  whileIdle?(): Promise<boolean>;
 }
 
 /**
@@ -93,6 +95,8 @@ export class StepLoop {
         const waiting = this.driver.waiting();
         if (waiting.ready) continue;
         this.cores?.idle();
+        // Then look for work again: a request may have arrived meanwhile.
+        if (!waiting.any && !this.stopping && (await this.driver.whileIdle?.())) continue;
         const timer = waiting.any ? setTimeout(() => this.wake(), WAITING_RECHECK_MS) : null;
         await new Promise<void>((resolve) => (this.wakeUp = resolve));
         if (timer) clearTimeout(timer);

@@ -158,6 +158,7 @@ class EngineShell {
       apply: (plan, sampled, logprobs, more) => this.afterStep(plan, sampled, logprobs, more),
       draftFor: (item, chunkSize) => this.core.draftRequest(item, chunkSize),
       validCells: (seq) => this.core.validCells(seq),
+      whileIdle: () => this.whileIdle(),
     }, speculator, init.cores.slot < MAX_ENGINE_SLOTS ? new CoreClaims(init.cores.budget, init.cores.slot, init.threads, init.cores.spreadTokens) : null);
     this.loop.start();
     return native.ready;
@@ -284,6 +285,13 @@ class EngineShell {
         throw new Error(`engine: unknown link frame ${String(never)}`);
       }
     }
+  }
+
+  /** Idle: save the prompt the next new request would overwrite (see `KvMoves.keepNextVictim`). */
+  private async whileIdle(): Promise<boolean> {
+    if (!(await this.moves.keepNextVictim())) return false;
+    this.reportResident();
+    return true;
   }
 
   /** Between two steps: the only time the context's KV may be trimmed, saved or loaded. */
