@@ -1,11 +1,13 @@
 /**
  * Every move of a sequence's KV cells in or out of the context, for one engine worker:
- *   - keep the prefix a sequence holds in the cache tiers before the sequence is reused;
+ *   - keep the prefix a sequence holds in the cache tiers before the sequence is reused, or ahead
+ *     of that while the worker idles;
  *   - hydrate an admitted request: from its disaggregated hand-off (KV ring), from the state its
  *     suspension saved, or from a cached prefix;
  *   - save a suspended request's state to tmpfs.
- * Each runs between steps only (the step loop's `betweenSteps`). A load that fails is never fatal:
- * the sequence is cleared and the prompt prefilled again (slower, same output).
+ * Each runs between steps only (the step loop's `betweenSteps`, or before it waits idle). A load
+ * that fails is never fatal: the sequence is cleared and the prompt prefilled again (slower, same
+ * output).
  */
 import { randomUUID } from 'node:crypto';
 import { unlink, writeFile } from 'node:fs/promises';
@@ -50,8 +52,8 @@ export class KvMoves {
 
   /**
    * Nothing runs or waits: save the prompt of the sequence the next new request will take, so its
-   * admission finds it kept instead of saving it on the way in (6-15 ms for a ~190-token prompt of
-   * the bench model, against ~190 ms to its first token; bench/README.md). Returns whether it
+   * admission finds it kept instead of saving it on the way in (6-19 ms for a ~190-token prompt of
+   * the bench model, against ~190-250 ms to its first token; bench/README.md). Returns whether it
    * saved anything. A chat's next turn still finds its own sequence (`choose` prefers the longest
    * prefix); the one saved here is the least recently used, whose generated tail is dropped
    * either way once a new request takes it.
