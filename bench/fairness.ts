@@ -11,7 +11,7 @@
  * share is work-conserving: a tenant whose clients cannot fill half the sequences gets what they
  * ask for (its ceiling, clients / sequences, is printed), and the other tenant uses the rest.
  *
- * Cases, each on a fresh server (default sizing: 2 workers x 4 sequences = 8 sequences):
+ * Cases, each on a fresh server (default sizing; the sequence count is read from its log):
  *   - 20 vs 2 clients, keys on tenants A and B (the brief's load);
  *   - 80 vs 8 clients, tenants A and B (B alone can fill every sequence, so both stay backlogged);
  *   - the same two loads with both keys on ONE tenant: there is no switch that turns tenant
@@ -93,8 +93,10 @@ async function runCase(name: string, clientsA: number, clientsB: number, oneTena
     await Promise.all(loops);
     const delta = (t: string): number => (after.get(t) ?? 0) - (before.get(t) ?? 0);
     const metricShareB = oneTenant ? Number.NaN : delta(tenantB) / (delta(tenantA) + delta(tenantB));
-    const m = /(\d+) engine worker\(s\) per model x \d+ thread\(s\) x (\d+) sequences/.exec(server.sizing);
-    const sequences = m ? Number(m[1]) * Number(m[2]) : Number.NaN;
+    // Sequences per worker as served: `auto` is fitted to memory at start and logged on its own line.
+    const m = /(\d+) engine worker\(s\) per model x \d+ thread\(s\) x (?:up to )?(\d+) sequences/.exec(server.sizing);
+    const fitted = server.log.map((l) => /sequences per worker: (\d+) \(auto/.exec(l)).find((x) => x !== null);
+    const sequences = m ? Number(m[1]) * Number(fitted?.[1] ?? m[2]) : Number.NaN;
     const res: CaseResult = {
       name,
       oneTenant,

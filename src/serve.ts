@@ -9,7 +9,7 @@ import { loadConfig } from './config/load.js';
 import type { InferFluxConfig } from './config/types.js';
 import { fitSequences } from './registry/memory-estimate.js';
 import { modelMetadata } from './registry/model-metadata.js';
-import { readGgufHeader } from './runtime/gguf/reader.js';
+import type { GgufInfo } from './runtime/gguf/gguf-info.js';
 import { componentLog, configureLogging } from './log/logger.js';
 import { redactUrlPasswords } from './redact.js';
 import { startTracing, type Tracing } from './telemetry/tracing.js';
@@ -101,8 +101,8 @@ async function main(): Promise<void> {
   // Runtime model changes kept from the last run: a file that does not parse stops start-up here,
   // before any model loads, naming the file.
   const keptModels = await readModelState(config.server.modelsStatePath);
-  await prepareModels(config.models, log, config.server.modelsDir);
-  config = await fitAutoSequences(config);
+  const headers = await prepareModels(config.models, log, config.server.modelsDir);
+  config = fitAutoSequences(config, headers);
   const system = await ActorSystem.start(config, metrics, log);
   // From here a start-up failure must dispose the workers' llama.cpp objects before exiting.
   started = system;
@@ -172,21 +172,22 @@ async function main(): Promise<void> {
 /**
  * `runtime.sequences_per_worker: auto`, halved until the configured models' estimated memory (the
  * registry's estimate: weights, every worker's KV cache and overhead) fits the memory budget.
- * Before any worker starts: every part of the server sees the one count.
+ * Before any worker starts: every part of the server sees the one count. From the headers
+ * `prepareModels` already read and validated.
  */
-async function fitAutoSequences(config: InferFluxConfig): Promise<InferFluxConfig> {
+function fitAutoSequences(config: InferFluxConfig, headers: readonly GgufInfo[]): InferFluxConfig {
   const rt = config.runtime;
   if (!rt.sequencesAuto) return config;
-  const models = await Promise.all(
-    config.models.map(async (m) => {
-      const info = await readGgufHeader(m.path);
-      return { meta: modelMetadata(info), fileBytes: info.fileSize };
-    }),
-  );
+  const models = headers.map((info) => ({ meta: modelMetadata(info), fileBytes: info.fileSize }));
   const shape = { workers: config.scheduler.decodePoolSize + config.scheduler.prefillPoolSize, contextSize: rt.contextSize };
   const fit = fitSequences(models, shape, rt.sequencesPerWorker, rt.memoryBudgetBytes);
   const budget = `${(rt.memoryBudgetBytes / 2 ** 30).toFixed(1)} GiB (runtime.memory_budget_bytes)`;
-  if (!fit.fits) log.warn(`sequences per worker: 1; even so the configured models' estimated memory passes the ${budget}`);
+  if (!fit.fits) {
+    log.warn(
+      `sequences per worker: 1; even so the configured models' estimated memory passes the ${budget}: ` +
+        'lower runtime.context_size, serve a smaller quantization, or raise the budget if the machine has the memory',
+    );
+  }
   else log(`sequences per worker: ${fit.sequences} (auto, up to ${rt.sequencesPerWorker}, fitted to the ${budget})`);
   return fit.sequences === rt.sequencesPerWorker ? config : { ...config, runtime: { ...rt, sequencesPerWorker: fit.sequences } };
 }

@@ -7,10 +7,13 @@ import { existsSync } from 'node:fs';
 import type { ModelEntry } from '../config/types.js';
 import { InferFluxError } from '../errors.js';
 import { ensureModel } from './gguf/generate.js';
+import type { GgufInfo } from './gguf/gguf-info.js';
 import { validateGguf } from './gguf/reader.js';
 import { ModelStore } from './models/model-store.js';
 
-export async function prepareModels(models: ModelEntry[], log: (msg: string) => void, modelsDir: string): Promise<void> {
+/** Returns each model's validated GGUF header, in `models` order (start-up sizes memory from them). */
+export async function prepareModels(models: ModelEntry[], log: (msg: string) => void, modelsDir: string): Promise<GgufInfo[]> {
+  const infos: GgufInfo[] = [];
   for (const m of models) {
     if (m.pulled !== undefined) {
       // An entry naming a pulled model serves the file its manifest points to.
@@ -23,11 +26,12 @@ export async function prepareModels(models: ModelEntry[], log: (msg: string) => 
     }
     if (!existsSync(m.path)) throw new Error(`model '${m.id}': file not found: ${m.path}`);
     try {
-      await validateGguf(m.path);
+      infos.push(await validateGguf(m.path));
     } catch (err) {
       throw new Error(`model '${m.id}': ${m.path} is not a valid GGUF file: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
+  return infos;
 }
 
 /**

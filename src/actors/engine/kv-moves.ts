@@ -46,8 +46,9 @@ export class KvMoves {
     // chat starts with that prompt, while its reply comes back re-rendered by the chat template.
     // A request that keeps the whole prompt (that next turn) loses only generated cells: no
     // snapshot, which would stall every stream of this worker for a copy of the conversation.
-    if (!this.kv || !preview || preview.keep >= Math.min(preview.residentPrompt, preview.resident.length)) return;
-    await this.keepPrompt(preview.seq, preview.resident, Math.min(preview.residentPrompt, preview.resident.length));
+    if (!this.kv || !preview) return;
+    const upto = Math.min(preview.residentPrompt, preview.resident.length);
+    if (preview.keep < upto) await this.keepPrompt(preview.seq, preview.resident, upto);
   }
 
   /**
