@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface ServerProcess {
@@ -96,9 +96,24 @@ export async function stopServer(s: Pick<ServerProcess, 'child' | 'exited'>, tim
   return { ...res, ms: Date.now() - t0, killed: false };
 }
 
-/** User + system CPU seconds of a process (all its threads), from /proc; NaN where /proc is missing. */
+/**
+ * User + system CPU seconds of a process and its live descendants (all their threads), from
+ * /proc; NaN where /proc is missing. The descendants matter: `node dist/main.js` is by default a
+ * supervisor whose child runs the server (src/main.ts), so the pid a bench holds uses no CPU itself.
+ */
 export function cpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN;
+  const own = ownCpuSeconds(pid);
+  if (Number.isNaN(own)) return own;
+  let total = own;
+  for (const child of childPids(pid)) {
+    const c = cpuSeconds(child);
+    if (!Number.isNaN(c)) total += c; // a child that exited meanwhile
+  }
+  return total;
+}
+
+function ownCpuSeconds(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
@@ -108,6 +123,23 @@ export function cpuSeconds(pid: number | undefined): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/** The process's children: each thread lists those it started (/proc/PID/task/TID/children). */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(' ')) if (c !== '') out.push(Number(c));
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    // the process ended meanwhile
+  }
+  return out;
 }
 
 /**
