@@ -38,6 +38,7 @@ import type {
 import { ModelFileCache } from './model-file.js';
 import { Run, type FinishedResponse } from './run.js';
 import { checkPromptTokens, resolveSampling } from './sampling.js';
+import { hostCacheBytes } from '../registry/memory-estimate.js';
 import { ModelRegistry, type RegisteredModel } from '../registry/model-registry.js';
 import { ModelStateWriter, restoreAdapters, restoreModelState, type KeptModelState, type StateLog } from '../registry/model-state.js';
 import { AdapterRegistry, type AdapterLease, type LoadedAdapter } from '../registry/adapter-registry.js';
@@ -129,7 +130,12 @@ export class ActorGateway implements Gateway {
       modelsDir: config.server.adminLoadDir,
       pulledDir: config.server.modelsDir,
       memoryBudgetBytes: config.runtime.memoryBudgetBytes,
-      shape: { workers: sch.decodePoolSize + sch.prefillPoolSize, contextSize: config.runtime.contextSize, sequences: config.runtime.sequencesPerWorker },
+      shape: {
+        workers: sch.decodePoolSize + sch.prefillPoolSize,
+        contextSize: config.runtime.contextSize,
+        sequences: config.runtime.sequencesPerWorker,
+        hostCacheBytes: hostCacheBytes(sch.decodePoolSize, sch.prefillPoolSize, config.runtime.pagedKv.cpuPages),
+      },
     });
     await registry.adoptConfigured(config.models);
     registry.hashConfigured();

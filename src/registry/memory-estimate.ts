@@ -9,7 +9,11 @@
  * - KV cache per worker: K and V, f16, for every layer, `context_size x sequences` cells of
  *   `heads_kv x key_length` (K) and `heads_kv x value_length` (V) values.
  * - Each worker adds ~35-50 MB of its own (V8 isolate, addon, compute buffers): 48 MiB here.
+ * - The host tier of the prefix cache: `runtime.paged_kv.cpu_pages` pages of 256 KiB on every
+ *   worker that keeps one (all of them, or the prefill workers when disaggregated), allocated
+ *   while the worker first idles (KvTier.primeHostPages), not when snapshots first need them.
  */
+import { DEFAULT_PAGE_BYTES } from '../runtime/prefix/page-pool.js';
 import type { ModelMetadata } from './model-metadata.js';
 
 /** Per-worker overhead beyond weights and KV (notes §12: 35-50 MB anonymous per worker). */
@@ -24,12 +28,23 @@ export interface ServingShape {
   /** Tokens per sequence. */
   contextSize: number;
   sequences: number;
+  /** The host page pools of the model's workers together (`hostCacheBytes`). */
+  hostCacheBytes: number;
 }
 
 export interface MemoryEstimate {
   weightsBytes: number;
   kvBytesPerWorker: number;
+  hostCacheBytes: number;
   totalBytes: number;
+}
+
+/**
+ * Host page pool bytes of one model's workers: `cpuPages` pages each on the workers that keep a
+ * prefix cache (every worker; the prefill workers alone when disaggregated: decode workers keep none).
+ */
+export function hostCacheBytes(decodeWorkers: number, prefillWorkers: number, cpuPages: number): number {
+  return (prefillWorkers > 0 ? prefillWorkers : decodeWorkers) * cpuPages * DEFAULT_PAGE_BYTES;
 }
 
 export function estimateModelMemory(meta: ModelMetadata, fileBytes: number, shape: ServingShape): MemoryEstimate {
@@ -37,7 +52,12 @@ export function estimateModelMemory(meta: ModelMetadata, fileBytes: number, shap
   const kvBytesPerWorker = meta.layers * cells * meta.headCountKv * (meta.keyLength + meta.valueLength) * 2;
   const weightCopies = REPACKED.has(meta.quantization) ? shape.workers : 1;
   const weightsBytes = fileBytes * weightCopies;
-  return { weightsBytes, kvBytesPerWorker, totalBytes: weightsBytes + shape.workers * (kvBytesPerWorker + WORKER_OVERHEAD_BYTES) };
+  return {
+    weightsBytes,
+    kvBytesPerWorker,
+    hostCacheBytes: shape.hostCacheBytes,
+    totalBytes: weightsBytes + shape.workers * (kvBytesPerWorker + WORKER_OVERHEAD_BYTES) + shape.hostCacheBytes,
+  };
 }
 
 /**

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateModel } from '../../src/runtime/gguf/generate.js';
 import { readGgufHeader } from '../../src/runtime/gguf/reader.js';
-import { estimateModelMemory } from '../../src/registry/memory-estimate.js';
+import { estimateModelMemory, hostCacheBytes } from '../../src/registry/memory-estimate.js';
 import { modelMetadata } from '../../src/registry/model-metadata.js';
 import { ModelStore } from '../../src/runtime/models/model-store.js';
 import { runProcess } from '../helpers/process.js';
@@ -90,7 +90,7 @@ describe('model registry: runtime load, serve, default, unload under load (real 
     writeFileSync(join(dir, 'garbage.gguf'), Buffer.from('GGUF not really a model at all'));
     // Budget: room for two tiny models (the configured one and one more), not three.
     const info = await readGgufHeader(second());
-    const one = estimateModelMemory(modelMetadata(info), info.fileSize, { workers: 1, contextSize: 2048, sequences: 4 }).totalBytes;
+    const one = estimateModelMemory(modelMetadata(info), info.fileSize, { workers: 1, contextSize: 2048, sequences: 4, hostCacheBytes: hostCacheBytes(1, 0, 512) }).totalBytes;
     // What `inferctl pull` leaves: the blob named by its digest and a manifest naming it.
     const store = new ModelStore(pulledDir());
     await store.ensureDirs();

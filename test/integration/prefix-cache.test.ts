@@ -119,6 +119,18 @@ describe('prefix cache: an idle worker saves the prompt the next request will ov
   const stores = async (): Promise<number> =>
     ((await (await fetch(`${server.url}/v1/admin/cache`)).json()) as { workers: { cache: { counters: { stores: number } } }[] }).workers[0]!.cache.counters.stores;
 
+  it('allocates and primes its host pages while idle, before any snapshot needs them', async () => {
+    type Pool = { pagesTotal: number; pagesAllocated: number; pagesUsed: number };
+    const pool = async (): Promise<Pool> =>
+      ((await (await fetch(`${server.url}/v1/admin/cache`)).json()) as { workers: { cache: { host: Pool } }[] }).workers[0]!.cache.host;
+    const full = await until('the whole host budget allocated', 20_000, async () => {
+      const p = await pool();
+      return p.pagesAllocated === p.pagesTotal ? p : undefined;
+    });
+    expect(full.pagesTotal).to.equal(512); // runtime.paged_kv.cpu_pages' default
+    expect(full.pagesUsed, 'primed pages wait on the free list').to.equal(0);
+  });
+
   it('saves it while idle, not on the next request\'s path, and serves it back with identical output', async () => {
     const P = words(11, 80);
     const cold = await complete(server.url, P); // sequence 0

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { readGgufHeader } from '../../src/runtime/gguf/reader.js';
-import { estimateModelMemory } from '../../src/registry/memory-estimate.js';
+import { estimateModelMemory, hostCacheBytes } from '../../src/registry/memory-estimate.js';
 import { modelMetadata } from '../../src/registry/model-metadata.js';
 import { api, startServer, tinyModel, type RunningServer } from '../helpers/server.js';
 
@@ -21,7 +21,7 @@ describe('sequences per worker: auto fitted to the memory budget (real server)',
 
   async function estimate(sequences: number): Promise<number> {
     const info = await readGgufHeader(await tinyModel());
-    return estimateModelMemory(modelMetadata(info), info.fileSize, { workers: 2, contextSize: 2048, sequences }).totalBytes;
+    return estimateModelMemory(modelMetadata(info), info.fileSize, { workers: 2, contextSize: 2048, sequences, hostCacheBytes: hostCacheBytes(2, 0, 512) }).totalBytes;
   }
 
   async function start(env: Record<string, string>): Promise<{ used: number; completion: number }> {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { estimateModelMemory, fitSequences, WORKER_OVERHEAD_BYTES } from '../../src/registry/memory-estimate.js';
+import { estimateModelMemory, fitSequences, hostCacheBytes, WORKER_OVERHEAD_BYTES } from '../../src/registry/memory-estimate.js';
 import type { ModelMetadata } from '../../src/registry/model-metadata.js';
 
 const GiB = 2 ** 30;
@@ -22,13 +22,23 @@ const meta: ModelMetadata = {
   valueLength: 128,
 };
 const model = { meta, fileBytes: 8 * GiB };
-const shape = { workers: 2, contextSize: 2048 };
+const shape = { workers: 2, contextSize: 2048, hostCacheBytes: 0 };
 
 describe('memory estimate: sequences fitted to the budget', () => {
   it('counts K and V of every layer for context x sequences cells per worker', () => {
     const e = estimateModelMemory(meta, 8 * GiB, { ...shape, sequences: 16 });
     expect(e.kvBytesPerWorker).to.equal(16 * 2048 * 128 * 1024);
     expect(e.totalBytes).to.equal(8 * GiB + 2 * (4 * GiB + WORKER_OVERHEAD_BYTES));
+  });
+
+  it('counts the host page pools of the workers that keep a prefix cache', () => {
+    const MiB = 2 ** 20;
+    expect(hostCacheBytes(2, 0, 512), 'two workers x 512 pages of 256 KiB').to.equal(256 * MiB);
+    expect(hostCacheBytes(2, 1, 512), 'disaggregated: the prefill worker only').to.equal(128 * MiB);
+    expect(hostCacheBytes(2, 0, 0), 'host tier off').to.equal(0);
+    const e = estimateModelMemory(meta, 8 * GiB, { ...shape, sequences: 16, hostCacheBytes: 256 * MiB });
+    expect(e.hostCacheBytes).to.equal(256 * MiB);
+    expect(e.totalBytes).to.equal(8 * GiB + 2 * (4 * GiB + WORKER_OVERHEAD_BYTES) + 256 * MiB);
   });
 
   it('keeps the most sequences that fit, halving from the wanted count', () => {

@@ -90,7 +90,7 @@ describe('model registry state machine (stepped host)', function () {
 
   const make = (budget = 1e12) => {
     host = new StepHost();
-    reg = new ModelRegistry({ host, modelsDir: '', pulledDir: join(dir, 'pulled'), memoryBudgetBytes: budget, shape: { workers: 1, contextSize: 512, sequences: 2 } });
+    reg = new ModelRegistry({ host, modelsDir: '', pulledDir: join(dir, 'pulled'), memoryBudgetBytes: budget, shape: { workers: 1, contextSize: 512, sequences: 2, hostCacheBytes: 0 } });
     changes = [];
     reg.on('change', (c: RegistryChange) => changes.push(`${c.kind} ${c.id}`));
   };

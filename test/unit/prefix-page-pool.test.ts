@@ -138,4 +138,32 @@ describe('prefix PagePool', () => {
     pool.dispose();
     expect(() => pool.put('b', bytes(1, 0))).to.throw('PagePool is disposed');
   });
+
+  it('allocateAhead primes pages within the budget onto the free list, and snapshots reuse them', () => {
+    const { pool } = makePool({ cpuPages: 3 });
+    const primed: Uint8Array[] = [];
+    expect(pool.allocateAhead(2, (pages) => pages.forEach((p) => (p.fill(9), primed.push(p))))).to.equal(2);
+    expect(pool.unallocated).to.equal(1);
+    expect(pool.stats()).to.include({ pagesAllocated: 2, pagesUsed: 0 });
+    // Never beyond the budget; 0 once it is all allocated, without calling `prime`.
+    expect(pool.allocateAhead(5, (pages) => primed.push(...pages))).to.equal(1);
+    expect(pool.allocateAhead(5, () => expect.fail('nothing left to prime'))).to.equal(0);
+    expect(pool.stats()).to.include({ pagesAllocated: 3 });
+    // A snapshot takes primed pages (no new allocation) and reads back its own bytes, not the primer's.
+    const r = pool.reserve('a', 32)!;
+    expect(primed).to.include(r.pages[0]!);
+    expect(primed).to.include(r.pages[1]!);
+    r.pages[0]!.set(bytes(16, 4));
+    r.pages[1]!.set(bytes(16, 5));
+    expect(r.commit()).to.equal(true);
+    expect([...pool.get('a')!]).to.deep.equal([...bytes(16, 4), ...bytes(16, 5)]);
+    expect(pool.stats()).to.include({ pagesAllocated: 3, pagesUsed: 2 });
+  });
+
+  it('allocateAhead leaves the budget as it was when priming fails', () => {
+    const { pool } = makePool({ cpuPages: 3 });
+    expect(() => pool.allocateAhead(2, () => { throw new Error('no tmpfs'); })).to.throw('no tmpfs');
+    expect(pool.unallocated).to.equal(3);
+    expect(pool.put('a', bytes(48, 1))).to.equal(true);
+  });
 });

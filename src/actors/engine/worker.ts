@@ -51,6 +51,8 @@ import { StepLoop } from './step-loop.js';
 import { CoreClaims, MAX_ENGINE_SLOTS } from '../core-budget.js';
 
 const now = (): number => performance.timeOrigin + performance.now();
+/** Host pages an idle worker primes at a time: 2 MiB, ~6 ms on a 2-core VM (the most an admission arriving meanwhile waits). */
+const PRIME_PAGES_PER_IDLE = 8;
 
 /** Steps between generated-token reports to the scheduler (fair share needs no per-token message). */
 const PROGRESS_EVERY_STEPS = 8;
@@ -287,10 +289,19 @@ class EngineShell {
     }
   }
 
-  /** Idle: save the prompt the next new request would overwrite (see `KvMoves.keepNextVictim`). */
+  /**
+   * Idle: save the prompt the next new request would overwrite (see `KvMoves.keepNextVictim`);
+   * else write a few more host pages ahead of their first snapshot (`KvTier.primeHostPages`).
+   * Returns whether it did anything (the step loop then looks for work and comes back).
+   */
   private async whileIdle(): Promise<boolean> {
-    if (!(await this.moves.keepNextVictim())) return false;
-    this.reportResident();
+    if (await this.moves.keepNextVictim()) {
+      this.reportResident();
+      return true;
+    }
+    if ((this.kv?.primeHostPages(PRIME_PAGES_PER_IDLE) ?? 0) === 0) return false;
+    // Synchronous work: let the port's messages (an admission) in before the next chunk.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     return true;
   }
 

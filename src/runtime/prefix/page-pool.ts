@@ -3,9 +3,9 @@
  * (`runtime.paged_kv.cpu_pages`, `INFERFLUX_KV_CPU_PAGES`).
  *
  * A snapshot (llama.cpp sequence state bytes, tens of KB per token) is copied once into as many
- * pages as it needs. Pages are allocated lazily and go back to a free list when their snapshot
- * leaves, so steady-state operation allocates nothing. Page buffers are plain `Uint8Array`s
- * owned by this pool.
+ * pages as it needs. Pages are allocated on first need, or ahead of it (`allocateAhead`, which
+ * the engine worker calls while idle), and go back to a free list when their snapshot leaves, so
+ * steady-state operation allocates nothing. Page buffers are plain `Uint8Array`s owned by this pool.
  *
  * When a `put()` needs more pages than are free, whole snapshots are evicted (never single
  * pages: a partial llama.cpp state is useless) by the configured policy
@@ -210,6 +210,32 @@ export class PagePool {
         this.freePages(snap);
       },
     };
+  }
+
+  /** Pages of the budget not allocated yet. */
+  get unallocated(): number {
+    return this.cpuPages - this.allocated;
+  }
+
+  /**
+   * Allocates up to `max` of the budget's pages ahead of their first snapshot, onto the free
+   * list, after `prime` has written them once. Why: the first write into fresh memory pays its
+   * page faults (~3 ms per MiB on a VM; KvTier.primeHostPages), which would otherwise fall on the
+   * engine step that saves a snapshot into it. Returns how many pages it added.
+   */
+  allocateAhead(max: number, prime: (pages: readonly Uint8Array[]) => void): number {
+    this.ensureNotDisposed();
+    const n = Math.max(0, Math.min(max, this.unallocated));
+    if (n === 0) return 0;
+    const pages = Array.from({ length: n }, () => this.allocPage());
+    try {
+      prime(pages);
+    } catch (err) {
+      this.allocated -= n; // never handed out: the budget still has them
+      throw err;
+    }
+    this.free.push(...pages);
+    return n;
   }
 
   has(id: string): boolean {

@@ -236,6 +236,15 @@ export class PrefixCache {
     return 'no_space';
   }
 
+  /** Host pages not allocated yet, and `PagePool.allocateAhead` for them (KvTier.primeHostPages). */
+  get hostPagesUnallocated(): number {
+    return this.pool.unallocated;
+  }
+
+  allocateHostAhead(max: number, prime: (pages: readonly Uint8Array[]) => void): number {
+    return this.pool.allocateAhead(max, prime);
+  }
+
   /**
    * `store()` for bytes the caller writes itself, e.g. a state file read straight into host
    * pages: `fill` gets pages for exactly `byteLength` bytes and must fill them all (a rejection
