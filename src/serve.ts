@@ -7,7 +7,7 @@
  */
 import { loadConfig } from './config/load.js';
 import type { InferFluxConfig } from './config/types.js';
-import { fitSequences, hostCacheBytes } from './registry/memory-estimate.js';
+import { fitSequences, servingShape } from './registry/memory-estimate.js';
 import { modelMetadata } from './registry/model-metadata.js';
 import type { GgufInfo } from './runtime/gguf/gguf-info.js';
 import { componentLog, configureLogging } from './log/logger.js';
@@ -179,13 +179,7 @@ function fitAutoSequences(config: InferFluxConfig, headers: readonly GgufInfo[])
   const rt = config.runtime;
   if (!rt.sequencesAuto) return config;
   const models = headers.map((info) => ({ meta: modelMetadata(info), fileBytes: info.fileSize }));
-  const sch = config.scheduler;
-  const shape = {
-    workers: sch.decodePoolSize + sch.prefillPoolSize,
-    contextSize: rt.contextSize,
-    hostCacheBytes: hostCacheBytes(sch.decodePoolSize, sch.prefillPoolSize, rt.pagedKv.cpuPages),
-  };
-  const fit = fitSequences(models, shape, rt.sequencesPerWorker, rt.memoryBudgetBytes);
+  const fit = fitSequences(models, servingShape(config), rt.sequencesPerWorker, rt.memoryBudgetBytes);
   const budget = `${(rt.memoryBudgetBytes / 2 ** 30).toFixed(1)} GiB (runtime.memory_budget_bytes)`;
   if (!fit.fits) {
     log.warn(

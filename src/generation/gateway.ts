@@ -38,7 +38,7 @@ import type {
 import { ModelFileCache } from './model-file.js';
 import { Run, type FinishedResponse } from './run.js';
 import { checkPromptTokens, resolveSampling } from './sampling.js';
-import { hostCacheBytes } from '../registry/memory-estimate.js';
+import { servingShape } from '../registry/memory-estimate.js';
 import { ModelRegistry, type RegisteredModel } from '../registry/model-registry.js';
 import { ModelStateWriter, restoreAdapters, restoreModelState, type KeptModelState, type StateLog } from '../registry/model-state.js';
 import { AdapterRegistry, type AdapterLease, type LoadedAdapter } from '../registry/adapter-registry.js';
@@ -124,18 +124,12 @@ export class ActorGateway implements Gateway {
    * then the runtime changes kept from an earlier run (`kept`, read at start-up) replayed over them.
    */
   static async create(config: InferFluxConfig, system: ActorSystem, metrics: Metrics, kept?: { state: KeptModelState; log: StateLog }): Promise<ActorGateway> {
-    const sch = config.scheduler;
     const registry = new ModelRegistry({
       host: system,
       modelsDir: config.server.adminLoadDir,
       pulledDir: config.server.modelsDir,
       memoryBudgetBytes: config.runtime.memoryBudgetBytes,
-      shape: {
-        workers: sch.decodePoolSize + sch.prefillPoolSize,
-        contextSize: config.runtime.contextSize,
-        sequences: config.runtime.sequencesPerWorker,
-        hostCacheBytes: hostCacheBytes(sch.decodePoolSize, sch.prefillPoolSize, config.runtime.pagedKv.cpuPages),
-      },
+      shape: servingShape(config),
     });
     await registry.adoptConfigured(config.models);
     registry.hashConfigured();

@@ -13,6 +13,7 @@
  *   worker that keeps one (all of them, or the prefill workers when disaggregated), allocated
  *   while the worker first idles (KvTier.primeHostPages), not when snapshots first need them.
  */
+import type { InferFluxConfig } from '../config/types.js';
 import { DEFAULT_PAGE_BYTES } from '../runtime/prefix/page-pool.js';
 import type { ModelMetadata } from './model-metadata.js';
 
@@ -45,6 +46,18 @@ export interface MemoryEstimate {
  */
 export function hostCacheBytes(decodeWorkers: number, prefillWorkers: number, cpuPages: number): number {
   return (prefillWorkers > 0 ? prefillWorkers : decodeWorkers) * cpuPages * DEFAULT_PAGE_BYTES;
+}
+
+/** The shape every model is served in under `config` (the sequence count as configured or fitted). */
+export function servingShape(config: InferFluxConfig): ServingShape {
+  const sch = config.scheduler;
+  const rt = config.runtime;
+  return {
+    workers: sch.decodePoolSize + sch.prefillPoolSize,
+    contextSize: rt.contextSize,
+    sequences: rt.sequencesPerWorker,
+    hostCacheBytes: hostCacheBytes(sch.decodePoolSize, sch.prefillPoolSize, rt.pagedKv.cpuPages),
+  };
 }
 
 export function estimateModelMemory(meta: ModelMetadata, fileBytes: number, shape: ServingShape): MemoryEstimate {
