@@ -144,6 +144,7 @@ describe('prefix PagePool', () => {
     const primed: Uint8Array[] = [];
     expect(pool.allocateAhead(2, (pages) => pages.forEach((p) => (p.fill(9), primed.push(p))))).to.equal(2);
     expect(pool.unallocated).to.equal(1);
+    expect(primed[0]!.buffer, 'one backing store per call').to.equal(primed[1]!.buffer);
     expect(pool.stats()).to.include({ pagesAllocated: 2, pagesUsed: 0 });
     // Never beyond the budget; 0 once it is all allocated, without calling `prime`.
     expect(pool.allocateAhead(5, (pages) => primed.push(...pages))).to.equal(1);
