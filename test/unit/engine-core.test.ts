@@ -216,6 +216,46 @@ describe('EngineCore', () => {
     expect(one.nextVictim()).to.equal(null);
   });
 
+  it('finds the running prefill a request sharing its prompt start should wait for, then the sequence to copy it from', () => {
+    const core = makeCore({ sequences: 4, contextSize: 512, prefillChunk: 64, batchSize: 256 });
+    const system = Array.from({ length: 100 }, (_, i) => 500 + i);
+    const body = (id: string, tail: number[]): AdmitBody => ({ ...req(id, 1, { maxTokens: 20 }), tokens: [1, ...system, ...tail] });
+    const a = body('a', [7, 8]);
+    const b = body('b', [9, 10, 11]);
+    // Nothing runs yet: no reason to wait.
+    expect(core.prefixPending(b.tokens)).to.equal(false);
+    const seqA = core.admit(a, 'a', new FakeSampler(), 0)!.seq;
+    // a prefills the shared 101 tokens 64 per step: b waits until they are all in a's KV.
+    expect(core.prefixPending(b.tokens)).to.equal(true);
+    expect(core.prefixPending(b.tokens, 101), 'the cache tiers hold it already').to.equal(false);
+    expect(core.copySource(b.tokens, 3)).to.equal(null);
+    core.apply(core.plan(0), [], 0);
+    expect(core.copySource(b.tokens, 3)).to.deep.equal({ seq: seqA, length: 64, free: false });
+    expect(core.prefixPending(b.tokens)).to.equal(true);
+    const second = core.plan(1);
+    core.apply(second, second.items.map(() => 42), 1); // a's prompt done, first token sampled
+    expect(core.prefixPending(b.tokens)).to.equal(false);
+    expect(core.copySource(b.tokens, 3)).to.deep.equal({ seq: seqA, length: 101, free: false });
+    // Too little in common (under MIN_COPY_GAIN_TOKENS more than nothing): neither waits nor copies much.
+    const c = core.admit({ ...req('c', 1, { maxTokens: 5 }), tokens: [1, 2, 3, ...Array.from({ length: 80 }, (_, i) => 900 + i)] }, 'c', new FakeSampler(), 2)!;
+    expect(core.prefixPending([1, 2, 3, 4, 5, ...Array.from({ length: 60 }, () => 7)])).to.equal(false);
+    // A request never copies from its own sequence, nor what a prompt has not prefilled yet (c's);
+    // cancelled or suspending requests are no source.
+    expect(core.copySource(b.tokens, seqA)).to.equal(null);
+    expect(c.keep).to.equal(0);
+    core.cancel('a' as RequestId);
+    expect(core.copySource(b.tokens, 3)).to.equal(null);
+    // Once a's request ended, its free sequence keeps the prompt: a source too.
+    core.reapCancelled(3);
+    expect(core.copySource(b.tokens, 3)).to.deep.equal({ seq: seqA, length: 101, free: true });
+    // A long prompt cannot take all of it: its last token is always evaluated.
+    expect(core.copySource([1, ...system], 3)).to.deep.equal({ seq: seqA, length: 100, free: true });
+    // Being saved or loaded: not a source.
+    core.lock(seqA);
+    expect(core.copySource(b.tokens, 3)).to.equal(null);
+    expect(core.prefixPending(b.tokens), 'nothing to wait for').to.equal(false);
+  });
+
   it('packs new requests next to busy sequences and plans a step in sequence order (one llama.cpp micro-batch per run of ids)', () => {
     const core = makeCore({ sequences: 8, prefillChunk: 64, batchSize: 64 });
     const start = (id: string, now: number): number => core.admit(req(id, 20, { maxTokens: 50 }), id, new FakeSampler(), now)!.seq;

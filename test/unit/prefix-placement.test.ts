@@ -41,4 +41,19 @@ describe('SchedulerCore placement by prefix', () => {
     expect(core.admit(id('a'), 'm', 0, 'A', { prefix: p })).to.deep.include({ engine: { model: 'm', worker: 0 } });
     expect(core.admit(id('b'), 'm', 0, 'B', { prefix: p })).to.deep.include({ engine: { model: 'm', worker: 1 } });
   });
+
+  it('places a request where one with the same prefix runs (its KV is copied there), before the less loaded worker', () => {
+    const core = new SchedulerCore<string>(10);
+    core.engineUp({ model: 'm', worker: 0 }, 4);
+    core.engineUp({ model: 'm', worker: 1 }, 4);
+    const system = seq(200);
+    const place = (name: string, prefix: number[]) => core.admit(id(name), 'm', 0, name, { prefix: prefixBlocks(prefix) });
+    expect(place('first', [...system, 1])).to.deep.include({ engine: { model: 'm', worker: 0 } });
+    expect(place('a', seq(64, 500))).to.deep.include({ engine: { model: 'm', worker: 1 } });
+    expect(place('b', seq(64, 700))).to.deep.include({ engine: { model: 'm', worker: 0 } }); // tie: lowest
+    // Worker 0 runs 2, worker 1 runs 1, and neither holds the system prompt yet (no resident
+    // fingerprints); but worker 0 runs `first`, so the next agent sharing it goes there.
+    expect(place('second', [...system, 2, 3])).to.deep.include({ engine: { model: 'm', worker: 0 } });
+    expect(place('c', seq(64, 900))).to.deep.include({ engine: { model: 'm', worker: 1 } });
+  });
 });

@@ -136,6 +136,13 @@ export interface Admitted {
 const PROMPT_CONTEXT_TOKENS = 4;
 /** Shared prefix a sequence must hold to be chosen for it over an empty or idler one (see `choose`). */
 const MIN_REUSE_TOKENS = 16;
+/**
+ * Tokens a copy from another sequence must save over what the request's own sequence or the cache
+ * tiers give it (`copySource`, `prefixPending`). A copy moves the source's whole KV stream (one
+ * per sequence: ~47 MB for 2048 cells of the bench model, a few ms), about the price of
+ * prefilling ten tokens on a CPU; 32 keeps it well clear of that.
+ */
+export const MIN_COPY_GAIN_TOKENS = 32;
 
 export class EngineCore<R> {
   private readonly slots: (Slot<R> | null)[];
@@ -252,6 +259,53 @@ export class EngineCore<R> {
     const c = this.choose([]);
     if (!c || this.lastUsed[c.seq]! >= Math.max(...this.lastUsed)) return null;
     return { seq: c.seq, resident: this.resident[c.seq]!, residentPrompt: this.residentPrompt[c.seq]!, lastUsed: this.lastUsed[c.seq]! };
+  }
+
+  /**
+   * The other sequence whose KV cells hold the longest prefix of `tokens` right now: a free one's
+   * resident tokens, or a running request's prompt as far as it is prefilled. At most all but the
+   * last token (its logits give the first sampled token). Sequences being saved or loaded, and
+   * requests about to leave theirs, are left out. Null when none shares a token.
+   */
+  copySource(tokens: readonly number[], target: number): { seq: number; length: number; free: boolean } | null {
+    let best: { seq: number; length: number; free: boolean } | null = null;
+    for (let i = 0; i < this.slots.length; i++) {
+      if (i === target || this.locked[i]) continue;
+      const slot = this.slots[i];
+      let length: number;
+      if (slot === null) length = commonPrefix(this.resident[i]!, tokens);
+      else if (slot.cancelled || slot.suspending) continue;
+      else length = Math.min(commonPrefix(slot.prompt, tokens), slot.prefilled);
+      length = Math.min(length, tokens.length - 1);
+      if (length > (best?.length ?? 0)) best = { seq: i, length, free: slot === null };
+    }
+    return best;
+  }
+
+  /**
+   * Whether a request for `tokens` should wait before taking a sequence, because a running
+   * request is prefilling a prompt that starts with the same `MIN_COPY_GAIN_TOKENS`+ tokens more
+   * than any sequence holds now (agents or chats sharing a system prompt that arrive together, or
+   * the choices of an `n` > 1 request). Once that prefill is past the shared part, the waiting
+   * request copies it (`copySource`) instead of prefilling the same tokens a second time.
+   * `cached`: what the cache tiers hold of `tokens` (no need to wait for that much).
+   */
+  prefixPending(tokens: readonly number[], cached = 0): boolean {
+    let now = cached;
+    let later = 0;
+    for (let i = 0; i < this.slots.length; i++) {
+      const slot = this.slots[i];
+      if (slot === null) {
+        if (!this.locked[i]) now = Math.max(now, commonPrefix(this.resident[i]!, tokens));
+        continue;
+      }
+      if (slot.cancelled || slot.suspending) continue;
+      const shared = commonPrefix(slot.prompt, tokens);
+      now = Math.max(now, Math.min(shared, slot.prefilled));
+      if (slot.phase === 'prefill' && slot.prefilled < shared) later = Math.max(later, shared);
+    }
+    const cap = tokens.length - 1;
+    return Math.min(later, cap) >= Math.min(now, cap) + MIN_COPY_GAIN_TOKENS;
   }
 
   /** The shell trimmed a free sequence's KV to its first `length` tokens. */
@@ -617,7 +671,7 @@ function bySlot(a: PlannedItem, b: PlannedItem): number {
   return a.slot - b.slot;
 }
 
-function commonPrefix(a: readonly number[], b: readonly number[]): number {
+function commonPrefix(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
   while (i < n && a[i] === b[i]) i++;

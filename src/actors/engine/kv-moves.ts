@@ -18,7 +18,7 @@ import type { BatchContext } from '../../runtime/llama/batch-adapter.js';
 import type { PrefixHit } from '../../runtime/prefix/prefix-cache.js';
 import type { AdmitBody } from '../protocol.js';
 import { STATE_DIR } from './bootstrap.js';
-import type { Admitted, EngineCore, SuspendedSlot } from './core.js';
+import { MIN_COPY_GAIN_TOKENS, type Admitted, type EngineCore, type SuspendedSlot } from './core.js';
 import type { KvHandoff } from './handoff.js';
 import type { KvTier } from './kv-tier.js';
 
@@ -27,6 +27,11 @@ const now = (): number => performance.timeOrigin + performance.now();
 export class KvMoves {
   /** The sequence use `keepNextVictim` last saved (seq:lastUsed:tokens). */
   private idleKept = '';
+  /**
+   * Free sequences copied from since the last decode: locked until it has run, because the copy's
+   * data moves then (BatchContext.copySequence) and an admission must not overwrite them first.
+   */
+  private copiedFrom: number[] = [];
 
   constructor(
     private readonly core: EngineCore<MessagePort>,
@@ -80,6 +85,20 @@ export class KvMoves {
     await this.kv!.keep(seq, resident.slice(0, upto));
   }
 
+  /** A decode ran: every copy made before it has its data now. */
+  afterDecode(): void {
+    for (const seq of this.copiedFrom) this.core.unlock(seq);
+    this.copiedFrom = [];
+  }
+
+  /**
+   * What the cache tiers hold of `tokens`, for deciding whether an admission should wait for a
+   * running prefill of the same prefix (EngineCore.prefixPending).
+   */
+  cachedLength(tokens: readonly number[]): number {
+    return this.kv?.cachedLength(tokens) ?? 0;
+  }
+
   /** After admission: load the KV the request brings (hand-off, suspended state, cached prefix). */
   async hydrate(req: AdmitBody, admitted: Admitted): Promise<void> {
     const r = req.resume;
@@ -105,8 +124,39 @@ export class KvMoves {
       void unlink(r.stateFile).catch(() => undefined);
       return;
     }
+    // Another sequence of this context may hold more of the prompt than the cache tiers (a shared
+    // system prompt another request is running with): copying its cells beats both a load and a prefill.
+    const live = this.core.copySource(req.tokens, admitted.seq);
+    if (live && live.length >= Math.max(admitted.keep, this.cachedLength(req.tokens)) + MIN_COPY_GAIN_TOKENS) {
+      await this.copyLive(admitted.seq, live);
+      return;
+    }
     const hit = this.kv?.find(req.tokens, admitted.keep);
     if (hit) await this.restoreCached(admitted.seq, hit, req.tokens.length);
+  }
+
+  /**
+   * Give a just-admitted request's sequence the first `length` cells of `source` (the same tokens
+   * at the same positions, so the same KV a prefill would write). Locks a free source until the
+   * next decode; a running one is never overwritten before it (only an admission does that).
+   */
+  private async copyLive(seq: number, { seq: source, length, free }: { seq: number; length: number; free: boolean }): Promise<void> {
+    this.core.lock(seq);
+    this.core.lock(source);
+    try {
+      const last = await this.batch.copySequence(seq, source);
+      if (last + 1 < length) throw new Error(`the source sequence held ${last + 1} cells, not ${length}`);
+      if (!this.batch.trimSequence(seq, length)) throw new Error('the model cannot drop part of a sequence');
+      if (free) this.copiedFrom.push(source);
+      else this.core.unlock(source);
+      this.core.unlock(seq, length);
+    } catch (err) {
+      this.log(`could not copy a prefix from sequence ${source} (${String(err)}); prefilling`);
+      this.core.unlock(source);
+      this.batch.clearSequence(seq);
+      this.core.forgetResident(seq);
+      this.core.unlock(seq);
+    }
   }
 
   /** Saves a suspended request's KV to tmpfs; returns the file, or '' (resume then prefills again). */

@@ -169,6 +169,12 @@ export class KvTier {
    * The longest cached prefix of `tokens`, when it beats the `have` tokens the chosen sequence
    * already holds. Counts a hit, partial hit or miss.
    */
+  /** Prompt tokens the tiers could give `tokens` now (0 if none); not counted as a lookup. */
+  cachedLength(tokens: readonly number[]): number {
+    const r = this.cache.peek(this.ns, tokens);
+    return r.kind === 'miss' ? 0 : r.length;
+  }
+
   find(tokens: readonly number[], have: number): PrefixHit | null {
     const r = this.cache.lookup(this.ns, tokens);
     if (r.kind === 'miss') return null;

@@ -60,6 +60,20 @@ const PROGRESS_EVERY_STEPS = 8;
 const GRAMMARS_KEPT = 32;
 /** How long a decode worker waits for a hand-off's ring frame before prefilling the prompt itself. */
 const HANDOFF_WAIT_MS = 10_000;
+/**
+ * Longest an admission waits for a running prefill of its prompt's prefix (EngineCore.prefixPending)
+ * before prefilling that prefix itself. That prefill runs every step, so the wait normally ends
+ * sooner; this only bounds it should that ever stall.
+ */
+const SHARED_PREFIX_WAIT_MS = 30_000;
+
+/** A request placed on this worker, waiting for the loop to be between steps. */
+interface Admission {
+  req: AdmitBody;
+  port: MessagePort;
+  /** Date.now() when it arrived. */
+  since: number;
+}
 
 const log = componentLog('engine');
 
@@ -74,7 +88,7 @@ class EngineShell {
    * Admits wait here until the loop is between steps: trimming or loading a sequence's KV while a
    * batch is decoding on the libuv pool would race with llama.cpp on the same context.
    */
-  private readonly admits: { req: AdmitBody; port: MessagePort; since: number }[] = [];
+  private readonly admits: Admission[] = [];
   /** The LoRA adapter the context runs, and which admits may start under it (adapter-gate.ts). */
   private readonly gate = new AdapterGate();
   /** Adapter files this worker's model has loaded (checked first, see loadAdapter). */
@@ -310,10 +324,17 @@ class EngineShell {
     this.post(this.core.reapCancelled(now()));
     await this.suspendReaped();
     if (this.flushRequested) this.forgetIdleSequences();
-    for (const a of await this.readyAdmits()) await this.admit(a.req, a.port);
+    // One at a time: an admission just made may start the prefill a later one should wait for.
+    const deferred: Admission[] = [];
+    for (const a of await this.readyAdmits()) {
+      if (this.waitsForSharedPrefix(a)) deferred.push(a);
+      else await this.admit(a.req, a.port);
+    }
+    this.admits.unshift(...deferred);
   }
 
   private afterStep(plan: StepPlan, sampled: Int32Array, logprobs: (SampledLogprobs | undefined)[], more: (number[] | undefined)[]): void {
+    this.moves.afterDecode();
     for (let i = 0; i < logprobs.length; i++) {
       const lp = logprobs[i];
       if (!lp) continue;
@@ -334,7 +355,7 @@ class EngineShell {
    * Admits whose KV is here: everything but hand-offs whose ring frame has not arrived yet (they
    * wait without holding up the loop, and fall back to a full prefill after HANDOFF_WAIT_MS).
    */
-  private async readyAdmits(): Promise<{ req: AdmitBody; port: MessagePort }[]> {
+  private async readyAdmits(): Promise<Admission[]> {
     const decision = this.gate.decide(this.admits.filter((a) => this.isReady(a)), this.core.active);
     if (decision.swap !== undefined && !(await this.swapAdapter(decision.swap))) return [];
     for (const a of decision.admit) this.admits.splice(this.admits.indexOf(a), 1);
@@ -367,9 +388,19 @@ class EngineShell {
     return true;
   }
 
-  private isReady(a: { req: AdmitBody; since: number }): boolean {
+  private isReady(a: Admission): boolean {
     const ring = a.req.resume?.ring;
-    return !ring || this.handoff.has(ring.ticket) || Date.now() - a.since > HANDOFF_WAIT_MS;
+    if (ring) return this.handoff.has(ring.ticket) || Date.now() - a.since > HANDOFF_WAIT_MS;
+    return !this.waitsForSharedPrefix(a);
+  }
+
+  /**
+   * A fresh request whose prompt starts like one a running request is prefilling here waits for
+   * that prefill, then copies it (KvMoves.hydrate) instead of evaluating the same tokens again.
+   */
+  private waitsForSharedPrefix(a: Admission): boolean {
+    if (a.req.resume || keyOf(a.req) !== this.gate.current || Date.now() - a.since > SHARED_PREFIX_WAIT_MS) return false;
+    return this.core.prefixPending(a.req.tokens, this.moves.cachedLength(a.req.tokens));
   }
 
   /** Runs between steps only (see `admits`). */

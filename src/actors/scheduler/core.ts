@@ -461,8 +461,8 @@ export class SchedulerCore<R> {
 
   /**
    * Engine of the model with a free sequence: one running no other adapter, then one not
-   * prefilling a long prompt alone, then the one holding the longest prefix of the request (its KV
-   * is reused instead of prefilled), then the least loaded (`spread`, or a long prompt) or the most
+   * prefilling a long prompt alone, then the one holding or running the longest prefix of the
+   * request (its KV is reused or copied instead of prefilled), then the least loaded (`spread`, or a long prompt) or the most
    * loaded (`pack`); ties go to the lowest worker.
    */
   private pick(model: string, prefix: readonly number[] = [], adapter = '', long = false): EngineState | undefined {
@@ -475,8 +475,14 @@ export class SchedulerCore<R> {
       if (load >= e.capacity) continue;
       // Running another adapter: the request would wait there for those to finish (a swap).
       let other = false;
-      for (const id of e.inflight) if (this.running.get(id)?.adapter !== adapter) other = true;
       let shared = 0;
+      for (const id of e.inflight) {
+        const r = this.running.get(id);
+        if (r?.adapter !== adapter) other = true;
+        // A request running there with the same prefix: the engine copies its KV instead of
+        // prefilling it again (engine/kv-moves.ts), once the prefill is past the shared part.
+        else if (prefix.length > 0) shared = Math.max(shared, sharedBlocks(prefix, r.prefix));
+      }
       if (prefix.length > 0) for (const r of e.resident) shared = Math.max(shared, sharedBlocks(prefix, r));
       // Smaller is better, compared in this order (see above).
       const rank = [other ? 1 : 0, e.isolating !== null ? 1 : 0, -shared, pack ? -load : load, e.worker];

@@ -39,6 +39,7 @@ interface AddonSequenceState {
   saveSequenceStateToFile(filePath: string, sequenceId: number, tokens: Uint32Array): Promise<number>;
   loadSequenceStateFromFile(filePath: string, sequenceId: number, maxContextSize: number): Promise<Uint32Array>;
   removeTokenCellsFromSequence(sequenceId: number, startPos: number, endPos: number): boolean;
+  copySequenceStateFromOtherSequence(targetSequenceId: number, sourceSequenceId: number): Promise<number>;
 }
 
 /** Internal addon sampler (AddonTypes.d.ts, `AddonSampler`). */
@@ -713,6 +714,19 @@ export class BatchContext {
   loadSequence(sequenceId: number, filePath: string, maxContextSize: number): Promise<Uint32Array> {
     this.ensureNotDisposed();
     return this.stateMethod('loadSequenceStateFromFile').call(this.addon, filePath, sequenceId, maxContextSize);
+  }
+
+  /**
+   * Make `target` hold every KV cell `source` holds (`llama_memory_seq_cp`; the target's own cells
+   * are dropped). Resolves to the source's last position, -1 if it held none (the target is then
+   * empty). With one KV stream per sequence (node-llama-cpp's contexts) the cells' positions are
+   * copied now and their data by the context's next decode, before it computes: until that decode
+   * nothing may load into, save or trim `source` (the copy would read what replaced its cells) or
+   * save `target` (its data is not there yet). Trimming `target` right away is fine.
+   */
+  copySequence(target: number, source: number): Promise<number> {
+    this.ensureNotDisposed();
+    return this.stateMethod('copySequenceStateFromOtherSequence').call(this.addon, target, source);
   }
 
   /**
