@@ -5,7 +5,11 @@
  *
  * Uses Node's global fetch (undici). Its default keep-alive timeout (4 s) is shorter than the
  * server's idle timeout (10 s), so the client always drops an idle connection before the server
- * does; that avoids the `UND_ERR_SOCKET other side closed` race seen against llama-server.
+ * does. llama-server (cpp-httplib) also closes a connection after its 100th request
+ * (CPPHTTPLIB_KEEPALIVE_MAX_COUNT), and a request sent on it then fails before any response
+ * (`UND_ERR_SOCKET other side closed`): that one request is sent again once on a new connection
+ * and counted (`resent`), since it never reached a server that could answer it. A failure after
+ * the response started is never retried.
  */
 import { performance } from 'node:perf_hooks';
 import { completionEvents, describeError } from './sse.js';
@@ -22,6 +26,8 @@ export interface RequestResult {
   completionTokens: number;
   /** The generated text (the next turn of a conversation appends it). */
   text: string;
+  /** Sent a second time after its keep-alive connection was closed before any response (see above). */
+  resent: boolean;
   error?: string;
 }
 
@@ -41,6 +47,8 @@ export interface LoadOptions {
   maxTokens: number;
   /** Hard cap for the whole level, in ms. */
   timeoutMs: number;
+  /** Conversations only: text every conversation opens with (a shared system prompt). */
+  system?: string;
   /** Fields added to every request body (llama-server's `cache_prompt`). */
   extraBody?: Record<string, unknown>;
 }
@@ -56,9 +64,9 @@ export async function streamCompletion(
   extraBody: Record<string, unknown> = {},
 ): Promise<RequestResult> {
   const startMs = now();
-  const r: RequestResult = { ok: false, startMs, ttftMs: Number.NaN, endMs: startMs, promptTokens: 0, cachedTokens: 0, completionTokens: 0, text: '' };
-  try {
-    const res = await fetch(`${baseUrl}/v1/completions`, {
+  const r: RequestResult = { ok: false, startMs, ttftMs: Number.NaN, endMs: startMs, promptTokens: 0, cachedTokens: 0, completionTokens: 0, text: '', resent: false };
+  const send = (): Promise<Response> =>
+    fetch(`${baseUrl}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
@@ -72,6 +80,15 @@ export async function streamCompletion(
       }),
       signal,
     });
+  try {
+    let res: Response;
+    try {
+      res = await send();
+    } catch (err) {
+      if ((err as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET' || signal.aborted) throw err;
+      r.resent = true;
+      res = await send();
+    }
     if (!res.ok || res.body === null) {
       r.error = `HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`;
       return r;
@@ -118,12 +135,12 @@ export async function runLevel(o: LoadOptions): Promise<LevelResult> {
  * Multi-turn conversations, one per client, as plain text (`User: ...\nAssistant:`): turn k's
  * prompt is turn k-1's prompt, its answer and the next user message, so a server that keeps (or
  * caches) the previous turn's KV prefills only the new part. `prompts[client]` = the opening
- * message, then one follow-up per further turn; `requestsPerClient` = turns.
+ * message, then one follow-up per further turn; `requestsPerClient` = turns; `system` opens every one.
  */
 export async function runConversations(o: LoadOptions): Promise<LevelResult> {
   return runClients(o, async (c, signal) => {
     const out: RequestResult[] = [];
-    let history = `User: ${o.prompts[c]![0]!}\nAssistant:`;
+    let history = `${o.system ?? ''}User: ${o.prompts[c]![0]!}\nAssistant:`;
     for (let t = 0; t < o.requestsPerClient; t++) {
       if (signal.aborted) break;
       const r = await streamCompletion(o.baseUrl, history, o.maxTokens, signal, o.extraBody);
@@ -143,6 +160,6 @@ async function runClients(o: LoadOptions, client: (c: number, signal: AbortSigna
   const last = requests.reduce((m, r) => Math.max(m, r.endMs), t0);
   const errors = requests.filter((r) => !r.ok).map((r) => r.error ?? 'unknown');
   const missing = o.clients * o.requestsPerClient - requests.length;
-  if (missing > 0) errors.push(`${missing} request(s) not sent: level hit its ${o.timeoutMs} ms cap`);
+  if (missing > 0) errors.push(`${missing} request(s) not sent: the level hit its ${o.timeoutMs} ms cap, or a failed turn ended its conversation`);
   return { clients: o.clients, wallMs: last - t0, requests, errors };
 }

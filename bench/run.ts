@@ -12,8 +12,8 @@
  *      port). An idle server uses no CPU, so both stay up.
  *   4. For each repetition (BENCH_REPEATS, default 3), for each level (c = 1, 4, 8, 16 with 128-token
  *      prompts and 64 generated tokens; then c = 1 with 2000-token prompts for TTFT; then 8
- *      conversations of 4 turns, where prefix reuse applies): InferFlux and llama-server back to
- *      back, alternating which goes first.
+ *      conversations of 4 turns, where prefix reuse applies, without and with a system prompt all
+ *      eight share): InferFlux and llama-server back to back, alternating which goes first.
  *   5. Both get SIGTERM; the table and the ratios InferFlux / llama-server are printed, and the
  *      results go to bench/results/ as JSON and an SVG chart (BENCH_RESULTS_DIR overrides).
  *
@@ -46,6 +46,8 @@ const MAX_TOKENS = 64;
 const LONG_MAX_TOKENS = 4;
 /** Turns of each conversation of the multi-turn level. */
 const CONVERSATION_TURNS = 4;
+/** Words of the system prompt the conversations of `mt8s` share (~500 tokens), new each repetition. */
+const SYSTEM_WORDS = 250;
 
 interface Level {
   key: string;
@@ -59,6 +61,8 @@ interface Level {
    * answer + a new user message, so the prefix cache applies (llama-server: cache_prompt).
    */
   conversation?: boolean;
+  /** Conversations open with one system prompt of this many words, the same for all of them. */
+  systemWords?: number;
 }
 /** Concurrency levels and requests per client at each (bounded load). */
 const ALL_LEVELS: readonly Level[] = [
@@ -68,6 +72,7 @@ const ALL_LEVELS: readonly Level[] = [
   { key: 'c16', clients: 16, requestsPerClient: 2, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS },
   { key: 'long', clients: 1, requestsPerClient: 2, promptTokens: LONG_PROMPT_TOKENS, maxTokens: LONG_MAX_TOKENS },
   { key: 'mt8', clients: 8, requestsPerClient: CONVERSATION_TURNS, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS, conversation: true },
+  { key: 'mt8s', clients: 8, requestsPerClient: CONVERSATION_TURNS, promptTokens: PROMPT_TOKENS, maxTokens: MAX_TOKENS, conversation: true, systemWords: SYSTEM_WORDS },
 ];
 /** BENCH_LEVELS=c8,mt8 runs only those levels (keys as above); default all. */
 const LEVELS: readonly Level[] = pickLevels(process.env.BENCH_LEVELS);
@@ -116,6 +121,8 @@ interface Side {
   /** Share of prompt tokens the server reported as reused from its cache. */
   reuse: number;
   errors: number;
+  /** Requests sent again after the server closed their keep-alive connection before answering (load.ts). */
+  resent: number;
 }
 
 function fromServer(r: LevelResult): Side {
@@ -132,6 +139,7 @@ function fromServer(r: LevelResult): Side {
     promptTokens: summarize(ok.map((q) => q.promptTokens)).mean,
     reuse: ok.reduce((a, q) => a + q.cachedTokens, 0) / Math.max(1, ok.reduce((a, q) => a + q.promptTokens, 0)),
     errors: r.errors.length,
+    resent: r.requests.filter((q) => q.resent).length,
   };
 }
 
@@ -146,6 +154,7 @@ function fromRaw(r: RawLevelResult): Side {
     promptTokens: summarize(r.requests.map((q) => q.promptTokens)).mean,
     reuse: 0,
     errors: 0,
+    resent: 0,
   };
 }
 
@@ -234,7 +243,8 @@ async function main(): Promise<number> {
     `workload: unique ~${PROMPT_TOKENS}-token prompts, ${MAX_TOKENS} generated (greedy, EOS ignored), streaming /v1/completions, c = ` +
       `${LEVELS.filter(isThroughput).map((l) => l.clients).join(', ')}; TTFT of ~${LONG_PROMPT_TOKENS}-token prompts at c=1; ` +
       `${REPEATS} repetition(s); llama-server requests carry cache_prompt: true (unique prompts: no reuse on either side); ` +
-      `then 8 text conversations of ${CONVERSATION_TURNS} turns (turn k = turn k-1's prompt + answer + ${FOLLOW_UP_WORDS} new words: prefix reuse on both sides)`,
+      `then 8 text conversations of ${CONVERSATION_TURNS} turns (turn k = turn k-1's prompt + answer + ${FOLLOW_UP_WORDS} new words: prefix reuse on both sides), ` +
+      `without (mt) and with (mts) one ${SYSTEM_WORDS}-word system prompt shared by the eight, new each repetition`,
   );
   const loadBefore = load();
   say(`load average before: ${loadBefore}`);
@@ -301,7 +311,7 @@ async function main(): Promise<number> {
     }
     if (raw) await raw.runLevel(W, 1, Array.from({ length: W }, () => ['warm up the engine']), 8);
 
-    const runSide = async (side: SideName, level: Level, p: string[][]): Promise<{ side: Side; errors: string[] }> => {
+    const runSide = async (side: SideName, level: Level, p: string[][], system: string | undefined): Promise<{ side: Side; errors: string[] }> => {
       if (side === 'raw') {
         const r =
           level.clients <= capacity
@@ -318,6 +328,7 @@ async function main(): Promise<number> {
         clients: level.clients,
         requestsPerClient: level.requestsPerClient,
         prompts: p,
+        system,
         maxTokens: level.maxTokens,
         timeoutMs: LEVEL_TIMEOUT_MS,
         extraBody: side === 'llamaServer' ? LLAMA_EXTRA_BODY : {},
@@ -338,7 +349,8 @@ async function main(): Promise<number> {
           // threads stay busy ~130 ms after a request) would otherwise slow its first requests.
           const quiet = await settle([server.pid, llama.pid]);
           if (!quiet.settled) say(`    note: servers still busy after ${quiet.ms} ms; running ${side} anyway`);
-          const r = await runSide(side, level, prompts[rep]![li]!);
+          const system = level.systemWords ? `System: ${randomWords(8_000_000 + rep * 1000 + li, level.systemWords)}\n` : undefined;
+          const r = await runSide(side, level, prompts[rep]![li]!, system);
           entry[side] = r.side;
           rec.errors.push(...r.errors);
           for (const e of r.errors) say(`    error: ${e}`);
@@ -353,6 +365,7 @@ async function main(): Promise<number> {
             `ratio tok/s ${f2(i.tokPerSec / l.tokPerSec)}, TTFT ${f2(i.ttftP50 / l.ttftP50)}` +
             (level.conversation ? `; prompt tokens reused: InferFlux ${f0(100 * i.reuse)}%, llama-server ${f0(100 * l.reuse)}%` : '') +
             (entry.raw ? `; raw ${f1(entry.raw.tokPerSec)} tok/s` : '') +
+            (i.resent + l.resent > 0 ? `; resent on a closed connection: InferFlux ${i.resent}, llama-server ${l.resent}` : '') +
             ` (${order[0]} first; load ${loadavg()[0]!.toFixed(2)})`,
         );
       }
@@ -394,7 +407,7 @@ async function main(): Promise<number> {
     errors += rec.errors.length;
     if (!i || !l) continue;
     const isLong = rec.level.key === 'long';
-    const label = isLong ? `${rec.level.promptTokens}c1` : rec.level.conversation ? `mt c=${rec.level.clients}` : `c=${rec.level.clients}`;
+    const label = isLong ? `${rec.level.promptTokens}c1` : rec.level.conversation ? `${rec.level.systemWords ? 'mts' : 'mt'} c=${rec.level.clients}` : `c=${rec.level.clients}`;
     const best = i.bestTokPerSec / l.bestTokPerSec;
     const paired = pairedRatio(rec, 'inferflux', 'llamaServer', (s) => s.tokPerSec);
     const ttftRatio = i.ttftP50Ms / l.ttftP50Ms;
