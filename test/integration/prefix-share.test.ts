@@ -6,31 +6,10 @@
  */
 import { expect } from 'chai';
 import { metric, startServer, type RunningServer } from '../helpers/server.js';
+import { TINY_MODEL, greedyCompletion, words } from '../helpers/greedy-completion.js';
 
-const MODEL = 'tiny-seed0';
-
-function words(seed: number, n: number): string {
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) out.push(`w${(seed * 7919 + i * 104729) % 9973}`);
-  return out.join(' ');
-}
-
-interface Completion {
-  text: string;
-  prompt: number;
-  cached: number;
-}
-
-async function complete(url: string, prompt: string): Promise<Completion> {
-  const res = await fetch(`${url}/v1/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: MODEL, prompt, max_tokens: 12, temperature: 0, ignore_eos: true }),
-  });
-  expect(res.status).to.equal(200);
-  const j = (await res.json()) as { choices: { text: string }[]; usage: { prompt_tokens: number; prompt_tokens_details: { cached_tokens: number } } };
-  return { text: j.choices[0]!.text, prompt: j.usage.prompt_tokens, cached: j.usage.prompt_tokens_details.cached_tokens };
-}
+const MODEL = TINY_MODEL;
+const complete = (url: string, prompt: string) => greedyCompletion(url, prompt, 12);
 
 /** Forget every idle sequence's KV (and the cache tiers), so the next request is prefilled cold. */
 async function flush(url: string): Promise<void> {
