@@ -14,6 +14,8 @@ export interface InProcessActors {
   system: any;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   gateway: any;
+  /** Sequences the scheduler counts as running (every model and phase): 0 once it has every release. */
+  activeSequences(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -45,6 +47,10 @@ export async function startActors(env: Record<string, string> = {}, yaml?: strin
   return {
     system,
     gateway,
+    async activeSequences() {
+      const { values } = await metrics.activeSequences.get();
+      return values.reduce((n: number, v: { value: number }) => n + v.value, 0);
+    },
     async stop() {
       await system.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { startActors, type InProcessActors } from '../helpers/actors.js';
 import { checkedSink } from '../helpers/lifecycle-sink.js';
+import { until } from '../helpers/until.js';
 import type { GenerateInput } from '../../src/generation/contract.js';
 import { samplingWith, type SamplingSettings } from '../../src/runtime/sampling.js';
 
@@ -40,7 +41,10 @@ describe('generation sink lifecycle (real engines)', function () {
   });
 
   it('two choices: each ends once, all before the end', async () => {
-    // Each choice takes a sequence or a queue place: two fit this server (one sequence, queue of one).
+    // Each choice takes a sequence or a queue place: two fit this server (one sequence, queue of one)
+    // once the scheduler has the previous test's release (it reaches the scheduler from the engine,
+    // not through the sink that just ended).
+    await until('the scheduler sees the sequence free', 10_000, async () => ((await actors.activeSequences()) === 0 ? true : undefined));
     const c = checkedSink(2);
     gateway.generate(input(2, { maxTokens: 4, temperature: 0.9, seed: 11, ignoreEos: true }), c.sink);
     expect(await c.settled).to.equal('end');

@@ -165,16 +165,16 @@ export class KvTier {
     return known.kind !== 'miss' && known.length === tokens.length;
   }
 
-  /**
-   * The longest cached prefix of `tokens`, when it beats the `have` tokens the chosen sequence
-   * already holds. Counts a hit, partial hit or miss.
-   */
   /** Prompt tokens the tiers could give `tokens` now (0 if none); not counted as a lookup. */
   cachedLength(tokens: readonly number[]): number {
     const r = this.cache.peek(this.ns, tokens);
     return r.kind === 'miss' ? 0 : r.length;
   }
 
+  /**
+   * The longest cached prefix of `tokens`, when it beats the `have` tokens the chosen sequence
+   * already holds. Counts a hit, partial hit or miss.
+   */
   find(tokens: readonly number[], have: number): PrefixHit | null {
     const r = this.cache.lookup(this.ns, tokens);
     if (r.kind === 'miss') return null;

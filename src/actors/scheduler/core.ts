@@ -24,7 +24,7 @@
  *   the core budget (a batch of 8 on 2 threads decodes in about 33 ms, two batches of 4 on one
  *   thread each in about 45 ms) while the other worker stays free, and a long prompt (at least
  *   `isolatePromptTokens`) goes to the least loaded, where it does not stall the packed batch.
- *   Either way a worker holding the request's prefix or running its adapter comes first.
+ *   Either way a worker holding or running the request's prefix, or running its adapter, comes first.
  *
  * Suspension is two-phase: a `Suspension` decision marks the request suspending (its sequence
  * stays occupied); the engine later reports `suspended` (or `released`, if it finished first), and
@@ -462,8 +462,8 @@ export class SchedulerCore<R> {
   /**
    * Engine of the model with a free sequence: one running no other adapter, then one not
    * prefilling a long prompt alone, then the one holding or running the longest prefix of the
-   * request (its KV is reused or copied instead of prefilled), then the least loaded (`spread`, or a long prompt) or the most
-   * loaded (`pack`); ties go to the lowest worker.
+   * request (its KV is reused or copied instead of prefilled), then the least loaded (`spread`,
+   * or a long prompt) or the most loaded (`pack`); ties go to the lowest worker.
    */
   private pick(model: string, prefix: readonly number[] = [], adapter = '', long = false): EngineState | undefined {
     const pack = this.placement === 'pack' && !long;
