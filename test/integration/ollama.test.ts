@@ -193,6 +193,7 @@ describe('Ollama API on the real engine (ollama npm client)', function () {
     expect(e.error).to.include('owner/repo[:quant]');
     e = await rejection(admin.push({ model: MODEL }));
     expect(e.status_code).to.equal(501);
+    expect(e.error).to.include('POST /api/pull').and.include('POST /v1/admin/models');
     e = await rejection(ollama.show({ model: 'nope' }));
     expect(e.status_code).to.equal(404);
   });

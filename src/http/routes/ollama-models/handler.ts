@@ -109,8 +109,17 @@ export function versionHandler() {
   return (res: HttpResponse): void => sendJson(res, 200, { version: SERVER_VERSION });
 }
 
-/** Model management (pull, copy, delete, create, push) arrives with its own issue. */
+/**
+ * The Ollama routes this server does not serve (index.ts OLLAMA_NOT_IMPLEMENTED: push, create):
+ * 501, naming what does the job here instead.
+ */
 export function notImplemented(what: string) {
   return (res: HttpResponse): void =>
-    sendError(res, new InferFluxError('not_implemented', `${what} is not implemented on this server yet; models are configured in server.yaml (models:) and loaded at start-up.`));
+    sendError(
+      res,
+      new InferFluxError(
+        'not_implemented',
+        `${what} is not implemented on this server; get a GGUF with POST /api/pull (or \`inferctl pull\`) and serve it with POST /v1/admin/models (or \`inferctl admin models --load NAME\`).`,
+      ),
+    );
 }
