@@ -324,11 +324,16 @@ class EngineShell {
     this.post(this.core.reapCancelled(now()));
     await this.suspendReaped();
     if (this.flushRequested) this.forgetIdleSequences();
-    // One at a time: an admission just made may start the prefill a later one should wait for.
+    // readyAdmits checked each against the sequences as they were; once one is admitted, the
+    // rest are checked again: it may have started the prefill a later one should wait for.
     const deferred: Admission[] = [];
+    let admitted = false;
     for (const a of await this.readyAdmits()) {
-      if (this.waitsForSharedPrefix(a)) deferred.push(a);
-      else await this.admit(a.req, a.port);
+      if (admitted && this.waitsForSharedPrefix(a)) deferred.push(a);
+      else {
+        await this.admit(a.req, a.port);
+        admitted = true;
+      }
     }
     this.admits.unshift(...deferred);
   }
