@@ -334,7 +334,7 @@ async function main(): Promise<number> {
         extraBody: side === 'llamaServer' ? LLAMA_EXTRA_BODY : {},
       });
       if (VERBOSE)
-        for (const q of s.requests) say(`    ${side} req: start +${f0(q.startMs - s.requests[0]!.startMs)} ms, ttft ${f0(q.ttftMs)} ms, total ${f0(q.endMs - q.startMs)} ms, ${q.completionTokens} tok`);
+        for (const q of s.requests) say(`    ${side} req: start +${f0(q.startMs - s.requests[0]!.startMs)} ms, ttft ${f0(q.ttftMs)} ms, total ${f0(q.endMs - q.startMs)} ms, prompt ${q.promptTokens} tok (${q.cachedTokens} cached), ${q.completionTokens} tok`);
       return { side: fromServer(s), errors: s.errors.map((e) => `${side}: ${e}`) };
     };
 

@@ -19,7 +19,7 @@ import { pack, unpack } from '../runtime/frame-codec.js';
 export { pack, unpack };
 export type { AuditEvent, EngineSampling };
 
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 export type RequestId = string & { readonly __brand: 'RequestId' };
 export type TokenId = number & { readonly __brand: 'TokenId' };
@@ -257,6 +257,8 @@ export interface EngineInit {
   sequences: number;
   contextSize: number;
   batchSize: number;
+  /** llama.cpp flash attention (runtime.flash_attention). */
+  flashAttention: 'auto' | 'on' | 'off';
   prefillChunk: number;
   /** Prompt tokens per step while any sequence decodes (bounds running streams' latency). */
   prefillChunkDecoding: number;

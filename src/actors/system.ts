@@ -459,6 +459,7 @@ export class ActorSystem {
         sequences: rt.sequencesPerWorker,
         contextSize: rt.contextSize,
         batchSize: rt.batchSize,
+        flashAttention: rt.flashAttention,
         prefillChunk: rt.prefillChunk,
         prefillChunkDecoding: rt.prefillChunkDecoding,
         kvCpuPages: rt.pagedKv.cpuPages,

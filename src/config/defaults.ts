@@ -144,6 +144,10 @@ runtime:
   # one worker's idle threads never take a core another worker is computing on.
   # Env: INFERFLUX_THREADPOOL_POLL.
   threadpool_poll: 0
+  # llama.cpp's flash attention: auto = on where the backend has the kernel (every CPU), as in
+  # llama-server and llama-bench; on; off. Changes the KV cache's layout, so KV state files
+  # written under one setting are not read under the other. Env: INFERFLUX_FLASH_ATTENTION.
+  flash_attention: auto
   # Priority and tenant fairness. Live-updatable.
   fairness:
     # Suspend a lower-priority running request (its KV is saved, nothing is lost) when a request at

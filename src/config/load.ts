@@ -133,6 +133,8 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_CORES', 'runtime.cores', envInt],
   ['INFERFLUX_THREADPOOL', 'runtime.threadpool', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_THREADPOOL_POLL', 'runtime.threadpool_poll', envInt],
+  ['INFERFLUX_FLASH_ATTENTION', 'runtime.flash_attention', (v) => v.trim().toLowerCase()],
+  ['INFERFLUX_PREFILL_CHUNK', 'runtime.prefill_chunk', envInt],
   ['INFERFLUX_PREFILL_CHUNK_DECODING', 'runtime.prefill_chunk_decoding', envInt],
   ['INFERFLUX_PREFILL_SPREAD_TOKENS', 'runtime.prefill_spread_tokens', envInt],
   ['INFERFLUX_KV_CPU_PAGES', 'runtime.paged_kv.cpu_pages', envInt],
@@ -415,6 +417,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       cores,
       threadpool: r.threadpool as 'auto' | 'persistent' | 'per_step',
       threadpoolPoll: r.threadpool_poll as number,
+      flashAttention: r.flash_attention as 'auto' | 'on' | 'off',
       fairness: {
         enablePreemption: (r.fairness as Raw).enable_preemption as boolean,
         highPriorityThreshold: (r.fairness as Raw).high_priority_threshold as number,

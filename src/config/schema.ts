@@ -98,6 +98,7 @@ export const RULES: Record<string, Rule> = {
     expect: 'must be "auto", "persistent" or "per_step"',
   },
   'runtime.threadpool_poll': int(0, 100),
+  'runtime.flash_attention': { schema: { enum: ['auto', 'on', 'off'] }, expect: 'must be "auto", "on" or "off"' },
   'runtime.fairness.enable_preemption': bool,
   'runtime.fairness.high_priority_threshold': int(-1000, 1000),
   'runtime.fairness.max_timeslice_tokens': int(0, 1_000_000),

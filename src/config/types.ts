@@ -160,6 +160,8 @@ export interface RuntimeConfig {
   threadpool: 'auto' | 'persistent' | 'per_step';
   /** ggml polling level (0-100) of idle pool threads before they sleep. */
   threadpoolPoll: number;
+  /** llama.cpp flash attention for engine contexts (`auto`: where the backend supports it). */
+  flashAttention: 'auto' | 'on' | 'off';
   /** Priority and tenant fairness (live-updatable through the scheduler). */
   fairness: {
     enablePreemption: boolean;

@@ -32,7 +32,7 @@ describe('config', () => {
         cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       },
       models: [{ id: 'demo', path: path.join(cwd, 'models/demo.gguf'), default: true, backend: 'cpu', generateIfMissing: true, embeddings: 'auto' }],
-      runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, sequencesAuto: true, contextSize: 2048, batchSize: 512, prefillChunk: 256, prefillChunkDecoding: 256, prefillSpreadTokens: 4, cores: 8, threadpool: 'auto', threadpoolPoll: 0, fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 }, pagedKv: { cpuPages: 512, eviction: 'lru' }, nvmeOffload: { path: '', workers: 2, queueDepth: 64 }, responseCache: { enabled: false, maxEntries: 1024, maxBytes: 67108864 }, memoryBudgetBytes: cfg.runtime.memoryBudgetBytes, embeddings: { workers: 1, threads: 1, contextSize: 2048, batchMax: 256, maxQueue: 64 }, speculativeDecoding: { enabled: false, draftModel: '', maxPrefillTokens: 256, chunkSize: 4 } },
+      runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, sequencesAuto: true, contextSize: 2048, batchSize: 512, prefillChunk: 256, prefillChunkDecoding: 256, prefillSpreadTokens: 4, cores: 8, threadpool: 'auto', threadpoolPoll: 0, flashAttention: 'auto', fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 }, pagedKv: { cpuPages: 512, eviction: 'lru' }, nvmeOffload: { path: '', workers: 2, queueDepth: 64 }, responseCache: { enabled: false, maxEntries: 1024, maxBytes: 67108864 }, memoryBudgetBytes: cfg.runtime.memoryBudgetBytes, embeddings: { workers: 1, threads: 1, contextSize: 2048, batchMax: 256, maxQueue: 64 }, speculativeDecoding: { enabled: false, draftModel: '', maxPrefillTokens: 256, chunkSize: 4 } },
       scheduler: { decodePoolSize: 8, prefillPoolSize: 0, kvRingBytes: 67108864, maxQueue: 256, isolatePromptTokens: 1024, placement: 'spread', tokenizerWorkers: 1 },
       limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },
       audit: { path: path.join(cwd, 'logs/audit.log'), debugMode: false, flushIntervalMs: 20 },
@@ -167,6 +167,13 @@ describe('config', () => {
     expect(set.runtime).to.include({ threadpool: 'per_step', threadpoolPoll: 50 });
     expect(loadError({ ...ENV, INFERFLUX_THREADPOOL: 'shared' }).message).to.match(/runtime\.threadpool.*"auto", "persistent" or "per_step"/);
     expect(loadError({ ...ENV, INFERFLUX_THREADPOOL_POLL: '101' }).message).to.match(/runtime\.threadpool_poll/);
+  });
+
+  it('runtime.flash_attention: auto, on or off; runtime.prefill_chunk from the environment', () => {
+    expect(loadConfig({ env: ENV, cwd: makeCwd() }).runtime.flashAttention).to.equal('auto');
+    expect(loadConfig({ env: { ...ENV, INFERFLUX_FLASH_ATTENTION: ' Off ' }, cwd: makeCwd() }).runtime.flashAttention).to.equal('off');
+    expect(loadConfig({ env: { ...ENV, INFERFLUX_PREFILL_CHUNK: '512' }, cwd: makeCwd() }).runtime.prefillChunk).to.equal(512);
+    expect(loadError({ ...ENV, INFERFLUX_FLASH_ATTENTION: 'yes' }).message).to.match(/runtime\.flash_attention.*"auto", "on" or "off"/);
   });
 
   it('counts prefill workers in the thread budget (disaggregated mode)', () => {

@@ -58,6 +58,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       cores: 1,
       threadpool: 'per_step',
       threadpoolPoll: 0,
+      flashAttention: 'auto',
       fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 },
       pagedKv: { cpuPages: 0, eviction: 'lru' },
       nvmeOffload: { path: '', workers: 1, queueDepth: 1 },

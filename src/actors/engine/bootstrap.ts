@@ -30,6 +30,11 @@ export interface NativeEngine {
   ready: EngineReady;
 }
 
+/** runtime.flash_attention as node-llama-cpp's context option ('auto': llama.cpp decides per device). */
+function flashAttentionOption(setting: EngineInit['flashAttention']): boolean | 'auto' {
+  return setting === 'auto' ? 'auto' : setting === 'on';
+}
+
 /** Loads step by step, recording what exists in `into` so a failure half-way can still be disposed. */
 export async function loadNativeEngine(init: EngineInit, into: Partial<NativeEngine>): Promise<NativeEngine> {
   const t0 = performance.now();
@@ -40,12 +45,13 @@ export async function loadNativeEngine(init: EngineInit, into: Partial<NativeEng
     sequences: init.sequences,
     batchSize: init.batchSize,
     threads: init.threads,
+    flashAttention: flashAttentionOption(init.flashAttention),
   });
   const model = into.model;
   // Written from this worker thread, through the same logger as the main thread.
   logger().info(
-    { component: 'engine', model: init.model, worker: init.worker, file_bytes: statSync(init.modelPath).size, load_ms: Math.round(performance.now() - t0) },
-    `model ${init.model} loaded in engine worker ${init.worker}`,
+    { component: 'engine', model: init.model, worker: init.worker, file_bytes: statSync(init.modelPath).size, load_ms: Math.round(performance.now() - t0), flash_attention: init.flashAttention },
+    `model ${init.model} loaded in engine worker ${init.worker} (flash attention ${init.flashAttention})`,
   );
   into.batch = new BatchContext(into.llama, model, into.context);
   if (init.speculative) {
@@ -56,6 +62,7 @@ export async function loadNativeEngine(init: EngineInit, into: Partial<NativeEng
       sequences: init.sequences,
       batchSize: init.batchSize,
       threads: init.threads,
+      flashAttention: flashAttentionOption(init.flashAttention),
     });
     into.draft = new BatchContext(into.llama, into.draftModel, into.draftContext);
   }

@@ -24,6 +24,8 @@ export interface KvTierOptions {
   worker: number;
   sequences: number;
   contextSize: number;
+  /** Flash attention stores V untransposed, and llama.cpp refuses state saved the other way. */
+  flashAttention: 'auto' | 'on' | 'off';
   cpuPages: number;
   eviction: 'lru' | 'clock';
   /** Disk tier directory (this worker gets a subdirectory), or '' for host only. */
@@ -63,12 +65,12 @@ export class KvTier {
   static async open(batch: BatchContext, opts: KvTierOptions): Promise<KvTier> {
     const st = await stat(opts.modelPath);
     // Disk entries outlive the process: the namespace changes whenever the weights file does,
-    // and saved state only loads into a context with the same sequence count.
+    // and saved state only loads into a context with the same sequence count and V layout.
     const parts: NamespaceParts = {
       model: opts.model,
       modelFingerprint: `${st.size}-${Math.floor(st.mtimeMs)}`,
       adapter: null,
-      layout: `seq=${opts.sequences};ctx=${opts.contextSize}`,
+      layout: `seq=${opts.sequences};ctx=${opts.contextSize};fa=${opts.flashAttention}`,
     };
     const cache = await PrefixCache.open({
       cpuPages: opts.cpuPages,

@@ -131,6 +131,7 @@ class EngineShell {
         worker: init.worker,
         sequences: init.sequences,
         contextSize: init.contextSize,
+        flashAttention: init.flashAttention,
         cpuPages: init.kvCpuPages,
         eviction: init.kvEviction,
         diskPath: init.nvmePath,
