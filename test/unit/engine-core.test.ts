@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { EngineCore, type Emission, type SlotSampler } from '../../src/actors/engine/core.js';
+import { EngineCore, SOLO_PREFILL_DEPTH, type Emission, type SlotSampler } from '../../src/actors/engine/core.js';
 import type { AdmitBody, EngineSampling, RequestId } from '../../src/actors/protocol.js';
 
 const EOG = 0;
@@ -81,6 +81,34 @@ describe('EngineCore', () => {
     const plan = core.plan(1);
     expect(plan.tokens).to.equal(4);
     expect(plan.items.map((i) => i.tokens.length)).to.deep.equal([1, 3]);
+  });
+
+  it('evaluates a prompt chunk written past SOLO_PREFILL_DEPTH without other prompts in its step', () => {
+    const core = makeCore({ contextSize: 1024, batchSize: 512, prefillChunk: 256 });
+    core.admit(req('a', 600, { maxTokens: 50 }), 'A', new FakeSampler(), 0);
+    core.admit(req('b', 600, { maxTokens: 50 }), 'B', new FakeSampler(), 0);
+    const chunks = (p: ReturnType<typeof core.plan>) => p.items.map((i) => [i.slot, i.position, i.tokens.length]);
+    // From the start of their prompts, both share a step.
+    let plan = core.plan(1);
+    expect(chunks(plan)).to.deep.equal([[0, 0, 256], [1, 0, 256]]);
+    core.apply(plan, [-1, -1], 1);
+    core.admit(req('c', 10, { maxTokens: 50 }), 'C', new FakeSampler(), 1);
+    // Past it, each goes alone, in arrival order; the fresh short prompt waits its turn.
+    expect(SOLO_PREFILL_DEPTH).to.equal(256);
+    plan = core.plan(2);
+    expect(chunks(plan)).to.deep.equal([[0, 256, 256]]);
+    core.apply(plan, [-1], 2);
+    plan = core.plan(3);
+    expect(chunks(plan)).to.deep.equal([[0, 512, 88]]);
+    core.apply(plan, [5], 3);
+    plan = core.plan(4);
+    expect(chunks(plan), 'a decodes beside b\'s deep chunk').to.deep.equal([[0, 600, 1], [1, 256, 256]]);
+    core.apply(plan, [5, -1], 4);
+    plan = core.plan(5);
+    expect(chunks(plan)).to.deep.equal([[0, 601, 1], [1, 512, 88]]);
+    core.apply(plan, [5, 5], 5);
+    plan = core.plan(6);
+    expect(chunks(plan)).to.deep.equal([[0, 602, 1], [1, 600, 1], [2, 0, 10]]);
   });
 
   it('finishes on EOG with reason stop, and on max_tokens with reason length', () => {

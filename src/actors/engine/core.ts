@@ -143,6 +143,17 @@ const MIN_REUSE_TOKENS = 16;
  * prefilling ten tokens on a CPU; 32 keeps it well clear of that.
  */
 export const MIN_COPY_GAIN_TOKENS = 32;
+/**
+ * A prompt chunk written at or past this KV position is evaluated without other prompts' chunks
+ * in its step. llama.cpp's CPU flash attention (on by default, as in llama-server) costs every
+ * sequence of a multi-token micro-batch a pass over all its cells whatever its token count: on
+ * the bench model, 1 thread, at depth 760 one sequence's 56 tokens took 316 ms, 181 tokens 555 ms,
+ * and three sequences' 60 each 1000 ms (at depth 8: 134, 382, 418). Batched, returning
+ * conversations all waited for the sum; one per step, the first gets its token after its own
+ * pass, running streams step more often, and the total is the same. Chunks from the start of a
+ * prompt still share steps: there, measured at c=8 and c=16, one per step lost 5% tok/s.
+ */
+export const SOLO_PREFILL_DEPTH = 256;
 
 export class EngineCore<R> {
   private readonly slots: (Slot<R> | null)[];
@@ -469,12 +480,20 @@ export class EngineCore<R> {
     }
     // While streams are decoding, prompts share a smaller per-step budget (see prefillChunkDecoding).
     if (items.length > 0) budget = Math.min(budget, this.opts.prefillChunkDecoding ?? this.opts.prefillChunk);
+    let prompts = 0;
+    let deep = false;
     for (const seq of this.prefillOrder) {
-      if (budget === 0) break;
+      if (budget === 0 || deep) break;
       const slot = this.slots[seq]!;
       if (slot.cancelled || slot.suspending || this.locked[seq]) continue;
       const take = Math.min(slot.prompt.length - slot.prefilled, this.opts.prefillChunk, budget);
       if (take <= 0) continue;
+      // A deep chunk goes alone: the first in order takes the step, a later one waits for its own.
+      if (slot.prefilled >= SOLO_PREFILL_DEPTH) {
+        if (prompts > 0) continue;
+        deep = true;
+      }
+      prompts++;
       const end = slot.prefilled + take;
       if (slot.firstBatchAt < 0) slot.firstBatchAt = now;
       items.push({
