@@ -250,19 +250,20 @@ describe('EngineCore', () => {
     const body = (id: string, tail: number[]): AdmitBody => ({ ...req(id, 1, { maxTokens: 20 }), tokens: [1, ...system, ...tail] });
     const a = body('a', [7, 8]);
     const b = body('b', [9, 10, 11]);
-    // Nothing runs yet: no reason to wait.
-    expect(core.prefixPending(b.tokens)).to.equal(false);
+    // Nothing runs yet: no reason to wait, nor to ask the cache tiers (that hashes the prompt).
+    const unasked = (): number => expect.fail('the cache tiers were asked with no prefill to wait for');
+    expect(core.prefixPending(b.tokens, unasked)).to.equal(false);
     const seqA = core.admit(a, 'a', new FakeSampler(), 0)!.seq;
     // a prefills the shared 101 tokens 64 per step: b waits until they are all in a's KV.
     expect(core.prefixPending(b.tokens)).to.equal(true);
-    expect(core.prefixPending(b.tokens, 101), 'the cache tiers hold it already').to.equal(false);
+    expect(core.prefixPending(b.tokens, () => 101), 'the cache tiers hold it already').to.equal(false);
     expect(core.copySource(b.tokens, 3)).to.equal(null);
     core.apply(core.plan(0), [], 0);
     expect(core.copySource(b.tokens, 3)).to.deep.equal({ seq: seqA, length: 64, free: false });
     expect(core.prefixPending(b.tokens)).to.equal(true);
     const second = core.plan(1);
     core.apply(second, second.items.map(() => 42), 1); // a's prompt done, first token sampled
-    expect(core.prefixPending(b.tokens)).to.equal(false);
+    expect(core.prefixPending(b.tokens, unasked)).to.equal(false);
     expect(core.copySource(b.tokens, 3)).to.deep.equal({ seq: seqA, length: 101, free: false });
     // Too little in common (under MIN_COPY_GAIN_TOKENS more than nothing): neither waits nor copies much.
     const c = core.admit({ ...req('c', 1, { maxTokens: 5 }), tokens: [1, 2, 3, ...Array.from({ length: 80 }, (_, i) => 900 + i)] }, 'c', new FakeSampler(), 2)!;

@@ -299,24 +299,22 @@ export class EngineCore<R> {
    * than any sequence holds now (agents or chats sharing a system prompt that arrive together, or
    * the choices of an `n` > 1 request). Once that prefill is past the shared part, the waiting
    * request copies it (`copySource`) instead of prefilling the same tokens a second time.
-   * `cached`: what the cache tiers hold of `tokens` (no need to wait for that much).
+   * `cached`: what the cache tiers hold of `tokens` (no need to wait for that much); asked only
+   * when a prefill here shares more than the sequences hold, since it hashes the prompt.
    */
-  prefixPending(tokens: readonly number[], cached = 0): boolean {
-    let now = cached;
+  prefixPending(tokens: readonly number[], cached: () => number = () => 0): boolean {
     let later = 0;
-    for (let i = 0; i < this.slots.length; i++) {
-      const slot = this.slots[i];
-      if (slot === null) {
-        if (!this.locked[i]) now = Math.max(now, commonPrefix(this.resident[i]!, tokens));
-        continue;
-      }
-      if (slot.cancelled || slot.suspending) continue;
+    for (const slot of this.slots) {
+      if (slot === null || slot.phase !== 'prefill' || slot.cancelled || slot.suspending) continue;
       const shared = commonPrefix(slot.prompt, tokens);
-      now = Math.max(now, Math.min(shared, slot.prefilled));
-      if (slot.phase === 'prefill' && slot.prefilled < shared) later = Math.max(later, shared);
+      if (slot.prefilled < shared) later = Math.max(later, shared);
     }
     const cap = tokens.length - 1;
-    return Math.min(later, cap) >= Math.min(now, cap) + MIN_COPY_GAIN_TOKENS;
+    later = Math.min(later, cap);
+    // What could be copied now (copySource's cap is the same).
+    const now = this.copySource(tokens, -1)?.length ?? 0;
+    if (later < now + MIN_COPY_GAIN_TOKENS) return false;
+    return later >= Math.max(now, Math.min(cached(), cap)) + MIN_COPY_GAIN_TOKENS;
   }
 
   /** The shell trimmed a free sequence's KV to its first `length` tokens. */

@@ -406,7 +406,7 @@ class EngineShell {
    */
   private waitsForSharedPrefix(a: Admission): boolean {
     if (a.req.resume || keyOf(a.req) !== this.gate.current || Date.now() - a.since > SHARED_PREFIX_WAIT_MS) return false;
-    return this.core.prefixPending(a.req.tokens, this.moves.cachedLength(a.req.tokens));
+    return this.core.prefixPending(a.req.tokens, () => this.moves.cachedLength(a.req.tokens));
   }
 
   /** Runs between steps only (see `admits`). */
