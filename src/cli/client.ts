@@ -138,7 +138,9 @@ export function serverError(status: number, error: OpenAIErrorBody['error'], tex
 
 export function parsedError(text: string): OpenAIErrorBody['error'] {
   try {
-    return (JSON.parse(text) as OpenAIErrorBody | null)?.error;
+    const error = (JSON.parse(text) as OpenAIErrorBody | { error?: unknown } | null)?.error;
+    // Ollama's routes answer `{"error": "message"}`.
+    return typeof error === 'string' ? { message: error } : (error as OpenAIErrorBody['error']);
   } catch {
     return undefined; // Not JSON: a proxy's page or an empty body; the status says enough.
   }

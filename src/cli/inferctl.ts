@@ -25,6 +25,7 @@ import { SERVER_FLAGS, flagsToEnv } from '../config/server-flags.js';
 import { SERVER_VERSION } from '../version.js';
 import { runAdapters, runApiKeys, runCache, runFairness, runGuardrails, runModels, runRateLimit } from './admin.js';
 import { runAuditVerify } from './audit-verify.js';
+import { runCreate } from './create.js';
 import { runSession, type SessionIo } from './chat-session.js';
 import { CliError, connectionFrom, EXIT, formatError, numberFlag, type GlobalOptions } from './client.js';
 import { parseMessage, runChat, runCompletion, type SamplingOptions } from './generate.js';
@@ -203,6 +204,15 @@ Examples:
       'inferctl pull https://example.com/model.gguf --sha256 <hex> --name my-model',
       'INFERFLUX_HUB_URL=https://hub.internal inferctl pull team/model --quant Q8_0',
     ],
+  );
+  examples(
+    program
+      .command('create')
+      .description('create a model from a Modelfile (FROM a served model, SYSTEM, PARAMETER, MESSAGE, LICENSE), as ollama create does; needs an admin key')
+      .argument('<name>', 'the new model\'s name, as clients will send it')
+      .requiredOption('-f, --file <path>', 'the Modelfile')
+      .action(async (name: string, o: { file: string }) => runCreate(conn(), name, { file: o.file, json: json() }, io)),
+    ['inferctl create mario -f Modelfile', 'printf \'FROM demo\\nSYSTEM You are Mario.\\nPARAMETER temperature 0.7\\n\' > Modelfile && inferctl create mario -f Modelfile'],
   );
   examples(
     program

@@ -73,12 +73,20 @@ export const DEFAULT_SAMPLING: Readonly<SamplingSettings> = Object.freeze({
   grammar: null,
 });
 
-/** The defaults with the fields a request set; `undefined` means "not set" and keeps the default. */
-export function samplingWith(fields: { [K in keyof SamplingSettings]?: SamplingSettings[K] | undefined }): SamplingSettings {
+/** Some of the settings; `undefined` means "not set". */
+export type SamplingFields = { [K in keyof SamplingSettings]?: SamplingSettings[K] | undefined };
+
+/**
+ * The defaults with the fields a request set; `undefined` means "not set" and keeps the default.
+ * `under` is a layer of defaults between those and the request's (a model preset's parameters).
+ */
+export function samplingWith(fields: SamplingFields, under: SamplingFields = {}): SamplingSettings {
   const out: SamplingSettings = { ...DEFAULT_SAMPLING, stop: [], logitBias: [] };
-  for (const key of Object.keys(fields) as (keyof SamplingSettings)[]) {
-    const value = fields[key];
-    if (value !== undefined) (out as unknown as Record<string, unknown>)[key] = value;
+  for (const layer of [under, fields]) {
+    for (const key of Object.keys(layer) as (keyof SamplingSettings)[]) {
+      const value = layer[key];
+      if (value !== undefined) (out as unknown as Record<string, unknown>)[key] = value;
+    }
   }
   return out;
 }

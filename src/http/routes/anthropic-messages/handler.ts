@@ -11,6 +11,7 @@ import { InferFluxError } from '../../../errors.js';
 import type { ChatMessage } from '../../../generation/contract.js';
 import type { Metrics } from '../../../metrics.js';
 import { samplingWith } from '../../../runtime/sampling.js';
+import { presetSampling, resolveModelName, withPresetMessages } from '../../generation/preset.js';
 import { readJsonBody } from '../../body.js';
 import { runGeneration } from '../../generation/runner.js';
 import { sendJson } from '../../respond.js';
@@ -62,14 +63,15 @@ export function messagesHandler(deps: HttpDeps, validate: Validator<MessagesRequ
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
     refuseMediaBlocks(deps, body);
+    const { model, preset } = await resolveModelName(deps, body.model);
     const { messages, tools } = toChat(body, deps.metrics);
     runGeneration(res, deps, {
       tools: tools.options,
       input: {
         requestId: ctx.requestId,
-        model: body.model,
+        model,
         adapter: body.adapter,
-        prompt: chatPromptWithTools(messages, tools),
+        prompt: chatPromptWithTools(withPresetMessages(preset, messages), tools),
         // Anthropic's defaults: temperature 1, top_p and top_k off.
         params: samplingWith({
           maxTokens: body.max_tokens,
@@ -78,7 +80,7 @@ export function messagesHandler(deps: HttpDeps, validate: Validator<MessagesRequ
           topK: body.top_k,
           stop: body.stop_sequences,
           grammar: tools.grammar,
-        }),
+        }, presetSampling(preset?.parameters)),
         n: 1,
       },
       stream: body.stream === true,
@@ -91,8 +93,9 @@ export function countTokensHandler(deps: HttpDeps, validate: Validator<CountToke
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
     refuseMediaBlocks(deps, body);
+    const { model, preset } = await resolveModelName(deps, body.model);
     const { messages, tools } = toChat(body, deps.metrics);
-    const tokens = await deps.gateway.countTokens(body.model, chatPromptWithTools(messages, tools));
+    const tokens = await deps.gateway.countTokens(model, chatPromptWithTools(withPresetMessages(preset, messages), tools));
     sendJson(res, 200, { input_tokens: tokens });
   };
 }

@@ -3,6 +3,7 @@
  * architecture, context length and load state so LM Studio clients can pick a model. OpenAI's
  * shape gains the registry's view (capabilities, state, default) as extra fields, and
  * `/v1/models/{id}` the GGUF metadata (architecture, parameters, quantisation, context, MoE, template).
+ * Created models (presets) of served models are listed after them, with `parent` and `preset: true`.
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import type { Gateway, ModelInfo } from '../../../generation/contract.js';
@@ -10,6 +11,8 @@ import { InferFluxError } from '../../../errors.js';
 import { sendError, sendJson } from '../../respond.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import { modelMetadataView } from '../admin-models/schema.js';
+import { resolveModelName } from '../../generation/preset.js';
+import { PresetStore, type ModelPreset } from '../../../runtime/models/preset-store.js';
 
 export function openAIModel(m: ModelInfo) {
   const base = { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy, state: m.state, ready: m.ready, default: m.isDefault, capabilities: m.capabilities };
@@ -33,9 +36,25 @@ function openAIAdapterModel(m: ModelInfo, a: NonNullable<ModelInfo['adapters']>[
   };
 }
 
-/** `/v1/models/{id}`: a model in detail, or a `base:adapter` entry as listed. */
+/** A created model (preset, `POST /api/create`) as a model clients can name, listed after the served ones. */
+function openAIPresetModel(base: ModelInfo, p: ModelPreset) {
+  return {
+    id: p.name,
+    object: 'model',
+    created: Math.floor(Date.parse(p.created_at) / 1000),
+    owned_by: base.ownedBy,
+    state: base.state,
+    ready: base.ready,
+    default: false,
+    capabilities: base.capabilities,
+    parent: base.id,
+    preset: true,
+  };
+}
+
+/** `/v1/models/{id}`: a model in detail, or a `base:adapter` or preset entry as listed. */
 export function openAIModelGet(deps: HttpDeps) {
-  return (res: HttpResponse, ctx: RequestContext): void => {
+  return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const id = ctx.params.id!;
     const models = deps.gateway.models();
     const m = models.find((x) => x.id === id);
@@ -44,14 +63,28 @@ export function openAIModelGet(deps: HttpDeps) {
       const a = base.adapters?.find((x) => `${base.id}:${x.id}` === id);
       if (a) return sendJson(res, 200, openAIAdapterModel(base, a));
     }
+    const { preset } = await resolveModelName(deps, id);
+    const base = preset && models.find((x) => x.id === preset.from);
+    if (preset && base) return sendJson(res, 200, openAIPresetModel(base, preset));
     sendError(res, notFound(id));
   };
 }
 
-/** `/v1/models`: every model, each followed by its adapters as `base:adapter` entries. */
+/** `/v1/models`: every model, each followed by its adapters as `base:adapter` entries, then the presets of served models. */
 export function openAIModelList(deps: HttpDeps) {
-  return (res: HttpResponse): void => {
-    const data = deps.gateway.models().flatMap((m) => [openAIModel(m), ...(m.adapters ?? []).map((a) => openAIAdapterModel(m, a))]);
+  return async (res: HttpResponse): Promise<void> => {
+    const models = deps.gateway.models();
+    const data: object[] = models.flatMap((m) => [openAIModel(m), ...(m.adapters ?? []).map((a) => openAIAdapterModel(m, a))]);
+    let presets: ModelPreset[] = [];
+    try {
+      presets = await new PresetStore(deps.config.server.modelsDir).list();
+    } catch {
+      // an unreadable presets directory hides presets, not the served models
+    }
+    for (const p of presets) {
+      const base = models.find((m) => m.id === p.from);
+      if (base && !models.some((m) => m.id === p.name)) data.push(openAIPresetModel(base, p));
+    }
     sendJson(res, 200, { object: 'list', data });
   };
 }

@@ -10,19 +10,10 @@
 import type { LimitsConfig } from '../../../config/types.js';
 import { InferFluxError } from '../../../errors.js';
 import { samplingWith, type SamplingSettings } from '../../../runtime/sampling.js';
+import type { PresetParameters } from '../../../runtime/models/preset-store.js';
 
-export interface OllamaOptions {
-  num_predict?: number;
-  temperature?: number;
-  top_k?: number;
-  top_p?: number;
-  min_p?: number;
-  seed?: number;
-  stop?: string[];
-  repeat_penalty?: number;
-  presence_penalty?: number;
-  frequency_penalty?: number;
-  num_ctx?: number;
+/** The options this server runs (a created model's PARAMETERs take the same), and the samplers it refuses unless off. */
+export interface OllamaOptions extends PresetParameters {
   typical_p?: number;
   mirostat?: number;
   tfs_z?: number;

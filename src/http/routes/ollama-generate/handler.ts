@@ -18,6 +18,8 @@ import { constraintForFormat } from '../ollama-common/format.js';
 import { modelIdFor } from '../ollama-common/names.js';
 import { checkNumCtx, toSampling } from '../ollama-common/options.js';
 import { chatPromptWithTools, NO_TOOLS, type ToolPlan } from '../../generation/tool-plan.js';
+import { resolveModelName, withPresetMessages } from '../../generation/preset.js';
+import type { ModelPreset } from '../../../runtime/models/preset-store.js';
 import type { OllamaChatRequest, OllamaGenerateRequest } from './schema.js';
 import { ollamaMessages, ollamaToolPlan } from './tools.js';
 
@@ -28,11 +30,11 @@ function refuse(param: string, why: string): never {
 const hasItems = (a: unknown[] | null | undefined): boolean => Array.isArray(a) && a.length > 0;
 
 /** Images: 422 `capability_not_supported` naming the model (media-refusal.ts). */
-function refuseImages(deps: HttpDeps, body: OllamaChatRequest | OllamaGenerateRequest): void {
-  if ('images' in body && hasItems(body.images)) refuseMedia(deps.gateway, body.model, 'image', 'images');
+function refuseImages(deps: HttpDeps, body: OllamaChatRequest | OllamaGenerateRequest, model: string | undefined): void {
+  if ('images' in body && hasItems(body.images)) refuseMedia(deps.gateway, model, 'image', 'images');
   const messages = 'messages' in body ? (body.messages ?? []) : [];
   messages.forEach((m, i) => {
-    if (hasItems(m.images)) refuseMedia(deps.gateway, body.model, 'image', `messages[${i}].images`);
+    if (hasItems(m.images)) refuseMedia(deps.gateway, model, 'image', `messages[${i}].images`);
   });
 }
 
@@ -41,14 +43,15 @@ function refuseCommon(body: OllamaChatRequest | OllamaGenerateRequest): void {
   if (body.think !== undefined && body.think !== false) refuse('think', 'this server does not separate thinking from the answer.');
 }
 
-function chatPrompt(body: OllamaChatRequest, tools: ToolPlan): PromptInput {
+function chatPrompt(body: OllamaChatRequest, tools: ToolPlan, preset: ModelPreset | null): PromptInput {
   (body.messages ?? []).forEach((m, i) => {
     if (hasItems(m.images)) refuse(`messages[${i}].images`, 'the loaded models are text-only.');
   });
-  return chatPromptWithTools(ollamaMessages(body.messages ?? []), tools);
+  return chatPromptWithTools(withPresetMessages(preset, ollamaMessages(body.messages ?? [])), tools);
 }
 
-function generatePrompt(body: OllamaGenerateRequest): PromptInput {
+/** A created model's (preset's) system prompt and messages apply to templated prompts, never to raw ones (as in Ollama). */
+function generatePrompt(body: OllamaGenerateRequest, preset: ModelPreset | null): PromptInput {
   if (body.template !== undefined && body.template !== '') {
     refuse('template', "Go prompt templates are not evaluated here; the model's own GGUF chat template is used. Send raw: true with a fully templated prompt instead.");
   }
@@ -64,7 +67,7 @@ function generatePrompt(body: OllamaGenerateRequest): PromptInput {
   const messages: ChatMessage[] = [];
   if (body.system) messages.push({ role: 'system', content: body.system });
   messages.push({ role: 'user', content: prompt });
-  return { kind: 'chat', messages };
+  return { kind: 'chat', messages: withPresetMessages(preset, messages) };
 }
 
 /** An empty prompt asks Ollama to load the model; here models are always loaded, so it just says so. */
@@ -76,16 +79,19 @@ function loaded(res: HttpResponse, kind: OllamaKind, model: string): void {
 export function ollamaHandler<K extends OllamaKind>(kind: K, deps: HttpDeps, validate: Validator<K extends 'chat' ? OllamaChatRequest : OllamaGenerateRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
-    refuseImages(deps, body);
+    // A created model (preset): its parameters under the request's options.
+    const { model: name, preset } = await resolveModelName(deps, body.model);
+    refuseImages(deps, body, name);
     refuseCommon(body);
-    const modelId = modelIdFor(deps.gateway, body.model);
+    const modelId = modelIdFor(deps.gateway, name);
     const model = deps.gateway.model(modelId);
-    checkNumCtx(body.options, model.contextSize);
+    const options = preset ? { ...preset.parameters, ...body.options } : body.options;
+    checkNumCtx(options, model.contextSize);
     const constraint = constraintForFormat(body.format, deps.metrics);
-    const params = { ...toSampling(body.options), grammar: constraint?.grammar ?? null };
+    const params = { ...toSampling(options), grammar: constraint?.grammar ?? null };
     const empty = kind === 'chat' ? ((body as OllamaChatRequest).messages ?? []).length === 0 : ((body as OllamaGenerateRequest).prompt ?? '') === '';
     const tools = kind === 'chat' ? ollamaToolPlan(body as OllamaChatRequest, deps.metrics) : NO_TOOLS;
-    const prompt = kind === 'chat' ? chatPrompt(body as OllamaChatRequest, tools) : generatePrompt(body as OllamaGenerateRequest);
+    const prompt = kind === 'chat' ? chatPrompt(body as OllamaChatRequest, tools, preset) : generatePrompt(body as OllamaGenerateRequest, preset);
     if (empty) return loaded(res, kind, body.model);
     runGeneration(res, deps, {
       outputCheck: constraint?.check ?? null,

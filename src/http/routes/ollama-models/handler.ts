@@ -1,8 +1,9 @@
 /**
  * Ollama's model routes: `/api/tags` (models on disk), `/api/show` (details, GGUF `model_info`,
- * chat template), `/api/ps` (models loaded), `/api/version`, and the model-management routes that
- * answer 501 (push, create; pull, copy and delete are in manage.ts). Everything about a model comes from its GGUF header
- * (read once per file through the facade) and the serving state.
+ * chat template), `/api/ps` (models loaded), `/api/version`, and the model-management route that
+ * answers 501 (push; pull, copy and delete are in manage.ts, create in create.ts). Everything about a model comes from its GGUF header
+ * (read once per file through the facade) and the serving state; a created model (preset) is
+ * described by its base plus what the preset adds.
  */
 import { createHash } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
@@ -17,6 +18,9 @@ import { modelIdFor, ollamaName } from '../ollama-common/names.js';
 import { storedTagEntries } from './manage.js';
 import type { ShowRequest } from './schema.js';
 import { modelMetadataView } from '../admin-models/schema.js';
+import { resolveModelName } from '../../generation/preset.js';
+import { PresetStore, type ModelPreset } from '../../../runtime/models/preset-store.js';
+import { renderModelfile, renderParameters } from '../../../runtime/models/modelfile.js';
 
 /** `7615616512` → `7.6B`, as Ollama prints parameter sizes. */
 export function parameterSize(n: number): string {
@@ -61,7 +65,46 @@ export function tagsHandler(deps: HttpDeps) {
   return async (res: HttpResponse): Promise<void> => {
     const all = await Promise.all(deps.gateway.models().map((m) => listed(deps.gateway, m)));
     const served = all.map(({ f, entry }) => ({ ...entry, modified_at: new Date(f.modifiedMs).toISOString() }));
-    sendJson(res, 200, { models: [...served, ...(await storedTagEntries(deps, new Set(served.map((e) => e.name))))] });
+    const stored = await storedTagEntries(deps, new Set(served.map((e) => e.name)));
+    sendJson(res, 200, { models: [...served, ...stored, ...(await presetTagEntries(deps, all))] });
+  };
+}
+
+/** Created models (presets) as `/api/tags` entries, described by their base when it is served. */
+async function presetTagEntries(deps: HttpDeps, served: Awaited<ReturnType<typeof listed>>[]): Promise<Record<string, unknown>[]> {
+  let presets: ModelPreset[];
+  try {
+    presets = await new PresetStore(deps.config.server.modelsDir).list();
+  } catch {
+    return []; // an unreadable presets directory hides presets, not the served models
+  }
+  return presets.map((p) => {
+    const base = served.find((s) => s.m.id === p.from);
+    const name = ollamaName(p.name);
+    return {
+      name,
+      model: name,
+      size: base?.f.size ?? 0,
+      digest: presetDigest(p),
+      modified_at: p.created_at,
+      details: base ? { ...details(base.m, base.f), parent_model: ollamaName(p.from) } : { parent_model: ollamaName(p.from), format: 'gguf', family: '', families: [], parameter_size: '', quantization_level: '' },
+    };
+  });
+}
+
+/** A preset's digest: the sha256 of what it holds (its stored JSON), new whenever it is created again. */
+function presetDigest(p: ModelPreset): string {
+  return createHash('sha256').update(JSON.stringify(p)).digest('hex');
+}
+
+/** What `/api/show` adds for a created model: Ollama's `system`, `parameters`, `messages`, `modelfile`, `license`. */
+function presetShow(p: ModelPreset): Record<string, unknown> {
+  return {
+    system: p.system ?? '',
+    parameters: renderParameters(p.parameters),
+    messages: p.messages,
+    modelfile: renderModelfile(p),
+    ...(p.license.length > 0 ? { license: p.license.join('\n') } : {}),
   };
 }
 
@@ -82,19 +125,21 @@ export function showHandler(deps: HttpDeps, validate: Validator<ShowRequest>) {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
     const name = body.model ?? body.name;
     if (name === undefined) throw new InferFluxError('invalid_request', "Missing required parameter: 'model'.", { param: 'model' });
-    const m = deps.gateway.model(modelIdFor(deps.gateway, name));
+    const { model: id, preset } = await resolveModelName(deps, name);
+    const m = deps.gateway.model(modelIdFor(deps.gateway, id));
     // Non-verbose: large arrays (the vocabulary, merges, scores) come back empty, as Ollama does.
     const f = await deps.gateway.modelFile(m.id, { maxArray: body.verbose === true ? Infinity : 0 });
     const license = f.metadata['general.license'];
     sendJson(res, 200, {
       ...(typeof license === 'string' ? { license } : {}),
       template: f.chatTemplate,
-      details: details(m, f),
+      details: preset ? { ...details(m, f), parent_model: ollamaName(preset.from) } : details(m, f),
       // Ollama's show adds the parameter count to the GGUF keys; `metadata` is the summary /v1/models/{id} gives.
       model_info: { ...f.metadata, 'general.parameter_count': m.parameterCount },
       capabilities: ollamaCapabilities(m),
       metadata: modelMetadataView(m),
-      modified_at: new Date(f.modifiedMs).toISOString(),
+      modified_at: preset ? preset.created_at : new Date(f.modifiedMs).toISOString(),
+      ...(preset ? presetShow(preset) : {}),
     });
   };
 }
@@ -110,7 +155,7 @@ export function versionHandler() {
 }
 
 /**
- * The Ollama routes this server does not serve (index.ts OLLAMA_NOT_IMPLEMENTED: push, create):
+ * The Ollama routes this server does not serve (index.ts OLLAMA_NOT_IMPLEMENTED: push):
  * 501, naming what does the job here instead.
  */
 export function notImplemented(what: string) {

@@ -2,12 +2,15 @@
  * Ollama's model management over the local models directory (src/runtime/models): `POST /api/pull`
  * (NDJSON progress in Ollama's shape, or one object with `stream: false`), `POST /api/copy` and
  * `DELETE /api/delete`. Pulled models are files on disk; serving one is the model registry's
- * job (load it by its path). `/api/push` and `/api/create` stay 501: there is no registry to push
- * to, and Modelfiles are not supported.
+ * job (load it by its path). Copy and delete also take created models (presets, create.ts).
+ * `/api/push` stays 501: there is no registry to push to.
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import { InferFluxError, errorBody } from '../../../errors.js';
 import { ModelStore, type StoredModel } from '../../../runtime/models/model-store.js';
+import { checkModelName } from '../../../runtime/models/model-ref.js';
+import { PresetStore } from '../../../runtime/models/preset-store.js';
+import { resolveModelName, servesName } from '../../generation/preset.js';
 import { pullModel, type PullEvent, type PullSettings } from '../../../runtime/models/pull.js';
 import { readJsonBody } from '../../body.js';
 import { onAbort } from '../../exchange.js';
@@ -99,18 +102,29 @@ export function pullHandler(deps: HttpDeps, validate: Validator<PullRequestBody>
   };
 }
 
+/** A created model (preset) is copied as a preset; a pulled one as a second manifest of its file. */
 export function copyHandler(deps: HttpDeps, validate: Validator<CopyRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
-    await new ModelStore(deps.config.server.modelsDir).copy(body.source, body.destination);
+    const { preset } = await resolveModelName(deps, body.source);
+    if (preset) {
+      if (servesName(deps.gateway, body.destination)) {
+        throw new InferFluxError('invalid_request', `'${body.destination}' is a model this server serves; copy to a name of its own.`, { param: 'destination' });
+      }
+      await new PresetStore(deps.config.server.modelsDir).put({ ...preset, name: checkModelName(body.destination, 'destination'), created_at: new Date().toISOString() });
+    } else {
+      await new ModelStore(deps.config.server.modelsDir).copy(body.source, body.destination);
+    }
     sendJson(res, 200, {});
   };
 }
 
+/** A created model (preset) first, else a pulled model's manifest (and its file when no other name uses it). */
 export function deleteHandler(deps: HttpDeps, validate: Validator<DeleteRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
-    await new ModelStore(deps.config.server.modelsDir).remove(nameOf(body));
+    const name = nameOf(body);
+    if (!(await new PresetStore(deps.config.server.modelsDir).remove(name))) await new ModelStore(deps.config.server.modelsDir).remove(name);
     sendJson(res, 200, {});
   };
 }

@@ -9,6 +9,7 @@ import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
 import { chatLogprobs, openAIEncoder, type Dialect, type Shape } from '../openai-common/encoder.js';
 import { runGeneration } from '../../generation/runner.js';
+import { presetSampling, resolveModelName, withPresetMessages } from '../../generation/preset.js';
 import { outputConstraintOf } from '../openai-common/structured.js';
 import { toolPlanOf } from './tools.js';
 import { chatLogprobCount, firstMediaPart, toChatMessage, type ChatRequest } from './schema.js';
@@ -50,19 +51,19 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>, di
     const tools = toolPlanOf(body, deps.metrics);
     const constraint = outputConstraintOf(body, deps.metrics);
     // LM Studio's alias adds its stats and model_info (resolving the model first: a 404 before any work).
-    const extras = dialect === 'lmstudio' ? lmStudioExtras(await lmStudioModelInfo(deps.gateway, body.model)) : undefined;
+    const { model, preset } = await resolveModelName(deps, body.model);
+    const extras = dialect === 'lmstudio' ? lmStudioExtras(await lmStudioModelInfo(deps.gateway, model)) : undefined;
+    const messages = withPresetMessages(preset, body.messages.map(toChatMessage));
     runGeneration(res, deps, {
       outputCheck: constraint?.check ?? null,
       tools: tools.options,
       input: {
         requestId: ctx.requestId,
-        model: body.model,
+        model,
         adapter: body.adapter,
-        prompt: tools.specs
-          ? { kind: 'chat', messages: body.messages.map(toChatMessage), tools: tools.specs }
-          : { kind: 'chat', messages: body.messages.map(toChatMessage) },
+        prompt: tools.specs ? { kind: 'chat', messages, tools: tools.specs } : { kind: 'chat', messages },
         // Chat has no default cap in OpenAI's API: generate until a stop or the context is full.
-        params: toSamplingParams(body, undefined, { logprobs: chatLogprobCount(body), grammar: tools.grammar ?? constraint?.grammar }),
+        params: toSamplingParams(body, undefined, { logprobs: chatLogprobCount(body), grammar: tools.grammar ?? constraint?.grammar }, presetSampling(preset?.parameters)),
         n: body.n ?? 1,
         priority: requestPriority(body, ctx.priorityHeader),
       },

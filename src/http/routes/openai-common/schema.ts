@@ -6,7 +6,7 @@
  * except the few OpenAI fields accepted and ignored on purpose (`IGNORED_OPENAI_FIELDS`, listed
  * in the README): a field we do not implement must never be a 200 that silently ignores it.
  */
-import { samplingWith, type SamplingSettings } from '../../../runtime/sampling.js';
+import { samplingWith, type SamplingFields, type SamplingSettings } from '../../../runtime/sampling.js';
 import { structuredProperties, type StructuredBody } from './structured.js';
 import { InferFluxError } from '../../../errors.js';
 import type { LimitsConfig } from '../../../config/types.js';
@@ -99,17 +99,18 @@ export const MAX_TOP_LOGPROBS = 20;
 /**
  * OpenAI's fields onto the settings; absent fields keep the defaults (OpenAI's semantics, see
  * `DEFAULT_SAMPLING`). `defaultMaxTokens` differs per route (see callers); seed -1 is llama.cpp's
- * "random".
+ * "random". `under`: a model preset's parameters, under the request's fields and over the defaults.
  */
 export function toSamplingParams(
   body: SamplingBody,
   defaultMaxTokens: number | undefined,
   extra: { logprobs?: number | null; grammar?: string | null } = {},
+  under: SamplingFields = {},
 ): SamplingSettings {
   return samplingWith({
     logprobs: extra.logprobs ?? null,
     grammar: extra.grammar ?? null,
-    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? defaultMaxTokens,
+    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? under.maxTokens ?? defaultMaxTokens,
     temperature: body.temperature,
     topP: body.top_p,
     topK: body.top_k,
@@ -122,7 +123,7 @@ export function toSamplingParams(
     logitBias: body.logit_bias && Object.entries(body.logit_bias).map(([token, bias]) => [Number(token), bias]),
     ignoreEos: body.ignore_eos,
     minTokens: body.min_tokens,
-  });
+  }, under);
 }
 
 /**

@@ -10,6 +10,7 @@ import type { Validator } from '../../validate.js';
 import { requestPriority, toSamplingParams } from '../openai-common/schema.js';
 import { completionLogprobs, openAIEncoder, type Dialect, type Shape } from '../openai-common/encoder.js';
 import { runGeneration } from '../../generation/runner.js';
+import { presetSampling, resolveModelName } from '../../generation/preset.js';
 import { outputConstraintOf } from '../openai-common/structured.js';
 import { lmStudioExtras, lmStudioModelInfo } from '../lmstudio/encoder.js';
 import type { CompletionRequest } from './schema.js';
@@ -50,7 +51,9 @@ export function completionHandler(deps: HttpDeps, validate: Validator<Completion
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
     const constraint = outputConstraintOf(body, deps.metrics);
     // LM Studio's alias adds its stats and model_info (resolving the model first: a 404 before any work).
-    const extras = dialect === 'lmstudio' ? lmStudioExtras(await lmStudioModelInfo(deps.gateway, body.model)) : undefined;
+    // A preset's parameters apply; its system prompt and messages do not (no chat template here).
+    const { model, preset } = await resolveModelName(deps, body.model);
+    const extras = dialect === 'lmstudio' ? lmStudioExtras(await lmStudioModelInfo(deps.gateway, model)) : undefined;
     const prompts = toPrompts(body.prompt);
     const n = body.n ?? 1;
     runGeneration(res, deps, {
@@ -58,10 +61,10 @@ export function completionHandler(deps: HttpDeps, validate: Validator<Completion
       outputCheck: constraint?.check ?? null,
       input: {
         requestId: ctx.requestId,
-        model: body.model,
+        model,
         adapter: body.adapter,
         prompt: prompts[0]!,
-        params: toSamplingParams(body, DEFAULT_COMPLETION_MAX_TOKENS, { logprobs: body.logprobs ?? null, grammar: constraint?.grammar }),
+        params: toSamplingParams(body, DEFAULT_COMPLETION_MAX_TOKENS, { logprobs: body.logprobs ?? null, grammar: constraint?.grammar }, presetSampling(preset?.parameters)),
         n,
         priority: requestPriority(body, ctx.priorityHeader),
       },

@@ -10,6 +10,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 import { InferFluxError } from '../../../errors.js';
 import type { ChatMessage } from '../../../generation/contract.js';
 import { samplingWith } from '../../../runtime/sampling.js';
+import { presetSampling, resolveModelName, withPresetMessages } from '../../generation/preset.js';
 import { readJsonBody } from '../../body.js';
 import { runGeneration } from '../../generation/runner.js';
 import { chatPromptWithTools } from '../../generation/tool-plan.js';
@@ -78,11 +79,15 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
     if (media) refuseMedia(deps.gateway, b.model, media.kind, media.param);
     refuseUnsupported(b);
     const tools = responsesToolPlan(b, deps.metrics);
-    const messages = toMessages(b);
-    const params = samplingWith({ maxTokens: b.max_output_tokens ?? undefined, temperature: b.temperature ?? undefined, topP: b.top_p ?? undefined, grammar: tools.grammar });
+    const { model, preset } = await resolveModelName(deps, b.model);
+    const messages = withPresetMessages(preset, toMessages(b));
+    const params = samplingWith(
+      { maxTokens: b.max_output_tokens ?? undefined, temperature: b.temperature ?? undefined, topP: b.top_p ?? undefined, grammar: tools.grammar },
+      presetSampling(preset?.parameters),
+    );
     runGeneration(res, deps, {
       tools: tools.options,
-      input: { requestId: ctx.requestId, model: b.model, adapter: b.adapter, prompt: chatPromptWithTools(messages, tools), params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
+      input: { requestId: ctx.requestId, model, adapter: b.adapter, prompt: chatPromptWithTools(messages, tools), params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
       stream: b.stream === true,
       encoder: responsesEncoder({
         model: b.model,

@@ -1,0 +1,58 @@
+/**
+ * A request's model name at the edge: a served model, or a preset over one (`POST /api/create`,
+ * runtime/models/preset-store.ts). Served models win: a preset is looked up only for a name no
+ * served model has. Routes that honour presets (Ollama's chat and generate, OpenAI's chat and
+ * completions, LM Studio's alias) resolve the name here, run on `model`, and put the preset's
+ * system prompt, messages and parameters under the request's own.
+ */
+import type { ChatMessage, Gateway } from '../../generation/contract.js';
+import { PresetStore, type ModelPreset, type PresetParameters } from '../../runtime/models/preset-store.js';
+import type { SamplingFields } from '../../runtime/sampling.js';
+import type { HttpDeps } from '../types.js';
+
+export interface ResolvedModel {
+  /** The served model id to run on (undefined: the default model). */
+  model: string | undefined;
+  preset: ModelPreset | null;
+}
+
+/** True when a served model answers to `name` (also as `name:latest`, Ollama's spelling). */
+export function servesName(gateway: Gateway, name: string): boolean {
+  const bare = name.endsWith(':latest') ? name.slice(0, -':latest'.length) : name;
+  return gateway.models().some((m) => m.id === name || m.id === bare);
+}
+
+export async function resolveModelName(deps: HttpDeps, name: string | undefined): Promise<ResolvedModel> {
+  if (name === undefined || name === '' || servesName(deps.gateway, name)) return { model: name, preset: null };
+  const preset = await new PresetStore(deps.config.server.modelsDir).get(name);
+  return preset ? { model: preset.from, preset } : { model: name, preset: null };
+}
+
+/**
+ * The preset's conversation around the request's: the request's leading system messages, else the
+ * preset's system prompt; then the preset's messages; then the rest of the request's.
+ */
+export function withPresetMessages(preset: ModelPreset | null, messages: ChatMessage[]): ChatMessage[] {
+  if (!preset) return messages;
+  let lead = 0;
+  while (lead < messages.length && (messages[lead]!.role === 'system' || messages[lead]!.role === 'developer')) lead++;
+  const system: ChatMessage[] = lead > 0 ? messages.slice(0, lead) : preset.system !== null ? [{ role: 'system', content: preset.system }] : [];
+  return [...system, ...preset.messages.map((m) => ({ role: m.role, content: m.content })), ...messages.slice(lead)];
+}
+
+/** Modelfile PARAMETERs as sampling fields (for protocols whose own field names differ from Ollama's). */
+export function presetSampling(p: PresetParameters | undefined): SamplingFields {
+  if (!p) return {};
+  return {
+    maxTokens: p.num_predict === undefined || p.num_predict < 0 ? undefined : p.num_predict,
+    temperature: p.temperature,
+    topP: p.top_p,
+    topK: p.top_k,
+    minP: p.min_p,
+    seed: p.seed === undefined || p.seed === -1 ? undefined : p.seed,
+    stop: p.stop,
+    repeatPenalty: p.repeat_penalty,
+    presencePenalty: p.presence_penalty,
+    frequencyPenalty: p.frequency_penalty,
+  };
+}
