@@ -1,10 +1,14 @@
 /**
  * Modelfile text both ways (runtime/models/modelfile.ts): what `inferctl create -f` sends and what
- * `/api/show` prints as `modelfile` and `parameters`.
+ * `/api/show` prints as `modelfile` and `parameters`; and the preset files it makes (preset-store.ts).
  */
 import { expect } from 'chai';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InferFluxError } from '../../src/errors.js';
 import { ModelfileError, parseModelfile, renderModelfile, renderParameters } from '../../src/runtime/models/modelfile.js';
-import type { ModelPreset } from '../../src/runtime/models/preset-store.js';
+import { PresetStore, type ModelPreset } from '../../src/runtime/models/preset-store.js';
 
 describe('Modelfile', () => {
   it('parses every instruction: triple-quoted, quoted and bare arguments, comments, repeated stop and MESSAGE', () => {
@@ -62,5 +66,45 @@ describe('Modelfile', () => {
     const back = parseModelfile(renderModelfile(preset));
     expect(back).to.deep.equal({ from: 'demo', system: preset.system, parameters: preset.parameters, messages: preset.messages, license: preset.license });
     expect(renderParameters(preset.parameters)).to.equal(`${'temperature'.padEnd(30)} 0\n${'stop'.padEnd(30)} "a"\n${'stop'.padEnd(30)} "b\\"c"`);
+  });
+});
+
+describe('PresetStore', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'ifx-presets-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const preset = (name: string): ModelPreset => ({ name, from: 'demo', system: null, messages: [], parameters: { temperature: 0.5 }, license: [], created_at: '2026-12-07T00:00:00.000Z' });
+
+  it('keeps presets by normalised name, one file each, replaced atomically, and skips foreign files', async () => {
+    const store = new PresetStore(dir);
+    expect(await store.list()).to.deep.equal([]);
+    await store.put(preset('mario:latest'));
+    await store.put({ ...preset('team/mario:v2'), system: 'hi' });
+    await store.put({ ...preset('mario'), parameters: { temperature: 1 } });
+    expect(readdirSync(join(dir, 'presets')).sort()).to.deep.equal(['mario.json', 'team%2Fmario%3Av2.json']);
+    expect((await store.get('mario:latest'))!.parameters).to.deep.equal({ temperature: 1 });
+    expect((await store.get('team/mario:v2'))!.system).to.equal('hi');
+    writeFileSync(join(dir, 'presets', 'half.json'), '{"name": "half"');
+    writeFileSync(join(dir, 'presets', 'other.json'), '{"name": "other"}');
+    expect((await store.list()).map((p) => p.name)).to.deep.equal(['mario', 'team/mario:v2']);
+    expect(await store.remove('mario')).to.equal(true);
+    expect(await store.remove('mario')).to.equal(false);
+    expect(await store.get('mario')).to.equal(undefined);
+  });
+
+  it('never reads or writes outside its directory', async () => {
+    const store = new PresetStore(dir);
+    for (const name of ['../escape', '/etc/passwd', 'a/../../b', '..', 'x\\y']) {
+      expect(await store.get(name), name).to.equal(undefined);
+      let refused = false;
+      try {
+        await store.put(preset(name));
+      } catch (err) {
+        refused = err instanceof InferFluxError && err.code === 'invalid_request';
+      }
+      expect(refused, name).to.equal(true);
+    }
+    expect(existsSync(join(dir, 'presets'))).to.equal(false);
   });
 });
