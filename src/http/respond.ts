@@ -14,7 +14,10 @@ export function statusLine(status: number): string {
   return `${status} ${STATUS_CODES[status] ?? 'Unknown'}`;
 }
 
-/** Sends a complete response; a no-op once the client left or a response was already sent. */
+/**
+ * Sends a complete response; a no-op once the client left or a response was already sent.
+ * `headOnly`: the answer to a HEAD request, the GET's status and headers (its length too) without the body.
+ */
 export function sendRaw(
   res: HttpResponse,
   status: number,
@@ -22,6 +25,7 @@ export function sendRaw(
   contentType: string,
   headers: Headers = {},
   closeConnection = false,
+  headOnly = false,
 ): void {
   const ex = exchangeOf(res);
   if (ex.aborted || ex.done) return;
@@ -31,7 +35,8 @@ export function sendRaw(
     res.writeHeader('x-request-id', ex.requestId);
     for (const k in ex.headers) if (!(k in headers)) res.writeHeader(k, ex.headers[k]!);
     for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
-    res.end(body, closeConnection);
+    if (headOnly) res.endWithoutBody(Buffer.byteLength(body), closeConnection);
+    else res.end(body, closeConnection);
   });
   finish(ex, status);
 }

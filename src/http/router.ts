@@ -90,7 +90,7 @@ export class Router {
     for (const r of this.routes) {
       const params = matchParts(r.parts, segments);
       if (!params) continue;
-      // HEAD is not served: uWS would need a body-less variant of every handler.
+      // HEAD is served only where a route registers it (`/`, Ollama's heartbeat): uWS needs a body-less variant of each handler.
       if (r.method === method) return { kind: 'found', route: r, params };
       allow.add(r.method.toUpperCase());
     }

@@ -70,4 +70,4 @@ export interface RequestContext {
 
 export type Handler = (res: HttpResponse, ctx: RequestContext) => void | Promise<void>;
 
-export type Method = 'get' | 'post' | 'put' | 'delete';
+export type Method = 'get' | 'post' | 'put' | 'delete' | 'head';

@@ -28,7 +28,8 @@ const ADAPTERS: Access = { kind: 'scopes', anyOf: ['admin', 'adapter-manager'] }
  * more segments.
  */
 export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])[] = [
-  // Ops probes: orchestrators call them without credentials.
+  // Ops probes: orchestrators call them without credentials. `/` is Ollama's heartbeat (HEAD /).
+  ['/', PUBLIC],
   ['/healthz', PUBLIC],
   ['/livez', PUBLIC],
   ['/readyz', PUBLIC],
@@ -57,7 +58,7 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   ['/api/show', READ],
   ['/api/ps', READ],
   ['/api/version', READ],
-  // Model management: pull, copy and delete change the local models directory (push and create are 501); admin.
+  // Model management: pull, create, copy and delete change the local models directory (push is 501); admin.
   ['/api/pull', ADMIN],
   ['/api/push', ADMIN],
   ['/api/create', ADMIN],

@@ -198,6 +198,21 @@ describe('Ollama API on the real engine (ollama npm client)', function () {
     expect(e.status_code).to.equal(404);
   });
 
+  it("answers Ollama's heartbeat: HEAD / and GET / are 200 without a key", async () => {
+    const get = await fetch(`${server.url}/`);
+    expect(get.status).to.equal(200);
+    expect(get.headers.get('content-type')).to.equal('text/plain; charset=utf-8');
+    const text = await get.text();
+    expect(text).to.match(/^InferFlux is running/);
+    const head = await fetch(`${server.url}/`, { method: 'HEAD' });
+    expect(head.status).to.equal(200);
+    expect(head.headers.get('content-length')).to.equal(String(Buffer.byteLength(text)));
+    expect(await head.text()).to.equal('');
+    // HEAD is served only there: elsewhere it is a 405 naming the methods that are.
+    const other = await fetch(`${server.url}/api/tags`, { method: 'HEAD' });
+    expect(other.status).to.equal(405);
+  });
+
   it('an unknown /api path is a 404 in Ollama shape naming the APIs served', async () => {
     const res = await fetch(`${server.url}/api/nope`);
     expect(res.status).to.equal(404);

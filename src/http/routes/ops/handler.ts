@@ -11,6 +11,17 @@ export function liveHandler() {
   return (res: HttpResponse): void => sendJson(res, 200, { status: 'ok' });
 }
 
+/**
+ * `GET /` and `HEAD /`: 200 and one line of text, as Ollama's server answers its root. The Ollama
+ * CLI (`OLLAMA_HOST=...`) checks the server with `HEAD /` before `run`, `pull` or `create`, so
+ * without it the CLI reports that no server is running.
+ */
+export const ROOT_TEXT = 'InferFlux is running (OpenAI /v1, Ollama /api, LM Studio /api/v0, Anthropic /v1/messages)\n';
+
+export function rootHandler(head = false) {
+  return (res: HttpResponse): void => sendRaw(res, 200, ROOT_TEXT, 'text/plain; charset=utf-8', {}, false, head);
+}
+
 export function readyHandler(deps: HttpDeps) {
   return (res: HttpResponse): void => {
     const report = deps.gateway.readiness();
