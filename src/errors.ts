@@ -192,11 +192,13 @@ export class InferFluxError extends Error {
   readonly param: string | null;
   /** Seconds a client should wait before retrying (429/503); becomes `Retry-After`. */
   readonly retryAfter: number | undefined;
+  /** The model capability a refusal names (`inferflux_capability_rejections_total`). */
+  readonly capability: { model: string; name: string } | undefined;
 
   constructor(
     code: ErrorCode,
     message?: string,
-    opts: { param?: string | null; cause?: unknown; retryAfter?: number } = {},
+    opts: { param?: string | null; cause?: unknown; retryAfter?: number; capability?: { model: string; name: string } } = {},
   ) {
     const entry = ERRORS[code];
     super(message ?? entry.message, opts.cause === undefined ? undefined : { cause: opts.cause });
@@ -206,6 +208,7 @@ export class InferFluxError extends Error {
     this.type = entry.type;
     this.param = opts.param ?? null;
     this.retryAfter = opts.retryAfter ?? (entry as ErrorSpec).retryAfter;
+    this.capability = opts.capability;
   }
 
   toWire(): WireError {

@@ -28,6 +28,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly capabilityRejections = new Counter({
+    name: 'inferflux_capability_rejections_total',
+    help: 'Requests refused because the model lacks a capability they need (vision, audio, file input, embeddings), by model and capability',
+    labelNames: ['model', 'capability'] as const,
+    registers: [this.registry],
+  });
+
+  readonly adapterRequests = new Counter({
+    name: 'inferflux_adapter_requests_total',
+    help: 'Generation requests run under a LoRA adapter (adapter hits), by base model and adapter id',
+    labelNames: ['model', 'adapter'] as const,
+    registers: [this.registry],
+  });
+
+  readonly moeRequests = new Counter({
+    name: 'inferflux_moe_requests_total',
+    help: 'Generation requests run on a mixture-of-experts model (its GGUF declares more than one expert), by model',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
   readonly promptTokensTotal = new Counter({
     name: 'inferflux_model_prompt_tokens_total',
     help: 'Prompt tokens processed, by model',

@@ -49,7 +49,7 @@ export class Embedder {
           `Model '${entry.id}' does not have the embeddings capability: its GGUF declares ${pooling === null ? 'no pooling type' : `pooling type ${pooling}`} ` +
             `(an embedding model declares mean, cls or last)${entry.embeddings === false ? ' and its models entry says embeddings: false' : ''}. ` +
             'Use an embedding model, or set embeddings: true on its models entry to embed with it anyway.',
-          { param: 'model' },
+          { param: 'model', capability: { model: entry.id, name: 'embeddings' } },
         );
       }
       const max = config.runtime.embeddings.batchMax;

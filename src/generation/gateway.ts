@@ -313,6 +313,7 @@ export class ActorGateway implements Gateway {
         }
         const a: LoadedAdapter = adapterLease.adapter;
         run.adapter = { id: a.id, ref: { key: a.key, path: a.path, scale: a.scale, sha256: a.sha256 } };
+        this.metrics.adapterRequests.inc({ model: lease.model.id, adapter: a.id });
       }
     } catch (err) {
       run.fail(InferFluxError.from(err));
@@ -331,6 +332,7 @@ export class ActorGateway implements Gateway {
     try {
       run.model = model.id;
       const engine = this.readyEngine(model);
+      if (model.metadata.isMoe) this.metrics.moeRequests.inc({ model: model.id });
       const tokens = await this.promptTokens(model, run.input.prompt, engine.vocabSize);
       if (run.cancelled) return run.finish();
       const sampling = resolveSampling(run.input.params, engine, tokens.length);

@@ -20,6 +20,8 @@ export interface Exchange {
   status: number;
   /** Error code for `inferflux_errors_total`, when the request failed. */
   errorCode: string | undefined;
+  /** The capability a refusal named, for `inferflux_capability_rejections_total`. */
+  capability: { model: string; name: string } | undefined;
   abortHandlers: (() => void)[];
   /** Called once when the response completed or the client left. */
   onFinish: (() => void) | undefined;
@@ -57,6 +59,7 @@ export function attachExchange(res: HttpResponse, requestId: string): Exchange {
     model: '',
     status: 0,
     errorCode: undefined,
+    capability: undefined,
     abortHandlers: [],
     onFinish: undefined,
     headers: {},

@@ -37,7 +37,7 @@ export function refuseMedia(gateway: Gateway, model: string | undefined, kind: M
   throw new InferFluxError(
     'capability_not_supported',
     `Model '${name}' does not support ${kind} input (capability '${CAPABILITY[kind]}'): this server's llama.cpp binding has no multimodal support yet; send text content only.`,
-    { param },
+    { param, capability: { model: name, name: CAPABILITY[kind] } },
   );
 }
 

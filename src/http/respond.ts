@@ -58,6 +58,7 @@ export function sendError(
   const ex = exchangeOf(res);
   if (ex.aborted || ex.done) return;
   ex.errorCode = err.code;
+  ex.capability = err.capability;
   const headers: Headers = { ...opts.headers };
   if (err.retryAfter !== undefined) headers['retry-after'] = String(Math.max(0, Math.ceil(err.retryAfter)));
   sendRaw(res, err.status, JSON.stringify(errorBody(ex.protocol, err)), 'application/json', headers, opts.closeConnection);

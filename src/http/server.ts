@@ -149,6 +149,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     const seconds = (performance.now() - startedAt) / 1000;
     base.metrics.requestsTotal.inc({ route: ex.route, model, backend: 'cpu', status: String(ex.status) });
     if (ex.errorCode) base.metrics.errorsTotal.inc({ model, code: ex.errorCode });
+    if (ex.capability) base.metrics.capabilityRejections.inc({ model: ex.capability.model, capability: ex.capability.name });
     base.metrics.requestLatency.observe({ model }, seconds);
     // The access line: ids and counts only, never a key, a token or prompt text.
     accessLog.info(

@@ -130,6 +130,11 @@ describe('LoRA adapters: load, choose, isolate, unload under load (real server)'
     const chatA = await chat({ model: `${BASE}:a1` });
     expect(await chat({ model: BASE, adapter: 'a1', user: 'x' })).to.equal(chatA);
     expect(await chat({ model: BASE })).to.not.equal(chatA);
+    // Adapter hits: every request above that named an adapter (answers from the response cache too).
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const hits = (adapter: string) => Number(new RegExp(`^inferflux_adapter_requests_total\\{model="${BASE}",adapter="${adapter}"\\} (\\d+)$`, 'm').exec(metrics)?.[1]);
+    expect(hits('a1')).to.equal(5);
+    expect(hits('a2')).to.equal(1);
   });
 
   it('every protocol with a model field takes the adapter: responses, Anthropic, Ollama (id form and field)', async () => {

@@ -23,6 +23,10 @@ const LONG = 300;
 
 /** The seeds' OBS-1 table (003, "Required Prometheus Metrics"), name by name. */
 const REQUIRED = [
+  // 002's capability contract and 000's MoE counter, besides the OBS-1 table.
+  'inferflux_capability_rejections_total',
+  'inferflux_moe_requests_total',
+  'inferflux_adapter_requests_total',
   'inferflux_request_latency_seconds',
   'inferflux_queue_wait_seconds',
   'inferflux_batch_exec_seconds',
@@ -279,6 +283,22 @@ describe('metrics: every request kind moves the right samples (real server)', fu
       [`inferflux_guardrail_denials_total{stage="prompt",reason="blocklist"}`]: 1,
       [`inferflux_guardrail_verdict_seconds_count{stage="prompt",engine="local"}`]: 1,
       [`inferflux_request_latency_seconds_count{${m}}`]: 1,
+    });
+  });
+
+  it('a capability refusal (an image to a text-only model) counts in inferflux_capability_rejections_total', async () => {
+    const d = await moved(async () => {
+      const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,aGk=' } };
+      const r = await post(server, '/v1/chat/completions', KEY_A, { model: MODEL, messages: [{ role: 'user', content: [{ type: 'text', text: 'what is it?' }, image] }], max_tokens: 4 });
+      expect(r.status).to.equal(422);
+      expect(((await r.json()) as { error: { code: string } }).error.code).to.equal('capability_not_supported');
+    });
+    // Refused before a model is resolved: the request's own series say model "none", the refusal names it.
+    expectDelta(d, {
+      [`inferflux_requests_total{route="/v1/chat/completions",model="none",backend="cpu",status="422"}`]: 1,
+      [`inferflux_errors_total{model="none",code="capability_not_supported"}`]: 1,
+      [`inferflux_capability_rejections_total{model="${MODEL}",capability="vision"}`]: 1,
+      [`inferflux_request_latency_seconds_count{model="none"}`]: 1,
     });
   });
 
