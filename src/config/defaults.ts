@@ -70,6 +70,10 @@ server:
   # Log line format on stdout: json (one JSON object a line, for collectors), pretty (coloured
   # text for people) or auto (pretty when stdout is a terminal, else json). Env: INFERFLUX_LOG_FORMAT.
   log_format: auto
+  # One info line per tool call the server reads from a model's output (request id, choice, call
+  # id, function name, format, arguments' length; never the arguments themselves), for agent
+  # developers tracing what a model called. Env: INFERFLUX_LOG_TOOL_CALLS.
+  log_tool_calls: false
   # In-process TLS (https). Files are PEM; start-up fails naming the key when one is missing,
   # unreadable, not PEM, or the key does not match the certificate.
   # Env: INFERFLUX_TLS_ENABLED, INFERFLUX_TLS_CERT_PATH, INFERFLUX_TLS_KEY_PATH.

@@ -68,6 +68,7 @@ export const RULES: Record<string, Rule> = {
     expect: 'must be one of trace, debug, info, warn, error, fatal, silent',
   },
   'server.log_format': { schema: { enum: ['auto', 'json', 'pretty'] }, expect: 'must be "auto", "json" or "pretty"' },
+  'server.log_tool_calls': bool,
   'telemetry.otlp_endpoint': {
     schema: { type: 'string', maxLength: 2048, pattern: '^$|^https?://' },
     expect: 'must be "" (no traces) or an http:// or https:// URL',

@@ -69,6 +69,8 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** `auto` = pretty on a terminal, JSON lines otherwise (`INFERFLUX_LOG_FORMAT`). Defaults to `auto`. */
   logFormat: LogFormat;
+  /** A log line per tool call read from model output (`INFERFLUX_LOG_TOOL_CALLS`). Defaults to `false`. */
+  logToolCalls: boolean;
   /** In-process TLS (SEC-5). */
   tls: TlsConfig;
   /** Cross-origin access for browser clients. */

@@ -26,7 +26,8 @@ const SCHEMAS: Record<string, unknown> = { get_weather: weather, add };
 
 describe('tool calling (real engine, openai client)', function () {
   this.timeout(180_000);
-  const ctx = serverWithOpenAI();
+  // Tool calls are logged (server.log_tool_calls), so the log can be checked against the responses.
+  const ctx = serverWithOpenAI({ INFERFLUX_LOG_TOOL_CALLS: 'true' });
 
   function checkCall(c: { id: string; type: string; function: { name: string; arguments: string } }): void {
     expect(c.id).to.match(/^call_[0-9a-f]{24}$/);
@@ -69,8 +70,20 @@ describe('tool calling (real engine, openai client)', function () {
     });
     const calls = r.choices[0]!.message.tool_calls!;
     expect(calls).to.have.length(1);
-    expect((calls[0] as OpenAI.ChatCompletionMessageFunctionToolCall).function.name).to.equal('add');
+    const call = calls[0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(call.function.name).to.equal('add');
     checkCall(calls[0] as never);
+    // INFERFLUX_LOG_TOOL_CALLS: one line for the call, with its id and size but not its arguments.
+    const lines = ctx.server
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes(call.id))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).to.have.length(1);
+    expect(lines[0]).to.deep.include({ component: 'tools', call_id: call.id, function: 'add', format: 'hermes', choice: 0, index: 0, argument_chars: call.function.arguments.length });
+    // The request's id, as the x-request-id header carried it.
+    expect(lines[0]!.req_id).to.equal((r as unknown as { _request_id: string })._request_id);
+    expect(JSON.stringify(lines[0])).to.not.include(call.function.arguments);
   });
 
   it('streamed: delta.tool_calls with index, id and name first, then the arguments in pieces', async () => {

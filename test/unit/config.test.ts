@@ -28,6 +28,7 @@ describe('config', () => {
         modelsStatePath: path.join(cwd, 'config/models_state.json'),
         logLevel: 'info',
         logFormat: 'auto',
+      logToolCalls: false,
         tls: { enabled: false, certPath: '', keyPath: '' },
         cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       },
@@ -134,8 +135,10 @@ describe('config', () => {
         INFERFLUX_SEQUENCES_PER_WORKER: '16',
         INFERFLUX_CONTEXT_SIZE: '4096',
         INFERFLUX_POLICY_STORE: 'var/policy.conf',
+        INFERFLUX_LOG_TOOL_CALLS: '1',
       },
     });
+    expect(cfg.server.logToolCalls).to.equal(true);
     expect(cfg.policy).to.deep.equal({ storePath: path.join(cwd, 'var/policy.conf'), watchIntervalSeconds: 5, redisUrl: '', redisKey: 'inferflux:policy' });
     expect(cfg.server.host).to.equal('0.0.0.0');
     expect(cfg.server.port).to.equal(0);

@@ -42,6 +42,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       modelsStatePath: '',
       logLevel: 'silent',
       logFormat: 'json',
+      logToolCalls: false,
       tls: { enabled: false, certPath: '', keyPath: '' },
       cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       ...server,

@@ -24,7 +24,8 @@ import type { HttpDeps } from '../types.js';
 import { meteredSink, withCaller } from './caller.js';
 import type { GenerationEncoder } from './encoder.js';
 import { outputCheckSink } from './output-check.js';
-import { toolCallSink, type ToolCallOptions, type ToolCallReceiver } from './tool-call-sink.js';
+import { toolCallSink, type ToolCallOptions, type ToolCallReceiver, type ToolCallRecord } from './tool-call-sink.js';
+import { logger } from '../../log/logger.js';
 import type { OutputCheckSpec } from '../../generation/structured-output.js';
 import { generateEach } from '../../generation/fan-in.js';
 import type { PromptInput } from '../../generation/contract.js';
@@ -184,7 +185,8 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
     },
   };
 
-  const withTools = opts.tools ? toolCallSink(sink, opts.tools, n, deps.metrics) : sink;
+  const onCall = deps.config.server.logToolCalls ? toolCallLog(opts.input.requestId, opts.input.model) : undefined;
+  const withTools = opts.tools ? toolCallSink(sink, opts.tools, n, deps.metrics, onCall) : sink;
   // Checked after the output filter: the text the client receives is what must follow the schema.
   const checked = opts.outputCheck ? outputCheckSink(withTools, opts.outputCheck, n, deps.metrics) : withTools;
   // Output guardrails: on a denial mid-stream, stop the generation and end with an error.
@@ -225,4 +227,11 @@ function startGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOptions, ou
     over = true;
     h.cancel();
   });
+}
+
+/** `server.log_tool_calls`: one info line per call a model made (ids, name, sizes; never the arguments). */
+function toolCallLog(requestId: string, model: string | undefined): (call: ToolCallRecord) => void {
+  const log = logger().child({ component: 'tools' });
+  return (c) =>
+    log.info({ req_id: requestId, model: model ?? 'default', choice: c.choice, index: c.index, call_id: c.id, function: c.name, format: c.format, argument_chars: c.argumentChars }, `tool call ${c.name}`);
 }

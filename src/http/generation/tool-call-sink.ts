@@ -37,6 +37,17 @@ export interface ToolCallOptions {
   parallel: boolean;
 }
 
+/** One call read from a choice, as `server.log_tool_calls` logs it (no argument text). */
+export interface ToolCallRecord {
+  choice: number;
+  index: number;
+  id: string;
+  name: string;
+  format: string;
+  /** Length of the arguments' JSON text. */
+  argumentChars: number;
+}
+
 const callId = (): string => `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
 
 interface ChoiceState {
@@ -45,10 +56,19 @@ interface ChoiceState {
   passing: boolean;
   /** Characters of each started call's arguments already handed on. */
   sent: number[];
+  /** Each started call's id and name. */
+  calls: { id: string; name: string }[];
 }
 
-export function toolCallSink(inner: TokenSink & ToolCallReceiver, opts: ToolCallOptions, choices: number, metrics: Metrics): TokenSink {
-  const st: ChoiceState[] = Array.from({ length: choices }, () => ({ held: '', heldLogprobs: [], passing: false, sent: [] }));
+export function toolCallSink(
+  inner: TokenSink & ToolCallReceiver,
+  opts: ToolCallOptions,
+  choices: number,
+  metrics: Metrics,
+  /** Told of every call once its choice ended (`server.log_tool_calls`). */
+  onCall?: (call: ToolCallRecord) => void,
+): TokenSink {
+  const st: ChoiceState[] = Array.from({ length: choices }, () => ({ held: '', heldLogprobs: [], passing: false, sent: [], calls: [] }));
   const release = (choice: number) => {
     const s = st[choice]!;
     const { held: text, heldLogprobs: lps } = s;
@@ -70,7 +90,9 @@ export function toolCallSink(inner: TokenSink & ToolCallReceiver, opts: ToolCall
         const content = scanned.content.trim();
         if (k === 0 && content !== '') inner.onText(choice, content);
         s.sent.push(0);
-        inner.onToolCallStart(choice, k, callId(), call.name);
+        const id = callId();
+        s.calls.push({ id, name: call.name });
+        inner.onToolCallStart(choice, k, id, call.name);
       }
       // A call without arguments takes none: `{}`, as parse-tool-calls.ts reads it.
       const args = final && !call.argumentsStarted ? '{}' : call.arguments;
@@ -100,6 +122,7 @@ export function toolCallSink(inner: TokenSink & ToolCallReceiver, opts: ToolCall
         advanceHermes(choice, true);
         if (s.sent.length > 0) {
           metrics.toolCallsParsed.inc({ format: 'hermes' }, s.sent.length);
+          s.calls.forEach((c, index) => onCall?.({ choice, index, id: c.id, name: c.name, format: 'hermes', argumentChars: s.sent[index]! }));
         } else {
           const parsed = parseToolCalls(s.held, opts.names);
           if (parsed) {
@@ -107,8 +130,10 @@ export function toolCallSink(inner: TokenSink & ToolCallReceiver, opts: ToolCall
             metrics.toolCallsParsed.inc({ format: parsed.format }, calls.length);
             if (parsed.content !== '') inner.onText(choice, parsed.content);
             calls.forEach((c, k) => {
-              inner.onToolCallStart(choice, k, callId(), c.name);
+              const id = callId();
+              inner.onToolCallStart(choice, k, id, c.name);
               inner.onToolCallArguments(choice, k, c.arguments);
+              onCall?.({ choice, index: k, id, name: c.name, format: parsed.format, argumentChars: c.arguments.length });
             });
           } else release(choice);
         }
