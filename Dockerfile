@@ -28,8 +28,9 @@ COPY src ./src
 COPY config ./config
 # The demo model (config/server.yaml: models/demo.gguf) is made now, so the container starts
 # without writing to its image and a read-only root filesystem works.
-# The engine loads llama.cpp with gpu: false, so the CUDA and Vulkan prebuilt binaries (about 610 MB
-# of node_modules' 900) are never used in this CPU image.
+# The engine loads llama.cpp with gpu: false (Metal only for backend: mps, refused off macOS), so
+# the CUDA and Vulkan prebuilt binaries (about 610 MB of node_modules' 900) are never used in this
+# CPU image.
 RUN npm run -s build \
  && node dist/cli/make-model.js --shape tiny --out models/demo.gguf \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \

@@ -19,7 +19,7 @@ import { pack, unpack } from '../runtime/frame-codec.js';
 export { pack, unpack };
 export type { AuditEvent, EngineSampling };
 
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 export type RequestId = string & { readonly __brand: 'RequestId' };
 export type TokenId = number & { readonly __brand: 'TokenId' };
@@ -259,6 +259,8 @@ export interface EngineInit {
   batchSize: number;
   /** llama.cpp flash attention (runtime.flash_attention). */
   flashAttention: 'auto' | 'on' | 'off';
+  /** Layers offloaded to Metal (`max` = all) for a model with `backend: mps`; null = CPU only. */
+  metalLayers: number | 'max' | null;
   prefillChunk: number;
   /** Prompt tokens per step while any sequence decodes (bounds running streams' latency). */
   prefillChunkDecoding: number;

@@ -460,6 +460,7 @@ export class ActorSystem {
         contextSize: rt.contextSize,
         batchSize: rt.batchSize,
         flashAttention: rt.flashAttention,
+        metalLayers: model.backend === 'mps' ? rt.mpsLayers : null,
         prefillChunk: rt.prefillChunk,
         prefillChunkDecoding: rt.prefillChunkDecoding,
         kvCpuPages: rt.pagedKv.cpuPages,

@@ -95,6 +95,8 @@ model:
   path: ""
 
 # Models to serve. Exactly one is the default (the first one if none says so).
+# backend: cpu (default), or mps: llama.cpp's Metal backend with runtime.mps_layers layers on the
+# GPU (macOS on Apple silicon; elsewhere start-up stops naming the entry).
 # embeddings (optional): auto = the model serves embeddings when its GGUF declares a pooling type
 # (<arch>.pooling_type mean, cls or last: an embedding model); true = serve them anyway (a
 # generative model then embeds with llama.cpp's default, its last token's hidden state); false = never.
@@ -152,6 +154,10 @@ runtime:
   # llama-server and llama-bench; on; off. Changes the KV cache's layout, so KV state files
   # written under one setting are not read under the other. Env: INFERFLUX_FLASH_ATTENTION.
   flash_attention: auto
+  # Layers offloaded to the GPU for models with backend: mps (Metal; macOS on Apple silicon only,
+  # refused at start-up elsewhere): auto = every layer, or a count (the rest run on the CPU).
+  # Env: INFERFLUX_MPS_LAYERS.
+  mps_layers: auto
   # Priority and tenant fairness. Live-updatable.
   fairness:
     # Suspend a lower-priority running request (its KV is saved, nothing is lost) when a request at

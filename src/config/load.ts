@@ -135,6 +135,7 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_THREADPOOL', 'runtime.threadpool', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_THREADPOOL_POLL', 'runtime.threadpool_poll', envInt],
   ['INFERFLUX_FLASH_ATTENTION', 'runtime.flash_attention', (v) => v.trim().toLowerCase()],
+  ['INFERFLUX_MPS_LAYERS', 'runtime.mps_layers', envInt],
   ['INFERFLUX_PREFILL_CHUNK', 'runtime.prefill_chunk', envInt],
   ['INFERFLUX_PREFILL_CHUNK_DECODING', 'runtime.prefill_chunk_decoding', envInt],
   ['INFERFLUX_PREFILL_SPREAD_TOKENS', 'runtime.prefill_spread_tokens', envInt],
@@ -263,8 +264,12 @@ interface RawModel {
   embeddings?: 'auto' | boolean;
 }
 
-function resolveModels(raw: RawModel[], cwd: string): ModelEntry[] {
+function resolveModels(raw: RawModel[], cwd: string, platform: { os: NodeJS.Platform; arch: string }): ModelEntry[] {
   const list = raw.map((m, i) => {
+    // Metal: node-llama-cpp ships it for macOS on Apple silicon only; anywhere else it cannot load.
+    if (m.backend === 'mps' && !(platform.os === 'darwin' && platform.arch === 'arm64')) {
+      throw new ConfigError(`models[${i}].backend`, `"mps" (Metal) needs macOS on Apple silicon; this machine is ${platform.os}/${platform.arch}: use backend "cpu"`);
+    }
     if (m.path !== undefined && m.model !== undefined) throw new ConfigError(`models[${i}]`, 'set either path or model (a pulled model name), not both');
     if (m.path === undefined && m.model === undefined) throw new ConfigError(`models[${i}].path`, 'is required (or model: the name of a model pulled with inferctl pull)');
     // A pulled model is served under its name unless an id is given.
@@ -287,7 +292,7 @@ function resolveModels(raw: RawModel[], cwd: string): ModelEntry[] {
     path: m.path === undefined ? '' : path.resolve(cwd, m.path),
     ...(m.model !== undefined ? { pulled: m.model } : {}),
     default: m.id === defaultId,
-    backend: m.backend ?? 'cpu',
+    backend: m.backend === 'mps' ? 'mps' : 'cpu',
     generateIfMissing: m.path === DEMO_MODEL_PATH,
     embeddings: m.embeddings ?? 'auto',
   }));
@@ -318,9 +323,11 @@ function autoOr(v: unknown, fallback: number): number {
 export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** The machine's OS and CPU (tests); defaults to this process's. */
+  platform?: { os: NodeJS.Platform; arch: string };
 }
 
-export function loadConfig({ env = process.env, cwd = process.cwd() }: LoadConfigOptions = {}): InferFluxConfig {
+export function loadConfig({ env = process.env, cwd = process.cwd(), platform = { os: process.platform, arch: process.arch } }: LoadConfigOptions = {}): InferFluxConfig {
   const prov: Provenance = new Map();
   const raw: Raw = {};
   merge(raw, normaliseLayer(parseYaml(DEFAULT_CONFIG_YAML), 'built-in default'), 'built-in default', prov);
@@ -342,10 +349,10 @@ export function loadConfig({ env = process.env, cwd = process.cwd() }: LoadConfi
   // Key env vars are named (never their values) next to the other overrides.
   const keyEnvs = ['INFERFLUX_API_KEYS', 'INFERCTL_API_KEY'].filter((n) => env[n]);
   if (keyEnvs.length > 0) source += ` + keys (${keyEnvs.join(', ')})`;
-  return resolve(raw, cwd, source, prov, env);
+  return resolve(raw, cwd, source, prov, env, platform);
 }
 
-function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: NodeJS.ProcessEnv): InferFluxConfig {
+function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: NodeJS.ProcessEnv, platform: { os: NodeJS.Platform; arch: string }): InferFluxConfig {
   const from = (key: string): string => sourceOf(prov, key.split('.'));
   const s = raw.server as Raw;
   const r = raw.runtime as Raw;
@@ -353,7 +360,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
   const lim = raw.limits as Raw;
   const aud = raw.audit as Raw;
   const pol = raw.policy as Raw;
-  const models = resolveModels(raw.models as RawModel[], cwd);
+  const models = resolveModels(raw.models as RawModel[], cwd, platform);
 
   const cores = autoOr(r.cores, os.availableParallelism());
   // An explicit thread count shapes the auto pool size (not the other way round), so setting only
@@ -420,6 +427,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       threadpool: r.threadpool as 'auto' | 'persistent' | 'per_step',
       threadpoolPoll: r.threadpool_poll as number,
       flashAttention: r.flash_attention as 'auto' | 'on' | 'off',
+      mpsLayers: r.mps_layers === 'auto' ? 'max' : (r.mps_layers as number),
       fairness: {
         enablePreemption: (r.fairness as Raw).enable_preemption as boolean,
         highPriorityThreshold: (r.fairness as Raw).high_priority_threshold as number,

@@ -20,8 +20,11 @@ export interface ModelEntry {
   pulled?: string;
   /** Served when a request names no model. Exactly one entry is the default. */
   default: boolean;
-  /** Backend label for metrics. Only `cpu` exists today. Defaults to `cpu`. */
-  backend: string;
+  /**
+   * `cpu`, or `mps`: llama.cpp's Metal backend with `runtime.mps_layers` layers offloaded (macOS on
+   * Apple silicon only). Also the `backend` label of its metrics. Defaults to `cpu`.
+   */
+  backend: 'cpu' | 'mps';
   /**
    * When true and the file is missing, the server generates the demo model there at start.
    * Only the built-in demo entry sets this.
@@ -164,6 +167,8 @@ export interface RuntimeConfig {
   threadpoolPoll: number;
   /** llama.cpp flash attention for engine contexts (`auto`: where the backend supports it). */
   flashAttention: 'auto' | 'on' | 'off';
+  /** Layers on the GPU for models with `backend: mps` (`max` = all; `INFERFLUX_MPS_LAYERS`). Defaults to `max`. */
+  mpsLayers: number | 'max';
   /** Priority and tenant fairness (live-updatable through the scheduler). */
   fairness: {
     enablePreemption: boolean;

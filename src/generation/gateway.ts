@@ -259,6 +259,11 @@ export class ActorGateway implements Gateway {
     }
   }
 
+  /** A configured model's backend (`models[].backend`); models loaded at runtime run on the CPU. */
+  private backendOf(id: string): 'cpu' | 'mps' {
+    return this.config.models.find((c) => c.id === id)?.backend ?? 'cpu';
+  }
+
   /** The model's ready engine, or `model_not_loaded` (with why, when its workers failed). */
   private readyEngine(model: RegisteredModel) {
     const engine = this.system.engineInfo(model.id);
@@ -331,6 +336,7 @@ export class ActorGateway implements Gateway {
   private async prepare(run: Run, model: RegisteredModel): Promise<void> {
     try {
       run.model = model.id;
+      run.backend = this.backendOf(model.id);
       const engine = this.readyEngine(model);
       if (model.metadata.isMoe) this.metrics.moeRequests.inc({ model: model.id });
       const tokens = await this.promptTokens(model, run.input.prompt, engine.vocabSize);

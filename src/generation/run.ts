@@ -28,10 +28,11 @@ export interface FinishedResponse {
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
-const BACKEND = 'cpu';
 
 export class Run {
   model = 'unknown';
+  /** The model's backend (`cpu`, `mps`), the `backend` label of its token counters. */
+  backend: 'cpu' | 'mps' = 'cpu';
   /** The LoRA adapter the request runs under (id as clients name it, and what engines apply), or null. */
   adapter: { id: string; ref: AdapterRef } | null = null;
   cancelled = false;
@@ -78,7 +79,7 @@ export class Run {
 
   admit(tokens: number[], sampling: EngineSampling): void {
     this.promptTokens = tokens.length;
-    this.metrics.promptTokensTotal.inc({ model: this.model, backend: BACKEND }, tokens.length);
+    this.metrics.promptTokensTotal.inc({ model: this.model, backend: this.backend }, tokens.length);
     this.startMeta = { model: this.displayModel, promptTokens: tokens.length, created: Math.floor(Date.now() / 1000) };
     const n = this.input.n;
     this.open = n;
@@ -148,7 +149,7 @@ export class Run {
         }
         this.finishReasons[choice] = reason;
         this.choiceDone[choice] = true;
-        this.metrics.completionTokensTotal.inc({ model: this.model, backend: BACKEND }, stats.completionTokens);
+        this.metrics.completionTokensTotal.inc({ model: this.model, backend: this.backend }, stats.completionTokens);
         this.metrics.prefillDuration.observe({ model: this.model }, stats.prefillMs / 1000);
         this.metrics.decodeDuration.observe({ model: this.model }, stats.decodeMs / 1000);
         this.metrics.batchExec.observe({ model: this.model }, (stats.prefillMs + stats.decodeMs) / 1000);

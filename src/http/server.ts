@@ -147,7 +147,8 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     inflight.delete(res);
     const model = ex.model || 'none';
     const seconds = (performance.now() - startedAt) / 1000;
-    base.metrics.requestsTotal.inc({ route: ex.route, model, backend: 'cpu', status: String(ex.status) });
+    const backend = base.config.models.find((m) => m.id === ex.model)?.backend ?? 'cpu';
+    base.metrics.requestsTotal.inc({ route: ex.route, model, backend, status: String(ex.status) });
     if (ex.errorCode) base.metrics.errorsTotal.inc({ model, code: ex.errorCode });
     if (ex.capability) base.metrics.capabilityRejections.inc({ model: ex.capability.model, capability: ex.capability.name });
     base.metrics.requestLatency.observe({ model }, seconds);

@@ -64,6 +64,7 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   ['/api/create', ADMIN],
   ['/api/copy', ADMIN],
   ['/api/delete', ADMIN],
+  ['/api/blobs/:digest', ADMIN],
   // llama.cpp server's tokenizer helpers: they run no model, so `read` is enough.
   ['/tokenize', READ],
   ['/detokenize', READ],

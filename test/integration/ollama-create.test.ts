@@ -210,6 +210,9 @@ describe('Ollama /api/create: model presets on the real engine', function () {
     expect(e.error).to.include('mirostat is not supported');
     e = await rejection(create({ parameters: { num_ctx: 1_000_000 } }));
     expect(e.error).to.include('num_ctx 1000000 is larger than');
+    e = await rejection(create({ from: `${BASE}:some-adapter` }));
+    expect(e.status_code).to.equal(400);
+    expect(e.error).to.include('LoRA adapter').and.include(`from: '${BASE}'`);
     e = await rejection(create({ from: 'nope' }));
     expect(e.status_code).to.equal(404);
     e = await rejection(create({ from: undefined }));
@@ -224,6 +227,13 @@ describe('Ollama /api/create: model presets on the real engine', function () {
     expect(readdirSync(join(server.dir, 'pulled', 'presets'))).to.deep.equal(['mario.json']);
     e = await rejection(admin.push({ model: 'mario' }));
     expect(e.status_code).to.equal(501);
+    // `ollama create` from a local file: the blob is never there, and its upload is a 501 saying what to do.
+    const blob = `${server.url}/api/blobs/sha256:${'a'.repeat(64)}`;
+    const auth = { authorization: `Bearer ${ADMIN}` };
+    expect((await fetch(blob, { method: 'HEAD', headers: auth })).status).to.equal(404);
+    const upload = await fetch(blob, { method: 'POST', headers: auth, body: 'GGUF' });
+    expect(upload.status).to.equal(501);
+    expect(((await upload.json()) as { error: string }).error).to.include('/api/blobs').and.include('POST /api/pull');
   });
 
   it('inferctl create -f Modelfile: created and served; bad files and refusals exit non-zero with the reason', async () => {

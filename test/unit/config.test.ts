@@ -33,7 +33,7 @@ describe('config', () => {
         cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       },
       models: [{ id: 'demo', path: path.join(cwd, 'models/demo.gguf'), default: true, backend: 'cpu', generateIfMissing: true, embeddings: 'auto' }],
-      runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, sequencesAuto: true, contextSize: 2048, batchSize: 512, prefillChunk: 256, prefillChunkDecoding: 256, prefillSpreadTokens: 4, cores: 8, threadpool: 'auto', threadpoolPoll: 0, flashAttention: 'auto', fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 }, pagedKv: { cpuPages: 512, eviction: 'lru' }, nvmeOffload: { path: '', workers: 2, queueDepth: 64 }, responseCache: { enabled: false, maxEntries: 1024, maxBytes: 67108864 }, memoryBudgetBytes: cfg.runtime.memoryBudgetBytes, embeddings: { workers: 1, threads: 1, contextSize: 2048, batchMax: 256, maxQueue: 64 }, speculativeDecoding: { enabled: false, draftModel: '', maxPrefillTokens: 256, chunkSize: 4 } },
+      runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, sequencesAuto: true, contextSize: 2048, batchSize: 512, prefillChunk: 256, prefillChunkDecoding: 256, prefillSpreadTokens: 4, cores: 8, threadpool: 'auto', threadpoolPoll: 0, flashAttention: 'auto', mpsLayers: 'max', fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 }, pagedKv: { cpuPages: 512, eviction: 'lru' }, nvmeOffload: { path: '', workers: 2, queueDepth: 64 }, responseCache: { enabled: false, maxEntries: 1024, maxBytes: 67108864 }, memoryBudgetBytes: cfg.runtime.memoryBudgetBytes, embeddings: { workers: 1, threads: 1, contextSize: 2048, batchMax: 256, maxQueue: 64 }, speculativeDecoding: { enabled: false, draftModel: '', maxPrefillTokens: 256, chunkSize: 4 } },
       scheduler: { decodePoolSize: 8, prefillPoolSize: 0, kvRingBytes: 67108864, maxQueue: 256, isolatePromptTokens: 1024, placement: 'spread', tokenizerWorkers: 1 },
       limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },
       audit: { path: path.join(cwd, 'logs/audit.log'), debugMode: false, flushIntervalMs: 20 },
@@ -177,6 +177,22 @@ describe('config', () => {
     expect(loadConfig({ env: { ...ENV, INFERFLUX_FLASH_ATTENTION: ' Off ' }, cwd: makeCwd() }).runtime.flashAttention).to.equal('off');
     expect(loadConfig({ env: { ...ENV, INFERFLUX_PREFILL_CHUNK: '512' }, cwd: makeCwd() }).runtime.prefillChunk).to.equal(512);
     expect(loadError({ ...ENV, INFERFLUX_FLASH_ATTENTION: 'yes' }).message).to.match(/runtime\.flash_attention.*"auto", "on" or "off"/);
+  });
+
+  it('backend mps (Metal): accepted on macOS with Apple silicon, refused elsewhere naming the entry; runtime.mps_layers', () => {
+    const mac = { os: 'darwin' as const, arch: 'arm64' };
+    const env = { ...ENV, INFERFLUX_MODELS: 'id=a,path=/m/a.gguf;id=b,path=/m/b.gguf,backend=mps' };
+    const cfg = loadConfig({ env, cwd: makeCwd(), platform: mac });
+    expect(cfg.models.map((m) => m.backend)).to.deep.equal(['cpu', 'mps']);
+    expect(cfg.runtime.mpsLayers).to.equal('max');
+    expect(loadConfig({ env: { ...env, INFERFLUX_MPS_LAYERS: '20' }, cwd: makeCwd(), platform: mac }).runtime.mpsLayers).to.equal(20);
+    expect(() => loadConfig({ env: { ...env, INFERFLUX_MPS_LAYERS: '-1' }, cwd: makeCwd(), platform: mac })).to.throw(/runtime\.mps_layers.*"auto" or an integer/);
+    for (const platform of [{ os: 'linux' as const, arch: 'x64' }, { os: 'darwin' as const, arch: 'x64' }]) {
+      expect(() => loadConfig({ env, cwd: makeCwd(), platform })).to.throw(
+        `models[1].backend: "mps" (Metal) needs macOS on Apple silicon; this machine is ${platform.os}/${platform.arch}: use backend "cpu"`,
+      );
+    }
+    expect(() => loadConfig({ env: { ...ENV, INFERFLUX_MODELS: 'id=a,path=/m/a.gguf,backend=cuda' }, cwd: makeCwd() })).to.throw(/must be "cpu" or "mps"/);
   });
 
   it('counts prefill workers in the thread budget (disaggregated mode)', () => {

@@ -60,6 +60,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       threadpool: 'per_step',
       threadpoolPoll: 0,
       flashAttention: 'auto',
+      mpsLayers: 'max',
       fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 },
       pagedKv: { cpuPages: 0, eviction: 'lru' },
       nvmeOffload: { path: '', workers: 1, queueDepth: 1 },

@@ -16,7 +16,7 @@ describe('engine KvTier: host pages primed ahead of use', () => {
   const tiers: KvTier[] = [];
   const open = async (o: Partial<KvTierOptions> = {}): Promise<KvTier> => {
     const t = await KvTier.open({} as BatchContext, {
-      model: 'tiny', modelPath: join(dir, 'model.gguf'), worker: 0, sequences: 4, contextSize: 256, flashAttention: 'auto',
+      model: 'tiny', modelPath: join(dir, 'model.gguf'), worker: 0, sequences: 4, contextSize: 256, flashAttention: 'auto', metalLayers: null,
       cpuPages: 10, eviction: 'lru', diskPath: '', diskWorkers: 1, diskQueueDepth: 4, stateDir: dir, ...o,
     });
     tiers.push(t);

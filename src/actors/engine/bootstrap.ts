@@ -38,8 +38,11 @@ function flashAttentionOption(setting: EngineInit['flashAttention']): boolean | 
 /** Loads step by step, recording what exists in `into` so a failure half-way can still be disposed. */
 export async function loadNativeEngine(init: EngineInit, into: Partial<NativeEngine>): Promise<NativeEngine> {
   const t0 = performance.now();
-  into.llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: init.threads });
-  into.model = await into.llama.loadModel({ modelPath: init.modelPath, useMmap: true, gpuLayers: 0 });
+  // backend: mps is Metal (config/load.ts allows it on macOS with Apple silicon only); else CPU.
+  const gpu = init.metalLayers === null ? false : 'metal';
+  const gpuLayers = init.metalLayers ?? 0;
+  into.llama = await getLlama({ gpu, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: init.threads });
+  into.model = await into.llama.loadModel({ modelPath: init.modelPath, useMmap: true, gpuLayers });
   into.context = await into.model.createContext({
     contextSize: init.contextSize,
     sequences: init.sequences,
@@ -50,12 +53,20 @@ export async function loadNativeEngine(init: EngineInit, into: Partial<NativeEng
   const model = into.model;
   // Written from this worker thread, through the same logger as the main thread.
   logger().info(
-    { component: 'engine', model: init.model, worker: init.worker, file_bytes: statSync(init.modelPath).size, load_ms: Math.round(performance.now() - t0), flash_attention: init.flashAttention },
-    `model ${init.model} loaded in engine worker ${init.worker} (flash attention ${init.flashAttention})`,
+    {
+      component: 'engine',
+      model: init.model,
+      worker: init.worker,
+      file_bytes: statSync(init.modelPath).size,
+      load_ms: Math.round(performance.now() - t0),
+      flash_attention: init.flashAttention,
+      backend: gpu === 'metal' ? `metal (${gpuLayers} layers)` : 'cpu',
+    },
+    `model ${init.model} loaded in engine worker ${init.worker} (flash attention ${init.flashAttention}${gpu === 'metal' ? `, Metal, ${gpuLayers} layers offloaded` : ''})`,
   );
   into.batch = new BatchContext(into.llama, model, into.context);
   if (init.speculative) {
-    into.draftModel = await into.llama.loadModel({ modelPath: init.speculative.draftModelPath, useMmap: true, gpuLayers: 0 });
+    into.draftModel = await into.llama.loadModel({ modelPath: init.speculative.draftModelPath, useMmap: true, gpuLayers });
     checkDraftVocabulary(model, into.draftModel, init.speculative.draftModelPath);
     into.draftContext = await into.draftModel.createContext({
       contextSize: init.contextSize,

@@ -26,6 +26,8 @@ export interface KvTierOptions {
   contextSize: number;
   /** Flash attention stores V untransposed, and llama.cpp refuses state saved the other way. */
   flashAttention: 'auto' | 'on' | 'off';
+  /** Layers on Metal (null = CPU): part of the disk namespace, as state written under one device setup is not read under another. */
+  metalLayers: number | 'max' | null;
   cpuPages: number;
   eviction: 'lru' | 'clock';
   /** Disk tier directory (this worker gets a subdirectory), or '' for host only. */
@@ -70,7 +72,7 @@ export class KvTier {
       model: opts.model,
       modelFingerprint: `${st.size}-${Math.floor(st.mtimeMs)}`,
       adapter: null,
-      layout: `seq=${opts.sequences};ctx=${opts.contextSize};fa=${opts.flashAttention}`,
+      layout: `seq=${opts.sequences};ctx=${opts.contextSize};fa=${opts.flashAttention}${opts.metalLayers === null ? '' : `;metal=${opts.metalLayers}`}`,
     };
     const cache = await PrefixCache.open({
       cpuPages: opts.cpuPages,

@@ -132,6 +132,7 @@ class EngineShell {
         sequences: init.sequences,
         contextSize: init.contextSize,
         flashAttention: init.flashAttention,
+        metalLayers: init.metalLayers,
         cpuPages: init.kvCpuPages,
         eviction: init.kvEviction,
         diskPath: init.nvmePath,

@@ -1,9 +1,9 @@
 /**
  * A request's model name at the edge: a served model, or a preset over one (`POST /api/create`,
  * runtime/models/preset-store.ts). Served models win: a preset is looked up only for a name no
- * served model has. Routes that honour presets (Ollama's chat and generate, OpenAI's chat and
- * completions, LM Studio's alias) resolve the name here, run on `model`, and put the preset's
- * system prompt, messages and parameters under the request's own.
+ * served model has. Routes that honour presets (Ollama's chat and generate, OpenAI's chat,
+ * completions and Responses, LM Studio's alias, Anthropic's Messages) resolve the name here, run on
+ * `model`, and put the preset's system prompt, messages and parameters under the request's own.
  */
 import type { ChatMessage, Gateway } from '../../generation/contract.js';
 import { PresetStore, type ModelPreset, type PresetParameters } from '../../runtime/models/preset-store.js';

@@ -59,6 +59,10 @@ export function createHandler(deps: HttpDeps, validate: Validator<CreateRequest>
     // The base: a served model (its id) or a preset, whose fields the new one inherits.
     const base = await resolveModelName(deps, body.from);
     const served = deps.gateway.model(base.model); // 404 model_not_found for a name nothing answers to
+    if (base.preset === null && !servesName(deps.gateway, body.from)) {
+      // `base:adapter`: the gateway resolved the base; a preset keeping only that would drop the adapter.
+      refuse('from', `'${body.from}' names a LoRA adapter of '${served.id}'; build on the model (from: '${served.id}') and pick the adapter per request.`);
+    }
     const inherited = base.preset;
     const parameters = { ...inherited?.parameters, ...(body.parameters as PresetParameters | undefined) };
     // The same checks a request's options get: no sampler this server lacks, no context it cannot give.
