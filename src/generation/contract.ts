@@ -93,6 +93,8 @@ export interface StartMeta {
   model: string;
   promptTokens: number;
   created: number;
+  /** Main-thread time turning the prompt into tokens (chat template, tokenizer pool round trip), ms. */
+  tokenizeMs?: number;
 }
 
 /** One generated token's log probability, and the most likely alternatives (descending). */

@@ -339,7 +339,9 @@ export class ActorGateway implements Gateway {
       run.backend = this.backendOf(model.id);
       const engine = this.readyEngine(model);
       if (model.metadata.isMoe) this.metrics.moeRequests.inc({ model: model.id });
+      const tokenizeStart = performance.now();
       const tokens = await this.promptTokens(model, run.input.prompt, engine.vocabSize);
+      run.tokenizeMs = performance.now() - tokenizeStart;
       if (run.cancelled) return run.finish();
       const sampling = resolveSampling(run.input.params, engine, tokens.length);
       // Keyed by this load of the model: the same id loaded again from another file starts empty.

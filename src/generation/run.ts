@@ -33,6 +33,8 @@ export class Run {
   model = 'unknown';
   /** The model's backend (`cpu`, `mps`), the `backend` label of its token counters. */
   backend: 'cpu' | 'mps' = 'cpu';
+  /** How long the prompt took to tokenize (the gateway measures it; StartMeta carries it to the trace). */
+  tokenizeMs = 0;
   /** The LoRA adapter the request runs under (id as clients name it, and what engines apply), or null. */
   adapter: { id: string; ref: AdapterRef } | null = null;
   cancelled = false;
@@ -80,7 +82,7 @@ export class Run {
   admit(tokens: number[], sampling: EngineSampling): void {
     this.promptTokens = tokens.length;
     this.metrics.promptTokensTotal.inc({ model: this.model, backend: this.backend }, tokens.length);
-    this.startMeta = { model: this.displayModel, promptTokens: tokens.length, created: Math.floor(Date.now() / 1000) };
+    this.startMeta = { model: this.displayModel, promptTokens: tokens.length, created: Math.floor(Date.now() / 1000), tokenizeMs: this.tokenizeMs };
     const n = this.input.n;
     this.open = n;
     const prefix = prefixBlocks(tokens, this.adapter?.ref.key ?? '');
@@ -248,7 +250,7 @@ export class Run {
     this.cachedTokens = r.promptTokens;
     this.texts = [...r.texts];
     this.finishReasons = [...r.reasons];
-    this.sink.onStart({ model: this.displayModel, promptTokens: r.promptTokens, created: Math.floor(Date.now() / 1000) });
+    this.sink.onStart({ model: this.displayModel, promptTokens: r.promptTokens, created: Math.floor(Date.now() / 1000), tokenizeMs: this.tokenizeMs });
     for (let i = 0; i < r.texts.length; i++) {
       if (r.texts[i]!.length > 0) this.sink.onText(i, r.texts[i]!);
       this.sink.onChoiceEnd(i, r.reasons[i]!, r.completion[i]!);

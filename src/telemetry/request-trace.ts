@@ -6,6 +6,7 @@
  *   inferflux.generation  the generation as the main thread sees it, from the hand-off to the
  *                         actors to the last token, with, as its children, the engine's own
  *                         measurements (taken in the engine worker thread, sent back with usage):
+ *     inferflux.tokenize    the prompt to tokens (chat template, tokenizer pool), on the main thread's clock
  *     inferflux.queue_wait  admission until the first batch on an engine
  *     inferflux.prefill     evaluating the prompt (the part not reused from cache)
  *     inferflux.decode      generating the completion
@@ -41,6 +42,7 @@ export class RequestTrace {
   private readonly marks = new Map<Stage, number>();
   private ended = false;
   private timings: GenerationTimings | undefined;
+  private tokenizeMs = 0;
   /** The traceparent to hand on (audit line, response header): this trace, this root span. */
   readonly traceparent: string;
   readonly traceId: string;
@@ -85,6 +87,11 @@ export class RequestTrace {
     if (timings) this.timings = timings;
   }
 
+  /** The prompt took `ms` to tokenize, right after the request was queued (`inferflux.tokenize`). */
+  tokenized(ms: number): void {
+    this.tokenizeMs = ms;
+  }
+
   end(f: TraceFinish): void {
     if (this.ended) return;
     this.ended = true;
@@ -119,7 +126,10 @@ export class RequestTrace {
         root.setAttribute('gen_ai.usage.output_tokens', f.tokensOut);
       }
       const genCtx = trace.setSpan(ROOT_CONTEXT, gen);
-      this.stages(genCtx, queued, end, this.timings);
+      // Tokenizing comes first; the engine's stages follow it.
+      const tokenized = Math.min(end, queued + this.tokenizeMs);
+      if (this.tokenizeMs > 0) this.tracer.startSpan('inferflux.tokenize', { startTime: queued }, genCtx).end(tokenized);
+      this.stages(genCtx, tokenized, end, this.timings);
       if (f.status >= 400) gen.setStatus({ code: SpanStatusCode.ERROR });
       gen.end(end);
     }

@@ -21,6 +21,9 @@ interface OtlpSpan {
   spanId: string;
   parentSpanId?: string;
   name: string;
+  /** Nanoseconds since the epoch, as a decimal string (OTLP/JSON's int64). */
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
   attributes: { key: string; value: { stringValue?: string; intValue?: number | string } }[];
 }
 
@@ -128,7 +131,16 @@ describe('observability: structured logs and OTLP traces', function () {
     expect(attr(gen, 'gen_ai.operation.name')).to.equal('chat');
     expect(attr(gen, 'gen_ai.usage.input_tokens')).to.equal(access!.tokens_in);
     expect(attr(gen, 'gen_ai.usage.output_tokens')).to.equal(4);
-    for (const n of ['inferflux.queue_wait', 'inferflux.prefill', 'inferflux.decode']) expect(byName(n).parentSpanId).to.equal(gen.spanId);
+    for (const n of ['inferflux.tokenize', 'inferflux.queue_wait', 'inferflux.prefill', 'inferflux.decode']) expect(byName(n).parentSpanId).to.equal(gen.spanId);
+    // Tokenizing opens the generation and ends before the engine's queue wait starts.
+    const tokenize = byName('inferflux.tokenize');
+    // (The SDK converts each span's performance.now() times with an offset taken when the span
+    // starts, so equal times on two spans may differ by up to a millisecond.)
+    const apart = BigInt(tokenize.startTimeUnixNano) - BigInt(gen.startTimeUnixNano);
+    expect(apart < 1_000_000n && apart > -1_000_000n, `tokenize starts ${apart} ns from the generation`).to.equal(true);
+    expect(BigInt(tokenize.endTimeUnixNano) > BigInt(tokenize.startTimeUnixNano)).to.equal(true);
+    const queueWait = byName('inferflux.queue_wait');
+    expect(BigInt(tokenize.endTimeUnixNano) - BigInt(queueWait.startTimeUnixNano) < 1_000_000n, 'tokenize ends where the queue wait starts').to.equal(true);
     // No key or prompt in any span either.
     expect(JSON.stringify(spans)).to.not.contain(KEY).and.not.contain(PROMPT_SECRET);
   });

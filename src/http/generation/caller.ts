@@ -30,6 +30,7 @@ export function meteredSink(ex: Exchange, sink: TokenSink): TokenSink {
       charge?.(meta.promptTokens);
       ex.tokensIn = meta.promptTokens;
       ex.trace?.mark('started');
+      if (meta.tokenizeMs !== undefined) ex.trace?.tokenized(meta.tokenizeMs);
       sink.onStart(meta);
     },
     onText: (choice, text, logprobs) => {
