@@ -48,6 +48,7 @@ export const ERRORS = {
   model_not_found: spec('model_not_found', 404, 'invalid_request_error', 'The model does not exist.'),
   api_key_not_found: spec('api_key_not_found', 404, 'invalid_request_error', 'No API key with this id.'),
   method_not_allowed: spec('method_not_allowed', 405, 'invalid_request_error', 'Method not allowed on this route.'),
+  api_key_exists: spec('api_key_exists', 409, 'invalid_request_error', 'This key is already registered (its id is in the message).'),
   api_key_read_only: spec(
     'api_key_read_only',
     409,

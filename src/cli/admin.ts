@@ -80,6 +80,9 @@ export interface ApiKeyFlags {
   tenant?: string;
   priority?: string;
   remove?: string;
+  /** `--key SECRET` / `--key-sha256 HEX`: register this key instead of having one generated. */
+  key?: string;
+  keySha256?: string;
 }
 
 export async function runApiKeys(c: Connection, f: ApiKeyFlags, io: Output): Promise<void> {
@@ -87,12 +90,13 @@ export async function runApiKeys(c: Connection, f: ApiKeyFlags, io: Output): Pro
   if (f.add !== undefined) {
     if (f.scopes === undefined) throw new CliError('--add needs --scopes, e.g. --scopes generate,read', 2);
     const priority = numberFlag('priority', f.priority, { integer: true });
-    const body = defined({ scopes: listFlag(f.scopes), tenant: f.tenant, priority, label: typeof f.add === 'string' ? f.add : undefined });
-    const created = (await requestJson<{ key: string; id: string }>(c, 'POST', '/v1/admin/api_keys', body)).body;
+    const body = defined({ scopes: listFlag(f.scopes), tenant: f.tenant, priority, label: typeof f.add === 'string' ? f.add : undefined, key: f.key, key_sha256: f.keySha256 });
+    const created = (await requestJson<{ key?: string; id: string }>(c, 'POST', '/v1/admin/api_keys', body)).body;
     print(io, created);
-    io.err(`the key is shown once: store it now (id ${created.id})\n`);
+    io.err(created.key === undefined ? `registered the given key as ${created.id}\n` : `the key is shown once: store it now (id ${created.id})\n`);
     return;
   }
+  if (f.key !== undefined || f.keySha256 !== undefined) throw new CliError('--key and --key-sha256 go with --add', 2);
   if (f.remove !== undefined) {
     print(io, (await requestJson(c, 'DELETE', `/v1/admin/api_keys/${encodeURIComponent(f.remove)}`)).body);
     return;

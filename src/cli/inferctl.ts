@@ -254,6 +254,8 @@ Examples:
     .option('--scopes <scopes>', 'comma-separated: admin,read,generate,adapter-manager')
     .option('--tenant <tenant>', 'tenant of the new key')
     .option('--priority <n>', 'default request priority of the new key')
+    .option('--key <secret>', 'register this key (8-512 characters, no whitespace) instead of generating one; it is not shown back')
+    .option('--key-sha256 <hex>', 'register a key by its SHA-256 only (sha256sum of the key), so the secret never reaches the server')
     .option('--remove <id>', 'revoke the key with this id')
     .action(async (o) => runApiKeys(conn(), o, io));
   admin
@@ -296,7 +298,12 @@ Examples:
   const adminExamples: Record<string, string[]> = {
     guardrails: ['inferctl admin guardrails --list', 'inferctl admin guardrails --set "launch codes,classified" --pii redact --pii-output on'],
     'rate-limit': ['inferctl admin rate-limit', 'inferctl admin rate-limit --set 200 --tokens-per-minute 100000'],
-    'api-keys': ['inferctl admin api-keys --list', 'inferctl admin api-keys --add ci-bot --scopes generate,read --tenant team-x', 'inferctl admin api-keys --remove key:37cf9cc6406f'],
+    'api-keys': [
+      'inferctl admin api-keys --list',
+      'inferctl admin api-keys --add ci-bot --scopes generate,read --tenant team-x',
+      'inferctl admin api-keys --add legacy --scopes generate --key-sha256 "$(printf %s "$OLD_KEY" | sha256sum | cut -d" " -f1)"',
+      'inferctl admin api-keys --remove key:37cf9cc6406f',
+    ],
     cache: ['inferctl admin cache --list', 'inferctl admin cache --warm "You are a helpful assistant."', 'inferctl admin cache --flush'],
     fairness: ['inferctl admin fairness', 'inferctl admin fairness --preemption on --max-timeslice-tokens 64'],
     adapters: ['inferctl admin adapters --list', 'inferctl admin adapters --load adapters/support-v2.gguf --model qwen --id support --scale 0.8', 'inferctl admin adapters --unload support'],

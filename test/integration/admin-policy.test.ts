@@ -5,6 +5,7 @@
  * audit log; a tampered store stops start-up naming the file.
  */
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,6 +137,38 @@ describe('admin API and policy store (two real server processes)', function () {
       const g = await call(a, 'GET', '/v1/admin/guardrails');
       return (g.body.blocklist as string[]).includes('term-from-b') ? true : undefined;
     });
+  });
+
+  it('registers a key of the operator\'s choosing (or only its SHA-256), never echoing it; a duplicate is 409', async () => {
+    const chosen = 'sk-migrated-client-key-0001';
+    const byKey = await call(a, 'POST', '/v1/admin/api_keys', { scopes: ['generate', 'read'], tenant: 'legacy', key: chosen });
+    expect(byKey.status).to.equal(201);
+    expect(byKey.body).to.not.have.property('key');
+    expect(JSON.stringify(byKey.body)).to.not.contain(chosen);
+    expect(byKey.body.id).to.equal(`key:${createHash('sha256').update(chosen).digest('hex').slice(0, 12)}`);
+    expect((await call(a, 'GET', '/v1/models', undefined, chosen)).status).to.equal(200);
+
+    const hashed = 'sk-hashed-only-key-0002';
+    const digest = createHash('sha256').update(hashed).digest('hex');
+    const byHash = await call(a, 'POST', '/v1/admin/api_keys', { scopes: ['read'], key_sha256: digest.toUpperCase() });
+    expect(byHash.status).to.equal(201);
+    expect(byHash.body.id).to.equal(`key:${digest.slice(0, 12)}`);
+    expect((await call(a, 'GET', '/v1/models', undefined, hashed)).status).to.equal(200);
+    // Read only: generation is refused for it.
+    expect((await call(a, 'POST', '/v1/completions', { prompt: 'x', max_tokens: 1 }, hashed)).status).to.equal(403);
+
+    for (const dup of [{ key: chosen }, { key_sha256: digest }]) {
+      const again = await call(a, 'POST', '/v1/admin/api_keys', { scopes: ['read'], ...dup });
+      expect(again.status).to.equal(409);
+      expect(again.body.error).to.include({ code: 'api_key_exists' });
+    }
+    const both = await call(a, 'POST', '/v1/admin/api_keys', { scopes: ['read'], key: 'sk-another-key-0003', key_sha256: digest });
+    expect(both.status).to.equal(400);
+    for (const [body, param] of [[{ key: 'short' }, 'key'], [{ key: 'has a space' }, 'key'], [{ key_sha256: 'abc' }, 'key_sha256']] as const) {
+      const bad = await call(a, 'POST', '/v1/admin/api_keys', { scopes: ['read'], ...body });
+      expect(bad.status, JSON.stringify(body)).to.equal(400);
+      expect(bad.body.error).to.include({ code: 'invalid_request', param });
+    }
   });
 
   it('bad bodies are 400 in OpenAI shape with param; unknown ids 404; configured keys 409', async () => {

@@ -152,6 +152,15 @@ describe('inferctl (the CLI against a real server)', function () {
     const revoked = await inferctl(server, asBot);
     expect(revoked.code).to.equal(3);
     expect(revoked.stderr).to.contain('unauthorized, HTTP 401');
+    // A key of the operator's choosing: registered, not shown back, and it works.
+    const chosen = 'sk-cli-chosen-key-0001';
+    const registered = await inferctl(server, ['admin', 'api-keys', '--add', 'legacy', '--scopes', 'generate,read', '--key', chosen]);
+    expect(JSON.stringify(json(registered))).to.not.contain(chosen);
+    expect(registered.stderr).to.contain('registered the given key as key:');
+    expect((await inferctl(server, ['--api-key', chosen, 'completion', '--prompt', 'hi', '--max-tokens', '2'])).code).to.equal(0);
+    const misplaced = await inferctl(server, ['admin', 'api-keys', '--key', chosen]);
+    expect(misplaced.code).to.equal(2);
+    expect(misplaced.stderr).to.contain('--key and --key-sha256 go with --add');
   });
 
   it('admin cache: warm a prefix, see it counted, flush it', async () => {

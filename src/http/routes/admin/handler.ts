@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
 import { InferFluxError } from '../../../errors.js';
+import { hashesEqual, keyIdFromHash } from '../../../config/api-key-spec.js';
 import type { PolicyService } from '../../../policy/policy-service.js';
 import type { ApiKeyRecord, PolicyDocument } from '../../../policy/types.js';
 import { readJsonBody } from '../../body.js';
@@ -131,9 +132,17 @@ export function listApiKeys(deps: AdminDeps) {
   };
 }
 
+/**
+ * A new key: generated here and shown once, or one the operator chose (`key`, or only its
+ * `key_sha256`, when migrating existing clients), which is never echoed back.
+ */
 export function createApiKey(deps: AdminDeps, validate: Validator<ApiKeyCreate>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.maxBodyBytes));
+    if (body.key !== undefined && body.key_sha256 !== undefined) {
+      throw new InferFluxError('invalid_request', "Send either 'key' or 'key_sha256', not both.", { param: 'key_sha256' });
+    }
+    const chosen = body.key !== undefined || body.key_sha256 !== undefined;
     let secret = '';
     let rec: ApiKeyRecord | undefined;
     await change(
@@ -141,20 +150,27 @@ export function createApiKey(deps: AdminDeps, validate: Validator<ApiKeyCreate>)
       ctx,
       'api_keys.create',
       (d) => {
-        // The id is 48 bits of the hash; draw again in the (astronomically unlikely) event of a clash.
-        do {
-          secret = generateKey();
-          const hash = sha256(secret);
-          rec = { hash, id: `key:${hash.slice(0, 12)}`, scopes: body.scopes, tenant: body.tenant ?? 'default', createdAt: new Date().toISOString(), origin: 'store' };
-        } while (d.apiKeys.some((k) => k.id === rec!.id));
+        if (chosen) {
+          const hash = body.key !== undefined ? sha256(body.key) : body.key_sha256!.toLowerCase();
+          const taken = d.apiKeys.find((k) => hashesEqual(k.hash, hash) || k.id === keyIdFromHash(hash));
+          if (taken) throw new InferFluxError('api_key_exists', `This key is already registered as '${taken.id}'.`, { param: body.key !== undefined ? 'key' : 'key_sha256' });
+          rec = { hash, id: keyIdFromHash(hash), scopes: body.scopes, tenant: body.tenant ?? 'default', createdAt: new Date().toISOString(), origin: 'store' };
+        } else {
+          // The id is 48 bits of the hash; draw again in the (astronomically unlikely) event of a clash.
+          do {
+            secret = generateKey();
+            const hash = sha256(secret);
+            rec = { hash, id: keyIdFromHash(hash), scopes: body.scopes, tenant: body.tenant ?? 'default', createdAt: new Date().toISOString(), origin: 'store' };
+          } while (d.apiKeys.some((k) => k.id === rec!.id));
+        }
         if (body.priority !== undefined && body.priority !== 0) rec.priority = body.priority;
         if (body.label !== undefined) rec.label = body.label;
         d.apiKeys.push(rec);
       },
-      (d) => `id=${rec!.id} scopes=${rec!.scopes.join('|')} tenant=${rec!.tenant} version=${d.version}`,
+      (d) => `id=${rec!.id} scopes=${rec!.scopes.join('|')} tenant=${rec!.tenant} chosen=${chosen} version=${d.version}`,
     );
-    // The only time the key is ever shown; nothing caches this response.
-    sendJson(res, 201, { ...apiKeyView(rec!), key: secret }, { 'cache-control': 'no-store' });
+    // A generated key is shown this once; nothing caches this response.
+    sendJson(res, 201, chosen ? apiKeyView(rec!) : { ...apiKeyView(rec!), key: secret }, { 'cache-control': 'no-store' });
   };
 }
 

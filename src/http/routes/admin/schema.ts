@@ -2,6 +2,7 @@
  * Request bodies of the admin API (snake_case, as on the wire) and the JSON views it answers with.
  * Every field is bounded; unknown fields are refused so a typo is a 400, not a silent no-op.
  */
+import { MAX_KEY_LENGTH, MIN_KEY_LENGTH } from '../../../config/api-key-spec.js';
 import { SCOPES, type ApiKeyRecord, type GuardrailPolicy, type PiiKind, type RateLimitPolicy, type Scope } from '../../../policy/types.js';
 import { PII_KINDS } from '../../../policy/store/document-schema.js';
 
@@ -63,6 +64,10 @@ export interface ApiKeyCreate {
   tenant?: string;
   priority?: number;
   label?: string;
+  /** A key of the operator's choosing (migrating an existing secret) instead of a generated one. */
+  key?: string;
+  /** Or only its SHA-256: the secret never reaches the server. */
+  key_sha256?: string;
 }
 
 export const apiKeyCreateSchema = {
@@ -75,6 +80,9 @@ export const apiKeyCreateSchema = {
     tenant: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' },
     priority: { type: 'integer', minimum: -1000, maximum: 1000 },
     label: { type: 'string', maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]*$' },
+    // Same rules as configured keys (src/config/api-key-spec.ts).
+    key: { type: 'string', minLength: MIN_KEY_LENGTH, maxLength: MAX_KEY_LENGTH, pattern: '^\\S+$' },
+    key_sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
   },
 } as const;
 
