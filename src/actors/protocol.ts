@@ -19,7 +19,7 @@ import { pack, unpack } from '../runtime/frame-codec.js';
 export { pack, unpack };
 export type { AuditEvent, EngineSampling };
 
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 export type RequestId = string & { readonly __brand: 'RequestId' };
 export type TokenId = number & { readonly __brand: 'TokenId' };
@@ -103,6 +103,12 @@ export interface AdmitBody {
   prefix: number[];
   /** The LoRA adapter, or null for the base model. */
   adapter: AdapterRef | null;
+  /**
+   * Cache isolation (runtime.cache_isolation, a request's `cache_salt`): KV computed for this
+   * request is reused only by requests with the same salt, in sequences and in the cache tiers.
+   * Absent or '' = shared.
+   */
+  cacheSalt?: string;
   /** Set when a suspended request is placed again. */
   resume?: ResumeState;
 }

@@ -190,6 +190,12 @@ runtime:
     enabled: false
     max_entries: 1024
     max_bytes: 67108864
+  # Whose KV a request may reuse (prefix cache tiers, sequences, live sharing) and whose cached
+  # responses it may get. shared: anyone's with the same model and prompt prefix (most reuse).
+  # tenant: only its own tenant's, so one tenant cannot learn from timings what prompts another
+  # sent (the prefix-cache side channel). Either way a request's cache_salt (vLLM's field) narrows
+  # reuse to requests with the same salt. Env: INFERFLUX_CACHE_ISOLATION.
+  cache_isolation: shared
   # Memory the served models may use together, in bytes; loading one whose estimate (weights, plus
   # per engine worker: KV cache for context_size x sequences, compute buffers and thread overhead)
   # would pass it answers 507 insufficient_memory instead of loading. auto = the machine's memory

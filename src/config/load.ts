@@ -145,6 +145,7 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_NVME_WORKERS', 'runtime.nvme_offload.workers', envInt],
   ['INFERFLUX_NVME_QUEUE_DEPTH', 'runtime.nvme_offload.queue_depth', envInt],
   ['INFERFLUX_RESPONSE_CACHE', 'runtime.response_cache.enabled', envBool],
+  ['INFERFLUX_CACHE_ISOLATION', 'runtime.cache_isolation', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_EMBEDDINGS_WORKERS', 'runtime.embeddings.workers', envInt],
   ['INFERFLUX_EMBEDDINGS_THREADS', 'runtime.embeddings.threads', envInt],
   ['INFERFLUX_EMBEDDINGS_CONTEXT_SIZE', 'runtime.embeddings.context_size', envInt],
@@ -442,6 +443,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
         workers: (r.nvme_offload as Raw).workers as number,
         queueDepth: (r.nvme_offload as Raw).queue_depth as number,
       },
+      cacheIsolation: r.cache_isolation as 'shared' | 'tenant',
       responseCache: {
         enabled: (r.response_cache as Raw).enabled as boolean,
         maxEntries: (r.response_cache as Raw).max_entries as number,

@@ -110,6 +110,7 @@ export const RULES: Record<string, Rule> = {
   'runtime.nvme_offload.workers': int(1, 64),
   'runtime.nvme_offload.queue_depth': int(1, 65536),
   'runtime.response_cache.enabled': bool,
+  'runtime.cache_isolation': { schema: { enum: ['shared', 'tenant'] }, expect: 'must be "shared" or "tenant"' },
   'runtime.response_cache.max_entries': int(1, 10_000_000),
   'runtime.response_cache.max_bytes': int(1024, 64 * 1024 * 1024 * 1024),
   'runtime.memory_budget_bytes': intOrAuto(1024 * 1024, Number.MAX_SAFE_INTEGER),

@@ -181,6 +181,8 @@ export interface RuntimeConfig {
   nvmeOffload: { path: string; workers: number; queueDepth: number };
   /** Exact-match reuse of deterministic responses (opt-in). */
   responseCache: { enabled: boolean; maxEntries: number; maxBytes: number };
+  /** `tenant`: KV and cached responses are reused only within a tenant (`INFERFLUX_CACHE_ISOLATION`). Defaults to `shared`. */
+  cacheIsolation: 'shared' | 'tenant';
   /** Bytes the served models may use together (estimated); `auto` resolves to the machine's memory. */
   memoryBudgetBytes: number;
   /** The embedding pool, apart from the engine workers. */

@@ -50,6 +50,8 @@ export interface GenerateInput {
   model: string | undefined;
   /** The request's `adapter` field: a loaded LoRA adapter of the model (same as `model: "base:adapter"`). */
   adapter?: string | undefined;
+  /** The request's `cache_salt`: its KV and response are reused only by requests with the same salt. */
+  cacheSalt?: string | undefined;
   prompt: PromptInput;
   /** Sampling and stopping as the protocol mapped them (see runtime/sampling.ts). */
   params: SamplingSettings;

@@ -259,6 +259,17 @@ export class ActorGateway implements Gateway {
     }
   }
 
+  /**
+   * Whose cached KV and responses a request may use: its tenant's only under
+   * `runtime.cache_isolation: tenant`, and only its `cache_salt`'s when it sends one; '' = shared.
+   */
+  private cacheSaltOf(input: GenerateInput): string {
+    const parts: string[] = [];
+    if (this.config.runtime.cacheIsolation === 'tenant') parts.push(`tenant=${input.tenant ?? 'default'}`);
+    if (input.cacheSalt !== undefined && input.cacheSalt !== '') parts.push(`salt=${input.cacheSalt}`);
+    return parts.join('\n');
+  }
+
   /** A configured model's backend (`models[].backend`); models loaded at runtime run on the CPU. */
   private backendOf(id: string): 'cpu' | 'mps' {
     return this.config.models.find((c) => c.id === id)?.backend ?? 'cpu';
@@ -337,6 +348,7 @@ export class ActorGateway implements Gateway {
     try {
       run.model = model.id;
       run.backend = this.backendOf(model.id);
+      run.cacheSalt = this.cacheSaltOf(run.input);
       const engine = this.readyEngine(model);
       if (model.metadata.isMoe) this.metrics.moeRequests.inc({ model: model.id });
       const tokenizeStart = performance.now();
@@ -346,7 +358,7 @@ export class ActorGateway implements Gateway {
       const sampling = resolveSampling(run.input.params, engine, tokens.length);
       // Keyed by this load of the model: the same id loaded again from another file starts empty.
       // And by adapter content + scale: an adapter's answers are never served for the base or another adapter.
-      const key = this.responseKey(`${model.id}#${model.serial}${run.adapter ? `@${run.adapter.ref.key}` : ''}`, tokens, run.input);
+      const key = this.responseKey(`${model.id}#${model.serial}${run.adapter ? `@${run.adapter.ref.key}` : ''}${run.cacheSalt === '' ? '' : `\0${run.cacheSalt}`}`, tokens, run.input);
       const cached = this.responses.get(key);
       if (cached) {
         this.metrics.streamCacheHits.inc({ model: model.id });

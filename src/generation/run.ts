@@ -14,7 +14,7 @@ import { InferFluxError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { ActorSystem } from '../actors/system.js';
 import { T, postFrame, unpack, type AdapterRef, type AdmitBody, type Envelope, type OnRequestPortFromEngine, type RequestId } from '../actors/protocol.js';
-import { prefixBlocks } from '../runtime/prefix/block-hash.js';
+import { blockSalt, prefixBlocks } from '../runtime/prefix/block-hash.js';
 import type { EngineSampling } from '../runtime/sampling.js';
 import type { FinishReason, GenerateInput, GenerationHandle, GenerationTimings, RunningGeneration, StartMeta, TokenSink } from './contract.js';
 
@@ -35,6 +35,8 @@ export class Run {
   backend: 'cpu' | 'mps' = 'cpu';
   /** How long the prompt took to tokenize (the gateway measures it; StartMeta carries it to the trace). */
   tokenizeMs = 0;
+  /** Whose KV this run may reuse (the gateway decides: cache isolation and the request's salt); '' = shared. */
+  cacheSalt = '';
   /** The LoRA adapter the request runs under (id as clients name it, and what engines apply), or null. */
   adapter: { id: string; ref: AdapterRef } | null = null;
   cancelled = false;
@@ -85,7 +87,8 @@ export class Run {
     this.startMeta = { model: this.displayModel, promptTokens: tokens.length, created: Math.floor(Date.now() / 1000), tokenizeMs: this.tokenizeMs };
     const n = this.input.n;
     this.open = n;
-    const prefix = prefixBlocks(tokens, this.adapter?.ref.key ?? '');
+    // Placement hints are salted like the KV they point at: another salt's prefix is no reason to go there.
+    const prefix = prefixBlocks(tokens, blockSalt(this.adapter?.ref.key ?? '', this.cacheSalt));
     for (let i = 0; i < n; i++) {
       const { port1, port2 } = new MessageChannel();
       const id = (n === 1 ? this.input.requestId : `${this.input.requestId}/${i}`) as RequestId;
@@ -105,6 +108,7 @@ export class Run {
         tenant: this.input.tenant ?? 'default',
         prefix,
         adapter: this.adapter?.ref ?? null,
+        ...(this.cacheSalt === '' ? {} : { cacheSalt: this.cacheSalt }),
       };
       port1.on('message', (env: Envelope) => this.onFrame(i, unpack<OnRequestPortFromEngine>(env.f)));
       // The port closes early only when the worker holding it died (or shut down).

@@ -224,14 +224,14 @@ describe('EngineCore', () => {
     const c = finish('c', [bos, ...Array.from({ length: 40 }, (_, i) => 300 + i)], 2);
     expect(c).to.not.be.oneOf([a, b]);
     // Every sequence holds a prompt now: the least recently used one (a's) is overwritten, BOS kept.
-    expect(core.preview([bos, 5, 6, 7])).to.deep.include({ seq: a, keep: 1 });
+    expect(core.preview([bos, 5, 6, 7], '')).to.deep.include({ seq: a, keep: 1 });
     // A prefix that long is worth it, and so is a short prompt matched whole.
-    expect(core.preview([bos, ...Array.from({ length: 20 }, (_, i) => 200 + i), 1, 2])).to.deep.include({ seq: b, keep: 21 });
-    expect(core.preview([bos, 300, 301])).to.deep.include({ seq: c, keep: 2 });
+    expect(core.preview([bos, ...Array.from({ length: 20 }, (_, i) => 200 + i), 1, 2], '')).to.deep.include({ seq: b, keep: 21 });
+    expect(core.preview([bos, 300, 301], '')).to.deep.include({ seq: c, keep: 2 });
     // What an idle worker saves ahead: the sequence a prompt sharing nothing would take, a's.
     const v = core.nextVictim()!;
     expect(v.seq).to.equal(a);
-    expect(core.preview([7, 8, 9])!.seq).to.equal(v.seq);
+    expect(core.preview([7, 8, 9], '')!.seq).to.equal(v.seq);
     expect(v.resident.slice(0, v.residentPrompt)).to.deep.equal([bos, ...Array.from({ length: 40 }, (_, i) => 100 + i)]);
     // A busy sequence is never one.
     core.admit({ ...req('d', 1, { maxTokens: 5 }), tokens: [2, 3] }, 'd', new FakeSampler(), 3);
@@ -252,37 +252,63 @@ describe('EngineCore', () => {
     const b = body('b', [9, 10, 11]);
     // Nothing runs yet: no reason to wait, nor to ask the cache tiers (that hashes the prompt).
     const unasked = (): number => expect.fail('the cache tiers were asked with no prefill to wait for');
-    expect(core.prefixPending(b.tokens, unasked)).to.equal(false);
+    expect(core.prefixPending(b.tokens, '', unasked)).to.equal(false);
     const seqA = core.admit(a, 'a', new FakeSampler(), 0)!.seq;
     // a prefills the shared 101 tokens 64 per step: b waits until they are all in a's KV.
-    expect(core.prefixPending(b.tokens)).to.equal(true);
-    expect(core.prefixPending(b.tokens, () => 101), 'the cache tiers hold it already').to.equal(false);
-    expect(core.copySource(b.tokens, 3)).to.equal(null);
+    expect(core.prefixPending(b.tokens, '')).to.equal(true);
+    expect(core.prefixPending(b.tokens, '', () => 101), 'the cache tiers hold it already').to.equal(false);
+    expect(core.copySource(b.tokens, 3, '')).to.equal(null);
     core.apply(core.plan(0), [], 0);
-    expect(core.copySource(b.tokens, 3)).to.deep.equal({ seq: seqA, length: 64, free: false });
-    expect(core.prefixPending(b.tokens)).to.equal(true);
+    expect(core.copySource(b.tokens, 3, '')).to.deep.equal({ seq: seqA, length: 64, free: false });
+    expect(core.prefixPending(b.tokens, '')).to.equal(true);
     const second = core.plan(1);
     core.apply(second, second.items.map(() => 42), 1); // a's prompt done, first token sampled
-    expect(core.prefixPending(b.tokens, unasked)).to.equal(false);
-    expect(core.copySource(b.tokens, 3)).to.deep.equal({ seq: seqA, length: 101, free: false });
+    expect(core.prefixPending(b.tokens, '', unasked)).to.equal(false);
+    expect(core.copySource(b.tokens, 3, '')).to.deep.equal({ seq: seqA, length: 101, free: false });
     // Too little in common (under MIN_COPY_GAIN_TOKENS more than nothing): neither waits nor copies much.
     const c = core.admit({ ...req('c', 1, { maxTokens: 5 }), tokens: [1, 2, 3, ...Array.from({ length: 80 }, (_, i) => 900 + i)] }, 'c', new FakeSampler(), 2)!;
-    expect(core.prefixPending([1, 2, 3, 4, 5, ...Array.from({ length: 60 }, () => 7)])).to.equal(false);
+    expect(core.prefixPending([1, 2, 3, 4, 5, ...Array.from({ length: 60 }, () => 7)], '')).to.equal(false);
     // A request never copies from its own sequence, nor what a prompt has not prefilled yet (c's);
     // cancelled or suspending requests are no source.
-    expect(core.copySource(b.tokens, seqA)).to.equal(null);
+    expect(core.copySource(b.tokens, seqA, '')).to.equal(null);
     expect(c.keep).to.equal(0);
     core.cancel('a' as RequestId);
-    expect(core.copySource(b.tokens, 3)).to.equal(null);
+    expect(core.copySource(b.tokens, 3, '')).to.equal(null);
     // Once a's request ended, its free sequence keeps the prompt: a source too.
     core.reapCancelled(3);
-    expect(core.copySource(b.tokens, 3)).to.deep.equal({ seq: seqA, length: 101, free: true });
+    expect(core.copySource(b.tokens, 3, '')).to.deep.equal({ seq: seqA, length: 101, free: true });
     // A long prompt cannot take all of it: its last token is always evaluated.
-    expect(core.copySource([1, ...system], 3)).to.deep.equal({ seq: seqA, length: 100, free: true });
+    expect(core.copySource([1, ...system], 3, '')).to.deep.equal({ seq: seqA, length: 100, free: true });
     // Being saved or loaded: not a source.
     core.lock(seqA);
-    expect(core.copySource(b.tokens, 3)).to.equal(null);
-    expect(core.prefixPending(b.tokens), 'nothing to wait for').to.equal(false);
+    expect(core.copySource(b.tokens, 3, '')).to.equal(null);
+    expect(core.prefixPending(b.tokens, ''), 'nothing to wait for').to.equal(false);
+  });
+
+  it('cache salts: KV is reused, copied and waited for only between requests of the same salt', () => {
+    const core = makeCore({ sequences: 3, contextSize: 512, prefillChunk: 64, batchSize: 256 });
+    const system = Array.from({ length: 100 }, (_, i) => 500 + i);
+    const body = (id: string, salt: string | undefined, tail: number[]): AdmitBody => ({ ...req(id, 1, { maxTokens: 1 }), tokens: [1, ...system, ...tail], ...(salt === undefined ? {} : { cacheSalt: salt }) });
+    const a = body('a', 'tenant=a', [7, 8]);
+    const seqA = core.admit(a, 'a', new FakeSampler(), 0)!.seq;
+    const b = body('b', 'tenant=b', [9, 10]);
+    // a prefills the shared prompt: the same salt waits for it, another salt (or none) does not.
+    expect(core.prefixPending(body('a2', 'tenant=a', [9]).tokens, 'tenant=a')).to.equal(true);
+    expect(core.prefixPending(b.tokens, 'tenant=b')).to.equal(false);
+    expect(core.prefixPending(b.tokens, '')).to.equal(false);
+    while (core.active > 0) core.apply(core.plan(1), [9], 1);
+    expect(core.residentSaltOf(seqA)).to.equal('tenant=a');
+    // a's free sequence holds the prompt: a source and a reuse for its salt only.
+    expect(core.copySource(b.tokens, 2, 'tenant=a')).to.deep.include({ seq: seqA, length: 101 });
+    expect(core.copySource(b.tokens, 2, 'tenant=b')).to.equal(null);
+    expect(core.preview(b.tokens, 'tenant=a')).to.deep.include({ seq: seqA, keep: 101, residentSalt: 'tenant=a' });
+    const other = core.preview(b.tokens, 'tenant=b')!;
+    expect(other.keep).to.equal(0);
+    // Admitted under another salt, nothing of a's is kept, and the sequence now holds b's salt.
+    const admittedB = core.admit(b, 'b', new FakeSampler(), 2)!;
+    expect(admittedB.keep).to.equal(0);
+    expect(core.residentSaltOf(admittedB.seq)).to.equal('tenant=b');
+    expect(core.residentSaltOf(seqA)).to.equal('tenant=a');
   });
 
   it('packs new requests next to busy sequences and plans a step in sequence order (one llama.cpp micro-batch per run of ids)', () => {

@@ -61,6 +61,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       threadpoolPoll: 0,
       flashAttention: 'auto',
       mpsLayers: 'max',
+      cacheIsolation: 'shared',
       fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 },
       pagedKv: { cpuPages: 0, eviction: 'lru' },
       nvmeOffload: { path: '', workers: 1, queueDepth: 1 },

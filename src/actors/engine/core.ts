@@ -168,6 +168,11 @@ export class EngineCore<R> {
   private readonly lastUsed: number[];
   /** How many of a sequence's resident tokens were its last request's prompt (the rest it generated). */
   private readonly residentPrompt: number[];
+  /**
+   * The cache salt of the request whose KV each sequence holds (`AdmitBody.cacheSalt`): KV is
+   * reused, copied or waited for only between requests of the same salt.
+   */
+  private readonly residentSalt: string[];
   private readonly byId = new Map<RequestId, number>();
   /** Admission order of slots still prefilling: first come, first prefilled. */
   private readonly prefillOrder: number[] = [];
@@ -181,6 +186,7 @@ export class EngineCore<R> {
     this.locked = new Array<boolean>(opts.sequences).fill(false);
     this.lastUsed = new Array<number>(opts.sequences).fill(-1);
     this.residentPrompt = new Array<number>(opts.sequences).fill(0);
+    this.residentSalt = new Array<string>(opts.sequences).fill('');
   }
 
   get active(): number {
@@ -202,10 +208,11 @@ export class EngineCore<R> {
    * when every sequence is busy.
    */
   admit(req: AdmitBody, ref: R, sampler: SlotSampler, now: number): Admitted | null {
-    const choice = this.choose(req.tokens);
+    const choice = this.choose(req.tokens, saltOf(req));
     if (!choice) return null;
     const { seq, keep } = choice;
     this.resident[seq]!.length = keep;
+    this.residentSalt[seq] = saltOf(req);
     const r: ResumeState | undefined = req.resume;
     const generated = r?.generated ?? 0;
     const eogBanned = req.sampling.ignoreEos || req.sampling.minTokens > generated;
@@ -255,9 +262,9 @@ export class EngineCore<R> {
    * Where `admit` would put a prompt, and what that sequence holds now (the shell may save it to
    * the prefix cache before it is overwritten). Pure: admitting the same prompt next chooses the same.
    */
-  preview(tokens: readonly number[]): (Admitted & { resident: readonly number[]; residentPrompt: number }) | null {
-    const c = this.choose(tokens);
-    return c ? { ...c, resident: this.resident[c.seq]!, residentPrompt: this.residentPrompt[c.seq]! } : null;
+  preview(tokens: readonly number[], salt: string): (Admitted & { resident: readonly number[]; residentPrompt: number; residentSalt: string }) | null {
+    const c = this.choose(tokens, salt);
+    return c ? { ...c, resident: this.resident[c.seq]!, residentPrompt: this.residentPrompt[c.seq]!, residentSalt: this.residentSalt[c.seq]! } : null;
   }
 
   /**
@@ -266,22 +273,23 @@ export class EngineCore<R> {
    * so the next new request does not wait for that on its way in. Null when none is free, or when
    * it is the sequence used last: a chat's next turn may come back to it and keep its answer too.
    */
-  nextVictim(): { seq: number; resident: readonly number[]; residentPrompt: number; lastUsed: number } | null {
-    const c = this.choose([]);
+  nextVictim(): { seq: number; resident: readonly number[]; residentPrompt: number; residentSalt: string; lastUsed: number } | null {
+    const c = this.choose([], '');
     if (!c || this.lastUsed[c.seq]! >= Math.max(...this.lastUsed)) return null;
-    return { seq: c.seq, resident: this.resident[c.seq]!, residentPrompt: this.residentPrompt[c.seq]!, lastUsed: this.lastUsed[c.seq]! };
+    return { seq: c.seq, resident: this.resident[c.seq]!, residentPrompt: this.residentPrompt[c.seq]!, residentSalt: this.residentSalt[c.seq]!, lastUsed: this.lastUsed[c.seq]! };
   }
 
   /**
    * The other sequence whose KV cells hold the longest prefix of `tokens` right now: a free one's
    * resident tokens, or a running request's prompt as far as it is prefilled. At most all but the
    * last token (its logits give the first sampled token). Sequences being saved or loaded, and
-   * requests about to leave theirs, are left out. Null when none shares a token.
+   * requests about to leave theirs, are left out, and so are those of another cache salt. Null
+   * when none shares a token.
    */
-  copySource(tokens: readonly number[], target: number): { seq: number; length: number; free: boolean } | null {
+  copySource(tokens: readonly number[], target: number, salt: string): { seq: number; length: number; free: boolean } | null {
     let best: { seq: number; length: number; free: boolean } | null = null;
     for (let i = 0; i < this.slots.length; i++) {
-      if (i === target || this.locked[i]) continue;
+      if (i === target || this.locked[i] || this.residentSalt[i] !== salt) continue;
       const slot = this.slots[i];
       let length: number;
       if (slot === null) length = commonPrefix(this.resident[i]!, tokens);
@@ -302,17 +310,17 @@ export class EngineCore<R> {
    * `cached`: what the cache tiers hold of `tokens` (no need to wait for that much); asked only
    * when a prefill here shares more than the sequences hold, since it hashes the prompt.
    */
-  prefixPending(tokens: readonly number[], cached: () => number = () => 0): boolean {
+  prefixPending(tokens: readonly number[], salt: string, cached: () => number = () => 0): boolean {
     let later = 0;
     for (const slot of this.slots) {
-      if (slot === null || slot.phase !== 'prefill' || slot.cancelled || slot.suspending) continue;
+      if (slot === null || slot.phase !== 'prefill' || slot.cancelled || slot.suspending || saltOf(slot.req) !== salt) continue;
       const shared = commonPrefix(slot.prompt, tokens);
       if (slot.prefilled < shared) later = Math.max(later, shared);
     }
     const cap = tokens.length - 1;
     later = Math.min(later, cap);
     // What could be copied now (copySource's cap is the same).
-    const now = this.copySource(tokens, -1)?.length ?? 0;
+    const now = this.copySource(tokens, -1, salt)?.length ?? 0;
     if (later < now + MIN_COPY_GAIN_TOKENS) return false;
     return later >= Math.max(now, Math.min(cached(), cap)) + MIN_COPY_GAIN_TOKENS;
   }
@@ -337,7 +345,7 @@ export class EngineCore<R> {
    * 0-3 decode in one pass, on 0, 2, 4 and 6 in four (bench model, 2 threads, in-process: 31 ms
    * a step against 50 ms; the same four planned in the order 3, 2, 1, 0 took 55 ms).
    */
-  private choose(tokens: readonly number[]): Admitted | null {
+  private choose(tokens: readonly number[], salt: string): Admitted | null {
     let seq = -1;
     let keep = -1;
     let worth = -1;
@@ -345,7 +353,8 @@ export class EngineCore<R> {
     for (let i = 0; i < this.slots.length; i++) {
       if (this.slots[i] !== null || this.locked[i]) continue;
       // At least one prompt token is always evaluated: its logits give the first sampled token.
-      const match = tokens.length === 0 ? 0 : Math.min(commonPrefix(this.resident[i]!, tokens), tokens.length - 1);
+      // KV of another cache salt is never reused (it is as good as empty for this request).
+      const match = tokens.length === 0 || this.residentSalt[i] !== salt ? 0 : Math.min(commonPrefix(this.resident[i]!, tokens), tokens.length - 1);
       const w = match >= Math.min(MIN_REUSE_TOKENS, tokens.length - 1) ? match : 0;
       const n = (this.slots[i - 1] ? 1 : 0) + (this.slots[i + 1] ? 1 : 0);
       if (w > worth || (w === worth && (n > near || (n === near && this.lastUsed[i]! < this.lastUsed[seq]!)))) {
@@ -356,6 +365,11 @@ export class EngineCore<R> {
       }
     }
     return seq === -1 ? null : { seq, keep };
+  }
+
+  /** The cache salt of the KV a sequence holds ('' = shared). */
+  residentSaltOf(seq: number): string {
+    return this.residentSalt[seq]!;
   }
 
   /** Tokens resident in a sequence (tests, cache status). */
@@ -686,6 +700,11 @@ export class EngineCore<R> {
 /** Plan items in sequence-id order (see `plan`); one comparator, not a closure per step. */
 function bySlot(a: PlannedItem, b: PlannedItem): number {
   return a.slot - b.slot;
+}
+
+/** The request's cache salt; '' (shared) when it has none. */
+export function saltOf(req: AdmitBody): string {
+  return req.cacheSalt ?? '';
 }
 
 function commonPrefix(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -18,7 +18,7 @@ import type { BatchContext } from '../../runtime/llama/batch-adapter.js';
 import type { PrefixHit } from '../../runtime/prefix/prefix-cache.js';
 import type { AdmitBody } from '../protocol.js';
 import { STATE_DIR } from './bootstrap.js';
-import { MIN_COPY_GAIN_TOKENS, type Admitted, type EngineCore, type SuspendedSlot } from './core.js';
+import { MIN_COPY_GAIN_TOKENS, saltOf, type Admitted, type EngineCore, type SuspendedSlot } from './core.js';
 import type { KvHandoff } from './handoff.js';
 import type { KvTier } from './kv-tier.js';
 
@@ -46,14 +46,14 @@ export class KvMoves {
 
   /** Before `req` takes a sequence: the sequence may hold a prefix worth keeping in the cache tiers. */
   async keepReusedPrefix(req: AdmitBody): Promise<void> {
-    const preview = this.core.preview(req.tokens);
+    const preview = this.core.preview(req.tokens, saltOf(req));
     // Worth keeping is the previous request's prompt, not what it generated: the next turn of a
     // chat starts with that prompt, while its reply comes back re-rendered by the chat template.
     // A request that keeps the whole prompt (that next turn) loses only generated cells: no
     // snapshot, which would stall every stream of this worker for a copy of the conversation.
     if (!this.kv || !preview) return;
     const upto = Math.min(preview.residentPrompt, preview.resident.length);
-    if (preview.keep < upto) await this.keepPrompt(preview.seq, preview.resident, upto);
+    if (preview.keep < upto) await this.keepPrompt(preview.seq, preview.resident, upto, preview.residentSalt);
   }
 
   /**
@@ -70,19 +70,19 @@ export class KvMoves {
     const upto = Math.min(v.residentPrompt, v.resident.length);
     // Tried once per use of the sequence: a save that failed is not retried in a loop.
     const key = `${v.seq}:${v.lastUsed}:${upto}`;
-    if (upto < this.kv!.minTokens || key === this.idleKept || this.kv!.holds(v.resident.slice(0, upto))) return false;
+    if (upto < this.kv!.minTokens || key === this.idleKept || this.kv!.holds(v.resident.slice(0, upto), v.residentSalt)) return false;
     this.idleKept = key;
-    await this.keepPrompt(v.seq, v.resident, upto);
+    await this.keepPrompt(v.seq, v.resident, upto, v.residentSalt);
     return true;
   }
 
-  /** Saves a free sequence's first `upto` cells (its prompt) to the cache tiers; the rest is trimmed. */
-  private async keepPrompt(seq: number, resident: readonly number[], upto: number): Promise<void> {
+  /** Saves a free sequence's first `upto` cells (its prompt) to the cache tiers, under the salt of the request that computed them; the rest is trimmed. */
+  private async keepPrompt(seq: number, resident: readonly number[], upto: number, salt: string): Promise<void> {
     if (upto < resident.length) {
       this.batch.trimSequence(seq, upto);
       this.core.truncateResident(seq, upto);
     }
-    await this.kv!.keep(seq, resident.slice(0, upto));
+    await this.kv!.keep(seq, resident.slice(0, upto), salt);
   }
 
   /** A decode ran: every copy made before it has its data now. */
@@ -95,8 +95,8 @@ export class KvMoves {
    * What the cache tiers hold of `tokens`, for deciding whether an admission should wait for a
    * running prefill of the same prefix (EngineCore.prefixPending).
    */
-  cachedLength(tokens: readonly number[]): number {
-    return this.kv?.cachedLength(tokens) ?? 0;
+  cachedLength(tokens: readonly number[], salt: string): number {
+    return this.kv?.cachedLength(tokens, salt) ?? 0;
   }
 
   /** After admission: load the KV the request brings (hand-off, suspended state, cached prefix). */
@@ -126,12 +126,13 @@ export class KvMoves {
     }
     // Another sequence of this context may hold more of the prompt than the cache tiers (a shared
     // system prompt another request is running with): copying its cells beats both a load and a prefill.
-    const live = this.core.copySource(req.tokens, admitted.seq);
-    if (live && live.length >= Math.max(admitted.keep, this.cachedLength(req.tokens)) + MIN_COPY_GAIN_TOKENS) {
+    const salt = saltOf(req);
+    const live = this.core.copySource(req.tokens, admitted.seq, salt);
+    if (live && live.length >= Math.max(admitted.keep, this.cachedLength(req.tokens, salt)) + MIN_COPY_GAIN_TOKENS) {
       await this.copyLive(admitted.seq, live);
       return;
     }
-    const hit = this.kv?.find(req.tokens, admitted.keep);
+    const hit = this.kv?.find(req.tokens, admitted.keep, salt);
     if (hit) await this.restoreCached(admitted.seq, hit, req.tokens.length);
   }
 

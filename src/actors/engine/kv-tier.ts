@@ -10,7 +10,7 @@
  * is decoding on the same context.
  */
 import { componentLog } from '../../log/logger.js';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { closeSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -93,8 +93,8 @@ export class KvTier {
    * Save what `seq` holds before it is overwritten, when it is long enough and not cached yet.
    * Failures only lose a cache entry.
    */
-  async keep(seq: number, tokens: readonly number[]): Promise<void> {
-    if (tokens.length < this.minTokens || this.holds(tokens)) return;
+  async keep(seq: number, tokens: readonly number[], salt: string): Promise<void> {
+    if (tokens.length < this.minTokens || this.holds(tokens, salt)) return;
     const file = this.tempFile();
     try {
       await this.batch.saveSequence(seq, Uint32Array.from(tokens), file);
@@ -103,7 +103,7 @@ export class KvTier {
       const fh = await open(file, 'r');
       try {
         const { size } = await fh.stat();
-        await this.cache.storeWith(this.ns, tokens, size, (pages) => readInto(fh, pages));
+        await this.cache.storeWith(this.nsFor(salt), tokens, size, (pages) => readInto(fh, pages));
       } finally {
         await fh.close();
       }
@@ -163,15 +163,23 @@ export class KvTier {
     if (typeof this.primer === 'string') rmSync(this.primer, { force: true });
   }
 
+  /**
+   * The namespace of snapshots computed for requests of cache salt `salt`: the model, layout and
+   * adapter's, and for a non-empty salt a part of its own (a digest: salts may hold tenant names).
+   */
+  private nsFor(salt: string): string {
+    return salt === '' ? this.ns : `${this.ns}#salt:${createHash('sha256').update(salt).digest('hex').slice(0, 32)}`;
+  }
+
   /** Whether the cache already holds the state of exactly these tokens. */
-  holds(tokens: readonly number[]): boolean {
-    const known = this.cache.peek(this.ns, tokens);
+  holds(tokens: readonly number[], salt: string): boolean {
+    const known = this.cache.peek(this.nsFor(salt), tokens);
     return known.kind !== 'miss' && known.length === tokens.length;
   }
 
   /** Prompt tokens the tiers could give `tokens` now (0 if none); not counted as a lookup. */
-  cachedLength(tokens: readonly number[]): number {
-    const r = this.cache.peek(this.ns, tokens);
+  cachedLength(tokens: readonly number[], salt: string): number {
+    const r = this.cache.peek(this.nsFor(salt), tokens);
     return r.kind === 'miss' ? 0 : r.length;
   }
 
@@ -179,8 +187,8 @@ export class KvTier {
    * The longest cached prefix of `tokens`, when it beats the `have` tokens the chosen sequence
    * already holds. Counts a hit, partial hit or miss.
    */
-  find(tokens: readonly number[], have: number): PrefixHit | null {
-    const r = this.cache.lookup(this.ns, tokens);
+  find(tokens: readonly number[], have: number, salt: string): PrefixHit | null {
+    const r = this.cache.lookup(this.nsFor(salt), tokens);
     if (r.kind === 'miss') return null;
     return r.length >= have + MIN_GAIN_TOKENS ? r : null;
   }

@@ -36,10 +36,10 @@ import {
   type WireLogprob,
 } from '../protocol.js';
 import { toNativeSamplerConfig } from '../../runtime/llama/sampler-config.js';
-import { prefixBlocks } from '../../runtime/prefix/block-hash.js';
+import { blockSalt, prefixBlocks } from '../../runtime/prefix/block-hash.js';
 import { STATE_DIR, disposeNativeEngine, loadNativeEngine, type NativeEngine } from './bootstrap.js';
 import type { GrammarState, NativeGrammar, SampledLogprobs } from '../../runtime/llama/batch-adapter.js';
-import { EngineCore, type Emission, type StepPlan } from './core.js';
+import { EngineCore, saltOf, type Emission, type StepPlan } from './core.js';
 import { AdapterGate, keyOf } from './adapter-gate.js';
 import { KvHandoff } from './handoff.js';
 import { componentLog } from '../../log/logger.js';
@@ -407,7 +407,8 @@ class EngineShell {
    */
   private waitsForSharedPrefix(a: Admission): boolean {
     if (a.req.resume || keyOf(a.req) !== this.gate.current || Date.now() - a.since > SHARED_PREFIX_WAIT_MS) return false;
-    return this.core.prefixPending(a.req.tokens, () => this.moves.cachedLength(a.req.tokens));
+    const salt = saltOf(a.req);
+    return this.core.prefixPending(a.req.tokens, salt, () => this.moves.cachedLength(a.req.tokens, salt));
   }
 
   /** Runs between steps only (see `admits`). */
@@ -507,7 +508,7 @@ class EngineShell {
     if (!this.link) return;
     const prints: number[][] = [];
     for (let seq = 0; seq < this.init.sequences; seq++) {
-      const blocks = prefixBlocks(this.core.residentTokens(seq), this.gate.current);
+      const blocks = prefixBlocks(this.core.residentTokens(seq), blockSalt(this.gate.current, this.core.residentSaltOf(seq)));
       if (blocks.length > 0) prints.push(blocks);
     }
     postFrame(this.link, [T.Resident, prints]);

@@ -12,8 +12,16 @@ export const BLOCK = 32;
 export const MAX_BLOCKS = 256;
 
 /**
- * `salt` names what else the KV depends on (the LoRA adapter's key, '' for the base model): the
- * same tokens under another adapter share no block, so placement never counts them as cached.
+ * What a fingerprint's salt is made of: the LoRA adapter's key ('' for the base model) and the
+ * request's cache salt ('' when shared). The gateway and the engines must salt alike.
+ */
+export function blockSalt(adapterKey: string, cacheSalt: string): string {
+  return cacheSalt === '' ? adapterKey : `${adapterKey}#${cacheSalt}`;
+}
+
+/**
+ * `salt` names what else the KV depends on or who may reuse it (`blockSalt`): the same tokens
+ * under another adapter or cache salt share no block, so placement never counts them as cached.
  */
 export function prefixBlocks(tokens: ArrayLike<number>, salt = ''): number[] {
   const out: number[] = [];

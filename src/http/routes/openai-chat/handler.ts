@@ -61,6 +61,7 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>, di
         requestId: ctx.requestId,
         model,
         adapter: body.adapter,
+        cacheSalt: body.cache_salt,
         prompt: tools.specs ? { kind: 'chat', messages, tools: tools.specs } : { kind: 'chat', messages },
         // Chat has no default cap in OpenAI's API: generate until a stop or the context is full.
         params: toSamplingParams(body, undefined, { logprobs: chatLogprobCount(body), grammar: tools.grammar ?? constraint?.grammar }, presetSampling(preset?.parameters)),

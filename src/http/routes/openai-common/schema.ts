@@ -34,6 +34,8 @@ export interface SamplingBody extends StructuredBody {
   priority?: number;
   /** InferFlux extension: a loaded LoRA adapter of the model. */
   adapter?: string;
+  /** vLLM's extension: KV and cached responses are reused only between requests with the same salt. */
+  cache_salt?: string;
   user?: string;
 }
 
@@ -74,6 +76,8 @@ export function samplingProperties(limits: LimitsConfig): Record<string, object>
     priority: int(-1000, 1000),
     // InferFlux extension: a loaded LoRA adapter of the model (same as model "base:adapter").
     adapter: { type: 'string', minLength: 1, maxLength: 64 },
+    // vLLM's extension: prefix reuse only between requests with the same salt.
+    cache_salt: { type: 'string', minLength: 1, maxLength: 256 },
     ...structuredProperties,
     ...IGNORED_OPENAI_FIELDS,
   };

@@ -63,6 +63,7 @@ export function completionHandler(deps: HttpDeps, validate: Validator<Completion
         requestId: ctx.requestId,
         model,
         adapter: body.adapter,
+        cacheSalt: body.cache_salt,
         prompt: prompts[0]!,
         params: toSamplingParams(body, DEFAULT_COMPLETION_MAX_TOKENS, { logprobs: body.logprobs ?? null, grammar: constraint?.grammar }, presetSampling(preset?.parameters)),
         n,
