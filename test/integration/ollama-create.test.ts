@@ -14,7 +14,7 @@ import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { runProcess } from '../helpers/process.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { startServer, tinyModel, type RunningServer } from '../helpers/server.js';
 
 const CLI = new URL('../../dist/cli/inferctl.js', import.meta.url).pathname;
 
@@ -264,5 +264,20 @@ describe('Ollama /api/create: model presets on the real engine', function () {
     expect(bad.code).to.equal(1);
     expect(bad.stderr).to.include("'template' is not supported").and.include('HTTP 400');
     expect(readdirSync(join(server.dir, 'pulled', 'presets')).sort()).to.deep.equal(['mario.json', 'pirate.json']);
+  });
+
+  it('a preset whose base is no longer served is a 404 naming both, and can still be deleted', async () => {
+    const auth = { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` };
+    const load = await fetch(`${server.url}/v1/admin/models`, { method: 'POST', headers: auth, body: JSON.stringify({ id: 'spare', path: await tinyModel() }) });
+    expect(load.status, await load.clone().text()).to.equal(201);
+    await admin.create({ model: 'spare-preset', from: 'spare', system: 'hi', stream: false });
+    expect((await user.chat({ model: 'spare-preset', messages: [{ role: 'user', content: 'x' }], options: { num_predict: 1 }, stream: false })).done).to.equal(true);
+    expect((await fetch(`${server.url}/v1/admin/models/spare`, { method: 'DELETE', headers: auth })).status).to.equal(200);
+    const e = await rejection(user.chat({ model: 'spare-preset', messages: [{ role: 'user', content: 'x' }], stream: false }));
+    expect(e.status_code).to.equal(404);
+    expect(e.error).to.include("'spare-preset' was created from 'spare', which this server does not serve now");
+    expect((await user.list()).models.map((m) => m.name)).to.include('spare-preset:latest');
+    await admin.delete({ model: 'spare-preset' });
+    expect((await user.list()).models.map((m) => m.name)).to.not.include('spare-preset:latest');
   });
 });

@@ -5,6 +5,7 @@
  * completions and Responses, LM Studio's alias, Anthropic's Messages) resolve the name here, run on
  * `model`, and put the preset's system prompt, messages and parameters under the request's own.
  */
+import { InferFluxError } from '../../errors.js';
 import type { ChatMessage, Gateway } from '../../generation/contract.js';
 import { PresetStore, type ModelPreset, type PresetParameters } from '../../runtime/models/preset-store.js';
 import type { SamplingFields } from '../../runtime/sampling.js';
@@ -25,7 +26,12 @@ export function servesName(gateway: Gateway, name: string): boolean {
 export async function resolveModelName(deps: HttpDeps, name: string | undefined): Promise<ResolvedModel> {
   if (name === undefined || name === '' || servesName(deps.gateway, name)) return { model: name, preset: null };
   const preset = await new PresetStore(deps.config.server.modelsDir).get(name);
-  return preset ? { model: preset.from, preset } : { model: name, preset: null };
+  if (!preset) return { model: name, preset: null };
+  if (!servesName(deps.gateway, preset.from)) {
+    // Its base was unloaded (or not loaded at this start): say so, rather than name a model the client never sent.
+    throw new InferFluxError('model_not_found', `The model '${name}' was created from '${preset.from}', which this server does not serve now; load it again (POST /v1/admin/models) or delete '${name}'.`, { param: 'model' });
+  }
+  return { model: preset.from, preset };
 }
 
 /**
