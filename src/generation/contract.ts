@@ -87,8 +87,10 @@ export interface GenerationTimings {
   queueMs: number;
   /** Evaluating the prompt (the part not reused from cache). */
   prefillMs: number;
-  /** Generating the completion, after the prompt. */
+  /** Generating the completion, after the prompt (a disaggregated hand-off's `kvTransferMs` included). */
   decodeMs: number;
+  /** Disaggregated mode: the prefill worker's hand-off to the decode worker's first step; absent otherwise. */
+  kvTransferMs?: number;
 }
 
 export interface StartMeta {

@@ -149,7 +149,7 @@ export class Run {
         this.completionPerChoice[choice] = stats.completionTokens;
         if (choice === 0) {
           this.cachedTokens = stats.cachedTokens;
-          this.timings = { queueMs: stats.queueMs, prefillMs: stats.prefillMs, decodeMs: stats.decodeMs };
+          this.timings = { queueMs: stats.queueMs, prefillMs: stats.prefillMs, decodeMs: stats.decodeMs, ...(stats.kvTransferMs >= 0 ? { kvTransferMs: stats.kvTransferMs } : {}) };
           this.stopSequence = stats.stopSequence;
           this.countPrefix(stats.cachedTokens, stats.promptTokens);
         }

@@ -9,6 +9,8 @@
  *     inferflux.tokenize    the prompt to tokens (chat template, tokenizer pool), on the main thread's clock
  *     inferflux.queue_wait  admission until the first batch on an engine
  *     inferflux.prefill     evaluating the prompt (the part not reused from cache)
+ *     inferflux.kv_transfer disaggregated mode: the prompt's KV handed from the prefill worker to
+ *                           the decode worker, until its first decode step
  *     inferflux.decode      generating the completion
  *
  * Attributes follow the HTTP and GenAI semantic conventions (`gen_ai.request.model`,
@@ -146,10 +148,13 @@ export class RequestTrace {
     if (t && t.queueMs + t.prefillMs + t.decodeMs > 0) {
       const decodeStart = Math.max(queued, end - t.decodeMs);
       const prefillStart = Math.max(queued, decodeStart - t.prefillMs);
+      // A hand-off's transfer is the start of what the engine counts as decode.
+      const transferEnd = t.kvTransferMs === undefined ? decodeStart : Math.min(end, decodeStart + t.kvTransferMs);
       spans = [
         ['inferflux.queue_wait', queued, Math.min(prefillStart, queued + t.queueMs)],
         ['inferflux.prefill', prefillStart, decodeStart],
-        ['inferflux.decode', decodeStart, end],
+        ...(t.kvTransferMs === undefined ? [] : [['inferflux.kv_transfer', decodeStart, transferEnd] as [string, number, number]]),
+        ['inferflux.decode', transferEnd, end],
       ];
     } else {
       const started = this.marks.get('started');

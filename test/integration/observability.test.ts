@@ -3,7 +3,8 @@
  * collector started by the test: JSON log lines with one access line per request (ids and counts,
  * never the key or the prompt), and spans exported per request — a root span parented by the
  * caller's traceparent, with policy, generation, queue wait, prefill and decode children carrying
- * the GenAI attributes — whose trace id also reaches the access line and the audit line.
+ * the GenAI attributes — whose trace id also reaches the access line and the audit line. In
+ * disaggregated mode the hand-off between the prefill and decode workers is a span of its own.
  */
 import { createServer, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -33,6 +34,22 @@ function attr(s: OtlpSpan, key: string): string | number | undefined {
   return v.intValue !== undefined ? Number(v.intValue) : v.stringValue;
 }
 
+/** A loopback OTLP/HTTP JSON collector that appends every exported span (and each request's method, path and content type). */
+async function startCollector(spans: OtlpSpan[], contentTypes: string[] = []): Promise<{ collector: Server; port: number }> {
+  const collector = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      contentTypes.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
+      const doc = JSON.parse(body) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] };
+      for (const rs of doc.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+  return { collector, port: (collector.address() as { port: number }).port };
+}
+
 describe('observability: structured logs and OTLP traces', function () {
   this.timeout(120_000);
   let collector: Server;
@@ -41,18 +58,8 @@ describe('observability: structured logs and OTLP traces', function () {
   const contentTypes: string[] = [];
 
   before(async () => {
-    collector = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d: Buffer) => (body += d.toString()));
-      req.on('end', () => {
-        contentTypes.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
-        const doc = JSON.parse(body) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] };
-        for (const rs of doc.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      });
-    });
-    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
-    const port = (collector.address() as { port: number }).port;
+    let port: number;
+    ({ collector, port } = await startCollector(spans, contentTypes));
     server = await startServer({
       INFERFLUX_API_KEYS: `${KEY}:generate|read@team-obs`,
       OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
@@ -141,7 +148,46 @@ describe('observability: structured logs and OTLP traces', function () {
     expect(BigInt(tokenize.endTimeUnixNano) > BigInt(tokenize.startTimeUnixNano)).to.equal(true);
     const queueWait = byName('inferflux.queue_wait');
     expect(BigInt(tokenize.endTimeUnixNano) - BigInt(queueWait.startTimeUnixNano) < 1_000_000n, 'tokenize ends where the queue wait starts').to.equal(true);
+    // Unified mode: no hand-off, so no transfer span.
+    expect(mine.map((x) => x.name)).to.not.include('inferflux.kv_transfer');
     // No key or prompt in any span either.
     expect(JSON.stringify(spans)).to.not.contain(KEY).and.not.contain(PROMPT_SECRET);
+  });
+});
+
+describe('observability: the KV hand-off in a disaggregated trace', function () {
+  this.timeout(120_000);
+
+  it('a prompt prefilled on the prefill worker and decoded on the decode worker has an inferflux.kv_transfer span between them', async () => {
+    const spans: OtlpSpan[] = [];
+    const { collector, port } = await startCollector(spans);
+    const server = await startServer({ INFERFLUX_PREFILL_POOL_SIZE: '1', INFERFLUX_DECODE_POOL_SIZE: '1', INFERFLUX_CORES: '2', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` });
+    try {
+      const res = await fetch(`${server.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` },
+        body: JSON.stringify({ model: 'tiny-seed0', prompt: 'handed over '.repeat(20), max_tokens: 8, temperature: 0, ignore_eos: true }),
+      });
+      expect(res.status).to.equal(200);
+      await res.json();
+    } finally {
+      expect(await server.stop()).to.equal(0);
+      collector.close();
+    }
+    const mine = spans.filter((x) => x.traceId === TRACE_ID);
+    const byName = (n: string): OtlpSpan => {
+      const found = mine.find((x) => x.name === n);
+      expect(found, `span ${n} in ${mine.map((x) => x.name).join(', ')}`).to.not.equal(undefined);
+      return found!;
+    };
+    const gen = byName('inferflux.generation');
+    const [prefill, transfer, decode] = ['inferflux.prefill', 'inferflux.kv_transfer', 'inferflux.decode'].map(byName) as [OtlpSpan, OtlpSpan, OtlpSpan];
+    for (const x of [prefill, transfer, decode]) expect(x.parentSpanId).to.equal(gen.spanId);
+    const ns = (v: string): bigint => BigInt(v);
+    // In order, each starting (within the SDK's sub-millisecond conversion jitter) where the one before ends.
+    const near = (a: string, b: string): boolean => ns(a) - ns(b) < 1_000_000n && ns(b) - ns(a) < 1_000_000n;
+    expect(near(transfer.startTimeUnixNano, prefill.endTimeUnixNano), 'transfer starts where the prefill ends').to.equal(true);
+    expect(near(decode.startTimeUnixNano, transfer.endTimeUnixNano), 'decode starts where the transfer ends').to.equal(true);
+    expect(ns(transfer.endTimeUnixNano) > ns(transfer.startTimeUnixNano)).to.equal(true);
   });
 });
