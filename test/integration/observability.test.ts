@@ -34,6 +34,13 @@ function attr(s: OtlpSpan, key: string): string | number | undefined {
   return v.intValue !== undefined ? Number(v.intValue) : v.stringValue;
 }
 
+/** The span of that name among `spans` (fails the test, listing the names there, when none is). */
+function spanNamed(spans: OtlpSpan[], name: string): OtlpSpan {
+  const found = spans.find((x) => x.name === name);
+  expect(found, `span ${name} in ${spans.map((x) => x.name).join(', ')}`).to.not.equal(undefined);
+  return found!;
+}
+
 /** A loopback OTLP/HTTP JSON collector that appends every exported span (and each request's method, path and content type). */
 async function startCollector(spans: OtlpSpan[], contentTypes: string[] = []): Promise<{ collector: Server; port: number }> {
   const collector = createServer((req, res) => {
@@ -120,11 +127,7 @@ describe('observability: structured logs and OTLP traces', function () {
     // Spans: exported as OTLP/HTTP JSON to /v1/traces.
     expect(contentTypes[0]).to.match(/^POST \/v1\/traces application\/json/);
     const mine = spans.filter((s) => s.traceId === TRACE_ID);
-    const byName = (n: string): OtlpSpan => {
-      const s = mine.find((x) => x.name === n);
-      expect(s, `span ${n} in ${mine.map((x) => x.name).join(', ')}`).to.not.equal(undefined);
-      return s!;
-    };
+    const byName = (n: string): OtlpSpan => spanNamed(mine, n);
     const root = byName('POST /v1/chat/completions');
     expect(root.spanId).to.equal(rootId);
     expect(root.parentSpanId).to.equal(PARENT_ID);
@@ -175,11 +178,7 @@ describe('observability: the KV hand-off in a disaggregated trace', function () 
       collector.close();
     }
     const mine = spans.filter((x) => x.traceId === TRACE_ID);
-    const byName = (n: string): OtlpSpan => {
-      const found = mine.find((x) => x.name === n);
-      expect(found, `span ${n} in ${mine.map((x) => x.name).join(', ')}`).to.not.equal(undefined);
-      return found!;
-    };
+    const byName = (n: string): OtlpSpan => spanNamed(mine, n);
     const gen = byName('inferflux.generation');
     const [prefill, transfer, decode] = ['inferflux.prefill', 'inferflux.kv_transfer', 'inferflux.decode'].map(byName) as [OtlpSpan, OtlpSpan, OtlpSpan];
     for (const x of [prefill, transfer, decode]) expect(x.parentSpanId).to.equal(gen.spanId);
