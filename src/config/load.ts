@@ -321,6 +321,11 @@ function autoOr(v: unknown, fallback: number): number {
   return v === 'auto' ? fallback : (v as number);
 }
 
+/** A configured model's backend (`models[].backend`); models loaded at runtime run on the CPU. */
+export function modelBackend(config: InferFluxConfig, id: string): 'cpu' | 'mps' {
+  return config.models.find((m) => m.id === id)?.backend ?? 'cpu';
+}
+
 export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;

@@ -9,6 +9,7 @@
  * its model there and holds a lease on it while it runs, so an unload waits for it.
  */
 import type { InferFluxConfig } from '../config/types.js';
+import { modelBackend } from '../config/load.js';
 import { InferFluxError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { ActorSystem } from '../actors/system.js';
@@ -270,11 +271,6 @@ export class ActorGateway implements Gateway {
     return parts.join('\n');
   }
 
-  /** A configured model's backend (`models[].backend`); models loaded at runtime run on the CPU. */
-  private backendOf(id: string): 'cpu' | 'mps' {
-    return this.config.models.find((c) => c.id === id)?.backend ?? 'cpu';
-  }
-
   /** The model's ready engine, or `model_not_loaded` (with why, when its workers failed). */
   private readyEngine(model: RegisteredModel) {
     const engine = this.system.engineInfo(model.id);
@@ -347,7 +343,7 @@ export class ActorGateway implements Gateway {
   private async prepare(run: Run, model: RegisteredModel): Promise<void> {
     try {
       run.model = model.id;
-      run.backend = this.backendOf(model.id);
+      run.backend = modelBackend(this.config, model.id);
       run.cacheSalt = this.cacheSaltOf(run.input);
       const engine = this.readyEngine(model);
       if (model.metadata.isMoe) this.metrics.moeRequests.inc({ model: model.id });

@@ -37,7 +37,8 @@ export function refuseMedia(gateway: Gateway, model: string | undefined, kind: M
   throw new InferFluxError(
     'capability_not_supported',
     `Model '${name}' does not support ${kind} input (capability '${CAPABILITY[kind]}'): this server's llama.cpp binding has no multimodal support yet; send text content only.`,
-    { param, capability: { model: name, name: CAPABILITY[kind] } },
+    // The metric's model label: a served id, never an arbitrary name from the request.
+    { param, capability: { model: gateway.models().some((m) => m.id === name) ? name : 'unknown', name: CAPABILITY[kind] } },
   );
 }
 

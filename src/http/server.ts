@@ -11,6 +11,7 @@ import type { PolicyContext } from '../policy/pipeline.js';
 import { ANONYMOUS } from '../policy/principal.js';
 import { traceparentFor } from '../policy/traceparent.js';
 import { logger } from '../log/logger.js';
+import { modelBackend } from '../config/load.js';
 import { RequestTrace } from '../telemetry/request-trace.js';
 import { bufferBodyEarly } from './body.js';
 import { compileHostCheck } from './host-check.js';
@@ -147,8 +148,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     inflight.delete(res);
     const model = ex.model || 'none';
     const seconds = (performance.now() - startedAt) / 1000;
-    const backend = base.config.models.find((m) => m.id === ex.model)?.backend ?? 'cpu';
-    base.metrics.requestsTotal.inc({ route: ex.route, model, backend, status: String(ex.status) });
+    base.metrics.requestsTotal.inc({ route: ex.route, model, backend: modelBackend(base.config, ex.model), status: String(ex.status) });
     if (ex.errorCode) base.metrics.errorsTotal.inc({ model, code: ex.errorCode });
     if (ex.capability) base.metrics.capabilityRejections.inc({ model: ex.capability.model, capability: ex.capability.name });
     base.metrics.requestLatency.observe({ model }, seconds);

@@ -300,6 +300,13 @@ describe('metrics: every request kind moves the right samples (real server)', fu
       [`inferflux_capability_rejections_total{model="${MODEL}",capability="vision"}`]: 1,
       [`inferflux_request_latency_seconds_count{model="none"}`]: 1,
     });
+    // A model name the server does not serve never becomes a label value (no series per made-up name).
+    const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,aGk=' } };
+    const r = await post(server, '/v1/chat/completions', KEY_A, { model: 'made-up-model-zz', messages: [{ role: 'user', content: [image] }], max_tokens: 1 });
+    expect(r.status).to.equal(422);
+    const { text } = await scrape(server);
+    expect(text).to.not.contain('made-up-model-zz');
+    expect(text).to.contain('inferflux_capability_rejections_total{model="unknown",capability="vision"} 1');
   });
 
   it('an engine-side error (prompt plus max_tokens beyond the context) is counted once', async () => {

@@ -17,10 +17,16 @@ export interface ResolvedModel {
   preset: ModelPreset | null;
 }
 
-/** True when a served model answers to `name` (also as `name:latest`, Ollama's spelling). */
-export function servesName(gateway: Gateway, name: string): boolean {
+/** The id of the served model that answers to `name` (also as `name:latest`, Ollama's spelling), or undefined. */
+export function servedId(gateway: Gateway, name: string): string | undefined {
+  const models = gateway.models();
+  if (models.some((m) => m.id === name)) return name;
   const bare = name.endsWith(':latest') ? name.slice(0, -':latest'.length) : name;
-  return gateway.models().some((m) => m.id === name || m.id === bare);
+  return models.some((m) => m.id === bare) ? bare : undefined;
+}
+
+export function servesName(gateway: Gateway, name: string): boolean {
+  return servedId(gateway, name) !== undefined;
 }
 
 export async function resolveModelName(deps: HttpDeps, name: string | undefined): Promise<ResolvedModel> {

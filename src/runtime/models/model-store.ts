@@ -9,10 +9,10 @@
  * inside the directory, so nothing a user or a hub sends can write elsewhere. A copy is a second
  * manifest for the same blob; removing the last manifest of a blob removes the blob.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { InferFluxError } from '../../errors.js';
+import { readJsonDir, readJsonFile, writeJsonAtomically } from './json-dir.js';
 import { checkModelName } from './model-ref.js';
 
 export interface ModelManifest {
@@ -77,43 +77,19 @@ export class ModelStore {
   }
 
   async get(name: string): Promise<StoredModel | undefined> {
-    let text: string;
-    try {
-      text = await readFile(this.manifestPath(name), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    return this.withPath(parseManifest(text));
+    const m = await readJsonFile(this.manifestPath(name), parseManifest);
+    return m && this.withPath(m);
   }
 
-  /** Every stored model, by name. A manifest that does not parse is skipped (and named by `list`'s caller never). */
+  /** Every stored model, by name. A manifest that does not parse (half-written, foreign) is skipped. */
   async list(): Promise<StoredModel[]> {
-    let files: string[];
-    try {
-      files = await readdir(join(this.dir, 'manifests'));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-    const out: StoredModel[] = [];
-    for (const f of files.filter((x) => x.endsWith('.json')).sort()) {
-      try {
-        out.push(this.withPath(parseManifest(await readFile(join(this.dir, 'manifests', f), 'utf8'))));
-      } catch {
-        // A half-written or foreign file in manifests/ is not a model.
-      }
-    }
-    return out;
+    return (await readJsonDir(join(this.dir, 'manifests'), parseManifest)).map((m) => this.withPath(m));
   }
 
-  /** Writes (or replaces) a manifest atomically: a temp file, then a rename. */
+  /** Writes (or replaces) a manifest atomically. */
   async put(m: ModelManifest): Promise<StoredModel> {
     await this.ensureDirs();
-    const target = this.manifestPath(m.name);
-    const tmp = this.inside(join(this.dir, 'manifests', `.tmp-${randomBytes(6).toString('hex')}`));
-    await writeFile(tmp, JSON.stringify(m, null, 2) + '\n');
-    await rename(tmp, target);
+    await writeJsonAtomically(join(this.dir, 'manifests'), this.manifestPath(m.name), m);
     return this.withPath(m);
   }
 

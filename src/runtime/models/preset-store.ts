@@ -10,10 +10,10 @@
  * Read per lookup (a small file, only for names that are not served models), so replicas sharing
  * `server.models_dir` see each other's presets without a cache to go stale.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { InferFluxError } from '../../errors.js';
+import { readJsonDir, readJsonFile, writeJsonAtomically } from './json-dir.js';
 import { checkModelName } from './model-ref.js';
 
 /** Modelfile PARAMETERs this server runs (Ollama's option names; see ollama-common/options.ts). */
@@ -73,48 +73,18 @@ export class PresetStore {
     } catch {
       return undefined;
     }
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    return parsePreset(text);
+    return readJsonFile(file, parsePreset);
   }
 
-  async list(): Promise<ModelPreset[]> {
-    let files: string[];
-    try {
-      files = await readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-    const out: ModelPreset[] = [];
-    for (const f of files.filter((x) => x.endsWith('.json')).sort()) {
-      try {
-        out.push(parsePreset(await readFile(join(this.dir, f), 'utf8')));
-      } catch {
-        // A half-written or foreign file is not a preset.
-      }
-    }
-    return out;
+  /** Every preset; a file that does not parse is skipped. */
+  list(): Promise<ModelPreset[]> {
+    return readJsonDir(this.dir, parsePreset);
   }
 
-  /** Writes (or replaces) a preset: a temp file in the same directory, then a rename. */
+  /** Writes (or replaces) a preset atomically. */
   async put(p: ModelPreset): Promise<ModelPreset> {
     const preset = { ...p, name: checkModelName(p.name) };
-    const target = this.fileOf(preset.name);
-    await mkdir(this.dir, { recursive: true });
-    const tmp = join(this.dir, `.tmp-${randomBytes(6).toString('hex')}`);
-    try {
-      await writeFile(tmp, JSON.stringify(preset, null, 2) + '\n');
-      await rename(tmp, target);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
+    await writeJsonAtomically(this.dir, this.fileOf(preset.name), preset);
     return preset;
   }
 

@@ -4,10 +4,10 @@
  * sees it on the next request). Every change is audited as event `admin` with who made it and
  * what changed, never a key or a hash.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
 import { InferFluxError } from '../../../errors.js';
-import { hashesEqual, keyIdFromHash } from '../../../config/api-key-spec.js';
+import { hashKey, hashesEqual, keyIdFromHash } from '../../../config/api-key-spec.js';
 import type { PolicyService } from '../../../policy/policy-service.js';
 import type { ApiKeyRecord, PolicyDocument } from '../../../policy/types.js';
 import { readJsonBody } from '../../body.js';
@@ -34,10 +34,6 @@ export interface AdminDeps {
 /** Generated keys: a fixed prefix (recognisable in secret scanners) and 256 random bits. */
 export function generateKey(): string {
   return `ifx-${randomBytes(32).toString('base64url')}`;
-}
-
-function sha256(s: string): string {
-  return createHash('sha256').update(s, 'utf8').digest('hex');
 }
 
 /**
@@ -90,7 +86,7 @@ export function putGuardrails(deps: AdminDeps, validate: Validator<GuardrailsUpd
         d.overrides = { ...d.overrides, guardrails: new Date().toISOString() };
       },
       // Blocklist terms may themselves be sensitive: the audit line names the fields, and a hash.
-      (d) => `fields=${Object.keys(body).sort().join(',')} guardrails_sha256=${sha256(JSON.stringify(d.guardrails))} version=${d.version}`,
+      (d) => `fields=${Object.keys(body).sort().join(',')} guardrails_sha256=${hashKey(JSON.stringify(d.guardrails))} version=${d.version}`,
     );
     sendJson(res, 200, guardrailsView(doc.guardrails, doc.version));
   };
@@ -151,7 +147,7 @@ export function createApiKey(deps: AdminDeps, validate: Validator<ApiKeyCreate>)
       'api_keys.create',
       (d) => {
         if (chosen) {
-          const hash = body.key !== undefined ? sha256(body.key) : body.key_sha256!.toLowerCase();
+          const hash = body.key !== undefined ? hashKey(body.key) : body.key_sha256!.toLowerCase();
           const taken = d.apiKeys.find((k) => hashesEqual(k.hash, hash) || k.id === keyIdFromHash(hash));
           if (taken) throw new InferFluxError('api_key_exists', `This key is already registered as '${taken.id}'.`, { param: body.key !== undefined ? 'key' : 'key_sha256' });
           rec = { hash, id: keyIdFromHash(hash), scopes: body.scopes, tenant: body.tenant ?? 'default', createdAt: new Date().toISOString(), origin: 'store' };
@@ -159,7 +155,7 @@ export function createApiKey(deps: AdminDeps, validate: Validator<ApiKeyCreate>)
           // The id is 48 bits of the hash; draw again in the (astronomically unlikely) event of a clash.
           do {
             secret = generateKey();
-            const hash = sha256(secret);
+            const hash = hashKey(secret);
             rec = { hash, id: keyIdFromHash(hash), scopes: body.scopes, tenant: body.tenant ?? 'default', createdAt: new Date().toISOString(), origin: 'store' };
           } while (d.apiKeys.some((k) => k.id === rec!.id));
         }
