@@ -49,6 +49,16 @@ function normaliseLayer(layer: unknown, source: string): Raw {
     }
     out.models = [{ id: modelIdFromPath(legacy), path: legacy, default: true }];
   }
+  // The fairness knobs are documented under both `runtime.fairness` and `scheduler.fairness`
+  // (the product docs use either); one layer may use one of them.
+  if (isMap(out.scheduler) && out.scheduler.fairness !== undefined && (out.runtime === undefined || isMap(out.runtime))) {
+    const { fairness, ...scheduler } = out.scheduler;
+    if (isMap(out.runtime) && out.runtime.fairness !== undefined) {
+      throw new ConfigError('scheduler.fairness', `set either scheduler.fairness or runtime.fairness, not both (in ${source})`);
+    }
+    out.scheduler = scheduler;
+    out.runtime = { ...(out.runtime as Raw | undefined), fairness };
+  }
   return out;
 }
 

@@ -116,6 +116,17 @@ describe('config', () => {
     ]);
   });
 
+  it('scheduler.fairness is the same knobs as runtime.fairness; one layer may not set both', () => {
+    const yaml = 'scheduler:\n  max_queue: 9\n  fairness:\n    enable_preemption: true\n    max_timeslice_tokens: 32\n';
+    const cfg = loadConfig({ env: ENV, cwd: makeCwd(yaml) });
+    expect(cfg.runtime.fairness).to.deep.equal({ enablePreemption: true, highPriorityThreshold: 5, maxTimesliceTokens: 32 });
+    expect(cfg.scheduler.maxQueue).to.equal(9);
+    const both = loadError(ENV, `${yaml}runtime:\n  fairness:\n    enable_preemption: false\n`);
+    expect(both.key).to.equal('scheduler.fairness');
+    expect(both.message).to.include('not both');
+    expect(loadError(ENV, 'scheduler:\n  fairness:\n    max_timeslice_tokens: -1\n').key).to.equal('runtime.fairness.max_timeslice_tokens');
+  });
+
   it('applies each scalar env override', () => {
     const cwd = makeCwd();
     const cfg = loadConfig({
