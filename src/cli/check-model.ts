@@ -15,7 +15,8 @@
  * Exit 0 when every file was handled (accepted or not), 2 on usage errors.
  */
 import { writeSync } from 'node:fs';
-import { LlamaLogLevel, getLlama, type Llama, type LlamaModel } from 'node-llama-cpp';
+import { LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
+import { getThreadLlama } from '../runtime/llama/thread-llama.js';
 import { GgufFormatError, validateGguf, type GgufInfo } from '../runtime/gguf/reader.js';
 import { validateLoraFile } from '../runtime/gguf/lora.js';
 
@@ -82,7 +83,7 @@ async function checkEach(
       continue;
     }
     line({ file, accepted: true, loading: true });
-    opened.llama ??= await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.disabled, maxThreads: 1 });
+    opened.llama ??= await getThreadLlama({ logLevel: LlamaLogLevel.disabled, maxThreads: 1 });
     try {
       await loadOne(opened.llama, file);
       line({ file, accepted: true, loaded: true });

@@ -120,4 +120,13 @@ describe('no model loaded', function () {
     const live = await fetch(`${server.url}/livez`);
     expect(live.status).to.equal(200);
   });
+
+  it("llama.cpp's load error reaches stderr from the native logger, not through a worker's JS callback", () => {
+    // The JS log callback is one per process, bound to the last thread that called getLlama; a
+    // line delivered to a worker being terminated aborted the process (src/runtime/llama/thread-llama.ts).
+    // Detached, llama.cpp writes the line itself: no "[node-llama-cpp]" prefix.
+    const lines = server.logs().split('\n').filter((l) => l.includes("unknown model architecture: 'no-such-arch'"));
+    expect(lines, 'the load error is still shown').to.not.be.empty;
+    for (const l of lines) expect(l).to.not.include('[node-llama-cpp]');
+  });
 });

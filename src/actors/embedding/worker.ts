@@ -14,7 +14,8 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { getLlama, LlamaLogLevel, type Llama, type LlamaEmbeddingContext, type LlamaModel } from 'node-llama-cpp';
+import type { Llama, LlamaEmbeddingContext, LlamaModel } from 'node-llama-cpp';
+import { getThreadLlama } from '../../runtime/llama/thread-llama.js';
 import { InferFluxError, type WireError } from '../../errors.js';
 import { exposeRpc } from '../rpc.js';
 import { PROTOCOL_VERSION, type EmbeddingInit, type EmbeddingReady, type EmbedResult, type EmbedTask } from '../protocol.js';
@@ -108,7 +109,7 @@ function prepare(m: LoadedModel, task: EmbedTask, limit: number): { body: number
 const api = {
   async start(opts: EmbeddingInit): Promise<EmbeddingReady> {
     init = opts;
-    llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: opts.threads });
+    llama = await getThreadLlama({ maxThreads: opts.threads });
     return { protocolVersion: PROTOCOL_VERSION, worker: opts.worker };
   },
 

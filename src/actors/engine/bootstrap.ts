@@ -6,9 +6,10 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { LlamaLogLevel, getLlama, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
+import type { Llama, LlamaContext, LlamaModel } from 'node-llama-cpp';
 import { logger } from '../../log/logger.js';
 import { BatchContext } from '../../runtime/llama/batch-adapter.js';
+import { getThreadLlama } from '../../runtime/llama/thread-llama.js';
 import { ConfigError } from '../../config/errors.js';
 import { PROTOCOL_VERSION, type EngineInit, type EngineReady } from '../protocol.js';
 
@@ -41,7 +42,7 @@ export async function loadNativeEngine(init: EngineInit, into: Partial<NativeEng
   // backend: mps is Metal (config/load.ts allows it on macOS with Apple silicon only); else CPU.
   const gpu = init.metalLayers === null ? false : 'metal';
   const gpuLayers = init.metalLayers ?? 0;
-  into.llama = await getLlama({ gpu, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: init.threads });
+  into.llama = await getThreadLlama({ gpu, maxThreads: init.threads });
   into.model = await into.llama.loadModel({ modelPath: init.modelPath, useMmap: true, gpuLayers });
   into.context = await into.model.createContext({
     contextSize: init.contextSize,

@@ -10,7 +10,8 @@
  * structured clone, which keeps a plain object whole but strips an Error to name/message/stack.
  */
 import { threadId } from 'node:worker_threads';
-import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
+import type { Llama, LlamaModel } from 'node-llama-cpp';
+import { getThreadLlama } from '../../runtime/llama/thread-llama.js';
 import { InferFluxError, type WireError } from '../../errors.js';
 import type { ApplyTemplateTask, DetokenizeTask, TokenizeResult, TokenizeTask, TokenizeTextResult, TokenizeTextTask } from '../protocol.js';
 import { TokenTextStream } from '../../runtime/text/token-text-stream.js';
@@ -27,16 +28,16 @@ interface LoadedTokenizer {
 let llama: Promise<Llama> | null = null;
 const tokenizers = new Map<string, Promise<LoadedTokenizer>>();
 
-function getThreadLlama(): Promise<Llama> {
+function tokenizerLlama(): Promise<Llama> {
   // maxThreads 1: tokenizing never runs ggml compute, and engine workers own the cores.
-  llama ??= getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: 1 });
+  llama ??= getThreadLlama({ maxThreads: 1 });
   return llama;
 }
 
 async function load(modelPath: string): Promise<LoadedTokenizer> {
   let model: LlamaModel;
   try {
-    model = await (await getThreadLlama()).loadModel({ modelPath, vocabOnly: true });
+    model = await (await tokenizerLlama()).loadModel({ modelPath, vocabOnly: true });
   } catch (err) {
     throw new InferFluxError('model_not_loaded', `Cannot load the tokenizer of ${modelPath}: ${(err as Error)?.message ?? err}`);
   }
