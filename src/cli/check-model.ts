@@ -83,7 +83,7 @@ async function checkEach(
       continue;
     }
     line({ file, accepted: true, loading: true });
-    opened.llama ??= await getThreadLlama({ logLevel: LlamaLogLevel.disabled, maxThreads: 1 });
+    opened.llama ??= await getThreadLlama({ gpu: false, logLevel: LlamaLogLevel.disabled, maxThreads: 1 });
     try {
       await loadOne(opened.llama, file);
       line({ file, accepted: true, loaded: true });

@@ -242,7 +242,10 @@ describe('deployment: Dockerfile', () => {
     const calls = sources.match(/getLlama\([^)]*\)/g) ?? [];
     expect(calls.length).to.be.greaterThan(0);
     // No GPU, or Metal for a backend: mps model (config refuses it off macOS, so never in this image).
-    for (const c of calls) expect(c).to.match(/\{[^}]*gpu(: false)?,/);
+    // Every call is the one wrapper's (src/runtime/llama/thread-llama.ts), whose option type allows
+    // no GPU but Metal.
+    for (const c of calls) expect(c).to.match(/\{[^}]*gpu(: false|: opts\.gpu)?,/);
+    expect(sources).to.contain("gpu: false | 'metal';");
     const gpuVars = sources.match(/const gpu = [^;]*;/g) ?? [];
     expect(gpuVars).to.deep.equal(["const gpu = init.metalLayers === null ? false : 'metal';"]);
   });

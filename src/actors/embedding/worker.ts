@@ -109,7 +109,7 @@ function prepare(m: LoadedModel, task: EmbedTask, limit: number): { body: number
 const api = {
   async start(opts: EmbeddingInit): Promise<EmbeddingReady> {
     init = opts;
-    llama = await getThreadLlama({ maxThreads: opts.threads });
+    llama = await getThreadLlama({ gpu: false, maxThreads: opts.threads });
     return { protocolVersion: PROTOCOL_VERSION, worker: opts.worker };
   },
 

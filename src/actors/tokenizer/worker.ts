@@ -30,7 +30,7 @@ const tokenizers = new Map<string, Promise<LoadedTokenizer>>();
 
 function tokenizerLlama(): Promise<Llama> {
   // maxThreads 1: tokenizing never runs ggml compute, and engine workers own the cores.
-  llama ??= getThreadLlama({ maxThreads: 1 });
+  llama ??= getThreadLlama({ gpu: false, maxThreads: 1 });
   return llama;
 }
 

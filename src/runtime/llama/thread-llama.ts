@@ -14,8 +14,8 @@
 import { LlamaLogLevel, getLlama, type Llama } from 'node-llama-cpp';
 
 export interface ThreadLlamaOptions {
-  /** 'metal' for backend: mps (macOS on Apple silicon), else CPU only. */
-  gpu?: false | 'metal';
+  /** 'metal' for backend: mps (macOS on Apple silicon), else CPU only (never CUDA or Vulkan: the image drops them). */
+  gpu: false | 'metal';
   /** ggml compute threads this thread's contexts may use. */
   maxThreads: number;
   /** llama.cpp's own log level; `error` unless a caller wants silence (CLI checks). */
@@ -28,7 +28,7 @@ interface AddonBindings {
 }
 
 export async function getThreadLlama(opts: ThreadLlamaOptions): Promise<Llama> {
-  const llama = await getLlama({ gpu: opts.gpu ?? false, build: 'never', logLevel: opts.logLevel ?? LlamaLogLevel.error, maxThreads: opts.maxThreads });
+  const llama = await getLlama({ gpu: opts.gpu, build: 'never', logLevel: opts.logLevel ?? LlamaLogLevel.error, maxThreads: opts.maxThreads });
   detachJsLogger(llama);
   return llama;
 }
