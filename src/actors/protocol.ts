@@ -19,7 +19,7 @@ import { pack, unpack } from '../runtime/frame-codec.js';
 export { pack, unpack };
 export type { AuditEvent, EngineSampling };
 
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 
 export type RequestId = string & { readonly __brand: 'RequestId' };
 export type TokenId = number & { readonly __brand: 'TokenId' };
@@ -307,6 +307,17 @@ export interface EngineStatus {
   adapterSwaps: number;
   /** Grammar-constrained samples by how they were drawn (batch-adapter.ts `grammarSamples`). */
   grammarSamples: Record<'mask' | 'free' | 'redraw' | 'fallback' | 'llama', number>;
+  /** Where the step loop's time went since the worker started (`/debug`, bench/profile-step.ts). */
+  stepTiming: StepTiming;
+}
+
+/** An engine step loop's cumulative time split (src/actors/engine/step-loop.ts says what each part is). */
+export interface StepTiming {
+  steps: number;
+  decodeMs: number;
+  sampleMs: number;
+  applyMs: number;
+  betweenMs: number;
 }
 
 /** Tokenizer pool task (piscina; structured clone, not msgpack: it is request/response). */

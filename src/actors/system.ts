@@ -43,6 +43,16 @@ export interface PoolReport {
 /** Time an engine worker gets to finish its batch and dispose its native objects at shutdown. */
 const ENGINE_SHUTDOWN_MS = 60_000;
 
+/** One engine worker in `/debug` (ActorSystem.engineDebug). */
+export interface EngineDebug {
+  model: string;
+  role: EngineRole;
+  worker: number;
+  ready: boolean;
+  stopping: boolean;
+  status: EngineStatus | null;
+}
+
 interface EngineHandle {
   model: ModelEntry;
   role: EngineRole;
@@ -312,6 +322,22 @@ export class ActorSystem {
     const embedding = this.embeddings.report();
     if (embedding) pools.push(embedding);
     return pools;
+  }
+
+  /**
+   * Every engine worker as `/debug` shows it: its model, role and state, and for a ready one its
+   * live status (sequences, steps, adapter, the step loop's time split). A worker too busy to
+   * answer within `timeoutMs` (a long prefill step) shows `status: null`.
+   */
+  async engineDebug(timeoutMs = 2000): Promise<EngineDebug[]> {
+    return Promise.all(
+      this.engines.map(async (e) => {
+        const row = { model: e.model.id, role: e.role, worker: e.index, ready: e.ready !== null, stopping: e.stopping };
+        if (!e.ready) return { ...row, status: null };
+        const status = await withTimeout(e.rpc.status(), timeoutMs).catch(() => null);
+        return { ...row, status };
+      }),
+    );
   }
 
   /** Hand-off counters of the prefill workers: tickets written and tickets a full ring turned away. */

@@ -136,6 +136,12 @@ export async function runFairness(c: Connection, f: FairnessFlags, io: Output): 
   print(io, (await requestJson(c, 'PUT', '/v1/admin/fairness', body)).body);
 }
 
+/** `/debug` (token traces, engines, adapters), or one request's whole trace. */
+export async function runDebug(c: Connection, f: { trace?: string }, io: Output): Promise<void> {
+  const path = f.trace === undefined ? '/debug' : `/debug/traces/${encodeURIComponent(f.trace)}`;
+  print(io, (await requestJson(c, 'GET', path)).body);
+}
+
 export interface ModelFlags {
   list?: boolean;
   load?: string;

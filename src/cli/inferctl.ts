@@ -11,6 +11,7 @@
  *   inferctl admin guardrails|rate-limit|api-keys|cache|fairness [--list | changes]
  *   inferctl admin models [--list | --load PATH --id ID [--default] | --load NAME [--id ID] [--default] | --unload ID | --set-default ID]
  *   inferctl admin adapters [--list | --load PATH --model BASE --id ID [--scale S] | --unload ID]
+ *   inferctl admin debug [--trace REQUEST_ID]
  *   inferctl audit verify <audit.log | dir>...
  *
  * Server: `--url`, or `--host`/`--port`, or `INFERCTL_URL` (default http://127.0.0.1:8080). Key:
@@ -23,7 +24,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { SERVER_FLAGS, flagsToEnv } from '../config/server-flags.js';
 import { SERVER_VERSION } from '../version.js';
-import { runAdapters, runApiKeys, runCache, runFairness, runGuardrails, runModels, runRateLimit } from './admin.js';
+import { runAdapters, runApiKeys, runCache, runDebug, runFairness, runGuardrails, runModels, runRateLimit } from './admin.js';
 import { runAuditVerify } from './audit-verify.js';
 import { runCreate } from './create.js';
 import { runSession, type SessionIo } from './chat-session.js';
@@ -294,6 +295,11 @@ Examples:
     .option('--scale <s>', 'adapter scale, in (0, 16] (default 1)')
     .option('--unload <id>', 'stop serving this adapter: running requests finish, new ones get 503 then 404')
     .action(async (o) => runAdapters(conn(), o, io));
+  admin
+    .command('debug')
+    .description("what /debug shows: the last finished requests' token traces (queue, prefill, decode, gaps between tokens), every engine worker's state and step split, loaded adapters")
+    .option('--trace <request-id>', "one request's whole trace: when each of its tokens reached the server")
+    .action(async (o) => runDebug(conn(), o, io));
   // The admin commands always print the server's JSON view, so --json changes nothing there.
   const adminExamples: Record<string, string[]> = {
     guardrails: ['inferctl admin guardrails --list', 'inferctl admin guardrails --set "launch codes,classified" --pii redact --pii-output on'],
@@ -306,6 +312,7 @@ Examples:
     ],
     cache: ['inferctl admin cache --list', 'inferctl admin cache --warm "You are a helpful assistant."', 'inferctl admin cache --flush'],
     fairness: ['inferctl admin fairness', 'inferctl admin fairness --preemption on --max-timeslice-tokens 64'],
+    debug: ['inferctl admin debug', 'inferctl admin debug --trace "$REQUEST_ID"   # the x-request-id of a response'],
     adapters: ['inferctl admin adapters --list', 'inferctl admin adapters --load adapters/support-v2.gguf --model qwen --id support --scale 0.8', 'inferctl admin adapters --unload support'],
     models: ['inferctl admin models --list', 'inferctl admin models --load /models/qwen2.5-0.5b-q8_0.gguf --id qwen --default', 'inferctl admin models --load Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M', 'inferctl admin models --unload old-model'],
   };

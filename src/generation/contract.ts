@@ -8,7 +8,9 @@ import type { InferFluxError } from '../errors.js';
 import type { FinishReason } from '../runtime/finish-reason.js';
 import type { SamplingSettings } from '../runtime/sampling.js';
 import type { ChatTemplateTool } from '../runtime/chat-template.js';
-import type { PoolReport } from '../actors/system.js';
+import type { EngineDebug, PoolReport } from '../actors/system.js';
+
+export type { EngineDebug };
 import type { Capabilities, Capability } from '../registry/capabilities.js';
 import type { ModelMetadata } from '../registry/model-metadata.js';
 import type { ModelState, RegistryChange } from '../registry/model-registry.js';
@@ -364,4 +366,55 @@ export interface Gateway {
   readonly modelControl?: ModelControl | undefined;
   /** Runtime LoRA adapter management (absent: `/v1/admin/adapters` is not served). */
   readonly adapterControl?: AdapterControl | undefined;
+  /** Token traces of recent requests and the engines' live state (absent: `/debug` is not served). */
+  readonly debug?: DebugControl | undefined;
+}
+
+/** What `/debug` reads: recent requests' token traces and every engine worker's state. */
+export interface DebugControl {
+  traces(): TokenTraceSummary[];
+  trace(requestId: string): TokenTraceDetail | undefined;
+  engines(): Promise<EngineDebug[]>;
+}
+
+/** Token traces of finished requests (`/debug`; recorded by src/generation/token-trace.ts). */
+export interface InterTokenStats {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+/** One finished request, summarised (the `/debug` list). */
+export interface TokenTraceSummary {
+  request_id: string;
+  at: string;
+  model: string;
+  adapter: string | null;
+  route: string | null;
+  key_id: string | null;
+  tenant: string | null;
+  /** HTTP-style outcome: 200, 499 (client left), or the error's status. */
+  status: number;
+  /** The audit decision (`allow`, `allow:cached`, `cancelled`, `error:<code>`). */
+  outcome: string;
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+  finish_reasons: string[];
+  latency_ms: number;
+  ttft_ms: number | null;
+  /** Where the time went, as the engine measured it (tokenize is the main thread's). */
+  timings_ms: { tokenize: number; queue: number; prefill: number; decode: number; kv_transfer: number | null };
+  /** Gaps between consecutive tokens of a choice, ms (null with fewer than two tokens). */
+  inter_token_ms: InterTokenStats | null;
+  /** Completion tokens over the time from the first token to the last (null with fewer than two). */
+  decode_tokens_per_s: number | null;
+  truncated: boolean;
+}
+
+/** One request's whole trace (`/debug/traces/{request_id}`). */
+export interface TokenTraceDetail extends TokenTraceSummary {
+  /** Per choice: ms from the request's arrival to each of its tokens, in order. */
+  choices: { index: number; finish_reason: string; token_times_ms: number[] }[];
 }

@@ -8,7 +8,7 @@
  * Which models exist, and in what state, is the registry's (src/registry): every request resolves
  * its model there and holds a lease on it while it runs, so an unload waits for it.
  */
-import type { InferFluxConfig } from '../config/types.js';
+import type { InferFluxConfig, ModelEntry } from '../config/types.js';
 import { modelBackend } from '../config/load.js';
 import { InferFluxError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
@@ -20,6 +20,7 @@ import type {
   AdapterInfo,
   CacheControl,
   ChatMessage,
+  DebugControl,
   EmbedInput,
   EmbedOutput,
   FairnessControl,
@@ -38,6 +39,7 @@ import type {
 } from './contract.js';
 import { ModelFileCache } from './model-file.js';
 import { Run, type FinishedResponse } from './run.js';
+import { TokenTraceLog } from './token-trace.js';
 import { checkPromptTokens, resolveSampling } from './sampling.js';
 import { servingShape } from '../registry/memory-estimate.js';
 import { ModelRegistry, type RegisteredModel } from '../registry/model-registry.js';
@@ -56,6 +58,9 @@ export class ActorGateway implements Gateway {
   readonly fairness: FairnessControl;
   readonly modelControl: ModelControl;
   readonly adapterControl: AdapterControl;
+  readonly debug: DebugControl;
+  /** The last finished requests' token traces (`/debug`). */
+  private readonly tokenTraces = new TokenTraceLog();
   private readonly embedder: Embedder;
 
   private constructor(
@@ -73,6 +78,11 @@ export class ActorGateway implements Gateway {
     // Each change answers once it is kept (server.models_state_path), so a restart right after serves it.
     const saved = async (): Promise<void> => {
       await this.kept?.flush();
+    };
+    this.debug = {
+      traces: () => this.tokenTraces.list(),
+      trace: (id) => this.tokenTraces.get(id),
+      engines: () => this.system.engineDebug(),
     };
     this.adapterControl = {
       list: () => this.adapters.list().map(adapterInfo),
@@ -105,17 +115,18 @@ export class ActorGateway implements Gateway {
       },
       onChange: (listener) => void registry.on('change', listener),
     };
+    // The registry says which model an id is; a configured model keeps its entry (its `embeddings` flag).
+    const entryOf = (m: RegisteredModel): ModelEntry => {
+      const configured = m.source === 'config' ? config.models.find((c) => c.id === m.id) : undefined;
+      return configured ?? { id: m.id, path: m.path, default: m.isDefault, backend: 'cpu', generateIfMissing: false, embeddings: 'auto' };
+    };
     this.embedder = new Embedder({
       config,
       pool: system.embeddings,
       metrics,
       audit: system.audit,
-      // The registry says which model an id is; a configured model keeps its entry (its `embeddings` flag).
-      resolveModel: (id) => {
-        const m = registry.lookup(id);
-        const configured = m.source === 'config' ? config.models.find((c) => c.id === m.id) : undefined;
-        return configured ?? { id: m.id, path: m.path, default: m.isDefault, backend: 'cpu', generateIfMissing: false, embeddings: 'auto' };
-      },
+      resolveModel: (id) => entryOf(registry.lookup(id)),
+      readyModels: () => registry.list().filter((m) => m.state === 'ready').map(entryOf),
       modelFile: (path) => this.files.get(path, 0),
     });
   }
@@ -297,6 +308,7 @@ export class ActorGateway implements Gateway {
     const run = new Run(input, sink, this.metrics, this.system, this.config.audit.debugMode);
     this.inflight++;
     this.runs.add(run);
+    run.onTrace = (t) => this.tokenTraces.add(t);
     run.onFinish = () => {
       this.runs.delete(run);
       this.inflight--;

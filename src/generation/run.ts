@@ -16,7 +16,8 @@ import type { ActorSystem } from '../actors/system.js';
 import { T, postFrame, unpack, type AdapterRef, type AdmitBody, type Envelope, type OnRequestPortFromEngine, type RequestId } from '../actors/protocol.js';
 import { blockSalt, prefixBlocks } from '../runtime/prefix/block-hash.js';
 import type { EngineSampling } from '../runtime/sampling.js';
-import type { FinishReason, GenerateInput, GenerationHandle, GenerationTimings, RunningGeneration, StartMeta, TokenSink } from './contract.js';
+import type { FinishReason, GenerateInput, GenerationHandle, GenerationTimings, RunningGeneration, StartMeta, TokenSink, TokenTraceDetail } from './contract.js';
+import { TokenTraceRecorder } from './token-trace.js';
 
 /** A finished deterministic response, kept for exact-match reuse (`runtime.response_cache`). */
 export interface FinishedResponse {
@@ -43,6 +44,9 @@ export class Run {
   onFinish: () => void = () => undefined;
   /** Set for cacheable requests: receives the finished response (not on cancel or error). */
   onComplete: ((r: FinishedResponse) => void) | null = null;
+  /** Receives the request's token trace once it has ended, however it ended (`/debug`). */
+  onTrace: ((t: TokenTraceDetail) => void) | null = null;
+  private readonly trace = new TokenTraceRecorder();
   private completionPerChoice: number[] = [];
   readonly handle: GenerationHandle;
   private readonly startedAt = now();
@@ -130,6 +134,7 @@ export class Run {
       case T.Text:
         this.startSink();
         this.generated += f[2];
+        this.trace.tokens(choice, f[2]);
         if (!this.firstTokenSeen && f[2] > 0) {
           this.firstTokenSeen = true;
           this.firstTokenAt = now();
@@ -232,7 +237,7 @@ export class Run {
 
   private complete(): void {
     if (this.cancelled) {
-      this.audit(499, 'cancelled');
+      this.settle(499, 'cancelled');
       return this.finish();
     }
     this.startSink();
@@ -243,7 +248,7 @@ export class Run {
       timings: this.timings,
       stopSequence: this.stopSequence,
     });
-    this.audit(200, 'allow');
+    this.settle(200, 'allow');
     this.onComplete?.({ promptTokens: this.promptTokens, texts: [...this.texts], reasons: [...this.finishReasons], completion: [...this.completionPerChoice], stopSequence: this.stopSequence });
     this.finish();
   }
@@ -261,7 +266,7 @@ export class Run {
       this.completionTokens += r.completion[i]!;
     }
     this.sink.onEnd({ promptTokens: r.promptTokens, completionTokens: this.completionTokens, cachedTokens: r.promptTokens, timings: this.timings, stopSequence: r.stopSequence });
-    this.audit(200, 'allow:cached');
+    this.settle(200, 'allow:cached');
     this.finish();
   }
 
@@ -269,7 +274,7 @@ export class Run {
     if (this.ended) return;
     for (let i = 0; i < this.ports.length; i++) this.stopChoice(i);
     if (!this.cancelled) this.sink.onError(err);
-    this.audit(err.status, `error:${err.code}`);
+    this.settle(err.status, `error:${err.code}`);
     this.finish();
   }
 
@@ -319,6 +324,29 @@ export class Run {
         // Closed ports belong to finished choices.
       }
     }
+  }
+
+  /** The request has ended: its audit line and its token trace. */
+  private settle(status: number, decision: string): void {
+    this.audit(status, decision);
+    this.onTrace?.(
+      this.trace.finish({
+        requestId: this.input.requestId,
+        model: this.model,
+        adapter: this.adapter?.id ?? null,
+        route: this.input.route,
+        keyId: this.input.keyId,
+        tenant: this.input.tenant,
+        status,
+        outcome: decision,
+        promptTokens: this.promptTokens,
+        cachedTokens: this.cachedTokens,
+        completionTokens: this.completionTokens,
+        finishReasons: [...this.finishReasons],
+        tokenizeMs: this.tokenizeMs,
+        timings: this.timings,
+      }),
+    );
   }
 
   private audit(status: number, decision: string): void {

@@ -37,6 +37,7 @@ import { register as registerTokenizer } from './routes/llama-tokenizer/index.js
 import { register as registerEmbeddings } from './routes/openai-embeddings/index.js';
 import { register as registerOllamaEmbed } from './routes/ollama-embed/index.js';
 import { register as registerConsole } from './routes/console/index.js';
+import { register as registerDebug } from './routes/debug/index.js';
 import type { HttpDeps, RequestContext } from './types.js';
 
 export interface HttpServer {
@@ -119,6 +120,7 @@ export function buildRouter(deps: HttpDeps): Router {
   registerAdminModels(router, deps);
   registerAdminAdapters(router, deps);
   registerConsole(router, deps);
+  registerDebug(router, deps);
   return router;
 }
 

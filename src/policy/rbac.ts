@@ -79,6 +79,9 @@ export const ROUTE_SCOPES: readonly (readonly [pattern: string, access: Access])
   ['/v1/admin/adapters', ADAPTERS],
   ['/v1/admin/adapters/:id', ADAPTERS],
   ['/v1/admin/*', ADMIN],
+  // Token traces and engine internals (src/http/routes/debug): ids and times, still admin only.
+  ['/debug', ADMIN],
+  ['/debug/traces/:id', ADMIN],
   // The web console's static files hold no data; its API calls carry the key typed into the page.
   ['/ui', PUBLIC],
   ['/ui/:file', PUBLIC],

@@ -179,6 +179,20 @@ describe('inferctl (the CLI against a real server)', function () {
     expect((await inferctl(server, ['admin', 'cache', '--flush', '--warm', 'x'])).code).to.equal(2);
   });
 
+  it("admin debug: the token traces of the warm-ups above, one request's whole trace, 4 for an unknown id", async () => {
+    const all = json(await inferctl(server, ['admin', 'debug']));
+    expect(all.object).to.equal('debug');
+    // The newest: the second warm-up of the test above (the cache tests run no other request).
+    const warm = (all.token_traces as { request_id: string; prompt_tokens: number; cached_tokens: number }[])[0];
+    expect(warm, 'the cache warm-up ran as a request').to.exist;
+    expect(warm!.cached_tokens).to.be.above(0);
+    const one = json(await inferctl(server, ['admin', 'debug', '--trace', warm!.request_id]));
+    expect(one).to.include({ object: 'debug.token_trace', request_id: warm!.request_id, prompt_tokens: warm!.prompt_tokens });
+    expect(one.choices).to.be.an('array').with.length(1);
+    const missing = await inferctl(server, ['admin', 'debug', '--trace', 'no such id/..']);
+    expect(missing.code).to.equal(4);
+  });
+
   it('admin fairness: shows and changes the live scheduler settings', async () => {
     const before = json(await inferctl(server, ['admin', 'fairness']));
     expect(before.object).to.equal('fairness');

@@ -146,8 +146,9 @@ describe('policy: rbac table', () => {
 
   it('lists only routes that exist: every row covers at least one registered route', () => {
     // A policy service makes the admin routes register (nothing calls it here).
-    // Model and adapter control make the admin model and adapter routes register (nothing calls them here either).
-    const gateway = Object.assign(new FakeGateway(), { modelControl: {} as never, adapterControl: {} as never });
+    // Model and adapter control make the admin model and adapter routes register, debug control
+    // /debug (nothing calls them here either).
+    const gateway = Object.assign(new FakeGateway(), { modelControl: {} as never, adapterControl: {} as never, debug: {} as never });
     const router = buildRouter({ config: testConfig(), gateway, metrics: new Metrics({ defaultMetrics: false }), policy: {} as never });
     const patterns = (router as unknown as { routes: { pattern: string }[] }).routes.map((r) => r.pattern);
     const covers = (row: string, route: string): boolean => {

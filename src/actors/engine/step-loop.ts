@@ -10,6 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import type { BatchContext, SampledLogprobs } from '../../runtime/llama/batch-adapter.js';
 import type { CoreClaims } from '../core-budget.js';
+import type { StepTiming } from '../protocol.js';
 import type { PlannedItem, StepPlan } from './core.js';
 import type { LlamaSlotSampler } from './sampler.js';
 import type { DraftRequest, Speculator } from './speculator.js';
@@ -41,13 +42,6 @@ export interface StepDriver {
  * decisions, detokenizing and posting tokens, `between` admissions, cancels, KV moves.
  * The worker logs it at shutdown (bench/profile-step.ts reads that line).
  */
-export interface StepTiming {
-  steps: number;
-  decodeMs: number;
-  sampleMs: number;
-  applyMs: number;
-  betweenMs: number;
-}
 
 /** While hand-offs wait for their ring frame, the loop looks again this often (their fallback timer). */
 const WAITING_RECHECK_MS = 250;

@@ -196,6 +196,7 @@ class EngineShell {
       adapter: this.gate.current,
       adapterSwaps: this.gate.swaps,
       grammarSamples: { ...(this.native.batch?.grammarSamples ?? { mask: 0, free: 0, redraw: 0, fallback: 0, llama: 0 }) },
+      stepTiming: { ...this.loop.timing },
     };
   }
 
