@@ -35,6 +35,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly capabilityRouteFallbacks = new Counter({
+    name: 'inferflux_capability_route_fallbacks_total',
+    help: 'Requests that named no model and were routed to another served model because the default lacks a capability they need, by capability, default model and the model used',
+    labelNames: ['capability', 'from_model', 'to_model'] as const,
+    registers: [this.registry],
+  });
+
   readonly adapterRequests = new Counter({
     name: 'inferflux_adapter_requests_total',
     help: 'Generation requests run under a LoRA adapter (adapter hits), by base model and adapter id',

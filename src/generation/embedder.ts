@@ -21,6 +21,8 @@ export interface EmbedderDeps {
   metrics: Metrics;
   audit: { record(e: AuditEvent): void };
   resolveModel(id: string | undefined): ModelEntry;
+  /** The ready models, in the registry's order (where a request that named no model may go instead). */
+  readyModels(): ModelEntry[];
   modelFile(path: string): Promise<ModelFileInfo>;
 }
 
@@ -38,19 +40,27 @@ export class Embedder {
 
   async embed(input: EmbedInput, signal?: AbortSignal): Promise<EmbedOutput> {
     const started = performance.now();
-    const entry = this.deps.resolveModel(input.model);
+    let entry = this.deps.resolveModel(input.model);
     const { config, metrics } = this.deps;
     try {
       const file = await this.deps.modelFile(entry.path);
       if (!supportsEmbeddings({ embeddings: entry.embeddings, metadata: file.metadata })) {
-        const pooling = poolingTypeOf(file.metadata);
-        throw new InferFluxError(
-          'embeddings_not_supported',
-          `Model '${entry.id}' does not have the embeddings capability: its GGUF declares ${pooling === null ? 'no pooling type' : `pooling type ${pooling}`} ` +
-            `(an embedding model declares mean, cls or last)${entry.embeddings === false ? ' and its models entry says embeddings: false' : ''}. ` +
-            'Use an embedding model, or set embeddings: true on its models entry to embed with it anyway.',
-          { param: 'model', capability: { model: entry.id, name: 'embeddings' } },
-        );
+        // A request that named no model goes to a served model that embeds (capability route
+        // fallback); one that named its model gets that model or the error, never another.
+        const routed = input.model === undefined || input.model === '' ? await this.embeddingModel() : null;
+        if (!routed) {
+          const pooling = poolingTypeOf(file.metadata);
+          throw new InferFluxError(
+            'embeddings_not_supported',
+            `Model '${entry.id}' does not have the embeddings capability: its GGUF declares ${pooling === null ? 'no pooling type' : `pooling type ${pooling}`} ` +
+              `(an embedding model declares mean, cls or last)${entry.embeddings === false ? ' and its models entry says embeddings: false' : ''}` +
+              `${input.model ? '' : ', and no other served model has it'}. ` +
+              'Use an embedding model, or set embeddings: true on its models entry to embed with it anyway.',
+            { param: 'model', capability: { model: entry.id, name: 'embeddings' } },
+          );
+        }
+        metrics.capabilityRouteFallbacks.inc({ capability: 'embeddings', from_model: entry.id, to_model: routed.id });
+        entry = routed;
       }
       const max = config.runtime.embeddings.batchMax;
       if (input.inputs.length > max) {
@@ -82,6 +92,15 @@ export class Embedder {
       this.audit(input, entry.id, e.status, `error:${e.code}`, 0, performance.now() - started);
       throw e;
     }
+  }
+
+  /** The first ready model that embeds, in the registry's order, or null. */
+  private async embeddingModel(): Promise<ModelEntry | null> {
+    for (const m of this.deps.readyModels()) {
+      const file = await this.deps.modelFile(m.path).catch(() => null);
+      if (file && supportsEmbeddings({ embeddings: m.embeddings, metadata: file.metadata })) return m;
+    }
+    return null;
   }
 
   private audit(input: EmbedInput, model: string, status: number, decision: string, promptTokens: number, latencyMs: number): void {

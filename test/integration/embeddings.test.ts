@@ -127,6 +127,21 @@ describe('embeddings on the real engine', function () {
     expect(gen.message).to.include("Model 'gen' does not have the embeddings capability");
   });
 
+  it('a request that names no model goes to the served model that embeds (the default does not); a named model is kept', async () => {
+    const sample = 'inferflux_capability_route_fallbacks_total{capability="embeddings",from_model="gen",to_model="emb"}';
+    const before = await metric(server.url, sample);
+    const routed = await api(server, 'POST', '/v1/embeddings', { input: ['a b c', 'hello world'] }, null);
+    expect(routed.status).to.equal(200);
+    expect(routed.body.model).to.equal('emb');
+    const pinned = await client.embeddings.create({ model: 'emb', input: ['a b c', 'hello world'], encoding_format: 'float' });
+    expect(routed.body.data.map((d: { embedding: number[] }) => d.embedding)).to.deep.equal(pinned.data.map((d) => d.embedding));
+    expect(await metric(server.url, sample)).to.equal(before + 1);
+    // Pinning is preserved: naming the default that cannot embed is still its error, not a reroute.
+    const gen = await openAIError(client.embeddings.create({ model: 'gen', input: 'x' }));
+    expect([gen.status, gen.code]).to.deep.equal([400, 'embeddings_not_supported']);
+    expect(await metric(server.url, sample)).to.equal(before + 1);
+  });
+
   it('LM Studio /api/v0/embeddings answers as OpenAI does', async () => {
     const v1 = await api(server, 'POST', '/v1/embeddings', { model: 'emb', input: ['a b c', 'hello world'] }, null);
     const v0 = await api(server, 'POST', '/api/v0/embeddings', { model: 'emb', input: ['a b c', 'hello world'] }, null);
