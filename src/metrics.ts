@@ -35,6 +35,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly backendExposures = new Counter({
+    name: 'inferflux_backend_exposures_total',
+    help: 'Models brought up on a backend, by model, the backend asked for (cpu, mps, auto), the one used and why (config, priority: backend auto through runtime.backend_priority, runtime: loaded through the admin API)',
+    labelNames: ['model', 'requested', 'exposed', 'provenance'] as const,
+    registers: [this.registry],
+  });
+
   readonly capabilityRouteFallbacks = new Counter({
     name: 'inferflux_capability_route_fallbacks_total',
     help: 'Requests that named no model and were routed to another served model because the default lacks a capability they need, by capability, default model and the model used',

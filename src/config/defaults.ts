@@ -96,7 +96,8 @@ model:
 
 # Models to serve. Exactly one is the default (the first one if none says so).
 # backend: cpu (default), or mps: llama.cpp's Metal backend with runtime.mps_layers layers on the
-# GPU (macOS on Apple silicon; elsewhere start-up stops naming the entry).
+# GPU (macOS on Apple silicon; elsewhere start-up stops naming the entry), or auto: the first of
+# runtime.backend_priority this machine has.
 # embeddings (optional): auto = the model serves embeddings when its GGUF declares a pooling type
 # (<arch>.pooling_type mean, cls or last: an embedding model); true = serve them anyway (a
 # generative model then embeds with llama.cpp's default, its last token's hidden state); false = never.
@@ -158,6 +159,11 @@ runtime:
   # refused at start-up elsewhere): auto = every layer, or a count (the rest run on the CPU).
   # Env: INFERFLUX_MPS_LAYERS.
   mps_layers: auto
+  # Models with backend: auto run on the first of these this machine has (mps: macOS on Apple
+  # silicon; cpu: everywhere). /v1/models reports each model's backend_exposure (requested,
+  # exposed, provenance) and inferflux_backend_exposures_total counts them.
+  # Env: INFERFLUX_BACKEND_PRIORITY (comma-separated).
+  backend_priority: [mps, cpu]
   # Priority and tenant fairness. Live-updatable.
   fairness:
     # Suspend a lower-priority running request (its KV is saved, nothing is lost) when a request at

@@ -11,7 +11,7 @@ import envPaths from 'env-paths';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_YAML, DEMO_MODEL_PATH, RESERVED_SECTIONS } from './defaults.js';
 import { CONFIG_SCHEMA, RULES, SECTION_EXPECT } from './schema.js';
-import type { InferFluxConfig, LogFormat, LogLevel, ModelEntry, PullConfig, RuntimeConfig } from './types.js';
+import type { Backend, BackendExposure, InferFluxConfig, LogFormat, LogLevel, ModelEntry, PullConfig, RuntimeConfig } from './types.js';
 import { redactUrlPasswords } from '../redact.js';
 import type { GuardrailPolicy, PiiKind } from './policy-types.js';
 import { ConfigError } from './errors.js';
@@ -146,6 +146,7 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_THREADPOOL_POLL', 'runtime.threadpool_poll', envInt],
   ['INFERFLUX_FLASH_ATTENTION', 'runtime.flash_attention', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_MPS_LAYERS', 'runtime.mps_layers', envInt],
+  ['INFERFLUX_BACKEND_PRIORITY', 'runtime.backend_priority', (v) => envList(v.toLowerCase())],
   ['INFERFLUX_PREFILL_CHUNK', 'runtime.prefill_chunk', envInt],
   ['INFERFLUX_PREFILL_CHUNK_DECODING', 'runtime.prefill_chunk_decoding', envInt],
   ['INFERFLUX_PREFILL_SPREAD_TOKENS', 'runtime.prefill_spread_tokens', envInt],
@@ -275,10 +276,20 @@ interface RawModel {
   embeddings?: 'auto' | boolean;
 }
 
-function resolveModels(raw: RawModel[], cwd: string, platform: { os: NodeJS.Platform; arch: string }): ModelEntry[] {
+/** Whether this machine has the backend: Metal is shipped by node-llama-cpp for macOS on Apple silicon only. */
+function hasBackend(b: Backend, platform: { os: NodeJS.Platform; arch: string }): boolean {
+  return b === 'cpu' || (platform.os === 'darwin' && platform.arch === 'arm64');
+}
+
+/** `backend: auto`: the first of the priority list this machine has (cpu if none), and the ones passed over. */
+function autoBackend(priority: Backend[], platform: { os: NodeJS.Platform; arch: string }): { backend: Backend; skipped: Backend[] } {
+  const at = priority.findIndex((b) => hasBackend(b, platform));
+  return at < 0 ? { backend: 'cpu', skipped: [...priority] } : { backend: priority[at]!, skipped: priority.slice(0, at) };
+}
+
+function resolveModels(raw: RawModel[], cwd: string, platform: { os: NodeJS.Platform; arch: string }, priority: Backend[]): ModelEntry[] {
   const list = raw.map((m, i) => {
-    // Metal: node-llama-cpp ships it for macOS on Apple silicon only; anywhere else it cannot load.
-    if (m.backend === 'mps' && !(platform.os === 'darwin' && platform.arch === 'arm64')) {
+    if (m.backend === 'mps' && !hasBackend('mps', platform)) {
       throw new ConfigError(`models[${i}].backend`, `"mps" (Metal) needs macOS on Apple silicon; this machine is ${platform.os}/${platform.arch}: use backend "cpu"`);
     }
     if (m.path !== undefined && m.model !== undefined) throw new ConfigError(`models[${i}]`, 'set either path or model (a pulled model name), not both');
@@ -298,15 +309,19 @@ function resolveModels(raw: RawModel[], cwd: string, platform: { os: NodeJS.Plat
     throw new ConfigError('models', `exactly one model may be default (got ${marked.map((m) => m.id).join(', ')})`);
   }
   const defaultId = (marked[0] ?? list[0]!).id;
-  return list.map((m) => ({
-    id: m.id,
-    path: m.path === undefined ? '' : path.resolve(cwd, m.path),
-    ...(m.model !== undefined ? { pulled: m.model } : {}),
-    default: m.id === defaultId,
-    backend: m.backend === 'mps' ? 'mps' : 'cpu',
-    generateIfMissing: m.path === DEMO_MODEL_PATH,
-    embeddings: m.embeddings ?? 'auto',
-  }));
+  return list.map((m) => {
+    const auto = m.backend === 'auto' ? autoBackend(priority, platform) : null;
+    return {
+      id: m.id,
+      path: m.path === undefined ? '' : path.resolve(cwd, m.path),
+      ...(m.model !== undefined ? { pulled: m.model } : {}),
+      default: m.id === defaultId,
+      backend: auto ? auto.backend : m.backend === 'mps' ? 'mps' : 'cpu',
+      ...(auto ? { backendAuto: { skipped: auto.skipped } } : {}),
+      generateIfMissing: m.path === DEMO_MODEL_PATH,
+      embeddings: m.embeddings ?? 'auto',
+    };
+  });
 }
 
 function resolveGuardrails(g: Raw): GuardrailPolicy {
@@ -332,8 +347,21 @@ function autoOr(v: unknown, fallback: number): number {
 }
 
 /** A configured model's backend (`models[].backend`); models loaded at runtime run on the CPU. */
-export function modelBackend(config: InferFluxConfig, id: string): 'cpu' | 'mps' {
+export function modelBackend(config: InferFluxConfig, id: string): Backend {
   return config.models.find((m) => m.id === id)?.backend ?? 'cpu';
+}
+
+/**
+ * Which backend a model asked for, which one it runs on, and why: `config` (its entry named one,
+ * or left the default cpu), `priority` (`backend: auto`, the first of runtime.backend_priority this
+ * machine has; `skipped` lists those before it that it lacks), `runtime` (loaded through the admin
+ * API: cpu).
+ */
+export function backendExposure(config: InferFluxConfig, id: string): BackendExposure {
+  const m = config.models.find((e) => e.id === id);
+  if (!m) return { requested: 'cpu', exposed: 'cpu', provenance: 'runtime', skipped: [] };
+  if (m.backendAuto) return { requested: 'auto', exposed: m.backend, provenance: 'priority', skipped: [...m.backendAuto.skipped] };
+  return { requested: m.backend, exposed: m.backend, provenance: 'config', skipped: [] };
 }
 
 export interface LoadConfigOptions {
@@ -376,7 +404,8 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
   const lim = raw.limits as Raw;
   const aud = raw.audit as Raw;
   const pol = raw.policy as Raw;
-  const models = resolveModels(raw.models as RawModel[], cwd, platform);
+  const backendPriority = r.backend_priority as Backend[];
+  const models = resolveModels(raw.models as RawModel[], cwd, platform, backendPriority);
 
   const cores = autoOr(r.cores, os.availableParallelism());
   // An explicit thread count shapes the auto pool size (not the other way round), so setting only
@@ -444,6 +473,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       threadpoolPoll: r.threadpool_poll as number,
       flashAttention: r.flash_attention as 'auto' | 'on' | 'off',
       mpsLayers: r.mps_layers === 'auto' ? 'max' : (r.mps_layers as number),
+      backendPriority,
       fairness: {
         enablePreemption: (r.fairness as Raw).enable_preemption as boolean,
         highPriorityThreshold: (r.fairness as Raw).high_priority_threshold as number,

@@ -85,7 +85,10 @@ export const RULES: Record<string, Rule> = {
     schema: { anyOf: [{ const: 'auto' }, { type: 'boolean' }] },
     expect: 'must be "auto", true or false',
   },
-  'models[].backend': { schema: { enum: ['cpu', 'mps'] }, expect: 'must be "cpu" or "mps" (Metal, on macOS with Apple silicon)' },
+  'models[].backend': {
+    schema: { enum: ['cpu', 'mps', 'auto'] },
+    expect: 'must be "cpu", "mps" (Metal, on macOS with Apple silicon) or "auto" (the first of runtime.backend_priority this machine has)',
+  },
   'runtime.threads_per_worker': intOrAuto(1, 1024),
   'runtime.sequences_per_worker': intOrAuto(1, 256),
   'runtime.context_size': int(64, 1048576),
@@ -101,6 +104,10 @@ export const RULES: Record<string, Rule> = {
   'runtime.threadpool_poll': int(0, 100),
   'runtime.flash_attention': { schema: { enum: ['auto', 'on', 'off'] }, expect: 'must be "auto", "on" or "off"' },
   'runtime.mps_layers': intOrAuto(0, 100_000),
+  'runtime.backend_priority': {
+    schema: { type: 'array', minItems: 1, maxItems: 2, uniqueItems: true, items: { enum: ['cpu', 'mps'] } },
+    expect: 'must be a list of distinct backends, each "cpu" or "mps", most preferred first',
+  },
   'runtime.fairness.enable_preemption': bool,
   'runtime.fairness.high_priority_threshold': int(-1000, 1000),
   'runtime.fairness.max_timeslice_tokens': int(0, 1_000_000),

@@ -5,6 +5,17 @@
  */
 import type { ApiKeyRecord, GuardrailPolicy, RateLimitPolicy } from './policy-types.js';
 
+/** A llama.cpp backend a model can run on: `cpu` anywhere, `mps` (Metal) on macOS with Apple silicon. */
+export type Backend = 'cpu' | 'mps';
+
+/** What a model asked for, what it runs on, and why (config/load.ts `backendExposure`). */
+export interface BackendExposure {
+  requested: Backend | 'auto';
+  exposed: Backend;
+  provenance: 'config' | 'priority' | 'runtime';
+  skipped: Backend[];
+}
+
 export interface ModelEntry {
   /** Id clients name in `model`. */
   id: string;
@@ -24,7 +35,12 @@ export interface ModelEntry {
    * `cpu`, or `mps`: llama.cpp's Metal backend with `runtime.mps_layers` layers offloaded (macOS on
    * Apple silicon only). Also the `backend` label of its metrics. Defaults to `cpu`.
    */
-  backend: 'cpu' | 'mps';
+  backend: Backend;
+  /**
+   * Set when the entry said `backend: auto`: `backend` is then the first of
+   * `runtime.backend_priority` this machine has, and `skipped` the ones before it it lacks.
+   */
+  backendAuto?: { skipped: Backend[] };
   /**
    * When true and the file is missing, the server generates the demo model there at start.
    * Only the built-in demo entry sets this.
@@ -169,6 +185,8 @@ export interface RuntimeConfig {
   flashAttention: 'auto' | 'on' | 'off';
   /** Layers on the GPU for models with `backend: mps` (`max` = all; `INFERFLUX_MPS_LAYERS`). Defaults to `max`. */
   mpsLayers: number | 'max';
+  /** Where `backend: auto` models run: the first of these this machine has (`INFERFLUX_BACKEND_PRIORITY`). Defaults to `[mps, cpu]`. */
+  backendPriority: Backend[];
   /** Priority and tenant fairness (live-updatable through the scheduler). */
   fairness: {
     enablePreemption: boolean;

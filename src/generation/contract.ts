@@ -4,6 +4,7 @@
  * (`Gateway`). Protocol routes, the policy layer and tests depend on these types only, never on
  * workers, ports or frames.
  */
+import type { BackendExposure } from '../config/types.js';
 import type { InferFluxError } from '../errors.js';
 import type { FinishReason } from '../runtime/finish-reason.js';
 import type { SamplingSettings } from '../runtime/sampling.js';
@@ -162,6 +163,8 @@ export interface ModelInfo {
   metadata: ModelMetadata;
   /** Estimated bytes the model holds while served (weights, KV, worker overhead). */
   memoryBytes: number;
+  /** The backend it asked for, the one it runs on, and why (`runtime.backend_priority`). */
+  backendExposure: BackendExposure;
   /** LoRA adapters loaded for this model (requests pick one as `id:adapter` or with `adapter`). */
   adapters?: AdapterInfo[];
 }

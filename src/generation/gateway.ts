@@ -9,7 +9,7 @@
  * its model there and holds a lease on it while it runs, so an unload waits for it.
  */
 import type { InferFluxConfig, ModelEntry } from '../config/types.js';
-import { modelBackend } from '../config/load.js';
+import { backendExposure, modelBackend } from '../config/load.js';
 import { InferFluxError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { ActorSystem } from '../actors/system.js';
@@ -42,7 +42,7 @@ import { Run, type FinishedResponse } from './run.js';
 import { TokenTraceLog } from './token-trace.js';
 import { checkPromptTokens, resolveSampling } from './sampling.js';
 import { servingShape } from '../registry/memory-estimate.js';
-import { ModelRegistry, type RegisteredModel } from '../registry/model-registry.js';
+import { ModelRegistry, type RegisteredModel, type RegistryChange } from '../registry/model-registry.js';
 import { ModelStateWriter, restoreAdapters, restoreModelState, type KeptModelState, type StateLog } from '../registry/model-state.js';
 import { AdapterRegistry, type AdapterLease, type LoadedAdapter } from '../registry/adapter-registry.js';
 
@@ -115,6 +115,16 @@ export class ActorGateway implements Gateway {
       },
       onChange: (listener) => void registry.on('change', listener),
     };
+    // Each model brought up counts once on its backend: those adopted before this facade existed
+    // now, later loads as they become ready.
+    const exposed = (id: string): void => {
+      const e = backendExposure(config, id);
+      metrics.backendExposures.inc({ model: id, requested: e.requested, exposed: e.exposed, provenance: e.provenance });
+    };
+    for (const m of registry.list()) if (m.state === 'ready') exposed(m.id);
+    registry.on('change', (c: RegistryChange) => {
+      if (c.kind === 'ready') exposed(c.id);
+    });
     // The registry says which model an id is; a configured model keeps its entry (its `embeddings` flag).
     const entryOf = (m: RegisteredModel): ModelEntry => {
       const configured = m.source === 'config' ? config.models.find((c) => c.id === m.id) : undefined;
@@ -210,6 +220,7 @@ export class ActorGateway implements Gateway {
       error: m.error,
       metadata: { ...m.metadata },
       memoryBytes: m.memory.totalBytes,
+      backendExposure: backendExposure(this.config, m.id),
       adapters: this.adapters.list(m.id).map(adapterInfo),
     };
   }

@@ -17,7 +17,7 @@ import { estimateModelMemory, hostCacheBytes } from '../../src/registry/memory-e
 import { modelMetadata } from '../../src/registry/model-metadata.js';
 import { ModelStore } from '../../src/runtime/models/model-store.js';
 import { runProcess } from '../helpers/process.js';
-import { api, startServer, tinyModel, type RunningServer } from '../helpers/server.js';
+import { api, metric, startServer, tinyModel, type RunningServer } from '../helpers/server.js';
 import { until } from '../helpers/until.js';
 
 const ADMIN = 'ifx-test-registry-admin-0123456789';
@@ -181,6 +181,11 @@ describe('model registry: runtime load, serve, default, unload under load (real 
     ]);
     const one = await api(server, 'GET', '/v1/models/second', undefined, USER);
     expect(one.body).to.deep.include({ id: 'second', object: 'model', state: 'ready', capabilities: { chat: true, completion: true, embeddings: false, tools: true, vision: false } });
+    // Backend provenance: the configured model's entry (default cpu), the admin-loaded one at runtime.
+    expect(list.body.data[0].backend_exposure).to.deep.equal({ requested: 'cpu', exposed: 'cpu', provenance: 'config', skipped: [] });
+    expect(one.body.backend_exposure).to.deep.equal({ requested: 'cpu', exposed: 'cpu', provenance: 'runtime', skipped: [] });
+    expect(await metric(server.url, 'inferflux_backend_exposures_total{model="second",requested="cpu",exposed="cpu",provenance="runtime"}')).to.equal(1);
+    expect(await metric(server.url, `inferflux_backend_exposures_total{model="${firstId}",requested="cpu",exposed="cpu",provenance="config"}`)).to.equal(1);
     expect(one.body.metadata).to.deep.include({ architecture: 'llama', quantization: 'F16', context_length: 2048, is_moe: false, n_experts: 0, n_active_experts: 0 });
     expect(one.body.metadata.parameter_count).to.be.greaterThan(100_000);
     expect(one.body.metadata.chat_template).to.include('<|im_start|>');
@@ -310,11 +315,17 @@ describe('model registry: runtime load, serve, default, unload under load (real 
     expect(r.stderr).to.include('pull it first with: inferctl pull acme/nope-GGUF:Q4_K_M');
   });
 
-  it('config models[] can name a pulled model; one that is not pulled stops start-up naming the pull command', async () => {
-    const byName = await startServer({ INFERFLUX_MODELS_DIR: pulledDir(), INFERFLUX_MODELS: `model=${PULLED}`, INFERFLUX_MODEL_PATH: '' });
+  it('config models[] can name a pulled model (backend auto: the priority chain picks cpu here); one not pulled stops start-up naming the pull command', async () => {
+    const byName = await startServer({ INFERFLUX_MODELS_DIR: pulledDir(), INFERFLUX_MODELS: `model=${PULLED},backend=auto`, INFERFLUX_MODEL_PATH: '' });
     try {
       const models = await api(byName, 'GET', '/v1/models', undefined, null);
       expect(models.body.data.map((m: { id: string }) => m.id)).to.deep.equal([PULLED]);
+      // runtime.backend_priority defaults to [mps, cpu]; this Linux machine has no Metal.
+      const metal = process.platform === 'darwin' && process.arch === 'arm64';
+      expect(models.body.data[0].backend_exposure).to.deep.equal(
+        metal ? { requested: 'auto', exposed: 'mps', provenance: 'priority', skipped: [] } : { requested: 'auto', exposed: 'cpu', provenance: 'priority', skipped: ['mps'] },
+      );
+      expect(await metric(byName.url, `inferflux_backend_exposures_total{model="${PULLED}",requested="auto",exposed="${metal ? 'mps' : 'cpu'}",provenance="priority"}`)).to.equal(1);
       const c = await api(byName, 'POST', '/v1/completions', { model: PULLED, prompt: 'The', max_tokens: 4, temperature: 0 }, null);
       expect(c.status, JSON.stringify(c.body)).to.equal(200);
     } finally {

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import envPaths from 'env-paths';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_YAML } from '../../src/config/defaults.js';
-import { loadConfig, parseModelsEnv } from '../../src/config/load.js';
+import { backendExposure, loadConfig, parseModelsEnv } from '../../src/config/load.js';
 import { ENV, loadError, makeCwd } from '../helpers/config.js';
 
 
@@ -33,7 +33,7 @@ describe('config', () => {
         cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       },
       models: [{ id: 'demo', path: path.join(cwd, 'models/demo.gguf'), default: true, backend: 'cpu', generateIfMissing: true, embeddings: 'auto' }],
-      runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, sequencesAuto: true, contextSize: 2048, batchSize: 512, prefillChunk: 256, prefillChunkDecoding: 256, prefillSpreadTokens: 4, cores: 8, threadpool: 'auto', threadpoolPoll: 0, flashAttention: 'auto', mpsLayers: 'max', fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 }, pagedKv: { cpuPages: 512, eviction: 'lru' }, nvmeOffload: { path: '', workers: 2, queueDepth: 64 }, responseCache: { enabled: false, maxEntries: 1024, maxBytes: 67108864 }, cacheIsolation: 'shared', memoryBudgetBytes: cfg.runtime.memoryBudgetBytes, embeddings: { workers: 1, threads: 1, contextSize: 2048, batchMax: 256, maxQueue: 64 }, speculativeDecoding: { enabled: false, draftModel: '', maxPrefillTokens: 256, chunkSize: 4 } },
+      runtime: { threadsPerWorker: 1, sequencesPerWorker: 4, sequencesAuto: true, contextSize: 2048, batchSize: 512, prefillChunk: 256, prefillChunkDecoding: 256, prefillSpreadTokens: 4, cores: 8, threadpool: 'auto', threadpoolPoll: 0, flashAttention: 'auto', mpsLayers: 'max', backendPriority: ['mps', 'cpu'], fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 }, pagedKv: { cpuPages: 512, eviction: 'lru' }, nvmeOffload: { path: '', workers: 2, queueDepth: 64 }, responseCache: { enabled: false, maxEntries: 1024, maxBytes: 67108864 }, cacheIsolation: 'shared', memoryBudgetBytes: cfg.runtime.memoryBudgetBytes, embeddings: { workers: 1, threads: 1, contextSize: 2048, batchMax: 256, maxQueue: 64 }, speculativeDecoding: { enabled: false, draftModel: '', maxPrefillTokens: 256, chunkSize: 4 } },
       scheduler: { decodePoolSize: 8, prefillPoolSize: 0, kvRingBytes: 67108864, maxQueue: 256, isolatePromptTokens: 1024, placement: 'spread', tokenizerWorkers: 1 },
       limits: { maxTokens: 4096, maxN: 8, maxStop: 4, maxConcurrentRequestsPerKey: 0 },
       audit: { path: path.join(cwd, 'logs/audit.log'), debugMode: false, flushIntervalMs: 20 },
@@ -203,7 +203,28 @@ describe('config', () => {
         `models[1].backend: "mps" (Metal) needs macOS on Apple silicon; this machine is ${platform.os}/${platform.arch}: use backend "cpu"`,
       );
     }
-    expect(() => loadConfig({ env: { ...ENV, INFERFLUX_MODELS: 'id=a,path=/m/a.gguf,backend=cuda' }, cwd: makeCwd() })).to.throw(/must be "cpu" or "mps"/);
+    expect(() => loadConfig({ env: { ...ENV, INFERFLUX_MODELS: 'id=a,path=/m/a.gguf,backend=cuda' }, cwd: makeCwd() })).to.throw(/must be "cpu", "mps" .* or "auto"/);
+  });
+
+  it('backend auto: the first of runtime.backend_priority the machine has, and the ones passed over', () => {
+    const mac = { os: 'darwin' as const, arch: 'arm64' };
+    const linux = { os: 'linux' as const, arch: 'x64' };
+    const env = { ...ENV, INFERFLUX_MODELS: 'id=a,path=/m/a.gguf,backend=auto;id=b,path=/m/b.gguf' };
+    const pick = (platform: typeof mac | typeof linux, extra: Record<string, string> = {}) =>
+      loadConfig({ env: { ...env, ...extra }, cwd: makeCwd(), platform }).models.map((m) => [m.backend, m.backendAuto ?? null]);
+    expect(pick(mac)).to.deep.equal([['mps', { skipped: [] }], ['cpu', null]]);
+    expect(pick(linux)).to.deep.equal([['cpu', { skipped: ['mps'] }], ['cpu', null]]);
+    expect(pick(mac, { INFERFLUX_BACKEND_PRIORITY: 'CPU, mps' })).to.deep.equal([['cpu', { skipped: [] }], ['cpu', null]]);
+    // Only mps listed, on Linux: nothing listed is here, so the CPU (every machine has it).
+    expect(pick(linux, { INFERFLUX_BACKEND_PRIORITY: 'mps' })).to.deep.equal([['cpu', { skipped: ['mps'] }], ['cpu', null]]);
+    const cfg = loadConfig({ env, cwd: makeCwd(), platform: linux });
+    expect(cfg.runtime.backendPriority).to.deep.equal(['mps', 'cpu']);
+    expect(backendExposure(cfg, 'a')).to.deep.equal({ requested: 'auto', exposed: 'cpu', provenance: 'priority', skipped: ['mps'] });
+    expect(backendExposure(cfg, 'b')).to.deep.equal({ requested: 'cpu', exposed: 'cpu', provenance: 'config', skipped: [] });
+    expect(backendExposure(cfg, 'loaded-later')).to.deep.equal({ requested: 'cpu', exposed: 'cpu', provenance: 'runtime', skipped: [] });
+    for (const bad of ['cuda', 'cpu,cpu', ',']) {
+      expect(loadError({ ...env, INFERFLUX_BACKEND_PRIORITY: bad }).key, bad).to.match(/^runtime\.backend_priority/);
+    }
   });
 
   it('counts prefill workers in the thread budget (disaggregated mode)', () => {

@@ -115,7 +115,19 @@ describe('http: edge', () => {
     it('lists models the OpenAI and LM Studio ways', async () => {
       expect(await json(await fetch(`${t.base}/v1/models`))).to.deep.equal({
         object: 'list',
-        data: [{ id: 'tiny', object: 'model', created: CREATED, owned_by: 'inferflux', state: 'ready', ready: true, default: true, capabilities: { chat: true, completion: true, embeddings: false, tools: true, vision: false } }],
+        data: [
+          {
+            id: 'tiny',
+            object: 'model',
+            created: CREATED,
+            owned_by: 'inferflux',
+            state: 'ready',
+            ready: true,
+            default: true,
+            capabilities: { chat: true, completion: true, embeddings: false, tools: true, vision: false },
+            backend_exposure: { requested: 'cpu', exposed: 'cpu', provenance: 'config', skipped: [] },
+          },
+        ],
       });
       expect(await json(await fetch(`${t.base}/v1/models/tiny`))).to.deep.equal({
         id: 'tiny',
@@ -123,6 +135,7 @@ describe('http: edge', () => {
         created: CREATED,
         owned_by: 'inferflux',
         state: 'ready', ready: true, default: true, capabilities: { chat: true, completion: true, embeddings: false, tools: true, vision: false },
+        backend_exposure: { requested: 'cpu', exposed: 'cpu', provenance: 'config', skipped: [] },
         metadata: { architecture: 'llama', parameter_count: 1000, quantization: 'F32', context_length: 4096, is_moe: false, n_experts: 0, n_active_experts: 0, chat_template: '' },
       });
       expect(await json(await fetch(`${t.base}/api/v0/models`))).to.deep.equal({

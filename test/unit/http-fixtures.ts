@@ -61,6 +61,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       threadpoolPoll: 0,
       flashAttention: 'auto',
       mpsLayers: 'max',
+      backendPriority: ['mps', 'cpu'],
       cacheIsolation: 'shared',
       fairness: { enablePreemption: false, highPriorityThreshold: 5, maxTimesliceTokens: 0 },
       pagedKv: { cpuPages: 0, eviction: 'lru' },
@@ -185,6 +186,7 @@ export class FakeGateway implements Gateway {
           chatTemplate: '', poolingType: null, layers: 2, embeddingLength: 64, headCount: 4, headCountKv: 2, keyLength: 16, valueLength: 16,
         },
         memoryBytes: 0,
+        backendExposure: { requested: 'cpu', exposed: 'cpu', provenance: 'config', skipped: [] },
       },
     ];
   }

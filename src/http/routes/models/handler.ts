@@ -15,7 +15,18 @@ import { resolveModelName } from '../../generation/preset.js';
 import { PresetStore, type ModelPreset } from '../../../runtime/models/preset-store.js';
 
 export function openAIModel(m: ModelInfo) {
-  const base = { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy, state: m.state, ready: m.ready, default: m.isDefault, capabilities: m.capabilities };
+  const e = m.backendExposure;
+  const base = {
+    id: m.id,
+    object: 'model',
+    created: m.created,
+    owned_by: m.ownedBy,
+    state: m.state,
+    ready: m.ready,
+    default: m.isDefault,
+    capabilities: m.capabilities,
+    backend_exposure: { requested: e.requested, exposed: e.exposed, provenance: e.provenance, skipped: e.skipped },
+  };
   // Only with adapters loaded: the field (and the `base:adapter` entries) appear when there is something to pick.
   return m.adapters && m.adapters.length > 0 ? { ...base, adapters: m.adapters.map((a) => a.id) } : base;
 }
