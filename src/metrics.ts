@@ -35,6 +35,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly logLinesSampledOut = new Counter({
+    name: 'inferflux_log_lines_sampled_out_total',
+    help: 'Access-log lines of successful requests left out by server.log_sampling, by tenant (none: no tenant)',
+    labelNames: ['tenant'] as const,
+    registers: [this.registry],
+  });
+
   readonly backendExposures = new Counter({
     name: 'inferflux_backend_exposures_total',
     help: 'Models brought up on a backend, by model, the backend asked for (cpu, mps, auto), the one used and why (config, priority: backend auto through runtime.backend_priority, runtime: loaded through the admin API)',

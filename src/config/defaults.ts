@@ -74,6 +74,14 @@ server:
   # id, function name, format, arguments' length; never the arguments themselves), for agent
   # developers tracing what a model called. Env: INFERFLUX_LOG_TOOL_CALLS.
   log_tool_calls: false
+  # Access-log sampling: the share of successful requests (status < 400) whose "request" line is
+  # written, overall (rate) and per tenant (tenants: {team-a: 0.1}); errors are always written.
+  # Decided from the request id, so a request is in or out the same way wherever it is looked up.
+  # inferflux_log_lines_sampled_out_total{tenant} counts the lines left out.
+  # Env: INFERFLUX_LOG_SAMPLE_RATE (the overall rate).
+  log_sampling:
+    rate: 1
+    tenants: {}
   # In-process TLS (https). Files are PEM; start-up fails naming the key when one is missing,
   # unreadable, not PEM, or the key does not match the certificate.
   # Env: INFERFLUX_TLS_ENABLED, INFERFLUX_TLS_CERT_PATH, INFERFLUX_TLS_KEY_PATH.

@@ -97,6 +97,11 @@ function envInt(v: string): unknown {
   return /^-?\d+$/.test(t) ? Number(t) : v;
 }
 
+function envNumber(v: string): unknown {
+  const t = v.trim();
+  return /^-?(\d+\.?\d*|\.\d+)(e-?\d+)?$/i.test(t) ? Number(t) : v;
+}
+
 function envBool(v: string): unknown {
   const t = v.trim().toLowerCase();
   if (['1', 'true', 'yes', 'on'].includes(t)) return true;
@@ -114,6 +119,7 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_LOG_LEVEL', 'server.log_level', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_LOG_FORMAT', 'server.log_format', (v) => v.trim().toLowerCase()],
   ['INFERFLUX_LOG_TOOL_CALLS', 'server.log_tool_calls', envBool],
+  ['INFERFLUX_LOG_SAMPLE_RATE', 'server.log_sampling.rate', envNumber],
   ['INFERFLUX_PORT', 'server.port', envInt],
   ['INFERFLUX_MAX_BODY_BYTES', 'server.max_body_bytes', envInt],
   ['INFERFLUX_MAX_HEADER_BYTES', 'server.max_header_bytes', envInt],
@@ -453,6 +459,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       logLevel: s.log_level as LogLevel,
       logFormat: s.log_format as LogFormat,
       logToolCalls: s.log_tool_calls as boolean,
+      logSampling: { rate: (s.log_sampling as Raw).rate as number, tenants: { ...((s.log_sampling as Raw).tenants as Record<string, number>) } },
       ...resolveServerEdges(s, cwd, from),
     },
     models,

@@ -69,6 +69,19 @@ export const RULES: Record<string, Rule> = {
   },
   'server.log_format': { schema: { enum: ['auto', 'json', 'pretty'] }, expect: 'must be "auto", "json" or "pretty"' },
   'server.log_tool_calls': bool,
+  // One leaf for the whole mapping (tenant names are free-form keys).
+  'server.log_sampling': {
+    schema: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['rate', 'tenants'],
+      properties: {
+        rate: { type: 'number', minimum: 0, maximum: 1 },
+        tenants: { type: 'object', maxProperties: 10_000, propertyNames: { minLength: 1, maxLength: 256 }, additionalProperties: { type: 'number', minimum: 0, maximum: 1 } },
+      },
+    },
+    expect: 'must be {rate: 0..1, tenants: {<tenant>: 0..1}}',
+  },
   'telemetry.otlp_endpoint': {
     schema: { type: 'string', maxLength: 2048, pattern: '^$|^https?://' },
     expect: 'must be "" (no traces) or an http:// or https:// URL',

@@ -90,6 +90,8 @@ export interface ServerConfig {
   logFormat: LogFormat;
   /** A log line per tool call read from model output (`INFERFLUX_LOG_TOOL_CALLS`). Defaults to `false`. */
   logToolCalls: boolean;
+  /** Share of successful requests whose access line is written, overall and per tenant (errors always are). */
+  logSampling: { rate: number; tenants: Record<string, number> };
   /** In-process TLS (SEC-5). */
   tls: TlsConfig;
   /** Cross-origin access for browser clients. */

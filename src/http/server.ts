@@ -11,6 +11,7 @@ import type { PolicyContext } from '../policy/pipeline.js';
 import { ANONYMOUS } from '../policy/principal.js';
 import { traceparentFor } from '../policy/traceparent.js';
 import { logger } from '../log/logger.js';
+import { accessLineSampled } from '../log/access-sampling.js';
 import { modelBackend } from '../config/load.js';
 import { RequestTrace } from '../telemetry/request-trace.js';
 import { bufferBodyEarly } from './body.js';
@@ -154,24 +155,30 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     if (ex.errorCode) base.metrics.errorsTotal.inc({ model, code: ex.errorCode });
     if (ex.capability) base.metrics.capabilityRejections.inc({ model: ex.capability.model, capability: ex.capability.name });
     base.metrics.requestLatency.observe({ model }, seconds);
-    // The access line: ids and counts only, never a key, a token or prompt text.
-    accessLog.info(
-      {
-        req_id: ex.requestId,
-        trace_id: ex.traceparent.slice(3, 35),
-        method: method.toUpperCase(),
-        route: ex.route,
-        status: ex.status,
-        duration_ms: Math.round(seconds * 1e4) / 10,
-        model: ex.model || undefined,
-        tokens_in: ex.tokensIn ?? undefined,
-        tokens_out: ex.tokensOut ?? undefined,
-        key_id: ex.principal?.id,
-        tenant: ex.principal?.tenant,
-        error_code: ex.errorCode,
-      },
-      'request',
-    );
+    // The access line: ids and counts only, never a key, a token or prompt text; successes sampled
+    // per tenant (server.log_sampling), errors always written.
+    const tenant = ex.principal?.tenant;
+    if (accessLineSampled(base.config.server.logSampling, ex.requestId, tenant, ex.status)) {
+      accessLog.info(
+        {
+          req_id: ex.requestId,
+          trace_id: ex.traceparent.slice(3, 35),
+          method: method.toUpperCase(),
+          route: ex.route,
+          status: ex.status,
+          duration_ms: Math.round(seconds * 1e4) / 10,
+          model: ex.model || undefined,
+          tokens_in: ex.tokensIn ?? undefined,
+          tokens_out: ex.tokensOut ?? undefined,
+          key_id: ex.principal?.id,
+          tenant,
+          error_code: ex.errorCode,
+        },
+        'request',
+      );
+    } else {
+      base.metrics.logLinesSampledOut.inc({ tenant: tenant ?? 'none' });
+    }
     feed.request({
       at: new Date().toISOString(),
       request_id: ex.requestId,

@@ -29,6 +29,7 @@ describe('config', () => {
         logLevel: 'info',
         logFormat: 'auto',
       logToolCalls: false,
+        logSampling: { rate: 1, tenants: {} },
         tls: { enabled: false, certPath: '', keyPath: '' },
         cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       },
@@ -125,6 +126,14 @@ describe('config', () => {
     expect(both.key).to.equal('scheduler.fairness');
     expect(both.message).to.include('not both');
     expect(loadError(ENV, 'scheduler:\n  fairness:\n    max_timeslice_tokens: -1\n').key).to.equal('runtime.fairness.max_timeslice_tokens');
+  });
+
+  it('server.log_sampling: an overall rate (INFERFLUX_LOG_SAMPLE_RATE) and per-tenant rates, each 0..1', () => {
+    const cfg = loadConfig({ env: { ...ENV, INFERFLUX_LOG_SAMPLE_RATE: '0.25' }, cwd: makeCwd('server:\n  log_sampling:\n    rate: 1\n    tenants:\n      team-a: 0\n') });
+    expect(cfg.server.logSampling).to.deep.equal({ rate: 0.25, tenants: { 'team-a': 0 } });
+    expect(loadError({ ...ENV, INFERFLUX_LOG_SAMPLE_RATE: '2' }).key).to.equal('server.log_sampling.rate');
+    expect(loadError({ ...ENV, INFERFLUX_LOG_SAMPLE_RATE: 'half' }).message).to.include('must be number (got "half" from INFERFLUX_LOG_SAMPLE_RATE)');
+    expect(loadError(ENV, 'server:\n  log_sampling:\n    rate: 1\n    tenants:\n      team-a: -1\n').key).to.match(/^server\.log_sampling\.tenants/);
   });
 
   it('applies each scalar env override', () => {

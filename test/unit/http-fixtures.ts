@@ -43,6 +43,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       logLevel: 'silent',
       logFormat: 'json',
       logToolCalls: false,
+      logSampling: { rate: 1, tenants: {} },
       tls: { enabled: false, certPath: '', keyPath: '' },
       cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       ...server,
