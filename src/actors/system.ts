@@ -42,6 +42,8 @@ export interface PoolReport {
 
 /** Time an engine worker gets to finish its batch and dispose its native objects at shutdown. */
 const ENGINE_SHUTDOWN_MS = 60_000;
+/** Time a worker whose start failed gets to exit by itself (see endFailedWorker). */
+const FAILED_EXIT_MS = 30_000;
 
 /** One engine worker in `/debug` (ActorSystem.engineDebug). */
 export interface EngineDebug {
@@ -509,8 +511,30 @@ export class ActorSystem {
       this.failed.set(model.id, msg);
       this.log(`engine ${model.id}#${index} failed to start: ${msg}`);
       handle.stopping = true;
-      await worker.terminate();
+      await this.endFailedWorker(handle);
     }
+  }
+
+  /**
+   * A worker whose start failed ends its own thread: told to close its port, it exits once its
+   * native work has settled. Terminating it instead can abort the whole process: a llama.cpp
+   * async task the failed load left pending (node-llama-cpp's AsyncWorker) completes into the
+   * dying environment and node-addon-api throws out of it (`terminate called after throwing an
+   * instance of 'Napi::Error'`, reproduced with 4 workers failing loads: 3 of 3 runs). Terminated
+   * only if it is still there after FAILED_EXIT_MS.
+   */
+  private async endFailedWorker(e: EngineHandle): Promise<void> {
+    if (e.worker.threadId === -1) return; // already gone
+    const t0 = performance.now();
+    const exited = new Promise<boolean>((resolve) => e.worker.once('exit', () => resolve(true)));
+    e.rpc.release().catch(() => undefined);
+    const timedOut = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), FAILED_EXIT_MS).unref());
+    if (await Promise.race([exited, timedOut])) {
+      this.log(`engine ${e.model.id}#${e.index} ended its thread after its failed start (${Math.round(performance.now() - t0)} ms)`);
+      return;
+    }
+    this.log(`engine ${e.model.id}#${e.index} did not exit ${FAILED_EXIT_MS} ms after its failed start; terminating it`);
+    await e.worker.terminate();
   }
 
   /** Connect an engine to the (current) scheduler with a fresh link channel. */

@@ -129,4 +129,16 @@ describe('no model loaded', function () {
     expect(lines, 'the load error is still shown').to.not.be.empty;
     for (const l of lines) expect(l).to.not.include('[node-llama-cpp]');
   });
+
+  it('the failed engine workers end their threads by themselves (never terminated mid native work)', async () => {
+    // ActorSystem.endFailedWorker: terminate() while a failed load's async work is pending aborts
+    // the process; the workers close their port and exit once it has settled.
+    const failed = server.logs().match(/engine ifx-unloadable-\d+#\d+ failed to start/g) ?? [];
+    expect(failed.length).to.be.greaterThan(0);
+    const ended = (): number => (server.logs().match(/engine ifx-unloadable-\d+#\d+ ended its thread after its failed start/g) ?? []).length;
+    for (let i = 0; i < 200 && ended() < failed.length; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(ended(), server.logs()).to.equal(failed.length);
+    expect(server.logs()).to.not.include('after its failed start; terminating it');
+    expect((await fetch(`${server.url}/livez`)).status).to.equal(200);
+  });
 });

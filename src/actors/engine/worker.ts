@@ -629,6 +629,14 @@ const api = {
   setRings: (rings: SharedArrayBuffer[]) => shell.setRings(rings),
   flushCache: () => shell.flushCache(),
   loadAdapter: (a: { path: string; sha256: string }) => shell.loadAdapter(a),
+  /**
+   * After a failed start: close this thread's port so the thread ends by itself once llama.cpp's
+   * pending async work has completed (ActorSystem.endFailedWorker says why not terminate()).
+   * The port closes after this call's reply is posted.
+   */
+  release: () => {
+    setTimeout(() => parentPort!.close(), 0);
+  },
   injectFault: () => {
     if (process.env.INFERFLUX_FAULT_INJECTION !== '1') throw new Error('fault injection is disabled');
     shell.injectFault();
