@@ -311,7 +311,14 @@ export interface EngineStatus {
   stepTiming: StepTiming;
 }
 
-/** An engine step loop's cumulative time split (src/actors/engine/step-loop.ts says what each part is). */
+/**
+ * Where an engine step loop's time went, summed over every step since start (ms,
+ * performance.now()): `decode` is the batch on the libuv pool (with its JS glue and any draft
+ * proposals), `sample` from the decode's end to the last sampled token (native sampling and its
+ * libuv round trips), `apply` the core's decisions, detokenizing and posting tokens, `between`
+ * admissions, cancels, KV moves. The worker logs it at shutdown (bench/profile-step.ts reads that
+ * line) and reports it in its status (`/debug`).
+ */
 export interface StepTiming {
   steps: number;
   decodeMs: number;

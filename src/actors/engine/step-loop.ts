@@ -35,14 +35,6 @@ export interface StepDriver {
   whileIdle?(): Promise<boolean>;
 }
 
-/**
- * Where the loop's time went, summed over every step since start (ms, performance.now()):
- * `decode` is the batch on the libuv pool (with its JS glue and any draft proposals), `sample` from the decode's end to
- * the last sampled token (native sampling and its libuv round trips), `apply` the core's
- * decisions, detokenizing and posting tokens, `between` admissions, cancels, KV moves.
- * The worker logs it at shutdown (bench/profile-step.ts reads that line).
- */
-
 /** While hand-offs wait for their ring frame, the loop looks again this often (their fallback timer). */
 const WAITING_RECHECK_MS = 250;
 
@@ -52,6 +44,7 @@ export class StepLoop {
   private done: Promise<void> = Promise.resolve();
   /** When the current step's batch finished decoding (see StepTiming). */
   private decodedAt = 0;
+  /** Where the loop's time went since start (StepTiming in protocol.ts says what each part is). */
   readonly timing: StepTiming = { steps: 0, decodeMs: 0, sampleMs: 0, applyMs: 0, betweenMs: 0 };
 
   constructor(
