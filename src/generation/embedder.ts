@@ -32,8 +32,7 @@ export class Embedder {
   /** Starts the pool and loads every configured model that serves embeddings (start-up). */
   async warm(log: (msg: string) => void): Promise<void> {
     for (const m of this.deps.config.models) {
-      const file = await this.deps.modelFile(m.path).catch(() => null);
-      if (!file || !supportsEmbeddings({ embeddings: m.embeddings, metadata: file.metadata })) continue;
+      if (!(await this.embeds(m))) continue;
       await this.deps.pool.warm(m.path).catch((err: unknown) => log(`embeddings for model '${m.id}' are not available yet: ${String(err)}`));
     }
   }
@@ -96,11 +95,14 @@ export class Embedder {
 
   /** The first ready model that embeds, in the registry's order, or null. */
   private async embeddingModel(): Promise<ModelEntry | null> {
-    for (const m of this.deps.readyModels()) {
-      const file = await this.deps.modelFile(m.path).catch(() => null);
-      if (file && supportsEmbeddings({ embeddings: m.embeddings, metadata: file.metadata })) return m;
-    }
+    for (const m of this.deps.readyModels()) if (await this.embeds(m)) return m;
     return null;
+  }
+
+  /** Whether a model serves embeddings (its entry and its GGUF); false when its file cannot be read. */
+  private async embeds(m: ModelEntry): Promise<boolean> {
+    const file = await this.deps.modelFile(m.path).catch(() => null);
+    return file !== null && supportsEmbeddings({ embeddings: m.embeddings, metadata: file.metadata });
   }
 
   private audit(input: EmbedInput, model: string, status: number, decision: string, promptTokens: number, latencyMs: number): void {

@@ -7,6 +7,7 @@
  * Times and counts only: no token id, no text (token ids would spell the response out).
  */
 import { performance } from 'node:perf_hooks';
+import { RingBuffer } from '../runtime/ring-buffer.js';
 import type { GenerationTimings, TokenTraceDetail, TokenTraceSummary } from './contract.js';
 
 /** Token times a request keeps (all choices together); beyond this the trace says `truncated`. */
@@ -108,21 +109,22 @@ export class TokenTraceRecorder {
 
 /** The last finished requests' traces, newest first; bounded in count (and so in memory). */
 export class TokenTraceLog {
-  private readonly traces: TokenTraceDetail[] = [];
+  private readonly traces: RingBuffer<TokenTraceDetail>;
 
-  constructor(private readonly capacity = TRACE_LOG_CAPACITY) {}
+  constructor(capacity = TRACE_LOG_CAPACITY) {
+    this.traces = new RingBuffer(capacity);
+  }
 
   add(trace: TokenTraceDetail): void {
-    this.traces.unshift(trace);
-    if (this.traces.length > this.capacity) this.traces.pop();
+    this.traces.push(trace);
   }
 
   /** Summaries, newest first. */
   list(): TokenTraceSummary[] {
-    return this.traces.map(({ choices: _choices, ...summary }) => summary);
+    return this.traces.newestFirst().map(({ choices: _choices, ...summary }) => summary);
   }
 
   get(requestId: string): TokenTraceDetail | undefined {
-    return this.traces.find((t) => t.request_id === requestId);
+    return this.traces.newestFirst().find((t) => t.request_id === requestId);
   }
 }

@@ -8,7 +8,7 @@
  * audit event's `prompt`/`response` fields are not copied), so nothing here can leak them.
  */
 import type { AuditEvent } from '../audit/event.js';
-import { RingBuffer } from './ring-buffer.js';
+import { RingBuffer } from '../runtime/ring-buffer.js';
 
 /** One finished request, as the access log saw it. */
 export interface RequestRecord {

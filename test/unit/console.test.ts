@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import type { AuditEvent } from '../../src/audit/event.js';
 import { ConsoleFeed, type RequestRecord } from '../../src/http/console-feed.js';
-import { RingBuffer } from '../../src/http/ring-buffer.js';
+import { RingBuffer } from '../../src/runtime/ring-buffer.js';
 import { Metrics } from '../../src/metrics.js';
 import { createHttpServer, type HttpServer } from '../../src/http/server.js';
 import { toRecord } from '../../src/policy/api-keys.js';

@@ -1,6 +1,7 @@
 /**
  * A fixed-capacity ring: pushing into a full ring overwrites the oldest entry, so memory stays
- * bounded however long the server runs. Used for the console's recent-activity lists.
+ * bounded however long the server runs. Used for the console's recent-activity lists and /debug's
+ * token traces.
  */
 export class RingBuffer<T> {
   private readonly items: (T | undefined)[];
