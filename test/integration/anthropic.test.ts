@@ -103,7 +103,7 @@ describe('Anthropic Messages API on the real engine (@anthropic-ai/sdk)', functi
       ],
     };
     const count = await client.messages.countTokens(req);
-    const m = await client.messages.create({ ...req, max_tokens: 4, temperature: 0, top_k: 5, top_p: 0.9, metadata: { user_id: 'u1' } } as Anthropic.MessageCreateParamsNonStreaming);
+    const m = await client.messages.create({ ...req, max_tokens: 4, temperature: 0, top_k: 5, top_p: 0.9, metadata: { user_id: 'u1' }, service_tier: 'auto' } as Anthropic.MessageCreateParamsNonStreaming);
     expect(count.input_tokens).to.equal(m.usage.input_tokens + (m.usage.cache_read_input_tokens ?? 0));
     const shorter = await client.messages.countTokens({ model: MODEL, messages: [{ role: 'user', content: 'Hi.' }] });
     expect(shorter.input_tokens).to.be.lessThan(count.input_tokens);
@@ -122,6 +122,12 @@ describe('Anthropic Messages API on the real engine (@anthropic-ai/sdk)', functi
     expect(e.apiMessage).to.match(/^Model '[^']+' does not support image input \(capability 'vision'\)/);
     e = await rejection(client.messages.create({ ...ASK, temperature: 1.5 } as never));
     expect(e.apiMessage).to.include("'temperature'");
+    // A field of Anthropic's API this server does not implement, or of no API: named, never dropped.
+    e = await rejection(client.messages.create({ ...ASK, mcp_servers: [] } as never));
+    expect(e.status).to.equal(400);
+    expect(e.apiMessage).to.equal("Unrecognized request argument supplied: 'mcp_servers'. InferFlux does not implement it; remove it from the request.");
+    e = await rejection(client.messages.countTokens({ model: MODEL, messages: ASK.messages, top_k: 3 } as never));
+    expect(e.apiMessage).to.include("'top_k'");
     e = await rejection(client.messages.create({ ...ASK, messages: [...ASK.messages, { role: 'assistant', content: 'Once' }] }));
     expect(e.apiMessage).to.include('prefill');
     e = await rejection(client.messages.create({ ...ASK, model: 'nope' }));

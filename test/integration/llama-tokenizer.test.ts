@@ -75,6 +75,10 @@ describe('llama.cpp tokenizer helpers on the real tokenizer pool', function () {
     const missing = await post('/tokenize', {});
     expect(missing.status).to.equal(400);
     expect(missing.body.error.message).to.equal("Missing required parameter: 'content'.");
+    // llama.cpp's fields only: anything else is named, never dropped.
+    const unknown = await post('/tokenize', { content: 'x', with_piece: true });
+    expect(unknown.status).to.equal(400);
+    expect(unknown.body.error).to.include({ code: 'invalid_request', param: 'with_piece' });
     // Scope `read`: a generate-only key is refused, no key is refused.
     expect((await post('/tokenize', { content: 'x' }, GEN_KEY)).status).to.equal(403);
     expect((await post('/apply-template', { messages: [{ role: 'user', content: 'x' }] }, null)).status).to.equal(401);

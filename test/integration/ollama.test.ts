@@ -167,6 +167,33 @@ describe('Ollama API on the real engine (ollama npm client)', function () {
     expect(e.error).to.include("'options.temperature'");
     e = await rejection(chat({ options: { mirostat: 2 } }));
     expect(e.error).to.include('options.mirostat is not supported');
+    // Every option and field Ollama documents is named: anything else is refused, never dropped.
+    e = await rejection(chat({ options: { temprature: 0.1 } }));
+    expect(e.status_code).to.equal(400);
+    expect(e.error).to.include("Unrecognized request argument supplied: 'options.temprature'");
+    e = await rejection(chat({ seeed: 4 }));
+    expect(e.error).to.include("Unrecognized request argument supplied: 'seeed'");
+    e = await rejection(chat({ options: { repeat_last_n: 32 } }));
+    expect(e.error).to.include('options.repeat_last_n 32 is not supported');
+    e = await rejection(chat({ options: { vocab_only: true } }));
+    expect(e.error).to.include('options.vocab_only is not supported');
+    // keep_alive 0 asks to unload the model for everyone: refused, naming who can.
+    e = await rejection(ollama.generate({ model: MODEL, prompt: '', stream: false, keep_alive: '0s' }));
+    expect(e.status_code).to.equal(400);
+    expect(e.error).to.include("'keep_alive' 0 asks to unload the model");
+    e = await rejection(chat({ keep_alive: 0 }));
+    expect(e.error).to.include("'keep_alive' 0");
+    // What cannot change an answer here is met as it is: hardware options, num_keep, keeping the model loaded.
+    const fine = await chat({ keep_alive: '1h30m', options: { num_thread: 3, num_gpu: 0, use_mmap: true, numa: false, num_keep: 4, mirostat_tau: 5, num_predict: 2 } });
+    expect((fine as unknown as { done: boolean }).done).to.equal(true);
+    // repeat_last_n 0 turns the penalties off: the same answer as repeat_penalty 1 (greedy).
+    const greedy = { temperature: 0, num_predict: 48, repeat_penalty: 2, frequency_penalty: 2 };
+    const off = await chat({ options: { ...greedy, repeat_last_n: 0 } });
+    const none = await chat({ options: { ...greedy, repeat_penalty: 1, frequency_penalty: 0 } });
+    const penalised = await chat({ options: greedy });
+    const text = (r: unknown) => (r as { message: { content: string } }).message.content;
+    expect(text(penalised), 'the penalty must matter for this check to mean anything').to.not.equal(text(none));
+    expect(text(off)).to.equal(text(none));
     e = await rejection(chat({ tools: [{ type: 'retrieval', function: { name: 'f' } }] }));
     expect(e.error).to.include("'tools[0].type' is not supported");
     e = await rejection(ollama.generate({ model: MODEL, prompt: 'x', template: '{{ .Prompt }}', stream: false }));

@@ -1,13 +1,16 @@
 /**
  * OpenAI's Responses API (stateless) on the real server (actors + llama.cpp on the generated tiny
  * model), driven by the `openai` client's `responses.create` and `responses.stream`: string and
- * item input, instructions, the numbered event sequence, incomplete on max_output_tokens, and the
- * fields a stateless server refuses.
+ * item input, instructions, the numbered event sequence, incomplete on max_output_tokens,
+ * `text.format` (grammar-constrained JSON, checked with ajv), the fields a stateless server refuses
+ * and a field it does not know (a 400 naming it, never dropped).
  */
 import { expect } from 'chai';
 import OpenAI from 'openai';
 import { KEYS, protocolServer } from '../helpers/protocol-server.js';
 import type { RunningServer } from '../helpers/server.js';
+import { validateOutput } from '../../src/runtime/grammar/validate-output.js';
+import { CONTRACT_SCHEMAS } from '../helpers/contract-schemas.js';
 
 const MODEL = 'tiny-seed0';
 
@@ -96,7 +99,16 @@ describe('OpenAI Responses API on the real engine (openai client)', function () 
       [{ store: true }, "'store' is not supported"],
       [{ previous_response_id: 'resp_123' }, "'previous_response_id' is not supported"],
       [{ tools: [{ type: 'web_search' }] }, "'tools[0].type' is not supported"],
-      [{ text: { format: { type: 'json_object' } } }, "'text.format' is not supported"],
+      [{ reasoning: { effort: 'high' } }, "'reasoning.effort' is not supported"],
+      [{ text: { verbosity: 'low' } }, "'text.verbosity' is not supported"],
+      [{ include: ['message.output_text.logprobs'] }, "'include[0]' is not supported"],
+      [{ top_logprobs: 3 }, "'top_logprobs' is not supported"],
+      [{ text: { format: { type: 'json_schema', name: 'x' } } }, "'text.format.schema'"],
+      [{ text: { format: { type: 'json_schema', name: 'x', schema: { type: 'object' } } }, tool_choice: 'required', tools: [{ type: 'function', name: 'f', parameters: { type: 'object' } }] }, "cannot be combined with 'text.format'"],
+      // Fields of OpenAI's API this server does not implement, and fields of no API: named, never dropped.
+      [{ stream_options: { include_obfuscation: false } }, "Unrecognized request argument supplied: 'stream_options'"],
+      [{ promt: 'typo' }, "Unrecognized request argument supplied: 'promt'"],
+      [{ text: { format: { type: 'text' }, colour: 'red' } }, "Unrecognized request argument supplied: 'text.colour'"],
       [{ input: [{ type: 'web_search_call', id: 'ws_1', status: 'completed' }] }, "'input[0].type' is not supported"],
       [{ temperature: 3 }, "'temperature'"],
     ];
@@ -112,5 +124,43 @@ describe('OpenAI Responses API on the real engine (openai client)', function () 
     const e = await rejection(client.responses.create({ ...base, model: 'nope' }));
     expect(e.status).to.equal(404);
     expect(e.code).to.equal('model_not_found');
+  });
+
+  it('text.format: json_schema and json_object answers follow the schema (grammar), echoed on the response; no-op fields accepted', async () => {
+    const schema = CONTRACT_SCHEMAS.colour as Record<string, unknown>;
+    const format = { type: 'json_schema' as const, name: 'colour', schema, strict: true };
+    for (const seed of [1, 2, 3]) {
+      const r = await client.responses.create({
+        model: MODEL,
+        input: 'Name a colour as JSON.',
+        max_output_tokens: 300,
+        temperature: 0.9,
+        text: { format, verbosity: 'medium' },
+        // Accepted without effect: nothing here truncates, runs built-in tools or has capacity tiers.
+        truncation: 'disabled',
+        max_tool_calls: 2,
+        service_tier: 'auto',
+        include: ['reasoning.encrypted_content'],
+        prompt_cache_key: 'k1',
+        safety_identifier: 'user-1',
+        store: false,
+        metadata: { seed: String(seed) },
+      } as never);
+      expect(r.status, r.output_text).to.equal('completed');
+      const v = validateOutput(schema, r.output_text);
+      expect(v.valid, `${JSON.stringify(v)}: ${r.output_text}`).to.equal(true);
+      expect(r.text!.format).to.deep.equal(format);
+    }
+    const events: string[] = [];
+    let done = '';
+    for await (const ev of await client.responses.create({ model: MODEL, input: 'json', max_output_tokens: 300, temperature: 0.7, text: { format: { type: 'json_object' } }, stream: true })) {
+      events.push(ev.type);
+      if (ev.type === 'response.output_text.done') done = ev.text;
+      if (ev.type === 'response.completed' || ev.type === 'response.incomplete') expect(ev.response.text!.format).to.deep.equal({ type: 'json_object' });
+    }
+    expect(events.at(-1)).to.be.oneOf(['response.completed', 'response.incomplete']);
+    // An object the length cap cut is not JSON yet; one the grammar ended must be.
+    if (events.at(-1) === 'response.completed') expect(JSON.parse(done)).to.be.an('object');
+    else expect(done.startsWith('{')).to.equal(true);
   });
 });

@@ -56,6 +56,7 @@ export interface MessagesRequest extends CountTokensRequest {
   top_k?: number;
   metadata?: { user_id?: string | null };
   stream?: boolean;
+  service_tier?: 'auto' | 'standard_only';
   /** InferFlux extension: a loaded LoRA adapter of the model. */
   adapter?: string;
 }
@@ -119,18 +120,20 @@ function countProperties(): Record<string, object> {
     system: content,
     tools,
     tool_choice: toolChoice,
-    thinking: { type: 'object', properties: { type: { type: 'string' } } },
+    thinking: { type: 'object', properties: { type: { type: 'string' }, budget_tokens: { type: 'integer' } } },
   };
 }
 
 export function countTokensSchema(): object {
-  return { type: 'object', required: ['model', 'messages'], properties: countProperties() };
+  return { type: 'object', required: ['model', 'messages'], additionalProperties: false, properties: countProperties() };
 }
 
 export function messagesSchema(limits: LimitsConfig): object {
   return {
     type: 'object',
     required: ['model', 'max_tokens', 'messages'],
+    // Anything else (container, mcp_servers, context_management...) is a 400 naming it.
+    additionalProperties: false,
     properties: {
       ...countProperties(),
       max_tokens: { type: 'integer', minimum: 1, maximum: limits.maxTokens },
@@ -142,6 +145,8 @@ export function messagesSchema(limits: LimitsConfig): object {
       top_k: { type: 'integer', minimum: 0, maximum: 1000 },
       metadata: { type: 'object', properties: { user_id: { anyOf: [{ type: 'string', maxLength: 256 }, { type: 'null' }] } } },
       stream: { type: 'boolean' },
+      // Which capacity pool serves the request at Anthropic: no pools here, so nothing about the answer changes.
+      service_tier: { enum: ['auto', 'standard_only'] },
     },
   };
 }

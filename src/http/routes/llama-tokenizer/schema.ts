@@ -28,6 +28,7 @@ const model = { type: 'string', minLength: 1, maxLength: 256 };
 export const tokenizeSchema = {
   type: 'object',
   required: ['content'],
+  additionalProperties: false,
   properties: {
     model,
     content: { type: 'string', maxLength: 1_048_576 },
@@ -40,9 +41,10 @@ export const tokenizeSchema = {
 export const detokenizeSchema = {
   type: 'object',
   required: ['tokens'],
+  additionalProperties: false,
   properties: { model, tokens: { type: 'array', maxItems: 1_000_000, items: { type: 'integer' } } },
 };
 
 export function applyTemplateSchema(): object {
-  return { type: 'object', required: ['messages'], properties: { model, messages: chatMessagesSchema() } };
+  return { type: 'object', required: ['messages'], additionalProperties: false, properties: { model, messages: chatMessagesSchema() } };
 }

@@ -18,6 +18,7 @@ import { runEmbedding } from '../../generation/embed-call.js';
 import { sendJson } from '../../respond.js';
 import type { HttpDeps, RequestContext } from '../../types.js';
 import type { Validator } from '../../validate.js';
+import { refuseUnload } from '../ollama-common/keep-alive.js';
 import { checkNumCtx, type OllamaOptions } from '../ollama-common/options.js';
 import { modelIdFor } from '../ollama-common/names.js';
 import type { OllamaEmbeddingsRequest, OllamaEmbedRequest } from './schema.js';
@@ -35,6 +36,7 @@ export function embedHandler(deps: HttpDeps, validate: Validator<OllamaEmbedRequ
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const started = performance.now();
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    refuseUnload(body.keep_alive);
     if (body.dimensions !== undefined) {
       throw new InferFluxError(
         'invalid_request',
@@ -74,6 +76,7 @@ export function embedHandler(deps: HttpDeps, validate: Validator<OllamaEmbedRequ
 export function embeddingsHandler(deps: HttpDeps, validate: Validator<OllamaEmbeddingsRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
     const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    refuseUnload(body.keep_alive);
     const maxTokens = maxTokensOf(deps, body.options);
     const model = modelIdFor(deps.gateway, body.model);
     if (body.prompt === undefined || body.prompt === '') {

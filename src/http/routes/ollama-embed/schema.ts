@@ -28,7 +28,7 @@ function common(limits: LimitsConfig): Record<string, object> {
   return {
     model: { type: 'string', minLength: 1, maxLength: 256 },
     options: optionsSchema(limits),
-    // A duration string ("5m") or seconds; accepted and ignored (models stay loaded while the server runs).
+    // A duration string ("5m") or seconds: met by models staying loaded; 0 (unload) is refused (keep-alive.ts).
     keep_alive: { anyOf: [{ type: 'string', maxLength: 64 }, { type: 'number' }] },
   };
 }
@@ -37,6 +37,7 @@ export function embedSchema(limits: LimitsConfig): object {
   return {
     type: 'object',
     required: ['model'],
+    additionalProperties: false,
     properties: {
       ...common(limits),
       input: { anyOf: [text, { type: 'array', maxItems: 65_536, items: text }] },
@@ -48,5 +49,5 @@ export function embedSchema(limits: LimitsConfig): object {
 }
 
 export function embeddingsSchema(limits: LimitsConfig): object {
-  return { type: 'object', required: ['model'], properties: { ...common(limits), prompt: text } };
+  return { type: 'object', required: ['model'], additionalProperties: false, properties: { ...common(limits), prompt: text } };
 }

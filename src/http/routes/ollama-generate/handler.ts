@@ -16,6 +16,7 @@ import type { Validator } from '../../validate.js';
 import { ollamaEncoder, type OllamaKind } from '../ollama-common/encoder.js';
 import { constraintForFormat } from '../ollama-common/format.js';
 import { modelIdFor } from '../ollama-common/names.js';
+import { refuseUnload } from '../ollama-common/keep-alive.js';
 import { checkNumCtx, toSampling } from '../ollama-common/options.js';
 import { chatPromptWithTools, NO_TOOLS, type ToolPlan } from '../../generation/tool-plan.js';
 import { resolveModelName, withPresetMessages } from '../../generation/preset.js';
@@ -38,9 +39,10 @@ function refuseImages(deps: HttpDeps, body: OllamaChatRequest | OllamaGenerateRe
   });
 }
 
-/** Checks shared by both routes: thinking. */
+/** Checks shared by both routes: thinking, unloading. */
 function refuseCommon(body: OllamaChatRequest | OllamaGenerateRequest): void {
   if (body.think !== undefined && body.think !== false) refuse('think', 'this server does not separate thinking from the answer.');
+  refuseUnload(body.keep_alive);
 }
 
 function chatPrompt(body: OllamaChatRequest, tools: ToolPlan, preset: ModelPreset | null): PromptInput {

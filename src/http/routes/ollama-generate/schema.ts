@@ -1,7 +1,8 @@
 /**
  * Request schemas for Ollama's `POST /api/chat` and `POST /api/generate` (its docs/api.md). Fields
  * this server cannot honour are accepted by the schema and refused by the handler with a 400
- * naming them, so the client learns why instead of getting a different answer than it asked for.
+ * naming them, so the client learns why instead of getting a different answer than it asked for;
+ * a field Ollama does not document is refused by the schema itself (`additionalProperties`).
  */
 import type { LimitsConfig } from '../../../config/types.js';
 import { optionsSchema, type OllamaOptions } from '../ollama-common/options.js';
@@ -60,7 +61,7 @@ function common(limits: LimitsConfig): Record<string, object> {
     stream: { type: 'boolean' },
     format: { anyOf: [{ type: 'string' }, { type: 'object' }, { type: 'null' }] },
     options: optionsSchema(limits),
-    // Ollama takes a duration string ("5m") or seconds; accepted and ignored (models stay loaded).
+    // A duration string ("5m") or seconds: met by models staying loaded; 0 (unload) is refused (keep-alive.ts).
     keep_alive: { anyOf: [{ type: 'string', maxLength: 64 }, { type: 'number' }] },
     think: { anyOf: [{ type: 'boolean' }, { type: 'string', maxLength: 16 }] },
     adapter: { type: 'string', minLength: 1, maxLength: 64 },
@@ -71,6 +72,7 @@ export function chatSchema(limits: LimitsConfig): object {
   return {
     type: 'object',
     required: ['model'],
+    additionalProperties: false,
     properties: {
       ...common(limits),
       messages: {
@@ -142,6 +144,7 @@ export function generateSchema(limits: LimitsConfig): object {
   return {
     type: 'object',
     required: ['model'],
+    additionalProperties: false,
     properties: {
       ...common(limits),
       prompt: text,

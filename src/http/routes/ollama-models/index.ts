@@ -27,7 +27,7 @@ export function register(app: Router, deps: HttpDeps): void {
   app.get('/api/version', versionHandler(), ollama);
   app.post('/api/show', showHandler(deps, compileRequestSchema<ShowRequest>('POST /api/show', showSchema)), ollama);
   app.post('/api/pull', pullHandler(deps, compileRequestSchema<PullRequestBody>('POST /api/pull', pullSchema)), ollama);
-  app.post('/api/create', createHandler(deps, compileRequestSchema<CreateRequest>('POST /api/create', createSchema(optionsSchema(deps.config.limits)))), ollama);
+  app.post('/api/create', createHandler(deps, compileRequestSchema<CreateRequest>('POST /api/create', createSchema(optionsSchema(deps.config.limits, true)))), ollama);
   app.post('/api/copy', copyHandler(deps, compileRequestSchema<CopyRequest>('POST /api/copy', copySchema)), ollama);
   app.add('delete', '/api/delete', deleteHandler(deps, compileRequestSchema<DeleteRequest>('DELETE /api/delete', deleteSchema)), ollama);
   for (const [method, path, what] of OLLAMA_NOT_IMPLEMENTED) app.add(method, path, notImplemented(what), ollama);

@@ -7,6 +7,7 @@ export interface ShowRequest {
 
 export const showSchema = {
   type: 'object',
+  additionalProperties: false,
   properties: {
     model: { type: 'string', minLength: 1, maxLength: 256 },
     name: { type: 'string', minLength: 1, maxLength: 256 },
@@ -24,6 +25,7 @@ export interface PullRequestBody {
 
 export const pullSchema = {
   type: 'object',
+  additionalProperties: false,
   properties: {
     model: { type: 'string', minLength: 1, maxLength: 2048 },
     name: { type: 'string', minLength: 1, maxLength: 2048 },
@@ -39,6 +41,7 @@ export interface CopyRequest {
 
 export const copySchema = {
   type: 'object',
+  additionalProperties: false,
   required: ['source', 'destination'],
   properties: {
     source: { type: 'string', minLength: 1, maxLength: 256 },
@@ -53,6 +56,7 @@ export interface DeleteRequest {
 
 export const deleteSchema = {
   type: 'object',
+  additionalProperties: false,
   properties: {
     model: { type: 'string', minLength: 1, maxLength: 256 },
     name: { type: 'string', minLength: 1, maxLength: 256 },

@@ -28,6 +28,8 @@ export interface EchoedParams {
   tools: unknown[];
   toolChoice: unknown;
   parallelToolCalls: boolean;
+  /** `text.format` as asked (a schema's name, schema and strict flag echoed back). */
+  textFormat: unknown;
 }
 
 const hex = () => randomUUID().replaceAll('-', '');
@@ -73,7 +75,7 @@ export function responsesEncoder(p: EchoedParams): GenerationEncoder {
     reasoning: { effort: null, summary: null },
     store: false,
     temperature: p.temperature,
-    text: { format: { type: 'text' } },
+    text: { format: p.textFormat },
     tool_choice: p.toolChoice,
     tools: p.tools,
     top_p: p.topP,

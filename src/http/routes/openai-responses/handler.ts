@@ -1,14 +1,17 @@
 /**
  * `POST /v1/responses`, stateless: `input` (a string or message items) and `instructions` onto a
  * chat prompt, `max_output_tokens`/`temperature`/`top_p` onto sampling, function tools and
- * `function_call`/`function_call_output` items through tools.ts, run by the shared runner with
- * the Responses encoder. Whatever needs server-side state (`store: true`, `previous_response_id`,
- * `conversation`, `background`) or machinery this server lacks (hosted tools, structured output,
- * non-text inputs) is refused with a 400 naming the field.
+ * `function_call`/`function_call_output` items through tools.ts, `text.format` onto the same
+ * grammar-constrained output as chat's `response_format`, run by the shared runner with the
+ * Responses encoder. Whatever needs server-side state (`store: true`, `previous_response_id`,
+ * `conversation`, `background`) or machinery this server lacks (hosted tools, reasoning, log
+ * probabilities here, non-text inputs) is refused with a 400 naming the field.
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import { InferFluxError } from '../../../errors.js';
 import type { ChatMessage } from '../../../generation/contract.js';
+import { compileOutputConstraint, type OutputConstraint } from '../../../generation/structured-output.js';
+import type { Metrics } from '../../../metrics.js';
 import { samplingWith } from '../../../runtime/sampling.js';
 import { presetSampling, resolveModelName, withPresetMessages } from '../../generation/preset.js';
 import { readJsonBody } from '../../body.js';
@@ -33,10 +36,30 @@ function refuseUnsupported(b: ResponsesRequest): void {
   if (b.previous_response_id) refuse('previous_response_id', STATELESS);
   if (b.conversation !== undefined && b.conversation !== null) refuse('conversation', STATELESS);
   if (b.background === true) refuse('background', STATELESS);
-  const format = b.text?.format?.type;
-  if (format !== undefined && format !== 'text') refuse('text.format', 'structured output needs the grammar compiler, which this server does not have yet.');
-  if (b.reasoning?.effort) refuse('reasoning', 'the served models do not reason separately.');
+  const r = b.reasoning;
+  if (r) {
+    for (const key of ['effort', 'summary', 'generate_summary'] as const) {
+      if (r[key] !== undefined && r[key] !== null) refuse(`reasoning.${key}`, 'the served models do not reason separately.');
+    }
+  }
   if (b.prompt !== undefined && b.prompt !== null) refuse('prompt', 'stored prompt templates need server-side state.');
+  const v = b.text?.verbosity;
+  if (v !== undefined && v !== null && v !== 'medium') refuse('text.verbosity', "the served models have no verbosity control; send 'medium' or leave it out.");
+  if (b.top_logprobs) refuse('top_logprobs', 'log probabilities are not reported on /v1/responses yet; /v1/chat/completions reports them (logprobs, top_logprobs).');
+  const at = b.include?.indexOf('message.output_text.logprobs') ?? -1;
+  if (at >= 0) refuse(`include[${at}]`, 'log probabilities are not reported on /v1/responses yet; /v1/chat/completions reports them (logprobs, top_logprobs).');
+}
+
+/** `text.format` as a compiled output constraint (the grammar and the check of the finished text), or null for free text. */
+function textFormatConstraint(b: ResponsesRequest, metrics: Metrics): OutputConstraint | null {
+  const f = b.text?.format;
+  if (f === undefined || f.type === 'text') return null;
+  if (f.type === 'json_schema' && f.schema === undefined) {
+    throw new InferFluxError('invalid_request', "Missing required parameter: 'text.format.schema' (the JSON Schema the output must follow).", { param: 'text.format.schema' });
+  }
+  const c = compileOutputConstraint(f.type === 'json_object' ? { kind: 'json_object', param: 'text.format' } : { kind: 'json_schema', schema: f.schema, param: 'text.format.schema' });
+  metrics.grammarCompile.observe({ kind: f.type }, c.compileMs / 1000);
+  return c;
 }
 
 /** Text content parts joined; images, files and other parts refused by their path. */
@@ -79,13 +102,15 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
     if (media) refuseMedia(deps.gateway, b.model, media.kind, media.param);
     refuseUnsupported(b);
     const tools = responsesToolPlan(b, deps.metrics);
+    const constraint = textFormatConstraint(b, deps.metrics);
     const { model, preset } = await resolveModelName(deps, b.model);
     const messages = withPresetMessages(preset, toMessages(b));
     const params = samplingWith(
-      { maxTokens: b.max_output_tokens ?? undefined, temperature: b.temperature ?? undefined, topP: b.top_p ?? undefined, grammar: tools.grammar },
+      { maxTokens: b.max_output_tokens ?? undefined, temperature: b.temperature ?? undefined, topP: b.top_p ?? undefined, grammar: tools.grammar ?? constraint?.grammar ?? null },
       presetSampling(preset?.parameters),
     );
     runGeneration(res, deps, {
+      outputCheck: constraint?.check ?? null,
       tools: tools.options,
       input: { requestId: ctx.requestId, model, adapter: b.adapter, prompt: chatPromptWithTools(messages, tools), params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
       stream: b.stream === true,
@@ -100,6 +125,7 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
         tools: b.tools ?? [],
         toolChoice: b.tool_choice ?? 'auto',
         parallelToolCalls: b.parallel_tool_calls ?? true,
+        textFormat: b.text?.format ?? { type: 'text' },
       }),
     });
   };

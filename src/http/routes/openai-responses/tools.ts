@@ -46,7 +46,7 @@ export function responsesToolPlan(b: ResponsesRequest, metrics: Metrics): ToolPl
       choice: choiceOf(b.tool_choice),
       choicePath: 'tool_choice',
       parallel: b.parallel_tool_calls ?? true,
-      otherConstraint: null,
+      otherConstraint: b.text?.format && b.text.format.type !== 'text' ? "'text.format'" : null,
     },
     metrics,
   );
