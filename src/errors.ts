@@ -27,6 +27,8 @@ function spec<const C extends string>(code: C, status: number, type: string, mes
 export const ERRORS = {
   invalid_json: spec('invalid_json', 400, 'invalid_request_error', 'The request body is not valid JSON.'),
   invalid_request: spec('invalid_request', 400, 'invalid_request_error', 'The request is invalid.'),
+  // Responses WebSocket mode: a connection keeps only its most recent response.
+  previous_response_not_found: spec('previous_response_not_found', 400, 'invalid_request_error', 'The previous response is not kept on this connection.'),
   context_length_exceeded: spec(
     'context_length_exceeded',
     400,

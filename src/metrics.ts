@@ -184,6 +184,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly websocketConnections = new Gauge({
+    name: 'inferflux_websocket_connections',
+    help: 'Open WebSocket connections, by route (the Responses API WebSocket mode)',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
   readonly queueDepth = new Gauge({
     name: 'inferflux_scheduler_queue_depth',
     help: 'Requests waiting in the scheduler queue for a free sequence',

@@ -45,6 +45,11 @@ export class Cors {
     return this.origins.has(origin.toLowerCase()) ? origin : undefined;
   }
 
+  /** Whether a page at `origin` may call (a WebSocket handshake checks it; browsers apply no CORS there). */
+  allowsOrigin(origin: string): boolean {
+    return this.enabled && this.allowOrigin(origin) !== undefined;
+  }
+
   /** Headers for a normal (non-preflight) response; writes into `out`. */
   apply(origin: string, out: Record<string, string>): void {
     if (!this.enabled) return;

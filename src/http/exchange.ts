@@ -45,6 +45,8 @@ export interface Exchange {
   firstTextAt: number | null;
   /** The request's trace spans when tracing is on (src/telemetry/request-trace.ts). */
   trace: RequestTrace | null;
+  /** A WebSocket handshake or turn (the access line says so). */
+  websocket: boolean;
 }
 
 const KEY = Symbol('inferflux.exchange');
@@ -71,6 +73,7 @@ export function attachExchange(res: HttpResponse, requestId: string): Exchange {
     tokensOut: null,
     firstTextAt: null,
     trace: null,
+    websocket: false,
   };
   (res as Tagged)[KEY] = ex;
   res.onAborted(() => {

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
+import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket, type us_socket_context_t, type WebSocket } from 'uWebSockets.js';
 import { InferFluxError } from '../errors.js';
 import type { PolicyContext } from '../policy/pipeline.js';
 import { ANONYMOUS } from '../policy/principal.js';
@@ -18,7 +18,7 @@ import { bufferBodyEarly } from './body.js';
 import { compileHostCheck } from './host-check.js';
 import { Cors } from './cors.js';
 import { ConsoleFeed } from './console-feed.js';
-import { attachExchange, type Exchange } from './exchange.js';
+import { attachExchange, finish, type Exchange } from './exchange.js';
 import { sendError, sendJson, sendRaw } from './respond.js';
 import { normalisePath, pathText, protocolForPath, Router } from './router.js';
 import { register as registerChat } from './routes/openai-chat/index.js';
@@ -39,7 +39,9 @@ import { register as registerEmbeddings } from './routes/openai-embeddings/index
 import { register as registerOllamaEmbed } from './routes/ollama-embed/index.js';
 import { register as registerConsole } from './routes/console/index.js';
 import { register as registerDebug } from './routes/debug/index.js';
-import type { HttpDeps, RequestContext } from './types.js';
+import type { HttpDeps, RequestContext, SocketConversation } from './types.js';
+import { ResponsesConnection } from './ws/responses-socket.js';
+import type { TurnResponse, TurnSocket } from './ws/turn-response.js';
 
 export interface HttpServer {
   /**
@@ -101,6 +103,71 @@ const SANE_REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 function requestIdFrom(header: string): string {
   return SANE_REQUEST_ID.test(header) ? header : randomUUID();
 }
+
+/** What the edge keeps of a request's head: copied at once, since uWS's `HttpRequest` is dead after the handler returns. */
+interface RequestHead {
+  method: string;
+  rawPath: string;
+  query: string;
+  host: string;
+  /** Request line plus headers, counted (uWS has no head size limit of its own below ~128 KiB). */
+  headBytes: number;
+  contentType: string;
+  lengthHeader: string;
+  chunked: boolean;
+  /** Credentials: kept here and handed to the policy pipeline, never logged. */
+  authorization: string;
+  apiKey: string;
+  origin: string;
+  priorityHeader: string;
+  preflightMethod: string;
+  preflightHeaders: string;
+  requestId: string;
+  traceparent: string;
+}
+
+function copyHead(req: HttpRequest): RequestHead {
+  const method = req.getMethod();
+  const rawPath = req.getUrl();
+  const query = req.getQuery() ?? '';
+  let headBytes = method.length + rawPath.length + query.length + 12;
+  req.forEach((name, value) => {
+    headBytes += name.length + value.length + 4;
+  });
+  return {
+    method,
+    rawPath,
+    query,
+    host: req.getHeader('host'),
+    headBytes,
+    contentType: req.getHeader('content-type').toLowerCase(),
+    lengthHeader: req.getHeader('content-length'),
+    chunked: req.getHeader('transfer-encoding') !== '',
+    authorization: req.getHeader('authorization'),
+    apiKey: req.getHeader('x-api-key'),
+    origin: req.getHeader('origin'),
+    priorityHeader: req.getHeader('x-inferflux-priority'),
+    preflightMethod: method === 'options' ? req.getHeader('access-control-request-method') : '',
+    preflightHeaders: method === 'options' ? req.getHeader('access-control-request-headers') : '',
+    requestId: req.getHeader('x-request-id'),
+    traceparent: req.getHeader('traceparent'),
+  };
+}
+
+/** The WebSocket route (OpenAI's Responses WebSocket mode) and what each of its sockets carries. */
+const SOCKET_PATH = '/v1/responses';
+interface SocketData {
+  head: RequestHead;
+  connection?: ResponsesConnection;
+}
+/**
+ * uWS's own limit on a socket's send buffer: far above what a stream keeps buffered (its writer
+ * pauses the generation at server.sse_max_buffered_bytes), so reaching it means a client that
+ * stopped reading: uWS closes the socket rather than drop a message.
+ */
+const SOCKET_MAX_BACKPRESSURE = 64 * 1024 * 1024;
+/** Seconds without a frame before uWS closes a socket; it pings well before that. */
+const SOCKET_IDLE_TIMEOUT_S = 120;
 
 export function buildRouter(deps: HttpDeps): Router {
   const router = new Router();
@@ -173,6 +240,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
           key_id: ex.principal?.id,
           tenant,
           error_code: ex.errorCode,
+          transport: ex.websocket ? 'websocket' : undefined,
         },
         'request',
       );
@@ -210,30 +278,12 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     });
   };
 
-  const dispatch = (res: HttpResponse, req: HttpRequest): void => {
-    const startedAt = performance.now();
-    // Everything needed later is copied now: `req` is invalid after this function returns.
-    const method = req.getMethod();
-    const rawPath = req.getUrl();
-    const query = req.getQuery() ?? '';
-    const host = req.getHeader('host');
-    // uWS has no head size limit of its own below ~128 KiB: count the request line and headers.
-    let headBytes = method.length + rawPath.length + query.length + 12;
-    req.forEach((name, value) => {
-      headBytes += name.length + value.length + 4;
-    });
-    const contentType = req.getHeader('content-type').toLowerCase();
-    const lengthHeader = req.getHeader('content-length');
-    const chunked = req.getHeader('transfer-encoding') !== '';
-    // Credentials: kept in locals and handed to the policy pipeline, never logged.
-    const authorization = req.getHeader('authorization');
-    const apiKey = req.getHeader('x-api-key');
-    const origin = req.getHeader('origin');
-    const priorityHeader = req.getHeader('x-inferflux-priority');
-    const preflightMethod = method === 'options' ? req.getHeader('access-control-request-method') : '';
-    const preflightHeaders = method === 'options' ? req.getHeader('access-control-request-headers') : '';
-    const ex = attachExchange(res, requestIdFrom(req.getHeader('x-request-id')));
-    const incomingTrace = req.getHeader('traceparent');
+  /** Serves one request: an HTTP one, or a WebSocket turn (`conversation` then is its connection). */
+  const serve = (res: HttpResponse, head: RequestHead, startedAt: number, conversation: SocketConversation | null): void => {
+    const { method, rawPath, query, host, headBytes, contentType, lengthHeader, chunked, authorization, apiKey, origin, priorityHeader, preflightMethod, preflightHeaders } = head;
+    const ex = attachExchange(res, requestIdFrom(head.requestId));
+    ex.websocket = conversation !== null;
+    const incomingTrace = head.traceparent;
     ex.traceparent = traceparentFor(incomingTrace);
     if (tracer) {
       // This request's root span: its traceparent (same trace id as the caller's) goes on to the
@@ -313,6 +363,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
       principal: ANONYMOUS,
       traceparent: ex.traceparent,
       priorityHeader,
+      conversation: conversation ?? undefined,
     };
     const handler = found.route.handler;
     let handlerStarted = false;
@@ -370,8 +421,124 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     }
   };
 
+  const dispatch = (res: HttpResponse, req: HttpRequest): void => serve(res, copyHead(req), performance.now(), null);
+
+  /**
+   * The WebSocket handshake on `GET /v1/responses`: the checks every request head gets (size, Host,
+   * shutdown, start-up), a browser page's Origin allowed by `server.cors` or the server's own (a
+   * page elsewhere must not drive the model: cross-site WebSocket hijacking), and the caller
+   * authenticated and authorised for the route (`generate`), but not rate limited: each turn is,
+   * as a request of its own. A refused handshake gets its HTTP error; every handshake gets an
+   * access line and counts in `inferflux_requests_total` (status 101 when upgraded).
+   */
+  const upgrade = (res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void => {
+    const startedAt = performance.now();
+    const head = copyHead(req);
+    const key = req.getHeader('sec-websocket-key');
+    const protocol = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const ex = attachExchange(res, requestIdFrom(head.requestId));
+    ex.traceparent = traceparentFor(head.traceparent);
+    ex.headers.traceparent = ex.traceparent;
+    ex.route = SOCKET_PATH;
+    ex.websocket = true;
+    ex.onFinish = () => record(ex, startedAt, res, head.method);
+    // Closed after a refusal: the client's next bytes would be WebSocket frames, not a request.
+    const refuse = (err: InferFluxError) => sendError(res, err, { closeConnection: true });
+    if (head.headBytes > base.config.server.maxHeaderBytes) return refuse(new InferFluxError('headers_too_large'));
+    if (!hostAllowed(head.host)) return refuse(new InferFluxError('host_not_allowed'));
+    if (closing) return refuse(new InferFluxError('shutting_down'));
+    if (!deps) return refuse(new InferFluxError('model_not_loaded', 'The server is starting: models are still loading.', { retryAfter: STARTING_RETRY_AFTER_S }));
+    if (head.origin !== '' && !cors.allowsOrigin(head.origin) && !sameOrigin(head.origin, head.host)) {
+      const shown = JSON.stringify(head.origin.slice(0, 256));
+      return refuse(new InferFluxError('forbidden', `A WebSocket from a page at ${shown} is not allowed; an operator can add that origin to server.cors.allowed_origins.`));
+    }
+    const accept = (principal: PolicyContext['principal']): void => {
+      if (ex.aborted) return;
+      ex.principal = principal;
+      res.cork(() => res.upgrade<SocketData>({ head }, key, protocol, extensions, context));
+      finish(ex, 101);
+    };
+    if (!pipeline) return accept(ANONYMOUS);
+    const pctx: PolicyContext = {
+      method: 'post',
+      segments: ['v1', 'responses'],
+      route: SOCKET_PATH,
+      requestId: ex.requestId,
+      traceparent: ex.traceparent,
+      authorization: head.authorization,
+      apiKey: head.apiKey,
+      principal: ANONYMOUS,
+      responseHeaders: ex.headers,
+      chargeTokens: undefined,
+      whenFinished: (fn) => fn(),
+    };
+    try {
+      const ret = pipeline.admit(pctx, () => accept(pctx.principal));
+      if (ret instanceof Promise) ret.catch((err: unknown) => refuse(InferFluxError.from(err)));
+    } catch (err) {
+      refuse(InferFluxError.from(err));
+    }
+  };
+
+  /** Open sockets: ended with 1001 when the server closes. */
+  const sockets = new Set<WebSocket<SocketData>>();
+  /** A turn's request head: the handshake's credentials and headers, as a POST of the event's body. */
+  const turnHead = (h: RequestHead, bodyBytes: number): RequestHead => ({
+    ...h,
+    method: 'post',
+    rawPath: SOCKET_PATH,
+    query: '',
+    contentType: 'application/json',
+    lengthHeader: String(bodyBytes),
+    chunked: false,
+    preflightMethod: '',
+    preflightHeaders: '',
+    requestId: '',
+  });
+  const openSocket = (ws: WebSocket<SocketData>): void => {
+    sockets.add(ws);
+    base.metrics.websocketConnections.inc({ route: SOCKET_PATH });
+    const data = ws.getUserData();
+    const limit = base.config.server.sseMaxBufferedBytes;
+    // uWS throws on any use of a closed socket: every write checks it is still open.
+    const socket: TurnSocket = {
+      send: (text) => {
+        if (!sockets.has(ws)) return false;
+        ws.send(text, false, false);
+        return ws.getBufferedAmount() < limit;
+      },
+      cork: (fn) => (sockets.has(ws) ? void ws.cork(fn) : fn()),
+      terminate: () => {
+        if (sockets.has(ws)) ws.end(1001, 'server shutting down');
+      },
+    };
+    const connection = new ResponsesConnection(socket, {
+      serve: (turn: TurnResponse, body: Buffer) => serve(turn as unknown as HttpResponse, turnHead(data.head, body.byteLength), performance.now(), connection),
+    });
+    data.connection = connection;
+  };
+  const closeSocket = (ws: WebSocket<SocketData>): void => {
+    if (!sockets.delete(ws)) return;
+    base.metrics.websocketConnections.dec({ route: SOCKET_PATH });
+    ws.getUserData().connection?.close();
+  };
+
   const { tls } = base.config.server;
-  const app = (tls.enabled ? uWS.SSLApp({ cert_file_name: tls.certPath, key_file_name: tls.keyPath }) : uWS.App()).any('/*', dispatch);
+  const app = (tls.enabled ? uWS.SSLApp({ cert_file_name: tls.certPath, key_file_name: tls.keyPath }) : uWS.App())
+    .ws<SocketData>(SOCKET_PATH, {
+      maxPayloadLength: base.config.server.maxBodyBytes,
+      idleTimeout: SOCKET_IDLE_TIMEOUT_S,
+      sendPingsAutomatically: true,
+      maxBackpressure: SOCKET_MAX_BACKPRESSURE,
+      closeOnBackpressureLimit: 1,
+      upgrade,
+      open: openSocket,
+      message: (ws, message, isBinary) => ws.getUserData().connection?.message(message, isBinary),
+      drain: (ws) => ws.getUserData().connection?.drained(),
+      close: closeSocket,
+    })
+    .any('/*', dispatch);
 
   return {
     activate(full) {
@@ -417,8 +584,25 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
         }
       }
       inflight.clear();
+      // Turns ran to the end above (they are requests in `inflight`); the sockets end now.
+      for (const ws of [...sockets]) {
+        try {
+          ws.end(1001, 'server shutting down');
+        } catch {
+          // Closed by the client meanwhile.
+        }
+      }
     },
   };
+}
+
+/** A page served by this server itself (its Origin's host is the Host it asked for). */
+function sameOrigin(origin: string, host: string): boolean {
+  try {
+    return new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
 }
 
 function portInUse(host: string, port: number): Error {

@@ -66,6 +66,16 @@ export interface RequestContext {
   priorityHeader: string;
   /** @internal Body bytes read before an await in the policy pipeline (see body.ts). */
   bodyBuffer?: Promise<Buffer>;
+  /** A WebSocket turn: its connection (ws/responses-socket.ts); absent over HTTP. */
+  conversation?: SocketConversation | undefined;
+}
+
+/** What a WebSocket connection keeps between its turns (OpenAI's Responses WebSocket mode). */
+export interface SocketConversation {
+  /** The input then output items of the connection's most recent response, if `id` names it; else null. */
+  itemsOf(id: string): readonly unknown[] | null;
+  /** This turn's whole input (after the previous response's items), for the turn after it. */
+  started(items: readonly unknown[]): void;
 }
 
 export type Handler = (res: HttpResponse, ctx: RequestContext) => void | Promise<void>;

@@ -240,6 +240,11 @@ export interface PolicyState {
 export interface PolicyLayer {
   /** Runs the pipeline, then `final` when every step allowed. */
   run(ctx: PolicyContext, final: (ctx: PolicyContext) => void | Promise<void>): void | Promise<void>;
+  /**
+   * Authentication and authorisation only, then `final`: a WebSocket handshake, whose turns each
+   * run the whole pipeline as requests of their own (so the handshake takes no rate-limit token).
+   */
+  admit(ctx: PolicyContext, final: (ctx: PolicyContext) => void | Promise<void>): void | Promise<void>;
   readonly authEnabled: boolean;
   /** Keys the request path currently accepts. */
   keyCount(): number;
@@ -258,10 +263,12 @@ export function createPolicyLayer(deps: PolicyDeps): PolicyLayer {
     state.keys = new KeyRegistry(deps.configKeys, doc.apiKeys);
   });
   const steps = PIPELINE.map((make) => make(deps, state));
+  const access = steps.slice(0, PIPELINE.indexOf(authorize) + 1);
   return {
     authEnabled: deps.authEnabled,
     // Two small closures per request; the steps themselves were built once.
     run: (ctx, final) => compose(steps, final)(ctx),
+    admit: (ctx, final) => compose(access, final)(ctx),
     keyCount: () => state.keys.size,
     dispose: unsubscribe,
   };

@@ -42,6 +42,29 @@ describe('http: unknown request fields', () => {
     }
   });
 
+  // Every protocol, not only OpenAI's chat: a field it does not name is refused before any work.
+  for (const [path, body, param] of [
+    ['/v1/responses', { input: 'hi', frobnicate: 1 }, 'frobnicate'],
+    ['/v1/responses', { input: 'hi', text: { format: { type: 'text' }, frobnicate: 1 } }, 'text.frobnicate'],
+    ['/v1/messages', { model: 'tiny', max_tokens: 4, messages: [{ role: 'user', content: 'hi' }], frobnicate: 1 }, 'frobnicate'],
+    ['/v1/messages/count_tokens', { model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 }, 'max_tokens'],
+    ['/api/chat', { model: 'tiny', messages: [{ role: 'user', content: 'hi' }], frobnicate: 1 }, 'frobnicate'],
+    ['/api/chat', { model: 'tiny', messages: [{ role: 'user', content: 'hi' }], options: { frobnicate: 1 } }, 'options.frobnicate'],
+    ['/api/generate', { model: 'tiny', prompt: 'hi', frobnicate: 1 }, 'frobnicate'],
+    ['/api/embed', { model: 'tiny', input: 'hi', frobnicate: 1 }, 'frobnicate'],
+    ['/api/show', { model: 'tiny', frobnicate: 1 }, 'frobnicate'],
+    ['/tokenize', { content: 'hi', frobnicate: 1 }, 'frobnicate'],
+    ['/detokenize', { tokens: [1], frobnicate: 1 }, 'frobnicate'],
+  ] as const) {
+    it(`${path}: '${param}' is refused with a 400 that names it`, async () => {
+      const r = await post(path, body);
+      expect(r.status).to.equal(400);
+      const text = await r.text();
+      expect(text).to.contain(`Unrecognized request argument supplied: '${param}'`);
+      expect(t.gateway.inputs).to.have.length(0);
+    });
+  }
+
   it('the documented allow-list is accepted and ignored', async () => {
     const r = await post('/v1/chat/completions', {
       messages: [{ role: 'user', content: 'hi' }],

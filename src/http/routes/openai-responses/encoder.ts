@@ -30,6 +30,8 @@ export interface EchoedParams {
   parallelToolCalls: boolean;
   /** `text.format` as asked (a schema's name, schema and strict flag echoed back). */
   textFormat: unknown;
+  /** The response a WebSocket turn continued, or null. */
+  previousResponseId: string | null;
 }
 
 const hex = () => randomUUID().replaceAll('-', '');
@@ -71,7 +73,7 @@ export function responsesEncoder(p: EchoedParams): GenerationEncoder {
     model: m.model,
     output: [],
     parallel_tool_calls: p.parallelToolCalls,
-    previous_response_id: null,
+    previous_response_id: p.previousResponseId,
     reasoning: { effort: null, summary: null },
     store: false,
     temperature: p.temperature,

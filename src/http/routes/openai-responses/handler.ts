@@ -5,7 +5,8 @@
  * grammar-constrained output as chat's `response_format`, run by the shared runner with the
  * Responses encoder. Whatever needs server-side state (`store: true`, `previous_response_id`,
  * `conversation`, `background`) or machinery this server lacks (hosted tools, reasoning, log
- * probabilities here, non-text inputs) is refused with a 400 naming the field.
+ * probabilities here, non-text inputs) is refused with a 400 naming the field. A WebSocket turn
+ * (ws/responses-socket.ts) always streams, and may continue its connection's last response.
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import { InferFluxError } from '../../../errors.js';
@@ -18,11 +19,12 @@ import { readJsonBody } from '../../body.js';
 import { runGeneration } from '../../generation/runner.js';
 import { chatPromptWithTools } from '../../generation/tool-plan.js';
 import { firstMedia, refuseMedia } from '../../media-refusal.js';
-import type { HttpDeps, RequestContext } from '../../types.js';
+import type { HttpDeps, RequestContext, SocketConversation } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority } from '../openai-common/schema.js';
+import type { GenerationEncoder } from '../../generation/encoder.js';
 import { responsesEncoder } from './encoder.js';
-import type { InputContent, ResponsesRequest } from './schema.js';
+import type { InputContent, InputItem, ResponsesRequest } from './schema.js';
 import { addFunctionCall, functionCallOutput, responsesToolPlan } from './tools.js';
 
 function refuse(param: string, why: string): never {
@@ -48,6 +50,32 @@ function refuseUnsupported(b: ResponsesRequest): void {
   if (b.top_logprobs) refuse('top_logprobs', 'log probabilities are not reported on /v1/responses yet; /v1/chat/completions reports them (logprobs, top_logprobs).');
   const at = b.include?.indexOf('message.output_text.logprobs') ?? -1;
   if (at >= 0) refuse(`include[${at}]`, 'log probabilities are not reported on /v1/responses yet; /v1/chat/completions reports them (logprobs, top_logprobs).');
+}
+
+/**
+ * A WebSocket turn: `stream` is implicit, and `previous_response_id` names the connection's most
+ * recent response, whose input and output items go before this turn's (then the id is spent: the
+ * rest of the handler sees one whole conversation, as over HTTP).
+ */
+function continued(b: ResponsesRequest, socket: SocketConversation): ResponsesRequest {
+  if (b.stream === false) refuse('stream', 'a WebSocket turn always streams its events; leave stream out.');
+  if (b.generate === false) refuse('generate', 'warm-up turns are not available; send the turn itself (the prefix cache makes a repeated prefix cheap anyway).');
+  const own: InputItem[] = typeof b.input === 'string' ? [{ type: 'message', role: 'user', content: b.input }] : b.input;
+  let items = own;
+  const prev = b.previous_response_id;
+  if (prev !== undefined && prev !== null) {
+    const before = socket.itemsOf(prev);
+    if (before === null) {
+      throw new InferFluxError(
+        'previous_response_not_found',
+        `Previous response with id '${prev.slice(0, 128)}' not found: a connection keeps only its most recent response, in memory. Send the whole conversation with previous_response_id null.`,
+        { param: 'previous_response_id' },
+      );
+    }
+    items = [...(before as InputItem[]), ...own];
+  }
+  socket.started(items);
+  return { ...b, input: items, previous_response_id: null, stream: true };
 }
 
 /** `text.format` as a compiled output constraint (the grammar and the check of the finished text), or null for free text. */
@@ -97,7 +125,10 @@ export function toMessages(b: ResponsesRequest): ChatMessage[] {
 
 export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRequest>) {
   return async (res: HttpResponse, ctx: RequestContext): Promise<void> => {
-    const b = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    const body = validate(await readJsonBody(res, ctx, deps.config.server.maxBodyBytes));
+    const socket = ctx.conversation;
+    if (!socket && body.generate !== undefined) refuse('generate', 'it belongs to WebSocket mode (GET /v1/responses upgraded).');
+    const b = socket ? continued(body, socket) : body;
     const media = typeof b.input === 'string' ? null : firstMedia(b.input.map((item, i) => [item.content, `input[${i}].content`] as const));
     if (media) refuseMedia(deps.gateway, b.model, media.kind, media.param);
     refuseUnsupported(b);
@@ -114,7 +145,7 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
       tools: tools.options,
       input: { requestId: ctx.requestId, model, adapter: b.adapter, prompt: chatPromptWithTools(messages, tools), params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
       stream: b.stream === true,
-      encoder: responsesEncoder({
+      encoder: framed(socket, responsesEncoder({
         model: b.model,
         instructions: b.instructions ?? null,
         maxOutputTokens: b.max_output_tokens ?? null,
@@ -126,7 +157,13 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
         toolChoice: b.tool_choice ?? 'auto',
         parallelToolCalls: b.parallel_tool_calls ?? true,
         textFormat: b.text?.format ?? { type: 'text' },
-      }),
+        previousResponseId: socket ? (body.previous_response_id ?? null) : null,
+      })),
     });
   };
+}
+
+/** Over a WebSocket each event is one message: the stream is framed as JSON lines, which the turn splits (ws/turn-response.ts). */
+function framed(socket: SocketConversation | undefined, encoder: GenerationEncoder): GenerationEncoder {
+  return socket ? { ...encoder, streamFormat: 'ndjson' } : encoder;
 }

@@ -75,6 +75,8 @@ export interface ResponsesRequest {
   service_tier?: string | null;
   safety_identifier?: string;
   prompt_cache_key?: string;
+  /** WebSocket mode only: `false` would be a warm-up turn (refused). */
+  generate?: boolean;
   prompt?: unknown;
   metadata?: Record<string, string> | null;
   user?: string;
@@ -204,6 +206,7 @@ export function responsesSchema(limits: LimitsConfig): object {
       // Who the end user is / a cache routing hint at OpenAI; like 'user', nothing about the answer changes.
       safety_identifier: { type: 'string', maxLength: 256 },
       prompt_cache_key: { type: 'string', maxLength: 256 },
+      generate: { type: 'boolean' },
       metadata: nullable({ type: 'object', maxProperties: 16, additionalProperties: { type: 'string', maxLength: 512 } }),
       user: { type: 'string', maxLength: 256 },
       priority: { type: 'integer', minimum: -1000, maximum: 1000 },
