@@ -58,6 +58,8 @@ RUN mkdir -p /var/lib/inferflux/policy /var/log/inferflux \
 VOLUME ["/var/lib/inferflux/policy", "/var/log/inferflux"]
 USER node
 EXPOSE 8080
+# gRPC, when server.grpc.enabled (INFERFLUX_GRPC_ENABLED=true).
+EXPOSE 50051
 # Liveness for plain `docker run`; Kubernetes uses the chart's probes on /livez and /readyz instead.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.INFERFLUX_PORT||8080)+'/livez').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]

@@ -21,6 +21,7 @@ import { ActorSystem } from './actors/system.js';
 import { ActorGateway } from './generation/gateway.js';
 import { readModelState } from './registry/model-state.js';
 import { createStartingHttpServer } from './http/server.js';
+import { startGrpcServer } from './http/grpc/grpc-server.js';
 import { ConsoleFeed } from './http/console-feed.js';
 import { GuardrailEngine } from './policy/guardrails/guardrail-engine.js';
 import { policyDefaultsFrom } from './policy/store/initial-policy.js';
@@ -139,6 +140,10 @@ async function main(): Promise<void> {
     // Test hook (supervisor tests): SIGUSR2 makes engine worker 0 of the first model abort natively.
     process.on('SIGUSR2', () => void system.injectEngineAbort(config.models[0]!.id, 0).catch((err: unknown) => log(`fault injection failed: ${String(err)}`)));
   }
+  // gRPC answers once the models serve: its calls go through the same edge as HTTP's.
+  const { grpc: grpcConfig, host } = config.server;
+  const grpc = grpcConfig.enabled ? await startGrpcServer(http, host, grpcConfig.port, config.server.tls) : null;
+  if (grpc) log(`gRPC listening on ${host}:${grpc.port}${config.server.tls.enabled ? ' (TLS)' : ''}: inferflux.v1.Inference, grpc.health.v1.Health`);
   log(`listening on ${scheme}://${config.server.host}:${port} (models: ${ready.models.map((m) => `${m.id}${m.ready ? '' : ' NOT READY'}`).join(', ')})`);
 
   let stopping = false;
@@ -146,7 +151,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log(`${signal}: shutting down`);
-    const closing = http.close();
+    const closing = Promise.all([http.close(), grpc?.close()]);
     await Promise.race([gateway.whenIdle(), delay(DRAIN_MS)]);
     await policy.close();
     await limiter.close();

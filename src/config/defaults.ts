@@ -89,6 +89,12 @@ server:
     enabled: false
     cert_path: ""
     key_path: ""
+  # gRPC (service inferflux.v1.Inference, plus grpc.health.v1.Health for probes) on its own port,
+  # same host, same TLS files, same pipeline as HTTP (src/http/grpc/inferflux.proto).
+  # Env: INFERFLUX_GRPC_ENABLED, INFERFLUX_GRPC_PORT (0 picks a free one).
+  grpc:
+    enabled: false
+    port: 50051
   # Browser access. allowed_origins: exact origins (https://app.example.com) or "*"; empty = no
   # CORS headers at all. Preflight OPTIONS requests are answered (204) before authentication.
   # allowed_headers: "*" allows whatever request headers the browser asks for.

@@ -136,6 +136,8 @@ const ENV_SCALARS: [env: string, key: string, coerce: (v: string) => unknown][] 
   ['INFERFLUX_RATE_LIMIT_PER_MINUTE', 'rate_limit.requests_per_minute', envInt],
   ['INFERFLUX_RATE_LIMIT_REDIS_URL', 'rate_limit.redis_url', (v) => v.trim()],
   ['INFERFLUX_RATE_LIMIT_REDIS_FAIL_MODE', 'rate_limit.redis_fail_mode', (v) => v.trim().toLowerCase()],
+  ['INFERFLUX_GRPC_ENABLED', 'server.grpc.enabled', envBool],
+  ['INFERFLUX_GRPC_PORT', 'server.grpc.port', envInt],
   ['INFERFLUX_TLS_ENABLED', 'server.tls.enabled', envBool],
   ['INFERFLUX_TLS_CERT_PATH', 'server.tls.cert_path', (v) => v],
   ['INFERFLUX_TLS_KEY_PATH', 'server.tls.key_path', (v) => v],
@@ -461,6 +463,7 @@ function resolve(raw: Raw, cwd: string, source: string, prov: Provenance, env: N
       logToolCalls: s.log_tool_calls as boolean,
       logSampling: { rate: (s.log_sampling as Raw).rate as number, tenants: { ...((s.log_sampling as Raw).tenants as Record<string, number>) } },
       ...resolveServerEdges(s, cwd, from),
+      grpc: { enabled: (s.grpc as Raw).enabled as boolean, port: (s.grpc as Raw).port as number },
     },
     models,
     runtime: {

@@ -187,6 +187,8 @@ export const RULES: Record<string, Rule> = {
     expect: 'must be "" (the store file) or a redis:// or rediss:// URL',
   },
   'policy.redis_key': str(1, 256),
+  'server.grpc.enabled': bool,
+  'server.grpc.port': int(0, 65535),
   'server.tls.enabled': bool,
   'server.tls.cert_path': str(0, 4096),
   'server.tls.key_path': str(0, 4096),

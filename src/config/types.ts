@@ -92,8 +92,10 @@ export interface ServerConfig {
   logToolCalls: boolean;
   /** Share of successful requests whose access line is written, overall and per tenant (errors always are). */
   logSampling: { rate: number; tenants: Record<string, number> };
-  /** In-process TLS (SEC-5). */
+  /** In-process TLS (SEC-5); gRPC uses the same files. */
   tls: TlsConfig;
+  /** gRPC on its own port (src/http/grpc). Defaults to off, port 50051. */
+  grpc: { enabled: boolean; port: number };
   /** Cross-origin access for browser clients. */
   cors: CorsConfig;
 }

@@ -8,6 +8,8 @@ import type { WireProtocol } from '../errors.js';
 import type { Principal } from '../policy/types.js';
 import type { RequestTrace } from '../telemetry/request-trace.js';
 
+export type Transport = 'http' | 'websocket' | 'grpc';
+
 export interface Exchange {
   requestId: string;
   aborted: boolean;
@@ -45,8 +47,8 @@ export interface Exchange {
   firstTextAt: number | null;
   /** The request's trace spans when tracing is on (src/telemetry/request-trace.ts). */
   trace: RequestTrace | null;
-  /** A WebSocket handshake or turn (the access line says so). */
-  websocket: boolean;
+  /** How the request came: HTTP/1, a WebSocket (handshake or turn) or gRPC (the access line says so). */
+  transport: Transport;
 }
 
 const KEY = Symbol('inferflux.exchange');
@@ -73,7 +75,7 @@ export function attachExchange(res: HttpResponse, requestId: string): Exchange {
     tokensOut: null,
     firstTextAt: null,
     trace: null,
-    websocket: false,
+    transport: 'http',
   };
   (res as Tagged)[KEY] = ex;
   res.onAborted(() => {

@@ -18,7 +18,7 @@ import { bufferBodyEarly } from './body.js';
 import { compileHostCheck } from './host-check.js';
 import { Cors } from './cors.js';
 import { ConsoleFeed } from './console-feed.js';
-import { attachExchange, finish, type Exchange } from './exchange.js';
+import { attachExchange, finish, type Exchange, type Transport } from './exchange.js';
 import { sendError, sendJson, sendRaw } from './respond.js';
 import { normalisePath, pathText, protocolForPath, Router } from './router.js';
 import { register as registerChat } from './routes/openai-chat/index.js';
@@ -40,8 +40,8 @@ import { register as registerOllamaEmbed } from './routes/ollama-embed/index.js'
 import { register as registerConsole } from './routes/console/index.js';
 import { register as registerDebug } from './routes/debug/index.js';
 import type { HttpDeps, RequestContext, SocketConversation } from './types.js';
-import { ResponsesConnection } from './ws/responses-socket.js';
-import type { TurnResponse, TurnSocket } from './ws/turn-response.js';
+import { ResponsesConnection, type SocketLink } from './ws/responses-socket.js';
+import { TurnResponse, type TurnEnd, type TurnSink } from './turn-response.js';
 
 export interface HttpServer {
   /**
@@ -66,6 +66,26 @@ export interface HttpServer {
 export interface StartingHttpServer extends HttpServer {
   /** Serves every route from now on. */
   activate(deps: HttpDeps): void;
+  /**
+   * Serves a request that came another way (a gRPC call) as its HTTP twin, through the whole
+   * edge, answered through `sink` (turn-response.ts). The returned response's `abort()` is the
+   * caller leaving.
+   */
+  call(req: EdgeCall, sink: TurnSink, onEnd: (end: TurnEnd) => void): TurnResponse;
+}
+
+/** A request from another frontend, as the HTTP request it stands for. */
+export interface EdgeCall {
+  method: 'get' | 'post';
+  path: string;
+  /** JSON; empty for a GET. */
+  body: Buffer;
+  /** Credentials as the caller sent them (`authorization`, `x-api-key`); '' when absent. */
+  authorization: string;
+  apiKey: string;
+  /** The caller's W3C traceparent and request id; '' when absent. */
+  traceparent: string;
+  requestId: string;
 }
 
 /** The edge's needs before the actors exist. */
@@ -240,7 +260,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
           key_id: ex.principal?.id,
           tenant,
           error_code: ex.errorCode,
-          transport: ex.websocket ? 'websocket' : undefined,
+          transport: ex.transport === 'http' ? undefined : ex.transport,
         },
         'request',
       );
@@ -278,11 +298,14 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     });
   };
 
-  /** Serves one request: an HTTP one, or a WebSocket turn (`conversation` then is its connection). */
-  const serve = (res: HttpResponse, head: RequestHead, startedAt: number, conversation: SocketConversation | null): void => {
+  /**
+   * Serves one request: an HTTP one, or one that came another way as a stand-in response
+   * (turn-response.ts): a WebSocket turn (`conversation` is its connection) or a gRPC call.
+   */
+  const serve = (res: HttpResponse, head: RequestHead, startedAt: number, transport: Transport = 'http', conversation: SocketConversation | null = null): void => {
     const { method, rawPath, query, host, headBytes, contentType, lengthHeader, chunked, authorization, apiKey, origin, priorityHeader, preflightMethod, preflightHeaders } = head;
     const ex = attachExchange(res, requestIdFrom(head.requestId));
-    ex.websocket = conversation !== null;
+    ex.transport = transport;
     const incomingTrace = head.traceparent;
     ex.traceparent = traceparentFor(incomingTrace);
     if (tracer) {
@@ -313,8 +336,9 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
       const err = new InferFluxError('headers_too_large', `The request line and headers take ${headBytes} bytes, more than the ${base.config.server.maxHeaderBytes} server.max_header_bytes allows.`);
       return sendError(res, err, { closeConnection: true });
     }
-    // DNS rebinding: a foreign Host is refused before routing and auth; closed, so an unread body is never parsed.
-    if (!hostAllowed(host)) {
+    // DNS rebinding: a foreign Host is refused before routing and auth; closed, so an unread body is
+    // never parsed. A gRPC call is no browser's (and has no Host header): not checked.
+    if (transport !== 'grpc' && !hostAllowed(host)) {
       const shown = JSON.stringify(host.slice(0, 256));
       const err = new InferFluxError('host_not_allowed', `The Host header ${shown} is not one this server answers for; an operator can add it to server.allowed_hosts (INFERFLUX_ALLOWED_HOSTS).`);
       return sendError(res, err, { closeConnection: true });
@@ -421,7 +445,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     }
   };
 
-  const dispatch = (res: HttpResponse, req: HttpRequest): void => serve(res, copyHead(req), performance.now(), null);
+  const dispatch = (res: HttpResponse, req: HttpRequest): void => serve(res, copyHead(req), performance.now());
 
   /**
    * The WebSocket handshake on `GET /v1/responses`: the checks every request head gets (size, Host,
@@ -441,7 +465,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     ex.traceparent = traceparentFor(head.traceparent);
     ex.headers.traceparent = ex.traceparent;
     ex.route = SOCKET_PATH;
-    ex.websocket = true;
+    ex.transport = 'websocket';
     ex.onFinish = () => record(ex, startedAt, res, head.method);
     // Closed after a refusal: the client's next bytes would be WebSocket frames, not a request.
     const refuse = (err: InferFluxError) => sendError(res, err, { closeConnection: true });
@@ -502,7 +526,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     const data = ws.getUserData();
     const limit = base.config.server.sseMaxBufferedBytes;
     // uWS throws on any use of a closed socket: every write checks it is still open.
-    const socket: TurnSocket = {
+    const socket: SocketLink = {
       send: (text) => {
         if (!sockets.has(ws)) return false;
         ws.send(text, false, false);
@@ -514,7 +538,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
       },
     };
     const connection = new ResponsesConnection(socket, {
-      serve: (turn: TurnResponse, body: Buffer) => serve(turn as unknown as HttpResponse, turnHead(data.head, body.byteLength), performance.now(), connection),
+      serve: (turn: TurnResponse, body: Buffer) => serve(turn as unknown as HttpResponse, turnHead(data.head, body.byteLength), performance.now(), 'websocket', connection),
     });
     data.connection = connection;
   };
@@ -541,6 +565,29 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     .any('/*', dispatch);
 
   return {
+    call(req, sink, onEnd) {
+      const res = new TurnResponse(req.body, sink, onEnd);
+      const head: RequestHead = {
+        method: req.method,
+        rawPath: req.path,
+        query: '',
+        host: '',
+        headBytes: req.path.length + req.authorization.length + req.apiKey.length + req.traceparent.length + req.requestId.length,
+        contentType: req.method === 'get' ? '' : 'application/json',
+        lengthHeader: String(req.body.byteLength),
+        chunked: false,
+        authorization: req.authorization,
+        apiKey: req.apiKey,
+        origin: '',
+        priorityHeader: '',
+        preflightMethod: '',
+        preflightHeaders: '',
+        requestId: req.requestId,
+        traceparent: req.traceparent,
+      };
+      serve(res as unknown as HttpResponse, head, performance.now(), 'grpc');
+      return res;
+    },
     activate(full) {
       deps = full;
       pipeline = full.pipeline;

@@ -31,6 +31,7 @@ describe('config', () => {
       logToolCalls: false,
         logSampling: { rate: 1, tenants: {} },
         tls: { enabled: false, certPath: '', keyPath: '' },
+        grpc: { enabled: false, port: 50051 },
         cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       },
       models: [{ id: 'demo', path: path.join(cwd, 'models/demo.gguf'), default: true, backend: 'cpu', generateIfMissing: true, embeddings: 'auto' }],

@@ -45,6 +45,7 @@ export function testConfig(server: Partial<InferFluxConfig['server']> = {}): Inf
       logToolCalls: false,
       logSampling: { rate: 1, tenants: {} },
       tls: { enabled: false, certPath: '', keyPath: '' },
+      grpc: { enabled: false, port: 50051 },
       cors: { allowedOrigins: [], allowedHeaders: ['*'], maxAgeSeconds: 600 },
       ...server,
     },

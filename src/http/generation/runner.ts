@@ -95,10 +95,15 @@ export function runGeneration(res: HttpResponse, deps: HttpDeps, opts: RunOption
   );
 }
 
-/** The protocol's stream format over the shared bounded writer; `flow` is the backpressure pair. */
+/**
+ * The protocol's stream format over the shared bounded writer; `flow` is the backpressure pair.
+ * A request that came as a WebSocket turn or a gRPC call gets its events as JSON lines, whatever
+ * the protocol streams over HTTP: its stand-in response (turn-response.ts) sends each line as one
+ * message.
+ */
 function openStream(res: HttpResponse, deps: HttpDeps, encoder: GenerationEncoder, flow: Pick<StreamOptions, 'pause' | 'resume'>): EventStream {
   const opts = { ...flow, maxBufferedBytes: deps.config.server.sseMaxBufferedBytes };
-  if (encoder.streamFormat === 'ndjson') return ndjsonStream(res, opts);
+  if (encoder.streamFormat === 'ndjson' || exchangeOf(res).transport !== 'http') return ndjsonStream(res, opts);
   return sseStream(res, { ...opts, heartbeatSeconds: deps.config.server.sseHeartbeatSeconds });
 }
 

@@ -4,7 +4,7 @@
  * each with the same events the SSE stream carries, one JSON message each, and an `error` event
  * where HTTP would answer an error status. Turns run one at a time per connection, in order
  * (later ones wait, at most MAX_PENDING). Each turn is a whole request through the edge
- * (turn-response.ts): authenticated, rate limited, guarded, audited and logged like a POST.
+ * (../turn-response.ts): authenticated, rate limited, guarded, audited and logged like a POST.
  *
  * What the socket adds over HTTP is a continuation (OpenAI's `store: false` WebSocket mode): the
  * connection keeps its most recent response (the turn's input items and its output items) in
@@ -14,7 +14,27 @@
  */
 import { InferFluxError, openAIErrorBody } from '../../errors.js';
 import type { SocketConversation } from '../types.js';
-import { TurnResponse, type TurnSocket } from './turn-response.js';
+import { TurnResponse, type TurnSink } from '../turn-response.js';
+
+/** The WebSocket under a connection; uWS throws on a closed socket, so every call checks it is open. */
+export interface SocketLink {
+  /** Sends one text message; false when the socket's buffer is over its limit (backpressure). */
+  send(text: string): boolean;
+  cork(fn: () => void): void;
+  /** Ends the connection (the server's shutdown deadline passed). */
+  terminate(): void;
+}
+
+/** OpenAI's WebSocket error event: the HTTP error body's `error`, with the status HTTP would have answered. */
+export function errorEvent(status: number, body: string): string {
+  let error: unknown;
+  try {
+    error = (JSON.parse(body) as { error?: unknown }).error;
+  } catch {
+    error = undefined;
+  }
+  return JSON.stringify({ type: 'error', status, error: error ?? { type: 'server_error', code: 'internal_error', message: body, param: null } });
+}
 
 /** Turns a connection may have waiting behind the running one. */
 export const MAX_PENDING = 16;
@@ -40,7 +60,7 @@ export class ResponsesConnection implements SocketConversation {
   private closed = false;
 
   constructor(
-    private readonly socket: TurnSocket,
+    private readonly socket: SocketLink,
     private readonly deps: ConnectionDeps,
   ) {}
 
@@ -95,10 +115,18 @@ export class ResponsesConnection implements SocketConversation {
     if (this.running || this.closed) return;
     const body = this.pending.shift();
     if (!body) return;
+    const sink: TurnSink = {
+      event: (json) => {
+        this.seen(json);
+        return this.socket.send(json);
+      },
+      error: (status, text) => void this.socket.send(errorEvent(status, text)),
+      cork: (fn) => this.socket.cork(fn),
+      terminate: () => this.socket.terminate(),
+    };
     const turn = new TurnResponse(
       body,
-      this.socket,
-      (json) => this.seen(json),
+      sink,
       ({ status }) => {
         this.running = null;
         this.turnItems = null;

@@ -22,7 +22,6 @@ import { firstMedia, refuseMedia } from '../../media-refusal.js';
 import type { HttpDeps, RequestContext, SocketConversation } from '../../types.js';
 import type { Validator } from '../../validate.js';
 import { requestPriority } from '../openai-common/schema.js';
-import type { GenerationEncoder } from '../../generation/encoder.js';
 import { responsesEncoder } from './encoder.js';
 import type { InputContent, InputItem, ResponsesRequest } from './schema.js';
 import { addFunctionCall, functionCallOutput, responsesToolPlan } from './tools.js';
@@ -145,7 +144,7 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
       tools: tools.options,
       input: { requestId: ctx.requestId, model, adapter: b.adapter, prompt: chatPromptWithTools(messages, tools), params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
       stream: b.stream === true,
-      encoder: framed(socket, responsesEncoder({
+      encoder: responsesEncoder({
         model: b.model,
         instructions: b.instructions ?? null,
         maxOutputTokens: b.max_output_tokens ?? null,
@@ -158,12 +157,8 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
         parallelToolCalls: b.parallel_tool_calls ?? true,
         textFormat: b.text?.format ?? { type: 'text' },
         previousResponseId: socket ? (body.previous_response_id ?? null) : null,
-      })),
+      }),
     });
   };
 }
 
-/** Over a WebSocket each event is one message: the stream is framed as JSON lines, which the turn splits (ws/turn-response.ts). */
-function framed(socket: SocketConversation | undefined, encoder: GenerationEncoder): GenerationEncoder {
-  return socket ? { ...encoder, streamFormat: 'ndjson' } : encoder;
-}

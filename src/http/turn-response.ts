@@ -1,20 +1,23 @@
 /**
- * One WebSocket turn as an HTTP exchange. A `response.create` event runs through the same edge as
- * `POST /v1/responses` (policy pipeline, body limits, handler, runner, guardrails, audit, metrics,
- * access log) by giving the dispatcher this stand-in for uWS's `HttpResponse`: it hands over the
- * event's JSON as the request body, and turns what the edge writes back into WebSocket messages,
- * the stream's NDJSON lines (one event each) as they come and an error response as one `error`
- * event. Only the members the edge uses are implemented (respond.ts, body.ts, stream-writer.ts,
- * exchange.ts, the server's close()).
+ * A request that did not arrive as HTTP/1 (a WebSocket turn, a gRPC call) as an HTTP exchange.
+ * It runs through the same edge as its HTTP twin (policy pipeline, body limits, handler, runner,
+ * guardrails, audit, metrics, access log) by giving the dispatcher this stand-in for uWS's
+ * `HttpResponse`: it hands over the request's JSON as the body, and passes what the edge writes
+ * back to its transport: a stream (framed as JSON lines for such requests, see runner.ts) one
+ * event at a time, a whole JSON body as one event, an error status with its body. Only the
+ * members the edge uses are implemented (respond.ts, body.ts, stream-writer.ts, exchange.ts, the
+ * server's close()).
  */
 import type { RecognizedString } from 'uWebSockets.js';
 
-/** The connection a turn writes to. */
-export interface TurnSocket {
-  /** Sends one text message; false when the socket's buffer is over its limit (backpressure). */
-  send(text: string): boolean;
+/** Where a turn's answer goes: its transport. */
+export interface TurnSink {
+  /** One event (a JSON object's text); false under backpressure. */
+  event(json: string): boolean;
+  /** The edge answered an error status instead; `body` is the protocol's error envelope. */
+  error(status: number, body: string): void;
   cork(fn: () => void): void;
-  /** Cuts the connection (the server's shutdown deadline passed). */
+  /** Cuts the transport (the server's shutdown deadline passed). */
   terminate(): void;
 }
 
@@ -32,17 +35,6 @@ function textOf(chunk: RecognizedString): string {
   return String(chunk);
 }
 
-/** OpenAI's WebSocket error event: the HTTP error body's `error`, with the status it would have had. */
-export function errorEvent(status: number, body: string): string {
-  let error: unknown;
-  try {
-    error = (JSON.parse(body) as { error?: unknown }).error;
-  } catch {
-    error = undefined;
-  }
-  return JSON.stringify({ type: 'error', status, error: error ?? { type: 'server_error', code: 'internal_error', message: body, param: null } });
-}
-
 export class TurnResponse {
   private status = 200;
   /** Text of a line not yet complete (stream chunks need not end on a line break). */
@@ -54,9 +46,7 @@ export class TurnResponse {
 
   constructor(
     private readonly body: Buffer,
-    private readonly socket: TurnSocket,
-    /** Each event of the turn (one JSON object), before it is sent. */
-    private readonly onEvent: (json: string) => void,
+    private readonly sink: TurnSink,
     private readonly onEnd: (end: TurnEnd) => void,
   ) {}
 
@@ -82,7 +72,7 @@ export class TurnResponse {
   }
 
   cork(fn: () => void): this {
-    this.socket.cork(fn);
+    this.sink.cork(fn);
     return this;
   }
 
@@ -91,7 +81,7 @@ export class TurnResponse {
     return this;
   }
 
-  /** HTTP headers have no place in a WebSocket message (rate-limit headers went out on the handshake). */
+  /** Response headers have no place in these transports (a WebSocket's went out on its handshake). */
   writeHeader(): this {
     return this;
   }
@@ -103,7 +93,7 @@ export class TurnResponse {
   end(body?: RecognizedString): this {
     if (this.closed) return this;
     const text = body === undefined ? '' : textOf(body);
-    if (this.status >= 400) this.socket.send(errorEvent(this.status, text));
+    if (this.status >= 400) this.sink.error(this.status, text);
     else this.lines(text + '\n');
     this.closed = true;
     this.onEnd({ status: this.status });
@@ -114,28 +104,28 @@ export class TurnResponse {
     return this.end();
   }
 
-  /** The server's shutdown deadline: the turn is cut like a client that left, then the connection. */
+  /** The server's shutdown deadline: the turn is cut like a client that left, then its transport. */
   close(): this {
     this.abort();
-    this.socket.terminate();
+    this.sink.terminate();
     return this;
   }
 
   // ---- what the connection calls -------------------------------------------------------------
 
-  /** The connection closed under the turn: the edge sees a client that left (generation cancelled). */
+  /** The transport closed under the turn: the edge sees a client that left (generation cancelled). */
   abort(): void {
     if (this.closed) return;
     this.closed = true;
     this.abortHandler?.();
   }
 
-  /** The socket drained: a paused stream goes on. */
+  /** The transport drained: a paused stream goes on. */
   drained(): void {
     if (!this.closed) this.writableHandler?.(this.written);
   }
 
-  /** Complete NDJSON lines out as messages; false under backpressure. */
+  /** Complete JSON lines out as events; false under backpressure. */
   private lines(text: string): boolean {
     this.written += text.length;
     const all = this.partial + text;
@@ -150,8 +140,7 @@ export class TurnResponse {
       // The writer's flush filler is a space: it only ever pads a line.
       const json = line.trim();
       if (json === '') continue;
-      this.onEvent(json);
-      ok = this.socket.send(json) && ok;
+      ok = this.sink.event(json) && ok;
     }
     return ok;
   }
