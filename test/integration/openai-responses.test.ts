@@ -101,8 +101,6 @@ describe('OpenAI Responses API on the real engine (openai client)', function () 
       [{ tools: [{ type: 'web_search' }] }, "'tools[0].type' is not supported"],
       [{ reasoning: { effort: 'high' } }, "'reasoning.effort' is not supported"],
       [{ text: { verbosity: 'low' } }, "'text.verbosity' is not supported"],
-      [{ include: ['message.output_text.logprobs'] }, "'include[0]' is not supported"],
-      [{ top_logprobs: 3 }, "'top_logprobs' is not supported"],
       [{ text: { format: { type: 'json_schema', name: 'x' } } }, "'text.format.schema'"],
       [{ text: { format: { type: 'json_schema', name: 'x', schema: { type: 'object' } } }, tool_choice: 'required', tools: [{ type: 'function', name: 'f', parameters: { type: 'object' } }] }, "cannot be combined with 'text.format'"],
       // Fields of OpenAI's API this server does not implement, and fields of no API: named, never dropped.
@@ -162,5 +160,35 @@ describe('OpenAI Responses API on the real engine (openai client)', function () 
     // An object the length cap cut is not JSON yet; one the grammar ended must be.
     if (events.at(-1) === 'response.completed') expect(JSON.parse(done)).to.be.an('object');
     else expect(done.startsWith('{')).to.equal(true);
+  });
+
+  it('logprobs: include message.output_text.logprobs with top_logprobs, per delta and on the finished part; the same as chat completions', async () => {
+    type Lp = { token: string; logprob: number; bytes: number[]; top_logprobs: { token: string; logprob: number }[] };
+    const ask = { model: MODEL, input: 'Tell me a story.', max_output_tokens: 6, temperature: 0, include: ['message.output_text.logprobs' as const], top_logprobs: 3 };
+    const whole = await client.responses.create(ask);
+    const part = (whole.output[0] as OpenAI.Responses.ResponseOutputMessage).content[0] as OpenAI.Responses.ResponseOutputText & { logprobs: Lp[] };
+    expect(part.logprobs).to.have.length(whole.usage!.output_tokens);
+    expect(part.logprobs.map((l) => l.token).join('')).to.equal(part.text);
+    for (const l of part.logprobs) {
+      expect(l.logprob).to.be.at.most(0);
+      expect(l.top_logprobs).to.have.length(3);
+      // Greedy: the chosen token is the most likely one.
+      expect(l.top_logprobs[0]!.logprob).to.be.closeTo(l.logprob, 1e-6);
+    }
+    // Chat completions computes the same numbers for the same prompt.
+    const chat = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Tell me a story.' }], max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 3 });
+    expect(chat.choices[0]!.logprobs!.content!.map((l) => l.logprob)).to.deep.equal(part.logprobs.map((l) => l.logprob));
+    // Streamed: each delta carries its tokens; the done event all of them.
+    const deltas: Lp[] = [];
+    let done: Lp[] = [];
+    for await (const ev of await client.responses.create({ ...ask, stream: true })) {
+      if (ev.type === 'response.output_text.delta') deltas.push(...(ev.logprobs as unknown as Lp[]));
+      if (ev.type === 'response.output_text.done') done = ev.logprobs as unknown as Lp[];
+    }
+    expect(deltas.map((l) => l.logprob)).to.deep.equal(part.logprobs.map((l) => l.logprob));
+    expect(done).to.deep.equal(deltas);
+    // Without the include (and no top_logprobs), none.
+    const plain = await client.responses.create({ model: MODEL, input: 'Tell me a story.', max_output_tokens: 3 });
+    expect(((plain.output[0] as OpenAI.Responses.ResponseOutputMessage).content[0] as { logprobs: unknown[] }).logprobs).to.deep.equal([]);
   });
 });

@@ -11,7 +11,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { openAIErrorBody, type InferFluxError } from '../../../errors.js';
-import type { FinishReason, StartMeta, ToolCall, Usage } from '../../../generation/contract.js';
+import type { FinishReason, StartMeta, TokenLogprob, ToolCall, Usage } from '../../../generation/contract.js';
+import { chatLogprobs } from '../openai-common/encoder.js';
 import type { GenerationEncoder, GenerationResult } from '../../generation/encoder.js';
 import { argumentPieces } from '../../generation/tool-plan.js';
 import type { StreamEvent } from '../../stream-writer.js';
@@ -46,6 +47,11 @@ function usageBody(u: Usage) {
   };
 }
 
+/** Token log probabilities as Responses `output_text.logprobs` entries (chat's `logprobs.content` shape). */
+function logprobEntries(tokens: TokenLogprob[] | undefined): unknown[] {
+  return tokens && tokens.length > 0 ? (chatLogprobs(tokens) as { content: unknown[] }).content : [];
+}
+
 export function responsesEncoder(p: EchoedParams): GenerationEncoder {
   const id = 'resp_' + hex();
   const itemId = 'msg_' + hex();
@@ -57,7 +63,9 @@ export function responsesEncoder(p: EchoedParams): GenerationEncoder {
   const output: Record<string, unknown>[] = [];
   let messageIndex = -1;
 
-  const part = (t: string) => ({ type: 'output_text', text: t, annotations: [], logprobs: [] });
+  /** The message's token log probabilities so far (empty unless the request asked for them). */
+  let lps: unknown[] = [];
+  const part = (t: string, l: unknown[]) => ({ type: 'output_text', text: t, annotations: [], logprobs: l });
   const item = (status: string, content: unknown[]) => ({ id: itemId, type: 'message', status, role: 'assistant', content });
   const callItem = (c: ToolCall, status: string, args: string) => ({ id: 'fc_' + c.id.replace(/^call_/, ''), type: 'function_call', status, arguments: args, call_id: c.id, name: c.name });
   const response = (m: StartMeta, status: string, fields: Record<string, unknown>) => ({
@@ -93,24 +101,27 @@ export function responsesEncoder(p: EchoedParams): GenerationEncoder {
 
   const openMessage = (): StreamEvent[] => {
     messageIndex = output.length;
-    return [ev('response.output_item.added', { output_index: messageIndex, item: item('in_progress', []) }), ev('response.content_part.added', { ...at(), part: part('') })];
+    return [ev('response.output_item.added', { output_index: messageIndex, item: item('in_progress', []) }), ev('response.content_part.added', { ...at(), part: part('', []) })];
   };
-  const addText = (t: string): StreamEvent[] => {
+  const addText = (t: string, tokens?: TokenLogprob[]): StreamEvent[] => {
     const events = messageIndex < 0 ? openMessage() : [];
     text += t;
-    events.push(ev('response.output_text.delta', { ...at(), delta: t, logprobs: [] }));
+    const l = logprobEntries(tokens);
+    lps.push(...l);
+    events.push(ev('response.output_text.delta', { ...at(), delta: t, logprobs: l }));
     return events;
   };
   const closeMessage = (): StreamEvent[] => {
     if (messageIndex < 0) return [];
-    const done = item('completed', [part(text)]);
+    const done = item('completed', [part(text, lps)]);
     const events = [
-      ev('response.output_text.done', { ...at(), text, logprobs: [] }),
-      ev('response.content_part.done', { ...at(), part: part(text) }),
+      ev('response.output_text.done', { ...at(), text, logprobs: lps }),
+      ev('response.content_part.done', { ...at(), part: part(text, lps) }),
       ev('response.output_item.done', { output_index: messageIndex, item: done }),
     ];
     output.push(done);
     messageIndex = -1;
+    lps = [];
     return events;
   };
 
@@ -121,7 +132,7 @@ export function responsesEncoder(p: EchoedParams): GenerationEncoder {
       const opening = response(m, 'in_progress', {});
       return [ev('response.created', { response: opening }), ev('response.in_progress', { response: opening })];
     },
-    text: (_choice, t) => addText(t),
+    text: (_choice, t, tokens) => addText(t, tokens),
     toolCalls(_choice, calls, content) {
       const events = content === '' ? [] : addText(content);
       events.push(...closeMessage());
@@ -149,7 +160,7 @@ export function responsesEncoder(p: EchoedParams): GenerationEncoder {
     body(r: GenerationResult) {
       const calls = r.toolCalls[0] ?? null;
       const t = r.texts[0] ?? '';
-      const items: unknown[] = t !== '' || !calls ? [item('completed', [part(t)])] : [];
+      const items: unknown[] = t !== '' || !calls ? [item('completed', [part(t, logprobEntries(r.logprobs?.[0]))])] : [];
       for (const c of calls ?? []) items.push(callItem(c, 'completed', c.arguments));
       return response(r.meta, statusOf(r.reasons[0] ?? 'stop'), { output: items, usage: usageBody(r.usage) });
     },

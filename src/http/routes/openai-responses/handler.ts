@@ -4,8 +4,8 @@
  * `function_call`/`function_call_output` items through tools.ts, `text.format` onto the same
  * grammar-constrained output as chat's `response_format`, run by the shared runner with the
  * Responses encoder. Whatever needs server-side state (`store: true`, `previous_response_id`,
- * `conversation`, `background`) or machinery this server lacks (hosted tools, reasoning, log
- * probabilities here, non-text inputs) is refused with a 400 naming the field. A WebSocket turn
+ * `conversation`, `background`) or machinery this server lacks (hosted tools, reasoning,
+ * non-text inputs) is refused with a 400 naming the field. A WebSocket turn
  * (ws/responses-socket.ts) always streams, and may continue its connection's last response.
  */
 import type { HttpResponse } from 'uWebSockets.js';
@@ -46,9 +46,16 @@ function refuseUnsupported(b: ResponsesRequest): void {
   if (b.prompt !== undefined && b.prompt !== null) refuse('prompt', 'stored prompt templates need server-side state.');
   const v = b.text?.verbosity;
   if (v !== undefined && v !== null && v !== 'medium') refuse('text.verbosity', "the served models have no verbosity control; send 'medium' or leave it out.");
-  if (b.top_logprobs) refuse('top_logprobs', 'log probabilities are not reported on /v1/responses yet; /v1/chat/completions reports them (logprobs, top_logprobs).');
-  const at = b.include?.indexOf('message.output_text.logprobs') ?? -1;
-  if (at >= 0) refuse(`include[${at}]`, 'log probabilities are not reported on /v1/responses yet; /v1/chat/completions reports them (logprobs, top_logprobs).');
+}
+
+/**
+ * Log probabilities of the output text: asked with `include: ["message.output_text.logprobs"]`,
+ * `top_logprobs` alternatives per token (asking alternatives asks the log probabilities too).
+ * Null when not asked.
+ */
+function logprobCount(b: ResponsesRequest): number | null {
+  const asked = b.include?.includes('message.output_text.logprobs') === true || (b.top_logprobs ?? 0) > 0;
+  return asked ? (b.top_logprobs ?? 0) : null;
 }
 
 /**
@@ -136,7 +143,13 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
     const { model, preset } = await resolveModelName(deps, b.model);
     const messages = withPresetMessages(preset, toMessages(b));
     const params = samplingWith(
-      { maxTokens: b.max_output_tokens ?? undefined, temperature: b.temperature ?? undefined, topP: b.top_p ?? undefined, grammar: tools.grammar ?? constraint?.grammar ?? null },
+      {
+        maxTokens: b.max_output_tokens ?? undefined,
+        temperature: b.temperature ?? undefined,
+        topP: b.top_p ?? undefined,
+        grammar: tools.grammar ?? constraint?.grammar ?? null,
+        logprobs: logprobCount(b),
+      },
       presetSampling(preset?.parameters),
     );
     runGeneration(res, deps, {
