@@ -174,6 +174,37 @@ function copyHead(req: HttpRequest): RequestHead {
   };
 }
 
+/**
+ * The head of a request that came another way (a WebSocket turn, a gRPC call): `base`'s
+ * credentials and headers, as `method path` with a JSON body of `bodyBytes`.
+ */
+function standInHead(
+  base: Pick<RequestHead, 'host' | 'headBytes' | 'authorization' | 'apiKey' | 'origin' | 'priorityHeader' | 'traceparent'>,
+  method: string,
+  path: string,
+  bodyBytes: number,
+  requestId: string,
+): RequestHead {
+  return {
+    host: base.host,
+    headBytes: base.headBytes,
+    authorization: base.authorization,
+    apiKey: base.apiKey,
+    origin: base.origin,
+    priorityHeader: base.priorityHeader,
+    traceparent: base.traceparent,
+    method,
+    rawPath: path,
+    query: '',
+    contentType: method === 'get' ? '' : 'application/json',
+    lengthHeader: String(bodyBytes),
+    chunked: false,
+    preflightMethod: '',
+    preflightHeaders: '',
+    requestId,
+  };
+}
+
 /** The WebSocket route (OpenAI's Responses WebSocket mode) and what each of its sockets carries. */
 const SOCKET_PATH = '/v1/responses';
 interface SocketData {
@@ -507,19 +538,6 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
 
   /** Open sockets: ended with 1001 when the server closes. */
   const sockets = new Set<WebSocket<SocketData>>();
-  /** A turn's request head: the handshake's credentials and headers, as a POST of the event's body. */
-  const turnHead = (h: RequestHead, bodyBytes: number): RequestHead => ({
-    ...h,
-    method: 'post',
-    rawPath: SOCKET_PATH,
-    query: '',
-    contentType: 'application/json',
-    lengthHeader: String(bodyBytes),
-    chunked: false,
-    preflightMethod: '',
-    preflightHeaders: '',
-    requestId: '',
-  });
   const openSocket = (ws: WebSocket<SocketData>): void => {
     sockets.add(ws);
     base.metrics.websocketConnections.inc({ route: SOCKET_PATH });
@@ -538,7 +556,7 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
       },
     };
     const connection = new ResponsesConnection(socket, {
-      serve: (turn: TurnResponse, body: Buffer) => serve(turn as unknown as HttpResponse, turnHead(data.head, body.byteLength), performance.now(), 'websocket', connection),
+      serve: (turn: TurnResponse, body: Buffer) => serve(turn as unknown as HttpResponse, standInHead(data.head, 'post', SOCKET_PATH, body.byteLength, ''), performance.now(), 'websocket', connection),
     });
     data.connection = connection;
   };
@@ -567,24 +585,9 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
   return {
     call(req, sink, onEnd) {
       const res = new TurnResponse(req.body, sink, onEnd);
-      const head: RequestHead = {
-        method: req.method,
-        rawPath: req.path,
-        query: '',
-        host: '',
-        headBytes: req.path.length + req.authorization.length + req.apiKey.length + req.traceparent.length + req.requestId.length,
-        contentType: req.method === 'get' ? '' : 'application/json',
-        lengthHeader: String(req.body.byteLength),
-        chunked: false,
-        authorization: req.authorization,
-        apiKey: req.apiKey,
-        origin: '',
-        priorityHeader: '',
-        preflightMethod: '',
-        preflightHeaders: '',
-        requestId: req.requestId,
-        traceparent: req.traceparent,
-      };
+      const credentials = { authorization: req.authorization, apiKey: req.apiKey, traceparent: req.traceparent };
+      const base = { ...credentials, host: '', origin: '', priorityHeader: '', headBytes: req.path.length + Object.values(credentials).join('').length };
+      const head = standInHead(base, req.method, req.path, req.body.byteLength, req.requestId);
       serve(res as unknown as HttpResponse, head, performance.now(), 'grpc');
       return res;
     },

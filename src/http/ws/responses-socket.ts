@@ -42,8 +42,6 @@ export const MAX_PENDING = 16;
 export interface ConnectionDeps {
   /** Runs one turn through the edge, as `POST /v1/responses` with the handshake's credentials. */
   serve(res: TurnResponse, body: Buffer, conversation: SocketConversation): void;
-  /** A turn of this connection ended (metrics, logs), with its HTTP status. */
-  turnEnded?(status: number): void;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -127,10 +125,9 @@ export class ResponsesConnection implements SocketConversation {
     const turn = new TurnResponse(
       body,
       sink,
-      ({ status }) => {
+      () => {
         this.running = null;
         this.turnItems = null;
-        this.deps.turnEnded?.(status);
         this.next();
       },
     );
