@@ -100,6 +100,38 @@ describe('OpenAI Responses API in WebSocket mode (openai ResponsesWS)', function
     expect(await metric(server.url, 'inferflux_requests_total{route="/v1/responses",model="tiny-seed0",backend="cpu",status="200"}')).to.equal(turnsBefore + 4);
   });
 
+  it('generate: false warms the prompt up: an empty completed response the next turn continues, its prefix from the cache', async () => {
+    const rws = socketClient(client);
+    // Unique prompts, so only a warm-up can have put them in the prefix cache.
+    const story = (tag: string) => `Tell me a story about the ${tag} lighthouse keeper number ${Date.now()} and the long winter storm.`;
+    const continued = async (id: string) => {
+      const next = nextTurn(rws);
+      rws.send({ type: 'response.create', model: MODEL, previous_response_id: id, input: [{ role: 'user', content: 'Again.' }], max_output_tokens: 6, temperature: 0 } as never);
+      return (await next).at(-1)!.response as OpenAI.Responses.Response;
+    };
+    const warm = nextTurn(rws);
+    const warmed = story('warm');
+    rws.send({ type: 'response.create', model: MODEL, generate: false, input: warmed } as never);
+    const w = await warm;
+    expect(w.map((e) => e.type)).to.deep.equal(['response.created', 'response.in_progress', 'response.completed']);
+    const r0 = w.at(-1)!.response as OpenAI.Responses.Response;
+    expect(r0.output).to.deep.equal([]);
+    expect(r0.usage).to.include({ output_tokens: 0 });
+    expect(r0.usage!.input_tokens).to.be.greaterThan(10);
+    const afterWarmup = await continued(r0.id);
+    // The same continuation after a turn that generated (its answer is in the prompt, its prefix too).
+    const gen = nextTurn(rws);
+    rws.send({ type: 'response.create', model: MODEL, input: story('cold'), max_output_tokens: 1 } as never);
+    const g = (await gen).at(-1)!.response as OpenAI.Responses.Response;
+    const control = await continued(g.id);
+    expect(afterWarmup.usage!.input_tokens_details.cached_tokens, 'the warmed prompt is a cached prefix').to.be.at.least(r0.usage!.input_tokens - 8);
+    expect(control.usage!.input_tokens_details.cached_tokens).to.be.greaterThan(0);
+    // Answered as the whole conversation would be over HTTP (the warm-up added no turn of its own).
+    const whole = await client.responses.create({ model: MODEL, input: [{ role: 'user', content: warmed }, { role: 'user', content: 'Again.' }], max_output_tokens: 6, temperature: 0 });
+    expect(afterWarmup.usage!.input_tokens).to.equal(whole.usage!.input_tokens);
+    rws.close();
+  });
+
   it('bad events are error events on a connection that stays open; turns queue in order', async () => {
     const ws = new WebSocket(`${server.url.replace('http', 'ws')}/v1/responses`, { headers: { authorization: `Bearer ${KEYS.all}` } });
     const got: ServerEvent[] = [];

@@ -33,6 +33,8 @@ export interface EchoedParams {
   textFormat: unknown;
   /** The response a WebSocket turn continued, or null. */
   previousResponseId: string | null;
+  /** A WebSocket warm-up turn (`generate: false`): created, then completed with no output. */
+  warmup?: boolean;
 }
 
 const hex = () => randomUUID().replaceAll('-', '');
@@ -132,8 +134,9 @@ export function responsesEncoder(p: EchoedParams): GenerationEncoder {
       const opening = response(m, 'in_progress', {});
       return [ev('response.created', { response: opening }), ev('response.in_progress', { response: opening })];
     },
-    text: (_choice, t, tokens) => addText(t, tokens),
+    text: (_choice, t, tokens) => (p.warmup ? [] : addText(t, tokens)),
     toolCalls(_choice, calls, content) {
+      if (p.warmup) return [];
       const events = content === '' ? [] : addText(content);
       events.push(...closeMessage());
       for (const c of calls) {
@@ -149,11 +152,14 @@ export function responsesEncoder(p: EchoedParams): GenerationEncoder {
       return events;
     },
     choiceEnd(_choice, r) {
+      if (p.warmup) return [];
       reason = r;
       // An answer with no output at all is still one (empty) message, as OpenAI sends.
       return output.length === 0 && messageIndex < 0 ? [...openMessage(), ...closeMessage()] : closeMessage();
     },
     end(usage) {
+      // The warm-up's one token was only there to prefill the prompt: no output, none counted.
+      if (p.warmup) return [ev('response.completed', { response: response(meta!, 'completed', { output, usage: usageBody({ ...usage, completionTokens: 0 }) }) })];
       const status = statusOf(reason);
       return [ev(`response.${status}`, { response: response(meta!, status, { output, usage: usageBody(usage) }) })];
     },

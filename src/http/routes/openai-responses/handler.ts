@@ -6,7 +6,8 @@
  * Responses encoder. Whatever needs server-side state (`store: true`, `previous_response_id`,
  * `conversation`, `background`) or machinery this server lacks (hosted tools, reasoning,
  * non-text inputs) is refused with a 400 naming the field. A WebSocket turn
- * (ws/responses-socket.ts) always streams, and may continue its connection's last response.
+ * (ws/responses-socket.ts) always streams, may continue its connection's last response, and may
+ * be a warm-up (`generate: false`).
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import { InferFluxError } from '../../../errors.js';
@@ -65,7 +66,6 @@ function logprobCount(b: ResponsesRequest): number | null {
  */
 function continued(b: ResponsesRequest, socket: SocketConversation): ResponsesRequest {
   if (b.stream === false) refuse('stream', 'a WebSocket turn always streams its events; leave stream out.');
-  if (b.generate === false) refuse('generate', 'warm-up turns are not available; send the turn itself (the prefix cache makes a repeated prefix cheap anyway).');
   const own: InputItem[] = typeof b.input === 'string' ? [{ type: 'message', role: 'user', content: b.input }] : b.input;
   let items = own;
   const prev = b.previous_response_id;
@@ -135,6 +135,9 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
     const socket = ctx.conversation;
     if (!socket && body.generate !== undefined) refuse('generate', 'it belongs to WebSocket mode (GET /v1/responses upgraded).');
     const b = socket ? continued(body, socket) : body;
+    // A warm-up turn (WebSocket only): the prompt is prefilled into the prefix cache by a one-token
+    // generation whose token is dropped; the answer is an empty response the next turn can continue.
+    const warmup = socket !== undefined && body.generate === false;
     const media = typeof b.input === 'string' ? null : firstMedia(b.input.map((item, i) => [item.content, `input[${i}].content`] as const));
     if (media) refuseMedia(deps.gateway, b.model, media.kind, media.param);
     refuseUnsupported(b);
@@ -144,7 +147,7 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
     const messages = withPresetMessages(preset, toMessages(b));
     const params = samplingWith(
       {
-        maxTokens: b.max_output_tokens ?? undefined,
+        maxTokens: warmup ? 1 : (b.max_output_tokens ?? undefined),
         temperature: b.temperature ?? undefined,
         topP: b.top_p ?? undefined,
         grammar: tools.grammar ?? constraint?.grammar ?? null,
@@ -153,8 +156,8 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
       presetSampling(preset?.parameters),
     );
     runGeneration(res, deps, {
-      outputCheck: constraint?.check ?? null,
-      tools: tools.options,
+      outputCheck: warmup ? null : (constraint?.check ?? null),
+      tools: warmup ? null : tools.options,
       input: { requestId: ctx.requestId, model, adapter: b.adapter, prompt: chatPromptWithTools(messages, tools), params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
       stream: b.stream === true,
       encoder: responsesEncoder({
@@ -170,6 +173,7 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
         parallelToolCalls: b.parallel_tool_calls ?? true,
         textFormat: b.text?.format ?? { type: 'text' },
         previousResponseId: socket ? (body.previous_response_id ?? null) : null,
+        warmup,
       }),
     });
   };

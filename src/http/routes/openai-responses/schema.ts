@@ -75,7 +75,7 @@ export interface ResponsesRequest {
   service_tier?: string | null;
   safety_identifier?: string;
   prompt_cache_key?: string;
-  /** WebSocket mode only: `false` would be a warm-up turn (refused). */
+  /** WebSocket mode only: `false` is a warm-up turn (prefill, no answer). */
   generate?: boolean;
   prompt?: unknown;
   metadata?: Record<string, string> | null;
