@@ -69,6 +69,11 @@ export interface GenerateInput {
   traceparent?: string | undefined;
   /** Route pattern the request came in on (`/v1/chat/completions`, an alias), for the audit line. */
   route?: string | undefined;
+  /**
+   * The request's own name for `params.maxTokens`, so a refusal names the field the client sent
+   * (`max_output_tokens` on Responses, `options.num_predict` on Ollama). Defaults to `max_tokens`.
+   */
+  maxTokensField?: string | undefined;
 }
 
 export interface Usage {

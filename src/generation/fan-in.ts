@@ -71,7 +71,7 @@ async function checkAll(gateway: Gateway, inputs: GenerateInput[]): Promise<numb
     inputs.map(async (input) => {
       const tokens = await gateway.countTokens(input.model, input.prompt);
       // The same checks the gateway makes before admitting one prompt; the settings are discarded.
-      resolveSampling(input.params, gateway.model(input.model), tokens);
+      resolveSampling(input.params, gateway.model(input.model), tokens, input.maxTokensField);
       return tokens;
     }),
   );

@@ -374,7 +374,7 @@ export class ActorGateway implements Gateway {
       const tokens = await this.promptTokens(model, run.input.prompt, engine.vocabSize);
       run.tokenizeMs = performance.now() - tokenizeStart;
       if (run.cancelled) return run.finish();
-      const sampling = resolveSampling(run.input.params, engine, tokens.length);
+      const sampling = resolveSampling(run.input.params, engine, tokens.length, run.input.maxTokensField);
       // Keyed by this load of the model: the same id loaded again from another file starts empty.
       // And by adapter content + scale: an adapter's answers are never served for the base or another adapter.
       const key = this.responseKey(`${model.id}#${model.serial}${run.adapter ? `@${run.adapter.ref.key}` : ''}${run.cacheSalt === '' ? '' : `\0${run.cacheSalt}`}`, tokens, run.input);

@@ -15,7 +15,8 @@ export interface ModelLimits {
   vocabSize: number;
 }
 
-export function resolveSampling(s: SamplingSettings, model: ModelLimits, promptTokens: number): EngineSampling {
+/** `maxTokensField`: the request's name for the token cap, for the error (see GenerateInput). */
+export function resolveSampling(s: SamplingSettings, model: ModelLimits, promptTokens: number, maxTokensField = 'max_tokens'): EngineSampling {
   const ctx = model.contextSize;
   if (promptTokens === 0) throw new InferFluxError('invalid_request', 'The prompt is empty.', { param: 'prompt' });
   if (promptTokens >= ctx) {
@@ -28,8 +29,8 @@ export function resolveSampling(s: SamplingSettings, model: ModelLimits, promptT
   if (s.maxTokens !== null && promptTokens + s.maxTokens > ctx) {
     throw new InferFluxError(
       'context_length_exceeded',
-      `The prompt (${promptTokens} tokens) plus max_tokens (${s.maxTokens}) exceeds this model's context of ${ctx} tokens.`,
-      { param: 'max_tokens' },
+      `The prompt (${promptTokens} tokens) plus ${maxTokensField} (${s.maxTokens}) exceeds this model's context of ${ctx} tokens.`,
+      { param: maxTokensField },
     );
   }
   for (const [token] of s.logitBias) {

@@ -66,6 +66,11 @@ describe('errors on the real server', function () {
     const r2 = await post(server.url, '/v1/completions', { model: MODEL, prompt: 'hello', max_tokens: 300 });
     expect(r2.status).to.equal(400);
     expect(r2.body!.error).to.include({ code: 'context_length_exceeded', param: 'max_tokens' });
+    // Chat's newer name for the cap is the one named when the client used it.
+    const r3 = await post(server.url, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'hello' }], max_completion_tokens: 300 });
+    expect(r3.status).to.equal(400);
+    expect(r3.body!.error).to.include({ code: 'context_length_exceeded', param: 'max_completion_tokens' });
+    expect(r3.body!.error.message).to.include('plus max_completion_tokens (300)');
   });
 
   it('token ids and logit_bias outside the vocabulary are 400, not a native crash', async () => {

@@ -203,6 +203,9 @@ describe('Ollama API on the real engine (ollama npm client)', function () {
     expect(e.error).to.include("does not support image input (capability 'vision')");
     e = await rejection(ollama.chat({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 5000 } } as never));
     expect(e.status_code).to.equal(400);
+    // Within the option's bounds but past the context: the message names Ollama's field.
+    e = await rejection(ollama.chat({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], stream: false, options: { num_predict: 2040 } } as never));
+    expect(e.error).to.include('plus options.num_predict (2040) exceeds');
     e = await rejection(ollama.embed({ model: MODEL, input: 'hi' }));
     expect(e.status_code).to.equal(400);
     expect(e.error).to.include(`Model '${MODEL}' does not have the embeddings capability`);

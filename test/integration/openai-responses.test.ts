@@ -109,6 +109,8 @@ describe('OpenAI Responses API on the real engine (openai client)', function () 
       [{ text: { format: { type: 'text' }, colour: 'red' } }, "Unrecognized request argument supplied: 'text.colour'"],
       [{ input: [{ type: 'web_search_call', id: 'ws_1', status: 'completed' }] }, "'input[0].type' is not supported"],
       [{ temperature: 3 }, "'temperature'"],
+      // The context check names the field this API calls the cap.
+      [{ max_output_tokens: 4000 }, 'plus max_output_tokens (4000) exceeds'],
     ];
     for (const [extra, message] of cases) {
       const e = await rejection(client.responses.create({ ...base, ...extra } as never));

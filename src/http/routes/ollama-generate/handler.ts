@@ -98,7 +98,7 @@ export function ollamaHandler<K extends OllamaKind>(kind: K, deps: HttpDeps, val
     runGeneration(res, deps, {
       outputCheck: constraint?.check ?? null,
       tools: tools.options,
-      input: { requestId: ctx.requestId, model: modelId, adapter: body.adapter, prompt, params, n: 1 },
+      input: { requestId: ctx.requestId, model: modelId, adapter: body.adapter, prompt, params, n: 1, maxTokensField: 'options.num_predict' },
       // Ollama streams unless told not to.
       stream: body.stream !== false,
       encoder: ollamaEncoder(kind, body.model, ctx.startedAt),

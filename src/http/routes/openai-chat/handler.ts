@@ -67,6 +67,7 @@ export function chatHandler(deps: HttpDeps, validate: Validator<ChatRequest>, di
         params: toSamplingParams(body, undefined, { logprobs: chatLogprobCount(body), grammar: tools.grammar ?? constraint?.grammar }, presetSampling(preset?.parameters)),
         n: body.n ?? 1,
         priority: requestPriority(body, ctx.priorityHeader),
+        maxTokensField: body.max_completion_tokens !== undefined && body.max_completion_tokens !== null ? 'max_completion_tokens' : 'max_tokens',
       },
       stream: body.stream === true,
       encoder: openAIEncoder(chatShape, { n: body.n ?? 1, includeUsage: body.stream_options?.include_usage === true, extras }),

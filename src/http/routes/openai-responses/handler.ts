@@ -158,7 +158,16 @@ export function responsesHandler(deps: HttpDeps, validate: Validator<ResponsesRe
     runGeneration(res, deps, {
       outputCheck: warmup ? null : (constraint?.check ?? null),
       tools: warmup ? null : tools.options,
-      input: { requestId: ctx.requestId, model, adapter: b.adapter, prompt: chatPromptWithTools(messages, tools), params, n: 1, priority: requestPriority(b, ctx.priorityHeader) },
+      input: {
+        requestId: ctx.requestId,
+        model,
+        adapter: b.adapter,
+        prompt: chatPromptWithTools(messages, tools),
+        params,
+        n: 1,
+        priority: requestPriority(b, ctx.priorityHeader),
+        maxTokensField: 'max_output_tokens',
+      },
       stream: b.stream === true,
       encoder: responsesEncoder({
         model: b.model,
