@@ -330,11 +330,27 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
   };
 
   /**
+   * What refuses a request by its head alone, before routing and auth: its size, a foreign Host
+   * (DNS rebinding; a gRPC call is no browser's and has no Host header, so it is not checked), a
+   * server shutting down. The caller answers and closes, so an unread body is never parsed.
+   */
+  const headRefusal = (head: RequestHead, transport: Transport): InferFluxError | null => {
+    const max = base.config.server.maxHeaderBytes;
+    if (head.headBytes > max) return new InferFluxError('headers_too_large', `The request line and headers take ${head.headBytes} bytes, more than the ${max} server.max_header_bytes allows.`);
+    if (transport !== 'grpc' && !hostAllowed(head.host)) {
+      const shown = JSON.stringify(head.host.slice(0, 256));
+      return new InferFluxError('host_not_allowed', `The Host header ${shown} is not one this server answers for; an operator can add it to server.allowed_hosts (INFERFLUX_ALLOWED_HOSTS).`);
+    }
+    if (closing) return new InferFluxError('shutting_down');
+    return null;
+  };
+
+  /**
    * Serves one request: an HTTP one, or one that came another way as a stand-in response
    * (turn-response.ts): a WebSocket turn (`conversation` is its connection) or a gRPC call.
    */
   const serve = (res: HttpResponse, head: RequestHead, startedAt: number, transport: Transport = 'http', conversation: SocketConversation | null = null): void => {
-    const { method, rawPath, query, host, headBytes, contentType, lengthHeader, chunked, authorization, apiKey, origin, priorityHeader, preflightMethod, preflightHeaders } = head;
+    const { method, rawPath, query, contentType, lengthHeader, chunked, authorization, apiKey, origin, priorityHeader, preflightMethod, preflightHeaders } = head;
     const ex = attachExchange(res, requestIdFrom(head.requestId));
     ex.transport = transport;
     const incomingTrace = head.traceparent;
@@ -363,18 +379,8 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     };
     inflight.add(res);
 
-    if (headBytes > base.config.server.maxHeaderBytes) {
-      const err = new InferFluxError('headers_too_large', `The request line and headers take ${headBytes} bytes, more than the ${base.config.server.maxHeaderBytes} server.max_header_bytes allows.`);
-      return sendError(res, err, { closeConnection: true });
-    }
-    // DNS rebinding: a foreign Host is refused before routing and auth; closed, so an unread body is
-    // never parsed. A gRPC call is no browser's (and has no Host header): not checked.
-    if (transport !== 'grpc' && !hostAllowed(host)) {
-      const shown = JSON.stringify(host.slice(0, 256));
-      const err = new InferFluxError('host_not_allowed', `The Host header ${shown} is not one this server answers for; an operator can add it to server.allowed_hosts (INFERFLUX_ALLOWED_HOSTS).`);
-      return sendError(res, err, { closeConnection: true });
-    }
-    if (closing) return sendError(res, new InferFluxError('shutting_down'), { closeConnection: true });
+    const refusal = headRefusal(head, transport);
+    if (refusal) return sendError(res, refusal, { closeConnection: true });
     const segments = normalisePath(rawPath);
     if (segments === null) {
       return sendError(res, new InferFluxError('invalid_request', 'The request path is not valid percent-encoding.'));
@@ -500,9 +506,8 @@ export function createStartingHttpServer(base: StartingDeps): StartingHttpServer
     ex.onFinish = () => record(ex, startedAt, res, head.method);
     // Closed after a refusal: the client's next bytes would be WebSocket frames, not a request.
     const refuse = (err: InferFluxError) => sendError(res, err, { closeConnection: true });
-    if (head.headBytes > base.config.server.maxHeaderBytes) return refuse(new InferFluxError('headers_too_large'));
-    if (!hostAllowed(head.host)) return refuse(new InferFluxError('host_not_allowed'));
-    if (closing) return refuse(new InferFluxError('shutting_down'));
+    const refusal = headRefusal(head, 'websocket');
+    if (refusal) return refuse(refusal);
     if (!deps) return refuse(new InferFluxError('model_not_loaded', 'The server is starting: models are still loading.', { retryAfter: STARTING_RETRY_AFTER_S }));
     if (head.origin !== '' && !cors.allowsOrigin(head.origin) && !sameOrigin(head.origin, head.host)) {
       const shown = JSON.stringify(head.origin.slice(0, 256));
