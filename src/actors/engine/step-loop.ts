@@ -27,6 +27,11 @@ export interface StepDriver {
    * where the request asked for them.
    */
   apply(plan: StepPlan, sampled: Int32Array, logprobs: (SampledLogprobs | undefined)[], more: (number[] | undefined)[]): void;
+  /**
+   * Post what `apply` produced. The loop calls it right after the next batch has gone to the
+   * libuv pool (or before it waits for work), so messaging overlaps the native decode.
+   */
+  flush(): void;
   /** Speculative decoding: what to ask the draft for this decode item, or null to decode it normally. */
   draftFor?(item: PlannedItem, chunkSize: number): DraftRequest | null;
   /** KV cells of a sequence that hold accepted tokens after `apply` (the rest is trimmed). */
@@ -79,6 +84,7 @@ export class StepLoop {
       await this.driver.betweenSteps();
       const plan = this.driver.plan();
       if (plan.items.length === 0) {
+        this.driver.flush();
         const waiting = this.driver.waiting();
         if (waiting.ready) continue;
         this.cores?.idle();
@@ -91,6 +97,8 @@ export class StepLoop {
         continue;
       }
       const t1 = performance.now();
+      // The draft decodes first: what the last step produced goes out before it, not after.
+      if (this.speculator) this.driver.flush();
       const proposals = this.speculator ? await this.withCores(0, () => this.propose(plan, this.speculator!)) : null;
       const { sampled, logprobs, more } = await this.decodeAndSample(plan, proposals);
       const t3 = performance.now();
@@ -166,7 +174,11 @@ export class StepLoop {
     const all: (Uint32Array | undefined)[] = [];
     const logitIndexes = await this.withCores(plan.tokens, (threads) => {
       if (threads > 0) this.batch.setThreads(threads);
-      return this.batch.decode(items, all);
+      const decoding = this.batch.decode(items, all);
+      // The batch is queued on the libuv pool (decode's synchronous part ends there): the last
+      // step's tokens go out while llama.cpp evaluates this one.
+      this.driver.flush();
+      return decoding;
     });
     this.decodedAt = performance.now();
     const sampled = new Int32Array(items.length).fill(-1);

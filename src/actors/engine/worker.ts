@@ -103,6 +103,13 @@ class EngineShell {
   /** Generated tokens per request not yet reported to the scheduler (fair-share accounting). */
   private readonly unreported = new Map<RequestId, number>();
   private stepsSinceProgress = 0;
+  /**
+   * What the last step produced, not yet posted: the step loop flushes it once the next decode is
+   * running on the libuv pool, so posting (packing, postMessage, waking the main thread) overlaps
+   * llama.cpp's work instead of adding to every step. Anything else that posts flushes it first,
+   * so a request's frames keep their order.
+   */
+  private deferred: Emission<MessagePort>[] = [];
   /** A sequence's resident tokens changed since the scheduler last heard (a request ended or left). */
   private residentChanged = false;
   /** Forget idle sequences' prefixes at the next step boundary (admin flush). */
@@ -174,6 +181,7 @@ class EngineShell {
       waiting: () => ({ ready: this.gate.decide(this.admits.filter((a) => this.isReady(a)), this.core.active).admit.length > 0, any: this.admits.length > 0 }),
       samplerAt: (slot) => this.samplers.get(this.core.requestAt(slot)!)!,
       apply: (plan, sampled, logprobs, more) => this.afterStep(plan, sampled, logprobs, more),
+      flush: () => this.flush(),
       draftFor: (item, chunkSize) => this.core.draftRequest(item, chunkSize),
       validCells: (seq) => this.core.validCells(seq),
       whileIdle: () => this.whileIdle(),
@@ -234,6 +242,7 @@ class EngineShell {
           `sample ${per(t.sampleMs)}, apply ${per(t.applyMs)}, between ${per(t.betweenMs)}`,
       );
     }
+    this.flush();
     this.post(this.core.drain(now()));
     this.handoff.close();
     // Let queued disk spills land so the disk tier is warm after a restart.
@@ -265,6 +274,12 @@ class EngineShell {
     log.error(`engine worker fault: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     this.stopping = true;
     if (this.loop) await Promise.race([this.loop.stop().catch(() => undefined), delay(2000)]);
+    // What the last step finished still reaches its clients (the fault may be posting itself).
+    try {
+      this.flush();
+    } catch {
+      /* the drain below fails those requests instead */
+    }
     if (this.core) {
       for (const e of this.core.drain(now())) {
         if (e.kind !== 'done') continue;
@@ -354,9 +369,21 @@ class EngineShell {
       list.push([text(lp.token), lp.logprob, lp.top.map(([t, p]) => [text(t), p])]);
       this.logprobs.set(id, list);
     }
-    this.post(this.core.apply(plan, sampled, now(), more));
+    const emissions = this.core.apply(plan, sampled, now(), more);
+    if (this.deferred.length === 0) this.deferred = emissions;
+    else for (const e of emissions) this.deferred.push(e);
+    this.stepsSinceProgress++;
+  }
+
+  /** Post what the last step produced (see `deferred`), then the scheduler's reports it changed. */
+  private flush(): void {
+    if (this.deferred.length > 0) {
+      const emissions = this.deferred;
+      this.deferred = [];
+      this.post(emissions);
+    }
     if (this.residentChanged) this.reportResident();
-    if (++this.stepsSinceProgress >= PROGRESS_EVERY_STEPS) this.reportProgress();
+    if (this.stepsSinceProgress >= PROGRESS_EVERY_STEPS) this.reportProgress();
   }
 
   /**
@@ -469,7 +496,10 @@ class EngineShell {
 
   /** Save suspended requests' KV to tmpfs and hand them back to the scheduler with their ports. */
   private async suspendReaped(): Promise<void> {
-    for (const s of this.core.reapSuspended()) {
+    const reaped = this.core.reapSuspended();
+    // Their ports move to the scheduler below: what the engine still owes them goes out first.
+    if (reaped.length > 0) this.flush();
+    for (const s of reaped) {
       s.body.resume!.stateFile = await this.moves.saveSuspended(s);
       this.samplers.delete(s.id);
       s.ref.removeAllListeners('message');
@@ -543,6 +573,7 @@ class EngineShell {
   }
 
   private post(emissions: Emission<MessagePort>[]): void {
+    if (emissions.length > 0 && this.deferred.length > 0) this.flush();
     for (const e of emissions) {
       switch (e.kind) {
         case 'started':
