@@ -21,6 +21,7 @@ interface ChildReport {
   opened: { contexts: number; threads: number; poolsMade: number; error?: string } | null;
   disposed: { contexts: number; threads: number; poolsMade: number } | null;
   tokens: number[];
+  draws: { plain: number; banned: number; nativeBanned: number }[];
 }
 
 describe('persistent llama.cpp thread pool', function () {
@@ -54,5 +55,16 @@ describe('persistent llama.cpp thread pool', function () {
     expect(perStep.opened).to.equal(null);
     expect(persistent.tokens).to.have.length(16);
     expect(persistent.tokens).to.deep.equal(perStep.tokens);
+  });
+
+  it("draws greedy tokens on the engine thread exactly as llama.cpp's greedy sampler, bans included; not without the pool", async () => {
+    const [persistent, perStep] = [await child('persistent'), await child('per_step')];
+    expect(persistent.draws).to.have.length(16);
+    expect(persistent.draws.map((d) => d.plain)).to.deep.equal(persistent.tokens);
+    expect(persistent.draws.map((d) => d.banned)).to.deep.equal(persistent.draws.map((d) => d.nativeBanned));
+    // The ban moved every draw: the test can tell a skipped token from an ignored list.
+    for (let i = 0; i < 16; i++) expect(persistent.draws[i]!.banned).to.not.equal(persistent.tokens[i]);
+    // Without the library interposing llama_n_threads the context is unknown: the engine samples natively.
+    expect(perStep.draws.map((d) => [d.plain, d.banned])).to.deep.equal(Array.from({ length: 16 }, () => [-2, -2]));
   });
 });

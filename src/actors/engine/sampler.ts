@@ -11,6 +11,14 @@ import type { SlotSampler } from './core.js';
 export class LlamaSlotSampler implements SlotSampler {
   private readonly history: number[];
   private readonly usesPenalty: boolean;
+  private readonly apply: (cfg: AddonSamplerConfig) => void;
+  /**
+   * Tokens a greedy draw skips (BatchContext.sampleGreedy) while llama.cpp's chain for this
+   * request is its greedy sampler alone, plus the end-of-generation ban's bias: temperature 0,
+   * no logit bias, penalties or grammar, no log probabilities. Null: the native sampler draws.
+   */
+  greedyBan: Uint32Array | null;
+  private readonly greedyOnly: boolean;
 
   constructor(
     readonly native: AddonSampler,
@@ -20,13 +28,16 @@ export class LlamaSlotSampler implements SlotSampler {
     /** Alternatives to report with each sampled token's log probability; null = no log probabilities. */
     readonly logprobs: number | null = null,
     /**
-     * Applies a config to the native sampler. With a grammar this must be the batch adapter's
-     * `applySamplerConfig` with the request's grammar state: a plain `applyConfig` detaches it.
+     * Applies a config to the native sampler when the request has a grammar: the batch adapter's
+     * `applySamplerConfig` with the request's grammar state (a plain `applyConfig` detaches it).
      */
-    private readonly apply: (cfg: AddonSamplerConfig) => void = (cfg) => native.applyConfig(cfg),
+    constrained?: (cfg: AddonSamplerConfig) => void,
   ) {
     this.usesPenalty = base.repeatPenaltyTokens !== undefined;
     this.history = this.usesPenalty ? history.slice(-PENALTY_WINDOW) : [];
+    this.apply = constrained ?? ((cfg) => native.applyConfig(cfg));
+    this.greedyOnly = (base.temperature ?? 0) <= 0 && logprobs === null && !constrained && Object.keys(base).every((k) => GREEDY_CHAIN_FREE.has(k));
+    this.greedyBan = this.greedyOnly ? NO_TOKENS : null;
   }
 
   setEogBan(banned: boolean): void {
@@ -45,6 +56,7 @@ export class LlamaSlotSampler implements SlotSampler {
     // penalty sampler empty (AddonSampler compares the given history with its ring buffer).
     if (this.usesPenalty) cfg.repeatPenaltyTokens = Uint32Array.from(this.history.slice(-PENALTY_WINDOW));
     this.apply(cfg);
+    if (this.greedyOnly) this.greedyBan = banned ? this.eog : NO_TOKENS;
   }
 
   record(token: number): void {
@@ -57,3 +69,11 @@ export class LlamaSlotSampler implements SlotSampler {
     this.native.dispose();
   }
 }
+
+const NO_TOKENS = new Uint32Array(0);
+/**
+ * Config keys that leave node-llama-cpp's chain at temperature 0 the greedy sampler alone
+ * (AddonSampler::rebuildChainIfNeeded: top-k/p and min-p only join a sampling chain); any other
+ * key (bias, penalties, XTC, DRY, a grammar) adds a stage a greedy draw would not apply.
+ */
+const GREEDY_CHAIN_FREE = new Set(['temperature', 'seed', 'topK', 'topP', 'minP']);

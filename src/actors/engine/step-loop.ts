@@ -188,9 +188,20 @@ export class StepLoop {
     const plain: Promise<number>[] = [];
     const plainAt: number[] = [];
     const plainSamplers: LlamaSlotSampler[] = [];
+    // Greedy-only samplers first, drawn on this thread before any native sample is in flight.
     for (let i = 0; i < items.length; i++) {
       const idx = logitIndexes[i]!;
-      if (idx < 0) continue;
+      if (idx < 0 || proposals?.[i]) continue;
+      const sampler = this.driver.samplerAt(items[i]!.slot);
+      if (sampler.greedyBan === null) continue;
+      const token = this.batch.sampleGreedy(idx, sampler.greedyBan);
+      if (token < 0) break;
+      sampled[i] = token;
+      sampler.record(token);
+    }
+    for (let i = 0; i < items.length; i++) {
+      const idx = logitIndexes[i]!;
+      if (idx < 0 || sampled[i]! >= 0) continue;
       const sampler = this.driver.samplerAt(items[i]!.slot);
       const props = proposals?.[i];
       const positions = all[i];

@@ -18,6 +18,7 @@ import { GrammarMirror, MirrorLimitError } from '../grammar/grammar-mirror.js';
 import { buildGrammarTokenGuard, type GrammarTokenGuard } from './grammar-token-guard.js';
 import { TokenMasker, type MirrorTracker } from './token-masks.js';
 import { tokenPieces, type VocabInfo } from './token-pieces.js';
+import { loadGreedyDraws, type GreedyDraws } from './threadpool/addon.js';
 
 export const PINNED_NODE_LLAMA_CPP = '3.22.1';
 
@@ -329,6 +330,10 @@ export class BatchContext {
   private threads = 0;
   /** @internal An end-of-generation token, to ask a grammar state whether it may end. */
   readonly eogToken: number;
+  /** Greedy draws on this thread (see `sampleGreedy`), or null where the pool library is not loaded. */
+  private readonly greedy: GreedyDraws | null;
+  /** This context's handle for `greedy`, or 0n: every token is sampled natively. */
+  private readonly greedyContext: bigint;
 
   constructor(
     readonly llama: Llama,
@@ -349,6 +354,9 @@ export class BatchContext {
     // Through llama_n_threads, this gives a multi-thread context its persistent pool now, where
     // one is loaded (src/runtime/llama/threadpool), even if no step ever changes its threads.
     this.setThreads(context.currentThreads);
+    // That call went through llama_n_threads on this thread: the pool library saw the context.
+    this.greedy = loadGreedyDraws();
+    this.greedyContext = this.greedy?.lastContext() ?? 0n;
   }
 
   /** @internal Grammar members of the bindings, checked on first use. */
@@ -534,6 +542,19 @@ export class BatchContext {
     }
     await this.addon.decodeBatch();
     return logitIndexes;
+  }
+
+  /**
+   * The token llama.cpp's greedy sampler would draw at `logitIndex` of the last decoded batch
+   * (the first highest logit), skipping `banned`, read on this thread instead of through an
+   * AsyncWorker; -2 where this process cannot (then `sample`). Only for a sampler whose chain is
+   * greedy alone: temperature 0 and no bias, penalties or grammar. Call before any `sample` of
+   * the same batch is in flight (llama.cpp's logits accessor is not safe to race with itself).
+   */
+  sampleGreedy(logitIndex: number, banned: Uint32Array): number {
+    if (this.greedyContext === 0n) return -2;
+    this.ensureNotDisposed();
+    return this.greedy!.argmax(this.greedyContext, logitIndex, banned);
   }
 
   /**

@@ -35,6 +35,23 @@ export interface PersistentThreadpool {
 interface NativeExports {
   configure(poll: number): void;
   stats(): ThreadpoolStats;
+  lastContext(): bigint;
+  argmax(context: bigint, logitIndex: number, banned: Uint32Array): number;
+}
+
+/**
+ * Greedy draws on the engine's own thread (persistent-threadpool.c, "Greedy draws"): the token
+ * llama.cpp's greedy sampler would pick, read from the last decode's logits without a trip over
+ * the libuv pool.
+ */
+export interface GreedyDraws {
+  /**
+   * The context whose llama_n_threads this thread called last (call node-llama-cpp's getThreads
+   * on it right before); 0n when the pool library does not interpose that call in this process.
+   */
+  lastContext(): bigint;
+  /** First highest logit at `logitIndex` of the context's last decode, skipping `banned`; -2 if it cannot tell. */
+  argmax(context: bigint, logitIndex: number, banned: Uint32Array): number;
 }
 
 let loaded: { pool: PersistentThreadpool; poll: number } | undefined;
@@ -64,6 +81,29 @@ export function loadPersistentThreadpool(poll: number): PersistentThreadpool | {
   loaded = { pool, poll };
   return pool;
 }
+
+/**
+ * The greedy draws of the library as loaded into this process, for an engine worker thread: a
+ * thread-local load (no RTLD_GLOBAL), so it interposes nothing by itself; its context handle is
+ * 0n unless the main thread loaded the pool first (startPersistentThreadpool). Null when it was
+ * not built or does not load.
+ */
+export function loadGreedyDraws(): GreedyDraws | null {
+  if (greedyDraws !== undefined) return greedyDraws;
+  greedyDraws = null;
+  if (!existsSync(THREADPOOL_ADDON)) return null;
+  const module = { exports: {} as NativeExports };
+  try {
+    process.dlopen(module, THREADPOOL_ADDON, constants.dlopen.RTLD_NOW);
+  } catch {
+    return null;
+  }
+  const { lastContext, argmax } = module.exports;
+  if (typeof lastContext === 'function' && typeof argmax === 'function') greedyDraws = { lastContext, argmax };
+  return greedyDraws;
+}
+/** This thread's load of the greedy draws (undefined: not tried yet). */
+let greedyDraws: GreedyDraws | null | undefined;
 
 export type CompileResult = { built: true; upToDate: boolean } | { built: false; reason: string };
 

@@ -23,6 +23,15 @@
  * The module is a Node-API addon too: configure(poll) sets ggml's polling level for pools made
  * after it (0: idle pool threads sleep at once; two engine workers' spinning threads would take
  * each other's cores), and stats() reports what is attached.
+ *
+ * Greedy draws on the calling thread (lastContext, argmax): node-llama-cpp samples every token
+ * through an AsyncWorker, a round trip over the libuv pool (queue, a pool thread wakes, the JS
+ * thread wakes again) that sits between two decodes of a stream. For a request whose sampler
+ * chain is only llama.cpp's greedy sampler (temperature 0, no bias, penalties or grammar) the
+ * token is the first highest logit, so the engine reads it from llama_get_logits_ith itself, on
+ * its own thread, while no decode of the context is in flight. The engine learns its context's
+ * pointer by calling node-llama-cpp's getThreads (llama_n_threads, interposed here) and then
+ * lastContext() on the same thread.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -61,6 +70,10 @@ typedef void *(*proc_address_fn)(ggml_backend_reg_t, const char *);
 typedef struct ggml_threadpool_params (*params_default_fn)(int);
 typedef struct ggml_threadpool *(*pool_new_fn)(struct ggml_threadpool_params *);
 typedef void (*pool_free_fn)(struct ggml_threadpool *);
+typedef float *(*logits_ith_fn)(struct llama_context *, int32_t);
+typedef const void *(*get_model_fn)(const struct llama_context *);
+typedef const void *(*model_vocab_fn)(const void *);
+typedef int32_t (*vocab_n_tokens_fn)(const void *);
 
 static struct {
   bool resolved;
@@ -73,7 +86,15 @@ static struct {
   params_default_fn params_default;
   pool_new_fn pool_new;
   pool_free_fn pool_free;
+  /* Greedy draws (all four, or none: then argmax answers -2 and the engine samples natively). */
+  logits_ith_fn logits_ith;
+  get_model_fn get_model;
+  model_vocab_fn model_vocab;
+  vocab_n_tokens_fn vocab_n_tokens;
 } api;
+
+/* The context of this thread's last llama_n_threads call (see lastContext). */
+static __thread struct llama_context *last_threads_ctx;
 
 #define MAX_CONTEXTS 256
 static struct {
@@ -109,6 +130,11 @@ static void resolve(void) {
     api.error = "libllama is not loaded";
     return;
   }
+  api.logits_ith = (logits_ith_fn)dlsym(lib, "llama_get_logits_ith");
+  api.get_model = (get_model_fn)dlsym(lib, "llama_get_model");
+  api.model_vocab = (model_vocab_fn)dlsym(lib, "llama_model_get_vocab");
+  api.vocab_n_tokens = (vocab_n_tokens_fn)dlsym(lib, "llama_vocab_n_tokens");
+  if (!api.logits_ith || !api.get_model || !api.model_vocab || !api.vocab_n_tokens) api.logits_ith = NULL;
   api.set_n_threads = (set_n_threads_fn)dlsym(lib, "llama_set_n_threads");
   api.n_threads = (n_threads_fn)dlsym(lib, "llama_n_threads");
   api.n_threads_batch = (n_threads_fn)dlsym(lib, "llama_n_threads_batch");
@@ -184,6 +210,7 @@ int32_t llama_n_threads(struct llama_context *ctx) {
   int32_t n = real(ctx), nb = api.n_threads_batch(ctx);
   ensure_pool(ctx, n > nb ? n : nb);
   pthread_mutex_unlock(&lock);
+  last_threads_ctx = ctx;
   return n;
 }
 
@@ -253,11 +280,70 @@ static napi_value stats(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* lastContext(): this thread's last llama_n_threads context as a BigInt handle, 0n if none. */
+static napi_value last_context(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)last_threads_ctx, &out);
+  return out;
+}
+
+/*
+ * argmax(context, logitIndex, banned): the token llama.cpp's greedy sampler would pick from the
+ * logits at logitIndex of the context's last decode (the first highest logit, as its `>` scan
+ * keeps), skipping the tokens in `banned` (a Uint32Array: the end-of-generation ban, which the
+ * native chain applies as a -Infinity bias). -2 when it cannot answer (no such logits here).
+ */
+static napi_value argmax(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  uint64_t handle = 0;
+  bool lossless = false;
+  int32_t index = 0, best = -2;
+  const uint32_t *banned = NULL;
+  size_t n_banned = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_bigint_uint64(env, argv[0], &handle, &lossless) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &index) != napi_ok) {
+    napi_throw_type_error(env, NULL, "argmax(context: bigint, logitIndex: number, banned: Uint32Array)");
+    return NULL;
+  }
+  napi_typedarray_type type;
+  void *data = NULL;
+  if (napi_get_typedarray_info(env, argv[2], &type, &n_banned, &data, NULL, NULL) != napi_ok || type != napi_uint32_array) {
+    napi_throw_type_error(env, NULL, "argmax: banned must be a Uint32Array");
+    return NULL;
+  }
+  banned = (const uint32_t *)data;
+  struct llama_context *ctx = (struct llama_context *)(uintptr_t)handle;
+  const float *logits = ctx && api.logits_ith ? api.logits_ith(ctx, index) : NULL;
+  if (logits) {
+    int32_t n = api.vocab_n_tokens(api.model_vocab(api.get_model(ctx)));
+    float top = 0;
+    for (int32_t t = 0; t < n; t++) {
+      float v = logits[t];
+      if (best >= 0 && !(v > top)) continue;
+      bool skip = false;
+      for (size_t b = 0; b < n_banned; b++) skip |= banned[b] == (uint32_t)t;
+      if (skip) continue;
+      best = t;
+      top = v;
+    }
+    if (best < 0) best = -2;
+  }
+  napi_create_int32(env, best, &out);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "configure", NAPI_AUTO_LENGTH, configure, NULL, &fn);
   napi_set_named_property(env, exports, "configure", fn);
   napi_create_function(env, "stats", NAPI_AUTO_LENGTH, stats, NULL, &fn);
   napi_set_named_property(env, exports, "stats", fn);
+  napi_create_function(env, "lastContext", NAPI_AUTO_LENGTH, last_context, NULL, &fn);
+  napi_set_named_property(env, exports, "lastContext", fn);
+  napi_create_function(env, "argmax", NAPI_AUTO_LENGTH, argmax, NULL, &fn);
+  napi_set_named_property(env, exports, "argmax", fn);
   return exports;
 }
