@@ -55,6 +55,8 @@ export interface GreedyDraws {
 }
 
 let loaded: { pool: PersistentThreadpool; poll: number } | undefined;
+/** This thread's load of the greedy draws (undefined: not tried yet). */
+let greedyDraws: GreedyDraws | null | undefined;
 
 /**
  * Loads the addon with RTLD_GLOBAL so node-llama-cpp's llama.cpp calls bind to it. Call before any
@@ -102,8 +104,6 @@ export function loadGreedyDraws(): GreedyDraws | null {
   if (typeof lastContext === 'function' && typeof argmax === 'function') greedyDraws = { lastContext, argmax };
   return greedyDraws;
 }
-/** This thread's load of the greedy draws (undefined: not tried yet). */
-let greedyDraws: GreedyDraws | null | undefined;
 
 export type CompileResult = { built: true; upToDate: boolean } | { built: false; reason: string };
 
